@@ -1,0 +1,3 @@
+from kfab.cli import main
+
+raise SystemExit(main())

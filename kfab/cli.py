@@ -1,0 +1,34 @@
+"""The `kfab` command: parse, call, print. Each component adds its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kfab.api import commands as api_commands
+from kfab.lab import commands as lab_commands
+from kfab.pki import commands as pki_commands
+from kfab.provision import commands as provision_commands
+
+# Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
+COMPONENTS = (lab_commands, provision_commands, api_commands, pki_commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kfab", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for component in COMPONENTS:
+        component.add_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,5 @@
+"""Sub-commands of this component (filled in by the component's work)."""
+
+
+def add_commands(subparsers) -> None:
+    pass

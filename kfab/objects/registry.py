@@ -1,0 +1,121 @@
+"""The resource kinds kfab serves: names, scope, short names, verbs and subresources.
+
+One table, read by discovery, routing, admission, tables and the controllers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()  # "status", "scale", "binding", "log"
+    verbs: tuple[str, ...] = ALL_VERBS
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    def store_prefix(self, namespace: str | None = None) -> str:
+        """Key prefix in the state store: /registry/<group>/<plural>/[<namespace>/] (core group: no group part)."""
+        base = f"/registry/{self.group}/{self.plural}/" if self.group else f"/registry/{self.plural}/"
+        if self.namespaced and namespace:
+            return f"{base}{namespace}/"
+        return base
+
+    def store_key(self, namespace: str | None, name: str) -> str:
+        return f"{self.store_prefix(namespace if self.namespaced else None)}{name}"
+
+
+def _core(kind, plural, namespaced=True, short=(), cats=(), sub=(), verbs=ALL_VERBS):
+    return ResourceType("", "v1", kind, plural, namespaced, tuple(short), tuple(cats), tuple(sub), tuple(verbs))
+
+
+def _grp(group, kind, plural, namespaced=True, short=(), cats=(), sub=(), verbs=ALL_VERBS, version="v1"):
+    return ResourceType(group, version, kind, plural, namespaced, tuple(short), tuple(cats), tuple(sub), tuple(verbs))
+
+
+RESOURCE_TYPES: tuple[ResourceType, ...] = (
+    _core("Namespace", "namespaces", namespaced=False, short=["ns"], sub=["status", "finalize"],
+          verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
+    _core("Node", "nodes", namespaced=False, short=["no"], sub=["status"]),
+    _core("Pod", "pods", short=["po"], cats=["all"], sub=["status", "binding", "log"]),
+    _core("Service", "services", short=["svc"], cats=["all"], sub=["status"],
+          verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
+    _core("Endpoints", "endpoints", short=["ep"]),
+    _core("ConfigMap", "configmaps", short=["cm"]),
+    _core("Secret", "secrets"),
+    _core("Event", "events", short=["ev"]),
+    _core("PersistentVolume", "persistentvolumes", namespaced=False, short=["pv"], sub=["status"]),
+    _core("PersistentVolumeClaim", "persistentvolumeclaims", short=["pvc"], sub=["status"]),
+    _core("ServiceAccount", "serviceaccounts", short=["sa"]),
+    _grp("apps", "Deployment", "deployments", short=["deploy"], cats=["all"], sub=["status", "scale"]),
+    _grp("apps", "ReplicaSet", "replicasets", short=["rs"], cats=["all"], sub=["status", "scale"]),
+    _grp("apps", "StatefulSet", "statefulsets", short=["sts"], cats=["all"], sub=["status", "scale"]),
+    _grp("apps", "ControllerRevision", "controllerrevisions"),
+    _grp("discovery.k8s.io", "EndpointSlice", "endpointslices"),
+    _grp("storage.k8s.io", "StorageClass", "storageclasses", namespaced=False, short=["sc"]),
+    _grp("coordination.k8s.io", "Lease", "leases"),
+    _grp("rbac.authorization.k8s.io", "Role", "roles"),
+    _grp("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
+    _grp("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
+    _grp("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+    # Virtual: created and answered, never stored (kubectl auth can-i).
+    _grp("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", namespaced=False,
+         verbs=("create",)),
+)
+
+
+@dataclass
+class ResourceRegistry:
+    types: tuple[ResourceType, ...] = RESOURCE_TYPES
+    _by_path: dict = field(default_factory=dict, init=False)
+    _by_kind: dict = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        for rt in self.types:
+            self._by_path[(rt.group, rt.version, rt.plural)] = rt
+            self._by_kind[(rt.api_version, rt.kind)] = rt
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        return self._by_kind.get((api_version, kind))
+
+    def group_versions(self) -> dict[str, list[str]]:
+        """{group: [versions]} in table order, core group under ""."""
+        out: dict[str, list[str]] = {}
+        for rt in self.types:
+            versions = out.setdefault(rt.group, [])
+            if rt.version not in versions:
+                versions.append(rt.version)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [rt for rt in self.types if rt.group == group and rt.version == version]
+
+
+REGISTRY = ResourceRegistry()
