@@ -1,0 +1,39 @@
+"""The published Kubernetes schemas (from the kubernetes-validate package), loaded once.
+
+One source for validation, OpenAPI documents and strategic-merge-patch keys, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+
+from kfab.objects.registry import ResourceType
+
+SCHEMA_VERSION = "v1.37.0-local"
+
+
+@functools.cache
+def definitions() -> dict[str, dict]:
+    """{definition name: JSON schema}, e.g. "io.k8s.api.apps.v1.Deployment"; refs look like "#/$defs/<name>"."""
+    path = resources.files("kubernetes_validate") / "kubernetes-json-schema" / SCHEMA_VERSION / "_definitions.json"
+    return json.loads(path.read_text())["$defs"]
+
+
+def definition_name(rt: ResourceType) -> str:
+    # Go package naming: core -> io.k8s.api.core.v1, rbac.authorization.k8s.io -> io.k8s.api.rbac.v1
+    package = rt.group.split(".")[0] if rt.group else "core"
+    return f"io.k8s.api.{package}.{rt.version}.{rt.kind}"
+
+
+def resolve(schema: dict) -> dict:
+    """Follow a {"$ref": "#/$defs/<name>"} to its definition; other schemas come back as they are."""
+    ref = schema.get("$ref")
+    if ref:
+        return definitions()[ref.rsplit("/", 1)[1]]
+    return schema
+
+
+def kind_schema(rt: ResourceType) -> dict:
+    return definitions()[definition_name(rt)]
