@@ -1,0 +1,59 @@
+"""YAML loading that keeps line numbers, so errors can point at the line a user must fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from kfab.provision.errors import ProvisionError
+
+
+class LineDict(dict):
+    """A YAML mapping that remembers the line it started on (1-based)."""
+
+    line: int | None = None
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            # PyYAML silently keeps the last duplicate; Ansible warns. A duplicate key is almost always a typo.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, file: str):
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ProvisionError(f"invalid YAML: {problem}", file=file,
+                             line=mark.line + 1 if mark else None) from None
+
+
+def load_yaml(path: Path | str):
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProvisionError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    return parse_yaml(text, str(path))
+
+
+def line_of(value) -> int | None:
+    return getattr(value, "line", None)
