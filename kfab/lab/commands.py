@@ -1,5 +1,100 @@
-"""Sub-commands of this component (filled in by the component's work)."""
+"""`kfab lab up|down|status|ssh`: the local lab of Debian hosts as Podman containers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_INVENTORY = "inventory/lab.yml"
+
+
+def _default_inventory() -> str:
+    # From the repository root the relative path works; elsewhere fall back to the checkout's copy.
+    if Path(DEFAULT_INVENTORY).exists():
+        return DEFAULT_INVENTORY
+    repo_copy = Path(__file__).resolve().parents[2] / DEFAULT_INVENTORY
+    return str(repo_copy) if repo_copy.exists() else DEFAULT_INVENTORY
 
 
 def add_commands(subparsers) -> None:
-    pass
+    lab = subparsers.add_parser("lab", help="the local lab: Debian hosts as privileged Podman containers")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION")
+    lab.set_defaults(func=lambda args: (lab.print_help(sys.stderr), 2)[1])
+
+    def with_inventory(p):
+        p.add_argument("-i", "--inventory", default=None,
+                       help=f"lab inventory (Ansible YAML; default {DEFAULT_INVENTORY})")
+        return p
+
+    with_inventory(lab_sub.add_parser("up", help="build the host image once, start the hosts, wait for SSH")
+                   ).set_defaults(func=cmd_up)
+    with_inventory(lab_sub.add_parser("down", help="remove the lab's containers, network and NAT rule")
+                   ).set_defaults(func=cmd_down)
+    with_inventory(lab_sub.add_parser("status", help="each host: running, IP, SSH answering")
+                   ).set_defaults(func=cmd_status)
+    ssh = with_inventory(lab_sub.add_parser("ssh", help="ssh to a lab host with the lab key"))
+    ssh.add_argument("host")
+    ssh.add_argument("cmd", nargs="*", help="command to run (default: a login shell)")
+    ssh.set_defaults(func=cmd_ssh)
+
+
+def _lab(args):
+    from kfab.lab import Lab
+    return Lab(args.inventory or _default_inventory(), log=lambda msg: print(msg, file=sys.stderr))
+
+
+def _guard(fn):
+    def wrapper(args) -> int:
+        from kfab.lab import LabError
+        try:
+            return fn(args)
+        except LabError as exc:
+            print(f"kfab lab: error: {exc}", file=sys.stderr)
+            return 1
+    return wrapper
+
+
+@_guard
+def cmd_up(args) -> int:
+    lab = _lab(args)
+    t0 = time.monotonic()
+    result = lab.up()
+    took = time.monotonic() - t0
+    if result.changed:
+        started = ", ".join(result.started) or "none"
+        print(f"lab {lab.spec.network}: up in {took:.1f} s (started: {started}); "
+              f"hosts: {', '.join(f'{n}={ip}' for n, ip in lab.hosts.items())}")
+    else:
+        print(f"lab {lab.spec.network}: already up ({len(lab.hosts)} hosts answer SSH)")
+    return 0
+
+
+@_guard
+def cmd_down(args) -> int:
+    lab = _lab(args)
+    removed = lab.down()
+    print(f"lab {lab.spec.network}: " + ("removed " + ", ".join(removed) if removed else "nothing to remove"))
+    return 0
+
+
+@_guard
+def cmd_status(args) -> int:
+    lab = _lab(args)
+    rows = lab.status()
+    width = max([4] + [len(r.name) for r in rows])
+    print(f"{'HOST':<{width}}  {'RUNNING':<7}  {'IP':<15}  SSH")
+    for r in rows:
+        print(f"{r.name:<{width}}  {'yes' if r.running else 'no':<7}  {r.ip:<15}  {r.ssh}")
+    return 0 if all(r.ready for r in rows) else 3
+
+
+@_guard
+def cmd_ssh(args) -> int:
+    lab = _lab(args)
+    cmd = lab.ssh_command(args.host, batch=False)
+    if not args.cmd and sys.stdin.isatty():
+        cmd.insert(1, "-t")
+    sys.stdout.flush()
+    os.execvp(cmd[0], cmd + args.cmd)

@@ -1,0 +1,98 @@
+"""Lab hosts: privileged systemd containers started exactly as LAB.md measured they must be."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfab.lab.errors import LabError, run
+from kfab.lab.image import OPERATOR_KEY_PATH
+from kfab.lab.inventory import LabHost, LabSpec
+from kfab.lab.network import LABEL
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    running: bool
+    image: str
+    ip: str | None
+    network: str | None  # value of the lab label; None when the container is not a lab host
+
+
+def inspect(name: str) -> Container | None:
+    proc = run(["podman", "container", "inspect", name], check=False)
+    if proc.returncode != 0:
+        return None
+    data = json.loads(proc.stdout)[0]
+    networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+    ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+    return Container(
+        name=name,
+        running=bool(data["State"].get("Running")),
+        image=data.get("ImageName") or "",
+        ip=ip,
+        network=((data.get("Config") or {}).get("Labels") or {}).get(LABEL),
+    )
+
+
+def lab_containers(spec: LabSpec) -> list[str]:
+    """Names of every container labelled as a host of this lab (including ones no longer listed)."""
+    out = run(["podman", "ps", "-a", "--filter", f"label={LABEL}={spec.network}",
+               "--format", "{{.Names}}"]).stdout.decode()
+    return out.split()
+
+
+def is_current(container: Container | None, spec: LabSpec, host: LabHost, image: str) -> bool:
+    """A running host of this lab, from this image, with the inventory's IP: keep it as it is."""
+    return (container is not None and container.running and container.network == spec.network
+            and container.image == image and container.ip == host.ip)
+
+
+def check_ownership(container: Container | None, spec: LabSpec, host: LabHost) -> None:
+    if container is not None and container.network != spec.network:
+        raise LabError(f"{spec.inventory}: host {host.name}: a container named {host.name!r} exists "
+                       f"and is not a host of lab {spec.network!r}; remove or rename it")
+
+
+def start_host(spec: LabSpec, host: LabHost, image: str, public_key: Path) -> None:
+    """(Re)create one host: any old container of that name from this lab is replaced."""
+    run(["podman", "rm", "-f", "-t", "0", host.name], check=False)
+    run([
+        "podman", "run", "-d", "--name", host.name, "--hostname", host.name,
+        "--label", f"{LABEL}={spec.network}",
+        "--privileged",
+        # Nested `podman run` on the host needs the real cgroup tree (LAB.md).
+        "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        # Without a unique machine id and this link file masked, udev gives every host's eth0 the
+        # same MAC address and the bridge delivers frames to the wrong host (LAB.md).
+        "-v", "/dev/null:/etc/systemd/network/99-default.link:ro",
+        "-v", f"{public_key}:{OPERATOR_KEY_PATH}:ro",
+        "--network", spec.network, "--ip", host.ip,
+        image, "/sbin/init", f"--machine-id={secrets.token_hex(16)}",
+    ])
+
+
+def remove_host(name: str) -> None:
+    run(["podman", "rm", "-f", "-t", "0", name])
+
+
+def host_keys(name: str) -> list[str]:
+    """The host's public SSH host keys ("type base64"), read out of band through Podman."""
+    proc = run(["podman", "exec", name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"], check=False)
+    keys = []
+    for line in proc.stdout.decode().splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            keys.append(f"{parts[0]} {parts[1]}")
+    return keys
+
+
+def machine_facts(name: str) -> dict[str, str]:
+    """machine-id and eth0's MAC, for checks that hosts are really distinct."""
+    proc = run(["podman", "exec", name, "sh", "-c",
+                "cat /etc/machine-id; cat /sys/class/net/eth0/address"])
+    machine_id, mac = proc.stdout.decode().split()[:2]
+    return {"machine_id": machine_id, "mac": mac}

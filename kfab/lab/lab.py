@@ -1,0 +1,166 @@
+"""The local lab as one object: `Lab(inventory).up()`, `.down()`, `.status()`, `.ssh_command(host)`.
+
+Shared by the `kfab lab` commands, the test fixtures and the benchmark.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kfab.lab import hosts, network
+from kfab.lab.errors import LabError
+from kfab.lab.image import ensure_image
+from kfab.lab.inventory import LabSpec, load_lab_spec
+from kfab.lab.sshcheck import login_works, ssh_banner, ssh_command, wait_for_banner
+from kfab.lab.state import ensure_ssh_key, file_lock
+
+SSH_DEADLINE_S = 120.0  # a first boot takes ~3 s; the rest is headroom for a loaded machine
+
+
+@dataclass
+class UpResult:
+    started: list[str] = field(default_factory=list)   # hosts (re)created by this run
+    removed: list[str] = field(default_factory=list)   # stale lab containers removed
+    changed: bool = False                               # False: the lab was already up as listed
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    ip: str
+    running: bool
+    ssh: str  # "ok", "answers, login failed: ...", or "no answer"
+
+    @property
+    def ready(self) -> bool:
+        return self.running and self.ssh == "ok"
+
+
+def _parallel(fn, items):
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(items), 16)) as pool:
+        return list(pool.map(fn, items))
+
+
+class Lab:
+    def __init__(self, inventory: str | Path, log=None):
+        self.spec: LabSpec = load_lab_spec(inventory)
+        self.log = log or (lambda msg: None)
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        return {h.name: h.ip for h in self.spec.hosts}
+
+    def _lock(self):
+        return file_lock(self.spec.state_dir / "lab.lock")
+
+    # -- up ---------------------------------------------------------------------------------------
+    def up(self) -> UpResult:
+        spec = self.spec
+        result = UpResult()
+        with self._lock():
+            image = ensure_image(log=self.log)
+            public_key = ensure_ssh_key(spec.key_file)
+            current = {h.name: hosts.inspect(h.name) for h in spec.hosts}
+            for host in spec.hosts:
+                hosts.check_ownership(current[host.name], spec, host)
+            listed = {h.name for h in spec.hosts}
+            # Hosts of this lab that the inventory no longer lists (or a renamed host) go away.
+            for name in hosts.lab_containers(spec):
+                if name not in listed:
+                    hosts.remove_host(name)
+                    result.removed.append(name)
+            net_changed = network.ensure_network(spec)
+            to_start = [h for h in spec.hosts
+                        if net_changed or not hosts.is_current(current[h.name], spec, h, image)]
+            if to_start:
+                self.log(f"lab {spec.network}: starting {', '.join(h.name for h in to_start)}")
+                _parallel(lambda h: hosts.start_host(spec, h, image, public_key), to_start)
+                result.started = [h.name for h in to_start]
+            rule_changed = network.ensure_nat_rule(spec)
+            self._wait_ready()
+            result.changed = bool(result.started or result.removed or net_changed or rule_changed)
+        return result
+
+    def _wait_ready(self) -> None:
+        """Wait until every host answers SSH, record its real host keys, and log in with the lab key."""
+        spec = self.spec
+        deadline = time.monotonic() + SSH_DEADLINE_S
+        _parallel(lambda h: wait_for_banner(h.name, h.ip, deadline), spec.hosts)
+        keys = dict(zip([h.name for h in spec.hosts],
+                        _parallel(lambda h: hosts.host_keys(h.name), spec.hosts)))
+        lines = []
+        for host in spec.hosts:
+            if not keys[host.name]:
+                raise LabError(f"lab host {host.name}: no SSH host keys found in /etc/ssh")
+            lines += [f"{host.ip},{host.name} {key}" for key in keys[host.name]]
+        self._write_known_hosts("".join(line + "\n" for line in lines))
+
+        def login(host):
+            while True:
+                ok, err = login_works(host.ip, spec.key_file, spec.known_hosts_file)
+                if ok:
+                    return
+                if time.monotonic() > deadline:
+                    raise LabError(f"lab host {host.name} ({host.ip}): SSH login with "
+                                   f"{spec.key_file} failed: {err}")
+                time.sleep(0.2)
+        _parallel(login, spec.hosts)
+
+    def _write_known_hosts(self, text: str) -> None:
+        path = self.spec.known_hosts_file
+        if path.exists() and path.read_text() == text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+    # -- down -------------------------------------------------------------------------------------
+    def down(self) -> list[str]:
+        """Remove the lab's containers, network and NAT rule; returns what was removed."""
+        spec = self.spec
+        removed: list[str] = []
+        with self._lock():
+            names = set(hosts.lab_containers(spec))
+            _parallel(hosts.remove_host, sorted(names))
+            removed += [f"container {n}" for n in sorted(names)]
+            if network.remove_network(spec):
+                removed.append(f"network {spec.network}")
+            rules = network.remove_nat_rules(spec)
+            if rules:
+                removed.append(f"{rules} iptables rule(s) {network.rule_comment(spec)}")
+            # The next hosts get new host keys; the lab key itself is kept.
+            spec.known_hosts_file.unlink(missing_ok=True)
+        return removed
+
+    # -- status / ssh -----------------------------------------------------------------------------
+    def status(self) -> list[HostStatus]:
+        spec = self.spec
+
+        def one(host):
+            container = hosts.inspect(host.name)
+            running = bool(container and container.running and container.network == spec.network)
+            if not running or not ssh_banner(host.ip):
+                return HostStatus(host.name, host.ip, running, "no answer")
+            ok, err = (login_works(host.ip, spec.key_file, spec.known_hosts_file)
+                       if spec.known_hosts_file.exists() else (False, "no known_hosts (run kfab lab up)"))
+            return HostStatus(host.name, host.ip, running, "ok" if ok else f"answers, login failed: {err}")
+        return _parallel(one, spec.hosts)
+
+    def ssh_command(self, host: str, *, batch: bool = True) -> list[str]:
+        """The ssh command line (lab key, lab known_hosts, strict checking) for `host`."""
+        return ssh_command(self.spec.host(host).ip, self.spec.key_file, self.spec.known_hosts_file,
+                           batch=batch)
+
+    def ssh(self, host: str, cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a shell command on a lab host over SSH; returns the completed process (text output)."""
+        return subprocess.run(self.ssh_command(host) + [cmd], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)

@@ -1,0 +1,54 @@
+"""Is a lab host answering SSH? A banner check while it boots, then a real login with the lab key."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from kfab.lab.errors import LabError
+
+
+def ssh_banner(ip: str, port: int = 22, timeout: float = 1.0) -> str | None:
+    """The server's SSH identification line, or None when nothing SSH answers yet."""
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            data = sock.recv(256)
+    except OSError:
+        return None
+    line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    return line if line.startswith("SSH-") else None
+
+
+def wait_for_banner(name: str, ip: str, deadline: float) -> str:
+    while True:
+        banner = ssh_banner(ip)
+        if banner:
+            return banner
+        if time.monotonic() > deadline:
+            raise LabError(f"lab host {name} ({ip}): SSH did not answer in time")
+        time.sleep(0.1)
+
+
+def ssh_command(ip: str, key_file: Path, known_hosts: Path, *, strict: str = "yes",
+                batch: bool = True) -> list[str]:
+    """The ssh command line for a lab host; `strict` is OpenSSH's StrictHostKeyChecking."""
+    cmd = ["ssh", "-i", str(key_file), "-o", "IdentitiesOnly=yes",
+           "-o", f"UserKnownHostsFile={known_hosts}", "-o", f"StrictHostKeyChecking={strict}",
+           "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
+    if batch:
+        cmd += ["-o", "BatchMode=yes"]
+    return cmd + [f"root@{ip}"]
+
+
+def login_works(ip: str, key_file: Path, known_hosts: Path, timeout: float = 10) -> tuple[bool, str]:
+    """A full SSH login with host-key verification against the lab's known_hosts; (ok, error)."""
+    try:
+        proc = subprocess.run(ssh_command(ip, key_file, known_hosts) + ["true"],
+                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False, "timed out"
+    err = proc.stderr.decode(errors="replace").strip()
+    return proc.returncode == 0, err.splitlines()[-1] if err else ""

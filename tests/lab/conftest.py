@@ -1,0 +1,94 @@
+"""Lab fixtures: one shared lab of 3 real hosts per test session (tests/lab/inventory/lab.yml).
+
+`lab` brings the hosts up once per session and tears them down at the end. Several pytest sessions on
+this machine may want the same lab at once: each holds a lease (a file named after its PID), the first
+one starts from fresh hosts, and only the last one to leave takes the lab down.
+Environment: KFAB_LAB_KEEP=1 leaves the lab running after the session (to look at the hosts).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kfab.lab import Lab
+from kfab.lab.state import file_lock
+
+LAB_DIR = Path(__file__).parent
+LAB_INVENTORY = LAB_DIR / "inventory" / "lab.yml"
+
+
+def pytest_collection_modifyitems(config, items):
+    # Everything under tests/lab/ needs the lab; `-m "not lab"` deselects it.
+    for item in items:
+        if LAB_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.lab)
+
+
+class LabHosts:
+    """What a lab test gets: the inventory path, host names -> IPs, and SSH to a host."""
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self.inventory: Path = lab.spec.inventory
+        self.hosts: dict[str, str] = lab.hosts
+        self.key_file: Path = lab.spec.key_file
+        self.known_hosts: Path = lab.spec.known_hosts_file
+
+    def ssh(self, host: str, cmd: str, check: bool = True, timeout: float = 300
+            ) -> subprocess.CompletedProcess:
+        """Run `cmd` (a shell command line) on `host` as root; stdout/stderr as text.
+
+        With check=True a non-zero exit fails the test with the command's output."""
+        proc = self.lab.ssh(host, cmd, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"ssh {host} {cmd!r} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}{proc.stderr}")
+        return proc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _live_leases(lease_dir: Path) -> list[int]:
+    live = []
+    for lease in lease_dir.glob("*"):
+        try:
+            pid = int(lease.name)
+        except ValueError:
+            continue
+        if pid != os.getpid() and _alive(pid):
+            live.append(pid)
+        elif pid != os.getpid():
+            lease.unlink(missing_ok=True)  # left by a killed session
+    return live
+
+
+@pytest.fixture(scope="session")
+def lab():
+    lab = Lab(LAB_INVENTORY)
+    lease_dir = lab.spec.state_dir / "sessions"
+    lease_dir.mkdir(parents=True, exist_ok=True)
+    lock = lab.spec.state_dir / "sessions.lock"
+    with file_lock(lock):
+        if not _live_leases(lease_dir):
+            lab.down()  # fresh hosts for this session, whatever a killed session left behind
+        lab.up()
+        (lease_dir / str(os.getpid())).touch()
+    try:
+        yield LabHosts(lab)
+    finally:
+        with file_lock(lock):
+            (lease_dir / str(os.getpid())).unlink(missing_ok=True)
+            if not _live_leases(lease_dir) and os.environ.get("KFAB_LAB_KEEP") != "1":
+                lab.down()
