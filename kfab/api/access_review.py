@@ -1,0 +1,63 @@
+"""SelfSubjectAccessReview (authorization.k8s.io/v1): "may I do this?", the question `kubectl auth can-i` asks.
+
+Never stored: the API answers the review it was sent, with `status` filled in.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from kfab.api.auth import RequestAttributes, UserInfo
+from kfab.api.errors import Cause, bad_request, invalid
+
+KIND = "SelfSubjectAccessReview"
+API_VERSION = "authorization.k8s.io/v1"
+
+
+def review_attributes(user: UserInfo, spec: dict) -> RequestAttributes:
+    """The request a review's spec describes; APIError 422 unless exactly one kind of attributes is given."""
+    res, non_res = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if (res is None) == (non_res is None):
+        raise invalid(KIND, "", [Cause("spec.resourceAttributes",
+                                       "exactly one of nonResourceAttributes or resourceAttributes must be specified")],
+                      group="authorization.k8s.io")
+    attrs = res if res is not None else non_res
+    if not isinstance(attrs, dict):
+        field = "spec.resourceAttributes" if res is not None else "spec.nonResourceAttributes"
+        raise invalid(KIND, "", [Cause(field, "must be an object")], group="authorization.k8s.io")
+    for key, value in attrs.items():
+        if value is not None and not isinstance(value, str) and key != "fieldSelector" and key != "labelSelector":
+            raise bad_request(f"{KIND} in version \"v1\" cannot be handled: "
+                              f"spec.{'resourceAttributes' if res is not None else 'nonResourceAttributes'}.{key}: "
+                              f"expected a string, got {type(value).__name__}")
+    if res is not None:
+        return RequestAttributes(
+            user=user, verb=res.get("verb") or "", api_group=res.get("group") or "",
+            resource=res.get("resource") or "", subresource=res.get("subresource") or "",
+            namespace=res.get("namespace") or "", name=res.get("name") or "", resource_request=True)
+    return RequestAttributes(user=user, verb=non_res.get("verb") or "", path=non_res.get("path") or "",
+                             resource_request=False)
+
+
+async def self_subject_access_review(authorizer, user: UserInfo, body: dict) -> dict:
+    """The review with status.allowed/status.reason filled in for `user` (the caller: "self")."""
+    if not isinstance(body, dict):
+        raise bad_request(f"{KIND}: the request body must be a JSON object")
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if (kind and kind != KIND) or (api_version and api_version != API_VERSION):
+        raise bad_request(f"the body is a {api_version}/{kind}; this endpoint takes {API_VERSION}/{KIND}")
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        raise invalid(KIND, "", [Cause("spec", "Required value", "FieldValueRequired")], group="authorization.k8s.io")
+    allowed, reason = await authorizer.authorize(review_attributes(user, spec))
+    review = {
+        "kind": KIND,
+        "apiVersion": API_VERSION,
+        "metadata": copy.deepcopy(body.get("metadata") or {}),
+        "spec": copy.deepcopy(spec),
+        "status": {"allowed": bool(allowed)},
+    }
+    review["metadata"].setdefault("creationTimestamp", None)
+    if reason:
+        review["status"]["reason"] = reason
+    return review

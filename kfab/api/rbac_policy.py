@@ -1,0 +1,110 @@
+"""The default ClusterRoles and ClusterRoleBindings a new cluster starts with (kube-apiserver's bootstrap policy).
+
+Kubernetes builds admin/edit/view by aggregation (aggregationRule + labels); kfab does not evaluate
+aggregationRule, so these roles carry their rules directly, written for the kinds kfab serves.
+"""
+
+from __future__ import annotations
+
+READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+ALL = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def rule(groups, resources, verbs, names=None) -> dict:
+    r = {"apiGroups": list(groups), "resources": list(resources), "verbs": list(verbs)}
+    if names:
+        r["resourceNames"] = list(names)
+    return r
+
+
+def url_rule(urls, verbs=("get",)) -> dict:
+    return {"nonResourceURLs": list(urls), "verbs": list(verbs)}
+
+
+_CORE_WORKLOADS = ["pods", "services", "endpoints", "configmaps", "persistentvolumeclaims", "serviceaccounts",
+                   "events", "replicationcontrollers"]
+_APPS = ["deployments", "deployments/scale", "replicasets", "replicasets/scale", "statefulsets",
+         "statefulsets/scale", "daemonsets", "controllerrevisions"]
+
+VIEW_RULES = [
+    rule([""], _CORE_WORKLOADS + ["pods/log", "pods/status", "services/status", "persistentvolumeclaims/status",
+                                  "namespaces/status", "resourcequotas", "limitranges", "bindings"], READ),
+    rule([""], ["namespaces"], READ),
+    rule(["apps"], _APPS + ["deployments/status", "replicasets/status", "statefulsets/status"], READ),
+    rule(["discovery.k8s.io"], ["endpointslices"], READ),
+    rule(["events.k8s.io"], ["events"], READ),
+]
+
+EDIT_RULES = VIEW_RULES + [
+    rule([""], ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "pods/eviction"], WRITE),
+    rule([""], ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], READ),
+    rule([""], ["configmaps", "endpoints", "persistentvolumeclaims", "replicationcontrollers", "services",
+                "services/proxy", "secrets", "serviceaccounts", "events"], WRITE),
+    rule([""], ["secrets"], READ),
+    rule([""], ["serviceaccounts/token"], ["create"]),
+    rule(["apps"], _APPS, WRITE),
+    rule(["discovery.k8s.io"], ["endpointslices"], WRITE),
+]
+
+ADMIN_RULES = EDIT_RULES + [
+    rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings"], ALL),
+    rule(["authorization.k8s.io"], ["localsubjectaccessreviews"], ["create"]),
+]
+
+# name -> rules. Bindings below; a role with no binding here is meant for RoleBindings users create.
+CLUSTER_ROLES: dict[str, list[dict]] = {
+    "cluster-admin": [rule(["*"], ["*"], ["*"]), url_rule(["*"], ["*"])],
+    "system:discovery": [url_rule(["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
+                                   "/openapi/*", "/readyz", "/version", "/version/"])],
+    "system:basic-user": [
+        rule(["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], ["create"]),
+        rule(["authentication.k8s.io"], ["selfsubjectreviews"], ["create"]),
+    ],
+    "system:public-info-viewer": [url_rule(["/healthz", "/livez", "/readyz", "/version", "/version/"])],
+    "admin": ADMIN_RULES,
+    "edit": EDIT_RULES,
+    "view": VIEW_RULES,
+    # The cluster's own components (client certs issued with these user/group names).
+    "system:kube-scheduler": [
+        rule([""], ["pods", "nodes", "namespaces", "services", "persistentvolumes", "persistentvolumeclaims",
+                    "replicationcontrollers"], READ),
+        rule([""], ["pods/binding", "bindings"], ["create"]),
+        rule([""], ["pods/status"], ["patch", "update"]),
+        rule([""], ["events"], ["create", "patch", "update"]),
+        rule(["apps"], ["replicasets", "statefulsets"], READ),
+        rule(["storage.k8s.io"], ["storageclasses"], READ),
+        rule(["coordination.k8s.io"], ["leases"], ALL),
+    ],
+    # Controllers act on every kind (Deployments, GC, namespace deletion, PV binding): all resources.
+    "system:kube-controller-manager": [rule(["*"], ["*"], ["*"])],
+    "system:node": [
+        rule([""], ["nodes"], ["create", "get", "list", "watch", "patch", "update"]),
+        rule([""], ["nodes/status", "pods/status"], ["patch", "update"]),
+        rule([""], ["pods"], READ + ["create", "delete"]),
+        rule([""], ["configmaps", "secrets", "services", "endpoints", "persistentvolumes",
+                    "persistentvolumeclaims", "serviceaccounts"], READ),
+        rule([""], ["events"], ["create", "patch", "update"]),
+        rule(["coordination.k8s.io"], ["leases"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
+        rule(["storage.k8s.io"], ["storageclasses"], READ),
+        rule(["discovery.k8s.io"], ["endpointslices"], READ),
+    ],
+    "system:node-proxier": [
+        rule([""], ["services", "endpoints", "nodes"], READ),
+        rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        rule([""], ["events"], ["create", "patch", "update"]),
+    ],
+}
+
+# binding name -> (cluster role, [(subject kind, subject name)])
+CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "cluster-admin": ("cluster-admin", [("Group", "system:masters")]),
+    "system:discovery": ("system:discovery", [("Group", "system:authenticated")]),
+    "system:basic-user": ("system:basic-user", [("Group", "system:authenticated")]),
+    "system:public-info-viewer": ("system:public-info-viewer", [("Group", "system:authenticated")]),
+    "system:kube-scheduler": ("system:kube-scheduler", [("User", "system:kube-scheduler")]),
+    "system:kube-controller-manager": ("system:kube-controller-manager", [("User", "system:kube-controller-manager")]),
+    # Kubernetes authorizes kubelets with its Node authorizer instead; kfab has none, so RBAC grants it.
+    "system:node": ("system:node", [("Group", "system:nodes")]),
+    "system:node-proxier": ("system:node-proxier", [("User", "system:kube-proxy")]),
+}
