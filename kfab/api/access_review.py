@@ -61,3 +61,28 @@ async def self_subject_access_review(authorizer, user: UserInfo, body: dict) -> 
     if reason:
         review["status"]["reason"] = reason
     return review
+
+
+def self_subject_rules_review(authorizer, user: UserInfo, body: dict) -> dict:
+    """SelfSubjectRulesReview (`kubectl auth can-i --list`): the caller's rules in spec.namespace."""
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+        raise invalid("SelfSubjectRulesReview", "", [Cause("spec", "Required value", "FieldValueRequired")],
+                      group="authorization.k8s.io")
+    namespace = body["spec"].get("namespace") or ""
+    rules, incomplete = authorizer.rules_for(user, namespace)
+    resource_rules, non_resource_rules = [], []
+    for r in rules:
+        if r.get("nonResourceURLs"):
+            non_resource_rules.append({"verbs": list(r.get("verbs") or []),
+                                       "nonResourceURLs": list(r["nonResourceURLs"])})
+        else:
+            rr = {"verbs": list(r.get("verbs") or []), "apiGroups": list(r.get("apiGroups") or []),
+                  "resources": list(r.get("resources") or [])}
+            if r.get("resourceNames"):
+                rr["resourceNames"] = list(r["resourceNames"])
+            resource_rules.append(rr)
+    status = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": incomplete}
+    if incomplete:
+        status["evaluationError"] = "a binding refers to a role that does not exist"
+    return {"kind": "SelfSubjectRulesReview", "apiVersion": API_VERSION,
+            "metadata": {"creationTimestamp": None}, "spec": {"namespace": namespace}, "status": status}

@@ -263,6 +263,30 @@ class RBACAuthorizer:
                     break
         return False, ("RBAC: " + ", ".join(errors)) if errors else ""
 
+    def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[dict], bool]:
+        """Every rule that applies to `user` in `namespace` (cluster-wide ones included), and whether the
+        list is incomplete (a binding names a missing role). What SelfSubjectRulesReview reports."""
+        if SYSTEM_MASTERS in user.groups:
+            return [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+                    {"verbs": ["*"], "nonResourceURLs": ["*"]}], False
+        p = self._policy
+        rules: list[dict] = []
+        incomplete = False
+        for binding in p.cluster_role_bindings.values():
+            if any(subject_applies(s, user, "") for s in binding.get("subjects") or []):
+                ref = binding.get("roleRef") or {}
+                found = p.cluster_roles.get(ref.get("name", "")) if ref.get("kind") == "ClusterRole" else None
+                incomplete |= found is None
+                rules.extend(found or [])
+        for binding in p.role_bindings.get(namespace, {}).values() if namespace else ():
+            if any(subject_applies(s, user, namespace) for s in binding.get("subjects") or []):
+                ref = binding.get("roleRef") or {}
+                found = (p.roles.get((namespace, ref.get("name", ""))) if ref.get("kind") == "Role"
+                         else p.cluster_roles.get(ref.get("name", "")) if ref.get("kind") == "ClusterRole" else None)
+                incomplete |= found is None
+                rules.extend(found or [])
+        return rules, incomplete
+
 
 # --- bootstrap policy ------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from kfab.api.access_review import self_subject_access_review
+from kfab.api.access_review import self_subject_access_review, self_subject_rules_review
 from kfab.api.auth import (
     Authenticator,
     RequestAttributes,
@@ -196,3 +196,35 @@ def test_self_subject_access_review_answers_for_the_caller(tmp_path):
     assert url["status"]["allowed"] is True
     assert both.code == 422 and "exactly one of" in both.message
     assert neither.code == 422
+
+
+def test_self_subject_rules_review_lists_the_callers_rules_in_a_namespace(tmp_path):
+    async def run():
+        store = await open_store(f"sqlite:///{tmp_path}/state.db")
+        await bootstrap_rbac(store)
+        rb = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+              "metadata": {"name": "alice-view", "namespace": "dev"},
+              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+              "subjects": [{"kind": "User", "name": "alice"}]}
+        await store.create(ROLE_BINDINGS.store_key("dev", "alice-view"), json.dumps(rb).encode())
+        authz = RBACAuthorizer(store)
+        await authz.start()
+        alice = UserInfo("alice", ("system:authenticated",))
+        body = {"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1", "spec": {}}
+        try:
+            in_dev = self_subject_rules_review(authz, alice, {**body, "spec": {"namespace": "dev"}})
+            in_prod = self_subject_rules_review(authz, alice, {**body, "spec": {"namespace": "prod"}})
+            return in_dev, in_prod
+        finally:
+            await authz.stop()
+            await store.close()
+
+    in_dev, in_prod = asyncio.run(run())
+
+    def can(review, verb, resource):
+        return any(verb in r["verbs"] and resource in r["resources"] for r in review["status"]["resourceRules"])
+
+    assert can(in_dev, "list", "pods") and not can(in_prod, "list", "pods")
+    assert can(in_prod, "create", "selfsubjectaccessreviews")  # system:basic-user, everywhere
+    assert any("/version" in r["nonResourceURLs"] for r in in_prod["status"]["nonResourceRules"])
+    assert in_dev["status"]["incomplete"] is False
