@@ -268,3 +268,43 @@ def test_request_attributes_from_urls(method, path, query, expected):
 def test_discovery_and_other_paths_are_non_resource_requests(path):
     a = request_attributes(ALICE, "GET", path, "")
     assert not a.resource_request and a.verb == "get" and a.path == path
+
+
+class _WatchFailsOnce:
+    """The real SQLite store, except that its first watch breaks (as an etcd watch does when a member dies)."""
+
+    def __init__(self, store):
+        self._store = store
+        self.watches = 0
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def watch(self, prefix, after_revision):
+        self.watches += 1
+        if self.watches == 1:
+            return self._broken()
+        return self._store.watch(prefix, after_revision)
+
+    async def _broken(self):
+        from kfab.store import StoreUnavailable
+        raise StoreUnavailable("connection to the store lost")
+        yield  # an async generator
+
+
+def test_cache_resyncs_after_the_watch_breaks(tmp_path):
+    async def run():
+        store = await _store_with(tmp_path, POLICY)
+        flaky = _WatchFailsOnce(store)
+        authz = RBACAuthorizer(flaky)
+        await authz.start()
+        try:
+            rb = binding("gina-all", "ClusterRole", "everything", [("User", "gina")], "dev")
+            kv = await store.create(ROLE_BINDINGS.store_key("dev", "gina-all"), json.dumps(rb).encode())
+            await authz.wait_for_revision(kv.mod_revision)
+            assert (await authz.authorize(res(UserInfo("gina"), "get", "pods", "dev")))[0] is True
+            assert flaky.watches >= 2
+        finally:
+            await authz.stop()
+            await store.close()
+    asyncio.run(run())
