@@ -59,8 +59,7 @@ def check_ownership(container: Container | None, spec: LabSpec, host: LabHost) -
 
 def start_host(spec: LabSpec, host: LabHost, image: str, public_key: Path) -> None:
     """(Re)create one host: any old container of that name from this lab is replaced."""
-    run(["podman", "rm", "-f", "-t", "0", host.name], check=False)
-    run([
+    cmd = [
         "podman", "run", "-d", "--name", host.name, "--hostname", host.name,
         "--label", f"{LABEL}={spec.network}",
         "--privileged",
@@ -72,7 +71,17 @@ def start_host(spec: LabSpec, host: LabHost, image: str, public_key: Path) -> No
         "-v", f"{public_key}:{OPERATOR_KEY_PATH}:ro",
         "--network", spec.network, "--ip", host.ip,
         image, "/sbin/init", f"--machine-id={secrets.token_hex(16)}",
-    ])
+    ]
+    # A killed `kfab lab up` may leave its own `podman run` of this host still going: it can create
+    # the name again between our rm and run, so replace it and try again.
+    for attempt in range(3):
+        run(["podman", "rm", "-f", "-t", "0", host.name], check=False)
+        try:
+            run(cmd)
+            return
+        except LabError:
+            if attempt == 2:
+                raise
 
 
 def remove_host(name: str) -> None:

@@ -120,6 +120,7 @@ def ensure_image(recipe: Recipe | None = None, log=None) -> str:
     with file_lock(lab_root() / "image.lock"):
         if not image_exists(recipe.image):
             _build(recipe, log or (lambda msg: print(msg, file=sys.stderr)))
+            remove_old_images(keep=recipe.image)
     return recipe.image
 
 
@@ -192,6 +193,7 @@ def _import(rootfs: Path, image: str) -> None:
 def remove_old_images(keep: str) -> None:
     """Drop host images built from older recipes, unless a container still uses them."""
     proc = run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_NAME], check=False)
+    # `podman rmi` without --force refuses an image a container (of any lab) still uses.
     for image in proc.stdout.decode().split():
         if image != keep:
             run(["podman", "rmi", image], check=False)

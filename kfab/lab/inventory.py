@@ -1,8 +1,7 @@
 """What the lab needs from an Ansible YAML inventory: its hosts, their IPs, the network and the key.
 
-A deliberately small reader (hosts, nested children, vars, group_vars/ and host_vars/ beside the file):
-the lab only needs literal connection values. The provisioner has the full loader with precedence and
-templating (kfab.provision.inventory); the lab does not depend on it so it can start hosts on its own.
+The inventory is read by the provisioner's loader (kfab.provision.inventory), so the lab and
+`kfab up` see the same hosts and variables; this module adds the lab's own checks.
 """
 
 from __future__ import annotations
@@ -12,10 +11,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from kfab.lab.errors import LabError
 from kfab.lab.state import state_dir
+from kfab.provision.errors import ProvisionError
+from kfab.provision.inventory import load_inventory
 
 # Podman container and network names; also valid hostnames.
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -53,42 +52,29 @@ class LabSpec:
 def load_lab_spec(path: str | Path) -> LabSpec:
     """Read and check the inventory; every error names the file and, where it applies, the host."""
     path = Path(path)
-    data = _read_yaml(path)
-    if not isinstance(data, dict) or not isinstance(data.get("all"), dict):
-        raise LabError(f"{path}: not an Ansible YAML inventory (expected a top-level 'all:' mapping)")
-    host_vars: dict[str, dict] = {}
-    host_groups: dict[str, list[str]] = {}
-    _walk_group(path, "all", data["all"], {}, host_vars, host_groups)
-    all_vars = dict(data["all"].get("vars") or {})
-    all_vars.update(_vars_file(path.parent / "group_vars", "all"))
-    for name, hv in host_vars.items():
-        for group in host_groups[name]:
-            if group != "all":
-                hv.update({k: v for k, v in _vars_file(path.parent / "group_vars", group).items()
-                           if k not in hv})
-        hv.update(_vars_file(path.parent / "host_vars", name))
-
-    network = _required_var(path, all_vars, "kfab_lab_network", "the lab's Podman network name")
-    if not NAME_RE.match(str(network)):
-        raise LabError(f"{path}: all.vars.kfab_lab_network {network!r} is not a valid network name")
-    subnet_text = _required_var(path, all_vars, "kfab_lab_subnet", "the lab's subnet, e.g. 10.78.0.0/24")
     try:
-        subnet = ipaddress.IPv4Network(str(subnet_text))
+        inventory = load_inventory(path)
+    except ProvisionError as exc:
+        raise LabError(str(exc)) from exc
+    network = _lab_var(path, inventory, "kfab_lab_network", "the lab's Podman network name")
+    if not NAME_RE.match(network):
+        raise LabError(f"{path}: kfab_lab_network {network!r} is not a valid network name")
+    subnet_text = _lab_var(path, inventory, "kfab_lab_subnet", "the lab's subnet, e.g. 10.78.0.0/24")
+    try:
+        subnet = ipaddress.IPv4Network(subnet_text)
     except ValueError as exc:
-        raise LabError(f"{path}: all.vars.kfab_lab_subnet {subnet_text!r} is not an IPv4 subnet: {exc}")
+        raise LabError(f"{path}: kfab_lab_subnet {subnet_text!r} is not an IPv4 subnet: {exc}")
     if subnet.num_addresses < 4:
-        raise LabError(f"{path}: all.vars.kfab_lab_subnet {subnet} is too small for a lab")
-    if not host_vars:
-        raise LabError(f"{path}: the inventory lists no hosts")
+        raise LabError(f"{path}: kfab_lab_subnet {subnet} is too small for a lab")
 
     hosts: list[LabHost] = []
     seen_ips: dict[str, str] = {}
     gateway = subnet.network_address + 1
-    for name, hv in host_vars.items():
+    for name, host in inventory.hosts.items():
         if not NAME_RE.match(name):
             raise LabError(f"{path}: host {name}: not a valid lab host name "
                            "(lowercase letters, digits and '-', as for a container name)")
-        ip_text = hv.get("ansible_host")
+        ip_text = host.vars.get("ansible_host")
         if ip_text in (None, ""):
             raise LabError(f"{path}: host {name}: ansible_host is missing (the lab host's IP in {subnet})")
         try:
@@ -103,68 +89,33 @@ def load_lab_spec(path: str | Path) -> LabSpec:
         if str(ip) in seen_ips:
             raise LabError(f"{path}: host {name}: ansible_host {ip} is already used by host {seen_ips[str(ip)]}")
         seen_ips[str(ip)] = name
-        hosts.append(LabHost(name=name, ip=str(ip), groups=tuple(host_groups[name])))
+        hosts.append(LabHost(name=name, ip=str(ip), groups=tuple(host.groups)))
 
-    sdir = state_dir(str(network))
-    key_file = Path(str(all_vars.get("ansible_ssh_private_key_file") or sdir / "id_ed25519")).expanduser()
-    known_hosts = Path(str(all_vars.get("kfab_known_hosts_file") or sdir / "known_hosts")).expanduser()
-    return LabSpec(inventory=path, network=str(network), subnet=subnet, hosts=tuple(hosts),
-                   key_file=key_file, known_hosts_file=known_hosts, state_dir=sdir)
-
-
-def _read_yaml(path: Path):
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise LabError(f"{path}: cannot read the inventory: {exc.strerror}")
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise LabError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}")
+    sdir = state_dir(network)
+    key_file = _lab_var(path, inventory, "ansible_ssh_private_key_file", "", default=str(sdir / "id_ed25519"))
+    known_hosts = _lab_var(path, inventory, "kfab_known_hosts_file", "", default=str(sdir / "known_hosts"))
+    return LabSpec(inventory=path, network=network, subnet=subnet, hosts=tuple(hosts),
+                   key_file=Path(key_file).expanduser(), known_hosts_file=Path(known_hosts).expanduser(),
+                   state_dir=sdir)
 
 
-def _vars_file(directory: Path, name: str) -> dict:
-    for candidate in (directory / f"{name}.yml", directory / f"{name}.yaml", directory / name):
-        if candidate.is_file():
-            data = _read_yaml(candidate)
-            if data is None:
-                return {}
-            if not isinstance(data, dict):
-                raise LabError(f"{candidate}: expected a mapping of variables")
-            return data
-    return {}
-
-
-def _walk_group(path: Path, group: str, body, inherited: dict, host_vars: dict, host_groups: dict) -> None:
-    if body is None:
-        return
-    if not isinstance(body, dict):
-        raise LabError(f"{path}: group {group}: expected a mapping with hosts/children/vars")
-    group_vars = {**inherited, **(body.get("vars") or {})}
-    hosts = body.get("hosts") or {}
-    if not isinstance(hosts, dict):
-        raise LabError(f"{path}: group {group}: 'hosts' must be a mapping of host names")
-    for name, hv in hosts.items():
-        if hv is not None and not isinstance(hv, dict):
-            raise LabError(f"{path}: host {name}: host variables must be a mapping")
-        merged = host_vars.setdefault(str(name), {})
-        for key, value in group_vars.items():
-            merged.setdefault(key, value)
-        merged.update(hv or {})
-        groups = host_groups.setdefault(str(name), [])
-        if group not in groups:
-            groups.append(group)
-    children = body.get("children") or {}
-    if not isinstance(children, dict):
-        raise LabError(f"{path}: group {group}: 'children' must be a mapping of groups")
-    for child, child_body in children.items():
-        _walk_group(path, str(child), child_body, group_vars, host_vars, host_groups)
-
-
-def _required_var(path: Path, all_vars: dict, name: str, what: str):
-    value = all_vars.get(name)
-    if value in (None, ""):
-        raise LabError(f"{path}: all.vars.{name} is missing ({what})")
-    return value
+def _lab_var(path: Path, inventory, name: str, what: str, default: str | None = None) -> str:
+    """A lab-wide variable (set in all.vars): every host must see the same literal value."""
+    values: dict[str, str] = {}
+    for host_name, host in inventory.hosts.items():
+        value = host.vars.get(name)
+        if value in (None, ""):
+            if default is not None:
+                value = default
+            else:
+                raise LabError(f"{path}: host {host_name}: {name} is missing ({what}; set it in all.vars)")
+        value = str(value)
+        if "{{" in value:
+            raise LabError(f"{path}: host {host_name}: {name} must be a literal value for the lab, not a template")
+        values[host_name] = value
+    distinct = sorted(set(values.values()))
+    if len(distinct) > 1:
+        odd = next(h for h, v in values.items() if v != values[next(iter(values))])
+        raise LabError(f"{path}: host {odd}: {name} differs between hosts ({', '.join(distinct)}); "
+                       "the lab needs one value in all.vars")
+    return distinct[0]

@@ -1,0 +1,161 @@
+"""`kfab lab up|down|status` lifecycle on a small lab of its own (tests/lab/inventory/lifecycle.yml).
+
+Never touches the session lab (`kfabtest`): this lab has its own network, subnet and host names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from kfab.lab import Lab
+from kfab.lab.image import ensure_image
+
+pytestmark = pytest.mark.lab
+
+INVENTORY = Path(__file__).parent / "inventory" / "lifecycle.yml"
+
+
+def kfab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["kfab", *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def podman(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=120)
+
+
+def container_id(name: str) -> str | None:
+    proc = podman("container", "inspect", "--format", "{{.Id}}", name)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def nat_rules(tag: str) -> list[str]:
+    out = subprocess.run(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"], capture_output=True,
+                         text=True, check=True).stdout
+    return [line for line in out.splitlines() if tag in line]
+
+
+def wait_until(condition, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def life():
+    """The lifecycle lab, taken down before and after each test."""
+    lab = Lab(INVENTORY)
+    lab.down()
+    yield lab
+    lab.down()
+
+
+def assert_ready(lab: Lab):
+    rows = lab.status()
+    assert [r.name for r in rows] == ["lf1", "lf2"]
+    assert all(r.ready for r in rows), rows
+    for name in lab.hosts:
+        assert lab.ssh(name, "hostname").stdout.strip() == name
+
+
+def test_up_starts_every_host_and_a_second_up_changes_nothing(life):
+    first = kfab("lab", "up", "-i", str(INVENTORY))
+    assert first.returncode == 0, first.stderr
+    assert_ready(life)
+    ids = {name: container_id(name) for name in life.hosts}
+    known_hosts = life.spec.known_hosts_file.read_text()
+
+    second = kfab("lab", "up", "-i", str(INVENTORY))
+    assert second.returncode == 0, second.stderr
+    assert "already up" in second.stdout
+    assert {name: container_id(name) for name in life.hosts} == ids
+    assert life.spec.known_hosts_file.read_text() == known_hosts
+    assert len(nat_rules("kfab-lab:kfablife")) == 1
+
+    status = kfab("lab", "status", "-i", str(INVENTORY))
+    assert status.returncode == 0
+    for name, ip in life.hosts.items():
+        assert any(line.split()[:3] == [name, "yes", ip] and line.endswith("ok")
+                   for line in status.stdout.splitlines())
+
+
+def test_down_removes_containers_network_and_rule_and_up_works_again(life):
+    life.up()
+    assert nat_rules("kfab-lab:kfablife")
+    down = kfab("lab", "down", "-i", str(INVENTORY))
+    assert down.returncode == 0, down.stderr
+    for name in life.hosts:
+        assert container_id(name) is None
+    assert podman("network", "exists", "kfablife").returncode != 0
+    assert nat_rules("kfab-lab:kfablife") == []
+    assert not life.spec.known_hosts_file.exists()
+    status = kfab("lab", "status", "-i", str(INVENTORY))
+    assert status.returncode != 0 and "no answer" in status.stdout
+    assert "nothing to remove" in kfab("lab", "down", "-i", str(INVENTORY)).stdout
+
+    assert kfab("lab", "up", "-i", str(INVENTORY)).returncode == 0
+    assert_ready(life)
+
+
+def test_up_after_a_run_killed_midway_brings_every_host_up(life):
+    proc = subprocess.Popen(["kfab", "lab", "up", "-i", str(INVENTORY)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: container_id("lf1") is not None, "the killed run to create lf1")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    up = kfab("lab", "up", "-i", str(INVENTORY))
+    assert up.returncode == 0, up.stderr
+    assert_ready(life)
+    assert len(nat_rules("kfab-lab:kfablife")) == 1
+
+
+def test_up_copes_with_stopped_hosts_duplicate_rules_and_a_stale_network(life):
+    life.up()
+    old_id = container_id("lf1")
+    assert podman("kill", "lf1").returncode == 0       # a host left stopped
+    rule = ["-s", "10.80.0.0/24", "-d", "10.244.0.0/16", "-m", "comment",
+            "--comment", "kfab-lab:kfablife", "-j", "RETURN"]
+    for _ in range(2):                                  # the rule inserted by several killed runs
+        subprocess.run(["iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", *rule], check=True)
+    assert len(nat_rules("kfab-lab:kfablife")) == 3
+
+    assert kfab("lab", "up", "-i", str(INVENTORY)).returncode == 0
+    assert_ready(life)
+    assert container_id("lf1") != old_id
+    assert len(nat_rules("kfab-lab:kfablife")) == 1
+
+    # A network left from an older lab with another subnet, and a created-but-never-started host.
+    life.down()
+    image = ensure_image()
+    assert podman("network", "create", "--subnet", "10.80.5.0/24", "--label", "io.kfab.lab=kfablife",
+                  "kfablife").returncode == 0
+    assert podman("create", "--name", "lf2", "--label", "io.kfab.lab=kfablife", image).returncode == 0
+    assert kfab("lab", "up", "-i", str(INVENTORY)).returncode == 0
+    assert_ready(life)
+    subnets = json.loads(podman("network", "inspect", "kfablife").stdout)[0]["subnets"]
+    assert [s["subnet"] for s in subnets] == ["10.80.0.0/24"]
+
+
+def test_up_leaves_a_container_it_did_not_make_alone(life):
+    image = ensure_image()
+    assert podman("create", "--name", "lf1", image).returncode == 0  # someone else's "lf1"
+    try:
+        up = kfab("lab", "up", "-i", str(INVENTORY))
+        assert up.returncode == 1
+        assert "lf1" in up.stderr and "not a host of lab" in up.stderr
+        assert container_id("lf1") is not None
+        assert podman("network", "exists", "kfablife").returncode != 0
+        assert container_id("lf2") is None
+    finally:
+        podman("rm", "-f", "lf1")
