@@ -1,5 +1,59 @@
-"""Sub-commands of this component (filled in by the component's work)."""
+"""`kfab up`: provision hosts from an inventory with a play file (default site.yml)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from kfab.provision.errors import ProvisionError
+from kfab.provision.inventory import load_inventory
+from kfab.provision.output import Output
+from kfab.provision.playbook import load_playbook
+from kfab.provision.preflight import preflight
+from kfab.provision.runner import Options, Runner
+from kfab.provision.variables import parse_extra_vars
+
+EXIT_INVALID = 1   # the inputs are invalid: nothing ran on any host
+# 2: some host failed; 4: some host was unreachable (as ansible-playbook)
 
 
 def add_commands(subparsers) -> None:
-    pass
+    p = subparsers.add_parser("up", help="provision hosts: run the plays of a play file (default site.yml)",
+                              description="Apply roles to the hosts of an Ansible-style inventory over SSH.")
+    p.add_argument("-i", "--inventory", required=True, help="inventory file (Ansible YAML format)")
+    p.add_argument("playbook", nargs="?", default="site.yml", help="play file (default: site.yml)")
+    p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                   help="key=value, @file.yml or a JSON/YAML mapping; highest precedence; repeatable")
+    p.add_argument("-l", "--limit", help="only these hosts/groups (Ansible host pattern)")
+    p.add_argument("-t", "--tags", default="", help="only tasks with one of these tags (comma separated)")
+    p.add_argument("-C", "--check", action="store_true", help="change nothing; report what would change")
+    p.add_argument("-D", "--diff", action="store_true", help="show unified diffs of changed files")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v: commands run; -vv: their output")
+    p.add_argument("-f", "--forks", type=int, default=10, help="hosts worked on in parallel (default 10)")
+    p.add_argument("--fail-fast", action="store_true", help="stop every host when one host fails")
+    p.set_defaults(func=run_up)
+
+
+def run_up(args) -> int:
+    try:
+        inventory = load_inventory(args.inventory)
+        plays = load_playbook(args.playbook)
+        extra = parse_extra_vars(args.extra_vars, Path.cwd())
+    except ProvisionError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    hosts = inventory.select(args.limit) if args.limit else list(inventory.hosts)
+    if not hosts:
+        print(f"ERROR: --limit {args.limit!r} matches no host of {args.inventory}", file=sys.stderr)
+        return EXIT_INVALID
+    errors = preflight(inventory, plays, extra, hosts)
+    if errors:
+        for exc in errors:
+            print(f"ERROR: {exc}", file=sys.stderr)
+        print(f"ERROR: nothing was run: fix the {'error' if len(errors) == 1 else f'{len(errors)} errors'} "
+              f"above first", file=sys.stderr)
+        return EXIT_INVALID
+    options = Options(check=args.check, diff=args.diff, verbose=args.verbose, forks=args.forks,
+                      fail_fast=args.fail_fast, limit=args.limit,
+                      tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()))
+    return Runner(inventory, plays, extra, options, Output(verbose=args.verbose)).run()

@@ -1,0 +1,44 @@
+"""Facts: what a host is, read once per host per run with one command, offered to tasks as `kfab_facts`
+(kfab_facts.os_id, os_version, os_codename, arch, kernel, cpus, memory_mb, hostname, fqdn,
+default_ipv4, default_interface, init, bridge_nf, user)."""
+
+from __future__ import annotations
+
+FACTS_SCRIPT = r"""
+. /etc/os-release 2>/dev/null
+echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_codename=$VERSION_CODENAME"
+echo "arch=$(uname -m)"; echo "kernel=$(uname -r)"; echo "cpus=$(nproc)"
+echo "memory_mb=$(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo)"
+echo "hostname=$(hostname)"; echo "fqdn=$(hostname -f 2>/dev/null || hostname)"
+route=$(ip -4 route get 1.1.1.1 2>/dev/null | head -n1)
+echo "default_ipv4=$(echo "$route" | sed -n 's/.* src \([0-9.]*\).*/\1/p')"
+echo "default_interface=$(echo "$route" | sed -n 's/.* dev \([^ ]*\).*/\1/p')"
+echo "init=$(cat /proc/1/comm 2>/dev/null)"
+[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo "bridge_nf=yes" || echo "bridge_nf=no"
+echo "user=$(id -un)"
+"""
+
+INTS = ("cpus", "memory_mb")
+BOOLS = ("bridge_nf",)
+
+
+def parse_facts(output: str) -> dict:
+    facts: dict = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        if key in INTS:
+            facts[key] = int(value) if value.isdigit() else None
+        elif key in BOOLS:
+            facts[key] = value == "yes"
+        else:
+            facts[key] = value
+    return facts
+
+
+def gather(host) -> dict:
+    result = host.run(FACTS_SCRIPT, become=False)
+    if result.rc != 0 and not result.stdout:
+        raise RuntimeError(f"gathering facts failed: {result.stderr.strip()}")
+    return parse_facts(result.stdout)

@@ -1,0 +1,19 @@
+"""copy: a file from the role's files/ (src) or inline text (content) to the host."""
+
+from __future__ import annotations
+
+from kfab.provision.modules.base import Arg, Fail, Module, put_file
+
+
+def plan(args, host, files):
+    if (args["src"] is None) == (args["content"] is None):
+        yield Fail("copy needs exactly one of 'src' or 'content'")
+        return
+    content = files.read_file(args["src"]) if args["src"] is not None else str(args["content"]).encode()
+    yield from put_file(host, args["dest"], content, args["mode"], args["owner"], args["group"])
+
+
+MODULE = Module("copy", plan, {
+    "src": Arg(), "content": Arg(), "dest": Arg(required=True),
+    "mode": Arg(), "owner": Arg(), "group": Arg(),
+})

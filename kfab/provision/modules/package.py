@@ -1,0 +1,30 @@
+"""package: Debian packages through apt. The apt cache is updated once per host per run, and only when
+something has to be installed."""
+
+from __future__ import annotations
+
+from kfab.provision.modules.base import Arg, Command, Module, as_bool, as_list, q
+
+APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold"
+
+
+def plan(args, host, files):
+    names = as_list(args["name"])
+    installed = host.packages(names)
+    if args["state"] == "present":
+        missing = [n for n in names if not installed.get(n)]
+        if missing:
+            yield Command(f"{APT} update", once="apt-update")
+            extra = "" if as_bool(args["install_recommends"]) else " --no-install-recommends"
+            yield Command(f"{APT}{extra} install " + " ".join(q(n) for n in missing))
+    else:
+        present = [n for n in names if installed.get(n)]
+        if present:
+            yield Command(f"{APT} remove " + " ".join(q(n) for n in present))
+
+
+MODULE = Module("package", plan, {
+    "name": Arg(required=True),
+    "state": Arg(choices=("present", "absent"), default="present"),
+    "install_recommends": Arg(default=True),
+}, doc="name (one or a list), state present|absent, install_recommends")

@@ -1,0 +1,44 @@
+"""service: a systemd unit enabled/disabled and started/stopped/restarted/reloaded.
+A daemon-reload comes first when this run changed unit files on the host (or when asked)."""
+
+from __future__ import annotations
+
+from kfab.provision.modules.base import Arg, Command, Fail, Module, as_bool, q
+
+RUNNING = ("active", "activating", "reloading")
+
+
+def plan(args, host, files):
+    name = str(args["name"])
+    if host.unit_files_changed or as_bool(args["daemon_reload"]):
+        yield Command("systemctl daemon-reload", daemon_reload=True)
+    unit = host.unit(name)
+    if not unit.exists:
+        if host.check and host.unit_files_changed:
+            # In check mode the unit file this run would install is not there yet.
+            yield Command(f"systemctl start {q(name)}")
+            return
+        yield Fail(f"unit {name} not found")
+        return
+    if args["enabled"] is not None:
+        want = as_bool(args["enabled"])
+        if want and unit.enabled not in ("enabled", "static", "alias", "indirect", "generated"):
+            yield Command(f"systemctl enable {q(name)}")
+        elif not want and unit.enabled == "enabled":
+            yield Command(f"systemctl disable {q(name)}")
+    state = args["state"]
+    if state == "started" and unit.active not in RUNNING:
+        yield Command(f"systemctl start {q(name)}")
+    elif state == "stopped" and unit.active in RUNNING:
+        yield Command(f"systemctl stop {q(name)}")
+    elif state == "restarted":
+        yield Command(f"systemctl restart {q(name)}")
+    elif state == "reloaded":
+        yield Command(f"systemctl reload-or-restart {q(name)}")
+
+
+MODULE = Module("service", plan, {
+    "name": Arg(required=True),
+    "state": Arg(choices=("started", "stopped", "restarted", "reloaded")),
+    "enabled": Arg(), "daemon_reload": Arg(default=False),
+})

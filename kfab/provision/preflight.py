@@ -1,0 +1,129 @@
+"""Checks every host's tasks before any connection is opened: each variable a task, condition, loop or
+template uses must be defined for that host. Facts and registered results are not known yet, so they
+stand in as `Unknown` values that absorb any use; only what is certainly undefined is reported."""
+
+from __future__ import annotations
+
+import jinja2
+
+from kfab.provision.context import RunVars
+from kfab.provision.errors import ProvisionError
+from kfab.provision.inventory import Inventory
+from kfab.provision.playbook import Play
+from kfab.provision.runner import RoleFiles
+from kfab.provision.templating import evaluate, render_value
+
+CONNECTION_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file",
+                   "kfab_known_hosts_file", "kfab_host_key_checking")
+
+
+class Unknown:
+    """A value only known at run time (a fact, a registered result)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key):
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self):
+        return 0
+
+    def __bool__(self):
+        return True
+
+    def __str__(self):
+        return ""
+
+    def __int__(self):
+        return 0
+
+    def __float__(self):
+        return 0.0
+
+    def __eq__(self, other):
+        return self
+
+    def __ne__(self, other):
+        return self
+
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __floordiv__ = \
+        __mod__ = __neg__ = __contains__ = __getitem__
+
+    def __hash__(self):
+        return id(self)
+
+
+UNKNOWN = Unknown()
+
+
+def preflight(inventory: Inventory, plays: list[Play], extra_vars: dict, hosts: list[str]) -> list[ProvisionError]:
+    run = RunVars(inventory, extra_vars)
+    errors: list[ProvisionError] = []
+    for host in hosts:
+        run.facts[host] = UNKNOWN
+        for play in plays:
+            for ref in play.roles:
+                for task in ref.role.tasks + ref.role.handlers:
+                    if task.register:
+                        run.registered[host][task.register] = UNKNOWN
+    for host in hosts:
+        v = run.host_vars(host)
+        for name in CONNECTION_VARS:
+            if name in v:
+                _collect(errors, lambda n=name: v[n], host=host)
+        for play in plays:
+            if host not in inventory.select(play.hosts):
+                continue
+            for ref in play.roles:
+                for task in ref.role.tasks + ref.role.handlers:
+                    _collect(errors, lambda: _check_task(run, host, play, ref, task),
+                             host=host, task=task.label, file=task.file, line=task.line)
+    seen, unique = set(), []
+    for e in errors:
+        if str(e) not in seen:
+            seen.add(str(e))
+            unique.append(e)
+    return unique
+
+
+def _check_task(run: RunVars, host: str, play: Play, ref, task) -> None:
+    variables = run.host_vars(host, play, ref)
+    if task.vars:
+        variables = variables.scoped("task vars", task.vars)
+    for condition in task.when:
+        if isinstance(condition, bool):
+            if not condition:
+                return
+        elif evaluate(str(condition), variables) is False:
+            return   # certainly skipped on this host: its arguments may use what only exists otherwise
+    items = [UNKNOWN]
+    if task.loop is not None:
+        loop = render_value(task.loop, variables)
+        items = loop if isinstance(loop, list) and loop else [UNKNOWN]
+    for item in items:
+        scoped = variables.scoped("loop item", {"item": item}) if task.loop is not None else variables
+        args = render_value(task.args, scoped)
+        if task.module.name == "template" and isinstance(args.get("src"), str):
+            RoleFiles(task.role, scoped).render_template(args["src"])
+
+
+def _collect(errors: list, check, **where) -> None:
+    try:
+        check()
+    except jinja2.UndefinedError as exc:
+        errors.append(ProvisionError(exc.message or "undefined variable", **where))
+    except ProvisionError as exc:
+        if "undefined" in exc.message or "refers to itself" in exc.message or "syntax" in exc.message:
+            errors.append(exc.located(**where))
+    except Exception:  # noqa: BLE001 - anything else may depend on run-time values; the run will tell
+        pass

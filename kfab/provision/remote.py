@@ -1,0 +1,135 @@
+"""The host as task modules see it: reads of its state over the host's one Fabric connection, and the
+runner's way to apply what modules yield (commands, file uploads), with sudo when the task becomes root."""
+
+from __future__ import annotations
+
+import base64
+import io
+import posixpath
+import threading
+import uuid
+
+import fabric
+
+from kfab.provision.modules.base import CommandResult, FileInfo, PutFile, UnitInfo, q
+
+
+class RemoteHost:
+    def __init__(self, name: str, conn: fabric.Connection, check: bool = False):
+        self.name = name
+        self.conn = conn
+        self.check = check
+        self.become = False
+        self.unit_files_changed = False
+        self.done_once: set[str] = set()
+        self.commands_run = 0
+        self._lock = threading.Lock()
+
+    # ---- running -----------------------------------------------------------------------------------
+    def run(self, cmd: str, become: bool | None = None) -> CommandResult:
+        become = self.become if become is None else become
+        if become and self.conn.user != "root":
+            # -n: never prompt; a sudo that needs a password fails with a clear message instead of hanging.
+            cmd = f"sudo -n -H -- /bin/sh -c {q(cmd)}"
+        self.commands_run += 1
+        result = self.conn.run(cmd, hide=True, warn=True, in_stream=False, pty=False)
+        return CommandResult(result.return_code, result.stdout, result.stderr)
+
+    def put(self, change: PutFile) -> CommandResult:
+        """Upload to a temporary name, set mode and owner, then rename over the destination, so a reader
+        never sees a half-written file."""
+        directory = posixpath.dirname(change.path) or "/"
+        as_root = self.conn.user == "root"
+        tmp_dir = directory if as_root else "/tmp"
+        tmp = posixpath.join(tmp_dir, f".kfab-{uuid.uuid4().hex[:12]}.tmp")
+        check_dir = self.run(f"test -d {q(directory)}")
+        if check_dir.rc != 0:
+            return CommandResult(1, "", f"directory {directory} does not exist")
+        try:
+            self.conn.sftp().putfo(io.BytesIO(change.content), tmp)
+        except OSError as exc:
+            return CommandResult(1, "", f"upload to {tmp} failed: {exc}")
+        owner = change.owner or ("root" if self.become or as_root else self.conn.user)
+        group = change.group or owner
+        t, dest, mode, who = q(tmp), q(change.path), change.mode or "0644", q(owner + ":" + group)
+        # A container's /etc/hosts and /etc/hostname are bind mounts: renaming over them fails (EBUSY),
+        # so those are rewritten in place.
+        script = (f"chmod {mode} {t} && chown {who} {t} && "
+                  f"{{ mv -f {t} {dest} 2>/dev/null || {{ cat {t} > {dest} && chmod {mode} {dest} && "
+                  f"chown {who} {dest} && rm -f {t}; }}; }} || {{ rc=$?; rm -f {t}; exit $rc; }}")
+        result = self.run(script)
+        if result.rc == 0 and _is_unit_file(change.path):
+            self.unit_files_changed = True
+        return result
+
+    # ---- reading (what modules call) -------------------------------------------------------------
+    def file(self, path: str, content: bool = False) -> FileInfo | None:
+        p = q(path)
+        script = (f"if [ -L {p} ]; then echo link; readlink {p}; stat -c '%a %U %G' {p}; "
+                  f"elif [ -d {p} ]; then echo directory; echo; stat -c '%a %U %G' {p}; "
+                  f"elif [ -f {p} ]; then echo file; echo; stat -c '%a %U %G' {p}; "
+                  + (f"base64 -w0 {p}; " if content else "")
+                  + f"elif [ -e {p} ]; then echo other; echo; stat -c '%a %U %G' {p}; "
+                  f"else echo absent; fi")
+        result = self.run(script)
+        lines = result.stdout.split("\n")
+        if result.rc != 0 or not lines or lines[0] not in ("link", "directory", "file", "other"):
+            if lines and lines[0] == "absent":
+                return None
+            raise RuntimeError(f"cannot inspect {path}: {result.stderr.strip() or result.stdout.strip()}")
+        kind, target, attrs = lines[0], lines[1], lines[2].split()
+        data = None
+        if kind == "file" and content:
+            data = base64.b64decode(lines[3] if len(lines) > 3 else "")
+        return FileInfo(kind, f"{int(attrs[0], 8):04o}", attrs[1], attrs[2],
+                        target=target if kind == "link" else None, content=data)
+
+    def packages(self, names: list[str]) -> dict[str, bool]:
+        out = self.run("dpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' "
+                       + " ".join(q(n) for n in names) + " 2>/dev/null", become=False).stdout
+        status = {}
+        for line in out.splitlines():
+            name, _, abbrev = line.partition("\t")
+            status[name.split(":")[0]] = abbrev.startswith("ii")
+        return {n: status.get(n.split("=")[0], False) for n in names}
+
+    def sysctl(self, key: str) -> str | None:
+        result = self.run(f"cat /proc/sys/{q(key.replace('.', '/'))}", become=False)
+        return result.stdout.strip() if result.rc == 0 else None
+
+    def unit(self, name: str) -> UnitInfo:
+        out = self.run(f"systemctl show -p LoadState -p ActiveState -p UnitFileState {q(name)}",
+                       become=False).stdout
+        props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return UnitInfo(exists=props.get("LoadState") not in (None, "not-found"),
+                        enabled=props.get("UnitFileState", ""), active=props.get("ActiveState", ""))
+
+    def succeeds(self, cmd: str) -> bool:
+        return self.run(f"/bin/sh -c {q(cmd)}").rc == 0
+
+    def user(self, name: str) -> dict | None:
+        result = self.run(f"getent passwd {q(name)} && id -gn {q(name)} && id -Gn {q(name)}", become=False)
+        if result.rc != 0:
+            return None
+        passwd, group, groups = result.stdout.splitlines()[:3]
+        fields = passwd.split(":")
+        return {"uid": int(fields[2]), "home": fields[5], "shell": fields[6], "group": group,
+                "groups": groups.split()}
+
+    def current_hostname(self) -> str:
+        return self.run("hostname", become=False).stdout.strip()
+
+    def wait_for(self, what: str, timeout: float, present: bool) -> bool:
+        kind, _, target = what.partition(":")
+        if kind == "tcp":
+            host, _, port = target.rpartition(":")
+            probe = f"(exec 3<>/dev/tcp/{host}/{int(port)}) 2>/dev/null"
+        else:
+            probe = f"[ -e {q(target)} ]"
+        loop = "until" if present else "while"
+        script = f"{loop} {probe}; do sleep 0.2; done"
+        return self.run(f"timeout {timeout:g} bash -c {q(script)}").rc == 0
+
+
+def _is_unit_file(path: str) -> bool:
+    return path.startswith(("/etc/systemd/system/", "/lib/systemd/system/", "/usr/lib/systemd/system/"))

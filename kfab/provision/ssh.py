@@ -1,0 +1,129 @@
+"""SSH connections (one Fabric Connection per host) with host keys checked against a known_hosts file.
+
+An unknown key is refused, naming host and fingerprint, unless the inventory sets
+`kfab_host_key_checking: accept-new` (trust on first use: the key is recorded and the run goes on).
+A key that differs from the recorded one is always refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import fabric
+import paramiko
+
+from kfab.provision.errors import HostUnreachable
+
+HOST_KEY_POLICIES = ("strict", "accept-new")
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+@dataclass
+class Target:
+    """Where and how to reach one host (from its resolved inventory variables)."""
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    host_key_checking: str = "strict"
+    timeout: float = 10.0
+
+
+class KnownHostsFile:
+    """One known_hosts file shared by all connections of a run; appends are serialised."""
+
+    _locks: dict[str, threading.Lock] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, path: str):
+        self.path = Path(os.path.expanduser(path))
+        with self._guard:
+            self.lock = self._locks.setdefault(str(self.path), threading.Lock())
+
+    def load_into(self, client: paramiko.SSHClient) -> None:
+        with self.lock:
+            if self.path.is_file():
+                client.get_host_keys().load(str(self.path))
+
+    def record(self, name: str, key: paramiko.PKey) -> None:
+        with self.lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(self.path, "a") as f:
+                f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, target: Target, known: KnownHostsFile):
+        self.target = target
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key):
+        if self.target.host_key_checking == "accept-new":
+            self.known.record(hostname, key)
+            client.get_host_keys().add(hostname, key.get_name(), key)
+            return
+        raise HostUnreachable(
+            f"unknown SSH host key {fingerprint(key)} for {self.target.name} "
+            f"({known_hosts_name(self.target.address, self.target.port)}), not in {self.known.path}: refused "
+            f"(add it to that file, or set kfab_host_key_checking: accept-new to trust it on first use)")
+
+
+def connect(target: Target) -> fabric.Connection:
+    """Open and authenticate a Connection, or raise HostUnreachable with one clear line."""
+    if target.host_key_checking not in HOST_KEY_POLICIES:
+        raise HostUnreachable(f"kfab_host_key_checking must be one of {', '.join(HOST_KEY_POLICIES)}, "
+                              f"got {target.host_key_checking!r}")
+    connect_kwargs = {"banner_timeout": target.timeout, "auth_timeout": target.timeout}
+    if target.key_file:
+        key_file = os.path.expanduser(target.key_file)
+        if not os.path.isfile(key_file):
+            raise HostUnreachable(f"ansible_ssh_private_key_file {key_file} does not exist")
+        connect_kwargs.update(key_filename=key_file, look_for_keys=False)
+    # load_ssh_configs=False: the inventory, not ~/.ssh/config, says how to reach a host.
+    config = fabric.Config(overrides={"load_ssh_configs": False})
+    conn = fabric.Connection(target.address, user=target.user, port=target.port, config=config,
+                             connect_timeout=int(max(1, target.timeout)), connect_kwargs=connect_kwargs)
+    client = paramiko.SSHClient()
+    known = KnownHostsFile(target.known_hosts)
+    known.load_into(client)
+    client.set_missing_host_key_policy(_HostKeyPolicy(target, known))
+    conn.client = client
+    where = f"{target.address}:{target.port}"
+    try:
+        try:
+            conn.open()
+        except BaseException:
+            client.close()
+            raise
+    except HostUnreachable:
+        raise
+    except paramiko.BadHostKeyException as exc:
+        raise HostUnreachable(
+            f"SSH host key for {target.name} ({where}) CHANGED: the host offers {fingerprint(exc.key)}, "
+            f"{known.path} has {fingerprint(exc.expected_key)}: refused (if the host was reinstalled, "
+            f"remove its old line from {known.path})") from None
+    except paramiko.AuthenticationException as exc:
+        raise HostUnreachable(f"SSH authentication as {target.user}@{where} failed: {exc}") from None
+    except (socket.timeout, TimeoutError):
+        raise HostUnreachable(f"cannot connect to {where}: timed out after {target.timeout:g}s") from None
+    except paramiko.ssh_exception.NoValidConnectionsError as exc:
+        reasons = {str(e.strerror or e) for e in exc.errors.values()}
+        raise HostUnreachable(f"cannot connect to {where}: {'; '.join(sorted(reasons))}") from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise HostUnreachable(f"cannot connect to {where}: {exc or type(exc).__name__}") from None
+    return conn

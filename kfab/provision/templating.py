@@ -1,0 +1,188 @@
+"""Jinja2 for kfab: values in variables and task arguments (native types, as Ansible keeps `{{ n }}` an int)
+and whole template files (always text). Both use StrictUndefined: a missing variable is an error,
+never an empty string in a config file."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+from collections import ChainMap
+from collections.abc import Mapping
+from itertools import chain, islice
+from pathlib import Path
+
+import jinja2
+import jinja2.meta
+import jinja2.nodes
+import yaml
+from jinja2.nativetypes import NativeEnvironment
+
+from kfab.provision.errors import ProvisionError
+
+
+def _to_bool(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "true", "on", "1", "y")
+    return bool(value)
+
+
+def _regex_replace(value, pattern, replacement="", ignorecase=False):
+    return re.sub(pattern, replacement, str(value), flags=re.I if ignorecase else 0)
+
+
+def _mandatory(value, msg=None):
+    if isinstance(value, jinja2.Undefined):
+        raise jinja2.UndefinedError(msg or "mandatory variable is not defined")
+    return value
+
+
+FILTERS = {
+    "bool": _to_bool,
+    "to_json": lambda v, **kw: json.dumps(v, **kw),
+    "to_nice_json": lambda v, indent=2: json.dumps(v, indent=indent, sort_keys=True),
+    "to_yaml": lambda v: yaml.safe_dump(v, default_flow_style=True).rstrip("\n"),
+    "to_nice_yaml": lambda v, indent=2: yaml.safe_dump(v, indent=indent, default_flow_style=False),
+    "from_json": json.loads,
+    "from_yaml": yaml.safe_load,
+    "regex_replace": _regex_replace,
+    "b64encode": lambda v: base64.b64encode(str(v).encode()).decode(),
+    "b64decode": lambda v: base64.b64decode(str(v)).decode(),
+    "mandatory": _mandatory,
+    "ternary": lambda v, yes, no: yes if v else no,
+    "basename": lambda v: Path(str(v)).name,
+    "dirname": lambda v: str(Path(str(v)).parent),
+    "dict2items": lambda d, key_name="key", value_name="value": [
+        {key_name: k, value_name: v} for k, v in d.items()],
+    "items2dict": lambda items, key_name="key", value_name="value": {
+        i[key_name]: i[value_name] for i in items},
+}
+
+
+def _is_ip_address(value) -> bool:
+    try:
+        ipaddress.ip_address(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+TESTS = {"ip_address": _is_ip_address}
+
+
+class _ValueEnvironment(NativeEnvironment):
+    """One expression keeps its Python type ("{{ port }}" -> 8080); mixed text joins as a string.
+    Unlike jinja2's NativeEnvironment, never literal_eval strings: "007" stays "007"."""
+
+    @staticmethod
+    def concat(values):
+        head = list(islice(values, 2))
+        if not head:
+            return ""
+        if len(head) == 1:
+            return head[0]
+        return "".join(str(v) for v in chain(head, values))
+
+
+def _setup(env: jinja2.Environment) -> jinja2.Environment:
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
+    return env
+
+
+VALUE_ENV = _setup(_ValueEnvironment(undefined=jinja2.StrictUndefined))
+
+
+def file_environment(search_path: list[Path]) -> jinja2.Environment:
+    # trim_blocks as Ansible's template module sets it, so {% if %} lines leave no blank lines.
+    return _setup(jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
+        autoescape=False))
+
+
+def is_template(value) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _render(template: jinja2.Template, variables: Mapping):
+    # shared=True hands our lazy mapping to Jinja as is; Template.render() would copy (and so resolve)
+    # every variable first.
+    context = template.new_context(ChainMap(variables, template.environment.globals), shared=True)
+    result = template.environment.concat(template.root_render_func(context))
+    if isinstance(result, jinja2.Undefined):
+        str(result)  # StrictUndefined raises here with its message
+    return result
+
+
+def render_value(value, variables: Mapping):
+    """Resolve Jinja2 in a value (recursively through lists and dicts)."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        try:
+            template = VALUE_ENV.from_string(value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ProvisionError(f"template syntax error in {value!r}: {exc.message}") from None
+        return _render(template, variables)
+    if isinstance(value, list):
+        return [render_value(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, variables) for k, v in value.items()}
+    return value
+
+
+def evaluate(expression: str, variables: Mapping):
+    """A bare Jinja2 expression, as in `when:` and `changed_when:`."""
+    expression = str(expression).strip()
+    if is_template(expression):
+        return render_value(expression, variables)
+    try:
+        template = VALUE_ENV.from_string("{{ (" + expression + ") }}")
+    except jinja2.TemplateSyntaxError as exc:
+        raise ProvisionError(f"invalid expression {expression!r}: {exc.message}") from None
+    return _render(template, variables)
+
+
+def render_file(env: jinja2.Environment, name: str, variables: Mapping) -> str:
+    template = env.get_template(name)
+    return _render(template, variables)
+
+
+def template_names(value) -> set[str]:
+    """Top-level variable names a value needs, minus those it guards with `is defined` or `default`."""
+    names: set[str] = set()
+    if isinstance(value, list):
+        for v in value:
+            names |= template_names(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            names |= template_names(v)
+    elif is_template(value):
+        names |= source_names(VALUE_ENV, value)
+    return names
+
+
+def expression_names(expression: str) -> set[str]:
+    expression = str(expression)
+    if is_template(expression):
+        return template_names(expression)
+    return source_names(VALUE_ENV, "{{ (" + expression + ") }}")
+
+
+def source_names(env: jinja2.Environment, source: str) -> set[str]:
+    ast = env.parse(source)
+    names = set(jinja2.meta.find_undeclared_variables(ast))
+    guarded = set()
+    for node in ast.find_all((jinja2.nodes.Test, jinja2.nodes.Filter)):
+        if node.name in ("defined", "undefined", "default", "d") and isinstance(node.node, jinja2.nodes.Name):
+            guarded.add(node.node.name)
+    return names - guarded
+
+
+def check_syntax(env: jinja2.Environment, source: str, file: str) -> jinja2.nodes.Template:
+    try:
+        return env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ProvisionError(f"template syntax error: {exc.message}", file=file, line=exc.lineno) from None
