@@ -1,0 +1,378 @@
+"""Server-side apply (`kubectl apply --server-side`) and field ownership in `metadata.managedFields`.
+
+Follows sigs.k8s.io/structured-merge-diff as kube-apiserver uses it:
+- apply merges the applied configuration into the live object (maps by key, `list-type: map` lists by
+  their keys, `set` lists by value, atomic lists and maps replaced);
+- the applier then owns exactly the fields of its configuration (an `Apply` managedFields entry);
+  fields it applied before and no longer applies are removed unless another manager owns them;
+- changing a field another manager owns is a 409 Conflict unless `force`, which takes the field over;
+- ordinary create/update/patch requests record an `Update` entry for their fieldManager
+  (`record_update`) and take over the fields they change, without conflicts.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import yaml
+
+from kfab.api.errors import APIError, Cause, bad_request
+from kfab.api.fieldset import Path, compare, display, fields_of, from_fields_v1, items_by_element, \
+    item_element, to_fields_v1, under
+from kfab.api.patch_schema import Field
+from kfab.objects.registry import ResourceType
+
+# Fields the apiserver owns itself; never part of anyone's field set (managedfields' stripmeta).
+_SYSTEM_METADATA = ("name", "namespace", "creationTimestamp", "selfLink", "uid", "generation",
+                    "managedFields", "resourceVersion")
+
+
+# -- managedFields entries ---------------------------------------------------------------------
+
+@dataclass
+class Manager:
+    name: str
+    operation: str  # "Apply" | "Update"
+    api_version: str
+    time: str | None
+    fields: set[Path]
+    subresource: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.name, self.operation, self.subresource)
+
+    def describe(self) -> str:
+        # kube-apiserver's printManager: Update managers are named with their apiVersion.
+        text = json.dumps(self.name)
+        if self.subresource:
+            text += f" with subresource {json.dumps(self.subresource)}"
+        if self.operation == "Update":
+            text += f" using {self.api_version}"
+        return text
+
+    def entry(self) -> dict:
+        out = {"manager": self.name, "operation": self.operation, "apiVersion": self.api_version,
+               "time": self.time, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields)}
+        if self.subresource:
+            out["subresource"] = self.subresource
+        return out
+
+
+def read_managers(entries) -> list[Manager]:
+    """Decode metadata.managedFields; entries that are not FieldsV1 objects are dropped."""
+    managers = []
+    for e in entries if isinstance(entries, list) else []:
+        if not isinstance(e, dict) or not isinstance(e.get("manager"), str):
+            continue
+        if e.get("fieldsType", "FieldsV1") != "FieldsV1" or not isinstance(e.get("fieldsV1", {}), dict):
+            continue
+        managers.append(Manager(e["manager"], e.get("operation") or "Update", e.get("apiVersion") or "",
+                                e.get("time"), from_fields_v1(e.get("fieldsV1") or {}), e.get("subresource") or ""))
+    return managers
+
+
+def write_managers(obj: dict, managers: list[Manager]) -> None:
+    # kube-apiserver's order: Apply before Update, then by time, manager name, apiVersion, subresource.
+    kept = sorted((m for m in managers if m.fields),
+                  key=lambda m: (m.operation, m.time or "", m.name, m.api_version, m.subresource))
+    metadata = obj.setdefault("metadata", {})
+    if kept:
+        metadata["managedFields"] = [m.entry() for m in kept]
+    else:
+        metadata.pop("managedFields", None)
+
+
+def _timestamp(when=None) -> str:
+    if isinstance(when, str):
+        return when
+    when = when or dt.datetime.now(dt.timezone.utc)
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _tracked(rt: ResourceType, obj: dict | None, subresource: str = "") -> dict:
+    """The part of an object whose fields have owners: no system metadata; status only via /status."""
+    if not isinstance(obj, dict):
+        return {}
+    out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    if isinstance(out.get("metadata"), dict):
+        out["metadata"] = {k: v for k, v in out["metadata"].items() if k not in _SYSTEM_METADATA}
+        if not out["metadata"]:
+            del out["metadata"]
+    if "status" in rt.subresources:
+        if subresource == "status":
+            out = {"status": out["status"]} if "status" in out else {}
+        else:
+            out.pop("status", None)
+    return out
+
+
+# -- ordinary writes ---------------------------------------------------------------------------
+
+def record_update(old: dict | None, new: dict, manager: str, operation_time=None, *,
+                  rt: ResourceType | None = None, subresource: str = "") -> dict:
+    """`new` with metadata.managedFields updated for a create/update/patch by `manager`.
+
+    The manager's `Update` entry gains the fields this write added or changed and loses those it removed;
+    other managers lose the fields this write changed (updates never conflict). As kube-apiserver does,
+    managedFields sent by the client are kept when they differ from the stored ones (kubectl uses that to
+    migrate client-side-apply ownership), `[{}]` resets them, and an empty list means "unchanged".
+    `rt` defaults to the kind named by `new`; without a known kind only metadata is tracked loosely.
+    """
+    new = copy.deepcopy(new)
+    rt = rt or _kind_of(new)
+    field = Field.for_kind(rt) if rt else Field.of({})
+    old_entries = (old or {}).get("metadata", {}).get("managedFields")
+    sent = new.get("metadata", {}).get("managedFields")
+    if sent == [{}]:
+        managers: list[Manager] = []
+    elif isinstance(sent, list) and sent and sent != old_entries:
+        managers = read_managers(sent)
+    else:
+        managers = read_managers(old_entries)
+    stub = rt or ResourceType("", "", "", "", True)
+    before, after = _tracked(stub, old, subresource), _tracked(stub, new, subresource)
+    diff = compare(before, after, field)
+    api_version = new.get("apiVersion") or (rt.api_version if rt else "")
+    mine = _find(managers, (manager, "Update", subresource))
+    for other in managers:
+        if other is not mine:
+            other.fields -= diff.changed | diff.removed
+    gained = {p for p in diff.changed if _ownable(p, after, field)}
+    if mine is None and gained:
+        mine = Manager(manager, "Update", api_version, None, set(), subresource)
+        managers.append(mine)
+    if mine is not None:
+        updated = (mine.fields - diff.removed) | gained
+        if updated != mine.fields or mine.time is None:
+            mine.time = _timestamp(operation_time)
+        mine.fields, mine.api_version = updated, api_version
+    write_managers(new, managers)
+    return new
+
+
+def _ownable(path: Path, obj: dict, field: Field) -> bool:
+    """Leaves, list items, maps and lists can be owned; a plain struct (spec, template) only through its
+    fields (kube-apiserver gets the same effect by comparing against the kind's zero value)."""
+    node, f = obj, field
+    for element in path:
+        if isinstance(node, dict) and element.startswith("f:"):
+            node, f = node.get(element[2:]), f.field(element[2:])
+        elif isinstance(node, list):
+            node, f = items_by_element(node, f).get(element), f.items()
+        else:
+            return True
+    return not (isinstance(node, dict) and node and f.is_struct and not f.atomic_map
+                and not path[-1].startswith(("k:", "v:")))
+
+
+def _kind_of(obj: dict) -> ResourceType | None:
+    from kfab.objects.registry import REGISTRY
+    return REGISTRY.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+
+
+def _find(managers: list[Manager], key) -> Manager | None:
+    return next((m for m in managers if m.key == key), None)
+
+
+# -- server-side apply -------------------------------------------------------------------------
+
+def parse_apply_body(body: bytes | str) -> dict:
+    """The body of an `application/apply-patch+yaml` request (YAML, or JSON which is YAML too)."""
+    try:
+        doc = yaml.safe_load(body)
+    except yaml.YAMLError as e:
+        raise bad_request(f"error decoding YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise bad_request(f"error decoding YAML: the apply configuration must be an object, got {type(doc).__name__}")
+    return doc
+
+
+def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes | str, field_manager: str,
+                      force: bool = False, now=None) -> dict:
+    """The object after `field_manager` applies `applied` to `live` (None: the object is created).
+
+    The caller still checks metadata.name/namespace against the URL, honours a resourceVersion in the
+    configuration as a precondition, fills uid/creationTimestamp on create and runs admission.
+    """
+    if not isinstance(applied, dict):
+        applied = parse_apply_body(applied)
+    _check_configuration(rt, applied, field_manager)
+    field = Field.for_kind(rt)
+    config = _tracked(rt, applied)
+    live = copy.deepcopy(live) if live else {}
+    managers = read_managers(live.get("metadata", {}).get("managedFields"))
+    key = (field_manager, "Apply", "")
+    mine = _find(managers, key)
+    previously = set(mine.fields) if mine else set()
+    applying = fields_of(config, field)
+
+    merged = _merge(live, copy.deepcopy(config), field)
+    for name in ("apiVersion", "kind"):
+        merged[name] = applied[name]
+    for name in ("name", "namespace", "resourceVersion"):
+        if name in applied.get("metadata", {}):
+            merged.setdefault("metadata", {})[name] = applied["metadata"][name]
+    others = [m for m in managers if m.key != key]
+    owned_by_others = set().union(*(m.fields for m in others)) if others else set()
+    _prune(merged, previously - applying - owned_by_others, applying | owned_by_others, field)
+
+    diff = compare(_tracked(rt, live), _tracked(rt, merged), field)
+    conflicts = [(m, sorted(m.fields & diff.changed)) for m in others if m.fields & diff.changed]
+    if conflicts and not force:
+        raise _conflict_error(conflicts)
+    for m in others:
+        m.fields -= diff.changed | diff.removed
+    if mine is None:
+        mine = Manager(field_manager, "Apply", rt.api_version, None, set())
+        managers.append(mine)
+    mine.fields, mine.time, mine.api_version = applying, _timestamp(now), rt.api_version
+    write_managers(merged, managers)
+    return merged
+
+
+def _check_configuration(rt: ResourceType, applied: dict, field_manager: str) -> None:
+    if not field_manager:
+        raise bad_request("fieldManager is required for apply requests")
+    if not applied.get("apiVersion") or not applied.get("kind"):
+        raise bad_request("the apply configuration must set apiVersion and kind")
+    if applied["apiVersion"] != rt.api_version:
+        raise bad_request("Incorrect version specified in apply patch. Specified patch version: "
+                          f"{applied['apiVersion']}, expected: {rt.api_version}")
+    if applied["kind"] != rt.kind:
+        raise bad_request(f"the apply configuration is a {applied['kind']}, but this resource holds {rt.kind} objects")
+    metadata = applied.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise bad_request("metadata must be an object")
+    if metadata.get("managedFields") is not None:
+        raise bad_request("metadata.managedFields must be nil")
+
+
+def _conflict_error(conflicts: list[tuple[Manager, list[Path]]]) -> APIError:
+    causes = [Cause(display(p), f"conflict with {m.describe()}", "FieldManagerConflict")
+              for m, paths in conflicts for p in paths]
+    if len(causes) == 1:
+        message = f"Apply failed with 1 conflict: conflict with {conflicts[0][0].describe()}: {causes[0].field}"
+    else:
+        lines = []
+        for m, paths in sorted(conflicts, key=lambda c: c[0].name):
+            lines.append(f"conflicts with {m.describe()}:")
+            lines += [f"- {display(p)}" for p in paths]
+        message = f"Apply failed with {len(causes)} conflicts: " + "\n".join(lines)
+    return APIError(409, "Conflict", message, causes=causes)
+
+
+# -- merging and pruning -----------------------------------------------------------------------
+
+def _merge(live, config, field: Field):
+    """Apply's merge: the configuration wins on leaves; maps and keyed lists merge."""
+    if isinstance(live, dict) and isinstance(config, dict) and not field.atomic_map:
+        out = dict(live)
+        for key, value in config.items():
+            if value is None:
+                out.pop(key, None)
+            elif key in out:
+                out[key] = _merge(out[key], value, field.field(key))
+            else:
+                out[key] = _without_nulls(value)
+        return out
+    if isinstance(live, list) and isinstance(config, list) and field.list_type in ("map", "set"):
+        return _merge_list(live, config, field)
+    return _without_nulls(config)
+
+
+def _merge_list(live: list, config: list, field: Field) -> list:
+    """structured-merge-diff's list merge: configuration order for shared items, live-only items kept
+    where they were."""
+    lhs = [(item_element(i, field), i) for i in live]
+    rhs = [(item_element(i, field), i) for i in config]
+    lhs_map, rhs_map = dict(lhs), dict(rhs)
+    shared = [e for e, _ in rhs if e in lhs_map]
+    out, li, ri = [], 0, 0
+
+    def merged(element):
+        if field.list_type == "set":
+            return rhs_map[element]
+        return _merge(lhs_map.get(element), rhs_map[element], field.items())
+
+    while li < len(lhs) or ri < len(rhs):
+        if li < len(lhs) and ri < len(rhs) and lhs[li][0] == rhs[ri][0]:
+            out.append(merged(rhs[ri][0]))
+            shared.remove(rhs[ri][0])
+            li, ri = li + 1, ri + 1
+            continue
+        if li < len(lhs):
+            element = lhs[li][0]
+            if element not in rhs_map:
+                out.append(lhs[li][1])
+                li += 1
+                continue
+            if shared and shared[0] != element:  # shared, but its turn comes later in config order
+                li += 1
+                continue
+        if ri < len(rhs):
+            element = rhs[ri][0]
+            out.append(merged(element))
+            if element in shared:
+                shared.remove(element)
+            ri += 1
+        else:
+            li += 1
+    return out
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _prune(obj: dict, remove: set[Path], keep: set[Path], field: Field) -> None:
+    """Delete fields the applier dropped from its configuration, unless someone still owns them or
+    something below them; containers left empty by that go too."""
+    for path in sorted(remove, key=len):
+        if any(len(k) > len(path) and k[:len(path)] == path for k in keep):
+            continue
+        _delete(obj, path, field)
+        for depth in range(len(path) - 1, 0, -1):
+            parent = path[:depth]
+            node = _get(obj, parent, field)
+            if node in ({}, []) and not under(parent, keep):
+                _delete(obj, parent, field)
+            else:
+                break
+
+
+def _walk(obj, path: Path, field: Field):
+    """(container, key-or-index, Field of the node) for the node at path, or None if absent."""
+    node, f, parent, slot = obj, field, None, None
+    for element in path:
+        if isinstance(node, dict) and element.startswith("f:"):
+            name = element[2:]
+            if name not in node:
+                return None
+            parent, slot, node, f = node, name, node[name], f.field(name)
+        elif isinstance(node, list):
+            index = next((i for i, item in enumerate(node) if item_element(item, f) == element), None)
+            if index is None:
+                return None
+            parent, slot, node, f = node, index, node[index], f.items()
+        else:
+            return None
+    return parent, slot, node
+
+
+def _get(obj, path: Path, field: Field):
+    found = _walk(obj, path, field)
+    return found[2] if found else None
+
+
+def _delete(obj, path: Path, field: Field) -> None:
+    found = _walk(obj, path, field)
+    if found and found[0] is not None:
+        del found[0][found[1]]
