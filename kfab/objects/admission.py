@@ -1,0 +1,198 @@
+"""The admission chain every create, update and delete passes before the store write.
+
+    namespace lifecycle -> unknown fields (fieldValidation) -> schema -> kind defaults
+    -> semantic validation (names, labels, required, immutables) -> allocation (Service IPs/ports)
+
+Use from the API core:
+
+    async with chain.admitted(req) as (obj, warnings):   # raises APIError: nothing allocated is kept
+        await store.create(key, encode(obj))              # an exception here frees what admission allocated
+    ...
+    await chain.after_delete(rt, deleted_obj)             # once an object is really gone from the store
+
+or the explicit form: `obj, warnings = await chain.admit(req)`, then `await chain.commit(req)` after a
+successful write or `await chain.abort(req)` after a failed one (both are no-ops for kinds that allocate
+nothing). The API core fills generic metadata (namespace, name from generateName, uid, timestamps) first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, AsyncIterator
+
+from kfab.api.errors import APIError, Cause, bad_request
+from kfab.objects import validation
+from kfab.objects.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
+from kfab.objects.defaults import apply_defaults
+from kfab.objects.registry import REGISTRY, ResourceType
+from kfab.objects.validation.field import invalid_error
+from kfab.store.base import Store
+
+if TYPE_CHECKING:
+    from kfab.api.auth import UserInfo
+
+# Namespaces the cluster itself needs (NamespaceLifecycle's immortal namespaces).
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+_NAMESPACE = REGISTRY.by_kind("v1", "Namespace")
+_STORAGE_CLASS = REGISTRY.by_kind("storage.k8s.io/v1", "StorageClass")
+
+
+@dataclass
+class AdmissionRequest:
+    operation: str  # "CREATE" | "UPDATE" | "DELETE"
+    resource: ResourceType
+    subresource: str | None
+    namespace: str | None
+    name: str
+    obj: dict | None
+    old: dict | None
+    user: "UserInfo | None"
+    dry_run: bool = False
+    field_validation: str = "Strict"  # Strict | Warn | Ignore
+    # Set by admit() for Services: the IPs/ports this request holds until commit()/abort().
+    allocation: Allocation | None = field(default=None, repr=False)
+
+
+def _schema():
+    try:
+        from kfab.objects import schema
+    except ImportError:  # the schema checks arrive with kfab.objects.schema; semantic validation runs regardless
+        return None
+    return schema
+
+
+class AdmissionChain:
+    def __init__(self, store: Store, service_cidr: str = DEFAULT_SERVICE_CIDR,
+                 node_ports: tuple[int, int] = DEFAULT_NODE_PORTS):
+        self.store = store
+        self.allocator = ServiceAllocator(store, service_cidr, node_ports)
+
+    # --- the chain --------------------------------------------------------------------------------
+    async def admit(self, req: AdmissionRequest) -> tuple[dict | None, list[str]]:
+        rt = req.resource
+        if req.operation == "DELETE":
+            self._check_delete(req)
+            return None, []
+        if req.operation not in ("CREATE", "UPDATE"):
+            raise bad_request(f"unknown admission operation {req.operation!r}")
+        if req.obj is None:
+            raise bad_request(f"{rt.kind} {req.operation.lower()} without an object")
+        obj = copy.deepcopy(req.obj)
+        if req.operation == "CREATE":
+            await self._check_namespace(req)
+        warnings = self._check_schema(req, obj)
+        old = req.old or {}
+        apply_defaults(rt, obj, req.operation)
+        if req.operation == "UPDATE" and rt.kind == "Service" and req.subresource is None:
+            carry_over(obj, old)
+        if req.operation == "CREATE" and rt.kind == "PersistentVolumeClaim":
+            await self._default_storage_class(obj)
+        if req.operation == "CREATE":
+            causes = validation.validate_create(rt, obj)
+        else:
+            causes = validation.validate_update(rt, obj, old, req.subresource)
+        if causes:
+            raise invalid_error(rt.kind, rt.group, self._name(req, obj), causes)
+        if rt.kind == "Service" and req.subresource is None:
+            req.allocation = await self.allocator.allocate(obj, req.old, req.dry_run)
+        return obj, warnings
+
+    async def commit(self, req: AdmissionRequest) -> None:
+        """The object admit() returned is stored: let go of what the old object held and the new one dropped."""
+        if req.allocation is not None:
+            await self.allocator.commit(req.allocation)
+            req.allocation = None
+
+    async def abort(self, req: AdmissionRequest) -> None:
+        """The write after admit() failed: free what admit() allocated."""
+        if req.allocation is not None:
+            await self.allocator.abort(req.allocation)
+            req.allocation = None
+
+    @contextlib.asynccontextmanager
+    async def admitted(self, req: AdmissionRequest) -> AsyncIterator[tuple[dict | None, list[str]]]:
+        result = await self.admit(req)
+        try:
+            yield result
+        except BaseException:
+            await self.abort(req)
+            raise
+        await self.commit(req)
+
+    async def after_delete(self, rt: ResourceType, obj: dict) -> None:
+        """An object was removed from the store: free what it held (a Service's ClusterIP and nodePorts)."""
+        if rt.kind == "Service" and rt.group == "":
+            await self.allocator.release_service(obj)
+
+    # --- steps ------------------------------------------------------------------------------------
+    @staticmethod
+    def _name(req: AdmissionRequest, obj: dict) -> str:
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        return req.name or meta.get("name") or meta.get("generateName") or ""
+
+    @staticmethod
+    def _check_delete(req: AdmissionRequest) -> None:
+        rt = req.resource
+        if rt.kind == "Namespace" and rt.group == "" and req.name in IMMORTAL_NAMESPACES:
+            raise APIError(403, "Forbidden", f'namespaces "{req.name}" is forbidden: this namespace may not be '
+                           "deleted", name=req.name, kind="namespaces")
+
+    async def _check_namespace(self, req: AdmissionRequest) -> None:
+        """Namespaced objects go only into a namespace that exists and is not being deleted."""
+        rt = req.resource
+        if not rt.namespaced or not req.namespace:
+            return
+        kv = await self.store.get(_NAMESPACE.store_key(None, req.namespace))
+        if kv is None:
+            raise APIError(404, "NotFound", f'namespaces "{req.namespace}" not found', name=req.namespace,
+                           kind="namespaces")
+        ns = json.loads(kv.value)
+        terminating = (ns.get("metadata") or {}).get("deletionTimestamp") or \
+            (ns.get("status") or {}).get("phase") == "Terminating"
+        if terminating:
+            resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+            raise APIError(
+                403, "Forbidden", f'{resource} "{req.name}" is forbidden: unable to create new content in namespace '
+                f"{req.namespace} because it is being terminated", name=req.name, group=rt.group or None,
+                kind=rt.plural,
+                causes=[Cause("metadata.namespace", f"namespace {req.namespace} is being terminated",
+                              "NamespaceTerminating")])
+
+    @staticmethod
+    def _check_schema(req: AdmissionRequest, obj: dict) -> list[str]:
+        """Unknown fields per fieldValidation (400 under Strict), then types/enums/required (422)."""
+        schema = _schema()
+        if schema is None or req.subresource not in (None, "status"):
+            return []
+        rt = req.resource
+        warnings: list[str] = []
+        if req.field_validation in ("Strict", "Warn"):
+            unknown = schema.unknown_fields(rt, obj)
+            messages = [f'unknown field "{path}"' for path in unknown]
+            if messages and req.field_validation == "Strict":
+                raise bad_request("strict decoding error: " + ", ".join(messages))
+            warnings += messages
+        causes = schema.validate(rt, obj)
+        if causes:
+            raise invalid_error(rt.kind, rt.group, AdmissionChain._name(req, obj), list(causes))
+        return warnings
+
+    async def _default_storage_class(self, pvc: dict) -> None:
+        """The DefaultStorageClass admission plugin: a claim that names no class gets the default one."""
+        spec = pvc.get("spec")
+        if not isinstance(spec, dict) or "storageClassName" in spec:
+            return
+        classes, _ = await self.store.list(_STORAGE_CLASS.store_prefix())
+        defaults = []
+        for kv in classes:
+            sc = json.loads(kv.value)
+            meta = sc.get("metadata") or {}
+            if (meta.get("annotations") or {}).get(DEFAULT_STORAGE_CLASS_ANNOTATION) == "true":
+                defaults.append((meta.get("creationTimestamp") or "", meta.get("name") or ""))
+        if defaults:
+            # Several defaults: the newest wins, as kube-apiserver has done since 1.28.
+            spec["storageClassName"] = max(defaults)[1]

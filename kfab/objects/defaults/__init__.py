@@ -1,0 +1,40 @@
+"""Kind defaults applied on create and update, as kube-apiserver's defaulting and default admission plugins do.
+
+`apply_defaults(rt, obj, operation)` changes obj in place (and returns it). Pod-only admission defaults (service account,
+priority, not-ready/unreachable tolerations) apply to Pods created directly, not to pod templates.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from kfab.objects.defaults import apps, core, pod
+from kfab.objects.registry import ResourceType
+
+_DEFAULTS: dict[str, Callable[[dict], None]] = {
+    "Pod": pod.default_pod,
+    "Service": core.default_service,
+    "Namespace": core.default_namespace,
+    "PersistentVolumeClaim": core.default_pvc,
+    "PersistentVolume": core.default_pv,
+    "Secret": core.default_secret,
+    "Endpoints": core.default_endpoints,
+    "EndpointSlice": core.default_endpoint_slice,
+    "Node": core.default_node,
+    "RoleBinding": core.default_binding,
+    "ClusterRoleBinding": core.default_binding,
+    "StorageClass": core.default_storage_class,
+    "Deployment": apps.default_deployment,
+    "ReplicaSet": apps.default_replica_set,
+    "StatefulSet": apps.default_stateful_set,
+}
+
+
+def apply_defaults(rt: ResourceType, obj: dict, operation: str = "CREATE") -> dict:
+    if rt.kind == "Pod" and operation != "CREATE":
+        pod.default_pod_spec(pod._d(obj, "spec"))  # admission plugins' additions are for new Pods only
+        return obj
+    fill = _DEFAULTS.get(rt.kind)
+    if fill:
+        fill(obj)
+    return obj
