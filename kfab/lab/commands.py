@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -36,7 +37,7 @@ def add_commands(subparsers) -> None:
                    ).set_defaults(func=cmd_status)
     ssh = with_inventory(lab_sub.add_parser("ssh", help="ssh to a lab host with the lab key"))
     ssh.add_argument("host")
-    ssh.add_argument("cmd", nargs="*", help="command to run (default: a login shell)")
+    ssh.add_argument("cmd", nargs=argparse.REMAINDER, help="command to run (default: a login shell)")
     ssh.set_defaults(func=cmd_ssh)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -63,11 +64,13 @@ def test_hosts_reach_each_other_over_the_lab_network(lab):
 
 def test_hosts_install_packages_from_the_debian_mirror_through_the_outer_nat(lab):
     host = next(iter(lab.hosts))
-    lab.ssh(host, "apt-get update -qq")
+    # Another session sharing this lab may hold apt's lists lock for a while: retry until a deadline.
+    lab.ssh(host, "for i in $(seq 120); do apt-get update -qq && exit 0; sleep 1; done; exit 1")
     # Fetch a real .deb through the mirror without changing what the host has installed.
-    lab.ssh(host, "mkdir -p /root/apt-check && cd /root/apt-check && apt-get download -q busybox-static")
-    assert lab.ssh(host, "ls /root/apt-check").stdout.startswith("busybox-static_")
-    lab.ssh(host, "rm -rf /root/apt-check")
+    where = f"/root/apt-check-{os.getpid()}"
+    lab.ssh(host, f"mkdir -p {where} && cd {where} && apt-get download -q busybox-static")
+    assert lab.ssh(host, f"ls {where}").stdout.startswith("busybox-static_")
+    lab.ssh(host, f"rm -rf {where}")
 
 
 def test_hosts_boot_systemd_cleanly_and_look_like_a_fresh_minimal_vm(lab):
