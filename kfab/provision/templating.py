@@ -109,10 +109,15 @@ def is_template(value) -> bool:
 def _render(template: jinja2.Template, variables: Mapping):
     # shared=True hands our lazy mapping to Jinja as is; Template.render() would copy (and so resolve)
     # every variable first.
-    context = template.new_context(ChainMap(variables, template.environment.globals), shared=True)
-    result = template.environment.concat(template.root_render_func(context))
-    if isinstance(result, jinja2.Undefined):
-        str(result)  # StrictUndefined raises here with its message
+    # The empty dict on top takes what Jinja writes (its traceback rewriting copies and updates it).
+    context = template.new_context(ChainMap({}, variables, template.environment.globals), shared=True)
+    try:
+        result = template.environment.concat(template.root_render_func(context))
+        if isinstance(result, jinja2.Undefined):
+            str(result)  # StrictUndefined raises here with its message
+    except jinja2.TemplateError:
+        # Rewrites the traceback so its frames carry template file names and lines (as render() does).
+        template.environment.handle_exception()
     return result
 
 

@@ -42,6 +42,8 @@ def parse_yaml(text: str, file: str):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "<stream end>" in problem and getattr(exc, "context_mark", None):
+            mark = exc.context_mark  # "found end of file": where the unclosed thing began is more useful
         raise ProvisionError(f"invalid YAML: {problem}", file=file,
                              line=mark.line + 1 if mark else None) from None
 

@@ -1,0 +1,247 @@
+"""Task modules: fed a host's state, they yield exactly the changes needed (and nothing when the state
+already matches, which is what makes a second run report `ok`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from kfab.provision.modules import MODULES
+from kfab.provision.modules.base import Command, CommandResult, Diff, Fail, FileInfo, PutFile, Result, UnitInfo
+from kfab.provision.modules.line import edit_lines
+
+
+@dataclass
+class FakeHost:
+    files: dict = field(default_factory=dict)
+    installed: set = field(default_factory=set)
+    sysctls: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+    users: dict = field(default_factory=dict)
+    succeeding: set = field(default_factory=set)
+    hostname: str = "old"
+    check: bool = False
+    unit_files_changed: bool = False
+    waits: list = field(default_factory=list)
+
+    def file(self, path, content=False):
+        return self.files.get(path)
+
+    def packages(self, names):
+        return {n: n in self.installed for n in names}
+
+    def sysctl(self, key):
+        return self.sysctls.get(key)
+
+    def unit(self, name):
+        return self.units.get(name, UnitInfo(False, "", ""))
+
+    def succeeds(self, cmd):
+        return cmd in self.succeeding
+
+    def user(self, name):
+        return self.users.get(name)
+
+    def wait_for(self, what, timeout, present):
+        self.waits.append((what, timeout, present))
+        return what != "tcp:127.0.0.1:1"
+
+    def current_hostname(self):
+        return self.hostname
+
+
+class FakeFiles:
+    def render_template(self, src):
+        return f"rendered {src}\n"
+
+    def read_file(self, src):
+        return b"file " + src.encode()
+
+
+def plan(module, host, **args):
+    """Run a module's plan to the end, answering each command with success; return what it yielded."""
+    m = MODULES[module]
+    gen = m.plan(m.with_defaults(args), host, FakeFiles())
+    out, reply = [], None
+    try:
+        while True:
+            change = gen.send(reply)
+            out.append(change)
+            reply = CommandResult(0, "out\n", "") if isinstance(change, Command) else None
+    except StopIteration:
+        return out
+
+
+def cmds(changes):
+    return [c.cmd for c in changes if isinstance(c, Command)]
+
+
+def regular(content: bytes, mode="0644", owner="root", group="root"):
+    return FileInfo("file", mode, owner, group, content=content)
+
+
+# ---- package ------------------------------------------------------------------------------------
+
+def test_package_installs_only_missing_with_one_cache_update():
+    changes = plan("package", FakeHost(installed={"curl"}), name=["curl", "podman", "runc"])
+    assert changes[0] == Command(changes[0].cmd, once="apt-update") and changes[0].cmd.endswith(" update")
+    assert changes[1].cmd.endswith("install podman runc")
+
+
+def test_package_present_is_ok_and_absent_removes():
+    assert plan("package", FakeHost(installed={"curl"}), name="curl") == []
+    assert cmds(plan("package", FakeHost(installed={"curl"}), name="curl", state="absent"))[0].endswith(
+        "remove curl")
+    assert plan("package", FakeHost(), name="curl", state="absent") == []
+
+
+# ---- template / copy ---------------------------------------------------------------------------------
+
+def test_template_new_file_is_put_with_mode_and_diff():
+    changes = plan("template", FakeHost(), src="a.j2", dest="/etc/a", mode="0600")
+    assert changes[0] == Diff("/etc/a", "", "rendered a.j2\n")
+    assert changes[1] == PutFile("/etc/a", b"rendered a.j2\n", "0600", None, None)
+
+
+def test_template_same_content_is_ok_but_wrong_mode_is_fixed():
+    host = FakeHost(files={"/etc/a": regular(b"rendered a.j2\n")})
+    assert plan("template", host, src="a.j2", dest="/etc/a", mode="0644") == []
+    assert plan("template", host, src="a.j2", dest="/etc/a", mode=0o600) == [Command("chmod 0600 /etc/a")]
+    assert plan("template", host, src="a.j2", dest="/etc/a", owner="kfab") == [Command("chown kfab:root /etc/a")]
+
+
+def test_template_changed_content_keeps_existing_mode_and_owner():
+    host = FakeHost(files={"/etc/a": regular(b"old\n", "0640", "app", "app")})
+    changes = plan("template", host, src="a.j2", dest="/etc/a")
+    assert changes == [Diff("/etc/a", "old\n", "rendered a.j2\n"),
+                       PutFile("/etc/a", b"rendered a.j2\n", "0640", "app", "app")]
+
+
+def test_copy_from_files_or_content():
+    assert plan("copy", FakeHost(), src="x.conf", dest="/etc/x")[-1].content == b"file x.conf"
+    assert plan("copy", FakeHost(), content="hello\n", dest="/etc/x")[-1].content == b"hello\n"
+    assert isinstance(plan("copy", FakeHost(), dest="/etc/x")[0], Fail)
+    assert isinstance(plan("copy", FakeHost(files={"/etc/x": FileInfo("directory", "0755", "r", "r")}),
+                           content="a", dest="/etc/x")[0], Fail)
+
+
+# ---- file ----------------------------------------------------------------------------------------------
+
+def test_file_states():
+    d = FileInfo("directory", "0755", "root", "root")
+    assert cmds(plan("file", FakeHost(), path="/srv/d", state="directory", mode="0750")) == ["mkdir -p -m 0750 -- /srv/d"]
+    assert plan("file", FakeHost(files={"/srv/d": d}), path="/srv/d", state="directory", mode="0755") == []
+    assert cmds(plan("file", FakeHost(files={"/srv/d": d}), path="/srv/d", state="absent")) == ["rm -rf -- /srv/d"]
+    assert plan("file", FakeHost(), path="/srv/d", state="absent") == []
+    assert cmds(plan("file", FakeHost(), path="/a", state="link", src="/b")) == ["ln -sfn /b /a"]
+    link = FileInfo("link", "0777", "root", "root", target="/b")
+    assert plan("file", FakeHost(files={"/a": link}), path="/a", state="link", src="/b") == []
+    assert cmds(plan("file", FakeHost(), path="/t", state="touch")) == ["touch -- /t"]
+    assert plan("file", FakeHost(files={"/t": regular(b"")}), path="/t", state="touch") == []
+    assert isinstance(plan("file", FakeHost(), path="/nope", state="file")[0], Fail)
+    assert isinstance(plan("file", FakeHost(files={"/srv/d": regular(b"")}), path="/srv/d",
+                           state="directory")[0], Fail)
+
+
+# ---- line ----------------------------------------------------------------------------------------------
+
+def test_edit_lines():
+    assert edit_lines("a\nb\n", "c", None, True) == "a\nb\nc\n"
+    assert edit_lines("a\nc\n", "c", None, True) == "a\nc\n"
+    assert edit_lines("x=1\ny=2\nx=3\n", "x=9", r"^x=", True) == "x=1\ny=2\nx=9\n"
+    assert edit_lines("x=1\ny=2\n", None, r"^x=", False) == "y=2\n"
+    assert edit_lines("", "a", None, True) == "a\n"
+
+
+def test_line_module_is_idempotent_and_needs_create_for_new_files():
+    host = FakeHost(files={"/etc/f": regular(b"a\nb\n")})
+    assert plan("line", host, path="/etc/f", line="b") == []
+    assert plan("line", host, path="/etc/f", line="c")[-1].content == b"a\nb\nc\n"
+    assert isinstance(plan("line", FakeHost(), path="/etc/new", line="c")[0], Fail)
+    assert plan("line", FakeHost(), path="/etc/new", line="c", create=True)[-1].content == b"c\n"
+
+
+# ---- sysctl --------------------------------------------------------------------------------------------
+
+def test_sysctl_persists_and_applies():
+    changes = plan("sysctl", FakeHost(sysctls={"net.ipv4.ip_forward": "0"}), name="net.ipv4.ip_forward", value=1)
+    put = [c for c in changes if isinstance(c, PutFile)][0]
+    assert put.path == "/etc/sysctl.d/90-kfab.conf" and put.content == b"net.ipv4.ip_forward = 1\n"
+    assert cmds(changes) == ["sysctl -q -w net.ipv4.ip_forward=1"]
+
+
+def test_sysctl_already_set_is_ok_and_missing_key_fails_clearly():
+    host = FakeHost(files={"/etc/sysctl.d/90-kfab.conf": regular(b"net.ipv4.ip_forward = 1\n")},
+                    sysctls={"net.ipv4.ip_forward": "1"})
+    assert plan("sysctl", host, name="net.ipv4.ip_forward", value="1") == []
+    changes = plan("sysctl", FakeHost(), name="net.bridge.bridge-nf-call-iptables", value=1)
+    assert "cannot load modules" in changes[-1].message
+
+
+# ---- service ---------------------------------------------------------------------------------------------
+
+def test_service_start_enable_and_daemon_reload_after_unit_change():
+    host = FakeHost(units={"etcd": UnitInfo(True, "disabled", "inactive")}, unit_files_changed=True)
+    changes = plan("service", host, name="etcd", state="started", enabled=True)
+    assert cmds(changes) == ["systemctl daemon-reload", "systemctl enable etcd", "systemctl start etcd"]
+    assert changes[0].daemon_reload
+
+
+def test_service_in_wanted_state_is_ok_restarted_always_acts():
+    host = FakeHost(units={"etcd": UnitInfo(True, "enabled", "active")})
+    assert plan("service", host, name="etcd", state="started", enabled=True) == []
+    assert cmds(plan("service", host, name="etcd", state="restarted")) == ["systemctl restart etcd"]
+    assert cmds(plan("service", host, name="etcd", state="stopped", enabled=False)) == [
+        "systemctl disable etcd", "systemctl stop etcd"]
+    assert isinstance(plan("service", FakeHost(), name="nope", state="started")[0], Fail)
+
+
+# ---- command / shell -------------------------------------------------------------------------------------
+
+def test_command_runs_and_registers_output():
+    changes = plan("command", FakeHost(), cmd="echo 'a b' $HOME")
+    assert cmds(changes) == ["echo 'a b' '$HOME'"]  # command: no shell expansion
+    assert changes[-1] == Result({"rc": 0, "stdout": "out\n", "stderr": "", "stdout_lines": ["out"]})
+    assert cmds(plan("shell", FakeHost(), cmd="echo $HOME | wc -c")) == ["/bin/sh -c 'echo $HOME | wc -c'"]
+
+
+def test_command_creates_and_unless_skip():
+    host = FakeHost(files={"/done": regular(b"")}, succeeding={"test -e /x"})
+    assert cmds(plan("shell", host, cmd="make", creates="/done")) == []
+    assert cmds(plan("shell", host, cmd="make", unless="test -e /x")) == []
+    assert cmds(plan("shell", host, cmd="make", creates="/other", chdir="/src")) == ["cd /src && /bin/sh -c make"]
+
+
+# ---- wait_for / user / hostname ---------------------------------------------------------------------------
+
+def test_wait_for():
+    host = FakeHost()
+    assert plan("wait_for", host, port=2379, timeout=5) == []
+    assert host.waits == [("tcp:127.0.0.1:2379", 5.0, True)]
+    assert "timed out after 2s waiting for 127.0.0.1:1" in plan("wait_for", host, port=1, timeout=2)[0].message
+    assert isinstance(plan("wait_for", host)[0], Fail)
+
+
+def test_user():
+    assert cmds(plan("user", FakeHost(), name="kfab", groups=["sudo"], shell="/bin/bash")) == [
+        "useradd -G sudo -s /bin/bash -m kfab"]
+    existing = {"kfab": {"uid": 1000, "group": "kfab", "groups": ["kfab", "sudo"], "shell": "/bin/bash",
+                         "home": "/home/kfab"}}
+    assert plan("user", FakeHost(users=existing), name="kfab", groups=["sudo"], shell="/bin/bash") == []
+    assert cmds(plan("user", FakeHost(users=existing), name="kfab", shell="/bin/sh")) == ["usermod -s /bin/sh kfab"]
+    assert cmds(plan("user", FakeHost(users=existing), name="kfab", state="absent")) == ["userdel kfab"]
+
+
+def test_hostname():
+    host = FakeHost(files={"/etc/hostname": regular(b"kt1\n")}, hostname="kt1")
+    assert plan("hostname", host, name="kt1") == []
+    changes = plan("hostname", FakeHost(), name="kt1")
+    assert [c.path for c in changes if isinstance(c, PutFile)] == ["/etc/hostname"]
+    assert cmds(changes) == ["hostname kt1"]
+
+
+@pytest.mark.parametrize("mode, expected", [("0644", "0644"), ("644", "0644"), (0o755, "0755"), (420, "0644")])
+def test_modes_are_octal(mode, expected):
+    from kfab.provision.modules.base import octal_mode
+    assert octal_mode(mode) == expected

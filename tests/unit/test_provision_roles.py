@@ -1,0 +1,131 @@
+"""Play files and roles are loaded and checked as a whole before anything connects: each mistake gets
+one line naming the file (and line), the host and the task."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kfab.cli import main
+from kfab.provision.errors import ProvisionError
+from kfab.provision.inventory import load_inventory
+from kfab.provision.playbook import load_playbook
+from kfab.provision.preflight import preflight
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def project(tmp_path: Path, tasks: str, templates: dict | None = None, defaults: str = "",
+            handlers: str | None = None) -> Path:
+    role = tmp_path / "roles" / "r"
+    (role / "tasks").mkdir(parents=True)
+    (role / "tasks" / "main.yml").write_text(textwrap.dedent(tasks))
+    (role / "defaults").mkdir()
+    (role / "defaults" / "main.yml").write_text(textwrap.dedent(defaults))
+    if handlers is not None:
+        (role / "handlers").mkdir()
+        (role / "handlers" / "main.yml").write_text(textwrap.dedent(handlers))
+    (role / "templates").mkdir()
+    for name, text in (templates or {}).items():
+        (role / "templates" / name).write_text(text)
+    (tmp_path / "site.yml").write_text("- hosts: all\n  roles: [r]\n")
+    # Port 1 on loopback: if anything tried to connect, the run would report the host unreachable.
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h1: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
+    return tmp_path
+
+
+def load_error(tmp_path: Path) -> ProvisionError:
+    with pytest.raises(ProvisionError) as err:
+        load_playbook(tmp_path / "site.yml")
+    return err.value
+
+
+def test_the_committed_site_and_role_common_load_and_pass_preflight():
+    plays = load_playbook(REPO / "site.yml")
+    assert [r.role.name for r in plays[0].roles] == ["common"]
+    inventory = load_inventory(REPO / "inventory" / "example-homelab.yml")
+    assert preflight(inventory, plays, {}, list(inventory.hosts)) == []
+
+
+def test_unknown_module_names_file_line_and_task(tmp_path):
+    project(tmp_path, """\
+        - name: fine
+          command: "true"
+        - name: typo
+          pakage: {name: curl}
+        """)
+    err = load_error(tmp_path)
+    assert "unknown module 'pakage'" in str(err)
+    assert err.file.endswith("roles/r/tasks/main.yml") and err.line == 3 and err.task == "typo"
+
+
+def test_unknown_task_key_and_unknown_argument(tmp_path):
+    project(tmp_path, "- name: t\n  command: 'true'\n  whne: x\n")
+    assert "unknown task key 'whne'" in str(load_error(tmp_path))
+    (tmp_path / "roles/r/tasks/main.yml").write_text("- name: t\n  package: {name: curl, stat: present}\n")
+    assert "module 'package': unknown argument 'stat'" in str(load_error(tmp_path))
+    (tmp_path / "roles/r/tasks/main.yml").write_text("- name: t\n  package: {name: curl, state: latest}\n")
+    assert "expected one of present, absent" in str(load_error(tmp_path))
+    (tmp_path / "roles/r/tasks/main.yml").write_text("- name: t\n  template: {dest: /x}\n")
+    assert "argument 'src' is required" in str(load_error(tmp_path))
+
+
+def test_template_syntax_error_names_template_file_and_line(tmp_path):
+    project(tmp_path, "- template: {src: a.j2, dest: /etc/a}\n",
+            templates={"a.j2": "line one\n{% if x %}\nno endif\n"})
+    err = load_error(tmp_path)
+    assert "template syntax error" in str(err) and err.file.endswith("templates/a.j2")
+
+
+def test_missing_template_and_unknown_handler(tmp_path):
+    project(tmp_path, "- template: {src: nope.j2, dest: /etc/a}\n")
+    assert "template 'nope.j2' not found" in str(load_error(tmp_path))
+    (tmp_path / "roles/r/tasks/main.yml").write_text("- command: 'true'\n  notify: restart it\n")
+    assert "notifies 'restart it', but no role of this play has a handler" in str(load_error(tmp_path))
+
+
+def test_bad_yaml_in_tasks_names_line(tmp_path):
+    project(tmp_path, "- name: a\n  command: 'true'\n- name: [b\n")
+    err = load_error(tmp_path)
+    assert "invalid YAML" in str(err) and err.line == 3
+
+
+def test_undefined_variable_found_before_connecting(tmp_path):
+    project(tmp_path, """\
+        - name: uses a defined one
+          command: "echo {{ greeting }}"
+        - name: guarded
+          command: "echo {{ maybe }}"
+          when: maybe is defined
+        - name: render
+          template: {src: a.j2, dest: /etc/a}
+        """, templates={"a.j2": "ok {{ greeting }}\n{{ kfab_facts.hostname }}\nport {{ portt }}\n"},
+            defaults="greeting: hi\n")
+    plays = load_playbook(tmp_path / "site.yml")
+    inventory = load_inventory(tmp_path / "inv.yml")
+    errors = preflight(inventory, plays, {}, ["h1"])
+    assert len(errors) == 1
+    text = str(errors[0])
+    assert "'portt' is undefined" in text and "templates/a.j2:3" in text
+    assert "host h1" in text and "task 'r : render'" in text
+
+
+def test_kfab_up_with_invalid_input_runs_nothing(tmp_path, capsys, monkeypatch):
+    project(tmp_path, "- command: \"echo {{ nope }}\"\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["up", "-i", "inv.yml"]) == 1
+    out, err = capsys.readouterr()
+    assert "'nope' is undefined" in err and "nothing was run" in err
+    assert "PLAY" not in out and "unreachable" not in out
+
+
+def test_kfab_up_unreachable_host_is_reported_in_recap(tmp_path, capsys, monkeypatch):
+    project(tmp_path, "- command: \"true\"\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["up", "-i", "inv.yml"]) == 4
+    out, _ = capsys.readouterr()
+    assert "unreachable h1: connect: cannot connect to 127.0.0.1:1" in out
+    recap = out.split("RECAP")[1].splitlines()
+    assert recap[2].split() == ["h1", "0", "0", "0", "1", "0"]
