@@ -210,7 +210,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     previously = set(mine.fields) if mine else set()
     applying = fields_of(config, field)
 
-    merged = _merge(live, copy.deepcopy(config), field)
+    merged = _merge(copy.deepcopy(live), copy.deepcopy(config), field)
     for name in ("apiVersion", "kind"):
         merged[name] = applied[name]
     for name in ("name", "namespace", "resourceVersion"):
@@ -229,9 +229,19 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     if mine is None:
         mine = Manager(field_manager, "Apply", rt.api_version, None, set())
         managers.append(mine)
-    mine.fields, mine.time, mine.api_version = applying, _timestamp(now), rt.api_version
+    # As kube-apiserver (since 1.26): an apply that changes nothing keeps managedFields as they were,
+    # timestamps included, so a no-op `kubectl apply --server-side` writes nothing.
+    before = {m.key: m.fields for m in read_managers(live.get("metadata", {}).get("managedFields")) if m.fields}
+    mine.fields, mine.api_version = applying, rt.api_version
+    after = {m.key: m.fields for m in managers if m.fields}
+    if mine.time is None or before != after or _without_managed(merged) != _without_managed(live):
+        mine.time = _timestamp(now)
     write_managers(merged, managers)
     return merged
+
+
+def _without_managed(obj: dict) -> dict:
+    return dict(obj, metadata={k: v for k, v in obj.get("metadata", {}).items() if k != "managedFields"})
 
 
 def _check_configuration(rt: ResourceType, applied: dict, field_manager: str) -> None:

@@ -253,3 +253,25 @@ def test_list_order_follows_the_configuration_for_shared_items():
     out = server_side_apply(DEPLOYMENT, live, config, "reorder")
     assert [(c["name"], c["image"]) for c in out["spec"]["template"]["spec"]["containers"]] == [
         ("b", "b"), ("c", "c2"), ("a", "a")]
+
+
+def test_dropping_every_label_removes_them_and_reports_the_removal():
+    config = copy.deepcopy(NGINX)
+    config["metadata"]["labels"] = {"app": "nginx", "tier": "web"}
+    live = stored(server_side_apply(DEPLOYMENT, None, config, "kubectl"))
+    shared = record_update(live, live, "other")  # no change: records nothing for "other"
+    assert ("other", "Update") not in entries(shared)
+    del config["metadata"]["labels"]
+    out = server_side_apply(DEPLOYMENT, live, config, "kubectl")
+    assert "labels" not in out["metadata"]
+    assert live["metadata"]["labels"] == {"app": "nginx", "tier": "web"}, "the live object is not modified"
+
+
+def test_a_no_op_reapply_keeps_managed_fields_unchanged():
+    live = stored(server_side_apply(DEPLOYMENT, None, copy.deepcopy(NGINX), "kubectl", now="2026-11-27T19:00:00Z"))
+    again = server_side_apply(DEPLOYMENT, live, copy.deepcopy(NGINX), "kubectl", now="2026-11-27T20:00:00Z")
+    assert again == live
+    changed = copy.deepcopy(NGINX)
+    changed["spec"]["replicas"] = 4
+    out = server_side_apply(DEPLOYMENT, live, changed, "kubectl", now="2026-11-27T20:00:00Z")
+    assert entries(out)[("kubectl", "Apply")]["time"] == "2026-11-27T20:00:00Z"
