@@ -129,8 +129,15 @@ def _build(recipe: Recipe, log) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="kfab-lab-image-", dir="/var/tmp"))
     rootfs = workdir / "rootfs"
     try:
-        run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(rootfs),
-             recipe.mirror], timeout=1800)
+        try:
+            run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(rootfs),
+                 recipe.mirror], timeout=1800)
+        except LabError as exc:
+            # debootstrap's own log says which package or download failed; it goes with the work dir.
+            log_file = rootfs / "debootstrap/debootstrap.log"
+            tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] if log_file.exists() else []
+            raise LabError(f"building the lab host image failed: {exc}"
+                           + (f" (debootstrap.log: {tail[0]})" if tail else "")) from exc
         _customise(rootfs, recipe)
         _import(rootfs, recipe.image)
     finally:

@@ -50,27 +50,29 @@ class LabHosts:
         return proc
 
 
-def _alive(pid: int) -> bool:
+def _start_time(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot): tells a live session from a reused PID."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def _live_leases(lease_dir: Path) -> list[int]:
+    """PIDs of other pytest sessions using this lab; leases of sessions that died are dropped."""
     live = []
     for lease in lease_dir.glob("*"):
         try:
             pid = int(lease.name)
         except ValueError:
             continue
-        if pid != os.getpid() and _alive(pid):
+        if pid == os.getpid():
+            continue
+        if _start_time(pid) is not None and _start_time(pid) == lease.read_text().strip():
             live.append(pid)
-        elif pid != os.getpid():
-            lease.unlink(missing_ok=True)  # left by a killed session
+        else:
+            lease.unlink(missing_ok=True)
     return live
 
 
@@ -84,7 +86,7 @@ def lab():
         if not _live_leases(lease_dir):
             lab.down()  # fresh hosts for this session, whatever a killed session left behind
         lab.up()
-        (lease_dir / str(os.getpid())).touch()
+        (lease_dir / str(os.getpid())).write_text(_start_time(os.getpid()) or "")
     try:
         yield LabHosts(lab)
     finally:
