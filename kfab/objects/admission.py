@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
 
 from kfab.api.errors import APIError, Cause, bad_request
-from kfab.objects import validation
+from kfab.objects import schema, validation
 from kfab.objects.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
 from kfab.objects.defaults import apply_defaults
 from kfab.objects.registry import REGISTRY, ResourceType
@@ -57,14 +57,6 @@ class AdmissionRequest:
     allocation: Allocation | None = field(default=None, repr=False)
 
 
-def _schema():
-    try:
-        from kfab.objects import schema
-    except ImportError:  # the schema checks arrive with kfab.objects.schema; semantic validation runs regardless
-        return None
-    return schema
-
-
 class AdmissionChain:
     def __init__(self, store: Store, service_cidr: str = DEFAULT_SERVICE_CIDR,
                  node_ports: tuple[int, int] = DEFAULT_NODE_PORTS):
@@ -82,9 +74,10 @@ class AdmissionChain:
         if req.obj is None:
             raise bad_request(f"{rt.kind} {req.operation.lower()} without an object")
         obj = copy.deepcopy(req.obj)
+        # As kube-apiserver: decoding (types, unknown fields) before admission plugins, validation after.
+        warnings, schema_causes = self._check_schema(req, obj)
         if req.operation == "CREATE":
             await self._check_namespace(req)
-        warnings = self._check_schema(req, obj)
         old = req.old or {}
         apply_defaults(rt, obj, req.operation)
         if req.operation == "UPDATE" and rt.kind == "Service" and req.subresource is None:
@@ -95,6 +88,7 @@ class AdmissionChain:
             causes = validation.validate_create(rt, obj)
         else:
             causes = validation.validate_update(rt, obj, old, req.subresource)
+        causes = _merge(schema_causes, causes)
         if causes:
             raise invalid_error(rt.kind, rt.group, self._name(req, obj), causes)
         if rt.kind == "Service" and req.subresource is None:
@@ -163,23 +157,24 @@ class AdmissionChain:
                               "NamespaceTerminating")])
 
     @staticmethod
-    def _check_schema(req: AdmissionRequest, obj: dict) -> list[str]:
-        """Unknown fields per fieldValidation (400 under Strict), then types/enums/required (422)."""
-        schema = _schema()
-        if schema is None or req.subresource not in (None, "status"):
-            return []
+    def _check_schema(req: AdmissionRequest, obj: dict) -> tuple[list[str], list[Cause]]:
+        """Raise 400 for what cannot be decoded (wrong types; unknown fields under Strict); return the
+        warnings (unknown fields under Warn) and the schema's 422 causes (required fields, enums)."""
+        if req.subresource not in (None, "status"):
+            return [], []
         rt = req.resource
+        causes = schema.validate(rt, obj)
+        error = schema.schema_error(rt, AdmissionChain._name(req, obj),
+                                    [c for c in causes if c.reason == schema.TYPE_INVALID])
+        if error is not None:
+            raise error
         warnings: list[str] = []
         if req.field_validation in ("Strict", "Warn"):
             unknown = schema.unknown_fields(rt, obj)
-            messages = [f'unknown field "{path}"' for path in unknown]
-            if messages and req.field_validation == "Strict":
-                raise bad_request("strict decoding error: " + ", ".join(messages))
-            warnings += messages
-        causes = schema.validate(rt, obj)
-        if causes:
-            raise invalid_error(rt.kind, rt.group, AdmissionChain._name(req, obj), list(causes))
-        return warnings
+            if unknown and req.field_validation == "Strict":
+                raise schema.unknown_fields_error(rt, unknown)
+            warnings = schema.unknown_field_warnings(unknown)
+        return warnings, causes
 
     async def _default_storage_class(self, pvc: dict) -> None:
         """The DefaultStorageClass admission plugin: a claim that names no class gets the default one."""
@@ -196,3 +191,9 @@ class AdmissionChain:
         if defaults:
             # Several defaults: the newest wins, as kube-apiserver has done since 1.28.
             spec["storageClassName"] = max(defaults)[1]
+
+
+def _merge(schema_causes: list[Cause], causes: list[Cause]) -> list[Cause]:
+    """Schema causes first; a semantic cause for the same field and reason says the same thing again."""
+    seen = {(c.field, c.reason) for c in schema_causes}
+    return list(schema_causes) + [c for c in causes if (c.field, c.reason) not in seen]
