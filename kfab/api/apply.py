@@ -30,6 +30,9 @@ _SYSTEM_METADATA = ("name", "namespace", "creationTimestamp", "selfLink", "uid",
                     "managedFields", "resourceVersion")
 
 
+BEFORE_FIRST_APPLY = "before-first-apply"
+
+
 # -- managedFields entries ---------------------------------------------------------------------
 
 @dataclass
@@ -204,6 +207,10 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     field = Field.for_kind(rt)
     config = _tracked(rt, applied)
     live = copy.deepcopy(live) if live else {}
+    if live and not live.get("metadata", {}).get("managedFields"):
+        # As kube-apiserver: fields of an object nobody owns yet go to "before-first-apply", so the first
+        # apply cannot silently change values somebody else set.
+        live = record_update(None, live, BEFORE_FIRST_APPLY, now, rt=rt)
     managers = read_managers(live.get("metadata", {}).get("managedFields"))
     key = (field_manager, "Apply", "")
     mine = _find(managers, key)

@@ -250,7 +250,7 @@ def test_list_order_follows_the_configuration_for_shared_items():
     # structured-merge-diff's merge: shared items in configuration order, live-only items where they were.
     live = stored(with_containers(NGINX, [{"name": n, "image": n} for n in ("a", "b", "c")]))
     config = with_containers(NGINX, [{"name": "c", "image": "c2"}, {"name": "a", "image": "a"}])
-    out = server_side_apply(DEPLOYMENT, live, config, "reorder")
+    out = server_side_apply(DEPLOYMENT, live, config, "reorder", force=True)
     assert [(c["name"], c["image"]) for c in out["spec"]["template"]["spec"]["containers"]] == [
         ("b", "b"), ("c", "c2"), ("a", "a")]
 
@@ -275,3 +275,15 @@ def test_a_no_op_reapply_keeps_managed_fields_unchanged():
     changed["spec"]["replicas"] = 4
     out = server_side_apply(DEPLOYMENT, live, changed, "kubectl", now="2026-11-27T20:00:00Z")
     assert entries(out)[("kubectl", "Apply")]["time"] == "2026-11-27T20:00:00Z"
+
+
+def test_first_apply_to_an_object_without_owners_conflicts_with_before_first_apply():
+    live = stored(NGINX)  # e.g. stored before field ownership was tracked
+    config = copy.deepcopy(NGINX)
+    config["spec"]["replicas"] = 1
+    with pytest.raises(APIError) as e:
+        server_side_apply(DEPLOYMENT, live, config, "kubectl")
+    assert e.value.message == ('Apply failed with 1 conflict: conflict with "before-first-apply" using apps/v1: '
+                               ".spec.replicas")
+    out = server_side_apply(DEPLOYMENT, live, copy.deepcopy(NGINX), "kubectl")
+    assert set(entries(out)) == {("kubectl", "Apply"), ("before-first-apply", "Update")}

@@ -238,3 +238,11 @@ def test_body_must_be_a_json_object(web):
     with pytest.raises(APIError) as e:
         apply_patch(DEPLOYMENT, web, STRATEGIC_MERGE_PATCH, b'{"spec": ')
     assert e.value.code == 400 and "not valid JSON" in e.value.message
+
+
+def test_primitive_list_order_and_deletion_together(web):
+    # kubectl apply's patch when the config's finalizers go from [a, b] to [b, c].
+    out = smp(DEPLOYMENT, web, {"metadata": {"$setElementOrder/finalizers": ["example.com/b", "example.com/c"],
+                                             "finalizers": ["example.com/c"],
+                                             "$deleteFromPrimitiveList/finalizers": ["example.com/a"]}})
+    assert out["metadata"]["finalizers"] == ["example.com/b", "example.com/c"]
