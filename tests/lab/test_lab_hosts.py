@@ -71,14 +71,3 @@ def test_hosts_install_packages_from_the_debian_mirror_through_the_outer_nat(lab
     lab.ssh(host, f"mkdir -p {where} && cd {where} && apt-get download -q busybox-static")
     assert lab.ssh(host, f"ls {where}").stdout.startswith("busybox-static_")
     lab.ssh(host, f"rm -rf {where}")
-
-
-def test_hosts_boot_systemd_cleanly_and_look_like_a_fresh_minimal_vm(lab):
-    for name in lab.hosts:
-        state = lab.ssh(name, "systemctl is-system-running --wait", check=False).stdout.strip()
-        failed = lab.ssh(name, "systemctl --failed --no-legend --plain").stdout.strip()
-        assert state == "running", f"{name}: {state}; failed units: {failed}"
-        assert lab.ssh(name, "systemctl is-active systemd-networkd", check=False).stdout.strip() != "active"
-        # No Podman preinstalled: the roles install it.
-        assert lab.ssh(name, "command -v podman", check=False).returncode != 0
-        assert lab.ssh(name, "python3 -c 'print(1)'").stdout.strip() == "1"

@@ -88,6 +88,18 @@ def test_up_starts_every_host_and_a_second_up_changes_nothing(life):
                    for line in status.stdout.splitlines())
 
 
+def test_fresh_hosts_boot_systemd_cleanly_like_a_minimal_vm(life):
+    # On this lab rather than the session lab, which other tests provision.
+    life.up()
+    for name in life.hosts:
+        state = life.ssh(name, "systemctl is-system-running --wait").stdout.strip()
+        failed = life.ssh(name, "systemctl --failed --no-legend --plain").stdout.strip()
+        assert state == "running", f"{name}: {state}; failed units: {failed}"
+        assert life.ssh(name, "systemctl is-active systemd-networkd").stdout.strip() != "active"
+        assert life.ssh(name, "command -v podman").returncode != 0  # the roles install it
+        assert life.ssh(name, "python3 -c 'print(1)'").stdout.strip() == "1"
+
+
 def test_down_removes_containers_network_and_rule_and_up_works_again(life):
     life.up()
     assert nat_rules("kfab-lab:kfablife")
