@@ -1,0 +1,199 @@
+"""Watch fan-out over the real SQLite store: every subscriber sees every event once, in order."""
+
+import asyncio
+import json
+
+import pytest
+
+from kfab.api.watchhub import WatchHub, WatchTooSlow
+from kfab.store import RevisionCompacted, StoreUnavailable, open_store
+
+DEADLINE = 30  # seconds; a hung watch fails the test instead of blocking the run
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, DEADLINE))
+
+
+async def opened(tmp_path, **hub_args):
+    store = await open_store(f"sqlite:///{tmp_path}/state.db")
+    hub = WatchHub(store, **hub_args)
+    await hub.start()
+    return store, hub
+
+
+async def closed(store, hub):
+    await hub.close()
+    await store.close()
+
+
+def pod(i):
+    return json.dumps({"kind": "Pod", "metadata": {"name": f"p{i}"}}).encode()
+
+
+async def collect(subscription, count):
+    out = []
+    async for event in subscription:
+        out.append((event.type, event.kv.key, event.kv.mod_revision))
+        if len(out) == count:
+            break
+    await subscription.aclose()
+    return out
+
+
+async def write_mix(store, n, prefix="/registry/pods/default/"):
+    """Creates, updates and deletes; returns what a watcher must see, in order."""
+    expected = []
+    for i in range(n):
+        key = f"{prefix}p{i % 7}"
+        current = await store.get(key)
+        if current is None:
+            kv = await store.create(key, pod(i))
+            expected.append(("PUT", key, kv.mod_revision))
+        elif i % 3 == 0:
+            kv = await store.delete(key)
+            expected.append(("DELETE", key, kv.mod_revision))
+        else:
+            kv = await store.update(key, pod(i))
+            expected.append(("PUT", key, kv.mod_revision))
+    return expected
+
+
+def test_many_concurrent_subscribers_each_see_every_event_in_order(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path)
+        start = await store.current_revision()
+        subs = [hub.subscribe("/registry/", start) for _ in range(120)]
+        readers = [asyncio.create_task(collect(s, 60)) for s in subs]
+        expected = await write_mix(store, 60)
+        results = await asyncio.gather(*readers)
+        assert all(r == expected for r in results)
+        assert hub.subscriber_count == 0, "closed subscriptions must leave the hub"
+        await closed(store, hub)
+    run(main())
+
+
+def test_resume_from_a_past_revision_replays_from_history_then_goes_live(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path)
+        first = await write_mix(store, 10)
+        while hub.revision < first[-1][2]:
+            await asyncio.sleep(0.01)
+        sub = hub.subscribe("/registry/pods/", first[4][2])
+        assert hub.subscriber_count == 1, "a recent resume is served by the hub, not a new store watch"
+        reader = asyncio.create_task(collect(sub, 10))
+        more = await write_mix(store, 5, prefix="/registry/pods/other/")
+        assert await reader == first[5:] + more
+        await closed(store, hub)
+    run(main())
+
+
+def test_resume_older_than_history_reads_the_store_then_joins_the_hub(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path, history=5)
+        first = await write_mix(store, 20)
+        while hub.revision < first[-1][2]:
+            await asyncio.sleep(0.01)
+        sub = hub.subscribe("/registry/pods/", first[1][2])
+        assert hub.subscriber_count == 0  # too old for the window: watching the store directly
+        got = [(e.type, e.kv.key, e.kv.mod_revision) for e in [await sub.__anext__() for _ in range(18)]]
+        assert got == first[2:]
+        assert hub.subscriber_count == 1, "caught up into the window: moved onto the shared feed"
+        more = await write_mix(store, 3, prefix="/registry/pods/x/")
+        assert await collect(sub, 3) == more
+        await closed(store, hub)
+    run(main())
+
+
+def test_resume_from_a_compacted_revision_raises_revision_compacted(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path, history=3)
+        events = await write_mix(store, 12)
+        await store.compact(events[8][2])
+        sub = hub.subscribe("/registry/", events[2][2])
+        with pytest.raises(RevisionCompacted):
+            await sub.__anext__()
+        await sub.aclose()
+        await closed(store, hub)
+    run(main())
+
+
+def test_a_slow_subscriber_is_dropped_without_stalling_the_others(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path, max_backlog=10)
+        start = await store.current_revision()
+        slow = hub.subscribe("/registry/", start)
+        fast = asyncio.create_task(collect(hub.subscribe("/registry/", start), 40))
+        expected = await write_mix(store, 40)
+        assert await fast == expected
+        with pytest.raises(WatchTooSlow) as e:
+            await slow.__anext__()
+        assert isinstance(e.value, RevisionCompacted), "the API turns it into 410 Gone"
+        assert "relist" in str(e.value)
+        await slow.aclose()
+        await closed(store, hub)
+    run(main())
+
+
+def test_subscribers_only_see_their_prefix(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path)
+        start = await store.current_revision()
+        pods = asyncio.create_task(collect(hub.subscribe("/registry/pods/default/", start), 4))
+        cms = asyncio.create_task(collect(hub.subscribe("/registry/configmaps/", start), 2))
+        expected_pods, expected_cms = [], []
+        for i in range(4):
+            kv = await store.create(f"/registry/pods/default/p{i}", pod(i))
+            expected_pods.append(("PUT", kv.key, kv.mod_revision))
+            await store.create(f"/registry/pods/kube-system/p{i}", pod(i))
+            if i < 2:
+                kv = await store.create(f"/registry/configmaps/default/c{i}", b"{}")
+                expected_cms.append(("PUT", kv.key, kv.mod_revision))
+        assert await pods == expected_pods and await cms == expected_cms
+        await closed(store, hub)
+    run(main())
+
+
+class FlakyWatchStore:
+    """The real SQLite store whose watch breaks a few times mid-stream, as a dropped etcd connection would."""
+
+    def __init__(self, store, breaks):
+        self._store, self.breaks = store, breaks
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def watch(self, prefix, after_revision):
+        seen = 0
+        async for event in self._store.watch(prefix, after_revision):
+            yield event
+            seen += 1
+            if self.breaks and seen == 3:
+                self.breaks -= 1
+                raise StoreUnavailable("connection reset")
+
+
+def test_store_watch_restarts_after_transient_errors_without_losing_or_repeating(tmp_path):
+    async def main():
+        real = await open_store(f"sqlite:///{tmp_path}/state.db")
+        hub = WatchHub(FlakyWatchStore(real, breaks=3))
+        await hub.start()
+        start = await real.current_revision()
+        reader = asyncio.create_task(collect(hub.subscribe("/registry/", start), 30))
+        expected = await write_mix(real, 30)
+        assert await reader == expected
+        await closed(real, hub)
+    run(main())
+
+
+def test_closing_the_hub_ends_subscriptions(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path)
+        sub = hub.subscribe("/registry/", await store.current_revision())
+        waiting = asyncio.create_task(sub.__anext__())
+        await asyncio.sleep(0)
+        await hub.close()
+        with pytest.raises(StopAsyncIteration):
+            await waiting
+        await store.close()
+    run(main())
