@@ -1,0 +1,102 @@
+"""GET of a collection: list with label/field selectors, `limit`/`continue` pages, resourceVersion semantics."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from aiohttp import web
+
+from kfab.api.errors import APIError, bad_request
+from kfab.api.routing import ResourcePath
+from kfab.api.serialize import render_list
+from kfab.api.storage import ResourceStorage
+from kfab.objects.registry import ResourceType
+from kfab.objects.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
+
+
+def encode_continue(revision: int, last_key: str) -> str:
+    # The same token shape kube-apiserver uses: the list's revision and the key to start after.
+    token = {"v": "meta.k8s.io/v1", "rv": revision, "start": last_key + "\x00"}
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
+
+
+def decode_continue(token: str) -> tuple[int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError):
+        raise bad_request("continue key is not valid: it was not issued by this server's list") from None
+
+
+def object_key(rt: ResourceType, obj: dict) -> str:
+    meta = obj["metadata"]
+    return rt.store_key(meta.get("namespace"), meta["name"])
+
+
+def selectors(rt: ResourceType, query) -> tuple[LabelSelector, FieldSelector]:
+    return parse_label_selector(query.get("labelSelector")), parse_field_selector(query.get("fieldSelector"), rt.kind)
+
+
+def matches(obj: dict, labels: LabelSelector, fields: FieldSelector) -> bool:
+    return labels.matches((obj.get("metadata") or {}).get("labels")) and fields.matches(obj)
+
+
+def _list_revision(query) -> int:
+    """The revision to read at: 0 (now) unless the client asks for an exact one."""
+    rv, match = query.get("resourceVersion", ""), query.get("resourceVersionMatch", "")
+    if match and match not in ("Exact", "NotOlderThan"):
+        raise bad_request(f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", '
+                          '"NotOlderThan"')
+    if match and not rv:
+        raise bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
+    if match == "Exact":
+        try:
+            return int(rv)
+        except ValueError:
+            raise bad_request(f"invalid resourceVersion {rv!r}") from None
+    # "", "0" and NotOlderThan N: the current state is always at least as new as what was asked for
+    return 0
+
+
+class ListHandler:
+    def __init__(self, storage: ResourceStorage):
+        self.storage = storage
+
+    async def list(self, request: web.Request, rp: ResourcePath) -> web.Response:
+        items, meta = await self.list_objects(rp, request.query)
+        return render_list(request, rp.rt, items, meta)
+
+    async def list_objects(self, rp: ResourcePath, query) -> tuple[list[dict], dict]:
+        rt = rp.rt
+        labels, fields = selectors(rt, query)
+        limit_text = query.get("limit", "")
+        try:
+            limit = int(limit_text) if limit_text else 0
+        except ValueError:
+            raise bad_request(f"limit must be an integer, got {limit_text!r}") from None
+        token = query.get("continue", "")
+        start = ""
+        if token:
+            revision, start = decode_continue(token)
+            try:
+                items, revision = await self.storage.list(rt, rp.namespace, revision)
+            except APIError as e:
+                if e.code == 410:
+                    raise APIError(410, "Expired", "The provided continue parameter is too old to display a "
+                                   "consistent list result. You can start a new list without the continue "
+                                   "parameter.") from None
+                raise
+        else:
+            items, revision = await self.storage.list(rt, rp.namespace, _list_revision(query))
+        name = rp.name
+        selected = [o for o in items if (not start or object_key(rt, o) >= start)
+                    and (name is None or o["metadata"]["name"] == name) and matches(o, labels, fields)]
+        meta: dict = {"resourceVersion": str(revision)}
+        if limit > 0 and len(selected) > limit:
+            page = selected[:limit]
+            meta["continue"] = encode_continue(revision, object_key(rt, page[-1]))
+            if labels.empty() and fields.empty():
+                meta["remainingItemCount"] = len(selected) - limit
+            selected = page
+        return selected, meta

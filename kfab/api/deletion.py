@@ -1,0 +1,187 @@
+"""DELETE of one object and of a collection, with Kubernetes' deletion semantics.
+
+An object goes away at once unless something must happen first: then it is only marked
+(`metadata.deletionTimestamp`) and goes away when the last finalizer is removed. Things that must happen
+first: finalizers already on it, `propagationPolicy` Foreground/Orphan (the `foregroundDeletion`/`orphan`
+finalizers, which the garbage collector acts on), a graceful pod shutdown on its node (the node agent
+deletes the pod again with grace 0 when its containers stopped), a namespace's `spec.finalizers`
+(the namespace controller empties the namespace first).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from kfab.api import strategy
+from kfab.api.context import HandlerBase, RequestOptions, RetryWrite, warning_headers
+from kfab.api.errors import APIError, bad_request, conflict
+from kfab.api.routing import ResourcePath
+from kfab.api.serialize import dump, negotiate, read_body, render_object, status_success
+from kfab.objects.registry import ResourceType
+from kfab.objects.selectors import parse_field_selector, parse_label_selector
+
+POLICIES = ("Foreground", "Background", "Orphan")
+GC_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
+DEFAULT_POD_GRACE = 30
+# Kinds whose DELETE answers with the deleted object rather than a Status (as kube-apiserver's registries).
+_RETURNS_OBJECT = {("", "Pod"), ("", "Service"), ("", "Namespace")}
+DELETE_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    grace_period: int | None = None
+    propagation: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    dry_run: bool = False
+
+
+def _int_or_400(value, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"{name} must be an integer, got {value!r}") from None
+
+
+def parse_delete_options(query, body: bytes) -> DeleteOptions:
+    """DeleteOptions from the body (JSON) and the query string; the query wins where both say something."""
+    data: dict = {}
+    if body.strip():
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            raise bad_request(f"couldn't decode DeleteOptions: {e}") from None
+        if not isinstance(data, dict) or data.get("kind", "DeleteOptions") != "DeleteOptions":
+            raise bad_request("the body of a DELETE must be DeleteOptions")
+    grace = _int_or_400(query.get("gracePeriodSeconds", data.get("gracePeriodSeconds")), "gracePeriodSeconds")
+    if grace is not None and grace < 0:
+        grace = 0
+    policy = query.get("propagationPolicy", data.get("propagationPolicy"))
+    orphan = query.get("orphanDependents", data.get("orphanDependents"))
+    if policy is not None and policy not in POLICIES:
+        raise APIError(422, "Invalid", f"DeleteOptions.meta.k8s.io is invalid: propagationPolicy: Unsupported "
+                       f"value: {policy!r}: supported values: \"Foreground\", \"Background\", \"Orphan\"")
+    if orphan is not None:
+        if policy is not None:
+            raise APIError(422, "Invalid", "DeleteOptions.meta.k8s.io is invalid: propagationPolicy: Invalid value: "
+                           "orphanDependents and propagationPolicy cannot both be set")
+        policy = "Orphan" if str(orphan).lower() in ("true", "1") else "Background"
+    pre = data.get("preconditions") or {}
+    dry_run = bool(query.getall("dryRun", [])) or bool(data.get("dryRun"))
+    return DeleteOptions(grace, policy, pre.get("uid"), pre.get("resourceVersion"), dry_run)
+
+
+def _pod_grace(obj: dict, opts: DeleteOptions) -> int:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0  # no node agent runs it: nothing to shut down gracefully
+    if opts.grace_period is not None:
+        return opts.grace_period
+    return int(spec.get("terminationGracePeriodSeconds", DEFAULT_POD_GRACE))
+
+
+def plan_deletion(rt: ResourceType, obj: dict, opts: DeleteOptions) -> dict | None:
+    """None: delete now. Otherwise the object to store, marked for deletion."""
+    new = copy.deepcopy(obj)
+    meta = new["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    if opts.propagation in GC_FINALIZERS:
+        wanted = GC_FINALIZERS[opts.propagation]
+        finalizers = [f for f in finalizers if f not in GC_FINALIZERS.values()] + [wanted]
+    elif opts.propagation == "Background":
+        finalizers = [f for f in finalizers if f not in GC_FINALIZERS.values()]
+    grace = _pod_grace(obj, opts) if (rt.group, rt.kind) == ("", "Pod") else 0
+    is_namespace = (rt.group, rt.kind) == ("", "Namespace")
+    if finalizers:
+        meta["finalizers"] = finalizers
+    else:
+        meta.pop("finalizers", None)
+
+    if meta.get("deletionTimestamp"):
+        current = meta.get("deletionGracePeriodSeconds") or 0
+        if grace < current:  # a shorter grace period overrides (the node agent's final grace-0 delete)
+            meta["deletionGracePeriodSeconds"] = grace
+            meta["deletionTimestamp"] = strategy.timestamp_after(grace)
+        if strategy.ready_to_vanish(new):
+            return None
+        return new
+
+    if not finalizers and grace == 0 and not (is_namespace and (new.get("spec") or {}).get("finalizers")):
+        return None
+    meta["deletionTimestamp"] = strategy.timestamp_after(grace)
+    meta["deletionGracePeriodSeconds"] = grace
+    if "generation" in meta:
+        meta["generation"] = int(meta["generation"]) + 1
+    if is_namespace:
+        new["status"] = dict(new.get("status") or {}, phase="Terminating")
+    return new
+
+
+class DeleteHandlers(HandlerBase):
+    async def delete(self, request: web.Request, rp: ResourcePath) -> web.Response:
+        opts = parse_delete_options(request.query, await read_body(request, self.body_limit))
+        obj, deleted, warnings = await self.delete_object(request, rp, rp.name, opts)
+        headers = warning_headers(warnings)
+        if deleted and (rp.rt.group, rp.rt.kind) not in _RETURNS_OBJECT:
+            return dump(status_success(rp.rt, obj), negotiate(request), 200, headers)
+        # 202: accepted, the object is still there until its finalizers / graceful shutdown complete
+        return render_object(request, rp.rt, obj, 200 if deleted else 202, headers)
+
+    async def delete_object(self, request: web.Request, rp: ResourcePath, name: str,
+                            opts: DeleteOptions) -> tuple[dict, bool, list[str]]:
+        """(object, deleted now?, warnings)."""
+        rt = rp.rt
+        req_opts = RequestOptions(dry_run=opts.dry_run)
+        for _ in range(DELETE_RETRIES):
+            obj = await self.storage.get(rt, rp.namespace, name)
+            meta = obj["metadata"]
+            if opts.uid is not None and opts.uid != meta.get("uid"):
+                raise APIError(409, "Conflict", f"Precondition failed: UID in precondition: {opts.uid}, UID in "
+                               f"object meta: {meta.get('uid')}", name=name, group=rt.group, kind=rt.plural)
+            if opts.resource_version is not None and opts.resource_version != meta["resourceVersion"]:
+                raise APIError(409, "Conflict", f"Precondition failed: ResourceVersion in precondition: "
+                               f"{opts.resource_version}, ResourceVersion in object meta: {meta['resourceVersion']}",
+                               name=name, group=rt.group, kind=rt.plural)
+            marked = plan_deletion(rt, obj, opts)
+            rv = int(meta["resourceVersion"])
+            try:
+                async with self.admitted(request, rp, "DELETE", None, obj, req_opts, name=name) as (_, warnings):
+                    if opts.dry_run:
+                        return (marked or obj), marked is None, warnings
+                    try:
+                        if marked is None:
+                            return await self.deleted(rp, obj, rv), True, warnings
+                        if marked == obj:
+                            return obj, False, warnings
+                        return await self.storage.update(rt, marked, rv), False, warnings
+                    except APIError as e:
+                        if e.reason == "Conflict":
+                            raise RetryWrite() from None
+                        raise
+            except RetryWrite:
+                continue
+        raise conflict(rt.plural, name, rt.group)
+
+    async def delete_collection(self, request: web.Request, rp: ResourcePath) -> web.Response:
+        opts = parse_delete_options(request.query, await read_body(request, self.body_limit))
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), rp.rt.kind)
+        items, _ = await self.storage.list(rp.rt, rp.namespace)
+        for obj in items:
+            meta = obj["metadata"]
+            if not (labels.matches(meta.get("labels")) and fields.matches(obj)):
+                continue
+            target = ResourcePath(rp.rt, meta.get("namespace"), meta["name"])
+            try:
+                await self.delete_object(request, target, meta["name"], opts)
+            except APIError as e:
+                if e.code != 404:  # already gone: what deletecollection wanted
+                    raise
+        return dump(status_success(rp.rt), negotiate(request))

@@ -1,0 +1,141 @@
+"""Request bodies in (JSON or YAML), responses out (JSON, YAML, Table, PartialObjectMetadata).
+
+kubectl asks for `application/json;as=Table;v=v1;g=meta.k8s.io, application/json` on `get`; metadata-only
+clients (garbage collectors) ask for `as=PartialObjectMetadata[List]`; everyone else gets plain JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import yaml
+from aiohttp import web
+
+from kfab.api.errors import APIError, bad_request
+from kfab.objects.registry import ResourceType
+from kfab.objects.tables import to_table
+
+JSON = "application/json"
+YAML = "application/yaml"
+
+
+@dataclass(frozen=True)
+class Rendering:
+    form: str  # "object", "table", "partial", "yaml"
+
+
+def _media_types(accept: str):
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        params = {}
+        for f in fields[1:]:
+            key, _, value = f.partition("=")
+            params[key.strip().lower()] = value.strip()
+        yield media, params
+
+
+def negotiate(request: web.Request) -> str:
+    """object | table | partial | yaml — the first form in the Accept header that kfab serves."""
+    accept = request.headers.get("Accept", "")
+    if not accept:
+        return "object"
+    for media, params in _media_types(accept):
+        as_ = params.get("as")
+        if media in (JSON, "application/*", "*/*") and as_ is None:
+            return "object"
+        if media == JSON and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+            if as_ == "Table":
+                return "table"
+            if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList"):
+                return "partial"
+        if media == YAML and as_ is None:
+            return "yaml"
+    if any(m == "application/vnd.kubernetes.protobuf" for m, _ in _media_types(accept)):
+        # JSON is always acceptable to Kubernetes clients that also speak protobuf
+        return "object"
+    raise APIError(406, "NotAcceptable", f"only the following media types are accepted: {JSON}, {YAML}, "
+                   f"{JSON};as=Table;v=v1;g=meta.k8s.io")
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    body = await request.read()
+    if len(body) > limit:
+        raise APIError(413, "RequestEntityTooLarge", f"the request body is too large: {len(body)} bytes "
+                       f"(limit {limit})")
+    return body
+
+
+def content_type(request: web.Request) -> str:
+    return request.headers.get("Content-Type", JSON)
+
+
+def parse_object(body: bytes, content_type: str) -> object:
+    """Decode a JSON or YAML body; 400 with the parser's message when malformed, 415 for other media types."""
+    media = content_type.split(";")[0].strip().lower()
+    if not body.strip():
+        raise bad_request("the body of the request was empty")
+    if media in (JSON, "", "application/merge-patch+json", "application/strategic-merge-patch+json",
+                 "application/json-patch+json", "text/plain"):
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            if media == JSON:
+                raise bad_request(f"couldn't decode the request body as JSON: {e}") from None
+    if media in (YAML, "application/x-yaml", "text/yaml", "application/apply-patch+yaml", "", "text/plain"):
+        try:
+            docs = [d for d in yaml.safe_load_all(body) if d is not None]
+        except yaml.YAMLError as e:
+            raise bad_request(f"couldn't decode the request body as YAML: {e}") from None
+        if len(docs) != 1:
+            raise bad_request(f"the request body must hold exactly one object, found {len(docs)} documents")
+        return docs[0]
+    raise APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
+                   f"media types include: {JSON}, {YAML}; got {content_type!r}")
+
+
+def partial_metadata(obj: dict) -> dict:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata", {})}
+
+
+def dump(body: dict, form: str, status: int = 200, headers: dict | None = None) -> web.Response:
+    if form == "yaml":
+        return web.Response(status=status, body=yaml.safe_dump(body, sort_keys=False).encode(),
+                            content_type=YAML, headers=headers)
+    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
+                        content_type=JSON, headers=headers)
+
+
+def render_object(request: web.Request, rt: ResourceType, obj: dict, status: int = 200,
+                  headers: dict | None = None) -> web.Response:
+    form = negotiate(request)
+    if form == "table":
+        body = to_table(rt, [obj], include_object=request.query.get("includeObject", "Metadata"))
+    elif form == "partial":
+        body = partial_metadata(obj)
+    else:
+        body = obj
+    return dump(body, form, status, headers)
+
+
+def render_list(request: web.Request, rt: ResourceType, items: list[dict], list_meta: dict) -> web.Response:
+    form = negotiate(request)
+    if form == "table":
+        body = to_table(rt, items, include_object=request.query.get("includeObject", "Metadata"),
+                        list_meta=list_meta)
+    elif form == "partial":
+        body = {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+                "items": [partial_metadata(o) for o in items]}
+    else:
+        body = {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta, "items": items}
+    return dump(body, form)
+
+
+def status_success(rt: ResourceType, obj: dict | None = None, code: int = 200) -> dict:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code}
+    if obj is not None:
+        meta = obj.get("metadata", {})
+        body["details"] = {"name": meta.get("name", ""), "group": rt.group, "kind": rt.plural,
+                           "uid": meta.get("uid", "")}
+    return body

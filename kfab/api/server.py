@@ -1,0 +1,151 @@
+"""Run the API server: open the store, make sure the PKI exists, bootstrap RBAC, serve TLS until told to stop.
+
+`kfab server` (one machine: SQLite in the data dir) and `kfab apiserver` (any store URL, e.g. etcd for HA)
+both end up here; they differ only in the store URL and in the components that run in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable, Sequence
+
+from aiohttp import web
+
+from kfab.api.app import APIServices, build_app
+from kfab.api.auth import Authenticator
+from kfab.api.bootstrap import bootstrap_namespaces
+from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
+from kfab.api.watchhub import WatchHub
+from kfab.objects.admission import AdmissionChain
+from kfab.pki import ensure_control_plane_pki, server_ssl_context, write_kubeconfig
+from kfab.store import open_store
+
+log = logging.getLogger(__name__)
+
+ADMIN_KUBECONFIG = "admin.kubeconfig"
+# As kube-apiserver's --etcd-compaction-interval: every interval, forget history older than the previous tick.
+COMPACTION_INTERVAL = 300.0
+# Long-running watches get this long to finish when the server stops; then they are cut.
+SHUTDOWN_TIMEOUT = 2.0
+
+# A component that runs inside the API server's process (k3s-style): given the admin kubeconfig path, it
+# runs until cancelled. Controllers and the scheduler plug in here when `kfab server` starts them.
+Component = Callable[[Path], Awaitable[None]]
+
+
+@dataclass
+class ServerConfig:
+    store_url: str
+    data_dir: Path
+    bind: str = "127.0.0.1"
+    port: int = 6443
+    tokens_file: Path | None = None
+    tls_sans: list[str] = field(default_factory=list)  # extra names/IPs for the serving certificate
+    components: Sequence[Component] = ()
+
+
+def _certificate_names(config: ServerConfig) -> tuple[list[str], list[str]]:
+    hostnames, ips = [socket.gethostname()], []
+    for name in [config.bind, *config.tls_sans]:
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            hostnames.append(name)
+            continue
+        if not address.is_unspecified:
+            ips.append(str(address))
+    return hostnames, ips
+
+
+def _url_host(bind: str) -> str:
+    try:
+        address = ipaddress.ip_address(bind)
+    except ValueError:
+        return bind
+    if address.is_unspecified:
+        return "127.0.0.1"
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+async def _compact_periodically(store, interval: float) -> None:
+    previous = None
+    while True:
+        await asyncio.sleep(interval)
+        current = await store.current_revision()
+        if previous:
+            try:
+                await store.compact(previous)
+            except Exception as e:  # noqa: BLE001 - another API server may have compacted further already
+                log.info("compaction to %d skipped: %s", previous, e)
+        previous = current
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[str], None] | None = None) -> None:
+    """Serve until `stop` is set. `started(url)` is called once the server accepts requests."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(config.store_url)
+    tasks: list[asyncio.Task] = []
+    hub = None
+    authorizer = RBACAuthorizer(store)
+    runner = None
+    try:
+        hostnames, ips = _certificate_names(config)
+        pki = ensure_control_plane_pki(config.data_dir, hostnames, ips)
+        await bootstrap_rbac(store)
+        await bootstrap_namespaces(store)
+        await authorizer.start()
+        hub = WatchHub(store)  # one store watch shared by every client's watch
+        await hub.start()
+        services = APIServices(
+            store=store, watch_source=hub.subscribe,
+            authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
+            authorizer=authorizer, admission=AdmissionChain(store))
+        app = build_app(services)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        site = web.TCPSite(runner, config.bind, config.port, ssl_context=server_ssl_context(pki))
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1] if config.port == 0 else config.port  # noqa: SLF001
+        url = f"https://{_url_host(config.bind)}:{port}"
+        kubeconfig = write_kubeconfig(config.data_dir / ADMIN_KUBECONFIG, url, pki.ca_cert_pem,
+                                      pki.admin_cert_pem, pki.admin_key_pem, user="kubernetes-admin")
+        tasks.append(asyncio.create_task(_compact_periodically(store, COMPACTION_INTERVAL), name="compactor"))
+        for component in config.components:
+            tasks.append(asyncio.create_task(component(kubeconfig), name=getattr(component, "__name__", "component")))
+        if started:
+            started(url)
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if runner is not None:
+            await runner.cleanup()
+        await authorizer.stop()
+        if hub is not None:
+            await hub.close()
+        await store.close()
+
+
+def run(config: ServerConfig) -> int:
+    """Serve in the foreground; SIGTERM or SIGINT stop it cleanly."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop, lambda url: print(f"kfab API server listening on {url} "
+                                                    f"(kubeconfig: {config.data_dir / ADMIN_KUBECONFIG})",
+                                                    flush=True))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0

@@ -1,0 +1,115 @@
+"""Kubernetes objects over the state store: dicts in and out, store errors as Kubernetes Status errors."""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from kfab.api import strategy
+from kfab.api.errors import APIError, already_exists, conflict, gone, not_found
+from kfab.objects.registry import ResourceType
+from kfab.store.base import (KeyExists, KeyNotFound, RevisionCompacted, RevisionConflict, Store,
+                             StoreUnavailable)
+
+# How often an unconditional update re-reads and retries when another writer got in first.
+UPDATE_RETRIES = 8
+
+
+def unavailable(error: Exception) -> APIError:
+    return APIError(503, "ServiceUnavailable", f"the state store is unavailable: {error}", retry_after_seconds=1)
+
+
+def expired(error: RevisionCompacted) -> APIError:
+    return gone(f"too old resource version: {error.requested} ({error.compacted + 1})")
+
+
+class ResourceStorage:
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict:
+        obj = await self.get_or_none(rt, namespace, name)
+        if obj is None:
+            raise not_found(rt.plural, name, rt.group)
+        return obj
+
+    async def get_or_none(self, rt: ResourceType, namespace: str | None, name: str) -> dict | None:
+        try:
+            kv = await self.store.get(rt.store_key(namespace, name))
+        except StoreUnavailable as e:
+            raise unavailable(e) from None
+        return strategy.decode(kv) if kv else None
+
+    async def list(self, rt: ResourceType, namespace: str | None, revision: int = 0) -> tuple[list[dict], int]:
+        try:
+            kvs, rev = await self.store.list(rt.store_prefix(namespace), revision)
+        except RevisionCompacted as e:
+            raise expired(e) from None
+        except StoreUnavailable as e:
+            raise unavailable(e) from None
+        return [strategy.decode(kv) for kv in kvs], rev
+
+    async def current_revision(self) -> int:
+        try:
+            return await self.store.current_revision()
+        except StoreUnavailable as e:
+            raise unavailable(e) from None
+
+    async def create(self, rt: ResourceType, obj: dict) -> dict:
+        meta = obj["metadata"]
+        try:
+            kv = await self.store.create(rt.store_key(meta.get("namespace"), meta["name"]), strategy.encode(obj))
+        except KeyExists:
+            raise already_exists(rt.plural, meta["name"], rt.group) from None
+        except StoreUnavailable as e:
+            raise unavailable(e) from None
+        return strategy.decode(kv)
+
+    async def update(self, rt: ResourceType, obj: dict, expected: int) -> dict:
+        meta = obj["metadata"]
+        try:
+            kv = await self.store.update(rt.store_key(meta.get("namespace"), meta["name"]), strategy.encode(obj),
+                                         expected)
+        except RevisionConflict:
+            raise conflict(rt.plural, meta["name"], rt.group) from None
+        except KeyNotFound:
+            raise not_found(rt.plural, meta["name"], rt.group) from None
+        except StoreUnavailable as e:
+            raise unavailable(e) from None
+        return strategy.decode(kv)
+
+    async def delete(self, rt: ResourceType, obj: dict, expected: int) -> dict:
+        """Delete the object at the revision we read; returns it with the delete's resourceVersion."""
+        meta = obj["metadata"]
+        try:
+            kv = await self.store.delete(rt.store_key(meta.get("namespace"), meta["name"]), expected)
+        except RevisionConflict:
+            raise conflict(rt.plural, meta["name"], rt.group) from None
+        except KeyNotFound:
+            raise not_found(rt.plural, meta["name"], rt.group) from None
+        except StoreUnavailable as e:
+            raise unavailable(e) from None
+        return strategy.decode(kv)
+
+    async def guaranteed_update(self, rt: ResourceType, namespace: str | None, name: str,
+                                mutate: Callable[[dict], Awaitable[dict | None]],
+                                precondition_rv: int | None = None) -> tuple[dict, dict | None]:
+        """Read, mutate, compare-and-swap; re-read and retry when another writer got in between.
+
+        `mutate(old)` returns the object to store, or None for "nothing to write". With `precondition_rv`
+        (the client's resourceVersion) a mismatch is a 409 Conflict, never a retry.
+        Returns (old, stored) — stored is None when mutate wrote nothing.
+        """
+        for _ in range(UPDATE_RETRIES):
+            old = await self.get(rt, namespace, name)
+            old_rv = int(old["metadata"]["resourceVersion"])
+            if precondition_rv is not None and precondition_rv != old_rv:
+                raise conflict(rt.plural, name, rt.group)
+            new = await mutate(old)
+            if new is None:
+                return old, None
+            try:
+                return old, await self.update(rt, new, old_rv)
+            except APIError as e:
+                if e.reason != "Conflict" or precondition_rv is not None:
+                    raise
+        raise conflict(rt.plural, name, rt.group)

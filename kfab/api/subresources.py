@@ -1,0 +1,150 @@
+"""Subresources: status, scale (autoscaling/v1 Scale), pods/binding, pods/log, namespaces/finalize."""
+
+from __future__ import annotations
+
+import copy
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from kfab.api import strategy
+from kfab.api.context import RequestOptions, warning_headers
+from kfab.api.patch import apply_patch, media_type
+from kfab.api.errors import APIError, Cause, bad_request, conflict, invalid
+from kfab.api.resources import ObjectHandlers
+from kfab.api.routing import ResourcePath
+from kfab.api.serialize import (content_type, dump, negotiate, parse_object, read_body, render_object,
+                                 status_success)
+from kfab.objects.selectors import selector_from_object
+
+# (pod, query) -> the log text; served by the node agents once they exist.
+PodLogs = Callable[[dict, "web.MultiDictProxy"], Awaitable[bytes]]
+
+
+def scale_of(obj: dict) -> dict:
+    meta = obj["metadata"]
+    selector = (obj.get("spec") or {}).get("selector")
+    try:
+        selector_text = str(selector_from_object(selector)) if selector is not None else ""
+    except ValueError:
+        selector_text = ""
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                     if k in meta},
+        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 0))},
+        "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)), "selector": selector_text},
+    }
+
+
+def _replicas_from_scale(rp: ResourcePath, scale: object) -> int:
+    if not isinstance(scale, dict) or scale.get("kind", "Scale") != "Scale":
+        raise bad_request("the body of a scale request must be an autoscaling/v1 Scale")
+    replicas = (scale.get("spec") or {}).get("replicas", 0)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise invalid("Scale", rp.name, [Cause("spec.replicas", f"Invalid value: {replicas!r}: must be greater "
+                                               "than or equal to 0")], "autoscaling")
+    return replicas
+
+
+class SubresourceHandlers(ObjectHandlers):
+    def __init__(self, *args, pod_logs: PodLogs | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pod_logs = pod_logs
+
+    async def get(self, request: web.Request, rp: ResourcePath) -> web.Response:
+        obj = await self.storage.get(rp.rt, rp.namespace, rp.name)
+        if rp.subresource == "scale":
+            return dump(scale_of(obj), negotiate(request))
+        if rp.subresource == "log":
+            return await self.log(request, rp, obj)
+        return render_object(request, rp.rt, obj)
+
+    async def update(self, request: web.Request, rp: ResourcePath) -> web.Response:
+        opts = RequestOptions.from_request(request)
+        body = parse_object(await read_body(request, self.body_limit), content_type(request))
+        if rp.subresource == "scale":
+            precondition = strategy.resource_version_of(body) if isinstance(body, dict) else None
+            return await self._scale(request, rp, opts, lambda scale: _replicas_from_scale(rp, body), precondition)
+        body = strategy.check_type(rp.rt, body)
+        precondition = strategy.resource_version_of(body)
+        if rp.subresource == "finalize":
+            finalizers = list((body.get("spec") or {}).get("finalizers") or [])
+
+            def finalize(old: dict) -> dict:
+                new = copy.deepcopy(old)
+                new.setdefault("spec", {})["finalizers"] = finalizers
+                return new
+
+            obj, warnings = await self.update_object(request, rp, opts, finalize, precondition, "finalize")
+            return render_object(request, rp.rt, obj, 200, warning_headers(warnings))
+        obj, warnings = await self.update_object(
+            request, rp, opts, lambda old: strategy.prepare_status_update(rp.rt, body, old), precondition, "status")
+        return render_object(request, rp.rt, obj, 200, warning_headers(warnings))
+
+    async def patch(self, request: web.Request, rp: ResourcePath, subresource: str | None = None) -> web.Response:
+        if rp.subresource == "status":
+            return await super().patch(request, rp, "status")
+        opts = RequestOptions.from_request(request)
+        patch_type = media_type(content_type(request))
+        body = await read_body(request, self.body_limit)
+
+        def replicas(scale: dict) -> int:
+            patched = apply_patch(rp.rt, scale, patch_type, body)
+            rv = (patched.get("metadata") or {}).get("resourceVersion")
+            if rv not in (None, "") and str(rv) != scale["metadata"]["resourceVersion"]:
+                raise conflict(rp.rt.plural, rp.name, rp.rt.group)
+            return _replicas_from_scale(rp, patched)
+
+        return await self._scale(request, rp, opts, replicas, None)
+
+    async def _scale(self, request, rp: ResourcePath, opts: RequestOptions, replicas_of, precondition):
+        def prepare(old: dict) -> dict:
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["replicas"] = replicas_of(scale_of(old))
+            return strategy.prepare_update(rp.rt, new, old)
+
+        obj, warnings = await self.update_object(request, rp, opts, prepare, precondition, "scale")
+        return dump(scale_of(obj), negotiate(request), 200, warning_headers(warnings))
+
+    async def bind(self, request: web.Request, rp: ResourcePath) -> web.Response:
+        """pods/binding: the scheduler's "run this pod on that node" (sets spec.nodeName once)."""
+        opts = RequestOptions.from_request(request)
+        binding = parse_object(await read_body(request, self.body_limit), content_type(request))
+        if not isinstance(binding, dict) or binding.get("kind", "Binding") != "Binding":
+            raise bad_request("the body of pods/binding must be a v1 Binding")
+        target = binding.get("target") or {}
+        if target.get("kind", "Node") not in ("Node", "") or not target.get("name"):
+            raise invalid("Binding", rp.name, [Cause("target", "must name a Node (target.kind Node, target.name)",
+                                                     "FieldValueRequired")])
+        node = target["name"]
+
+        def bind(old: dict) -> dict:
+            current = (old.get("spec") or {}).get("nodeName")
+            if current:
+                raise APIError(409, "Conflict", f'pod {rp.name} is already assigned to node "{current}"',
+                               name=rp.name, kind="pods")
+            if old["metadata"].get("deletionTimestamp"):
+                raise APIError(409, "Conflict", f"pod {rp.name} is being deleted, cannot be assigned to a host",
+                               name=rp.name, kind="pods")
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["nodeName"] = node
+            status = new.setdefault("status", {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                               "lastTransitionTime": strategy.now()})
+            status["conditions"] = conditions
+            return new
+
+        _, warnings = await self.update_object(request, rp, opts, bind, None, "binding", track_fields=False)
+        return dump(status_success(rp.rt, code=201), negotiate(request), 201, warning_headers(warnings))
+
+    async def log(self, request: web.Request, rp: ResourcePath, pod: dict) -> web.Response:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            raise bad_request(f'pod "{rp.name}" is not scheduled to a node yet: it has no logs')
+        if self.pod_logs is None:
+            raise APIError(503, "ServiceUnavailable", f'logs of pod "{rp.name}" are kept by the node agent on '
+                           f'node "{node}", and this API server has no connection to node agents configured')
+        text = await self.pod_logs(pod, request.query)
+        return web.Response(body=text, content_type="text/plain")

@@ -1,0 +1,210 @@
+"""`?watch=true`: a chunked stream of `{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}` lines.
+
+resourceVersion semantics, as kube-apiserver:
+  unset or "0"  synthetic ADDED events for the current state, then changes after it
+  N             changes after revision N; ERROR Status 410 Expired when N is compacted
+  sendInitialEvents=true  the current state first, then a BOOKMARK annotated k8s.io/initial-events-end
+With selectors an object that starts matching is ADDED and one that stops matching is DELETED, so a
+watcher's view stays exactly "the objects matching the selector".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import AsyncIterator, Callable
+
+from aiohttp import web
+
+from kfab.api import strategy
+from kfab.api.collection import selectors
+from kfab.api.errors import bad_request
+from kfab.api.routing import ResourcePath
+from kfab.api.serialize import negotiate, partial_metadata, to_table
+from kfab.api.storage import ResourceStorage, expired
+from kfab.objects.registry import ResourceType
+from kfab.objects.selectors import FieldSelector, LabelSelector
+from kfab.store.base import RevisionCompacted, StoreUnavailable, WatchEvent
+
+log = logging.getLogger(__name__)
+
+WatchSource = Callable[[str, int], AsyncIterator[WatchEvent]]
+
+# kube-apiserver ends watches after a random 30-60 min so clients re-establish them; one fixed value here.
+DEFAULT_TIMEOUT = 1800
+BOOKMARK_INTERVAL = 30.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+class _Filter:
+    def __init__(self, rt: ResourceType, labels: LabelSelector, fields: FieldSelector, name: str | None):
+        self.rt, self.labels, self.fields, self.name = rt, labels, fields, name
+
+    def __call__(self, obj: dict | None) -> bool:
+        if obj is None:
+            return False
+        meta = obj.get("metadata") or {}
+        if self.name is not None and meta.get("name") != self.name:
+            return False
+        return self.labels.matches(meta.get("labels")) and self.fields.matches(obj)
+
+
+def translate(event: WatchEvent, want: _Filter) -> tuple[str, dict] | None:
+    """A store event -> the watch event this watcher sees (or None), with selector transitions."""
+    if event.type == "DELETE":
+        obj = strategy.decode(event.kv)  # last value, resourceVersion = the delete's revision
+        return ("DELETED", obj) if want(obj) else None
+    obj = strategy.decode(event.kv)
+    old = strategy.decode(event.prev) if event.prev is not None else None
+    now_matches, was_matching = want(obj), want(old)
+    if now_matches and was_matching:
+        return "MODIFIED", obj
+    if now_matches:
+        return "ADDED", obj
+    if was_matching:
+        return "DELETED", obj
+    return None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1")
+
+
+class WatchHandler:
+    def __init__(self, storage: ResourceStorage, source: WatchSource, bookmark_interval: float = BOOKMARK_INTERVAL):
+        self.storage = storage
+        self.source = source
+        self.bookmark_interval = bookmark_interval
+
+    async def watch(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
+        rt, query = rp.rt, request.query
+        labels, fields = selectors(rt, query)
+        want = _Filter(rt, labels, fields, rp.name or fields.exact_name())
+        form = negotiate(request)
+        bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        timeout = self._timeout(query)
+        rv_text = query.get("resourceVersion", "")
+        send_initial = _truthy(query.get("sendInitialEvents"))
+        if "sendInitialEvents" in query and query.get("resourceVersionMatch") != "NotOlderThan":
+            raise bad_request("sendInitialEvents is forbidden unless resourceVersionMatch is NotOlderThan")
+        initial: list[dict] = []
+        if rv_text in ("", "0") or send_initial:
+            items, start = await self.storage.list(rt, rp.namespace)
+            initial = [o for o in items if want(o)]
+        else:
+            try:
+                start = int(rv_text)
+            except ValueError:
+                raise bad_request(f"invalid resourceVersion {rv_text!r}: expected a number") from None
+
+        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        stream = _Stream(resp, rt, form, request.query.get("includeObject", "Metadata"))
+        try:
+            for obj in initial:
+                await stream.send("ADDED", obj)
+            if send_initial and bookmarks:
+                await stream.bookmark(start, {INITIAL_EVENTS_END: "true"})
+            await self._follow(stream, rt.store_prefix(rp.namespace), start, want, bookmarks, timeout)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass  # the client went away
+        return resp
+
+    @staticmethod
+    def _timeout(query) -> float:
+        text = query.get("timeoutSeconds", "")
+        if not text:
+            return DEFAULT_TIMEOUT
+        try:
+            value = int(text)
+        except ValueError:
+            raise bad_request(f"timeoutSeconds must be an integer, got {text!r}") from None
+        return value if value > 0 else DEFAULT_TIMEOUT
+
+    async def _follow(self, stream: "_Stream", prefix: str, start: int, want: _Filter, bookmarks: bool,
+                      timeout: float) -> None:
+        """Pump store events into the response until the timeout, the client leaving, or an error."""
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        pump = asyncio.create_task(self._pump(prefix, start, queue))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last_rev = start
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(queue.get(), min(remaining, self.bookmark_interval))
+                except asyncio.TimeoutError:
+                    if bookmarks and deadline - loop.time() > 0:
+                        await stream.bookmark(last_rev)
+                    continue
+                if isinstance(item, Exception):
+                    await stream.error(item)
+                    return
+                last_rev = item.kv.mod_revision
+                change = translate(item, want)
+                if change is not None:
+                    await stream.send(*change)
+            if bookmarks:
+                await stream.bookmark(last_rev)
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+
+    async def _pump(self, prefix: str, start: int, queue: asyncio.Queue) -> None:
+        events = self.source(prefix, start)
+        try:
+            async for event in events:
+                await queue.put(event)
+        except (RevisionCompacted, StoreUnavailable) as e:
+            await queue.put(e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any store failure ends this watch with an ERROR event
+            log.exception("watch on %s failed", prefix)
+            await queue.put(e)
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+class _Stream:
+    """Writes watch events in the form the client asked for (objects, Table rows, or metadata only)."""
+
+    def __init__(self, resp: web.StreamResponse, rt: ResourceType, form: str, include_object: str):
+        self.resp, self.rt, self.form, self.include_object = resp, rt, form, include_object
+
+    async def _write(self, event: dict) -> None:
+        await self.resp.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+
+    async def send(self, type_: str, obj: dict) -> None:
+        if self.form == "table":
+            obj = to_table(self.rt, [obj], include_object=self.include_object,
+                           list_meta={"resourceVersion": obj["metadata"]["resourceVersion"]})
+        elif self.form == "partial":
+            obj = partial_metadata(obj)
+        await self._write({"type": type_, "object": obj})
+
+    async def bookmark(self, revision: int, annotations: dict | None = None) -> None:
+        meta: dict = {"resourceVersion": str(revision)}
+        if annotations:
+            meta["annotations"] = annotations
+        await self._write({"type": "BOOKMARK", "object": {"kind": self.rt.kind, "apiVersion": self.rt.api_version,
+                                                          "metadata": meta}})
+
+    async def error(self, error: Exception) -> None:
+        if isinstance(error, RevisionCompacted):
+            status = expired(error).status()
+        elif isinstance(error, StoreUnavailable):
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": f"the state store is unavailable: {error}", "reason": "ServiceUnavailable",
+                      "code": 503}
+        else:
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": f"watch failed: {error}", "reason": "InternalError", "code": 500}
+        await self._write({"type": "ERROR", "object": status})

@@ -1,0 +1,125 @@
+"""Fixtures for API tests: one real `kfab server` per session, driven by real kubectl and the official client.
+
+    kfab_server   the running server: .url, .kubeconfig (admin, client certificate), .data_dir, .pid
+    kubectl       kubectl(*args, input=None, check=True, env=None) -> CompletedProcess (text)
+    k8s           kubernetes.client.ApiClient for the admin kubeconfig
+    namespace     a fresh namespace for one test (deleted afterwards)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kfab.pki.kubeconfig import server_url_of
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+STARTUP_DEADLINE = 60.0
+
+
+@dataclass
+class KfabServer:
+    url: str
+    kubeconfig: Path
+    data_dir: Path
+    pid: int
+    log: Path
+
+
+def _ready(url: str, ca: Path) -> bool:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", context=ctx, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen, KfabServer]:
+    """Start `kfab server` on a free loopback port; wait until /readyz answers (or fail with its log)."""
+    log = data_dir / "server.log"
+    kubeconfig = data_dir / "admin.kubeconfig"
+    proc = subprocess.Popen([sys.executable, "-m", "kfab", "server", "--data-dir", str(data_dir), "--port", "0",
+                             "--bind", "127.0.0.1", *extra],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"kfab server exited with {proc.returncode}:\n{log.read_text()}")
+        url = server_url_of(kubeconfig) if kubeconfig.exists() else None
+        if url and _ready(url, data_dir / "pki" / "ca.crt"):
+            return proc, KfabServer(url, kubeconfig, data_dir, proc.pid, log)
+        time.sleep(0.1)
+    stop_server(proc)
+    raise RuntimeError(f"kfab server not ready after {STARTUP_DEADLINE}s:\n{log.read_text()}")
+
+
+def stop_server(proc: subprocess.Popen) -> int:
+    """SIGTERM (the clean stop), SIGKILL only if it does not stop in time; returns the exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return proc.returncode
+
+
+@pytest.fixture(scope="session")
+def kfab_server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("kfab-server")
+    proc, server = start_server(data_dir)
+    try:
+        yield server
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def kubectl(kfab_server):
+    def run(*args: str, input: str | None = None, check: bool = True, env: dict | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ, **(env or {}))
+        full_env.pop("KUBECONFIG", None)
+        result = subprocess.run([KUBECTL, "--kubeconfig", str(kfab_server.kubeconfig), *args], input=input,
+                                capture_output=True, text=True, env=full_env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+    return run
+
+
+@pytest.fixture(scope="session")
+def k8s(kfab_server):
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(kfab_server.kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def namespace(k8s):
+    from kubernetes import client
+
+    name = f"t-{secrets.token_hex(4)}"
+    client.CoreV1Api(k8s).create_namespace({"metadata": {"name": name}})
+    yield name
+    try:
+        client.CoreV1Api(k8s).delete_namespace(name)
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
