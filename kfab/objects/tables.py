@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from kfab.api.errors import bad_request
 from kfab.objects import schema_defs
 from kfab.objects.registry import ResourceType
 
@@ -155,7 +156,7 @@ def to_table(rt: ResourceType, objects: list[dict], include_object: str = "Metad
     from kfab.objects.columns import PRINTERS  # the printers import this module's helpers
 
     if include_object not in INCLUDE_OBJECT:
-        raise ValueError(f"includeObject must be one of {', '.join(INCLUDE_OBJECT)}, not {include_object!r}")
+        raise bad_request(f"includeObject must be one of {', '.join(INCLUDE_OBJECT)}; got {include_object!r}")
     now = now or datetime.now(timezone.utc)
     columns, print_row = PRINTERS.get(rt.kind) or _default_printer()
     rows = []

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from kfab.api.errors import APIError
 from kfab.objects.registry import REGISTRY
 from kfab.objects.tables import format_selector, human_duration, selector_string, to_table
 
@@ -132,8 +133,9 @@ def test_table_shape_and_include_object():
     listed = to_table(rt("v1", "Pod"), [obj, obj], list_meta={"resourceVersion": "99", "continue": "abc",
                                                               "selfLink": "x"}, now=NOW)
     assert listed["metadata"] == {"resourceVersion": "99", "continue": "abc"}
-    with pytest.raises(ValueError):
+    with pytest.raises(APIError) as bad:
         to_table(rt("v1", "Pod"), [obj], "Everything")
+    assert bad.value.code == 400
 
 
 NGINX = {
