@@ -113,6 +113,12 @@ def _tracked(rt: ResourceType, obj: dict | None, subresource: str = "") -> dict:
     return out
 
 
+def default_field_manager(user_agent: str | None) -> str:
+    """The manager name kube-apiserver records when a request sets no fieldManager: the User-Agent up to
+    its first "/" ("kubectl", "OpenAPI-Generator"), at most 128 characters."""
+    return (user_agent or "").split("/", 1)[0][:128] or "unknown"
+
+
 # -- ordinary writes ---------------------------------------------------------------------------
 
 def record_update(old: dict | None, new: dict, manager: str, operation_time=None, *,

@@ -287,3 +287,10 @@ def test_first_apply_to_an_object_without_owners_conflicts_with_before_first_app
                                ".spec.replicas")
     out = server_side_apply(DEPLOYMENT, live, copy.deepcopy(NGINX), "kubectl")
     assert set(entries(out)) == {("kubectl", "Apply"), ("before-first-apply", "Update")}
+
+
+def test_default_field_manager_comes_from_the_user_agent():
+    from kfab.api.apply import default_field_manager
+    assert default_field_manager("kubectl/v1.37.1 (linux/amd64) kubernetes/abc") == "kubectl"
+    assert default_field_manager("OpenAPI-Generator/37.0.2/python") == "OpenAPI-Generator"
+    assert default_field_manager(None) == "unknown"
