@@ -1,4 +1,4 @@
-"""Server-side apply (`kubectl apply --server-side`) and field ownership in `metadata.managedFields`.
+"""Server-side apply (`kubectl apply --server-side`).
 
 Follows sigs.k8s.io/structured-merge-diff as kube-apiserver uses it:
 - apply merges the applied configuration into the live object (maps by key, `list-type: map` lists by
@@ -6,185 +6,31 @@ Follows sigs.k8s.io/structured-merge-diff as kube-apiserver uses it:
 - the applier then owns exactly the fields of its configuration (an `Apply` managedFields entry);
   fields it applied before and no longer applies are removed unless another manager owns them;
 - changing a field another manager owns is a 409 Conflict unless `force`, which takes the field over;
-- ordinary create/update/patch requests record an `Update` entry for their fieldManager
-  (`record_update`) and take over the fields they change, without conflicts.
+- ordinary create/update/patch requests record an `Update` entry for their fieldManager with
+  `record_update` (in `kfab.api.managedfields`, re-exported here).
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
-import json
-from dataclasses import dataclass
 
 import yaml
 
 from kfab.api.errors import APIError, Cause, bad_request
-from kfab.api.fieldset import Path, compare, display, fields_of, from_fields_v1, items_by_element, \
-    item_element, to_fields_v1, under
+from kfab.api.fieldset import Path, compare, display, fields_of, item_element, under
+from kfab.api.managedfields import (  # noqa: F401  (record_update and friends are re-exported)
+    BEFORE_FIRST_APPLY,
+    Manager,
+    default_field_manager,
+    find_manager,
+    read_managers,
+    record_update,
+    timestamp,
+    tracked,
+    write_managers,
+)
 from kfab.api.patch_schema import Field
 from kfab.objects.registry import ResourceType
-
-# Fields the apiserver owns itself; never part of anyone's field set (managedfields' stripmeta).
-_SYSTEM_METADATA = ("name", "namespace", "creationTimestamp", "selfLink", "uid", "generation",
-                    "managedFields", "resourceVersion")
-
-
-BEFORE_FIRST_APPLY = "before-first-apply"
-
-
-# -- managedFields entries ---------------------------------------------------------------------
-
-@dataclass
-class Manager:
-    name: str
-    operation: str  # "Apply" | "Update"
-    api_version: str
-    time: str | None
-    fields: set[Path]
-    subresource: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.name, self.operation, self.subresource)
-
-    def describe(self) -> str:
-        # kube-apiserver's printManager: Update managers are named with their apiVersion.
-        text = json.dumps(self.name)
-        if self.subresource:
-            text += f" with subresource {json.dumps(self.subresource)}"
-        if self.operation == "Update":
-            text += f" using {self.api_version}"
-        return text
-
-    def entry(self) -> dict:
-        out = {"manager": self.name, "operation": self.operation, "apiVersion": self.api_version,
-               "time": self.time, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields)}
-        if self.subresource:
-            out["subresource"] = self.subresource
-        return out
-
-
-def read_managers(entries) -> list[Manager]:
-    """Decode metadata.managedFields; entries that are not FieldsV1 objects are dropped."""
-    managers = []
-    for e in entries if isinstance(entries, list) else []:
-        if not isinstance(e, dict) or not isinstance(e.get("manager"), str):
-            continue
-        if e.get("fieldsType", "FieldsV1") != "FieldsV1" or not isinstance(e.get("fieldsV1", {}), dict):
-            continue
-        managers.append(Manager(e["manager"], e.get("operation") or "Update", e.get("apiVersion") or "",
-                                e.get("time"), from_fields_v1(e.get("fieldsV1") or {}), e.get("subresource") or ""))
-    return managers
-
-
-def write_managers(obj: dict, managers: list[Manager]) -> None:
-    # kube-apiserver's order: Apply before Update, then by time, manager name, apiVersion, subresource.
-    kept = sorted((m for m in managers if m.fields),
-                  key=lambda m: (m.operation, m.time or "", m.name, m.api_version, m.subresource))
-    metadata = obj.setdefault("metadata", {})
-    if kept:
-        metadata["managedFields"] = [m.entry() for m in kept]
-    else:
-        metadata.pop("managedFields", None)
-
-
-def _timestamp(when=None) -> str:
-    if isinstance(when, str):
-        return when
-    when = when or dt.datetime.now(dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _tracked(rt: ResourceType, obj: dict | None, subresource: str = "") -> dict:
-    """The part of an object whose fields have owners: no system metadata; status only via /status."""
-    if not isinstance(obj, dict):
-        return {}
-    out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
-    if isinstance(out.get("metadata"), dict):
-        out["metadata"] = {k: v for k, v in out["metadata"].items() if k not in _SYSTEM_METADATA}
-        if not out["metadata"]:
-            del out["metadata"]
-    if "status" in rt.subresources:
-        if subresource == "status":
-            out = {"status": out["status"]} if "status" in out else {}
-        else:
-            out.pop("status", None)
-    return out
-
-
-def default_field_manager(user_agent: str | None) -> str:
-    """The manager name kube-apiserver records when a request sets no fieldManager: the User-Agent up to
-    its first "/" ("kubectl", "OpenAPI-Generator"), at most 128 characters."""
-    return (user_agent or "").split("/", 1)[0][:128] or "unknown"
-
-
-# -- ordinary writes ---------------------------------------------------------------------------
-
-def record_update(old: dict | None, new: dict, manager: str, operation_time=None, *,
-                  rt: ResourceType | None = None, subresource: str = "") -> dict:
-    """`new` with metadata.managedFields updated for a create/update/patch by `manager`.
-
-    The manager's `Update` entry gains the fields this write added or changed and loses those it removed;
-    other managers lose the fields this write changed (updates never conflict). As kube-apiserver does,
-    managedFields sent by the client are kept when they differ from the stored ones (kubectl uses that to
-    migrate client-side-apply ownership), `[{}]` resets them, and an empty list means "unchanged".
-    `rt` defaults to the kind named by `new`; without a known kind only metadata is tracked loosely.
-    """
-    new = copy.deepcopy(new)
-    rt = rt or _kind_of(new)
-    field = Field.for_kind(rt) if rt else Field.of({})
-    old_entries = (old or {}).get("metadata", {}).get("managedFields")
-    sent = new.get("metadata", {}).get("managedFields")
-    if sent == [{}]:
-        managers: list[Manager] = []
-    elif isinstance(sent, list) and sent and sent != old_entries:
-        managers = read_managers(sent)
-    else:
-        managers = read_managers(old_entries)
-    stub = rt or ResourceType("", "", "", "", True)
-    before, after = _tracked(stub, old, subresource), _tracked(stub, new, subresource)
-    diff = compare(before, after, field)
-    api_version = new.get("apiVersion") or (rt.api_version if rt else "")
-    mine = _find(managers, (manager, "Update", subresource))
-    for other in managers:
-        if other is not mine:
-            other.fields -= diff.changed | diff.removed
-    gained = {p for p in diff.changed if _ownable(p, after, field)}
-    if mine is None and gained:
-        mine = Manager(manager, "Update", api_version, None, set(), subresource)
-        managers.append(mine)
-    if mine is not None:
-        updated = (mine.fields - diff.removed) | gained
-        if updated != mine.fields or mine.time is None:
-            mine.time = _timestamp(operation_time)
-        mine.fields, mine.api_version = updated, api_version
-    write_managers(new, managers)
-    return new
-
-
-def _ownable(path: Path, obj: dict, field: Field) -> bool:
-    """Leaves, list items, maps and lists can be owned; a plain struct (spec, template) only through its
-    fields (kube-apiserver gets the same effect by comparing against the kind's zero value)."""
-    node, f = obj, field
-    for element in path:
-        if isinstance(node, dict) and element.startswith("f:"):
-            node, f = node.get(element[2:]), f.field(element[2:])
-        elif isinstance(node, list):
-            node, f = items_by_element(node, f).get(element), f.items()
-        else:
-            return True
-    return not (isinstance(node, dict) and node and f.is_struct and not f.atomic_map
-                and not path[-1].startswith(("k:", "v:")))
-
-
-def _kind_of(obj: dict) -> ResourceType | None:
-    from kfab.objects.registry import REGISTRY
-    return REGISTRY.by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
-
-
-def _find(managers: list[Manager], key) -> Manager | None:
-    return next((m for m in managers if m.key == key), None)
 
 
 # -- server-side apply -------------------------------------------------------------------------
@@ -211,7 +57,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
         applied = parse_apply_body(applied)
     _check_configuration(rt, applied, field_manager)
     field = Field.for_kind(rt)
-    config = _tracked(rt, applied)
+    config = tracked(rt, applied)
     live = copy.deepcopy(live) if live else {}
     if live and not live.get("metadata", {}).get("managedFields"):
         # As kube-apiserver: fields of an object nobody owns yet go to "before-first-apply", so the first
@@ -219,7 +65,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
         live = record_update(None, live, BEFORE_FIRST_APPLY, now, rt=rt)
     managers = read_managers(live.get("metadata", {}).get("managedFields"))
     key = (field_manager, "Apply", "")
-    mine = _find(managers, key)
+    mine = find_manager(managers, key)
     previously = set(mine.fields) if mine else set()
     applying = fields_of(config, field)
 
@@ -233,7 +79,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     owned_by_others = set().union(*(m.fields for m in others)) if others else set()
     _prune(merged, previously - applying - owned_by_others, applying | owned_by_others, field)
 
-    diff = compare(_tracked(rt, live), _tracked(rt, merged), field)
+    diff = compare(tracked(rt, live), tracked(rt, merged), field)
     conflicts = [(m, sorted(m.fields & diff.changed)) for m in others if m.fields & diff.changed]
     if conflicts and not force:
         raise _conflict_error(conflicts)
@@ -248,7 +94,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     mine.fields, mine.api_version = applying, rt.api_version
     after = {m.key: m.fields for m in managers if m.fields}
     if mine.time is None or before != after or _without_managed(merged) != _without_managed(live):
-        mine.time = _timestamp(now)
+        mine.time = timestamp(now)
     write_managers(merged, managers)
     return merged
 
