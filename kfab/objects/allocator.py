@@ -110,6 +110,16 @@ class ServiceAllocator:
         """The first address: kept for the `kubernetes` Service, never handed out dynamically."""
         return str(self.network.network_address + 1)
 
+    def kubernetes_service(self, secure_port: int) -> dict:
+        """The `default/kubernetes` Service kube-apiserver keeps for in-cluster clients (create it through
+        admission; its Endpoints name the API servers, as no selector fills them)."""
+        ip = self.kubernetes_service_ip()
+        return {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip], "sessionAffinity": "None",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}]}}
+
     def _ip_valid(self, ip: ipaddress._BaseAddress) -> bool:
         return ip in self.network and ip not in (self.network.network_address, self.network.broadcast_address)
 

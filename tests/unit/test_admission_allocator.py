@@ -231,3 +231,16 @@ def test_repair_frees_leaked_keys_and_records_missing_ones(tmp_path):
     svc, counts, keys = run(go())
     assert counts == (1, 1)
     assert sorted(keys) == sorted([IP_PREFIX + svc["spec"]["clusterIP"], IP_PREFIX + "10.96.5.6"])
+
+
+def test_kubernetes_service_gets_the_first_address(tmp_path):
+    async def go():
+        store, chain = await open_chain(tmp_path)
+        try:
+            return await create(chain, chain.allocator.kubernetes_service(6443))
+        finally:
+            await store.close()
+
+    svc = run(go())
+    assert svc["spec"]["clusterIP"] == "10.96.0.1"
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]
