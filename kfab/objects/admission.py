@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
 
@@ -174,6 +175,10 @@ class AdmissionChain:
             if unknown and req.field_validation == "Strict":
                 raise schema.unknown_fields_error(rt, unknown)
             warnings = schema.unknown_field_warnings(unknown)
+        else:
+            unknown = schema.unknown_fields(rt, obj)
+        for path in unknown:
+            _drop(obj, path)  # kube-apiserver's decoder never keeps a field its types do not have
         return warnings, causes
 
     async def _default_storage_class(self, pvc: dict) -> None:
@@ -197,3 +202,33 @@ def _merge(schema_causes: list[Cause], causes: list[Cause]) -> list[Cause]:
     """Schema causes first; a semantic cause for the same field and reason says the same thing again."""
     seen = {(c.field, c.reason) for c in schema_causes}
     return list(schema_causes) + [c for c in causes if (c.field, c.reason) not in seen]
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _drop(obj: object, path: str) -> None:
+    """Remove the field at a path like `spec.template.spec.containers[0].foo` (a key may itself hold dots)."""
+    parts = [int(index) if index else key for key, index in _PATH_PART.findall(path)]
+    node, i = obj, 0
+    while i < len(parts):
+        part = parts[i]
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                return
+            node, i = node[part], i + 1
+            continue
+        if not isinstance(node, dict):
+            return
+        # The longest run of parts that names a key here: unknown keys may contain dots.
+        for j in range(len(parts), i, -1):
+            run = parts[i:j]
+            if all(isinstance(p, str) for p in run) and ".".join(run) in node:
+                key = ".".join(run)
+                break
+        else:
+            return
+        if j == len(parts):
+            del node[key]
+            return
+        node, i = node[key], j

@@ -99,8 +99,8 @@ def test_apply_with_validate_warn_stores_and_warns(kubectl, namespace):
     result = kubectl("apply", "-n", namespace, "--validate=warn", "-f", "-",
                      input=_swap(NGINX_DEPLOYMENT, "  replicas: 3", "  replicas: 3\n  replica: 3"))
     assert 'unknown field "spec.replica"' in result.stderr
-    assert kubectl("get", "-n", namespace, "deployment/nginx-deployment", "-o", "name").stdout.strip() == \
-        "deployment.apps/nginx-deployment"
+    stored = json.loads(kubectl("get", "-n", namespace, "deployment/nginx-deployment", "-o", "json").stdout)
+    assert stored["spec"]["replicas"] == 3 and "replica" not in stored["spec"]
 
 
 def test_nginx_deployment_gets_kubernetes_defaults(kubectl, namespace):

@@ -147,6 +147,7 @@ def test_unknown_fields_warn_or_ignore(tmp_path, mode, warnings):
     obj, got = run(go())
     assert got == warnings
     assert obj["spec"]["replicas"] == 3
+    assert "replica" not in obj["spec"]  # dropped, as kube-apiserver's decoder drops it
 
 
 def test_valid_manifests_from_the_docs_are_admitted(tmp_path):
