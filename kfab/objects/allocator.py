@@ -199,6 +199,8 @@ class ServiceAllocator:
         except BaseException:
             await self.abort(alloc)
             raise
+        if dry_run:
+            alloc.release_on_commit.clear()  # nothing is written, so the old object keeps what it holds
         return alloc
 
     async def commit(self, alloc: Allocation) -> None:

@@ -128,12 +128,20 @@ def test_delete_failed_write_and_dry_run_leave_nothing_allocated(tmp_path):
                     raise RuntimeError("store write failed")
             after_abort = await allocation_keys(store)
             dry, _ = await chain.admit(create_request(service("dry", type="NodePort"), dry_run=True))
-            return after_delete, after_abort, dry, await allocation_keys(store)
+            after_dry = await allocation_keys(store)
+            # A dry-run type change keeps the stored Service's port.
+            held = await create(chain, service("held", type="NodePort"))
+            req = update_request(service("held") | {"metadata": held["metadata"]}, held, dry_run=True)
+            async with chain.admitted(req) as (preview, _):
+                assert "nodePort" not in preview["spec"]["ports"][0]
+            still_held = await allocation_keys(store)
+            return after_delete, after_abort, dry, after_dry, held, still_held
         finally:
             await store.close()
 
-    after_delete, after_abort, dry, after_dry = run(go())
+    after_delete, after_abort, dry, after_dry, held, still_held = run(go())
     assert after_delete == [] and after_abort == [] and after_dry == []
+    assert PORT_PREFIX + str(held["spec"]["ports"][0]["nodePort"]) in still_held
     assert dry["spec"]["clusterIP"] and dry["spec"]["ports"][0]["nodePort"]  # shown, but not held
 
 
