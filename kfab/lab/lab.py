@@ -67,7 +67,7 @@ class Lab:
         result = UpResult()
         with self._lock():
             image = ensure_image(log=self.log)
-            public_key = ensure_ssh_key(spec.key_file)
+            public_key, new_key = ensure_ssh_key(spec.key_file)
             current = {h.name: hosts.inspect(h.name) for h in spec.hosts}
             for host in spec.hosts:
                 hosts.check_ownership(current[host.name], spec, host)
@@ -79,7 +79,8 @@ class Lab:
                     result.removed.append(name)
             net_changed = network.ensure_network(spec)
             to_start = [h for h in spec.hosts
-                        if net_changed or not hosts.is_current(current[h.name], spec, h, image)]
+                        if net_changed or new_key  # hosts authorise the key at boot
+                        or not hosts.is_current(current[h.name], spec, h, image)]
             if to_start:
                 self.log(f"lab {spec.network}: starting {', '.join(h.name for h in to_start)}")
                 _parallel(lambda h: hosts.start_host(spec, h, image, public_key), to_start)
@@ -119,7 +120,8 @@ class Lab:
                     return
                 if time.monotonic() > deadline:
                     raise LabError(f"lab host {host.name} ({host.ip}): SSH login with "
-                                   f"{spec.key_file} failed: {err}")
+                                   f"{spec.key_file} failed: {err} (`kfab lab down` then `up` "
+                                   "starts it afresh)")
                 time.sleep(0.2)
         _parallel(login, spec.hosts)
 

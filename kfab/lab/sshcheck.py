@@ -28,7 +28,7 @@ def wait_for_banner(name: str, ip: str, deadline: float) -> str:
         if banner:
             return banner
         if time.monotonic() > deadline:
-            raise LabError(f"lab host {name} ({ip}): SSH did not answer in time")
+            raise LabError(f"lab host {name} ({ip}): SSH did not answer in time (`kfab lab status` shows what runs)")
         time.sleep(0.1)
 
 

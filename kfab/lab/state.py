@@ -36,13 +36,13 @@ def file_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_ssh_key(private_key: Path) -> Path:
-    """The operator's lab key (ed25519, no passphrase), generated once; returns the public key path."""
+def ensure_ssh_key(private_key: Path) -> tuple[Path, bool]:
+    """The operator's lab key (ed25519, no passphrase), generated once: (public key path, created)."""
     public_key = private_key.with_name(private_key.name + ".pub")
-    if not private_key.exists() or not public_key.exists():
-        private_key.parent.mkdir(parents=True, exist_ok=True)
-        private_key.unlink(missing_ok=True)
-        public_key.unlink(missing_ok=True)
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kfab-lab-operator",
-             "-f", str(private_key)])
-    return public_key
+    if private_key.exists() and public_key.exists():
+        return public_key, False
+    private_key.parent.mkdir(parents=True, exist_ok=True)
+    private_key.unlink(missing_ok=True)
+    public_key.unlink(missing_ok=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "kfab-lab-operator", "-f", str(private_key)])
+    return public_key, True

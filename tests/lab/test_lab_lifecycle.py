@@ -171,3 +171,13 @@ def test_up_leaves_a_container_it_did_not_make_alone(life):
         assert container_id("lf2") is None
     finally:
         podman("rm", "-f", "lf1")
+
+
+def test_up_after_the_lab_key_was_lost_authorises_the_new_key(life):
+    life.up()
+    old_public = Path(str(life.spec.key_file) + ".pub").read_text()
+    life.spec.key_file.unlink()
+    up = kfab("lab", "up", "-i", str(INVENTORY))
+    assert up.returncode == 0, up.stderr
+    assert Path(str(life.spec.key_file) + ".pub").read_text() != old_public
+    assert_ready(life)
