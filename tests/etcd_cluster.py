@@ -6,13 +6,13 @@
         cluster.start_member(0)           # rejoins with its data dir and catches up
 
 Free ports, a temporary data dir per member; every process it starts is stopped by PID on exit, and
-members are started with PR_SET_PDEATHSIG so they die with the process that started them even if that
-process is killed (call start/stop from the main thread: the signal follows the starting thread).
+members run under `setpriv --pdeathsig KILL` so they die with the process that started them even if that
+process is killed (call start/stop from the main thread: the signal follows the starting thread). No
+preexec_fn: running Python in a forked child of a process with gRPC threads can crash the child.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -25,17 +25,13 @@ import urllib.request
 from pathlib import Path
 
 ETCD = os.environ.get("KFAB_TEST_ETCD", "/usr/bin/etcd")
-PR_SET_PDEATHSIG = 1
+SETPRIV = shutil.which("setpriv")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class EtcdCluster:
@@ -67,8 +63,9 @@ class EtcdCluster:
 
     def _command(self, i: int) -> list[str]:
         initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports))
+        die_with_parent = [SETPRIV, "--pdeathsig", "KILL"] if SETPRIV else []
         return [
-            ETCD, "--name", self.names[i], "--data-dir", str(self.dir / self.names[i]),
+            *die_with_parent, ETCD, "--name", self.names[i], "--data-dir", str(self.dir / self.names[i]),
             "--listen-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
             "--advertise-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
             "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
@@ -83,7 +80,7 @@ class EtcdCluster:
         log = open(self.dir / f"{self.names[i]}.log", "ab")
         try:
             self.procs[i] = subprocess.Popen(self._command(i), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                             stdin=subprocess.DEVNULL)
         finally:
             log.close()
 
