@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import yaml
 from aiohttp import web
 
+from kfab.api import protobuf
 from kfab.api.errors import APIError, bad_request
 from kfab.objects.registry import ResourceType
 from kfab.objects.tables import to_table
@@ -83,6 +84,8 @@ def parse_object(body: bytes, content_type: str) -> object:
         except (ValueError, UnicodeDecodeError) as e:
             if media == JSON:
                 raise bad_request(f"couldn't decode the request body as JSON: {e}") from None
+    if media == protobuf.MEDIA_TYPE:
+        return protobuf.decode(body)
     if media in (YAML, "application/x-yaml", "text/yaml", "application/apply-patch+yaml", "", "text/plain"):
         try:
             docs = [d for d in yaml.safe_load_all(body) if d is not None]
@@ -92,7 +95,7 @@ def parse_object(body: bytes, content_type: str) -> object:
             raise bad_request(f"the request body must hold exactly one object, found {len(docs)} documents")
         return docs[0]
     raise APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
-                   f"media types include: {JSON}, {YAML}; got {content_type!r}")
+                   f"media types include: {JSON}, {YAML}, {protobuf.MEDIA_TYPE}; got {content_type!r}")
 
 
 def partial_metadata(obj: dict) -> dict:
