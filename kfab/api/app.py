@@ -24,6 +24,7 @@ from kfab.api.deletion import DeleteHandlers
 from kfab.api.discovery import Discovery
 from kfab.api.rbac import RBACAuthorizer
 from kfab.api.errors import APIError, unauthorized
+from kfab.api.openapi import add_openapi_routes
 from kfab.api.resources import ObjectHandlers
 from kfab.api.routing import ResourcePath, parse_resource_path, request_verb
 from kfab.api.serialize import content_type, dump, parse_object, read_body
@@ -91,12 +92,7 @@ def build_app(services: APIServices) -> web.Application:
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, _health(services))
     Discovery(services.registry).add_routes(app)
-    try:
-        from kfab.api.openapi import add_openapi_routes  # TODO(integration): module-level once it lands
-    except ImportError:
-        add_openapi_routes = None
-    if add_openapi_routes is not None:
-        add_openapi_routes(app)
+    add_openapi_routes(app)
     app.router.add_route("*", "/api/{version}/{tail:.+}", api.dispatch)
     app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", api.dispatch)
     app["services"] = services
