@@ -47,7 +47,7 @@ def _validate_ports(spec: dict, headless: bool) -> list[Cause]:
             causes.append(not_supported(child(here, "protocol"), protocol, PROTOCOLS))
         if port.get("targetPort") is not None:
             causes += validate_port_num_or_name(port.get("targetPort"), child(here, "targetPort"))
-        key = (number, protocol)
+        key = (repr(number), repr(protocol))
         if key in seen_ports:
             causes.append(duplicate(here, {"port": number, "protocol": protocol}))
         seen_ports.add(key)
@@ -55,9 +55,9 @@ def _validate_ports(spec: dict, headless: bool) -> list[Cause]:
         if node_port:
             if service_type == "ClusterIP":
                 causes.append(forbidden(child(here, "nodePort"), "may not be used when `type` is 'ClusterIP'"))
-            elif (node_port, protocol) in seen_node_ports:
+            elif (repr(node_port), repr(protocol)) in seen_node_ports:
                 causes.append(duplicate(child(here, "nodePort"), node_port))
-            seen_node_ports.add((node_port, protocol))
+            seen_node_ports.add((repr(node_port), repr(protocol)))
     if not ports and not headless and service_type != "ExternalName":
         causes.append(required("spec.ports"))
     return causes
