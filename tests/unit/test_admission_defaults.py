@@ -162,3 +162,13 @@ def test_namespace_secret_pv_pvc_defaults():
                         {"subjects": [{"kind": "User", "name": "jane"}, {"kind": "ServiceAccount", "name": "x"}]})
     assert binding["subjects"][0]["apiGroup"] == "rbac.authorization.k8s.io"
     assert "apiGroup" not in binding["subjects"][1]
+
+
+@pytest.mark.parametrize("resources,qos", [
+    ({}, "BestEffort"),
+    ({"requests": {"cpu": "100m"}}, "Burstable"),
+    ({"limits": {"cpu": "1", "memory": "1Gi"}}, "Guaranteed"),  # requests default to the limits
+    ({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}, "Burstable")])
+def test_pod_qos_class(resources, qos):
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x:1", "resources": resources}]}}
+    assert defaulted(POD, pod)["status"]["qosClass"] == qos

@@ -98,10 +98,28 @@ def default_pod_template(template: object) -> None:
 _NODE_PROBLEM_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 
 
+def qos_class(spec: dict) -> str:
+    """Guaranteed, Burstable or BestEffort from the containers' cpu/memory requests and limits (v1 qos)."""
+    containers = _items(spec.get("initContainers")) + _items(spec.get("containers"))
+    any_set, guaranteed = False, bool(containers)
+    for c in containers:
+        resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
+        requests = resources.get("requests") if isinstance(resources.get("requests"), dict) else {}
+        limits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
+        if any(k in requests or k in limits for k in ("cpu", "memory")):
+            any_set = True
+        if not all(k in limits and requests.get(k, limits[k]) == limits[k] for k in ("cpu", "memory")):
+            guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
 def default_pod(pod: dict) -> None:
     """Defaults of a Pod created directly: spec defaults plus what the default admission plugins add."""
     spec = _d(pod, "spec")
     default_pod_spec(spec)
+    _d(pod, "status").setdefault("qosClass", qos_class(spec))
     if not spec.get("serviceAccountName"):
         spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
     spec["serviceAccount"] = spec["serviceAccountName"]  # the deprecated alias mirrors it

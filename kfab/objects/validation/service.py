@@ -127,6 +127,8 @@ def validate_service(svc: dict) -> list[Cause]:
     internal_policy = spec.get("internalTrafficPolicy")
     if internal_policy is not None and internal_policy not in TRAFFIC_POLICIES:
         causes.append(not_supported("spec.internalTrafficPolicy", internal_policy, TRAFFIC_POLICIES))
+    for i, ip in enumerate(as_list(spec.get("externalIPs"))):
+        causes += [invalid(child("spec", "externalIPs", i), ip, m) for m in names.is_valid_ip(as_str(ip))]
     causes += validate_labels(spec.get("selector"), "spec.selector")
     return causes
 
