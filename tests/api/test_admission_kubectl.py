@@ -72,7 +72,7 @@ BAD_MANIFESTS = [
     ("wrong type", _swap(NGINX_DEPLOYMENT, "replicas: 3", 'replicas: "three"'), "deployment/nginx-deployment",
      "cannot unmarshal string into Go struct field"),
     ("port out of range", _swap(MY_SERVICE, "port: 80", "port: 80000"), "service/my-service",
-     'The Service "my-service" is invalid: [spec.ports[0].port: Invalid value: 80000: must be between 1 and 65535, '
+     'The Service "my-service" is invalid: spec.ports[0].port: Invalid value: 80000: must be between 1 and 65535, '
      "inclusive"),
     ("nodePort out of range", _swap(MY_SERVICE, "targetPort: 9376", "targetPort: 9376\n      nodePort: 8080"),
      "service/my-service", "spec.ports[0].nodePort: Invalid value: 8080: provided port is not in the valid range. "
