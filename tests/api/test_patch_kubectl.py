@@ -135,3 +135,31 @@ def test_server_side_apply_conflict_then_force_conflicts(kubectl, namespace):
     assert obj["spec"]["replicas"] == 5
     owners = {e["manager"]: e["fieldsV1"] for e in obj["metadata"]["managedFields"] if e["operation"] == "Apply"}
     assert "f:replicas" in owners["team-b"]["f:spec"] and "f:replicas" not in owners["team-a"]["f:spec"]
+
+
+def test_moving_from_client_side_to_server_side_apply(kubectl, namespace):
+    # The "Server-Side Apply" docs: a field client-side apply set conflicts if --server-side changes it ...
+    kubectl("-n", namespace, "apply", "-f", "-", input=PATCH_DEMO)
+    changed = yaml.safe_load(PATCH_DEMO)
+    changed["spec"]["replicas"] = 3
+    result = kubectl("-n", namespace, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(changed), check=False)
+    assert result.returncode != 0
+    assert ('Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas'
+            in result.stderr)
+    # ... while an unchanged --server-side apply succeeds and kubectl migrates ownership to its "kubectl" manager,
+    kubectl("-n", namespace, "apply", "--server-side", "-f", "-", input=PATCH_DEMO)
+    managers = {(e["manager"], e["operation"])
+                for e in get(kubectl, namespace, "deployment", "patch-demo")["metadata"]["managedFields"]}
+    assert ("kubectl", "Apply") in managers and ("kubectl-client-side-apply", "Update") not in managers
+    # after which the change applies without conflicts.
+    kubectl("-n", namespace, "apply", "--server-side", "-f", "-", input=yaml.safe_dump(changed))
+    assert get(kubectl, namespace, "deployment", "patch-demo")["spec"]["replicas"] == 3
+
+
+def test_kubectl_scale_takes_replicas_from_the_applier(kubectl, namespace):
+    kubectl("-n", namespace, "apply", "--server-side", "-f", "-", input=PATCH_DEMO)
+    kubectl("-n", namespace, "scale", "deployment", "patch-demo", "--replicas", "4")
+    result = kubectl("-n", namespace, "apply", "--server-side", "-f", "-", input=PATCH_DEMO, check=False)
+    assert result.returncode != 0
+    assert 'conflict with "kubectl" with subresource "scale" using apps/v1: .spec.replicas' in result.stderr
+    assert get(kubectl, namespace, "deployment", "patch-demo")["spec"]["replicas"] == 4
