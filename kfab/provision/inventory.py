@@ -153,8 +153,8 @@ class _InventoryLoader:
         self.host_vars_inline: dict[str, dict] = {}
         self.host_order: list[str] = []
 
-    def fail(self, message: str, node=None) -> ProvisionError:
-        return ProvisionError(message, file=self.file, line=line_of(node))
+    def fail(self, message: str, node=None, key=None) -> ProvisionError:
+        return ProvisionError(message, file=self.file, line=line_of(node, key))
 
     def read(self, data: dict) -> None:
         for name, body in data.items():
@@ -177,7 +177,7 @@ class _InventoryLoader:
         for key in body:
             if key not in GROUP_KEYS:
                 raise self.fail(f"group '{name}': unknown key '{key}' (expected one of: "
-                                f"{', '.join(GROUP_KEYS)})", body)
+                                f"{', '.join(GROUP_KEYS)})", body, key)
         group_vars = body.get("vars") or {}
         if not isinstance(group_vars, dict):
             raise self.fail(f"group '{name}': 'vars' must be a mapping", body)
@@ -185,7 +185,7 @@ class _InventoryLoader:
         hosts = body.get("hosts") or {}
         if isinstance(hosts, list):
             raise self.fail(f"group '{name}': 'hosts' must be a mapping of host names "
-                            f"(write 'hostname:' with a colon, vars below it)", body)
+                            f"(write 'hostname:' with a colon, vars below it)", body, "hosts")
         if not isinstance(hosts, dict):
             raise self.fail(f"group '{name}': 'hosts' must be a mapping", body)
         for host, hvars in hosts.items():
@@ -194,7 +194,7 @@ class _InventoryLoader:
                 raise self.fail(f"group '{name}': invalid host name {host!r}", hosts)
             if hvars is not None and not isinstance(hvars, dict):
                 raise self.fail(f"host '{host}': variables must be a mapping, not {type(hvars).__name__}",
-                                hosts)
+                                hosts, host)
             if host not in self.host_order:
                 self.host_order.append(host)
             self.host_vars_inline.setdefault(host, {}).update(hvars or {})

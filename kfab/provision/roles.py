@@ -119,6 +119,8 @@ def parse_task(item, file: str, role: Role) -> Task:
         raise fail("task has no module (one of: " + ", ".join(sorted(MODULES)) + ")", name or None)
     unknown = [k for k in candidates if k not in MODULES]
     known = [k for k in candidates if k in MODULES]
+    if unknown:
+        line = line_of(item, unknown[0])
     if unknown and not known and len(unknown) == 1:
         raise fail(f"unknown module '{unknown[0]}' (known: {', '.join(sorted(MODULES))})", name or None)
     if unknown:

@@ -273,11 +273,13 @@ class Runner:
                                        out.commands)
                 elif isinstance(change, PutFile):
                     out.status = "changed"
-                    out.commands.append((f"put {change.path} (mode {change.mode or '0644'})", None))
+                    what = f"put {change.path} (mode {change.mode or '0644'})"
                     if check:
+                        out.commands.append((what, None))
                         remote.unit_files_changed |= change.path.startswith(("/etc/systemd/", "/lib/systemd/"))
                         continue
                     result = remote.put(change)
+                    out.commands.append((what, result))
                     if result.rc != 0:
                         return Outcome("failed", f"writing {change.path} failed: "
                                        f"{result.stderr.strip() or result.stdout.strip()}",

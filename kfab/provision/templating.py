@@ -91,7 +91,8 @@ def _setup(env: jinja2.Environment) -> jinja2.Environment:
     return env
 
 
-VALUE_ENV = _setup(_ValueEnvironment(undefined=jinja2.StrictUndefined))
+# keep_trailing_newline: `content: "{{ x }}\n"` must keep its newline.
+VALUE_ENV = _setup(_ValueEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True))
 
 
 def file_environment(search_path: list[Path]) -> jinja2.Environment:

@@ -13,6 +13,10 @@ class LineDict(dict):
     """A YAML mapping that remembers the line it started on (1-based)."""
 
     line: int | None = None
+    key_lines: dict | None = None
+
+    def line_of_key(self, key) -> int | None:
+        return (self.key_lines or {}).get(key, self.line)
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -23,6 +27,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line + 1
+    result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
@@ -30,6 +35,10 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
+        try:
+            result.key_lines[key] = key_node.start_mark.line + 1
+        except TypeError:  # an unhashable key; YAML allows it, we will refuse it later
+            pass
     return result
 
 
@@ -57,5 +66,7 @@ def load_yaml(path: Path | str):
     return parse_yaml(text, str(path))
 
 
-def line_of(value) -> int | None:
+def line_of(value, key=None) -> int | None:
+    if key is not None and isinstance(value, LineDict):
+        return value.line_of_key(key)
     return getattr(value, "line", None)

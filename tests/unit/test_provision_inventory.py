@@ -91,6 +91,7 @@ def test_host_patterns(tmp_path):
 @pytest.mark.parametrize("text, message, line", [
     ("all:\n  hosts:\n    - h1\n", "'hosts' must be a mapping of host names", 2),
     ("all:\n  hostz:\n    h1:\n", "unknown key 'hostz'", 2),
+    ("all:\n  hosts: {h1: }\n  vars: {}\n  chidlren: {}\n", "unknown key 'chidlren'", 4),
     ("all:\n  hosts:\n    h1: [1]\n", "host 'h1': variables must be a mapping", 3),
     ("all:\n  hosts:\n    h1: {a: 1]\n", "invalid YAML", 3),
     ("all:\n  vars: {ansible_port: http}\n  hosts: {h1: }\n", "ansible_port must be a port number", None),

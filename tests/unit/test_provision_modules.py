@@ -202,7 +202,8 @@ def test_service_in_wanted_state_is_ok_restarted_always_acts():
 def test_command_runs_and_registers_output():
     changes = plan("command", FakeHost(), cmd="echo 'a b' $HOME")
     assert cmds(changes) == ["echo 'a b' '$HOME'"]  # command: no shell expansion
-    assert changes[-1] == Result({"rc": 0, "stdout": "out\n", "stderr": "", "stdout_lines": ["out"]})
+    assert changes[-1] == Result({"rc": 0, "stdout": "out", "stderr": "", "stdout_lines": ["out"],
+                                  "stderr_lines": []})
     assert cmds(plan("shell", FakeHost(), cmd="echo $HOME | wc -c")) == ["/bin/sh -c 'echo $HOME | wc -c'"]
 
 

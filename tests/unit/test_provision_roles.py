@@ -58,7 +58,7 @@ def test_unknown_module_names_file_line_and_task(tmp_path):
         """)
     err = load_error(tmp_path)
     assert "unknown module 'pakage'" in str(err)
-    assert err.file.endswith("roles/r/tasks/main.yml") and err.line == 3 and err.task == "typo"
+    assert err.file.endswith("roles/r/tasks/main.yml") and err.line == 4 and err.task == "typo"
 
 
 def test_unknown_task_key_and_unknown_argument(tmp_path):

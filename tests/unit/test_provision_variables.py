@@ -65,3 +65,8 @@ def test_extra_vars_forms(tmp_path):
     with pytest.raises(ProvisionError, match="must be a mapping"):
         (tmp_path / "list.yml").write_text("- 1\n")
         parse_extra_vars(["@list.yml"], tmp_path)
+
+
+def test_a_value_keeps_its_trailing_newline():
+    v = HostVars([Layer("d", {"name": "x", "line": "{{ name }}\n"})])
+    assert v["line"] == "x\n"

@@ -36,8 +36,10 @@ def _plan(shell: bool):
             line = f"cd {q(args['chdir'])} && {line}"
         result = yield Command(line)
         if result is not None:
-            yield Result({"rc": result.rc, "stdout": result.stdout, "stderr": result.stderr,
-                          "stdout_lines": result.stdout.splitlines()})
+            # Trailing newlines dropped, as Ansible does, so `when: out.stdout == "1"` reads naturally.
+            stdout, stderr = result.stdout.rstrip("\n"), result.stderr.rstrip("\n")
+            yield Result({"rc": result.rc, "stdout": stdout, "stderr": stderr,
+                          "stdout_lines": stdout.splitlines(), "stderr_lines": stderr.splitlines()})
     return plan
 
 

@@ -1,0 +1,150 @@
+"""How a run behaves across hosts: a failed host stops while the others go on, --fail-fast stops all,
+handlers run once at the end of a play, registered results feed later tasks, and `become` works for
+a sudo user."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import uuid
+from pathlib import Path
+
+import yaml
+
+from tests.lab.test_provision_common import recap
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def kfab_up(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["kfab", "up", *args], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
+
+
+def project(tmp_path: Path, tasks: str, handlers: str | None = None, play: str = "") -> Path:
+    role = tmp_path / "roles" / "probe"
+    (role / "tasks").mkdir(parents=True)
+    (role / "tasks" / "main.yml").write_text(textwrap.dedent(tasks))
+    if handlers:
+        (role / "handlers").mkdir()
+        (role / "handlers" / "main.yml").write_text(textwrap.dedent(handlers))
+    site = tmp_path / "site.yml"
+    site.write_text("- hosts: all\n  roles: [probe]\n" + play)
+    return site
+
+
+def test_a_failed_host_stops_there_while_the_others_go_on(lab, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    site = project(tmp_path, f"""\
+        - name: only kt2 fails
+          command: "test {{{{ inventory_hostname }}}} != kt2"
+        - name: after
+          file: {{path: /root/after-{tag}, state: touch}}
+        """)
+    result = kfab_up("-i", str(lab.inventory), str(site))
+    assert result.returncode == 2, result.stdout + result.stderr
+    rows = recap(result.stdout)
+    assert rows["kt2"]["failed"] == 1 and rows["kt1"]["failed"] == 0 and rows["kt3"]["failed"] == 0
+    assert "failed kt2: probe : only kt2 fails: exit code 1" in result.stdout
+    assert lab.ssh("kt2", f"test -e /root/after-{tag}", check=False).returncode == 1
+    for name in ("kt1", "kt3"):
+        lab.ssh(name, f"rm /root/after-{tag}")
+
+
+def test_fail_fast_stops_every_host(lab, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    # The other hosts are still in their first task (3 s) when kt2 fails at once.
+    site = project(tmp_path, f"""\
+        - name: kt2 fails, the others are busy
+          shell: "if [ {{{{ inventory_hostname }}}} = kt2 ]; then exit 1; else sleep 3; fi"
+        - name: after
+          file: {{path: /root/after-{tag}, state: touch}}
+        """)
+    result = kfab_up("-i", str(lab.inventory), "--fail-fast", str(site))
+    assert result.returncode == 2, result.stdout + result.stderr
+    for name in lab.hosts:
+        assert lab.ssh(name, f"test -e /root/after-{tag}", check=False).returncode == 1, name
+
+
+def test_handlers_run_once_at_play_end_and_only_when_notified(lab, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    site = project(tmp_path, f"""\
+        - name: first file
+          copy: {{content: "a\\n", dest: /root/h1-{tag}}}
+          notify: count
+        - name: second file
+          copy: {{content: "b\\n", dest: /root/h2-{tag}}}
+          notify: count
+        - name: last task
+          command: "true"
+          changed_when: false
+        """, handlers=f"""\
+        - name: count
+          shell: "echo ran >> /root/count-{tag}"
+        """)
+    first = kfab_up("-i", str(lab.inventory), "--limit", "kt3", str(site))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert lab.ssh("kt3", f"cat /root/count-{tag}").stdout == "ran\n"
+    lines = first.stdout.splitlines()
+    handler = [i for i, line in enumerate(lines) if "handler probe : count" in line]
+    last = [i for i, line in enumerate(lines) if "probe : last task" in line]
+    assert len(handler) == 1 and handler[0] > last[0], first.stdout
+    second = kfab_up("-i", str(lab.inventory), "--limit", "kt3", str(site))
+    assert second.returncode == 0 and recap(second.stdout)["kt3"]["changed"] == 0, second.stdout
+    assert lab.ssh("kt3", f"cat /root/count-{tag}").stdout == "ran\n"
+    lab.ssh("kt3", f"rm -f /root/h1-{tag} /root/h2-{tag} /root/count-{tag}")
+
+
+def test_register_when_loop_and_changed_when(lab, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    site = project(tmp_path, f"""\
+        - name: read the kernel's forwarding flag
+          command: cat /proc/sys/net/ipv4/ip_forward
+          register: fwd
+          changed_when: false
+        - name: write one file per item when forwarding is on
+          copy: {{content: "{{{{ item }}}} {{{{ fwd.stdout }}}}\\n", dest: "/root/{{{{ item }}}}-{tag}"}}
+          loop: [x, y]
+          when: fwd.stdout == "1"
+        - name: never
+          file: {{path: /root/never-{tag}, state: touch}}
+          when: fwd.rc != 0
+        """)
+    result = kfab_up("-i", str(lab.inventory), "--limit", "kt1", str(site))
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = recap(result.stdout)["kt1"]
+    assert (row["ok"], row["changed"], row["skipped"]) == (1, 1, 1), result.stdout
+    assert lab.ssh("kt1", f"cat /root/x-{tag} /root/y-{tag}").stdout == "x 1\ny 1\n"
+    lab.ssh("kt1", f"rm -f /root/x-{tag} /root/y-{tag}")
+
+
+def test_become_runs_tasks_as_root_for_a_sudo_user(lab, tmp_path):
+    # As root: a sudo user with the lab key (what a real machine's installer would have set up).
+    setup = project(tmp_path / "setup", """\
+        - package: {name: sudo}
+        - user: {name: kfabop, shell: /bin/bash}
+        - file: {path: /home/kfabop/.ssh, state: directory, mode: "0700", owner: kfabop, group: kfabop}
+        - command: install -m 600 -o kfabop -g kfabop /root/.ssh/authorized_keys /home/kfabop/.ssh/
+        - copy: {content: "kfabop ALL=(ALL) NOPASSWD: ALL\\n", dest: /etc/sudoers.d/kfabop, mode: "0440"}
+        """)
+    result = kfab_up("-i", str(lab.inventory), "--limit", "kt3", str(setup))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    inventory["all"]["vars"]["ansible_user"] = "kfabop"
+    inv = tmp_path / "sudo.yml"
+    inv.write_text(yaml.safe_dump(inventory))
+    tag = uuid.uuid4().hex[:8]
+    site = project(tmp_path / "work", f"""\
+        - name: who am I
+          command: id -un
+          register: who
+          changed_when: false
+        - name: a root-owned file
+          copy: {{content: "{{{{ who.stdout }}}}\\n", dest: /etc/kfab-become-{tag}, mode: "0600"}}
+        """, play="  become: true\n")
+    result = kfab_up("-i", str(inv), "--limit", "kt3", str(site))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lab.ssh("kt3", f"stat -c '%U %a' /etc/kfab-become-{tag}").stdout.strip() == "root 600"
+    assert lab.ssh("kt3", f"cat /etc/kfab-become-{tag}").stdout == "root\n"
+    lab.ssh("kt3", f"rm -f /etc/kfab-become-{tag}")
