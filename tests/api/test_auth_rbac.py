@@ -183,3 +183,14 @@ def token_server(tmp_path_factory):
         yield _TokenServer(server, data_dir)
     finally:
         stop_server(proc)
+
+
+def test_malformed_token_file_stops_the_server_with_file_and_line(tmp_path):
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text('good-token,alice,1\nbroken-line,bob\n')
+    proc = subprocess.run(["kfab", "server", "--data-dir", str(tmp_path / "data"), "--port", "0",
+                           "--token-auth-file", str(tokens)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"token file {tokens}, line 2: must have at least 3 columns" in proc.stderr
+    assert "broken-line" not in proc.stderr + proc.stdout  # tokens never reach output
+    assert not (tmp_path / "data" / "admin.kubeconfig").exists()
