@@ -208,3 +208,35 @@ def test_closing_the_hub_ends_subscriptions(tmp_path):
             await waiting
         await store.close()
     run(main())
+
+
+class ForgetfulWatchStore(FlakyWatchStore):
+    """The real store, but its watch breaks once and the revision to resume from is already compacted."""
+
+    async def watch(self, prefix, after_revision):
+        seen = 0
+        async for event in self._store.watch(prefix, after_revision):
+            if self.breaks and seen == 2:
+                self.breaks -= 1
+                raise RevisionCompacted(after_revision, event.kv.mod_revision)
+            yield event
+            seen += 1
+
+
+def test_when_the_hub_loses_history_subscribers_must_relist_and_new_ones_work(tmp_path):
+    async def main():
+        real = await open_store(f"sqlite:///{tmp_path}/state.db")
+        hub = WatchHub(ForgetfulWatchStore(real, breaks=1))
+        await hub.start()
+        before = hub.subscribe("/registry/", await real.current_revision())
+        first = await write_mix(real, 3)
+        got = []
+        with pytest.raises(RevisionCompacted):
+            async for event in before:
+                got.append((event.type, event.kv.key, event.kv.mod_revision))
+        assert got == first[:2], "events before the loss arrive, then the subscriber is told to relist"
+        after = hub.subscribe("/registry/", await real.current_revision())
+        expected = await write_mix(real, 4, prefix="/registry/pods/again/")
+        assert await collect(after, 4) == expected
+        await closed(real, hub)
+    run(main())
