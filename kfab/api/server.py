@@ -48,6 +48,7 @@ class ServerConfig:
     port: int = 6443
     tokens_file: Path | None = None
     tls_sans: list[str] = field(default_factory=list)  # extra names/IPs for the serving certificate
+    compaction_interval: float = COMPACTION_INTERVAL
     components: Sequence[Component] = ()
 
 
@@ -116,7 +117,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         url = f"https://{_url_host(config.bind)}:{port}"
         kubeconfig = write_kubeconfig(config.data_dir / ADMIN_KUBECONFIG, url, pki.ca_cert_pem,
                                       pki.admin_cert_pem, pki.admin_key_pem, user="kubernetes-admin")
-        tasks.append(asyncio.create_task(_compact_periodically(store, COMPACTION_INTERVAL), name="compactor"))
+        tasks.append(asyncio.create_task(_compact_periodically(store, config.compaction_interval), name="compactor"))
         for component in config.components:
             tasks.append(asyncio.create_task(component(kubeconfig), name=getattr(component, "__name__", "component")))
         if started:
