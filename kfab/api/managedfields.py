@@ -126,8 +126,8 @@ def record_update(old: dict | None, new: dict, manager: str, operation_time=None
     new = copy.deepcopy(new)
     rt = rt or _kind_of(new)
     field = Field.for_kind(rt) if rt else Field.of({})
-    old_entries = (old or {}).get("metadata", {}).get("managedFields")
-    sent = new.get("metadata", {}).get("managedFields")
+    old_entries = ((old or {}).get("metadata") or {}).get("managedFields")
+    sent = (new.get("metadata") or {}).get("managedFields")
     if sent == [{}]:
         managers: list[Manager] = []
     elif isinstance(sent, list) and sent and sent != old_entries:
