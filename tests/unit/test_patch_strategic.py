@@ -246,3 +246,12 @@ def test_primitive_list_order_and_deletion_together(web):
                                              "finalizers": ["example.com/c"],
                                              "$deleteFromPrimitiveList/finalizers": ["example.com/a"]}})
     assert out["metadata"]["finalizers"] == ["example.com/b", "example.com/c"]
+
+
+def test_volume_mounts_merge_by_mount_path_not_by_name(web):
+    # Container.volumeMounts has patchMergeKey "mountPath" in the published schema.
+    out = smp(DEPLOYMENT, web, {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "volumeMounts": [{"mountPath": "/data", "readOnly": True},
+                                         {"mountPath": "/etc/web", "name": "conf"}]}]}}}})
+    assert containers(out)[0]["volumeMounts"] == [
+        {"name": "data", "mountPath": "/data", "readOnly": True}, {"mountPath": "/etc/web", "name": "conf"}]
