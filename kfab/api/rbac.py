@@ -263,6 +263,14 @@ class RBACAuthorizer:
                     break
         return False, ("RBAC: " + ", ".join(errors)) if errors else ""
 
+    def role_rules(self, kind: str, namespace: str, name: str) -> list[dict] | None:
+        """The rules of the Role (in namespace) or ClusterRole a roleRef names; None when it does not exist."""
+        if kind == "ClusterRole":
+            return self._policy.cluster_roles.get(name)
+        if kind == "Role":
+            return self._policy.roles.get((namespace, name))
+        return None
+
     def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[dict], bool]:
         """Every rule that applies to `user` in `namespace` (cluster-wide ones included), and whether the
         list is incomplete (a binding names a missing role). What SelfSubjectRulesReview reports."""
