@@ -116,7 +116,8 @@ class Authenticator:
     def __init__(self, tokens_file: Path | None = None, client_ca: Path | bytes | None = None):
         self._tokens = load_token_file(tokens_file) if tokens_file else {}
         self._cas = _load_cas(client_ca)
-        self._cert_users: dict[bytes, UserInfo | None] = {}  # DER -> user, so each cert is verified once
+        # DER -> (user, validity window), so each certificate is parsed and verified once
+        self._cert_users: dict[bytes, tuple[UserInfo | None, datetime.datetime, datetime.datetime]] = {}
 
     def authenticate(self, request) -> UserInfo | None:
         """The user, or None (the caller answers 401). A wrong token is never silently anonymous."""
@@ -152,20 +153,20 @@ class Authenticator:
             if len(self._cert_users) > 10000:  # bound the cache; certs are few in practice
                 self._cert_users.clear()
             self._cert_users[der] = self._verify(der)
-        user = self._cert_users[der]
-        if user is not None and not _in_validity(der):
-            return None
-        return user
+        user, not_before, not_after = self._cert_users[der]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return user if not_before <= now <= not_after else None
 
-    def _verify(self, der: bytes) -> UserInfo | None:
+    def _verify(self, der: bytes):
         cert = x509.load_der_x509_certificate(der)
+        window = (cert.not_valid_before_utc, cert.not_valid_after_utc)
         if not any(_issued_by(cert, ca) for ca in self._cas):
-            return None
+            return (None, *window)
         cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
         if not cn or not cn[0].value:
-            return None
+            return (None, *window)
         orgs = tuple(str(o.value) for o in cert.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME))
-        return UserInfo(str(cn[0].value), orgs)
+        return (UserInfo(str(cn[0].value), orgs), *window)
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
@@ -174,12 +175,6 @@ def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
         return True
     except Exception:  # InvalidSignature, ValueError (issuer mismatch), TypeError (key type)
         return False
-
-
-def _in_validity(der: bytes) -> bool:
-    cert = x509.load_der_x509_certificate(der)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
 # --- request attributes ------------------------------------------------------------------------------

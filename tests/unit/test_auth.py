@@ -86,12 +86,15 @@ def tls_server(tmp_path, token_file):
             return web.json_response({"user": None}, status=401)
         return web.json_response({"user": user.name, "groups": list(user.groups)})
 
-    async def serve(calls):
+    async def serve(calls, extra_trusted_ca=None):
+        ctx = server_ssl_context(pki)
+        if extra_trusted_ca is not None:  # a TLS context trusting more than the cluster CA (misconfiguration)
+            ctx.load_verify_locations(cafile=str(extra_trusted_ca))
         app = web.Application()
         app.router.add_get("/whoami", whoami)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl_context(pki))
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
         await site.start()
         port = runner.addresses[0][1]
         try:
@@ -134,6 +137,16 @@ def test_client_certificate_and_tokens_identify_the_caller(tls_server, tmp_path)
     assert got["lowercase scheme"] == got["token"]
     assert got["bad token"] == (401, {"user": None})
     assert got["basic auth"] == (401, {"user": None})
+
+
+def test_certificate_from_another_ca_is_not_a_user_even_if_tls_let_it_in(tls_server, tmp_path):
+    pki, serve = tls_server
+    other = ensure_control_plane_pki(tmp_path / "other", [], [])
+
+    async def calls(url):
+        return await _get(url, client_ssl_context(pki, other.admin_cert_path, other.admin_key_path))
+
+    assert asyncio.run(serve(calls, extra_trusted_ca=other.ca_cert_path)) == (401, {"user": None})
 
 
 def test_forbidden_message_matches_kube_apiserver():
