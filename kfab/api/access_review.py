@@ -86,3 +86,14 @@ def self_subject_rules_review(authorizer, user: UserInfo, body: dict) -> dict:
         status["evaluationError"] = "a binding refers to a role that does not exist"
     return {"kind": "SelfSubjectRulesReview", "apiVersion": API_VERSION,
             "metadata": {"creationTimestamp": None}, "spec": {"namespace": namespace}, "status": status}
+
+
+def self_subject_review(user: UserInfo, body: dict | None = None) -> dict:
+    """SelfSubjectReview (authentication.k8s.io/v1, `kubectl auth whoami`): who the server thinks the caller is."""
+    if body is not None and not isinstance(body, dict):
+        raise bad_request("SelfSubjectReview: the request body must be a JSON object")
+    user_info: dict = {"username": user.name, "groups": list(user.groups)}
+    if user.uid:
+        user_info["uid"] = user.uid
+    return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"creationTimestamp": None}, "status": {"userInfo": user_info}}

@@ -241,3 +241,12 @@ def test_self_subject_rules_review_lists_the_callers_rules_in_a_namespace(tmp_pa
     assert can(in_prod, "create", "selfsubjectaccessreviews")  # system:basic-user, everywhere
     assert any("/version" in r["nonResourceURLs"] for r in in_prod["status"]["nonResourceRules"])
     assert in_dev["status"]["incomplete"] is False
+
+
+def test_self_subject_review_says_who_the_caller_is():
+    from kfab.api.access_review import self_subject_review
+
+    review = self_subject_review(UserInfo("bob", ("dev", "system:authenticated"), "uid-3"),
+                                 {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"})
+    assert review["kind"] == "SelfSubjectReview" and review["apiVersion"] == "authentication.k8s.io/v1"
+    assert review["status"]["userInfo"] == {"username": "bob", "groups": ["dev", "system:authenticated"], "uid": "uid-3"}
