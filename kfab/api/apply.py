@@ -13,6 +13,7 @@ Follows sigs.k8s.io/structured-merge-diff as kube-apiserver uses it:
 from __future__ import annotations
 
 import copy
+import json
 
 import yaml
 
@@ -207,6 +208,8 @@ def _prune(obj: dict, remove: set[Path], keep: set[Path], field: Field) -> None:
     for path in sorted(remove, key=len):
         if any(len(k) > len(path) and k[:len(path)] == path for k in keep):
             continue
+        if _is_key_field(path):
+            continue  # a list item someone still owns keeps the fields that identify it
         _delete(obj, path, field)
         for depth in range(len(path) - 1, 0, -1):
             parent = path[:depth]
@@ -215,6 +218,12 @@ def _prune(obj: dict, remove: set[Path], keep: set[Path], field: Field) -> None:
                 _delete(obj, parent, field)
             else:
                 break
+
+
+def _is_key_field(path: Path) -> bool:
+    if len(path) < 2 or not path[-2].startswith("k:") or not path[-1].startswith("f:"):
+        return False
+    return path[-1][2:] in json.loads(path[-2][2:])
 
 
 def _walk(obj, path: Path, field: Field):

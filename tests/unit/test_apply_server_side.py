@@ -294,3 +294,15 @@ def test_default_field_manager_comes_from_the_user_agent():
     assert default_field_manager("kubectl/v1.37.1 (linux/amd64) kubernetes/abc") == "kubectl"
     assert default_field_manager("OpenAPI-Generator/37.0.2/python") == "OpenAPI-Generator"
     assert default_field_manager(None) == "unknown"
+
+
+def test_dropping_an_item_keeps_what_another_manager_changed_in_it():
+    config = with_containers(NGINX, NGINX["spec"]["template"]["spec"]["containers"] + [
+        {"name": "sidecar", "image": "busybox", "args": ["sleep", "1d"]}])
+    live = stored(server_side_apply(DEPLOYMENT, None, config, "kubectl"))
+    edited = copy.deepcopy(live)
+    edited["spec"]["template"]["spec"]["containers"][1]["image"] = "busybox:1.36"
+    live = record_update(live, edited, "kubectl-edit")
+    out = server_side_apply(DEPLOYMENT, live, copy.deepcopy(NGINX), "kubectl", force=True)
+    # kubectl no longer applies the sidecar: its own fields go, the editor's image stays with the item's key.
+    assert out["spec"]["template"]["spec"]["containers"][1] == {"name": "sidecar", "image": "busybox:1.36"}
