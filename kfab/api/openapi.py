@@ -22,6 +22,7 @@ from email.utils import formatdate
 
 from aiohttp import web
 
+from kfab.api import openapi_proto
 from kfab.api.openapi_paths import render_v2, render_v3, resource_paths
 from kfab.objects import schema_defs
 from kfab.objects.registry import REGISTRY, ResourceRegistry, ResourceType
@@ -39,11 +40,17 @@ _KUBE_VERSION = "v1.37.0"
 class Document:
     body: bytes
     hash: str  # uppercase hex SHA-512, as kube-openapi computes it
+    content_type: str = "application/json"
 
 
 def _document(doc: dict) -> Document:
     body = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
     return Document(body, hashlib.sha512(body).hexdigest().upper())
+
+
+def _proto_document(doc: dict) -> Document:
+    body = openapi_proto.document(doc)
+    return Document(body, hashlib.sha512(body).hexdigest().upper(), openapi_proto.CONTENT_TYPE)
 
 
 def _convert(schema, prefix: str, v3: bool):
@@ -178,13 +185,15 @@ class OpenAPIDocuments:
         self.registry = registry
         self._lock = threading.Lock()
         self._v2: Document | None = None
+        self._v2_proto: Document | None = None
         self._v3: dict[str, Document] | None = None
 
-    def v2(self) -> Document:
+    def v2(self, protobuf: bool = False) -> Document:
         with self._lock:
             if self._v2 is None:
-                self._v2 = _document(build_v2(self.registry))
-            return self._v2
+                swagger = build_v2(self.registry)
+                self._v2, self._v2_proto = _document(swagger), _proto_document(swagger)
+            return self._v2_proto if protobuf else self._v2
 
     def v3(self) -> dict[str, Document]:
         """{"api/v1": Document, "apis/apps/v1": Document, ...}"""
@@ -209,7 +218,7 @@ def _respond(request: web.Request, doc: Document, immutable: bool = False) -> we
         headers["Cache-Control"] = "no-cache, private"
     if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
         return web.Response(status=304, headers=headers)
-    response = web.Response(body=doc.body, content_type="application/json", headers=headers)
+    response = web.Response(body=doc.body, content_type=doc.content_type, headers=headers)
     response.enable_compression()
     return response
 
@@ -218,7 +227,9 @@ def add_openapi_routes(app: web.Application, registry: ResourceRegistry = REGIST
     documents = OpenAPIDocuments(registry)
 
     async def v2(request: web.Request) -> web.Response:
-        doc = await asyncio.to_thread(documents.v2)
+        # client-go asks for protobuf only; browsers, curl and other tools get JSON.
+        protobuf = "protobuf" in request.headers.get("Accept", "")
+        doc = await asyncio.to_thread(documents.v2, protobuf)
         return _respond(request, doc)
 
     async def v3_index(request: web.Request) -> web.Response:

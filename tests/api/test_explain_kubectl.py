@@ -55,6 +55,13 @@ def test_explain_types_of_core_group_fields(kubectl):
     assert "lastHeartbeatTime\t<string>" in out
 
 
+def test_explain_from_the_swagger_v2_protobuf(kubectl):
+    out = kubectl("explain", "deploy.spec.strategy", "--output", "plaintext-openapiv2").stdout
+    assert "KIND:     Deployment\nVERSION:  apps/v1" in out
+    assert "The deployment strategy to use to replace existing pods with new ones." in out
+    assert "rollingUpdate\t<Object>" in out
+
+
 def test_explain_an_unknown_field_fails_clearly(kubectl):
     result = kubectl("explain", "deployment.spec.replicaz", check=False)
     assert result.returncode != 0

@@ -160,6 +160,16 @@ def test_v2_is_served_as_json_with_an_etag():
     run(check)
 
 
+def test_v2_is_protobuf_for_clients_that_ask_for_it():
+    async def check(client):
+        response = await client.get("/openapi/v2", headers={
+            "Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"})
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        assert (await response.read()).startswith(b"\n\x032.0")  # field 1 (swagger), "2.0"
+    run(check)
+
+
 def test_documents_are_built_once():
     docs = OpenAPIDocuments()
     assert docs.v3() is docs.v3() and docs.v2() is docs.v2()
