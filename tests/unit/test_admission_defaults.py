@@ -172,3 +172,10 @@ def test_namespace_secret_pv_pvc_defaults():
 def test_pod_qos_class(resources, qos):
     pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x:1", "resources": resources}]}}
     assert defaulted(POD, pod)["status"]["qosClass"] == qos
+
+
+def test_namespace_finalizer_is_added_on_create_only():
+    ns = REGISTRY.by_kind("v1", "Namespace")
+    finalized = {"metadata": {"name": "going"}, "spec": {"finalizers": []}, "status": {"phase": "Terminating"}}
+    after = defaulted(ns, finalized, "UPDATE")
+    assert after["spec"]["finalizers"] == [] and after["status"]["phase"] == "Terminating"

@@ -34,6 +34,9 @@ def apply_defaults(rt: ResourceType, obj: dict, operation: str = "CREATE") -> di
     if rt.kind == "Pod" and operation != "CREATE":
         pod.default_pod_spec(pod._d(obj, "spec"))  # admission plugins' additions are for new Pods only
         return obj
+    if rt.kind == "Namespace" and operation != "CREATE":
+        core.default_namespace(obj, create=False)
+        return obj
     fill = _DEFAULTS.get(rt.kind)
     if fill:
         fill(obj)

@@ -44,13 +44,14 @@ def default_service(svc: dict) -> None:
         spec.setdefault("ipFamilies", ["IPv4"])
 
 
-def default_namespace(ns: dict) -> None:
+def default_namespace(ns: dict, create: bool = True) -> None:
     meta = _d(ns, "metadata")
     if isinstance(meta.get("name"), str) and meta["name"]:
         _d(meta, "labels")["kubernetes.io/metadata.name"] = meta["name"]
-    spec = _d(ns, "spec")
-    if not spec.get("finalizers"):
-        spec["finalizers"] = ["kubernetes"]
+    if create:  # only a new namespace gets the finalizer: the namespace controller removes it to finish a delete
+        spec = _d(ns, "spec")
+        if not spec.get("finalizers"):
+            spec["finalizers"] = ["kubernetes"]
     _d(ns, "status").setdefault("phase", "Active")
 
 
