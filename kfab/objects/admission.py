@@ -1,7 +1,10 @@
 """The admission chain every create, update and delete passes before the store write.
 
-    namespace lifecycle -> unknown fields (fieldValidation) -> schema -> kind defaults
-    -> semantic validation (names, labels, required, immutables) -> allocation (Service IPs/ports)
+    schema decoding (wrong types: 400; unknown fields per fieldValidation: 400 under Strict, warnings under
+    Warn, dropped unless Strict) -> namespace lifecycle (404/403) -> kind defaults (+ the default admission
+    plugins: service account, tolerations, priority, default StorageClass) -> validation, schema and
+    semantic causes together (422: names, labels, required, ranges, immutables) -> allocation (Service
+    ClusterIP/NodePorts, 422 on conflicts)
 
 Use from the API core:
 
