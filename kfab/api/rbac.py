@@ -12,6 +12,7 @@ authorizing a request does no store reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -203,14 +204,16 @@ class RBACAuthorizer:
             try:
                 if failures:
                     await self._relist()
-                async for event in self._store.watch(RBAC_PREFIX, self._revision):
-                    failures = 0
-                    obj = _decode(event.kv.key, event.kv.value) if event.type == "PUT" else None
-                    if event.type == "PUT" and obj is not None:
-                        self._policy.put(event.kv.key, obj)
-                    else:
-                        self._policy.remove(event.kv.key)
-                    self._revision = event.kv.mod_revision
+                # aclosing: a cancelled or failed watch is released now, not when the GC gets to it.
+                async with contextlib.aclosing(self._store.watch(RBAC_PREFIX, self._revision)) as events:
+                    async for event in events:
+                        failures = 0
+                        obj = _decode(event.kv.key, event.kv.value) if event.type == "PUT" else None
+                        if event.type == "PUT" and obj is not None:
+                            self._policy.put(event.kv.key, obj)
+                        else:
+                            self._policy.remove(event.kv.key)
+                        self._revision = event.kv.mod_revision
                 failures = 1  # the watch ended: list again and resume
             except asyncio.CancelledError:
                 raise
