@@ -135,3 +135,14 @@ def test_labels_are_checked_on_patch(kubectl, namespace):
     assert ('The ConfigMap "settings" is invalid: metadata.labels: Invalid value: "front end": a valid label must be '
             "an empty string or consist of alphanumeric characters") in refused.stderr
     assert "tier" not in (get_json(kubectl, namespace, "configmap/settings")["metadata"].get("labels") or {})
+
+
+def test_imperative_create_and_expose_get_defaults_and_a_node_port(kubectl, namespace):
+    kubectl("create", "deployment", "-n", namespace, "web", "--image=nginx:1.25", "--replicas=2", "--port=80")
+    spec = get_json(kubectl, namespace, "deployment/web")["spec"]
+    assert spec["strategy"]["type"] == "RollingUpdate" and spec["replicas"] == 2
+    assert spec["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    kubectl("expose", "-n", namespace, "deployment", "web", "--port=80", "--type=NodePort")
+    svc = get_json(kubectl, namespace, "service/web")["spec"]
+    assert svc["selector"] == {"app": "web"} and svc["ports"][0]["targetPort"] == 80
+    assert 30000 <= svc["ports"][0]["nodePort"] <= 32767
