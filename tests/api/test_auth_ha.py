@@ -1,0 +1,66 @@
+"""HA: RBAC granted through one API server is enforced by the other, also after an etcd member dies."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+
+import pytest
+
+from tests.api.conftest import KUBECTL, stop_server
+from tests.etcd_cluster import EtcdCluster
+from tests.store.apiservers import start_apiserver
+
+
+def _kubectl(kubeconfig, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def _wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def two_api_servers(tmp_path_factory):
+    with EtcdCluster() as etcd, contextlib.ExitStack() as stack:
+        a_dir, b_dir = tmp_path_factory.mktemp("auth-apiserver-a"), tmp_path_factory.mktemp("auth-apiserver-b")
+        proc_a, a = start_apiserver(a_dir, etcd.url)
+        stack.callback(stop_server, proc_a)
+        proc_b, b = start_apiserver(b_dir, etcd.url, pki_from=a_dir)
+        stack.callback(stop_server, proc_b)
+        yield etcd, a, b
+
+
+def test_binding_made_through_one_api_server_is_enforced_by_the_other(two_api_servers, tmp_path):
+    etcd, a, b = two_api_servers
+    hana = tmp_path / "hana.kubeconfig"  # a user of the cluster, talking to API server B only
+    subprocess.run(["kfab", "kubeconfig", "--data-dir", str(a.data_dir), "--user", "hana", "--server", b.url,
+                    "-o", str(hana)], check=True, capture_output=True, timeout=60)
+
+    assert _kubectl(hana, "get", "configmaps", "-n", "default").returncode != 0
+    assert _kubectl(a.kubeconfig, "create", "rolebinding", "hana-view", "--clusterrole=view", "--user=hana",
+                    "-n", "default").returncode == 0
+    _wait_until(lambda: _kubectl(hana, "get", "configmaps", "-n", "default").returncode == 0,
+                "API server B to allow what a binding made through A grants")
+
+    # With an etcd member gone, B's RBAC cache still follows changes made through A.
+    etcd.stop_member(0, kill=True)
+    try:
+        assert _kubectl(a.kubeconfig, "delete", "rolebinding", "hana-view", "-n", "default").returncode == 0
+        _wait_until(lambda: _kubectl(hana, "auth", "can-i", "list", "configmaps", "-n", "default").stdout.strip()
+                    == "no", "API server B to stop allowing what a deleted binding granted")
+        assert _kubectl(a.kubeconfig, "create", "rolebinding", "hana-edit", "--clusterrole=edit", "--user=hana",
+                        "-n", "default").returncode == 0
+        _wait_until(lambda: _kubectl(hana, "create", "configmap", "from-hana", "-n", "default",
+                                     "--from-literal=a=b").returncode == 0,
+                    "API server B to allow writes granted through A")
+    finally:
+        etcd.start_member(0)
+        _kubectl(a.kubeconfig, "delete", "rolebinding", "hana-edit", "-n", "default")
+        _kubectl(a.kubeconfig, "delete", "configmap", "from-hana", "-n", "default")
