@@ -59,7 +59,8 @@ def service_row(svc: dict, now: datetime) -> list:
     ports = []
     for p in spec.get("ports") or []:
         protocol = p.get("protocol", "TCP")
-        ports.append(f"{p.get('port')}:{p['nodePort']}/{protocol}" if p.get("nodePort") else f"{p.get('port')}/{protocol}")
+        node_port = f":{p['nodePort']}" if p.get("nodePort") else ""
+        ports.append(f"{p.get('port')}{node_port}/{protocol}")
     return [name_of(svc), spec.get("type") or "ClusterIP", cluster_ips[0] if cluster_ips else "<none>",
             _external_ip(svc), ",".join(ports) or "<none>", age_of(svc, now), format_labels(spec.get("selector"))]
 

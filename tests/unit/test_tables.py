@@ -44,8 +44,8 @@ def pod(phase="Running", statuses=(), deleting=False, init=(), init_statuses=(),
         meta["deletionTimestamp"] = ago(seconds=1)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"containers": containers, "initContainers": list(init), "nodeName": "node-1"},
-            "status": {"phase": phase, "containerStatuses": list(statuses), "initContainerStatuses": list(init_statuses),
-                       "conditions": list(conditions), **status}}
+            "status": {"phase": phase, "containerStatuses": list(statuses),
+                       "initContainerStatuses": list(init_statuses), "conditions": list(conditions), **status}}
 
 
 def running(name="app", ready=True, restarts=0):
@@ -238,7 +238,8 @@ def test_endpoints_and_endpointslices_show_the_first_three_addresses():
 def test_events_show_last_seen_type_reason_object_message():
     event = {"metadata": {"name": "web-0.17f"}, "type": "Warning", "reason": "BackOff",
              "involvedObject": {"kind": "Pod", "name": "web-0", "fieldPath": "spec.containers{app}"},
-             "source": {"component": "kubelet", "host": "worker-1"}, "message": "Back-off restarting failed container\n",
+             "source": {"component": "kubelet", "host": "worker-1"},
+             "message": "Back-off restarting failed container\n",
              "firstTimestamp": ago(minutes=5), "lastTimestamp": ago(seconds=20), "count": 7}
     assert headers("v1", "Event") == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert cells("v1", "Event", event) == ["20s", "Warning", "BackOff", "pod/web-0", "spec.containers{app}",
