@@ -178,7 +178,7 @@ def token_server(tmp_path_factory):
     tokens = data_dir / "tokens.csv"
     tokens.write_text(TOKENS)
     tokens.chmod(0o600)
-    proc, server = start_server(data_dir, "--token-auth-file", str(tokens))
+    proc, server = start_server(data_dir, "--token-auth-file", str(tokens), "-v")
     try:
         yield _TokenServer(server, data_dir)
     finally:
@@ -194,3 +194,24 @@ def test_malformed_token_file_stops_the_server_with_file_and_line(tmp_path):
     assert f"token file {tokens}, line 2: must have at least 3 columns" in proc.stderr
     assert "broken-line" not in proc.stderr + proc.stdout  # tokens never reach output
     assert not (tmp_path / "data" / "admin.kubeconfig").exists()
+
+
+def test_tokens_and_secret_values_never_reach_the_server_log(token_server):
+    from kubernetes import client
+
+    admin = client.CoreV1Api(token_server.api_client("admin-token"))
+    secret_value = "hunter2-" + uuid.uuid4().hex
+    admin.create_namespaced_secret("default", {"metadata": {"name": "db-password"},
+                                               "stringData": {"password": secret_value}})
+    try:
+        read = admin.read_namespaced_secret("db-password", "default")
+        assert read.data["password"]  # served (base64) to the admin
+        with pytest.raises(client.exceptions.ApiException):
+            client.CoreV1Api(token_server.api_client("viewer-token")).read_namespaced_secret("db-password", "default")
+    finally:
+        admin.delete_namespaced_secret("db-password", "default")
+    log = Path(token_server.server.log).read_text()  # the server runs with -v
+    assert "listening on" in log
+    import base64
+    for secret in ("admin-token", "viewer-token", secret_value, base64.b64encode(secret_value.encode()).decode()):
+        assert secret not in log
