@@ -158,7 +158,11 @@ class Authenticator:
         return user if not_before <= now <= not_after else None
 
     def _verify(self, der: bytes):
-        cert = x509.load_der_x509_certificate(der)
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:  # the TLS layer accepted it, so this is unlikely; still not a user
+            never = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+            return (None, never, never)
         window = (cert.not_valid_before_utc, cert.not_valid_after_utc)
         if not any(_issued_by(cert, ca) for ca in self._cas):
             return (None, *window)
