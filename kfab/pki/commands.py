@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from kfab.pki.ca import PKIError
-from kfab.pki.certs import ControlPlanePKI, issue_client_cert
+from kfab.pki.certs import ControlPlanePKI, ensure_control_plane_pki, issue_client_cert
 from kfab.pki.kubeconfig import kubeconfig, server_url_of, write_kubeconfig
 
 # The API server writes this file when it starts; its server URL is the one clients should use.
@@ -26,6 +26,16 @@ def add_commands(subparsers) -> None:
     p.add_argument("--server", help="API server URL; default: the one the API server recorded in DIR")
     p.add_argument("-o", "--output", type=Path, help="write here (mode 0600) instead of standard output")
     p.set_defaults(func=run_kubeconfig)
+
+    p = subparsers.add_parser(
+        "pki", help="create the cluster PKI (CA, API server and admin certificates) without starting a server",
+        description="Create what is missing of DIR/pki (keeps existing files). Control-plane hosts of one cluster "
+                    "share the CA: create it once, copy DIR/pki to each host; each API server then issues "
+                    "its own serving certificate from it for its own names.")
+    p.add_argument("--data-dir", required=True, type=Path)
+    p.add_argument("--hostname", action="append", default=[], help="DNS name for the serving cert; repeatable")
+    p.add_argument("--ip", action="append", default=[], help="IP address for the serving cert; repeatable")
+    p.set_defaults(func=run_pki)
 
 
 def run_kubeconfig(args) -> int:
@@ -57,4 +67,15 @@ def run_kubeconfig(args) -> int:
         print(f"wrote {args.output} (user {user})", file=sys.stderr)
     else:
         sys.stdout.write(yaml.safe_dump(kubeconfig(server, ca_pem, cert_pem, key_pem, user=user), sort_keys=False))
+    return 0
+
+
+def run_pki(args) -> int:
+    try:
+        pki = ensure_control_plane_pki(args.data_dir, args.hostname, args.ip)
+    except (PKIError, OSError) as e:
+        print(f"kfab pki: {e}", file=sys.stderr)
+        return 1
+    for path in sorted(pki.dir.iterdir()):
+        print(path)
     return 0

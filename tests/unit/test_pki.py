@@ -197,3 +197,14 @@ def test_kfab_kubeconfig_without_pki_says_what_is_missing(tmp_path, capsys):
     rc = kfab_main(["kubeconfig", "--data-dir", str(tmp_path), "--server", "https://127.0.0.1:6443"])
     assert rc == 1
     assert "ca.crt" in capsys.readouterr().err
+
+
+def test_kfab_pki_creates_then_keeps_the_cluster_pki(tmp_path, capsys):
+    assert kfab_main(["pki", "--data-dir", str(tmp_path), "--hostname", "cp1.lab", "--ip", "10.0.0.5"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert str(tmp_path / "pki" / "ca.key") in listed and str(tmp_path / "pki" / "apiserver.crt") in listed
+    ca = (tmp_path / "pki" / "ca.crt").read_bytes()
+    assert kfab_main(["pki", "--data-dir", str(tmp_path), "--ip", "10.0.0.6"]) == 0
+    assert (tmp_path / "pki" / "ca.crt").read_bytes() == ca
+    assert kfab_main(["pki", "--data-dir", str(tmp_path), "--ip", "10.0.0.999"]) == 1
+    assert "10.0.0.999" in capsys.readouterr().err
