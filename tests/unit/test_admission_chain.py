@@ -316,15 +316,26 @@ def test_statefulset_spec_beyond_replicas_and_template_is_frozen(tmp_path):
     assert "updates to statefulset spec for fields other than 'replicas'" in error.causes[0].message
 
 
-def test_pvc_spec_is_immutable_except_a_larger_request(tmp_path):
+def test_pvc_spec_is_immutable_except_the_request_of_a_bound_claim(tmp_path):
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
                       "resources": {"requests": {"storage": "1Gi"}}}}
     old = admitted(tmp_path, claim)
-    bigger = copy.deepcopy(old)
+    bound = copy.deepcopy(old)
+    bound["spec"]["volumeName"] = "pv-1"  # the binder sets it once
+    assert update_error(tmp_path, bound, old) is None
+    bound["status"] = {"phase": "Bound", "capacity": {"storage": "1Gi"}}
+    bigger = copy.deepcopy(bound)
     bigger["spec"]["resources"]["requests"]["storage"] = "2Gi"
-    bigger["spec"]["volumeName"] = "pv-1"  # binding sets it once
-    assert update_error(tmp_path, bigger, old) is None
+    assert update_error(tmp_path, bigger, bound) is None
+    unbound_bigger = copy.deepcopy(old)
+    unbound_bigger["spec"]["resources"]["requests"]["storage"] = "2Gi"
+    assert update_error(tmp_path, unbound_bigger, old).causes[0].field == "spec"
+    smaller = copy.deepcopy(bound)
+    smaller["spec"]["resources"]["requests"]["storage"] = "512Mi"
+    grown = copy.deepcopy(bigger)  # a 2Gi request on a 1Gi volume may go back down, but not below 1Gi
+    assert [c.message for c in update_error(tmp_path, smaller, grown).causes] == [
+        "Forbidden: field can not be less than status.capacity"]
     other = copy.deepcopy(old)
     other["spec"]["accessModes"] = ["ReadWriteMany"]
     assert update_error(tmp_path, other, old).causes[0].field == "spec"

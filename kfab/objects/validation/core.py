@@ -122,14 +122,22 @@ def validate_pvc(pvc: dict) -> list[Cause]:
 
 
 def validate_pvc_update(pvc: dict, old: dict) -> list[Cause]:
-    """A claim's spec is fixed once created, except growing its storage request and its binding to a volume."""
+    """A claim's spec is fixed once created, except its storage request once bound (expansion; never below
+    the capacity it has) and the volume the binder sets once (ValidatePersistentVolumeClaimUpdate)."""
     new_spec, old_spec = copy.deepcopy(as_dict(pvc.get("spec"))), as_dict(old.get("spec"))
     causes = []
-    new_storage = parse_quantity(as_dict(as_dict(new_spec.get("resources")).get("requests")).get("storage"))
-    old_storage = parse_quantity(as_dict(as_dict(old_spec.get("resources")).get("requests")).get("storage"))
-    if new_storage is not None and old_storage is not None and new_storage < old_storage:
-        causes.append(forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
-    new_spec["resources"] = old_spec.get("resources")
+    if as_dict(old.get("status")).get("phase") == "Bound":
+        new_requests = as_dict(as_dict(new_spec.get("resources")).get("requests"))
+        new_size = parse_quantity(new_requests.get("storage"))
+        capacity = parse_quantity(as_dict(as_dict(old.get("status")).get("capacity")).get("storage"))
+        old_size = parse_quantity(as_dict(as_dict(old_spec.get("resources")).get("requests")).get("storage"))
+        if new_size is not None and old_size is not None and new_size < old_size and \
+                capacity is not None and new_size <= capacity:
+            causes.append(forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
+        if "storage" in new_requests:
+            old_storage = as_dict(as_dict(old_spec.get("resources")).get("requests")).get("storage")
+            new_spec["resources"] = copy.deepcopy(as_dict(new_spec.get("resources")))
+            new_spec["resources"]["requests"] = dict(new_requests, storage=old_storage)
     if not old_spec.get("volumeName"):
         new_spec["volumeName"] = old_spec.get("volumeName")  # the binder sets it once
     new_spec = {k: v for k, v in new_spec.items() if v is not None}
