@@ -250,3 +250,40 @@ def test_self_subject_review_says_who_the_caller_is():
                                  {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"})
     assert review["kind"] == "SelfSubjectReview" and review["apiVersion"] == "authentication.k8s.io/v1"
     assert review["status"]["userInfo"] == {"username": "bob", "groups": ["dev", "system:authenticated"], "uid": "uid-3"}
+
+
+def test_impersonation_needs_the_impersonate_verb(tmp_path):
+    from multidict import CIMultiDict
+
+    from kfab.api.impersonation import impersonated_user
+
+    async def run():
+        store = await open_store(f"sqlite:///{tmp_path}/state.db")
+        await bootstrap_rbac(store)
+        authz = RBACAuthorizer(store)
+        await authz.start()
+        admin = UserInfo("kubernetes-admin", ("system:masters", "system:authenticated"))
+        alice = UserInfo("alice", ("system:authenticated",))
+        try:
+            as_alice = await impersonated_user(authz, admin, CIMultiDict(
+                [("Impersonate-User", "alice"), ("Impersonate-Group", "dev"), ("Impersonate-Group", "ops")]))
+            as_sa = await impersonated_user(authz, admin, CIMultiDict(
+                [("Impersonate-User", "system:serviceaccount:dev:builder")]))
+            plain = await impersonated_user(authz, alice, CIMultiDict())
+            with pytest.raises(APIError) as denied:
+                await impersonated_user(authz, alice, CIMultiDict([("Impersonate-User", "kubernetes-admin")]))
+            with pytest.raises(APIError) as group_only:
+                await impersonated_user(authz, admin, CIMultiDict([("Impersonate-Group", "dev")]))
+            return as_alice, as_sa, plain, denied.value, group_only.value
+        finally:
+            await authz.stop()
+            await store.close()
+
+    as_alice, as_sa, plain, denied, group_only = asyncio.run(run())
+    assert as_alice == UserInfo("alice", ("dev", "ops", "system:authenticated"))
+    assert as_sa.groups == ("system:serviceaccounts", "system:serviceaccounts:dev", "system:authenticated")
+    assert plain.name == "alice"
+    assert denied.code == 403 and denied.message == (
+        'users "kubernetes-admin" is forbidden: User "alice" cannot impersonate resource "users" in API group "" '
+        "at the cluster scope")
+    assert group_only.code == 400
