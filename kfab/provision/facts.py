@@ -1,5 +1,5 @@
 """Facts: what a host is, read once per host per run with one command, offered to tasks as `kfab_facts`
-(kfab_facts.os_id, os_version, os_codename, arch, kernel, cpus, memory_mb, hostname, fqdn,
+(kfab_facts.os_id, os_version, os_codename, arch, kernel, cpus, memory_mb, hostname,
 default_ipv4, default_interface, init, bridge_nf, user)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ FACTS_SCRIPT = r"""
 echo "os_id=$ID"; echo "os_version=$VERSION_ID"; echo "os_codename=$VERSION_CODENAME"
 echo "arch=$(uname -m)"; echo "kernel=$(uname -r)"; echo "cpus=$(nproc)"
 echo "memory_mb=$(awk '/^MemTotal:/ {print int($2/1024)}' /proc/meminfo)"
-echo "hostname=$(hostname)"; echo "fqdn=$(hostname -f 2>/dev/null || hostname)"
+echo "hostname=$(hostname)"
 route=$(ip -4 route get 1.1.1.1 2>/dev/null | head -n1)
 echo "default_ipv4=$(echo "$route" | sed -n 's/.* src \([0-9.]*\).*/\1/p')"
 echo "default_interface=$(echo "$route" | sed -n 's/.* dev \([^ ]*\).*/\1/p')"

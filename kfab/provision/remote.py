@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import io
 import posixpath
-import threading
 import uuid
 
 import fabric
 
 from kfab.provision.modules.base import CommandResult, FileInfo, PutFile, UnitInfo, q
+from kfab.provision.shell import RemoteShell
 
 
 class RemoteHost:
@@ -23,7 +23,11 @@ class RemoteHost:
         self.unit_files_changed = False
         self.done_once: set[str] = set()
         self.commands_run = 0
-        self._lock = threading.Lock()
+        self.shell = RemoteShell(conn.client.get_transport())
+
+    def close(self) -> None:
+        self.shell.close()
+        self.conn.close()
 
     # ---- running -----------------------------------------------------------------------------------
     def run(self, cmd: str, become: bool | None = None) -> CommandResult:
@@ -32,8 +36,7 @@ class RemoteHost:
             # -n: never prompt; a sudo that needs a password fails with a clear message instead of hanging.
             cmd = f"sudo -n -H -- /bin/sh -c {q(cmd)}"
         self.commands_run += 1
-        result = self.conn.run(cmd, hide=True, warn=True, in_stream=False, pty=False)
-        return CommandResult(result.return_code, result.stdout, result.stderr)
+        return self.shell.run(cmd)
 
     def put(self, change: PutFile) -> CommandResult:
         """Upload to a temporary name, set mode and owner, then rename over the destination, so a reader

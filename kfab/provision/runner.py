@@ -97,7 +97,7 @@ class Runner:
                     list(pool.map(lambda h: self._play_host(play, h), hosts))
         finally:
             for remote in self.remotes.values():
-                remote.conn.close()
+                remote.close()
         self.output.recap(self.stats)
         if any(s.unreachable for s in self.stats.values()):
             return 4

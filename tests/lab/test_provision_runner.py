@@ -148,3 +148,46 @@ def test_become_runs_tasks_as_root_for_a_sudo_user(lab, tmp_path):
     assert lab.ssh("kt3", f"stat -c '%U %a' /etc/kfab-become-{tag}").stdout.strip() == "root 600"
     assert lab.ssh("kt3", f"cat /etc/kfab-become-{tag}").stdout == "root\n"
     lab.ssh("kt3", f"rm -f /etc/kfab-become-{tag}")
+
+
+def test_service_unit_install_start_and_wait_for_port(lab, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    unit = f"kfab-probe-{tag}"
+    site = project(tmp_path, f"""\
+        - name: install the unit
+          copy:
+            dest: /etc/systemd/system/{unit}.service
+            content: |
+              [Unit]
+              Description=kfab probe web server
+              [Service]
+              ExecStart=/usr/bin/python3 -m http.server {{{{ probe_port }}}} --bind 127.0.0.1 --directory /root
+              [Install]
+              WantedBy=multi-user.target
+          notify: restart probe
+        - name: run it
+          service: {{name: {unit}, state: started, enabled: true}}
+        - name: wait until it listens
+          wait_for: {{port: "{{{{ probe_port }}}}", timeout: "{{{{ probe_timeout | default(30) }}}}"}}
+        """, handlers=f"""\
+        - name: restart probe
+          service: {{name: {unit}, state: restarted}}
+        """)
+    first = kfab_up("-i", str(lab.inventory), "--limit", "kt1", "-e", "probe_port=18765", "-v", str(site))
+    try:
+        assert first.returncode == 0, first.stdout + first.stderr
+        # The unit file was new in this run: systemd had to re-read it before starting it.
+        assert "systemctl daemon-reload" in first.stdout
+        assert lab.ssh("kt1", f"systemctl is-active {unit}").stdout.strip() == "active"
+        assert lab.ssh("kt1", f"systemctl is-enabled {unit}").stdout.strip() == "enabled"
+        again = kfab_up("-i", str(lab.inventory), "--limit", "kt1", "-e", "probe_port=18765", str(site))
+        assert again.returncode == 0 and recap(again.stdout)["kt1"]["changed"] == 0, again.stdout
+        # Handlers run at the end of the play, so the server still listens on the old port when the
+        # wait for the new one runs: the wait fails the host with a clear message.
+        stuck = kfab_up("-i", str(lab.inventory), "--limit", "kt1", "-e", "probe_port=18766 probe_timeout=2",
+                        str(site))
+        assert stuck.returncode == 2
+        assert "timed out after 2s waiting for 127.0.0.1:18766 to appear" in stuck.stdout
+    finally:
+        lab.ssh("kt1", f"systemctl disable --now {unit}; rm -f /etc/systemd/system/{unit}.service; "
+                       "systemctl daemon-reload", check=False)

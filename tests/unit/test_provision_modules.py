@@ -246,3 +246,11 @@ def test_hostname():
 def test_modes_are_octal(mode, expected):
     from kfab.provision.modules.base import octal_mode
     assert octal_mode(mode) == expected
+
+
+def test_facts_are_parsed_with_types():
+    from kfab.provision.facts import parse_facts
+    facts = parse_facts("os_id=debian\nos_version=12\ncpus=2\nmemory_mb=24000\nbridge_nf=no\n"
+                        "default_ipv4=10.79.0.11\ninit=systemd\nnoise line\n")
+    assert facts == {"os_id": "debian", "os_version": "12", "cpus": 2, "memory_mb": 24000, "bridge_nf": False,
+                     "default_ipv4": "10.79.0.11", "init": "systemd"}
