@@ -14,8 +14,10 @@ frees a deleted Service's values, and `repair()` reclaims keys leaked by a crash
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ SERVICES_PREFIX = "/registry/services/"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 DEFAULT_NODE_PORTS = (30000, 32767)
 _RANDOM_TRIES = 32
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -332,3 +335,18 @@ class ServiceAllocator:
             except KeyExists:
                 pass
         return released, recorded
+
+    async def repair_forever(self, interval: float = 180.0, grace_seconds: float = 120.0) -> None:
+        """Run repair() now and then every `interval` seconds until cancelled (kube-apiserver runs its range
+        repair loops every 3 minutes). Safe on several API servers at once."""
+        while True:
+            try:
+                released, recorded = await self.repair(grace_seconds)
+                if released or recorded:
+                    log.info("service ranges repaired: %d leaked values released, %d missing recorded",
+                             released, recorded)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a store outage must not end the loop; the next round tries again
+                log.exception("service range repair failed")
+            await asyncio.sleep(interval)

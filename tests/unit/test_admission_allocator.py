@@ -252,3 +252,22 @@ def test_kubernetes_service_gets_the_first_address(tmp_path):
     svc = run(go())
     assert svc["spec"]["clusterIP"] == "10.96.0.1"
     assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]
+
+
+def test_repair_loop_runs_until_cancelled(tmp_path):
+    async def go():
+        store, chain = await open_chain(tmp_path)
+        try:
+            await store.create(IP_PREFIX + "10.96.7.7", json.dumps({"service": "default/ghost", "at": 0}).encode())
+            task = asyncio.create_task(chain.allocator.repair_forever(interval=3600))
+            deadline = asyncio.get_running_loop().time() + 10
+            while await allocation_keys(store) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return await allocation_keys(store)
+        finally:
+            await store.close()
+
+    assert run(go()) == []
