@@ -1,0 +1,254 @@
+"""API latency and throughput with 10,000 stored ConfigMaps, on SQLite (`kfab server`) and on etcd
+(`kfab apiserver` over a real 3-member etcd cluster on 127.0.0.1).
+
+    .venv/bin/python bench/api.py [--backend sqlite|etcd|both] [--objects 10000] [--rate 100] [--seconds 10]
+
+Figures (issue 3): p50/p99 of create/get/list/update at a steady --rate (open loop: each request is
+timed from when it was due, so a stall counts against every request behind it), the max sustained
+throughput of each (closed loop, --concurrency requests in flight), a full list of every stored object,
+and the time from a write until 100 concurrent watchers have all received its event.
+`list` at the steady rate lists one namespace of 100 ConfigMaps while all --objects stay stored.
+Targets: mutating p99 <= 50 ms at 100 req/s; get p99 <= 20 ms; watch fan-out to 100 watchers <= 200 ms.
+
+The client is aiohttp over TLS with the admin kubeconfig's client certificate. Everything it starts (the
+API server, etcd members) it stops by PID, also on error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import random
+import ssl
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.api.conftest import stop_server  # noqa: E402
+from tests.etcd_cluster import EtcdCluster  # noqa: E402
+from tests.store.apiservers import start_apiserver  # noqa: E402
+
+NS, LIST_NS, WATCH_NS = "bench", "bench-list", "bench-watch"
+PAYLOAD = {"config.yaml": "x" * 200}
+
+
+def ssl_from_kubeconfig(path: Path, tmp: Path) -> tuple[str, ssl.SSLContext]:
+    cfg = yaml.safe_load(path.read_text())
+    cluster, user = cfg["clusters"][0]["cluster"], cfg["users"][0]["user"]
+    files = {}
+    for name, data in (("ca", cluster["certificate-authority-data"]), ("cert", user["client-certificate-data"]),
+                       ("key", user["client-key-data"])):
+        files[name] = tmp / f"client-{name}.pem"
+        files[name].write_bytes(base64.b64decode(data))
+    ctx = ssl.create_default_context(cafile=str(files["ca"]))
+    ctx.load_cert_chain(str(files["cert"]), str(files["key"]))
+    return cluster["server"], ctx
+
+
+def configmap(name: str, ns: str = NS) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": PAYLOAD}
+
+
+def pct(samples: list[float], p: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(len(s) * p))] * 1000 if s else float("nan")
+
+
+class Client:
+    def __init__(self, url: str, ctx: ssl.SSLContext):
+        self.url = url
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=0))
+        self.objects: dict[str, dict] = {}  # name -> last object we wrote (for updates with its resourceVersion)
+        self.counter = 0
+
+    async def request(self, method: str, path: str, body: dict | None = None, ok=(200, 201)) -> dict:
+        async with self.session.request(method, self.url + path, json=body) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status not in ok:
+                raise RuntimeError(f"{method} {path}: {resp.status} {data.get('message') if data else ''}")
+            return data
+
+    def cm_path(self, ns: str, name: str = "") -> str:
+        return f"/api/v1/namespaces/{ns}/configmaps" + (f"/{name}" if name else "")
+
+    async def create(self, ns: str = NS) -> None:
+        self.counter += 1
+        name = f"cm-{self.counter:06d}"
+        self.objects[name] = await self.request("POST", self.cm_path(ns), configmap(name, ns))
+
+    async def get(self) -> None:
+        await self.request("GET", self.cm_path(NS, random.choice(self.names)))
+
+    async def list(self) -> None:
+        await self.request("GET", self.cm_path(LIST_NS))
+
+    async def update(self) -> None:
+        name = self.names[self.update_next % len(self.names)]
+        self.update_next += 1
+        obj = self.objects[name]
+        obj["data"] = {"config.yaml": f"updated {time.time()}"}
+        self.objects[name] = await self.request("PUT", self.cm_path(NS, name), obj)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def steady(op, rate: float, seconds: float) -> tuple[list[float], int]:
+    """Open loop at `rate`/s: latencies measured from each request's due time; and the error count."""
+    latencies, errors, tasks = [], 0, []
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+
+    async def one(due):
+        nonlocal errors
+        try:
+            await op()
+            latencies.append(loop.time() - due)
+        except Exception:  # noqa: BLE001 - counted and reported
+            errors += 1
+
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+async def throughput(op, concurrency: int, seconds: float) -> float:
+    """Closed loop: `concurrency` requests always in flight; completed requests per second."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    done = 0
+
+    async def worker():
+        nonlocal done
+        while loop.time() < end:
+            await op()
+            done += 1
+
+    start = loop.time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / (loop.time() - start)
+
+
+async def watch_fanout(client: Client, watchers: int, events: int) -> list[float]:
+    """Seconds from the start of a write until every one of `watchers` watch streams has its event."""
+    path = client.cm_path(WATCH_NS)
+    obj = await client.request("POST", path, configmap("fanout", WATCH_NS))
+    rv = obj["metadata"]["resourceVersion"]
+    seen: dict[str, int] = {}
+    all_seen: dict[str, asyncio.Event] = {}
+
+    async def watcher():
+        async with client.session.get(f"{client.url}{path}?watch=true&resourceVersion={rv}",
+                                      timeout=aiohttp.ClientTimeout(total=None)) as resp:
+            async for line in resp.content:
+                event = json.loads(line)
+                got = event["object"]["metadata"]["resourceVersion"]
+                seen[got] = seen.get(got, 0) + 1
+                if seen[got] == watchers:
+                    all_seen.setdefault(got, asyncio.Event()).set()
+
+    tasks = [asyncio.create_task(watcher()) for _ in range(watchers)]
+    samples = []
+    try:
+        for i in range(events + 1):  # the first one only proves every stream is connected
+            t0 = time.perf_counter()
+            obj["data"] = {"i": str(i)}
+            obj = await client.request("PUT", f"{path}/fanout", obj)
+            await asyncio.wait_for(all_seen.setdefault(obj["metadata"]["resourceVersion"], asyncio.Event()).wait(),
+                                   30)
+            if i:
+                samples.append(time.perf_counter() - t0)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return samples
+
+
+async def run_bench(url: str, ctx: ssl.SSLContext, args) -> dict:
+    client = Client(url, ctx)
+    results: dict = {}
+    try:
+        for ns in (NS, LIST_NS, WATCH_NS):
+            await client.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}}, ok=(201, 409))
+        t0 = time.perf_counter()
+        sem = asyncio.Semaphore(32)
+
+        async def preload():
+            async with sem:
+                await client.create()
+
+        await asyncio.gather(*(preload() for _ in range(args.objects)))
+        results["preload"] = f"{args.objects} creates in {time.perf_counter() - t0:.1f}s"
+        for _ in range(100):
+            await client.create(LIST_NS)
+        client.names = [n for n, o in client.objects.items() if o["metadata"]["namespace"] == NS]
+        client.update_next = 0
+
+        ops = {"create": client.create, "get": client.get, "list": client.list, "update": client.update}
+        for name, op in ops.items():
+            lat, errors = await steady(op, args.rate, args.seconds)
+            results[f"{name} @{args.rate:g}/s"] = (f"p50 {pct(lat, .5):6.1f} ms  p99 {pct(lat, .99):6.1f} ms  "
+                                                   f"max {pct(lat, 1):6.1f} ms  errors {errors}")
+        for name, op in ops.items():
+            results[f"{name} max throughput"] = f"{await throughput(op, args.concurrency, args.seconds / 2):7.0f} req/s"
+        stored = len((await client.request("GET", client.cm_path(NS)))["items"])
+        full = []
+        for _ in range(5):
+            t = time.perf_counter()
+            await client.request("GET", client.cm_path(NS))
+            full.append(time.perf_counter() - t)
+        results[f"list all {stored}"] = f"p50 {pct(full, .5):6.1f} ms  max {pct(full, 1):6.1f} ms"
+        fan = await watch_fanout(client, args.watchers, args.fanout_events)
+        results[f"watch fan-out to {args.watchers}"] = (f"p50 {pct(fan, .5):6.1f} ms  p99 {pct(fan, .99):6.1f} ms  "
+                                                        f"max {pct(fan, 1):6.1f} ms (write + delivery)")
+    finally:
+        await client.close()
+    return results
+
+
+def bench_backend(backend: str, args) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"kfab-bench-api-{backend}-") as tmp, contextlib.ExitStack() as stack:
+        tmp = Path(tmp)
+        if backend == "sqlite":
+            proc, server = start_apiserver(tmp / "server", "", command="server")
+        else:
+            etcd = stack.enter_context(EtcdCluster())
+            proc, server = start_apiserver(tmp / "server", etcd.url)
+        stack.callback(stop_server, proc)
+        url, ctx = ssl_from_kubeconfig(server.kubeconfig, tmp)
+        return asyncio.run(run_bench(url, ctx, args))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "etcd", "both"], default="both")
+    parser.add_argument("--objects", type=int, default=10000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per steady-rate phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight for max throughput")
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--fanout-events", type=int, default=20)
+    args = parser.parse_args()
+    for backend in (["sqlite", "etcd"] if args.backend == "both" else [args.backend]):
+        print(f"== {backend}: {args.objects} ConfigMaps stored", flush=True)
+        for name, figure in bench_backend(backend, args).items():
+            print(f"  {name:28s} {figure}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
