@@ -85,6 +85,9 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     # Virtual: created and answered, never stored (kubectl auth can-i).
     _grp("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", namespaced=False,
          verbs=("create",)),
+    _grp("authorization.k8s.io", "SelfSubjectRulesReview", "selfsubjectrulesreviews", namespaced=False,
+         verbs=("create",)),
+    _grp("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", namespaced=False, verbs=("create",)),
 )
 
 

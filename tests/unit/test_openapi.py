@@ -129,7 +129,8 @@ def test_v3_index_links_each_group_version_by_hash():
         index = await (await client.get("/openapi/v3")).json()
         assert set(index["paths"]) == {"api/v1", "apis/apps/v1", "apis/discovery.k8s.io/v1",
                                        "apis/storage.k8s.io/v1", "apis/coordination.k8s.io/v1",
-                                       "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1"}
+                                       "apis/rbac.authorization.k8s.io/v1", "apis/authorization.k8s.io/v1",
+                                       "apis/authentication.k8s.io/v1"}
         url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
         assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
         current = await client.get(url)
