@@ -94,7 +94,12 @@ class Runner:
                 hosts = [h for h in self.inventory.select(play.hosts) if h in self.stats and h not in self.dead]
                 self.output.play(play.name, hosts)
                 with ThreadPoolExecutor(max_workers=max(1, self.options.forks)) as pool:
-                    list(pool.map(lambda h: self._play_host(play, h), hosts))
+                    try:
+                        list(pool.map(lambda h: self._play_host(play, h), hosts))
+                    except KeyboardInterrupt:
+                        # Hosts finish the task they are in (never half a file) and stop there.
+                        self.stop.set()
+                        raise
         finally:
             for remote in self.remotes.values():
                 remote.close()
@@ -199,11 +204,11 @@ class Runner:
         if outcome.status == "failed" and task.ignore_errors:
             self.output.result(host, label, "failed", (outcome.message or "") + " (ignored)")
             outcome.status = "ok"
-        elif outcome.status != "failed" or not outcome.message or "loop" not in outcome.result:
-            self.output.result(host, label, outcome.status, outcome.message,
-                               diffs=outcome.diffs if self.options.diff else (), commands=outcome.commands)
         else:
-            self.output.result(host, label, outcome.status, outcome.message)
+            # A loop's items were reported one by one; its summary line needs no repeated message.
+            message = None if task.loop is not None and outcome.status == "failed" else outcome.message
+            self.output.result(host, label, outcome.status, message,
+                               diffs=outcome.diffs if self.options.diff else (), commands=outcome.commands)
         setattr(self.stats[host], outcome.status, getattr(self.stats[host], outcome.status) + 1)
         if task.register:
             self.vars.registered[host][task.register] = outcome.result | {
@@ -233,7 +238,7 @@ class Runner:
                 self.output.result(host, label, outcome.status, outcome.message, item=item,
                                    diffs=outcome.diffs if self.options.diff else (), commands=outcome.commands)
             if outcome.status == "failed":
-                return Outcome("failed", outcome.message, {"results": results, "loop": True})
+                return Outcome("failed", outcome.message, {"results": results})
             changed = changed or outcome.status == "changed"
         return Outcome("changed" if changed else "ok", None, {"results": results})
 

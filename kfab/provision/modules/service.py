@@ -14,8 +14,8 @@ def plan(args, host, files):
         yield Command("systemctl daemon-reload", daemon_reload=True)
     unit = host.unit(name)
     if not unit.exists:
-        if host.check and host.unit_files_changed:
-            # In check mode the unit file this run would install is not there yet.
+        if host.check:
+            # In check mode the package or unit file an earlier task would install is not there yet.
             yield Command(f"systemctl start {q(name)}")
             return
         yield Fail(f"unit {name} not found")
