@@ -41,6 +41,7 @@ PUT, DELETE = 0, 1
 # Largest number of queued writes committed in one transaction, and log rows read per watch step.
 WRITE_BATCH = 256
 WATCH_PAGE = 1000
+COMPACT_CHUNK = 2000  # revisions per compaction step
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -304,21 +305,32 @@ class SQLiteStore(Store):
         return await self._read(_revision)
 
     async def compact(self, revision: int) -> None:
-        def op(conn):
+        def begin(conn):
             current = _revision(conn)
             if revision > current:
                 raise StoreError(f"cannot compact at revision {revision}: newer than current {current}")
             if revision <= _compacted(conn):
                 return None
-            # Keep each key's last row at or below `revision` (list-at-revision and watch `prev` need it)
-            # unless it is a delete; drop everything older.
-            conn.execute("DELETE FROM log WHERE revision <= ?1 AND (type = 1 OR revision < "
-                         "(SELECT MAX(m.revision) FROM log m WHERE m.key = log.key AND m.revision <= ?1))",
-                         (revision,))
+            # Recorded first: from now on reads and watches below `revision` get RevisionCompacted, so
+            # the rows removed below, chunk by chunk, are never read half-removed.
             conn.execute("UPDATE meta SET value = ? WHERE name = 'compacted'", (revision,))
-            return None
+            return conn.execute("SELECT MIN(revision) FROM log").fetchone()[0]
 
-        await self._write(op)
+        def chunk(low: int, high: int):
+            def op(conn):
+                # Keep each key's last row at or below `revision` (list-at-revision and watch `prev` need
+                # it) unless it is a delete; drop everything older.
+                conn.execute("DELETE FROM log WHERE revision > ?1 AND revision <= ?2 AND (type = 1 OR revision < "
+                             "(SELECT MAX(m.revision) FROM log m WHERE m.key = log.key AND m.revision <= ?3))",
+                             (low, high, revision))
+            return op
+
+        oldest = await self._write(begin)
+        if oldest is None:
+            return
+        # Small chunks, each its own write: a big compaction never holds up other writes for long.
+        for low in range(oldest - 1, revision, COMPACT_CHUNK):
+            await self._write(chunk(low, min(low + COMPACT_CHUNK, revision)))
 
     def _events(self, prefix: str, after: int):
         where, args = _range_sql(prefix, "l.key")
