@@ -12,7 +12,8 @@ Exit codes: 0 ok, 1 invalid input (nothing ran), 2 a host failed, 4 a host was u
 
 Variables a task sees (lowest precedence first; variables.py, context.py):
   role defaults < inventory-file group vars < group_vars/all < group_vars/<group> (parents first)
-  < inventory-file host vars < host_vars/<host> < play vars < role-entry vars < registered results
+  < inventory-file host vars < host_vars/<host> < play vars < role vars/main.yml < role-entry vars
+  < registered results
   < extra vars (-e) < magic names < loop `item`.
 Magic names: inventory_hostname, group_names, groups, hostvars, inventory_dir, inventory_file,
 kfab_check_mode, role_path, role_name, and `kfab_facts` (os_id, os_version, os_codename, arch, kernel,

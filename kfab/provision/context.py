@@ -54,6 +54,8 @@ class RunVars:
         layers += self.inventory.hosts[host].layers
         if play is not None:
             layers.append(Layer(f"{play.file} (play vars)", play.vars))
+            if ref is not None and ref.role.vars is not None and ref.role.vars.vars:
+                layers.append(ref.role.vars)
             if ref is not None and ref.vars:
                 layers.append(Layer(f"{play.file} (vars of role {ref.role.name})", ref.vars))
         layers.append(Layer(REGISTERED_SOURCE, self.registered[host]))

@@ -1,5 +1,6 @@
 """Roles in Ansible's shape, loaded and checked before anything connects to a host:
-roles/<r>/tasks/main.yml, handlers/main.yml, defaults/main.yml, templates/*.j2, files/."""
+roles/<r>/tasks/main.yml (+ files it import_tasks), handlers/main.yml, defaults/main.yml, vars/main.yml,
+templates/*.j2, files/."""
 
 from __future__ import annotations
 
@@ -48,13 +49,15 @@ class Role:
     name: str
     path: Path
     defaults: Layer
+    vars: Layer | None = None     # vars/main.yml: above play vars, as in Ansible
     tasks: list[Task] = field(default_factory=list)
     handlers: list[Task] = field(default_factory=list)
     template_env: jinja2.Environment | None = None
     template_dirs: list[Path] = field(default_factory=list)
 
     def find_file(self, src: str) -> Path | None:
-        path = self.path / "files" / src
+        # An absolute src is a file on the machine running kfab (e.g. a freshly built wheel).
+        path = Path(src) if Path(src).is_absolute() else self.path / "files" / src
         return path if path.is_file() else None
 
     def find_template(self, src: str) -> Path | None:
@@ -71,6 +74,7 @@ def load_role(name: str, roles_dir: Path, shared_templates: Path) -> Role:
     defaults = _mapping_file(path / "defaults" / "main.yml")
     dirs = [d for d in (path / "templates", shared_templates) if d.is_dir()]
     role = Role(name, path, Layer(str(path / "defaults" / "main.yml"), defaults),
+                vars=Layer(str(path / "vars" / "main.yml"), _mapping_file(path / "vars" / "main.yml")),
                 template_env=file_environment(dirs), template_dirs=dirs)
     for d in dirs:
         for tpl in sorted(d.rglob("*.j2")):
@@ -96,13 +100,38 @@ def _mapping_file(path: Path) -> dict:
     return data
 
 
-def _task_list(path: Path, role: Role) -> list[Task]:
+def _task_list(path: Path, role: Role, trail: tuple = ()) -> list[Task]:
+    if path in trail:
+        raise ProvisionError(f"import_tasks loop: {' -> '.join(str(p) for p in trail + (path,))}")
     data = load_yaml(path)
     if data is None:
         return []
     if not isinstance(data, list):
         raise ProvisionError("must be a list of tasks", file=str(path), line=line_of(data))
-    return [parse_task(item, str(path), role) for item in data]
+    tasks: list[Task] = []
+    for item in data:
+        if isinstance(item, dict) and "import_tasks" in item:
+            tasks += _import_tasks(item, path, role, trail + (path,))
+        else:
+            tasks.append(parse_task(item, str(path), role))
+    return tasks
+
+
+def _import_tasks(item: dict, path: Path, role: Role, trail: tuple) -> list[Task]:
+    """`- import_tasks: other.yml` (beside this file), with optional `when` and `tags` added to each
+    imported task: a static import, resolved when the role is loaded, as Ansible's import_tasks."""
+    extra = set(item) - {"import_tasks", "name", "when", "tags"}
+    if extra:
+        raise ProvisionError(f"import_tasks takes only when and tags, not {', '.join(sorted(extra))}",
+                             file=str(path), line=line_of(item))
+    target = path.parent / str(item["import_tasks"])
+    if not target.is_file():
+        raise ProvisionError(f"import_tasks: {target} not found", file=str(path), line=line_of(item))
+    tasks = _task_list(target, role, trail)
+    for task in tasks:
+        task.when = _as_list(item.get("when")) + task.when
+        task.tags = [str(t) for t in _as_list(item.get("tags"))] + task.tags
+    return tasks
 
 
 def parse_task(item, file: str, role: Role) -> Task:

@@ -7,6 +7,7 @@ import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jinja2
 import paramiko
@@ -68,7 +69,8 @@ class RoleFiles:
     def read_file(self, src: str) -> bytes:
         path = self.role.find_file(src)
         if path is None:
-            raise ProvisionError(f"file '{src}' not found in {self.role.path / 'files'}")
+            raise ProvisionError(f"file '{src}' not found" + (
+                "" if Path(src).is_absolute() else f" in {self.role.path / 'files'}"))
         return path.read_bytes()
 
 

@@ -129,3 +129,25 @@ def test_kfab_up_unreachable_host_is_reported_in_recap(tmp_path, capsys, monkeyp
     assert "unreachable h1: connect: cannot connect to 127.0.0.1:1" in out
     recap = out.split("RECAP")[1].splitlines()
     assert recap[2].split() == ["h1", "0", "0", "0", "1", "0"]
+
+
+def test_import_tasks_and_role_vars(tmp_path):
+    project(tmp_path, """\
+        - command: "echo first"
+        - import_tasks: more.yml
+          tags: [extra]
+          when: flag
+        """)
+    (tmp_path / "roles/r/tasks/more.yml").write_text("- name: imported\n  command: \"echo {{ v }}\"\n  tags: [own]\n")
+    (tmp_path / "roles/r/vars").mkdir()
+    (tmp_path / "roles/r/vars/main.yml").write_text("v: from-role-vars\n")
+    plays = load_playbook(tmp_path / "site.yml")
+    tasks = plays[0].roles[0].role.tasks
+    assert [t.name for t in tasks] == ["command", "imported"]
+    assert tasks[1].when == ["flag"] and tasks[1].tags == ["extra", "own"]
+    assert tasks[1].file.endswith("more.yml")
+    from kfab.provision.context import RunVars
+    run = RunVars(load_inventory(tmp_path / "inv.yml"), {})
+    assert run.host_vars("h1", plays[0], plays[0].roles[0])["v"] == "from-role-vars"
+    (tmp_path / "roles/r/tasks/more.yml").write_text("- import_tasks: main.yml\n")
+    assert "import_tasks loop" in str(load_error(tmp_path))
