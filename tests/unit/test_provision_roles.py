@@ -151,3 +151,24 @@ def test_import_tasks_and_role_vars(tmp_path):
     assert run.host_vars("h1", plays[0], plays[0].roles[0])["v"] == "from-role-vars"
     (tmp_path / "roles/r/tasks/more.yml").write_text("- import_tasks: main.yml\n")
     assert "import_tasks loop" in str(load_error(tmp_path))
+
+
+def test_preflight_skips_tasks_certainly_off_and_tolerates_run_time_values(tmp_path):
+    project(tmp_path, """\
+        - name: off on this host
+          command: "echo {{ only_elsewhere }}"
+          when: feature_on
+        - name: uses facts and a registered result
+          command: "echo {{ kfab_facts.cpus * 2 }} {{ out.stdout | upper }} {{ hostvars['h1'].kfab_facts.arch }}"
+          register: out
+        - name: loops over a list
+          command: "echo {{ item.name }}"
+          loop: "{{ users }}"
+        - name: loop item with a typo
+          command: "echo {{ item.nmae }}"
+          loop: "{{ users }}"
+        """, defaults="feature_on: false\nusers: [{name: a}]\n")
+    plays = load_playbook(tmp_path / "site.yml")
+    errors = preflight(load_inventory(tmp_path / "inv.yml"), plays, {}, ["h1"])
+    assert [e.task for e in errors] == ["r : loop item with a typo"]
+    assert "has no attribute 'nmae'" in str(errors[0])
