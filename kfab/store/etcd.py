@@ -112,6 +112,9 @@ class EtcdStore(Store):
 
     def _unavailable(self, e: rpc.AioRpcError, mutation: bool = False) -> StoreUnavailable:
         unknown = " (the write may or may not have been applied)" if mutation and not _never_applied(e) else ""
+        if e.code() == rpc.StatusCode.DEADLINE_EXCEEDED and not unknown:
+            return StoreUnavailable(f"etcd cluster {self.name} unavailable: no member answered in time "
+                                    "(are the members running and reachable, with a quorum?)")
         return StoreUnavailable(f"etcd cluster {self.name} unavailable: {e.code().name}: {e.details()}{unknown}")
 
     async def _call(self, method, request, mutation: bool = False):

@@ -75,3 +75,12 @@ def test_no_quorum_is_a_clear_store_unavailable_error_naming_the_endpoints(clust
             await store.close()
 
     asyncio.run(body())
+
+
+def test_unreachable_etcd_is_a_clear_error_naming_the_endpoints():
+    from tests.etcd_cluster import free_port
+
+    url = f"etcd://127.0.0.1:{free_port()},127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(StoreUnavailable) as err:
+        asyncio.run(open_store(url))
+    assert url in str(err.value) and "no member answered" in str(err.value)
