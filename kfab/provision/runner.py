@@ -64,7 +64,8 @@ class RoleFiles:
         except jinja2.TemplateError as exc:
             line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
                          if f.filename == str(path)), None)
-            raise ProvisionError(f"{type(exc).__name__}: {exc.message}", file=str(path), line=line) from None
+            kind = "" if isinstance(exc, jinja2.UndefinedError) else f"{type(exc).__name__}: "
+            raise ProvisionError(f"{kind}{exc.message}", file=str(path), line=line) from None
 
     def read_file(self, src: str) -> bytes:
         path = self.role.find_file(src)
@@ -198,6 +199,8 @@ class Runner:
         try:
             outcome = self._task_outcome(play, task, variables, remote, host, label)
         except ProvisionError as exc:
+            # The result line already names host and task; the message adds file and line.
+            exc.host = exc.task = None
             outcome = Outcome("failed", str(exc.located(file=task.file, line=task.line)))
         except HostUnreachable:
             raise
