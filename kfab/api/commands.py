@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from kfab.api.server import ServerConfig, run
+from kfab.controllers.manager import in_process_components
 from kfab.store import BadStoreURL
 
 
@@ -31,6 +32,8 @@ def add_commands(subparsers) -> None:
                     "store in DATA_DIR, TLS from DATA_DIR/pki, an admin kubeconfig in DATA_DIR/admin.kubeconfig. "
                     "Stops cleanly on SIGTERM.")
     _common(p)
+    p.add_argument("--disable-controllers", action="store_true",
+                   help="do not run the controller-manager in this process (run `kfab controller-manager` instead)")
     p.set_defaults(func=run_server)
 
     p = subparsers.add_parser(
@@ -48,8 +51,8 @@ def _config(args, store_url: str) -> ServerConfig:
     return ServerConfig(store_url=store_url, data_dir=args.data_dir.resolve(), bind=args.bind, port=args.port,
                         tokens_file=args.token_auth_file, tls_sans=args.tls_san,
                         compaction_interval=args.compaction_interval,
-                        # The controllers and the scheduler join `kfab server` here (k3s-style) once they exist.
-                        components=())
+                        # The controllers (and the scheduler) join `kfab server` here (k3s-style).
+                        components=in_process_components(args))
 
 
 def _run(config: ServerConfig) -> int:

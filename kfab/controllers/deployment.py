@@ -1,0 +1,361 @@
+"""Deployment controller: one ReplicaSet per pod template (named <deployment>-<pod-template-hash>), revisions,
+status and conditions; the rollout strategies are in deployment_rollout.py.
+
+`kubectl rollout undo` needs nothing from here: kubectl copies an old ReplicaSet's template back into the
+Deployment, this controller finds that ReplicaSet again by template (ignoring the hash label) and gives it
+the next revision.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+
+from kfab.client import APIStatusError, rt_of
+from kfab.controllers import deployment_util as du
+from kfab.controllers.base import Controller, by_controller_uid, controller_ref, now_rfc3339, owner_ref, parse_time
+from kfab.controllers.deployment_rollout import RolloutMixin
+from kfab.controllers.podutil import is_active, is_available, is_ready
+from kfab.objects.selectors import selector_from_object
+
+DEPLOYMENT = rt_of("Deployment", "apps/v1")
+REPLICASET = rt_of("ReplicaSet", "apps/v1")
+POD = rt_of("Pod")
+NO_DEADLINE = 2147483647  # progressDeadlineSeconds = MaxInt32 means "no deadline", as kube
+
+
+def _creation_key(rs: dict) -> tuple:
+    meta = rs["metadata"]
+    return meta.get("creationTimestamp") or "", meta["name"]
+
+
+class DeploymentController(RolloutMixin, Controller):
+    name = "deployment-controller"
+    workers = 5
+
+    def setup(self) -> None:
+        self.deployments = self.ctx.informer(DEPLOYMENT)
+        self.replicasets = self.ctx.informer(REPLICASET)
+        self.pods = self.ctx.informer(POD)
+        self.replicasets.add_index("controller-uid", by_controller_uid)
+        self.pods.add_index("controller-uid", by_controller_uid)
+        self.deployments.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
+        owner = lambda rs, *_: self.enqueue_owner(rs, "Deployment", "apps/v1")  # noqa: E731
+        self.replicasets.add_handlers(owner, lambda old, new: (owner(old), owner(new)), owner)
+        self.pods.add_handlers(self._pod_changed, lambda old, new: self._pod_changed(new), self._pod_changed)
+
+    def _pod_changed(self, pod: dict) -> None:
+        """Pods matter to a Deployment through availability and (Recreate) old pods going away."""
+        ref = controller_ref(pod)
+        if not ref or ref.get("kind") != "ReplicaSet":
+            return
+        rs = self.replicasets.get_by(pod["metadata"].get("namespace"), ref["name"])
+        if rs is not None:
+            self.enqueue_owner(rs, "Deployment", "apps/v1")
+
+    # --- reading state ------------------------------------------------------------------------------
+
+    def replicasets_of(self, d: dict) -> list[dict]:
+        return sorted(self.replicasets.by_index("controller-uid", d["metadata"]["uid"]), key=_creation_key)
+
+    def pods_of(self, rs: dict) -> list[dict]:
+        return self.pods.by_index("controller-uid", rs["metadata"]["uid"])
+
+    def available_of(self, rs: dict | None, min_ready: int) -> int:
+        """Available pods of a ReplicaSet that will stay: never more than its spec.replicas (the surplus is
+        about to be deleted, not-ready ones first). Read from pods, which are fresher than RS status."""
+        if rs is None:
+            return 0
+        return min(du.replicas_of(rs), sum(1 for p in self.pods_of(rs) if is_active(p) and is_available(p, min_ready)))
+
+    def find_new(self, d: dict, rs_list: list[dict]) -> dict | None:
+        template = (d.get("spec") or {}).get("template") or {}
+        return next((rs for rs in rs_list if du.equal_ignore_hash((rs.get("spec") or {}).get("template"), template)),
+                    None)
+
+    # --- reconcile ----------------------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> float | None:
+        d = self.deployments.get(key)
+        if d is None:
+            return None
+        d = copy.deepcopy(d)
+        spec = d.get("spec") or {}
+        try:
+            selector = selector_from_object(spec.get("selector"))
+        except ValueError as e:
+            self.event(d, "Warning", "SelectorParsingFailed", f"invalid label selector: {e}")
+            return None
+        if selector.empty():
+            self.event(d, "Warning", "SelectingAll", "This deployment is selecting all pods. A non-empty selector "
+                                                     "is required.")
+            return None
+        rs_list = self.replicasets_of(d)
+        if d["metadata"].get("deletionTimestamp"):
+            return await self.sync_status_only(d, rs_list)
+        await self.check_paused_condition(d)
+        if spec.get("paused"):
+            return await self.sync(d, rs_list)
+        if self.is_scaling_event(d, rs_list):
+            return await self.sync(d, rs_list)
+        if not du.is_rolling(d):
+            return await self.rollout_recreate(d, rs_list)
+        return await self.rollout_rolling(d, rs_list)
+
+    def is_scaling_event(self, d: dict, rs_list: list[dict]) -> bool:
+        new_rs, old = self.new_and_old(d, rs_list)
+        replicas = int(d["spec"].get("replicas", 1))
+        for rs in [r for r in [new_rs, *old] if r is not None and du.replicas_of(r) > 0]:
+            desired = ((rs["metadata"].get("annotations") or {}).get(du.DESIRED_REPLICAS))
+            if desired is not None and desired != str(replicas):
+                return True
+        return False
+
+    def new_and_old(self, d: dict, rs_list: list[dict]) -> tuple[dict | None, list[dict]]:
+        new_rs = self.find_new(d, rs_list)
+        return new_rs, [rs for rs in rs_list if rs is not new_rs]
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    async def write_rs(self, rs: dict) -> dict:
+        updated = await self.client.update(REPLICASET, rs)
+        updated = dict(updated, apiVersion="apps/v1", kind="ReplicaSet")
+        self.replicasets.remember_write(updated)
+        return updated
+
+    async def write_deployment(self, d: dict) -> dict:
+        updated = dict(await self.client.update(DEPLOYMENT, d), apiVersion="apps/v1", kind="Deployment")
+        self.deployments.remember_write(updated)
+        return updated
+
+    async def set_revision(self, d: dict, revision: str) -> dict:
+        annotations = d["metadata"].get("annotations") or {}
+        if annotations.get(du.REVISION) == revision:
+            return d
+        d["metadata"]["annotations"] = dict(annotations, **{du.REVISION: revision})
+        fresh = await self.write_deployment(d)
+        d["metadata"] = fresh["metadata"]
+        return d
+
+    def rs_annotations(self, d: dict, rs: dict, new_revision: int, exists: bool) -> bool:
+        """Copy the Deployment's annotations, bump the revision, set replica annotations; True if changed."""
+        meta = rs["metadata"]
+        before = dict(meta.get("annotations") or {})
+        annotations = dict(before)
+        for k, v in ((d["metadata"].get("annotations")) or {}).items():
+            if k not in du.SKIP_COPY:
+                annotations[k] = v
+        if du.revision_of(rs) < new_revision:
+            annotations[du.REVISION] = str(new_revision)
+        if not exists:
+            annotations[du.DESIRED_REPLICAS] = str(d["spec"].get("replicas", 1))
+            annotations[du.MAX_REPLICAS] = str(int(d["spec"].get("replicas", 1)) + du.max_surge(d))
+        meta["annotations"] = annotations
+        return annotations != before
+
+    async def get_all(self, d: dict, rs_list: list[dict], create: bool) -> tuple[dict | None, list[dict]]:
+        """(new ReplicaSet or None, old ones), creating the new one when asked; keeps revisions in sync."""
+        existing, old = self.new_and_old(d, rs_list)
+        new_revision = du.max_revision(old) + 1
+        if existing is not None:
+            rs = copy.deepcopy(existing)
+            changed = self.rs_annotations(d, rs, new_revision, exists=True)
+            min_ready = d["spec"].get("minReadySeconds", 0)
+            if (rs["spec"].get("minReadySeconds") or 0) != min_ready:
+                rs["spec"]["minReadySeconds"] = min_ready
+                changed = True
+            if changed:
+                rs = await self.write_rs(rs)
+            await self.set_revision(d, rs["metadata"]["annotations"][du.REVISION])
+            if self.has_deadline(d) and du.condition(d.get("status") or {}, "Progressing") is None:
+                status = copy.deepcopy(d.get("status") or {})
+                du.set_condition(status, "Progressing", "True", "FoundNewReplicaSet",
+                                 f'Found new replica set "{rs["metadata"]["name"]}"', now_rfc3339())
+                await self.write_status(d, status)
+            return rs, old
+        if not create:
+            return None, old
+        return await self.create_new_rs(d, old, new_revision), old
+
+    async def create_new_rs(self, d: dict, old: list[dict], new_revision: int) -> dict | None:
+        status = d.get("status") or {}
+        template = copy.deepcopy(d["spec"].get("template") or {})
+        pod_hash = du.template_hash(template, status.get("collisionCount"))
+        template.setdefault("metadata", {}).setdefault("labels", {})[du.HASH_LABEL] = pod_hash
+        selector = copy.deepcopy(d["spec"]["selector"])
+        selector.setdefault("matchLabels", {})[du.HASH_LABEL] = pod_hash
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": f"{d['metadata']['name']}-{pod_hash}", "namespace": d["metadata"]["namespace"],
+                           "labels": dict(template["metadata"]["labels"]), "ownerReferences": [owner_ref(d)]},
+              "spec": {"replicas": 0, "minReadySeconds": d["spec"].get("minReadySeconds", 0),
+                       "selector": selector, "template": template}}
+        rs["spec"]["replicas"] = du.new_rs_replicas(d, old + [rs], rs)
+        self.rs_annotations(d, rs, new_revision, exists=False)
+        try:
+            created = dict(await self.client.create(REPLICASET, rs), apiVersion="apps/v1", kind="ReplicaSet")
+        except APIStatusError as e:
+            if not e.already_exists:
+                raise
+            live = await self.client.get(REPLICASET, d["metadata"]["namespace"], rs["metadata"]["name"])
+            ref = controller_ref(live)
+            if ref and ref.get("uid") == d["metadata"]["uid"] and du.equal_ignore_hash(
+                    live["spec"]["template"], d["spec"]["template"]):
+                self.replicasets.remember_write(dict(live, apiVersion="apps/v1", kind="ReplicaSet"))
+                return None  # our cache was behind: the next reconcile finds it
+            # A hash collision with a ReplicaSet that is not ours: a new hash through collisionCount.
+            new_status = copy.deepcopy(status)
+            new_status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
+            await self.write_status(d, new_status)
+            raise
+        self.replicasets.remember_write(created)
+        self.event(d, "Normal", "ScalingReplicaSet",
+                   f"Scaled up replica set {created['metadata']['name']} from 0 to {created['spec']['replicas']}")
+        await self.set_revision(d, str(new_revision))
+        if self.has_deadline(d):
+            new_status = copy.deepcopy(d.get("status") or {})
+            du.set_condition(new_status, "Progressing", "True", "NewReplicaSetCreated",
+                             f'Created new replica set "{created["metadata"]["name"]}"', now_rfc3339())
+            await self.write_status(d, new_status)
+        return created
+
+    async def write_status(self, d: dict, status: dict) -> None:
+        body = dict(d, status=status)
+        try:
+            updated = await self.client.update_status(DEPLOYMENT, body)
+        except APIStatusError as e:
+            if e.not_found:
+                return
+            raise
+        updated = dict(updated, apiVersion="apps/v1", kind="Deployment")
+        self.deployments.remember_write(updated)
+        d["metadata"], d["status"] = updated["metadata"], updated.get("status") or {}
+
+    # --- status -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def has_deadline(d: dict) -> bool:
+        deadline = (d.get("spec") or {}).get("progressDeadlineSeconds")
+        return deadline is not None and int(deadline) != NO_DEADLINE
+
+    def calculate_status(self, d: dict, rs_list: list[dict], new_rs: dict | None) -> dict:
+        min_ready = int(d["spec"].get("minReadySeconds") or 0)
+        replicas = int(d["spec"].get("replicas", 1))
+        actual = lambda rs: sum(1 for p in self.pods_of(rs) if is_active(p))  # noqa: E731
+        available = sum(self.available_of(rs, min_ready) for rs in rs_list)
+        total = sum(du.replicas_of(rs) for rs in rs_list)
+        status = copy.deepcopy(d.get("status") or {})
+        status.update({
+            "observedGeneration": d["metadata"].get("generation", 1),
+            "replicas": sum(actual(rs) for rs in rs_list),
+            "updatedReplicas": actual(new_rs) if new_rs else 0,
+            "readyReplicas": sum(sum(1 for p in self.pods_of(rs) if is_active(p) and is_ready(p)) for rs in rs_list),
+            "availableReplicas": available,
+            "unavailableReplicas": max(total - available, 0),
+        })
+        for field in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas"):
+            if not status[field]:
+                status.pop(field)  # kube omits zero counts
+        now = now_rfc3339()
+        if available >= replicas - du.max_unavailable(d):
+            du.set_condition(status, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum "
+                             "availability.", now)
+        else:
+            du.set_condition(status, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have "
+                             "minimum availability.", now)
+        return status
+
+    async def sync_status_only(self, d: dict, rs_list: list[dict]) -> None:
+        new_rs, _ = self.new_and_old(d, rs_list)
+        status = self.calculate_status(d, rs_list, new_rs)
+        if _status_changed(d.get("status") or {}, status):
+            await self.write_status(d, status)
+
+    async def sync_rollout_status(self, d: dict, rs_list: list[dict], new_rs: dict | None) -> float | None:
+        """Status plus the Progressing condition; returns when to look again for the progress deadline."""
+        old_status = d.get("status") or {}
+        status = self.calculate_status(d, rs_list, new_rs)
+        now = now_rfc3339()
+        name = new_rs["metadata"]["name"] if new_rs else ""
+        if self.has_deadline(d) and not d["spec"].get("paused"):
+            current = du.condition(status, "Progressing")
+            complete_before = (status.get("replicas", 0) == status.get("updatedReplicas", 0) and current is not None
+                               and current.get("reason") == "NewReplicaSetAvailable")
+            if not complete_before:
+                if du.is_complete(d, status):
+                    du.set_condition(status, "Progressing", "True", "NewReplicaSetAvailable",
+                                     f'ReplicaSet "{name}" has successfully progressed.', now)
+                elif du.is_progressing(old_status, status):
+                    du.set_condition(status, "Progressing", "True", "ReplicaSetUpdated",
+                                     f'ReplicaSet "{name}" is progressing.', now)
+                    _touch(status, "Progressing", now)
+                elif self.timed_out(d, status):
+                    du.set_condition(status, "Progressing", "False", "ProgressDeadlineExceeded",
+                                     f'ReplicaSet "{name}" has timed out progressing.', now)
+                    self.event(d, "Warning", "ProgressDeadlineExceeded",
+                               f'ReplicaSet "{name}" has timed out progressing.')
+        if _status_changed(old_status, status):
+            await self.write_status(d, status)
+        return self.requeue_for_deadline(d, status)
+
+    def timed_out(self, d: dict, status: dict) -> bool:
+        cond = du.condition(status, "Progressing")
+        if cond is None or cond.get("reason") == "NewReplicaSetAvailable":
+            return False
+        if cond.get("reason") == "ProgressDeadlineExceeded":
+            return True
+        since = parse_time(cond.get("lastUpdateTime"))
+        if since is None:
+            return False
+
+        deadline = since + datetime.timedelta(seconds=int(d["spec"]["progressDeadlineSeconds"]))
+        return datetime.datetime.now(datetime.timezone.utc) > deadline
+
+    def requeue_for_deadline(self, d: dict, status: dict) -> float | None:
+        cond = du.condition(status, "Progressing")
+        if not self.has_deadline(d) or cond is None or du.is_complete(d, status) or d["spec"].get("paused"):
+            return None
+        if cond.get("reason") == "ProgressDeadlineExceeded":
+            return None
+        since = parse_time(cond.get("lastUpdateTime"))
+        if since is None:
+            return None
+
+        left = (since + datetime.timedelta(seconds=int(d["spec"]["progressDeadlineSeconds"]))
+                - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        return max(left, 0.0) + 1.0
+
+    async def check_paused_condition(self, d: dict) -> None:
+        if not self.has_deadline(d):
+            return
+        status = copy.deepcopy(d.get("status") or {})
+        cond = du.condition(status, "Progressing")
+        paused = bool(d["spec"].get("paused"))
+        if paused and not (cond and cond.get("reason") == "DeploymentPaused"):
+            du.set_condition(status, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused",
+                             now_rfc3339())
+        elif not paused and cond and cond.get("reason") == "DeploymentPaused":
+            du.set_condition(status, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed",
+                             now_rfc3339())
+        else:
+            return
+        await self.write_status(d, status)
+
+
+def _touch(status: dict, type_: str, now: str) -> None:
+    cond = du.condition(status, type_)
+    if cond is not None:
+        cond["lastUpdateTime"] = now
+
+
+def _status_changed(old: dict, new: dict) -> bool:
+    """Differences other than condition timestamps alone (which would make every sync a write)."""
+    def strip(s: dict) -> dict:
+        s = dict(s)
+        s["conditions"] = [{k: v for k, v in c.items() if k not in ("lastUpdateTime", "lastTransitionTime")}
+                           for c in s.get("conditions") or []]
+        return s
+    if strip(old) != strip(new):
+        return True
+    old_c = {c["type"]: c.get("lastUpdateTime") for c in old.get("conditions") or []}
+    return any(c.get("reason") == "ReplicaSetUpdated" and old_c.get(c["type"]) != c.get("lastUpdateTime")
+               for c in new.get("conditions") or [])

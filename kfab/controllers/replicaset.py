@@ -1,0 +1,172 @@
+"""ReplicaSet controller: keep `spec.replicas` active pods matching the selector, owned by the ReplicaSet.
+
+Creates missing pods from the template (slow start), deletes surplus ones (not-ready and newest first),
+adopts matching orphans, and reports replicas/fullyLabeledReplicas/readyReplicas/availableReplicas/
+observedGeneration. Pods of a deleted ReplicaSet are the garbage collector's business, not this one's.
+"""
+
+from __future__ import annotations
+
+from kfab.client import APIStatusError, rt_of
+from kfab.controllers.base import Controller, by_controller_uid, controller_ref, owner_ref
+from kfab.controllers.podutil import (BURST_REPLICAS, available_in, deletion_order, gather_limited, is_active,
+                                      is_ready, pod_from_template, slow_start)
+from kfab.objects.selectors import selector_from_object
+
+POD = rt_of("Pod")
+REPLICASET = rt_of("ReplicaSet", "apps/v1")
+
+
+def is_deleted_pod(obj: dict) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset-controller"
+    workers = 5
+
+    def setup(self) -> None:
+        self.replicasets = self.ctx.informer(REPLICASET)
+        self.pods = self.ctx.informer(POD)
+        self.pods.add_index("controller-uid", by_controller_uid)
+        self.replicasets.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
+        self.pods.add_handlers(self._pod_changed, self._pod_updated, self._pod_changed)
+
+    def _pod_changed(self, pod: dict) -> None:
+        if controller_ref(pod) is None:
+            self._enqueue_selecting(pod)
+        else:
+            self.enqueue_owner(pod, "ReplicaSet", "apps/v1")
+
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        if controller_ref(old) != controller_ref(new):
+            self._pod_changed(old)
+        self._pod_changed(new)
+
+    def _enqueue_selecting(self, pod: dict) -> None:
+        """An orphan pod: every ReplicaSet whose selector matches it may adopt it."""
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return
+        for rs in self.replicasets.list(meta.get("namespace")):
+            try:
+                if selector_from_object((rs.get("spec") or {}).get("selector")).matches(meta.get("labels")):
+                    self.enqueue_obj(rs)
+            except ValueError:
+                continue
+
+    async def reconcile(self, key: str) -> float | None:
+        rs = self.replicasets.get(key)
+        if rs is None:
+            return None
+        spec, meta = rs.get("spec") or {}, rs["metadata"]
+        try:
+            selector = selector_from_object(spec.get("selector"))
+        except ValueError as e:
+            self.event(rs, "Warning", "InvalidSelector", f"invalid selector: {e}")
+            return None
+        pods = [p for p in self.pods.by_index("controller-uid", meta["uid"])]
+        if not meta.get("deletionTimestamp"):
+            pods += await self._adopt_orphans(rs, selector)
+        active = [p for p in pods if is_active(p)]
+        error = None
+        if not meta.get("deletionTimestamp"):
+            error = await self._manage(rs, active, int(spec.get("replicas", 1)))
+        requeue = await self._update_status(rs, [p for p in self.pods.by_index("controller-uid", meta["uid"])
+                                                 if is_active(p)], selector)
+        if error is not None:
+            raise error
+        return requeue
+
+    async def _adopt_orphans(self, rs: dict, selector) -> list[dict]:
+        adopted = []
+        for pod in self.pods.list(rs["metadata"]["namespace"]):
+            pmeta = pod["metadata"]
+            if controller_ref(pod) or pmeta.get("deletionTimestamp") or not selector.matches(pmeta.get("labels")):
+                continue
+            refs = list(pmeta.get("ownerReferences") or []) + [owner_ref(rs)]
+            try:
+                pod = await self.client.patch(POD, pmeta["namespace"], pmeta["name"], {"metadata": {
+                    "ownerReferences": refs, "resourceVersion": pmeta["resourceVersion"]}})
+            except APIStatusError as e:
+                if e.not_found or e.conflict:
+                    continue
+                raise
+            self.pods.remember_write(pod)
+            adopted.append(pod)
+        return adopted
+
+    async def _manage(self, rs: dict, active: list[dict], replicas: int) -> Exception | None:
+        diff = len(active) - replicas
+        if diff < 0:
+            return await self._create_pods(rs, min(-diff, BURST_REPLICAS))
+        if diff > 0:
+            victims = sorted(active, key=deletion_order)[:min(diff, BURST_REPLICAS)]
+            return await self._delete_pods(rs, victims)
+        return None
+
+    async def _create_pods(self, rs: dict, count: int) -> Exception | None:
+        template = (rs.get("spec") or {}).get("template") or {}
+
+        async def create_one() -> None:
+            pod = pod_from_template(template, rs, f"{rs['metadata']['name']}-")
+            try:
+                created = await self.client.create(POD, pod)
+            except APIStatusError as e:
+                self.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message}")
+                raise
+            self.pods.remember_write(dict(created, apiVersion="v1", kind="Pod"))
+            self.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+
+        _, error = await slow_start(count, create_one)
+        return error
+
+    async def _delete_pods(self, rs: dict, victims: list[dict]) -> Exception | None:
+        async def delete_one(pod: dict) -> None:
+            meta = pod["metadata"]
+            try:
+                answer = await self.client.delete(POD, meta["namespace"], meta["name"], uid=meta.get("uid"))
+            except APIStatusError as e:
+                if e.not_found:
+                    self.pods.remember_delete(pod)
+                    return
+                self.event(rs, "Warning", "FailedDelete", f"Error deleting: {e.message}")
+                raise
+            if answer.get("kind") == "Pod" and is_deleted_pod(answer):
+                self.pods.remember_write(answer)   # graceful: the node agent finishes the deletion
+            else:
+                self.pods.remember_delete(pod)
+            self.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+
+        results = await gather_limited(victims, delete_one)
+        errors = [r for r in results if isinstance(r, Exception)]
+        return errors[0] if errors else None
+
+    async def _update_status(self, rs: dict, active: list[dict], selector) -> float | None:
+        spec = rs.get("spec") or {}
+        min_ready = int(spec.get("minReadySeconds") or 0)
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        waits = [available_in(p, min_ready) for p in active]
+        status = dict(rs.get("status") or {})
+        new = dict(status)
+        new["replicas"] = len(active)
+        new["fullyLabeledReplicas"] = sum(1 for p in active if all(
+            (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items()))
+        new["readyReplicas"] = sum(1 for p in active if is_ready(p))
+        new["availableReplicas"] = sum(1 for w in waits if w == 0.0)
+        new["observedGeneration"] = rs["metadata"].get("generation", 1)
+        for field in ("readyReplicas", "availableReplicas", "fullyLabeledReplicas"):
+            if not new[field]:
+                new.pop(field)  # as kube: zero counts are omitted
+        pending = [w for w in waits if w]
+        requeue = min(pending) + 0.05 if pending else None
+        if new == status:
+            return requeue
+        try:
+            updated = await self.client.update_status(REPLICASET, dict(rs, status=new))
+        except APIStatusError as e:
+            if e.not_found:
+                return None
+            raise
+        self.replicasets.remember_write(dict(updated, apiVersion="apps/v1", kind="ReplicaSet"))
+        return requeue

@@ -1,0 +1,262 @@
+"""Hollow nodes: simulated node agents, as Kubernetes' kubemark, for tests and benchmarks of the control plane.
+
+Each hollow node registers a Node (capacity, allocatable, a pod CIDR, the Ready condition), renews its Lease
+in `kube-node-lease` every `lease_interval` seconds, and makes the pods bound to it Running with a pod IP and
+containerStatuses - no containers are run. A pod's readinessProbe.initialDelaySeconds is honoured (Ready after
+that long), so rollouts see pods that take time to become ready. A pod deleted with a grace period is then
+removed with grace 0, as a kubelet does once its containers stopped. N nodes share one process and one pod
+watch, which is the part of a kubelet the control plane sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import ipaddress
+import logging
+import time
+
+from kfab.client import APIStatusError, Client, rt_of
+from kfab.controllers.base import Controller, ControllerContext, now_rfc3339
+from kfab.controllers.events import EventRecorder
+from kfab.controllers.informer import InformerFactory
+from kfab.controllers.leader import micro_time
+
+log = logging.getLogger(__name__)
+
+NODE = rt_of("Node")
+POD = rt_of("Pod")
+LEASE = rt_of("Lease", "coordination.k8s.io/v1")
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_DURATION = 40      # kubelet's defaults: lease 40 s, renewed every 10 s
+LEASE_INTERVAL = 10.0
+STATUS_INTERVAL = 60.0   # Node status heartbeat (kubelet reports at least every 5 min when nothing changes)
+CLUSTER_CIDR = ipaddress.ip_network("10.244.0.0/16")
+CAPACITY = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+HOLLOW_LABEL = "kfab.io/hollow-node"
+
+
+def node_conditions(now: str) -> list[dict]:
+    def cond(type_: str, status: str, reason: str, message: str) -> dict:
+        return {"type": type_, "status": status, "reason": reason, "message": message,
+                "lastHeartbeatTime": now, "lastTransitionTime": now}
+    return [cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status")]
+
+
+class HollowKubelet(Controller):
+    """Pods bound to any of this process's hollow nodes -> Running/Ready; terminating ones -> gone."""
+
+    name = "hollow-kubelet"
+    workers = 8
+
+    def __init__(self, ctx: ControllerContext, nodes: list[str], index_base: int = 0):
+        self.nodes = {name: i + index_base for i, name in enumerate(nodes)}
+        self._next_ip: dict[str, int] = {name: 2 for name in nodes}
+        super().__init__(ctx)
+
+    def setup(self) -> None:
+        self.pods = self.ctx.informer(POD)
+        self.pods.add_handlers(self._pod_event, lambda old, new: self._pod_event(new))
+
+    def _pod_event(self, pod: dict) -> None:
+        if (pod.get("spec") or {}).get("nodeName") in self.nodes:
+            self.enqueue_obj(pod)
+
+    def pod_cidr(self, node: str) -> ipaddress.IPv4Network:
+        base = int(CLUSTER_CIDR.network_address) + (self.nodes[node] % 256) * 256
+        return ipaddress.ip_network(f"{ipaddress.ip_address(base)}/24")
+
+    def host_ip(self, node: str) -> str:
+        i = self.nodes[node]
+        return f"10.250.{i // 250}.{i % 250 + 1}"
+
+    def _pod_ip(self, node: str) -> str:
+        cidr = self.pod_cidr(node)
+        n = self._next_ip[node]
+        self._next_ip[node] = 2 + (n - 1) % 252  # reuse addresses after .253, as a small IPAM would
+        return str(cidr.network_address + n)
+
+    async def reconcile(self, key: str) -> float | None:
+        pod = self.pods.get(key)
+        if pod is None:
+            return None
+        meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+        if spec.get("nodeName") not in self.nodes:
+            return None
+        if meta.get("deletionTimestamp"):
+            # Nothing runs: the containers are "stopped" at once; finish the deletion as a kubelet does.
+            try:
+                await self.client.delete(POD, meta["namespace"], meta["name"], grace_period_seconds=0, uid=meta["uid"])
+            except APIStatusError as e:
+                if not (e.not_found or e.code == 409):
+                    raise
+            return None
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return None
+        delay = _readiness_delay(spec)
+        started = status.get("startTime")
+        ready_at = _epoch(started) + delay if started else time.time() + delay
+        want_ready = time.time() >= ready_at
+        if status.get("phase") == "Running" and _is_ready(status) == want_ready:
+            return None if want_ready else max(0.05, ready_at - time.time())
+        new_status = self._running_status(pod, want_ready)
+        try:
+            updated = await self.client.update_status(POD, dict(pod, status=new_status))
+        except APIStatusError as e:
+            if e.not_found:
+                return None
+            raise
+        self.pods.remember_write(dict(updated, apiVersion="v1", kind="Pod"))
+        return None if want_ready else max(0.05, ready_at - time.time())
+
+    def _running_status(self, pod: dict, ready: bool) -> dict:
+        spec, status = pod.get("spec") or {}, dict(pod.get("status") or {})
+        node = spec["nodeName"]
+        now = now_rfc3339()
+        start = status.get("startTime") or now
+        pod_ip = status.get("podIP") or self._pod_ip(node)
+        flag = "True" if ready else "False"
+        old_conds = {c.get("type"): c for c in status.get("conditions") or []}
+
+        def cond(type_: str, value: str) -> dict:
+            old = old_conds.get(type_) or {}
+            since = old.get("lastTransitionTime") if old.get("status") == value else now
+            return {"type": type_, "status": value, "lastProbeTime": None, "lastTransitionTime": since or now}
+
+        containers = []
+        for c in spec.get("containers") or []:
+            containers.append({"name": c.get("name"), "image": c.get("image", ""), "imageID": f"hollow://{c.get('image', '')}",
+                               "containerID": f"hollow://{pod['metadata']['uid']}/{c.get('name')}",
+                               "ready": ready, "started": True, "restartCount": 0,
+                               "state": {"running": {"startedAt": start}}})
+        status.update({
+            "phase": "Running", "hostIP": self.host_ip(node), "hostIPs": [{"ip": self.host_ip(node)}],
+            "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": start,
+            "conditions": [cond("PodReadyToStartContainers", "True"), cond("Initialized", "True"),
+                           cond("Ready", flag), cond("ContainersReady", flag), cond("PodScheduled", "True")],
+            "containerStatuses": containers,
+        })
+        return status
+
+
+def _readiness_delay(spec: dict) -> float:
+    delays = [float(((c.get("readinessProbe") or {}).get("initialDelaySeconds")) or 0)
+              for c in spec.get("containers") or [] if c.get("readinessProbe")]
+    return max(delays, default=0.0)
+
+
+def _is_ready(status: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def _epoch(timestamp: str) -> float:
+    return calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+class HollowNodes:
+    """N hollow nodes in one process: Node objects, their Leases, and one HollowKubelet for their pods."""
+
+    def __init__(self, client: Client, names: list[str], lease_interval: float = LEASE_INTERVAL,
+                 status_interval: float = STATUS_INTERVAL):
+        self.client, self.names = client, names
+        self.lease_interval, self.status_interval = lease_interval, status_interval
+        self.informers = InformerFactory(client)
+        self.kubelet = HollowKubelet(ControllerContext(client, self.informers, EventRecorder(None)), names)
+
+    def node_object(self, name: str) -> dict:
+        cidr = str(self.kubelet.pod_cidr(name))
+        return {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                                      "kubernetes.io/arch": "amd64", HOLLOW_LABEL: "true"}},
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+                "status": self.node_status(name)}
+
+    def node_status(self, name: str) -> dict:
+        now = now_rfc3339()
+        return {"capacity": dict(CAPACITY), "allocatable": dict(CAPACITY), "conditions": node_conditions(now),
+                "addresses": [{"type": "InternalIP", "address": self.kubelet.host_ip(name)},
+                              {"type": "Hostname", "address": name}],
+                "nodeInfo": {"kubeletVersion": "v1.37.0-kfab-hollow", "kubeProxyVersion": "", "operatingSystem": "linux",
+                             "architecture": "amd64", "containerRuntimeVersion": "hollow://0", "osImage": "hollow",
+                             "kernelVersion": "", "machineID": name, "systemUUID": name, "bootID": name},
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}
+
+    async def register(self, name: str) -> dict:
+        """Create the Node, or take over an existing one of that name (a restarted hollow node)."""
+        try:
+            node = await self.client.create(NODE, self.node_object(name))
+        except APIStatusError as e:
+            if not e.already_exists:
+                raise
+            node = await self.client.get(NODE, None, name)
+        node["status"] = self.node_status(name)
+        return await self.client.update_status(NODE, node)
+
+    async def renew_lease(self, name: str, node_uid: str) -> None:
+        spec = {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION, "renewTime": micro_time()}
+        try:
+            lease = await self.client.get(LEASE, LEASE_NAMESPACE, name)
+        except APIStatusError as e:
+            if not e.not_found:
+                raise
+            await self.client.create(LEASE, {"metadata": {"name": name, "namespace": LEASE_NAMESPACE,
+                                                          "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
+                                                                               "name": name, "uid": node_uid}]},
+                                             "spec": spec}, LEASE_NAMESPACE)
+            return
+        lease["spec"] = dict(lease.get("spec") or {}, **spec)
+        await self.client.update(LEASE, lease)
+
+    async def _heartbeat(self, name: str, uid: str, offset: float) -> None:
+        await asyncio.sleep(offset)  # spread N nodes' writes over the interval
+        last_status = time.monotonic()
+        while True:
+            try:
+                await self.renew_lease(name, uid)
+                if time.monotonic() - last_status >= self.status_interval:
+                    node = await self.client.get(NODE, None, name)
+                    node["status"] = dict(node.get("status") or {}, conditions=node_conditions(now_rfc3339()))
+                    await self.client.update_status(NODE, node)
+                    last_status = time.monotonic()
+            except Exception as e:  # noqa: BLE001 - a missed renewal is what a flaky node looks like
+                log.info("node %s: heartbeat failed: %s", name, e)
+            await asyncio.sleep(self.lease_interval)
+
+    async def run(self) -> None:
+        nodes = await asyncio.gather(*(self.register(n) for n in self.names))
+        log.warning("%d hollow nodes registered: %s ... %s", len(nodes), self.names[0], self.names[-1])
+        beats = [asyncio.create_task(self._heartbeat(n["metadata"]["name"], n["metadata"]["uid"],
+                                                     self.lease_interval * i / max(1, len(nodes))))
+                 for i, n in enumerate(nodes)]
+        self.informers.start()
+        try:
+            await asyncio.gather(self.kubelet.run(), *beats)
+        finally:
+            for b in beats:
+                b.cancel()
+            await asyncio.gather(*beats, return_exceptions=True)
+            await self.informers.stop()
+
+    async def deregister(self) -> None:
+        for name in self.names:
+            for rt, ns in ((NODE, None), (LEASE, LEASE_NAMESPACE)):
+                try:
+                    await self.client.delete(rt, ns, name)
+                except APIStatusError as e:
+                    if not e.not_found:
+                        log.info("deleting %s %s: %s", rt.kind, name, e)
+
+
+async def run_hollow_nodes(kubeconfig, count: int, prefix: str = "hollow-node-", lease_interval: float = LEASE_INTERVAL,
+                           delete_on_exit: bool = False) -> None:
+    names = [f"{prefix}{i}" for i in range(count)]
+    async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-hollow-node", pool_size=100) as client:
+        nodes = HollowNodes(client, names, lease_interval)
+        try:
+            await nodes.run()
+        finally:
+            if delete_on_exit:
+                await asyncio.shield(nodes.deregister())
