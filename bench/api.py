@@ -2,6 +2,7 @@
 (`kfab apiserver` over a real 3-member etcd cluster on 127.0.0.1).
 
     .venv/bin/python bench/api.py [--backend sqlite|etcd|both] [--objects 10000] [--rate 100] [--seconds 10]
+                                  [--layer api|store]
 
 Figures (issue 3): p50/p99 of create/get/list/update at a steady --rate (open loop: each request is
 timed from when it was due, so a stall counts against every request behind it), the max sustained
@@ -10,7 +11,8 @@ and the time from a write until 100 concurrent watchers have all received its ev
 `list` at the steady rate lists one namespace of 100 ConfigMaps while all --objects stay stored.
 Targets: mutating p99 <= 50 ms at 100 req/s; get p99 <= 20 ms; watch fan-out to 100 watchers <= 200 ms.
 
-The client is aiohttp over TLS with the admin kubeconfig's client certificate. Everything it starts (the
+--layer store runs the same phases on the Store interface directly (no API server), to tell the store's
+share of a figure from the API layer's. The client is aiohttp over TLS with the admin kubeconfig's client certificate. Everything it starts (the
 API server, etcd members) it stops by PID, also on error or Ctrl-C.
 """
 
@@ -37,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from tests.api.conftest import stop_server  # noqa: E402
 from tests.etcd_cluster import EtcdCluster  # noqa: E402
 from tests.store.apiservers import start_apiserver  # noqa: E402
+from kfab.store import open_store  # noqa: E402
 
 NS, LIST_NS, WATCH_NS = "bench", "bench-list", "bench-watch"
 PAYLOAD = {"config.yaml": "x" * 200}
@@ -99,8 +102,74 @@ class Client:
         obj["data"] = {"config.yaml": f"updated {time.time()}"}
         self.objects[name] = await self.request("PUT", self.cm_path(NS, name), obj)
 
+    async def full_list(self) -> int:
+        return len((await self.request("GET", self.cm_path(NS)))["items"])
+
+    async def fanout(self, watchers: int, events: int) -> list[float]:
+        return await watch_fanout(self, watchers, events)
+
     async def close(self) -> None:
         await self.session.close()
+
+
+class StoreClient:
+    """The same operations on the Store interface directly: what the API server asks of the store."""
+
+    def __init__(self, store):
+        self.store = store
+        self.objects: dict[str, int] = {}  # key -> mod_revision of our last write
+        self.counter = 0
+
+    def key(self, ns: str, name: str = "") -> str:
+        return f"/registry/configmaps/{ns}/{name}"
+
+    async def create(self, ns: str = NS) -> None:
+        self.counter += 1
+        key = self.key(ns, f"cm-{self.counter:06d}")
+        self.objects[key] = (await self.store.create(key, json.dumps(configmap(key, ns)).encode())).mod_revision
+
+    async def get(self) -> None:
+        await self.store.get(random.choice(self.names))
+
+    async def list(self) -> None:
+        await self.store.list(self.key(LIST_NS))
+
+    async def update(self) -> None:
+        key = self.names[self.update_next % len(self.names)]
+        self.update_next += 1
+        body = json.dumps({"data": {"config.yaml": f"updated {time.time()}"}}).encode()
+        self.objects[key] = (await self.store.update(key, body, self.objects[key])).mod_revision
+
+    async def full_list(self) -> int:
+        return len((await self.store.list(self.key(NS)))[0])
+
+    async def fanout(self, watchers: int, events: int) -> list[float]:
+        key = self.key(WATCH_NS, "fanout")
+        kv = await self.store.create(key, b"{}")
+        seen: dict[int, int] = {}
+        all_seen: dict[int, asyncio.Event] = {}
+
+        async def watcher():
+            async for event in self.store.watch(self.key(WATCH_NS), kv.mod_revision):
+                rev = event.kv.mod_revision
+                seen[rev] = seen.get(rev, 0) + 1
+                if seen[rev] == watchers:
+                    all_seen.setdefault(rev, asyncio.Event()).set()
+
+        tasks = [asyncio.create_task(watcher()) for _ in range(watchers)]
+        samples = []
+        try:
+            for i in range(events + 1):  # the first one only proves every watch is running
+                t0 = time.perf_counter()
+                kv = await self.store.update(key, json.dumps({"i": i}).encode())
+                await asyncio.wait_for(all_seen.setdefault(kv.mod_revision, asyncio.Event()).wait(), 30)
+                if i:
+                    samples.append(time.perf_counter() - t0)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return samples
 
 
 async def steady(op, rate: float, seconds: float) -> tuple[list[float], int]:
@@ -179,51 +248,66 @@ async def watch_fanout(client: Client, watchers: int, events: int) -> list[float
     return samples
 
 
-async def run_bench(url: str, ctx: ssl.SSLContext, args) -> dict:
-    client = Client(url, ctx)
+async def run_bench(client, args) -> dict:
+    """The phases, on an API Client or a StoreClient."""
     results: dict = {}
+    t0 = time.perf_counter()
+    sem = asyncio.Semaphore(32)
+
+    async def preload():
+        async with sem:
+            await client.create()
+
+    await asyncio.gather(*(preload() for _ in range(args.objects)))
+    results["preload"] = f"{args.objects} creates in {time.perf_counter() - t0:.1f}s"
+    for _ in range(100):
+        await client.create(LIST_NS)
+    client.names = list(client.objects)[:args.objects]
+    client.update_next = 0
+
+    ops = {"create": client.create, "get": client.get, "list": client.list, "update": client.update}
+    for name, op in ops.items():
+        lat, errors = await steady(op, args.rate, args.seconds)
+        results[f"{name} @{args.rate:g}/s"] = (f"p50 {pct(lat, .5):6.1f} ms  p99 {pct(lat, .99):6.1f} ms  "
+                                               f"max {pct(lat, 1):6.1f} ms  errors {errors}")
+    for name, op in ops.items():
+        results[f"{name} max throughput"] = f"{await throughput(op, args.concurrency, args.seconds / 2):7.0f} req/s"
+    full = []
+    for _ in range(5):
+        t = time.perf_counter()
+        stored = await client.full_list()
+        full.append(time.perf_counter() - t)
+    results[f"list all {stored}"] = f"p50 {pct(full, .5):6.1f} ms  max {pct(full, 1):6.1f} ms"
+    fan = await client.fanout(args.watchers, args.fanout_events)
+    results[f"watch fan-out to {args.watchers}"] = (f"p50 {pct(fan, .5):6.1f} ms  p99 {pct(fan, .99):6.1f} ms  "
+                                                    f"max {pct(fan, 1):6.1f} ms (write + delivery)")
+    return results
+
+
+async def run_api_bench(url: str, ctx: ssl.SSLContext, args) -> dict:
+    client = Client(url, ctx)
     try:
         for ns in (NS, LIST_NS, WATCH_NS):
             await client.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}}, ok=(201, 409))
-        t0 = time.perf_counter()
-        sem = asyncio.Semaphore(32)
-
-        async def preload():
-            async with sem:
-                await client.create()
-
-        await asyncio.gather(*(preload() for _ in range(args.objects)))
-        results["preload"] = f"{args.objects} creates in {time.perf_counter() - t0:.1f}s"
-        for _ in range(100):
-            await client.create(LIST_NS)
-        client.names = [n for n, o in client.objects.items() if o["metadata"]["namespace"] == NS]
-        client.update_next = 0
-
-        ops = {"create": client.create, "get": client.get, "list": client.list, "update": client.update}
-        for name, op in ops.items():
-            lat, errors = await steady(op, args.rate, args.seconds)
-            results[f"{name} @{args.rate:g}/s"] = (f"p50 {pct(lat, .5):6.1f} ms  p99 {pct(lat, .99):6.1f} ms  "
-                                                   f"max {pct(lat, 1):6.1f} ms  errors {errors}")
-        for name, op in ops.items():
-            results[f"{name} max throughput"] = f"{await throughput(op, args.concurrency, args.seconds / 2):7.0f} req/s"
-        stored = len((await client.request("GET", client.cm_path(NS)))["items"])
-        full = []
-        for _ in range(5):
-            t = time.perf_counter()
-            await client.request("GET", client.cm_path(NS))
-            full.append(time.perf_counter() - t)
-        results[f"list all {stored}"] = f"p50 {pct(full, .5):6.1f} ms  max {pct(full, 1):6.1f} ms"
-        fan = await watch_fanout(client, args.watchers, args.fanout_events)
-        results[f"watch fan-out to {args.watchers}"] = (f"p50 {pct(fan, .5):6.1f} ms  p99 {pct(fan, .99):6.1f} ms  "
-                                                        f"max {pct(fan, 1):6.1f} ms (write + delivery)")
+        return await run_bench(client, args)
     finally:
         await client.close()
-    return results
+
+
+async def run_store_bench(url: str, args) -> dict:
+    store = await open_store(url)
+    try:
+        return await run_bench(StoreClient(store), args)
+    finally:
+        await store.close()
 
 
 def bench_backend(backend: str, args) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"kfab-bench-api-{backend}-") as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
+        if args.layer == "store":
+            url = f"sqlite://{tmp}/state.db" if backend == "sqlite" else stack.enter_context(EtcdCluster()).url
+            return asyncio.run(run_store_bench(url, args))
         if backend == "sqlite":
             proc, server = start_apiserver(tmp / "server", "", command="server")
         else:
@@ -231,12 +315,14 @@ def bench_backend(backend: str, args) -> dict:
             proc, server = start_apiserver(tmp / "server", etcd.url)
         stack.callback(stop_server, proc)
         url, ctx = ssl_from_kubeconfig(server.kubeconfig, tmp)
-        return asyncio.run(run_bench(url, ctx, args))
+        return asyncio.run(run_api_bench(url, ctx, args))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "etcd", "both"], default="both")
+    parser.add_argument("--layer", choices=["api", "store"], default="api",
+                        help="api: through the API server (default); store: the Store interface directly")
     parser.add_argument("--objects", type=int, default=10000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="per steady-rate phase")
@@ -245,7 +331,7 @@ def main() -> None:
     parser.add_argument("--fanout-events", type=int, default=20)
     args = parser.parse_args()
     for backend in (["sqlite", "etcd"] if args.backend == "both" else [args.backend]):
-        print(f"== {backend}: {args.objects} ConfigMaps stored", flush=True)
+        print(f"== {backend} ({args.layer} layer): {args.objects} ConfigMaps stored", flush=True)
         for name, figure in bench_backend(backend, args).items():
             print(f"  {name:28s} {figure}", flush=True)
 

@@ -162,10 +162,17 @@ class SQLiteStore(Store):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for op, fut in batch:
+                    # A savepoint per write: one that fails half-way leaves nothing behind, and the
+                    # others in the batch still commit.
+                    conn.execute("SAVEPOINT write")
                     try:
                         outcomes.append((fut, op(conn), None))
-                    except StoreError as e:
+                    except sqlite3.Error:
+                        raise
+                    except Exception as e:  # noqa: BLE001 - StoreError, or a bug: reported to that caller
+                        conn.execute("ROLLBACK TO write")
                         outcomes.append((fut, None, e))
+                    conn.execute("RELEASE write")
                 conn.execute("COMMIT")
                 revision = _revision(conn)
             except sqlite3.Error as e:
