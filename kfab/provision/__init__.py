@@ -24,5 +24,5 @@ Inventory variables kfab reads: ansible_host, ansible_user, ansible_port, ansibl
 
 Task keys: name, <module>, when, loop, register, notify, tags, become, changed_when, failed_when,
 ignore_errors, vars. Modules (modules/): package, template, copy, file, line, sysctl, service,
-command, shell, wait_for, user, hostname.
+command, shell, wait_for, user, hostname, venv (a Python venv filled from a local wheelhouse).
 """

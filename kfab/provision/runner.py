@@ -74,6 +74,13 @@ class RoleFiles:
                 "" if Path(src).is_absolute() else f" in {self.role.path / 'files'}"))
         return path.read_bytes()
 
+    def local_files(self, directory: str, suffix: str = "") -> dict[str, bytes]:
+        """Files of a directory on this machine (absolute, or relative to the role's files/)."""
+        path = Path(directory) if Path(directory).is_absolute() else self.role.path / "files" / directory
+        if not path.is_dir():
+            raise ProvisionError(f"directory {path} not found")
+        return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file() and f.name.endswith(suffix)}
+
 
 class Runner:
     def __init__(self, inventory: Inventory, plays: list[Play], extra_vars: dict, options: Options,

@@ -191,3 +191,52 @@ def test_service_unit_install_start_and_wait_for_port(lab, tmp_path):
     finally:
         lab.ssh("kt1", f"systemctl disable --now {unit}; rm -f /etc/systemd/system/{unit}.service; "
                        "systemctl daemon-reload", check=False)
+
+
+def _wheel(directory: Path, value: str) -> Path:
+    """A minimal pure-Python wheel, built by hand (no build backend or index needed)."""
+    import base64
+    import hashlib
+    import zipfile
+    files = {
+        "kfabprobe/__init__.py": f"VALUE = {value!r}\n",
+        "kfabprobe-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: kfabprobe\nVersion: 1.0\n",
+        "kfabprobe-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: kfab-test\nRoot-Is-Purelib: true\n"
+                                         "Tag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    files["kfabprobe-1.0.dist-info/RECORD"] = "\n".join(record + ["kfabprobe-1.0.dist-info/RECORD,,"]) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "kfabprobe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+def test_venv_is_filled_from_a_local_wheelhouse_without_an_index(lab, tmp_path):
+    wheelhouse = tmp_path / "wheelhouse"
+    _wheel(wheelhouse, "one")
+    tag = uuid.uuid4().hex[:8]
+    site = project(tmp_path, f"""\
+        - package: {{name: python3-venv}}
+        - name: probe venv
+          venv: {{path: /opt/probe-{tag}, wheelhouse: "{{{{ wheelhouse }}}}", packages: [kfabprobe]}}
+        """)
+    run = ["-i", str(lab.inventory), "--limit", "kt2", "-e", f"wheelhouse={wheelhouse}", str(site)]
+    python = f"/opt/probe-{tag}/bin/python -c 'import kfabprobe; print(kfabprobe.VALUE)'"
+    try:
+        first = kfab_up(*run)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert lab.ssh("kt2", python).stdout.strip() == "one"
+        again = kfab_up(*run)
+        assert again.returncode == 0 and recap(again.stdout)["kt2"]["changed"] == 0, again.stdout
+        _wheel(wheelhouse, "two")   # rebuilt with the same version number
+        third = kfab_up(*run)
+        assert third.returncode == 0 and recap(third.stdout)["kt2"]["changed"] == 1, third.stdout
+        assert lab.ssh("kt2", python).stdout.strip() == "two"
+    finally:
+        lab.ssh("kt2", f"rm -rf /opt/probe-{tag}", check=False)

@@ -58,6 +58,9 @@ class FakeFiles:
     def read_file(self, src):
         return b"file " + src.encode()
 
+    def local_files(self, directory, suffix=""):
+        return {"a-1.0-py3-none-any.whl": b"A", "b-2.0-py3-none-any.whl": b"B"} if directory == "/wh" else {}
+
 
 def plan(module, host, **args):
     """Run a module's plan to the end, answering each command with success; return what it yielded."""
@@ -254,3 +257,19 @@ def test_facts_are_parsed_with_types():
                         "default_ipv4=10.79.0.11\ninit=systemd\nnoise line\n")
     assert facts == {"os_id": "debian", "os_version": "12", "cpus": 2, "memory_mb": 24000, "bridge_nf": False,
                      "default_ipv4": "10.79.0.11", "init": "systemd"}
+
+
+def test_venv_installs_from_the_wheelhouse_once():
+    from kfab.provision.modules.venv import wheelhouse_digest
+    changes = plan("venv", FakeHost(), path="/opt/kfab/venv", wheelhouse="/wh", packages=["a"])
+    assert cmds(changes)[0] == "python3 -m venv /opt/kfab/venv"
+    assert [c.path for c in changes if isinstance(c, PutFile)] == [
+        "/opt/kfab/venv/wheelhouse/a-1.0-py3-none-any.whl", "/opt/kfab/venv/wheelhouse/b-2.0-py3-none-any.whl",
+        "/opt/kfab/venv/.kfab-wheelhouse"]
+    assert "--no-index --find-links /opt/kfab/venv/wheelhouse" in cmds(changes)[-1]
+    stamp = (wheelhouse_digest({"a-1.0-py3-none-any.whl": b"A", "b-2.0-py3-none-any.whl": b"B"}, ["a"]) + "\n")
+    done = FakeHost(files={"/opt/kfab/venv/.kfab-wheelhouse": regular(stamp.encode()),
+                           "/opt/kfab/venv/bin/python": FileInfo("link", "0777", "root", "root", "python3")})
+    assert plan("venv", done, path="/opt/kfab/venv", wheelhouse="/wh", packages=["a"]) == []
+    assert cmds(plan("venv", done, path="/opt/kfab/venv", wheelhouse="/wh", packages=["a", "b"]))[0].startswith("rm -rf")
+    assert isinstance(plan("venv", FakeHost(), path="/v", wheelhouse="/empty", packages=["a"])[0], Fail)
