@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 import paramiko
 
-from kfab.provision.context import REGISTERED_SOURCE, RunVars, resolve_path
+from kfab.provision.context import RunVars, resolve_path
 from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.facts import gather
 from kfab.provision.inventory import Inventory
