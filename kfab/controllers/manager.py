@@ -89,4 +89,5 @@ def in_process_components(args) -> tuple[Callable[[Path], Awaitable[None]], ...]
             log.exception("in-process controller-manager stopped")
             raise
 
-    return (controller_manager,)
+    from kfab.scheduler.commands import in_process_scheduler  # the scheduler joins `kfab server` too
+    return (controller_manager, in_process_scheduler)

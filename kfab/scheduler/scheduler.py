@@ -1,0 +1,232 @@
+"""The scheduler: pending pods -> filter nodes -> score -> bind, on the shared controller base.
+
+One key per pending pod on the work queue; reconcile(key) decides for that pod against a cache of nodes and
+of what the pods already placed on them request. Deciding is sequential (one worker) and cheap; binding is a
+POST to pods/binding that runs concurrently in the background, the pod "assumed" on its node in the cache
+meanwhile so the next decision already sees it (kube-scheduler's assume/bind split). A failed bind forgets
+the assumption and retries the pod with backoff.
+
+A pod no node fits gets PodScheduled=False/Unschedulable with kube-scheduler's message ("0/3 nodes are
+available: 3 Insufficient cpu.") and a FailedScheduling event; it is tried again when a node is added or
+changes in a way that matters, when a placed pod goes away, and every RETRY_UNSCHEDULABLE seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from kfab.client import APIStatusError, rt_of
+from kfab.controllers.base import Controller, ControllerContext, key_of, now_rfc3339
+from kfab.scheduler.filters import node_fit_reasons, unschedulable_message
+from kfab.scheduler.nodeinfo import NodeInfo, PodUsage
+from kfab.scheduler.scores import select_node
+
+POD = rt_of("Pod")
+NODE = rt_of("Node")
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+RETRY_UNSCHEDULABLE = 30.0
+BIND_CONCURRENCY = 64
+
+
+def _pod_node(pod: dict) -> str | None:
+    return (pod.get("spec") or {}).get("nodeName") or None
+
+
+def _terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _node_facts(node: dict) -> tuple:
+    """What about a Node can turn "does not fit" into "fits"."""
+    spec, status = node.get("spec") or {}, node.get("status") or {}
+    ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return ((node.get("metadata") or {}).get("labels"), spec.get("taints"), spec.get("unschedulable"),
+            status.get("allocatable"), ready)
+
+
+class Scheduler(Controller):
+    name = DEFAULT_SCHEDULER_NAME
+    workers = 1   # decisions are sequential so each sees the previous one; binds run concurrently
+
+    def __init__(self, ctx: ControllerContext, scheduler_name: str = DEFAULT_SCHEDULER_NAME,
+                 bind_concurrency: int = BIND_CONCURRENCY):
+        self.scheduler_name = scheduler_name
+        self.infos: dict[str, NodeInfo] = {}          # node name -> what is placed there (even before the Node shows)
+        self.placed: dict[str, tuple[str, PodUsage]] = {}  # pod key -> (node, usage) counted in infos
+        self.assumed: set[str] = set()                # decided, binding in flight or not yet seen bound
+        self.unschedulable: set[str] = set()
+        self._bind_slots = asyncio.Semaphore(bind_concurrency)
+        self._binds: set[asyncio.Task] = set()
+        self.bound = 0                                # binds that succeeded (for benchmarks and logs)
+        super().__init__(ctx)
+
+    def setup(self) -> None:
+        self.pods = self.ctx.informer(POD)
+        self.nodes = self.ctx.informer(NODE)
+        self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
+        self.nodes.add_handlers(self._node_added, self._node_updated, self._node_deleted)
+
+    # --- the cache of placed pods ----------------------------------------------------------------------
+
+    def _info(self, node_name: str) -> NodeInfo:
+        info = self.infos.get(node_name)
+        if info is None:
+            info = self.infos[node_name] = NodeInfo({"metadata": {"name": node_name}})
+        return info
+
+    def _place(self, key: str, node_name: str, usage: PodUsage) -> None:
+        self._unplace(key)
+        self._info(node_name).add(usage)
+        self.placed[key] = (node_name, usage)
+
+    def _unplace(self, key: str) -> bool:
+        previous = self.placed.pop(key, None)
+        if previous is None:
+            return False
+        node_name, usage = previous
+        self.infos[node_name].remove(usage)
+        return True
+
+    def _account(self, pod: dict) -> None:
+        key = key_of(pod)
+        node_name = _pod_node(pod)
+        if node_name:
+            self.assumed.discard(key)
+            if _terminal(pod):
+                if self._unplace(key):
+                    self._retry_unschedulable()
+            else:
+                self._place(key, node_name, PodUsage.of(pod))
+        elif key not in self.assumed:
+            self._unplace(key)
+
+    def _wants_scheduling(self, pod: dict) -> bool:
+        spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+        return (not spec.get("nodeName") and not meta.get("deletionTimestamp") and not _terminal(pod)
+                and (spec.get("schedulerName") or DEFAULT_SCHEDULER_NAME) == self.scheduler_name)
+
+    # --- events -> keys ----------------------------------------------------------------------------------
+
+    def _pod_added(self, pod: dict) -> None:
+        self._account(pod)
+        if self._wants_scheduling(pod):
+            self.enqueue_obj(pod)
+
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        self._account(new)
+        if self._wants_scheduling(new):
+            key = key_of(new)
+            # An unschedulable pod's own status write must not wake it; a changed spec or labels do.
+            if key not in self.unschedulable or old.get("spec") != new.get("spec") or \
+                    (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+                self.enqueue(key)
+
+    def _pod_deleted(self, pod: dict) -> None:
+        key = key_of(pod)
+        self.assumed.discard(key)
+        self.unschedulable.discard(key)
+        if self._unplace(key):
+            self._retry_unschedulable()
+
+    def _node_added(self, node: dict) -> None:
+        self._info(node["metadata"]["name"]).set_node(node)
+        self._retry_unschedulable()
+
+    def _node_updated(self, old: dict, new: dict) -> None:
+        self._info(new["metadata"]["name"]).set_node(new)
+        if _node_facts(old) != _node_facts(new):
+            self._retry_unschedulable()
+
+    def _node_deleted(self, node: dict) -> None:
+        name = node["metadata"]["name"]
+        info = self.infos.get(name)
+        if info is not None and info.pod_count <= 0:
+            del self.infos[name]
+
+    def _retry_unschedulable(self) -> None:
+        for key in self.unschedulable:
+            self.enqueue(key)
+
+    # --- deciding ----------------------------------------------------------------------------------------
+
+    def candidates(self) -> list[NodeInfo]:
+        return [self.infos[k] for k in self.nodes.keys() if k in self.infos]
+
+    async def reconcile(self, key: str) -> float | None:
+        pod = self.pods.get(key)
+        if pod is None or not self._wants_scheduling(pod):
+            self.unschedulable.discard(key)
+            return None
+        if key in self.assumed:
+            return None  # a bind for it is in flight
+        usage = PodUsage.of(pod)
+        nodes = self.candidates()
+        feasible, reasons = [], {}
+        for info in nodes:
+            why = node_fit_reasons(pod, info, usage)
+            if why:
+                reasons[info.name] = why
+            else:
+                feasible.append(info)
+        if not feasible:
+            self.unschedulable.add(key)
+            await self._mark_unschedulable(pod, unschedulable_message(len(nodes), reasons))
+            return RETRY_UNSCHEDULABLE
+        self.unschedulable.discard(key)
+        node = select_node(pod, usage, feasible)
+        self._place(key, node.name, usage)
+        self.assumed.add(key)
+        await self._bind_slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._bind(pod, node.name))
+        self._binds.add(task)
+        task.add_done_callback(self._binds.discard)
+        return None
+
+    async def _bind(self, pod: dict, node_name: str) -> None:
+        meta = pod["metadata"]
+        key = key_of(pod)
+        try:
+            await self.client.bind(meta["namespace"], meta["name"], node_name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure: forget the assumption, decide again later
+            self._forget(key)
+            if isinstance(e, APIStatusError) and (e.not_found or e.code == 409):
+                return  # gone, or bound by somebody else: the informer will tell
+            self.log.info("binding %s to %s failed: %s", key, node_name, e)
+            self.event(pod, "Warning", "FailedScheduling", f"Binding rejected: {e}")
+            self.queue.add_rate_limited(key)
+        else:
+            self.bound += 1
+            self.event(pod, "Normal", "Scheduled",
+                       f"Successfully assigned {meta['namespace']}/{meta['name']} to {node_name}")
+        finally:
+            self._bind_slots.release()
+
+    def _forget(self, key: str) -> None:
+        if key in self.assumed:
+            self.assumed.discard(key)
+            self._unplace(key)
+
+    async def _mark_unschedulable(self, pod: dict, message: str) -> None:
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if (cond.get("type") == "PodScheduled" and cond.get("status") == "False"
+                    and cond.get("reason") == "Unschedulable" and cond.get("message") == message):
+                return  # already says so
+        meta = pod["metadata"]
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                     "lastProbeTime": None, "lastTransitionTime": now_rfc3339()}
+        try:
+            updated = await self.client.patch(POD, meta["namespace"], meta["name"],
+                                              {"status": {"conditions": [condition]}}, "strategic", "status")
+        except APIStatusError as e:
+            if e.not_found:
+                return
+            raise
+        self.pods.remember_write(dict(updated, apiVersion="v1", kind="Pod"))
+        self.event(pod, "Warning", "FailedScheduling", message)
+
+    async def close(self) -> None:
+        """Wait for the binds in flight (they are short) so none is cut off half-way."""
+        if self._binds:
+            await asyncio.wait(set(self._binds), timeout=10)
