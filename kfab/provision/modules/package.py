@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from kfab.provision.modules.base import Arg, Command, Module, as_bool, as_list, q
 
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold"
+# Lock::Timeout: wait for another apt (a fresh VM's unattended-upgrades, a second session) instead of
+# failing at once on "Could not get lock".
+APT = ("DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold "
+       "-o DPkg::Lock::Timeout=300")
 
 
 def plan(args, host, files):
