@@ -165,6 +165,8 @@ class Runner:
             target = self._target(host, variables)
         except ProvisionError as exc:
             raise HostUnreachable(str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            raise HostUnreachable(f"bad connection variable (ansible_port, kfab_ssh_timeout): {exc}") from None
         conn = connect(target)
         remote = RemoteHost(host, conn, check=self.options.check)
         self.remotes[host] = remote
