@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import queue
+import threading
 
 import pytest
 from kubernetes import client, config, watch
@@ -84,31 +86,55 @@ def test_both_api_servers_serve_the_same_objects_and_watches(ha):
     assert events[1][2] == updated.metadata.resource_version and events[1][3] == {"k": "2"}
 
 
-def test_both_api_servers_keep_working_with_an_etcd_member_killed(ha):
+def follow(api_client, resource_version: str, out: "queue.Queue", stop: threading.Event) -> None:
+    """Stream ConfigMap events in `default` through one API server into `out` until `stop` is set."""
+    w = watch.Watch()
+    for event in w.stream(client.CoreV1Api(api_client).list_namespaced_config_map, "default",
+                          label_selector="test=ha", resource_version=resource_version, timeout_seconds=120):
+        obj = event["object"]
+        out.put((event["type"], obj.metadata.name, obj.metadata.resource_version))
+        if stop.is_set():
+            w.stop()
+
+
+def next_events(out: "queue.Queue", n: int) -> list:
+    return [out.get(timeout=60) for _ in range(n)]
+
+
+def test_both_api_servers_keep_working_with_each_etcd_member_killed_in_turn(ha):
     etcd, (a, b) = ha
     api_a, api_b = client.CoreV1Api(a), client.CoreV1Api(b)
     start = api_a.list_namespaced_config_map("default", label_selector="test=ha").metadata.resource_version
-    etcd.stop_member(0, kill=True)
-    try:
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            watch_a = pool.submit(watch_events, a, start, 4)
-            watch_b = pool.submit(watch_events, b, start, 4)
-            for i, api in enumerate([api_a, api_b, api_a, api_b]):
-                api.create_namespaced_config_map("default", configmap(f"down-{i}", str(i)))
-            names = {n for n in ("down-0", "down-1", "down-2", "down-3")}
-            listed_a = {c.metadata.name for c in api_a.list_namespaced_config_map(
-                "default", label_selector="test=ha").items}
-            listed_b = {c.metadata.name for c in api_b.list_namespaced_config_map(
-                "default", label_selector="test=ha").items}
-            assert names <= listed_a and listed_a == listed_b
-            events_a, events_b = watch_a.result(timeout=90), watch_b.result(timeout=90)
-        assert [n for _, n, _, _ in events_a] == ["down-0", "down-1", "down-2", "down-3"]
-        assert events_a == events_b
-    finally:
-        etcd.start_member(0)
-    # The killed member rejoins and has the writes made while it was down (read through it alone).
-    assert asyncio.run(keys_on_member(etcd, 0, "/registry/configmaps/default/down-")) == [
-        f"/registry/configmaps/default/down-{i}" for i in range(4)]
-    api_b.delete_namespaced_config_map("down-0", "default")
-    for i in range(1, 4):
-        api_a.delete_namespaced_config_map(f"down-{i}", "default")
+    stop = threading.Event()
+    seen_a, seen_b = queue.Queue(), queue.Queue()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        watchers = [pool.submit(follow, a, start, seen_a, stop), pool.submit(follow, b, start, seen_b, stop)]
+        try:
+            api_a.create_namespaced_config_map("default", configmap("before", "0"))
+            assert next_events(seen_a, 1) == next_events(seen_b, 1)  # both watches are streaming
+            # Kill each member in turn, so whichever member an API server's etcd watch uses is lost once.
+            for down in range(3):
+                etcd.stop_member(down, kill=True)
+                try:
+                    made = [api.create_namespaced_config_map("default", configmap(f"down-{down}-{i}", "1"))
+                            for i, api in enumerate([api_a, api_b])]
+                    listed_a = {c.metadata.name for c in api_a.list_namespaced_config_map(
+                        "default", label_selector="test=ha").items}
+                    listed_b = {c.metadata.name for c in api_b.list_namespaced_config_map(
+                        "default", label_selector="test=ha").items}
+                    assert {m.metadata.name for m in made} <= listed_a and listed_a == listed_b
+                    expected = [("ADDED", m.metadata.name, m.metadata.resource_version) for m in made]
+                    assert next_events(seen_a, 2) == expected
+                    assert next_events(seen_b, 2) == expected
+                finally:
+                    etcd.start_member(down)
+                # The killed member rejoined with the writes made while it was down (read through it alone).
+                keys = asyncio.run(keys_on_member(etcd, down, f"/registry/configmaps/default/down-{down}-"))
+                assert keys == [f"/registry/configmaps/default/down-{down}-{i}" for i in range(2)]
+        finally:
+            stop.set()
+            api_b.create_namespaced_config_map("default", configmap("after", "2"))  # wakes the streams to stop
+            for w in watchers:
+                w.result(timeout=60)
+    for name in ["before", "after"] + [f"down-{d}-{i}" for d in range(3) for i in range(2)]:
+        api_a.delete_namespaced_config_map(name, "default")
