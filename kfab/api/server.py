@@ -24,6 +24,7 @@ from kfab.api.bootstrap import bootstrap_namespaces
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.watchhub import WatchHub
 from kfab.objects.admission import AdmissionChain
+from kfab.node.logs import NodeLogProxy, kubelet_client_ssl_context, node_reader
 from kfab.pki import ensure_control_plane_pki, server_ssl_context, write_kubeconfig
 from kfab.store import open_store
 
@@ -107,7 +108,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         services = APIServices(
             store=store, watch_source=hub.subscribe,
             authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
-            authorizer=authorizer, admission=AdmissionChain(store))
+            authorizer=authorizer, admission=AdmissionChain(store),
+            pod_logs=NodeLogProxy(node_reader(store), kubelet_client_ssl_context(pki)))
         app = build_app(services)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()

@@ -17,7 +17,7 @@ from kfab.api.serialize import (content_type, dump, negotiate, parse_object, rea
                                  status_success)
 from kfab.objects.selectors import selector_from_object
 
-# (pod, query) -> the log text; served by the node agents once they exist.
+# (pod, query) -> the log text, or an async iterator of chunks (kfab.node.logs.NodeLogProxy streams the agent's).
 PodLogs = Callable[[dict, "web.MultiDictProxy"], Awaitable[bytes]]
 
 
@@ -146,5 +146,13 @@ class SubresourceHandlers(ObjectHandlers):
         if self.pod_logs is None:
             raise APIError(503, "ServiceUnavailable", f'logs of pod "{rp.name}" are kept by the node agent on '
                            f'node "{node}", and this API server has no connection to node agents configured')
-        text = await self.pod_logs(pod, request.query)
-        return web.Response(body=text, content_type="text/plain")
+        body = await self.pod_logs(pod, request.query)
+        if isinstance(body, (bytes, str)):
+            return web.Response(body=body, content_type="text/plain")
+        # An async iterator of chunks (the node agent's stream): relayed as it comes, so `logs -f` follows.
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        async for chunk in body:
+            await response.write(chunk)
+        await response.write_eof()
+        return response

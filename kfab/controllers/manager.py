@@ -15,6 +15,8 @@ from typing import Awaitable, Callable, Iterable
 from kfab.client import Client
 from kfab.controllers.base import Controller, ControllerContext
 from kfab.controllers.deployment import DeploymentController
+from kfab.controllers.endpoints import EndpointsController
+from kfab.controllers.endpointslice import EndpointSliceController
 from kfab.controllers.events import EventRecorder
 from kfab.controllers.garbage_collector import GarbageCollector
 from kfab.controllers.informer import InformerFactory
@@ -29,6 +31,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "deployment": DeploymentController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
+    "endpoint": EndpointsController,
+    "endpointslice": EndpointSliceController,
 }
 
 

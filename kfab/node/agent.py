@@ -1,0 +1,171 @@
+"""`kfab node`'s main loop: register the Node, watch the pods bound to it, run one worker per pod.
+
+Start-up order matters for adoption: the pod informer syncs first, then Podman pods of kfab whose Kubernetes
+pod is no longer bound here are removed, and every bound pod's worker finds its Podman pod and containers by
+name and labels (no duplicates) and restarts what should run — after a host restart Podman brings containers
+back only "Created".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from kfab.client import APIStatusError, Client, rt_of
+from kfab.controllers.events import EventRecorder
+from kfab.controllers.informer import Informer
+from kfab.node.logs import KUBELET_PORT, LogServer
+from kfab.node.podnet import PodNetwork
+from kfab.node.pods import NodeContext, PodWorker
+from kfab.node.registration import NodeRegistration
+from kfab.node.runtime import DEFAULT_SOCKET, LABEL_UID, PodmanRuntime
+from kfab.node.volumes import DEFAULT_ROOT, PodVolumes
+
+log = logging.getLogger(__name__)
+
+ORPHAN_SWEEP = 30.0
+LOOKUP_KINDS = {"ConfigMap": ("v1", "ConfigMap"), "Secret": ("v1", "Secret"),
+                "PersistentVolumeClaim": ("v1", "PersistentVolumeClaim"),
+                "PersistentVolume": ("v1", "PersistentVolume")}
+
+
+@dataclass
+class AgentConfig:
+    kubeconfig: Path
+    node_name: str
+    podman_socket: str = DEFAULT_SOCKET
+    node_ip: str | None = None
+    cluster_cidr: str = "10.244.0.0/16"
+    network: str = "podnet"
+    pods_root: Path = DEFAULT_ROOT
+    port: int = KUBELET_PORT
+    serving_cert: Path | None = None
+    serving_key: Path | None = None
+    client_ca: Path | None = None
+
+
+def address_towards(server_url: str) -> str:
+    """This host's address on the route to the API server (what other hosts reach it by)."""
+    parsed = urlparse(server_url)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((parsed.hostname, parsed.port or 443))
+        return s.getsockname()[0]
+
+
+class NodeAgent:
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        self.client = Client.from_kubeconfig(config.kubeconfig, user_agent=f"kfab-node/{config.node_name}")
+        self.runtime = PodmanRuntime(config.podman_socket)
+        self.workers: dict[str, PodWorker] = {}
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.pods = Informer(self.client, rt_of("Pod"), resync=0,
+                             field_selector=f"spec.nodeName={config.node_name}")
+        self.ctx: NodeContext | None = None
+        self._stop_events = threading.Event()
+
+    async def lookup(self, kind: str, namespace: str, name: str) -> dict | None:
+        rt = rt_of(LOOKUP_KINDS[kind][1], LOOKUP_KINDS[kind][0])
+        try:
+            return await self.client.get(rt, namespace or None, name)
+        except APIStatusError as e:
+            if e.not_found:
+                return None
+            raise
+
+    def pod_uid(self, namespace: str, name: str) -> str | None:
+        pod = self.pods.get_by(namespace, name)
+        return pod["metadata"]["uid"] if pod else None
+
+    async def run(self) -> None:
+        cfg = self.config
+        host_ip = cfg.node_ip or address_towards(self.client.config.server)
+        info = await self.runtime.info()
+        version = (info.get("version") or {}).get("Version", "unknown")
+        registration = NodeRegistration(self.client, cfg.node_name, host_ip, cfg.cluster_cidr, cfg.port,
+                                        f"podman://{version}")
+        await registration.register()
+        network = PodNetwork(self.runtime, cfg.network)
+        await network.ensure(registration.pod_cidr)
+        self.ctx = NodeContext(node_name=cfg.node_name, host_ip=host_ip, client=self.client, runtime=self.runtime,
+                               volumes=PodVolumes(cfg.pods_root, self.lookup), lookup=self.lookup,
+                               network=cfg.network, events=EventRecorder(self.client, cfg.node_name),
+                               sandbox_options=network.sandbox_options())
+        log.info("node %s registered (InternalIP %s, podCIDR %s)", cfg.node_name, host_ip, registration.pod_cidr)
+        background = [asyncio.create_task(registration.run_heartbeats(), name="heartbeats"),
+                      asyncio.create_task(self.pods.run(), name="pod-informer")]
+        log_server = None
+        if cfg.serving_cert and cfg.serving_key and cfg.client_ca:
+            log_server = LogServer(self.runtime, self.pod_uid, cfg.serving_cert, cfg.serving_key, cfg.client_ca,
+                                   port=cfg.port)
+            await log_server.start()
+        loop = asyncio.get_running_loop()
+        exits = loop.run_in_executor(None, self.runtime.watch_exits,
+                                     lambda event: loop.call_soon_threadsafe(self._on_exit, event),
+                                     self._stop_events)
+        try:
+            await self.pods.synced.wait()
+            await self._remove_orphans()
+            self.pods.add_handlers(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod_gone)
+            background.append(asyncio.create_task(self._sweep_orphans(), name="orphans"))
+            await asyncio.gather(*background)
+        finally:
+            self._stop_events.set()
+            for task in background + list(self.tasks.values()):
+                task.cancel()
+            await asyncio.gather(*background, *self.tasks.values(), return_exceptions=True)
+            if log_server is not None:
+                await log_server.stop()
+            exits.cancel()
+            await self.client.close()
+
+    # --- pods --------------------------------------------------------------------------------------
+
+    def _on_pod(self, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        worker = self.workers.get(uid)
+        if worker is None:
+            worker = self.workers[uid] = PodWorker(self.ctx, pod)
+            task = self.tasks[uid] = asyncio.create_task(worker.run(), name=f"pod-{uid}")
+            task.add_done_callback(lambda _t, uid=uid: self._forget(uid))
+        else:
+            worker.update(pod)
+
+    def _on_pod_gone(self, pod: dict) -> None:
+        worker = self.workers.get(pod["metadata"]["uid"])
+        if worker is not None:
+            worker.gone = True
+            worker.wake()
+
+    def _forget(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+        self.tasks.pop(uid, None)
+
+    def _on_exit(self, event: dict) -> None:
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        worker = self.workers.get(attributes.get(LABEL_UID, ""))
+        if worker is not None:
+            worker.wake()
+
+    async def _remove_orphans(self) -> None:
+        """Podman pods of kfab whose Kubernetes pod is not bound to this node any more."""
+        bound = {p["metadata"]["uid"] for p in self.pods.list()}
+        for sandbox in await self.runtime.list_pods():
+            uid = (sandbox.get("Labels") or {}).get(LABEL_UID)
+            if uid and uid not in bound and uid not in self.workers:
+                log.info("removing Podman pod %s: its pod is no longer bound here", sandbox.get("Name"))
+                await self.runtime.remove_pod(sandbox["Id"])
+                self.ctx.volumes.remove(uid)
+
+    async def _sweep_orphans(self) -> None:
+        while True:
+            await asyncio.sleep(ORPHAN_SWEEP)
+            try:
+                await self._remove_orphans()
+            except Exception as e:  # noqa: BLE001 - Podman restarting: next sweep
+                log.warning("orphan sweep failed: %s", e)

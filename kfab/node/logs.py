@@ -1,0 +1,213 @@
+"""Container logs: the agent's HTTPS endpoint (the kubelet's /containerLogs) and the API server's proxy to it.
+
+The agent serves `GET /containerLogs/{namespace}/{pod}/{container}?follow&tailLines&previous` on port 10250
+with a serving certificate from the cluster CA, and only to clients whose certificate the cluster CA signed
+(the API server holds one: CN kube-apiserver-kubelet-client, O system:masters). The API server's
+`pods/{name}/log` finds the Node's InternalIP and kubelet port in its status and relays the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+
+from kfab.node import podstatus as ps
+from kfab.node.runtime import PodmanRuntime
+
+log = logging.getLogger(__name__)
+
+KUBELET_PORT = 10250
+
+# (namespace, pod name) -> the pod's uid on this node, or None
+PodUID = Callable[[str, str], "str | None"]
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+async def _stream_thread(iterator_factory: Callable[[], object]) -> AsyncIterator[bytes]:
+    """Relay a blocking iterator (the bindings' log stream) from a thread into async chunks."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue(256)
+    done = object()
+    cancelled = False
+
+    def pump():
+        try:
+            for chunk in iterator_factory():
+                if cancelled:
+                    return
+                data = chunk if isinstance(chunk, bytes) else str(chunk).encode()
+                if data and not data.endswith(b"\n"):
+                    data += b"\n"
+                asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
+        except Exception as e:  # noqa: BLE001 - the container went away: end the stream
+            log.debug("log stream ended: %s", e)
+        finally:
+            asyncio.run_coroutine_threadsafe(queue.put(done), loop)
+
+    thread_future = loop.run_in_executor(None, pump)
+    try:
+        while True:
+            item = await queue.get()
+            if item is done:
+                break
+            yield item
+    finally:
+        cancelled = True
+        thread_future.cancel()
+
+
+class LogServer:
+    def __init__(self, runtime: PodmanRuntime, pod_uid: PodUID, cert: Path, key: Path, client_ca: Path,
+                 bind: str = "0.0.0.0", port: int = KUBELET_PORT):
+        self.runtime, self.pod_uid = runtime, pod_uid
+        self.cert, self.key, self.client_ca = cert, key, client_ca
+        self.bind, self.port = bind, port
+        self._runner: web.AppRunner | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert, self.key)
+        ctx.load_verify_locations(self.client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.bind, self.port, ssl_context=self.ssl_context()).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        uid = self.pod_uid(ns, name)
+        if uid is None:
+            return _error(404, f'pod "{name}" not found on this node')
+        attempts = ps.attempts_by_name(await self.runtime.pod_containers(uid)).get(container)
+        if not attempts:
+            return _error(400, f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+        previous = _true(request.query.get("previous"))
+        if previous and len(attempts) < 2:
+            return _error(400, f'previous terminated container "{container}" in pod "{name}" not found')
+        target = attempts[-2] if previous else attempts[-1]
+        follow = _true(request.query.get("follow")) and not previous
+        tail = _int(request.query.get("tailLines"))
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        async for chunk in _stream_thread(lambda: self.runtime.logs(target["Id"], follow, tail)):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+def _error(code: int, message: str) -> web.Response:
+    return web.Response(status=code, text=message)
+
+
+class NodeLogProxy:
+    """The API server's side: `pod_logs(pod, query)` for kfab.api.subresources, relaying the agent's stream.
+
+    `node_of(name)` returns the Node object (read from the API server's store); `ssl_context` presents the
+    API server's kubelet-client certificate and verifies the agent's serving certificate with the cluster CA.
+    """
+
+    def __init__(self, node_of: Callable, ssl_context: ssl.SSLContext):
+        self.node_of = node_of
+        self.ssl_context = ssl_context
+
+    async def __call__(self, pod: dict, query) -> AsyncIterator[bytes]:
+        from kfab.api.errors import APIError, bad_request  # the API server's errors, only on its side
+
+        node_name = pod["spec"]["nodeName"]
+        node = await self.node_of(node_name)
+        status = (node or {}).get("status") or {}
+        address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"),
+                       None)
+        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or KUBELET_PORT
+        if not address:
+            raise APIError(503, "ServiceUnavailable", f'node "{node_name}" has no InternalIP address')
+        containers = [c["name"] for c in pod["spec"].get("containers") or []]
+        every = containers + [c["name"] for c in pod["spec"].get("initContainers") or []]
+        container = query.get("container")
+        if not container:
+            if len(containers) != 1:
+                raise bad_request(f'a container name must be specified for pod {pod["metadata"]["name"]}, '
+                                  f'choose one of: {containers}')
+            container = containers[0]
+        if container not in every:
+            raise bad_request(f'container {container} is not valid for pod {pod["metadata"]["name"]}')
+        params = {k: query[k] for k in ("follow", "tailLines", "previous") if k in query}
+        meta = pod["metadata"]
+        host = f"[{address}]" if ":" in address else address
+        url = f"https://{host}:{port}/containerLogs/{meta['namespace']}/{meta['name']}/{container}"
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        try:
+            resp = await session.get(url, params=params, ssl=self.ssl_context)
+        except (aiohttp.ClientError, OSError) as e:
+            await session.close()
+            raise APIError(500, "InternalError", f'Get "{url}": {e}') from None
+        if resp.status >= 400:
+            text = await resp.text()
+            resp.release()
+            await session.close()
+            raise bad_request(text.strip())
+
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.content.iter_any():
+                    yield chunk
+            finally:
+                resp.release()
+                await session.close()
+        return relay()
+
+
+def node_reader(store) -> Callable:
+    """Read a Node straight from the store (the API server's own view, no extra authorization)."""
+    from kfab.objects.registry import REGISTRY
+
+    rt = REGISTRY.by_kind("v1", "Node")
+
+    async def node_of(name: str) -> dict | None:
+        kv = await store.get(rt.store_key(None, name))
+        return json.loads(kv.value) if kv is not None else None
+    return node_of
+
+
+def kubelet_client_ssl_context(pki) -> ssl.SSLContext:
+    """The API server's client side towards node agents: a cluster-CA client cert, agents verified by the CA."""
+    import tempfile
+
+    from kfab.pki import issue_client_cert
+
+    cert, key = issue_client_cert(pki, "kube-apiserver-kubelet-client", ["system:masters"])
+    ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+    with tempfile.TemporaryDirectory(prefix="kfab-kubelet-client-") as tmp:
+        cert_file, key_file = Path(tmp, "c.crt"), Path(tmp, "c.key")
+        cert_file.write_bytes(cert)
+        key_file.write_bytes(key)
+        key_file.chmod(0o600)
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx

@@ -1,0 +1,201 @@
+"""The node's Node object (capacity, addresses, nodeInfo, conditions), its Lease, and its podCIDR.
+
+podCIDR: a Node controller that allocates podCIDRs (kube-controller-manager's nodeipam) may set
+`spec.podCIDR`; when none does, the agent claims one /24 of the cluster CIDR itself, race-safely: a claim is
+a Lease `podcidr-10.244.N.0-24` in kube-node-lease created with the node as holder — the API's create is
+atomic, so of two nodes racing for one /24 exactly one create succeeds and the other tries the next. A node
+finds its own claim again after a restart (same holder), so its pods keep their subnet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import logging
+import os
+import platform
+import shutil
+from pathlib import Path
+
+from kfab.client import APIStatusError, Client, rt_of
+
+log = logging.getLogger(__name__)
+
+LEASE_NAMESPACE = "kube-node-lease"
+LEASE_DURATION = 40
+LEASE_RENEW = 5.0
+STATUS_EVERY = 10.0
+CLAIM_LABEL = "kfab.io/podcidr-claim"
+AGENT_VERSION = "v1.37.0-kfab"
+
+
+def micro_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read(path: str, default: str = "") -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return default
+
+
+def meminfo() -> dict[str, int]:
+    """/proc/meminfo in KiB."""
+    out = {}
+    for line in _read("/proc/meminfo").splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts:
+            out[key] = int(parts[0])
+    return out
+
+
+def os_image() -> str:
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip('"')
+    return "Linux"
+
+
+def capacity(root: str = "/var/lib") -> dict[str, str]:
+    disk = shutil.disk_usage(root if os.path.exists(root) else "/")
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{meminfo().get('MemTotal', 0)}Ki", "pods": "110",
+            "ephemeral-storage": f"{disk.total // 1024}Ki"}
+
+
+def pressure() -> dict[str, bool]:
+    mem = meminfo()
+    disk = shutil.disk_usage("/")
+    # kubelet's default hard eviction thresholds: memory.available<100Mi, nodefs.available<10%.
+    return {"MemoryPressure": mem.get("MemAvailable", 1 << 30) < 100 * 1024,
+            "DiskPressure": disk.free < disk.total * 0.10}
+
+
+def conditions(previous: list[dict], ready: bool = True) -> list[dict]:
+    now = _now()
+    wanted = [("Ready", ready, "KubeletReady", "kfab node agent is posting ready status")]
+    reasons = {"MemoryPressure": ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory"),
+               "DiskPressure": ("KubeletHasNoDiskPressure", "KubeletHasDiskPressure")}
+    for kind, under in pressure().items():
+        what = kind.replace("Pressure", "").lower()
+        wanted.append((kind, under, reasons[kind][under],
+                       f"kfab node agent has {'' if under else 'no '}{what} pressure"))
+    wanted.append(("PIDPressure", False, "KubeletHasSufficientPID", "kfab node agent has sufficient PID available"))
+    old = {c.get("type"): c for c in previous}
+    out = []
+    for kind, value, reason, message in wanted:
+        status = "True" if value else "False"
+        prior = old.get(kind) or {}
+        changed = prior.get("status") != status
+        out.append({"type": kind, "status": status, "reason": reason, "message": message,
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now if changed else prior.get("lastTransitionTime", now)})
+    return out
+
+
+class NodeRegistration:
+    def __init__(self, client: Client, name: str, host_ip: str, cluster_cidr: str, port: int,
+                 runtime_version: str):
+        self.client, self.name, self.host_ip = client, name, host_ip
+        self.cluster_cidr = ipaddress.ip_network(cluster_cidr)
+        self.port = port
+        self.runtime_version = runtime_version
+        self.pod_cidr: str | None = None
+        self.node: dict | None = None
+
+    def _node_info(self) -> dict:
+        uname = platform.uname()
+        return {"machineID": _read("/etc/machine-id"), "systemUUID": _read("/sys/class/dmi/id/product_uuid"),
+                "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": uname.release,
+                "osImage": os_image(), "containerRuntimeVersion": self.runtime_version,
+                "kubeletVersion": AGENT_VERSION, "kubeProxyVersion": AGENT_VERSION,
+                "operatingSystem": "linux", "architecture": {"x86_64": "amd64", "aarch64": "arm64"}
+                .get(uname.machine, uname.machine)}
+
+    def _status(self, previous: dict | None) -> dict:
+        cap = capacity()
+        return {"capacity": cap, "allocatable": dict(cap),
+                "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                              {"type": "Hostname", "address": self.name}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
+                "nodeInfo": self._node_info(),
+                "conditions": conditions((previous or {}).get("conditions") or [])}
+
+    async def register(self) -> dict:
+        """Create the Node, or take over the one already there (an agent restart); then its podCIDR."""
+        nodes = rt_of("Node")
+        body = {"metadata": {"name": self.name, "labels": {
+            "kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": self._node_info()["architecture"]}}, "spec": {}}
+        try:
+            node = await self.client.create(nodes, body)
+        except APIStatusError as e:
+            if not e.already_exists:
+                raise
+            node = await self.client.get(nodes, None, self.name)
+        self.pod_cidr = (node.get("spec") or {}).get("podCIDR") or await self._claim_cidr()
+        if not (node.get("spec") or {}).get("podCIDR"):
+            node = await self.client.patch(nodes, None, self.name,
+                                           {"spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}})
+        self.node = await self.client.patch(nodes, None, self.name, {"status": self._status(node.get("status"))},
+                                            "merge", subresource="status")
+        return self.node
+
+    async def _claim_cidr(self) -> str:
+        leases = rt_of("Lease", "coordination.k8s.io/v1")
+        existing = (await self.client.list(leases, LEASE_NAMESPACE, label_selector=CLAIM_LABEL))["items"]
+        taken = set()
+        for lease in existing:
+            cidr = (lease["metadata"].get("annotations") or {}).get(CLAIM_LABEL)
+            if (lease.get("spec") or {}).get("holderIdentity") == self.name and cidr:
+                return cidr
+            taken.add(cidr)
+        for subnet in self.cluster_cidr.subnets(new_prefix=24):
+            cidr = str(subnet)
+            if cidr in taken:
+                continue
+            claim = {"metadata": {"name": f"podcidr-{cidr.replace('/', '-')}", "namespace": LEASE_NAMESPACE,
+                                  "labels": {CLAIM_LABEL: "true"}, "annotations": {CLAIM_LABEL: cidr}},
+                     "spec": {"holderIdentity": self.name}}
+            try:
+                await self.client.create(leases, claim)
+                log.info("claimed podCIDR %s", cidr)
+                return cidr
+            except APIStatusError as e:
+                if not e.already_exists:
+                    raise
+        raise RuntimeError(f"no free /24 left in the cluster CIDR {self.cluster_cidr}")
+
+    async def run_heartbeats(self) -> None:
+        """Renew the Lease every few seconds and post the Node status (conditions, capacity) regularly."""
+        leases = rt_of("Lease", "coordination.k8s.io/v1")
+        last_status = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                body = {"metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                        "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
+                                 "renewTime": micro_now()}}
+                try:
+                    await self.client.patch(leases, LEASE_NAMESPACE, self.name, {"spec": body["spec"]}, "merge")
+                except APIStatusError as e:
+                    if not e.not_found:
+                        raise
+                    await self.client.create(leases, body)
+                if loop.time() - last_status >= STATUS_EVERY:
+                    node = await self.client.get(rt_of("Node"), None, self.name)
+                    self.node = await self.client.patch(rt_of("Node"), None, self.name,
+                                                        {"status": self._status(node.get("status"))},
+                                                        "merge", subresource="status")
+                    last_status = loop.time()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the API server may be restarting: keep trying
+                log.warning("node heartbeat failed: %s", e)
+            await asyncio.sleep(LEASE_RENEW)

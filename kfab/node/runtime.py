@@ -1,0 +1,224 @@
+"""Podman as the node's container runtime, through the `podman` Python bindings over the Podman API socket.
+
+The bindings are synchronous (requests over a unix socket): every call runs in a worker thread so the agent's
+event loop never blocks. One Podman pod per Kubernetes pod, on the node's pod network, so the containers of a
+pod share one network namespace and one IP. Every Podman object kfab creates carries labels naming the
+Kubernetes pod, which is what lets a restarted agent adopt what is already there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Callable
+
+import podman
+from podman.errors import APIError, ImageNotFound, NotFound
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "unix:///run/podman/podman.sock"
+LABEL_UID = "kfab.io/pod-uid"
+LABEL_NAMESPACE = "kfab.io/pod-namespace"
+LABEL_NAME = "kfab.io/pod-name"
+LABEL_CONTAINER = "kfab.io/container"
+LABEL_ATTEMPT = "kfab.io/attempt"
+LABEL_INIT = "kfab.io/init"
+
+
+class RuntimeError_(Exception):
+    """Podman refused something; the message is Podman's."""
+
+
+class ImagePullError(RuntimeError_):
+    pass
+
+
+def _explain(e: Exception) -> str:
+    return getattr(e, "explanation", None) or str(e)
+
+
+class PodmanRuntime:
+    def __init__(self, socket_url: str = DEFAULT_SOCKET):
+        self.socket_url = socket_url
+        self.client = podman.PodmanClient(base_url=socket_url, timeout=120)
+
+    async def _call(self, fn: Callable, *args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # --- host --------------------------------------------------------------------------------------
+
+    async def info(self) -> dict:
+        return await self._call(self.client.info)
+
+    async def ensure_network(self, name: str, subnet: str, gateway: str) -> None:
+        """The node's pod network: a Podman bridge network whose subnet is the node's podCIDR."""
+        def ensure():
+            try:
+                net = self.client.networks.get(name)
+                subnets = [s.get("subnet") for s in net.attrs.get("subnets") or []]
+                if subnet in subnets:
+                    return
+                # The podCIDR changed (a new cluster): the old network must go, with whatever uses it.
+                log.warning("pod network %s has subnets %s, want %s: recreating it", name, subnets, subnet)
+                net.remove(force=True)
+            except NotFound:
+                pass
+            body = {"name": name, "driver": "bridge", "subnets": [{"subnet": subnet, "gateway": gateway}]}
+            # The bindings' networks.create() speaks the Docker IPAM shape; libpod's own create takes subnets.
+            self.client.api.post("/networks/create", data=json.dumps(body)).raise_for_status()
+        await self._call(ensure)
+
+    # --- images ------------------------------------------------------------------------------------
+
+    async def image_present(self, image: str) -> bool:
+        return await self._call(self.client.images.exists, image)
+
+    async def pull(self, image: str) -> None:
+        def pull():
+            repo, tag = image, None
+            if ":" in image.rsplit("/", 1)[-1] and "@" not in image:
+                repo, tag = image.rsplit(":", 1)
+            try:
+                self.client.images.pull(repo, tag=tag or "latest" if "@" not in image else None)
+            except (APIError, ImageNotFound, NotFound) as e:
+                raise ImagePullError(f'failed to pull image "{image}": {_explain(e)}') from None
+        await self._call(pull)
+
+    # --- pods --------------------------------------------------------------------------------------
+
+    async def list_pods(self) -> list[dict]:
+        """Every Podman pod kfab made (any agent generation), as inspect data."""
+        def list_():
+            out = []
+            for p in self.client.pods.list(filters={"label": LABEL_UID}):
+                try:
+                    p.reload()
+                    out.append(p.attrs)
+                except NotFound:
+                    continue
+            return out
+        return await self._call(list_)
+
+    async def get_pod(self, name: str) -> dict | None:
+        def get():
+            try:
+                return self.client.pods.get(name).attrs
+            except NotFound:
+                return None
+        return await self._call(get)
+
+    async def create_pod(self, name: str, labels: dict, network: str, hostname: str, **options) -> dict:
+        def create():
+            try:
+                pod = self.client.pods.create(name, labels=labels, hostname=hostname,
+                                              netns={"nsmode": "bridge"}, Networks={network: {}}, **options)
+            except APIError as e:
+                raise RuntimeError_(f"podman pod create {name}: {_explain(e)}") from None
+            return pod.attrs
+        return await self._call(create)
+
+    async def start_infra(self, pod: dict) -> None:
+        """Start only the pod's infra container: starting the whole pod would rerun finished init containers."""
+        def start():
+            infra = self.client.containers.get(pod["InfraContainerID"])
+            infra.reload()
+            if infra.status != "running":
+                infra.start()
+        await self._call(start)
+
+    async def pod_ip(self, pod: dict, network: str) -> str | None:
+        def ip():
+            infra = self.client.containers.get(pod["InfraContainerID"])
+            nets = (infra.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            return (nets.get(network) or {}).get("IPAddress") or None
+        return await self._call(ip)
+
+    async def remove_pod(self, name_or_id: str) -> None:
+        def remove():
+            try:
+                self.client.pods.remove(name_or_id, force=True)
+            except NotFound:
+                pass
+        await self._call(remove)
+
+    # --- containers --------------------------------------------------------------------------------
+
+    async def pod_containers(self, pod_uid: str) -> list[dict]:
+        """Inspect data of every container of one Kubernetes pod (all attempts), infra excluded."""
+        def list_():
+            out = []
+            for c in self.client.containers.list(all=True, filters={"label": f"{LABEL_UID}={pod_uid}"}):
+                try:
+                    c.reload()
+                except NotFound:
+                    continue
+                if LABEL_CONTAINER in (c.labels or {}):
+                    out.append(c.attrs)
+            return out
+        return await self._call(list_)
+
+    async def create_container(self, image: str, **kwargs) -> str:
+        def create():
+            try:
+                return self.client.containers.create(image, **kwargs).id
+            except APIError as e:
+                raise RuntimeError_(f"podman create {kwargs.get('name')}: {_explain(e)}") from None
+        return await self._call(create)
+
+    async def start_container(self, container_id: str) -> None:
+        def start():
+            try:
+                self.client.containers.get(container_id).start()
+            except APIError as e:
+                raise RuntimeError_(f"podman start: {_explain(e)}") from None
+        await self._call(start)
+
+    async def stop_container(self, container_id: str, grace: int) -> None:
+        """SIGTERM (or the image's stop signal), then SIGKILL after `grace` seconds: Podman's own stop."""
+        def stop():
+            try:
+                self.client.containers.get(container_id).stop(timeout=max(0, int(grace)))
+            except NotFound:
+                pass
+            except APIError as e:
+                log.info("stop %s: %s", container_id[:12], _explain(e))
+        await self._call(stop)
+
+    async def remove_container(self, container_id: str) -> None:
+        def remove():
+            try:
+                self.client.containers.get(container_id).remove(force=True)
+            except NotFound:
+                pass
+        await self._call(remove)
+
+    async def exec(self, container_id: str, command: list[str]) -> tuple[int, bytes]:
+        def run():
+            code, output = self.client.containers.get(container_id).exec_run(command, demux=False)
+            return code, output if isinstance(output, bytes) else b""
+        return await self._call(run)
+
+    def logs(self, container_id: str, follow: bool, tail: int | None) -> "iter":
+        """A blocking iterator of log chunks (run it in a thread)."""
+        c = self.client.containers.get(container_id)
+        return c.logs(stream=True, follow=follow, tail=tail if tail is not None else "all",
+                      stdout=True, stderr=True)
+
+    # --- events ------------------------------------------------------------------------------------
+
+    def watch_exits(self, on_exit: Callable[[dict], None], stop: threading.Event) -> None:
+        """Blocking: call `on_exit(event)` for every container of kfab's that dies (Podman's event stream)."""
+        while not stop.is_set():
+            try:
+                client = podman.PodmanClient(base_url=self.socket_url, timeout=None)
+                for event in client.events(decode=True, filters={"type": "container", "event": "died",
+                                                                  "label": LABEL_UID}):
+                    if stop.is_set():
+                        return
+                    on_exit(event)
+            except Exception as e:  # noqa: BLE001 - the socket restarted: reconnect
+                log.info("podman event stream broke (%s): reconnecting", e)
+                stop.wait(1.0)

@@ -1,0 +1,1 @@
+"""Shipping kfab to hosts: a wheelhouse of kfab and its dependencies, installed with `pip --no-index`."""
