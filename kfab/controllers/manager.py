@@ -23,6 +23,7 @@ from kfab.controllers.informer import InformerFactory
 from kfab.controllers.leader import LeaderElectionConfig, LeaderElector
 from kfab.controllers.namespace import NamespaceController
 from kfab.controllers.replicaset import ReplicaSetController
+from kfab.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "namespace": NamespaceController,
     "endpoint": EndpointsController,
     "endpointslice": EndpointSliceController,
+    "statefulset": StatefulSetController,
 }
 
 
