@@ -156,6 +156,20 @@ def prepare_create(rt: ResourceType, obj: dict, namespace: str | None) -> dict:
         # Every namespace carries the "kubernetes" finalizer: the namespace controller empties it before
         # the namespace goes away.
         obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+    return omit_empty_metadata(obj)
+
+
+# Go's `omitempty`: kube-apiserver never stores an empty labels map or finalizers list, so after
+# `kubectl label x tier-` the labels field is gone rather than `{}`.
+_OMIT_EMPTY_META = ("labels", "annotations", "finalizers", "ownerReferences", "managedFields")
+
+
+def omit_empty_metadata(obj: dict) -> dict:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for key in _OMIT_EMPTY_META:
+            if key in meta and meta[key] in ({}, [], None):
+                del meta[key]
     return obj
 
 
@@ -194,7 +208,7 @@ def prepare_update(rt: ResourceType, new: dict, old: dict) -> dict:
         new["spec"] = dict(new.get("spec") or {}, finalizers=(old.get("spec") or {}).get("finalizers", []))
     if (rt.group, rt.kind) in _GENERATION_KINDS and _spec_part(new) != _spec_part(old):
         meta["generation"] = int(old_meta.get("generation") or 0) + 1
-    return new
+    return omit_empty_metadata(new)
 
 
 def prepare_status_update(rt: ResourceType, new: dict, old: dict) -> dict:

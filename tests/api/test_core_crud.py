@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from kubernetes import client
@@ -85,13 +86,16 @@ def test_generation_bumps_on_spec_change_only(k8s, namespace):
 
 
 def test_status_is_ignored_on_main_resource_and_taken_on_status(k8s, namespace):
-    apps = client.AppsV1Api(k8s)
-    apps.create_namespaced_deployment(namespace, deployment("web"))
-    apps.patch_namespaced_deployment("web", namespace, {"status": {"replicas": 7}})
-    assert (apps.read_namespaced_deployment("web", namespace).status.replicas or 0) == 0
-    apps.patch_namespaced_deployment_status("web", namespace, {"status": {"replicas": 7}, "spec": {"replicas": 9}})
-    dep = apps.read_namespaced_deployment("web", namespace)
-    assert dep.status.replicas == 7 and dep.spec.replicas == 1
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_service(namespace, {"metadata": {"name": "lb"},
+                                               "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
+    ingress = {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}}
+    core.patch_namespaced_service("lb", namespace, ingress)
+    assert core.read_namespaced_service("lb", namespace).status.load_balancer.ingress is None
+    core.patch_namespaced_service_status("lb", namespace, dict(ingress, spec={"selector": {"app": "changed"}}))
+    svc = core.read_namespaced_service("lb", namespace)
+    assert svc.status.load_balancer.ingress[0].ip == "192.0.2.10"
+    assert svc.spec.selector == {"app": "x"}
 
 
 def test_body_namespace_must_match_path(k8s, namespace):
@@ -210,14 +214,18 @@ def test_delete_with_finalizer_waits_until_it_is_removed(k8s, namespace):
 
 
 def test_foreground_and_orphan_propagation_set_gc_finalizers(k8s, namespace):
+    """The API marks the object (deletionTimestamp + the policy's finalizer); the garbage collector in
+    kfab server then finishes the delete."""
     apps = client.AppsV1Api(k8s)
     for name, policy, finalizer in (("fg", "Foreground", "foregroundDeletion"), ("or", "Orphan", "orphan")):
-        apps.create_namespaced_deployment(namespace, deployment(name))
+        made = apps.create_namespaced_deployment(namespace, deployment(name))
         apps.delete_namespaced_deployment(name, namespace, propagation_policy=policy)
-        dep = apps.read_namespaced_deployment(name, namespace)
-        assert dep.metadata.deletion_timestamp is not None
-        assert dep.metadata.finalizers == [finalizer]
-    apps.create_namespaced_deployment(namespace, deployment("bg"))
+        seen = watch_events(k8s, namespace, made.metadata.resource_version, f"metadata.name={name}")
+        first = seen[0]
+        assert first[0] == "MODIFIED"
+        assert first[1].metadata.deletion_timestamp is not None and finalizer in first[1].metadata.finalizers
+        assert seen[-1][0] == "DELETED"
+    made = apps.create_namespaced_deployment(namespace, deployment("bg"))
     apps.delete_namespaced_deployment("bg", namespace, propagation_policy="Background")
     with pytest.raises(ApiException):
         apps.read_namespaced_deployment("bg", namespace)
@@ -255,20 +263,31 @@ def test_delete_collection_by_label(k8s, namespace):
     assert [c.metadata.name for c in core.list_namespaced_config_map(namespace).items] == ["c"]
 
 
-def test_namespace_delete_marks_it_terminating(k8s):
+def test_namespace_delete_marks_it_terminating_until_emptied(k8s):
     core = client.CoreV1Api(k8s)
     core.create_namespace({"metadata": {"name": "going-away"}})
+    # a finalizer holds this object, and so the namespace, until the test removes it
+    core.create_namespaced_config_map("going-away", {"metadata": {"name": "held", "finalizers": ["example.com/x"]}})
     core.delete_namespace("going-away")
     ns = core.read_namespace("going-away")
-    assert ns.status.phase == "Terminating" and ns.spec.finalizers == ["kubernetes"]
+    assert ns.status.phase == "Terminating" and ns.metadata.deletion_timestamp is not None
     with pytest.raises(ApiException) as e:
         core.create_namespaced_config_map("going-away", {"metadata": {"name": "late"}})
     assert e.value.status == 403
-    # what the namespace controller does once the namespace is empty
-    core.replace_namespace_finalize("going-away", {"metadata": {"name": "going-away"}, "spec": {"finalizers": []}})
-    with pytest.raises(ApiException) as e:
-        core.read_namespace("going-away")
-    assert e.value.status == 404
+    assert "because it is being terminated" in body_of(e.value)["message"]
+    core.patch_namespaced_config_map("held", "going-away", {"metadata": {"finalizers": None}})
+    wait_gone(lambda: core.read_namespace("going-away"))
+
+
+def test_namespace_finalize_subresource(k8s):
+    core = client.CoreV1Api(k8s)
+    core.create_namespace({"metadata": {"name": "finalize-me"}})
+    ns = core.replace_namespace_finalize("finalize-me", {"metadata": {"name": "finalize-me"},
+                                                         "spec": {"finalizers": ["example.com/keep"]}})
+    assert ns.spec.finalizers == ["example.com/keep"]
+    core.replace_namespace_finalize("finalize-me", {"metadata": {"name": "finalize-me"}, "spec": {"finalizers": []}})
+    core.delete_namespace("finalize-me")  # nothing holds it: gone at once
+    wait_gone(lambda: core.read_namespace("finalize-me"))
 
 
 def test_system_namespaces_exist(k8s):
@@ -293,7 +312,36 @@ def statefulset(name: str) -> dict:
 
 
 def pod(name: str) -> dict:
-    return {"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    # A scheduler name nobody serves: these tests bind pods themselves, kfab server's scheduler leaves them be.
+    return {"metadata": {"name": name}, "spec": {"schedulerName": "tests-bind-by-hand",
+                                                 "containers": [{"name": "c", "image": "busybox"}]}}
+
+
+def watch_events(k8s, namespace: str, resource_version: str, field_selector: str, timeout: int = 30):
+    """Deployment events after resource_version until the object is DELETED (or the timeout)."""
+    from kubernetes import watch
+
+    seen = []
+    w = watch.Watch()
+    for e in w.stream(client.AppsV1Api(k8s).list_namespaced_deployment, namespace, field_selector=field_selector,
+                      resource_version=resource_version, timeout_seconds=timeout):
+        seen.append((e["type"], e["object"]))
+        if e["type"] == "DELETED":
+            w.stop()
+    return seen
+
+
+def wait_gone(read, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            read()
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        time.sleep(0.1)
+    raise AssertionError(f"still there after {deadline}s")
 
 
 def bind(k8s, namespace: str, pod_name: str, node: str) -> None:
