@@ -23,6 +23,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
     p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
+    p.add_argument("--leader-elect-identity", default="", metavar="ID",
+                   help="this candidate's name in the Lease and in its Events (default: hostname_<uuid>)")
     p.add_argument("--controllers", default="*",
                    help="comma-separated: '*' all, 'name' enable, '-name' disable (default '*')")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -76,7 +78,8 @@ def run_controller_manager(args) -> int:
         select(names)
         election = LeaderElectionConfig(lease_duration=args.leader_elect_lease_duration,
                                         renew_deadline=args.leader_elect_renew_deadline,
-                                        retry_period=args.leader_elect_retry_period) if args.leader_elect else None
+                                        retry_period=args.leader_elect_retry_period,
+                                        identity=args.leader_elect_identity) if args.leader_elect else None
     except ValueError as e:
         print(f"kfab controller-manager: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,100 @@
+"""A small cluster for controller tests: a real `kfab server` (controllers and scheduler in-process unless
+disabled), N hollow nodes (`kfab hollow-node`), real kubectl and the official client; everything stopped by PID
+afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client, config
+
+from tests.api.conftest import KUBECTL, REPO, start_server, stop_server
+
+UNSCHEDULABLE = {"kfab-test/no-such-node": "true"}  # a nodeSelector no hollow node matches
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def start_kfab(*args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kfab", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=REPO)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@dataclass
+class Cluster:
+    data_dir: Path
+    kubeconfig: Path
+    api: client.ApiClient
+    nodes: list[str]
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60):
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)
+        result = subprocess.run([KUBECTL, "--kubeconfig", str(self.kubeconfig), *args], input=input,
+                                capture_output=True, text=True, env=env, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+
+def start_hollow_nodes(kubeconfig: Path, data_dir: Path, count: int, prefix: str) -> subprocess.Popen:
+    return start_kfab("hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(count), "--name-prefix", prefix,
+                      "--lease-interval", "2", log=data_dir / f"{prefix}hollow.log")
+
+
+def running_cluster(data_dir: Path, nodes: int = 3, server_args: tuple[str, ...] = ()):
+    """Generator for fixtures: a server and hollow nodes; torn down by PID at the end."""
+    server_proc, server = start_server(data_dir, *server_args)
+    procs = [server_proc]
+    api = None
+    try:
+        names = [f"hollow-{i}" for i in range(nodes)]
+        procs.append(start_hollow_nodes(server.kubeconfig, data_dir, nodes, "hollow-"))
+        api = config.new_client_from_config(config_file=str(server.kubeconfig))
+        core = client.CoreV1Api(api)
+
+        def all_ready():
+            found = {n.metadata.name: n for n in core.list_node().items}
+            return all(n in found and any(c.type == "Ready" and c.status == "True"
+                                          for c in found[n].status.conditions or []) for n in names)
+        wait_for(all_ready, 30, "hollow nodes to register Ready")
+        yield Cluster(data_dir, server.kubeconfig, api, names, procs)
+    finally:
+        if api is not None:
+            api.close()
+        for proc in reversed(procs[1:]):
+            stop(proc)
+        stop_server(server_proc)
