@@ -53,10 +53,11 @@ def select(names: Iterable[str] | None) -> dict[str, type[Controller]]:
     return chosen
 
 
-async def run_controllers(client: Client, names: Iterable[str] | None = None, options: dict | None = None) -> None:
-    """Run the chosen controllers until cancelled."""
+async def run_controllers(client: Client, names: Iterable[str] | None = None, options: dict | None = None,
+                          identity: str | None = None) -> None:
+    """Run the chosen controllers until cancelled; Events they record name `identity` as reportingInstance."""
     informers = InformerFactory(client)
-    recorder = EventRecorder(client, socket.gethostname())
+    recorder = EventRecorder(client, identity or socket.gethostname())
     ctx = ControllerContext(client, informers, recorder, dict(options or {}))
     controllers = [cls(ctx) for cls in select(names).values()]
     informers.start()
@@ -75,9 +76,10 @@ async def run_manager(kubeconfig: Path, leader_elect: bool = False, election: Le
         if not leader_elect:
             await run_controllers(client, names, options)
             return
-        elector = LeaderElector(client, election or LeaderElectionConfig())
+        election = election or LeaderElectionConfig()
+        elector = LeaderElector(client, election)
         while True:  # after losing the lease, contend again with fresh caches
-            await elector.run(lambda: run_controllers(client, names, options))
+            await elector.run(lambda: run_controllers(client, names, options, election.identity))
 
 
 def in_process_components(args) -> tuple[Callable[[Path], Awaitable[None]], ...]:
