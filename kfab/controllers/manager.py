@@ -22,6 +22,7 @@ from kfab.controllers.garbage_collector import GarbageCollector
 from kfab.controllers.informer import InformerFactory
 from kfab.controllers.leader import LeaderElectionConfig, LeaderElector
 from kfab.controllers.namespace import NamespaceController
+from kfab.controllers.node_lifecycle import NodeLifecycleController
 from kfab.controllers.replicaset import ReplicaSetController
 from kfab.controllers.statefulset import StatefulSetController
 
@@ -35,6 +36,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "endpoint": EndpointsController,
     "endpointslice": EndpointSliceController,
     "statefulset": StatefulSetController,
+    "nodelifecycle": NodeLifecycleController,
 }
 
 

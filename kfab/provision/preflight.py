@@ -1,5 +1,5 @@
 """Checks every host's tasks before any connection is opened: each variable a task, condition, loop or
-template uses must be defined for that host. Facts and registered results are not known yet, so they
+template uses must be defined for that host, and local files a task uploads must exist. Facts and registered results are not known yet, so they
 stand in as `Unknown` values that absorb any use; only what is certainly undefined is reported."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from kfab.provision.errors import ProvisionError
 from kfab.provision.inventory import Inventory
 from kfab.provision.playbook import Play
 from kfab.provision.runner import RoleFiles
-from kfab.provision.templating import evaluate, render_value
+from kfab.provision.templating import evaluate, render_value, template_names
 
 CONNECTION_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file",
                    "kfab_known_hosts_file", "kfab_host_key_checking")
@@ -113,8 +113,19 @@ def _check_task(run: RunVars, host: str, play: Play, ref, task) -> None:
     for item in items:
         scoped = variables.scoped("loop item", {"item": item}) if task.loop is not None else variables
         args = render_value(task.args, scoped)
+        files = RoleFiles(task.role, scoped)
         if task.module.name == "template" and isinstance(args.get("src"), str):
-            RoleFiles(task.role, scoped).render_template(args["src"])
+            files.render_template(args["src"])
+        # Local files a task uploads must exist now; unless their name depends on run-time values.
+        runtime = set(run.registered[host]) | {"kfab_facts", "hostvars"}
+        if task.module.name == "copy" and isinstance(args.get("src"), str) \
+                and not template_names(task.args.get("src")) & runtime:
+            if files.role.find_file(args["src"]) is None:
+                raise ProvisionError(f"copy: file '{args['src']}' not found" + (
+                    "" if args["src"].startswith("/") else f" in {files.role.path / 'files'}"))
+        if task.module.name == "venv" and isinstance(args.get("wheelhouse"), str) \
+                and not template_names(task.args.get("wheelhouse")) & runtime:
+            files.local_files(args["wheelhouse"], ".whl")
 
 
 def _collect(errors: list, check, **where) -> None:
@@ -123,7 +134,7 @@ def _collect(errors: list, check, **where) -> None:
     except jinja2.UndefinedError as exc:
         errors.append(ProvisionError(exc.message or "undefined variable", **where))
     except ProvisionError as exc:
-        if "undefined" in exc.message or "refers to itself" in exc.message or "syntax" in exc.message:
+        if any(w in exc.message for w in ("undefined", "refers to itself", "syntax", "not found")):
             errors.append(exc.located(**where))
     except Exception:  # noqa: BLE001 - anything else may depend on run-time values; the run will tell
         pass

@@ -172,3 +172,20 @@ def test_preflight_skips_tasks_certainly_off_and_tolerates_run_time_values(tmp_p
     errors = preflight(load_inventory(tmp_path / "inv.yml"), plays, {}, ["h1"])
     assert [e.task for e in errors] == ["r : loop item with a typo"]
     assert "has no attribute 'nmae'" in str(errors[0])
+
+
+def test_preflight_finds_a_missing_local_file_to_upload(tmp_path):
+    project(tmp_path, """\
+        - name: upload credentials
+          copy: {src: "{{ creds }}/{{ inventory_hostname }}/kubeconfig", dest: /etc/k}
+        - name: from a registered path (known only at run time)
+          copy: {src: "{{ out.stdout }}", dest: /etc/k2}
+          register: out
+        """, defaults=f"creds: {tmp_path}/creds\n")
+    plays = load_playbook(tmp_path / "site.yml")
+    inventory = load_inventory(tmp_path / "inv.yml")
+    errors = preflight(inventory, plays, {}, ["h1"])
+    assert len(errors) == 1 and f"copy: file '{tmp_path}/creds/h1/kubeconfig' not found" in str(errors[0])
+    (tmp_path / "creds" / "h1").mkdir(parents=True)
+    (tmp_path / "creds" / "h1" / "kubeconfig").write_text("x")
+    assert preflight(inventory, plays, {}, ["h1"]) == []
