@@ -75,7 +75,8 @@ def test_host_has_packages_podman_settings_sysctls_and_names(lab, provisioned, n
 def test_podman_runs_a_container_with_runc(lab, provisioned):
     assert lab.ssh("kt2", "podman info --format '{{.Host.OCIRuntime.Name}}'").stdout.strip() == "runc"
     # No image registry is reachable here: build a busybox image from Debian's static busybox.
-    lab.ssh("kt2", "DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null && "
+    lab.ssh("kt2", "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "
+                   "busybox-static >/dev/null && "
                    "rm -rf /root/bbimg && mkdir -p /root/bbimg/bin && cp /bin/busybox /root/bbimg/bin/ && "
                    "tar -C /root/bbimg -c . | podman import - localhost/kfab-busybox >/dev/null")
     run = lab.ssh("kt2", "podman run --rm localhost/kfab-busybox /bin/busybox echo hello-from-runc")
