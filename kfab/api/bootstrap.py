@@ -1,11 +1,13 @@
 """What every cluster has from its first start: the system namespaces (as kube-apiserver's
-system-namespaces controller creates them). Idempotent and safe to run from two API servers at once."""
+system-namespaces controller creates them) and the `kubernetes` Service. Idempotent and safe to run from
+two API servers at once."""
 
 from __future__ import annotations
 
 from kfab.api import strategy
 from kfab.api.errors import APIError
 from kfab.api.storage import ResourceStorage
+from kfab.objects.admission import AdmissionChain, AdmissionRequest
 from kfab.objects.registry import REGISTRY
 from kfab.store.base import Store
 
@@ -29,3 +31,51 @@ async def bootstrap_namespaces(store: Store) -> list[str]:
             if e.reason != "AlreadyExists":  # another API server made it first: fine
                 raise
     return created
+
+
+async def bootstrap_kubernetes_service(store: Store, admission: AdmissionChain, port: int, address: str) -> None:
+    """The `default/kubernetes` Service in-cluster clients reach the API through, and its Endpoints naming
+    this API server (kube-apiserver's bootstrap controller). The Service goes through admission, so its
+    ClusterIP (the service range's first address) is held like any other. Several API servers each add
+    their own address."""
+    storage = ResourceStorage(store)
+    svc_rt = REGISTRY.by_kind("v1", "Service")
+    if await storage.get_or_none(svc_rt, "default", "kubernetes") is None:
+        obj = strategy.prepare_create(svc_rt, admission.allocator.kubernetes_service(port), "default")
+        req = AdmissionRequest(operation="CREATE", resource=svc_rt, subresource=None, namespace="default",
+                               name="kubernetes", obj=obj, old=None, user=None)
+        try:
+            async with admission.admitted(req) as (admitted, _):
+                await storage.create(svc_rt, admitted)
+        except APIError as e:
+            if e.reason != "AlreadyExists":
+                raise
+    ep_rt = REGISTRY.by_kind("v1", "Endpoints")
+    port_entry = {"name": "https", "port": port, "protocol": "TCP"}
+    for _ in range(5):
+        current = await storage.get_or_none(ep_rt, "default", "kubernetes")
+        if current is None:
+            obj = strategy.prepare_create(ep_rt, {"metadata": {"name": "kubernetes", "labels": {
+                "endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": address}], "ports": [port_entry]}]}, "default")
+            try:
+                await storage.create(ep_rt, obj)
+                return
+            except APIError as e:
+                if e.reason != "AlreadyExists":
+                    raise
+                continue
+        subsets = current.get("subsets") or [{"addresses": [], "ports": [port_entry]}]
+        addresses = subsets[0].setdefault("addresses", [])
+        if any(a.get("ip") == address for a in addresses) and subsets[0].get("ports") == [port_entry]:
+            return
+        if not any(a.get("ip") == address for a in addresses):
+            addresses.append({"ip": address})
+        subsets[0]["ports"] = [port_entry]
+        current["subsets"] = subsets[:1]
+        try:
+            await storage.update(ep_rt, current, int(current["metadata"]["resourceVersion"]))
+            return
+        except APIError as e:
+            if e.reason != "Conflict":
+                raise

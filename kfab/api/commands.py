@@ -20,6 +20,9 @@ def _common(p) -> None:
                    help="bearer tokens, kube-apiserver CSV format: token,user,uid,\"group1,group2\"")
     p.add_argument("--tls-san", action="append", default=[],
                    help="extra DNS name or IP for the serving certificate; repeatable")
+    p.add_argument("--advertise-address", metavar="IP",
+                   help="the address in-cluster clients reach this API server at (the `kubernetes` Service's "
+                        "endpoint); default: --bind, or this host's outgoing address when binding all")
     p.add_argument("--compaction-interval", type=float, default=300.0, metavar="SECONDS",
                    help="every SECONDS, forget store history older than the previous interval (default 300)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each component's progress")
@@ -50,7 +53,7 @@ def _config(args, store_url: str) -> ServerConfig:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return ServerConfig(store_url=store_url, data_dir=args.data_dir.resolve(), bind=args.bind, port=args.port,
                         tokens_file=args.token_auth_file, tls_sans=args.tls_san,
-                        compaction_interval=args.compaction_interval,
+                        compaction_interval=args.compaction_interval, advertise_address=args.advertise_address,
                         # The controllers (and the scheduler) join `kfab server` here (k3s-style).
                         components=in_process_components(args))
 

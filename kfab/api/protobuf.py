@@ -131,7 +131,8 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "NonResourceAttributes": {1: ("path", "string"), 2: ("verb", "string")},
     "SubjectAccessReviewStatus": {1: ("allowed", "bool"), 2: ("reason", "string"), 3: ("evaluationError", "string"),
                                   4: ("denied", "bool")},
-    "SelfSubjectRulesReview": _object("SelfSubjectRulesReviewSpec"),
+    "SelfSubjectRulesReview": _object("SelfSubjectRulesReviewSpec", "SubjectRulesReviewStatus"),
+    "SubjectRulesReviewStatus": {},
     "SelfSubjectRulesReviewSpec": {1: ("namespace", "string")},
     # meta/v1 DeleteOptions is not needed: kubectl sends it as JSON
 }
@@ -151,7 +152,8 @@ POINTERS = {
     ("DeploymentSpec", "progressDeadlineSeconds"),
 }
 # Status is the server's to set (reset on create); kfab reads what it knows of it and skips the rest.
-LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "SubjectAccessReviewStatus"}
+LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "SubjectAccessReviewStatus",
+           "SubjectRulesReviewStatus"}
 
 # kind (in runtime.Unknown's typeMeta) -> message
 KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "Role",

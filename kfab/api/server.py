@@ -20,7 +20,7 @@ from aiohttp import web
 
 from kfab.api.app import APIServices, build_app
 from kfab.api.auth import Authenticator
-from kfab.api.bootstrap import bootstrap_namespaces
+from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.watchhub import WatchHub
 from kfab.objects.admission import AdmissionChain
@@ -50,12 +50,13 @@ class ServerConfig:
     tokens_file: Path | None = None
     tls_sans: list[str] = field(default_factory=list)  # extra names/IPs for the serving certificate
     compaction_interval: float = COMPACTION_INTERVAL
+    advertise_address: str | None = None  # the IP the `kubernetes` Service's Endpoints name
     components: Sequence[Component] = ()
 
 
 def _certificate_names(config: ServerConfig) -> tuple[list[str], list[str]]:
     hostnames, ips = [socket.gethostname()], []
-    for name in [config.bind, *config.tls_sans]:
+    for name in [config.bind, *config.tls_sans, *([config.advertise_address] if config.advertise_address else [])]:
         try:
             address = ipaddress.ip_address(name)
         except ValueError:
@@ -74,6 +75,24 @@ def _url_host(bind: str) -> str:
     if address.is_unspecified:
         return "127.0.0.1"
     return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _advertise(config: ServerConfig) -> str:
+    """The bind address when it is one; else the address this host reaches others from (no packet is sent)."""
+    if _is_ip(config.bind) and not ipaddress.ip_address(config.bind).is_unspecified:
+        return config.bind
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the outgoing interface
+        return s.getsockname()[0]
+    return "127.0.0.1"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 async def _compact_periodically(store, interval: float) -> None:
@@ -105,18 +124,23 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         await authorizer.start()
         hub = WatchHub(store)  # one store watch shared by every client's watch
         await hub.start()
+        admission = AdmissionChain(store)
         services = APIServices(
             store=store, watch_source=hub.subscribe,
             authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
-            authorizer=authorizer, admission=AdmissionChain(store),
+            authorizer=authorizer, admission=admission,
             pod_logs=NodeLogProxy(node_reader(store), kubelet_client_ssl_context(pki)))
         app = build_app(services)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, config.bind, config.port, ssl_context=server_ssl_context(pki))
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            raise OSError(f"cannot listen on {config.bind}:{config.port}: {e.strerror or e}") from None
         port = site._server.sockets[0].getsockname()[1] if config.port == 0 else config.port  # noqa: SLF001
         url = f"https://{_url_host(config.bind)}:{port}"
+        await bootstrap_kubernetes_service(store, admission, port, config.advertise_address or _advertise(config))
         kubeconfig = write_kubeconfig(config.data_dir / ADMIN_KUBECONFIG, url, pki.ca_cert_pem,
                                       pki.admin_cert_pem, pki.admin_key_pem, user="kubernetes-admin")
         tasks.append(asyncio.create_task(_compact_periodically(store, config.compaction_interval), name="compactor"))
