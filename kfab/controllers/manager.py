@@ -23,6 +23,7 @@ from kfab.controllers.informer import InformerFactory
 from kfab.controllers.leader import LeaderElectionConfig, LeaderElector
 from kfab.controllers.namespace import NamespaceController
 from kfab.controllers.node_lifecycle import NodeLifecycleController
+from kfab.controllers.pv_binder import PersistentVolumeBinder
 from kfab.controllers.replicaset import ReplicaSetController
 from kfab.controllers.statefulset import StatefulSetController
 
@@ -37,6 +38,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "endpointslice": EndpointSliceController,
     "statefulset": StatefulSetController,
     "nodelifecycle": NodeLifecycleController,
+    "persistentvolume-binder": PersistentVolumeBinder,
 }
 
 
