@@ -25,6 +25,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
     p.add_argument("--leader-elect-identity", default="", metavar="ID",
                    help="this candidate's name in the Lease and in its Events (default: hostname_<uuid>)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=20.0, metavar="SECONDS",
+                   help="a node whose Lease is not renewed for this long becomes Unknown (default 20)")
+    p.add_argument("--pod-eviction-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="pods on an unreachable/not-ready node are evicted this long after it was tainted (default 10)")
     p.add_argument("--controllers", default="*",
                    help="comma-separated: '*' all, 'name' enable, '-name' disable (default '*')")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -83,7 +87,9 @@ def run_controller_manager(args) -> int:
     except ValueError as e:
         print(f"kfab controller-manager: {e}", file=sys.stderr)
         return 2
-    return _run_until_signal(run_manager(args.kubeconfig, args.leader_elect, election, names))
+    return _run_until_signal(run_manager(args.kubeconfig, args.leader_elect, election, names, options={
+        "node-monitor-grace-period": args.node_monitor_grace_period,
+        "pod-eviction-timeout": args.pod_eviction_timeout}))
 
 
 def run_hollow_node(args) -> int:
