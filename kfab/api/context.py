@@ -119,8 +119,8 @@ class HandlerBase:
                 async with self.admitted(request, rp, "UPDATE", new, old, opts, subresource) as (obj, warnings):
                     if unchanged(obj, old):
                         return old, warnings
-                    if opts.dry_run:
-                        return obj, warnings
+                    if opts.dry_run:  # what would be stored, still at the version it would replace
+                        return dict(obj, metadata=dict(obj["metadata"], resourceVersion=str(old_rv))), warnings
                     try:
                         stored = await self.storage.update(rp.rt, obj, old_rv)
                     except APIError as e:

@@ -236,3 +236,15 @@ def test_malformed_json_body_is_400_status(kubectl, namespace, tmp_path):
     assert result.returncode != 0
     assert "couldn't decode the request body as JSON" in result.stderr
 
+
+
+def test_diff_shows_only_the_change_and_stores_nothing(kubectl, namespace, tmp_path):
+    kubectl("apply", "-n", namespace, "-f", manifest("game-demo-configmap.yaml"))
+    changed = Path(manifest("game-demo-configmap.yaml")).read_text().replace('"3"', '"4"')
+    (tmp_path / "cm.yaml").write_text(changed)
+    result = kubectl("diff", "-n", namespace, "-f", str(tmp_path / "cm.yaml"), check=False)
+    assert result.returncode == 1, result.stderr  # 1: there are differences
+    changes = [line for line in result.stdout.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changes == ['-  player_initial_lives: "3"', '+  player_initial_lives: "4"']
+    assert get_json(kubectl, namespace, "cm", "game-demo")["data"]["player_initial_lives"] == "3"
