@@ -105,9 +105,11 @@ class NodeAgent:
                                    port=cfg.port)
             await log_server.start()
         loop = asyncio.get_running_loop()
-        exits = loop.run_in_executor(None, self.runtime.watch_exits,
-                                     lambda event: loop.call_soon_threadsafe(self._on_exit, event),
-                                     self._stop_events)
+        # A daemon thread, not the executor: it blocks in Podman's event stream, and asyncio.run() would wait
+        # for an executor thread at exit.
+        threading.Thread(target=self.runtime.watch_exits, name="podman-events", daemon=True,
+                         args=(lambda event: loop.call_soon_threadsafe(self._on_exit, event),
+                               self._stop_events)).start()
         try:
             await self.pods.synced.wait()
             await self._remove_orphans()
@@ -121,7 +123,6 @@ class NodeAgent:
             await asyncio.gather(*background, *self.tasks.values(), return_exceptions=True)
             if log_server is not None:
                 await log_server.stop()
-            exits.cancel()
             await self.client.close()
 
     # --- pods --------------------------------------------------------------------------------------

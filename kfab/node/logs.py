@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import ssl
+import threading
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
@@ -61,7 +62,8 @@ async def _stream_thread(iterator_factory: Callable[[], object]) -> AsyncIterato
         finally:
             asyncio.run_coroutine_threadsafe(queue.put(done), loop)
 
-    thread_future = loop.run_in_executor(None, pump)
+    # A daemon thread: a followed log blocks in Podman until the container writes again.
+    threading.Thread(target=pump, name="container-logs", daemon=True).start()
     try:
         while True:
             item = await queue.get()
@@ -70,7 +72,6 @@ async def _stream_thread(iterator_factory: Callable[[], object]) -> AsyncIterato
             yield item
     finally:
         cancelled = True
-        thread_future.cancel()
 
 
 class LogServer:

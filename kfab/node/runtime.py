@@ -214,11 +214,23 @@ class PodmanRuntime:
         while not stop.is_set():
             try:
                 client = podman.PodmanClient(base_url=self.socket_url, timeout=None)
-                for event in client.events(decode=True, filters={"type": "container", "event": "died",
-                                                                  "label": LABEL_UID}):
+                # Podman 4.3 matches a `label` filter only as key=value: kfab's containers are picked out by
+                # the caller from the event's attributes.
+                filters = {"type": ["container"], "event": ["died"]}
+                response = client.api.get("/events", params={"stream": True, "filters": json.dumps(filters)},
+                                          stream=True)
+                response.raise_for_status()
+                # Not the bindings' events(): its iter_lines() reads 512-byte chunks, so an event would
+                # wait for the next ones to arrive. chunk_size=None yields bytes as soon as they come.
+                buffer = b""
+                for chunk in response.iter_content(chunk_size=None):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if line.strip():
+                            on_exit(json.loads(line))
                     if stop.is_set():
                         return
-                    on_exit(event)
             except Exception as e:  # noqa: BLE001 - the socket restarted: reconnect
                 log.info("podman event stream broke (%s): reconnecting", e)
                 stop.wait(1.0)

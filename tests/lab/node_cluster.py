@@ -92,6 +92,13 @@ class NodeCluster:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> "NodeCluster":
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "NodeCluster":
         self._start_server()
         creds = self.workdir / "credentials"
         for host in self.workers:
