@@ -130,7 +130,7 @@ class ResourceAPI:
     def __init__(self, services: APIServices):
         self.services = services
         storage = ResourceStorage(services.store)
-        args = (storage, services.admission, services.body_limit)
+        args = (storage, services.admission, services.body_limit, services.authorizer)
         self.objects = ObjectHandlers(*args)
         self.deletes = DeleteHandlers(*args)
         self.subresources = SubresourceHandlers(*args, pod_logs=services.pod_logs)

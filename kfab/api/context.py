@@ -13,6 +13,7 @@ from multidict import CIMultiDict
 from kfab.api import strategy
 from kfab.api.apply import record_update
 from kfab.api.errors import APIError, bad_request, conflict
+from kfab.api.rbac_escalation import check_rbac_write
 from kfab.api.routing import ResourcePath
 from kfab.api.storage import UPDATE_RETRIES, ResourceStorage
 from kfab.objects.admission import AdmissionChain, AdmissionRequest
@@ -74,10 +75,11 @@ def unchanged(new: dict, old: dict) -> bool:
 class HandlerBase:
     """Storage and admission, the two services every resource handler uses."""
 
-    def __init__(self, storage: ResourceStorage, admission: AdmissionChain, body_limit: int):
+    def __init__(self, storage: ResourceStorage, admission: AdmissionChain, body_limit: int, authorizer=None):
         self.storage = storage
         self.admission = admission
         self.body_limit = body_limit
+        self.authorizer = authorizer  # RBACAuthorizer: RBAC writes may not grant more than the writer holds
 
     @contextlib.asynccontextmanager
     async def admitted(self, request: web.Request, rp: ResourcePath, operation: str, obj: dict | None,
@@ -91,6 +93,8 @@ class HandlerBase:
             obj=obj, old=old, user=request.get("user"), dry_run=opts.dry_run,
             field_validation=opts.field_validation)
         async with self.admission.admitted(req) as (admitted, warnings):
+            if operation != "DELETE" and self.authorizer is not None:
+                await check_rbac_write(self.authorizer, request.get("user"), rp.rt, rp.namespace, admitted)
             yield admitted, list(warnings or [])
 
     async def deleted(self, rp: ResourcePath, obj: dict, expected: int) -> dict:
