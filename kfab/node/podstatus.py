@@ -23,9 +23,9 @@ def parse_time(value: str | None) -> datetime.datetime | None:
         return None
     text = value.replace("Z", "+00:00")
     date, _, rest = text.partition(".")
-    if rest:  # drop sub-second digits: fromisoformat of 3.11 takes at most 6
+    if rest:  # fromisoformat of 3.11 takes at most 6 sub-second digits; Go writes up to 9
         tz = next((i for i, ch in enumerate(rest) if ch in "+-"), len(rest))
-        text = date + rest[tz:]
+        text = f"{date}.{rest[:tz][:6].ljust(6, '0')}{rest[tz:]}"
     try:
         return datetime.datetime.fromisoformat(text)
     except ValueError:

@@ -72,10 +72,13 @@ class NodeCluster:
 
     # --- kubectl -----------------------------------------------------------------------------------
 
+    def kubectl_argv(self) -> list[str]:
+        kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
+        return [kubectl, "--kubeconfig", str(self.kubeconfig)]
+
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
                 ) -> subprocess.CompletedProcess:
-        kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
-        proc = subprocess.run([kubectl, "--kubeconfig", str(self.kubeconfig), *args], input=input,
+        proc = subprocess.run([*self.kubectl_argv(), *args], input=input,
                               capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stdout}{proc.stderr}")

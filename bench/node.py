@@ -1,0 +1,164 @@
+"""Benchmark the node agent: pod startup latency (create -> all containers running, seen through a watch; image
+present) for N pods over 2 workers, and container death -> restarted (targets: startup p99 <= 2 s, restart <= 2 s).
+
+Runs on a lab of its own (network kfabnbench, 10.84.0.0/24: two workers) with `kfab server` on this machine
+bound to the lab gateway, and takes it down at the end (--keep leaves it).
+    .venv/bin/python bench/node.py [--pods 30] [--restarts 10] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kfab.client import Client, rt_of  # noqa: E402
+from kfab.lab import Lab  # noqa: E402
+from tests.lab.conftest import LabHosts  # noqa: E402
+from tests.lab.node_cluster import BUSYBOX_IMAGE, NodeCluster  # noqa: E402
+
+BENCH_INVENTORY = """\
+all:
+  vars:
+    kfab_lab_network: kfabnbench
+    kfab_lab_subnet: 10.84.0.0/24
+    ansible_user: root
+    ansible_ssh_private_key_file: ~/.local/share/kfab/lab/kfabnbench/id_ed25519
+    kfab_known_hosts_file: ~/.local/share/kfab/lab/kfabnbench/known_hosts
+    kfab_host_key_checking: accept-new
+  children:
+    workers:
+      hosts:
+        kn2: {ansible_host: 10.84.0.12}
+        kn3: {ansible_host: 10.84.0.13}
+"""
+WORKERS = ["kn2", "kn3"]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+def all_running(pod: dict) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return bool(statuses) and all("running" in (s.get("state") or {}) for s in statuses)
+
+
+def pod_manifest(name: str, node: str) -> dict:
+    return {"metadata": {"name": name, "namespace": "default", "labels": {"bench": "node"}},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [
+                {"name": "main", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                 "command": ["sleep", "3600"]}]}}
+
+
+async def startup(client: Client, count: int) -> list[float]:
+    pods = rt_of("Pod")
+    listed = await client.list(pods, "default")
+    created: dict[str, float] = {}
+    started: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def watch():
+        async for kind, obj in client.watch(pods, "default", listed["metadata"]["resourceVersion"],
+                                            label_selector="bench=node"):
+            name = obj["metadata"].get("name")
+            if kind in ("ADDED", "MODIFIED") and name in created and name not in started and all_running(obj):
+                started[name] = time.monotonic()
+                if len(started) == count:
+                    done.set()
+                    return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.2)
+    for i in range(count):
+        name = f"bench-{i}"
+        created[name] = time.monotonic()
+        await client.create(pods, pod_manifest(name, WORKERS[i % len(WORKERS)]))
+    await asyncio.wait_for(done.wait(), 300)
+    watcher.cancel()
+    return [started[n] - created[n] for n in created]
+
+
+async def restarts(client: Client, lab: LabHosts, count: int) -> tuple[list[float], list[float]]:
+    """(podman-side death -> new attempt started, kill sent -> watch shows it running with restartCount+1)."""
+    pods = rt_of("Pod")
+    podman_side, observed = [], []
+    for i in range(count):
+        name = f"bench-{i}"
+        node = WORKERS[i % len(WORKERS)]
+        listed = await client.list(pods, "default", field_selector=f"metadata.name={name}")
+        rv = listed["metadata"]["resourceVersion"]
+        container = f"$(podman ps -q --filter label=kfab.io/pod-name={name} --filter label=kfab.io/container=main)"
+        sent = time.monotonic()
+        await asyncio.to_thread(lab.ssh, node, f"kill -9 $(podman inspect -f '{{{{.State.Pid}}}}' {container})")
+        async for kind, obj in client.watch(pods, "default", rv, field_selector=f"metadata.name={name}"):
+            st = ((obj.get("status") or {}).get("containerStatuses") or [{}])[0]
+            if st.get("restartCount") == 1 and "running" in (st.get("state") or {}):
+                observed.append(time.monotonic() - sent)
+                break
+        out = (await asyncio.to_thread(
+            lab.ssh, node, f"podman inspect -f '{{{{.State.StartedAt}}}} {{{{.State.FinishedAt}}}}' "
+                           f"$(podman ps -aq --filter label=kfab.io/pod-name={name})")).stdout.split("\n")
+        from kfab.node.podstatus import parse_time
+        times = {}
+        for line in filter(None, out):
+            parts = line.split(" ")
+            # Go's default time format: "2026-01-01 10:00:00.123 +0000 UTC 2026-..."
+            started = parse_time(f"{parts[0]}T{parts[1]}+00:00")
+            finished = parse_time(f"{parts[4]}T{parts[5]}+00:00")
+            times[started] = finished
+        ordered = sorted(times.items())
+        if len(ordered) == 2:
+            podman_side.append((ordered[1][0] - ordered[0][1]).total_seconds())
+    return podman_side, observed
+
+
+def report(what: str, values: list[float]) -> None:
+    print(f"{what}: n={len(values)} p50={statistics.median(values):.3f}s p99={percentile(values, 99):.3f}s "
+          f"max={max(values):.3f}s", flush=True)
+
+
+async def measure(cluster: NodeCluster, pods: int, restart_count: int) -> None:
+    async with Client.from_kubeconfig(cluster.kubeconfig) as client:
+        report(f"pod startup (create -> all containers running, {pods} pods over {len(WORKERS)} workers)",
+               await startup(client, pods))
+        podman_side, observed = await restarts(client, cluster.lab, min(restart_count, pods))
+        report("container death -> restarted (Podman's clock)", podman_side)
+        report("kill sent -> running again, seen through the API", observed)
+        await client.delete_collection(rt_of("Pod"), "default", label_selector="bench=node")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pods", type=int, default=30)
+    parser.add_argument("--restarts", type=int, default=10)
+    parser.add_argument("--keep", action="store_true", help="leave the lab and server running")
+    args = parser.parse_args()
+    inventory = Path(tempfile.mkdtemp(prefix="kfab-node-bench-")) / "lab.yml"
+    inventory.write_text(BENCH_INVENTORY)
+    lab = Lab(inventory)
+    lab.up()
+    cluster = None
+    try:
+        t = time.monotonic()
+        cluster = NodeCluster(LabHosts(lab), WORKERS).start()
+        print(f"cluster up in {time.monotonic() - t:.1f}s (server {cluster.server_url})", flush=True)
+        asyncio.run(measure(cluster, args.pods, args.restarts))
+    finally:
+        if not args.keep:
+            if cluster is not None:
+                cluster.stop()
+            lab.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""`kfab node` on real lab workers (kt2, kt3) against a real `kfab server`: pods run in Podman, report status,
+restart, probe, log, and survive an agent restart — driven with kubectl and checked over SSH with podman."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.lab.node_cluster import BUSYBOX_IMAGE, NodeCluster, wait_for
+
+WORKERS = ["kt2", "kt3"]
+
+
+@pytest.fixture(scope="session")
+def cluster(lab):
+    c = NodeCluster(lab, WORKERS).start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def pod(name: str, node: str, containers: list[dict], **spec) -> dict:
+    for c in containers:
+        c.setdefault("image", BUSYBOX_IMAGE)
+        c.setdefault("imagePullPolicy", "IfNotPresent")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2, "containers": containers, **spec}}
+
+
+def status(cluster, name: str) -> dict:
+    return cluster.get("pod", name).get("status") or {}
+
+
+def condition(st: dict, kind: str) -> str | None:
+    return next((c["status"] for c in st.get("conditions") or [] if c["type"] == kind), None)
+
+
+def running_and_ready(cluster, name: str) -> dict | None:
+    st = status(cluster, name)
+    return st if st.get("phase") == "Running" and condition(st, "Ready") == "True" and st.get("podIP") else None
+
+
+def podman(cluster, host: str, cmd: str) -> str:
+    return cluster.lab.ssh(host, cmd).stdout
+
+
+def container_name(cluster, host: str, pod_name: str, container: str) -> str:
+    out = podman(cluster, host, f"podman ps --format '{{{{.Names}}}}' --filter label=kfab.io/pod-name={pod_name} "
+                                f"--filter label=kfab.io/container={container}")
+    return out.split()[-1]
+
+
+def test_workers_register_ready_with_capacity_podcidr_and_a_renewed_lease(cluster):
+    cidrs = set()
+    for host in WORKERS:
+        node = cluster.get("node", host, "")
+        st = node["status"]
+        assert {"type": "InternalIP", "address": cluster.lab.hosts[host]} in st["addresses"]
+        assert int(st["capacity"]["cpu"]) >= 1 and st["capacity"]["memory"].endswith("Ki")
+        assert {c["type"]: c["status"] for c in st["conditions"]} == {
+            "Ready": "True", "MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False"}
+        assert st["nodeInfo"]["containerRuntimeVersion"].startswith("podman://")
+        cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
+        assert cidr.prefixlen == 24 and cidr.subnet_of(ipaddress.ip_network("10.244.0.0/16"))
+        cidrs.add(cidr)
+        first = cluster.get("lease", host, "kube-node-lease")["spec"]["renewTime"]
+        wait_for(f"lease of {host} renewed",
+                 lambda host=host, first=first:
+                 cluster.get("lease", host, "kube-node-lease")["spec"]["renewTime"] != first, timeout=20)
+    assert len(cidrs) == len(WORKERS), "every node has its own podCIDR"
+
+
+def test_node_credentials_cannot_do_what_nodes_may_not(cluster):
+    kubeconfig = cluster.workdir / "credentials" / "kt2" / "kubeconfig"
+    proc = cluster.kubectl("--kubeconfig", str(kubeconfig), "auth", "can-i", "create", "deployments", check=False)
+    assert proc.stdout.strip() == "no"
+    proc = cluster.kubectl("--kubeconfig", str(kubeconfig), "auth", "can-i", "patch", "pods/status")
+    assert proc.stdout.strip() == "yes"
+
+
+def test_pod_runs_with_a_pod_ip_env_and_configmap_volume_and_serves_http(cluster):
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-content"},
+                   "data": {"index.html": "hello from a configmap\n", "greeting": "hi"}})
+    cluster.apply(pod("web", "kt2", [{
+        "name": "web", "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+        "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "web-content", "key": "greeting"}}},
+                {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "PLAIN", "value": "x-$(GREETING)"}],
+        "volumeMounts": [{"name": "content", "mountPath": "/www"}],
+        "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}}],
+        volumes=[{"name": "content", "configMap": {"name": "web-content"}}]))
+    st = wait_for("pod web Running and Ready", lambda: running_and_ready(cluster, "web"), timeout=60)
+    node_cidr = ipaddress.ip_network(cluster.get("node", "kt2", "")["spec"]["podCIDR"])
+    assert ipaddress.ip_address(st["podIP"]) in node_cidr
+    assert st["hostIP"] == cluster.lab.hosts["kt2"]
+    assert st["containerStatuses"][0]["state"]["running"]["startedAt"]
+    name = container_name(cluster, "kt2", "web", "web")
+    env = podman(cluster, "kt2", f"podman exec {name} env")
+    assert "GREETING=hi" in env and "MY_NAME=web" in env and "PLAIN=x-hi" in env
+    assert podman(cluster, "kt2", f"curl -s http://{st['podIP']}:8080/index.html") == "hello from a configmap\n"
+    # One Podman pod for the Kubernetes pod, on the node's pod network.
+    sandboxes = podman(cluster, "kt2", "podman pod ps --format '{{.Name}}' --filter label=kfab.io/pod-name=web")
+    assert len(sandboxes.split()) == 1
+
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-content"},
+                   "data": {"index.html": "changed\n", "greeting": "hi"}})
+    wait_for("the changed ConfigMap in the volume",
+             lambda: podman(cluster, "kt2", f"podman exec {name} cat /www/index.html") == "changed\n", timeout=40)
+
+
+def test_killed_container_is_restarted_and_counted(cluster):
+    cluster.apply(pod("crashy", "kt3", [{"name": "main", "command": ["sh", "-c", "echo up; exec sleep 3600"]}]))
+    wait_for("pod crashy running", lambda: running_and_ready(cluster, "crashy"), timeout=60)
+    name = container_name(cluster, "kt3", "crashy", "main")
+    cluster.lab.ssh("kt3", f"kill -9 $(podman inspect -f '{{{{.State.Pid}}}}' {name})")
+
+    def restarted():
+        st = status(cluster, "crashy")["containerStatuses"][0]
+        return st if st["restartCount"] == 1 and "running" in st["state"] else None
+    st = wait_for("restartCount 1 and running again", restarted, timeout=30)
+    assert st["lastState"]["terminated"]["exitCode"] == 137
+    assert cluster.kubectl("logs", "crashy", "--previous").stdout == "up\n"
+
+
+def test_failing_readiness_probe_makes_the_pod_not_ready(cluster):
+    cluster.apply(pod("probed", "kt2", [{
+        "name": "main", "command": ["sh", "-c", "touch /tmp/ready; exec sleep 3600"],
+        "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1,
+                           "failureThreshold": 1}}]))
+    wait_for("pod probed Ready", lambda: running_and_ready(cluster, "probed"), timeout=60)
+    name = container_name(cluster, "kt2", "probed", "main")
+    cluster.lab.ssh("kt2", f"podman exec {name} rm /tmp/ready")
+    wait_for("Ready False", lambda: condition(status(cluster, "probed"), "Ready") == "False", timeout=30)
+    st = status(cluster, "probed")
+    assert st["phase"] == "Running" and st["containerStatuses"][0]["ready"] is False
+    assert st["containerStatuses"][0]["restartCount"] == 0
+
+
+def test_failing_liveness_probe_restarts_the_container(cluster):
+    cluster.apply(pod("unlively", "kt3", [{
+        "name": "main", "command": ["sleep", "3600"],
+        "livenessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2}}]))
+    wait_for("liveness restart", lambda: status(cluster, "unlively").get("containerStatuses", [{}])[0]
+             .get("restartCount", 0) >= 1, timeout=60)
+
+
+def test_init_containers_run_in_order_before_the_containers(cluster):
+    cluster.apply(pod("initd", "kt2", [{"name": "main", "command": ["sh", "-c", "cat /work/log; sleep 3600"],
+                                        "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+                      initContainers=[{"name": f"init{i}", "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never",
+                                       "command": ["sh", "-c", f"echo init{i} >> /work/log"],
+                                       "volumeMounts": [{"name": "work", "mountPath": "/work"}]} for i in (1, 2)],
+                      volumes=[{"name": "work", "emptyDir": {}}]))
+    wait_for("pod initd running", lambda: running_and_ready(cluster, "initd"), timeout=60)
+    assert cluster.kubectl("logs", "initd").stdout == "init1\ninit2\n"
+    inits = status(cluster, "initd")["initContainerStatuses"]
+    assert [s["state"]["terminated"]["reason"] for s in inits] == ["Completed", "Completed"]
+
+
+def test_restart_policies_end_in_succeeded_and_failed(cluster):
+    cluster.apply(pod("done-ok", "kt3", [{"name": "main", "command": ["true"]}], restartPolicy="OnFailure"))
+    cluster.apply(pod("done-bad", "kt3", [{"name": "main", "command": ["sh", "-c", "exit 3"]}],
+                      restartPolicy="Never"))
+    wait_for("Succeeded", lambda: status(cluster, "done-ok").get("phase") == "Succeeded", timeout=60)
+    wait_for("Failed", lambda: status(cluster, "done-bad").get("phase") == "Failed", timeout=60)
+    term = status(cluster, "done-bad")["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 3 and term["reason"] == "Error"
+
+
+def test_missing_images_report_pull_errors(cluster):
+    cluster.apply(pod("never", "kt2", [{"name": "main", "image": "localhost/not-here:1",
+                                        "imagePullPolicy": "Never"}]))
+    cluster.apply(pod("unpullable", "kt2", [{"name": "main", "image": "127.0.0.1:9/nothing/here:1",
+                                             "imagePullPolicy": "Always"}]))
+
+    def waiting(name):
+        st = (status(cluster, name).get("containerStatuses") or [{}])[0]
+        return (st.get("state") or {}).get("waiting", {}).get("reason")
+    wait_for("ErrImageNeverPull", lambda: waiting("never") == "ErrImageNeverPull", timeout=60)
+    wait_for("ErrImagePull or ImagePullBackOff",
+             lambda: waiting("unpullable") in ("ErrImagePull", "ImagePullBackOff"), timeout=60)
+    cluster.kubectl("delete", "pod", "never", "unpullable", "--wait=false")
+
+
+def test_logs_tail_and_follow(cluster):
+    cluster.apply(pod("ticker", "kt3", [{"name": "main", "command": [
+        "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.5; done"]}]))
+    wait_for("pod ticker running", lambda: running_and_ready(cluster, "ticker"), timeout=60)
+    wait_for("3 lines of log", lambda: len(cluster.kubectl("logs", "ticker").stdout.splitlines()) >= 3)
+    assert cluster.kubectl("logs", "ticker", "--tail", "1").stdout.count("\n") == 1
+    follow = subprocess.Popen([*cluster.kubectl_argv(), "logs", "-f", "ticker", "--tail", "1"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [follow.stdout.readline() for _ in range(3)]
+    finally:
+        follow.terminate()
+        follow.wait(10)
+    numbers = [int(line.split()[1]) for line in lines]
+    assert numbers == sorted(numbers) and len(set(numbers)) == 3, lines
+
+
+def test_deleting_a_pod_stops_it_and_removes_its_podman_pod(cluster):
+    cluster.apply(pod("doomed", "kt2", [{"name": "main", "command": ["sleep", "3600"]}]))
+    wait_for("pod doomed running", lambda: running_and_ready(cluster, "doomed"), timeout=60)
+    cluster.kubectl("delete", "pod", "doomed", "--timeout=60s")
+    wait_for("podman pod removed", lambda: podman(
+        cluster, "kt2", "podman pod ps -q --filter label=kfab.io/pod-name=doomed").strip() == "", timeout=30)
+
+
+def test_agent_restart_adopts_running_pods_without_duplicates_or_orphans(cluster):
+    cluster.apply(pod("steady", "kt3", [{"name": "main", "command": ["sleep", "3600"]}]))
+    cluster.apply(pod("leftover", "kt3", [{"name": "main", "command": ["sleep", "3600"]}]))
+    for name in ("steady", "leftover"):
+        wait_for(f"pod {name} running", lambda name=name: running_and_ready(cluster, name), timeout=60)
+    before = status(cluster, "steady")["containerStatuses"][0]["containerID"]
+    cluster.lab.ssh("kt3", "systemctl stop kfab-node")
+    # Deleted while the agent is away: the next agent must remove its Podman pod (force: no agent to finalize).
+    cluster.kubectl("delete", "pod", "leftover", "--grace-period=0", "--force")
+    cluster.lab.ssh("kt3", "systemctl start kfab-node")
+    wait_for("leftover's Podman pod removed", lambda: podman(
+        cluster, "kt3", "podman pod ps -q --filter label=kfab.io/pod-name=leftover").strip() == "", timeout=60)
+    st = wait_for("steady still running", lambda: running_and_ready(cluster, "steady"), timeout=30)
+    assert st["containerStatuses"][0]["containerID"] == before
+    assert st["containerStatuses"][0]["restartCount"] == 0
+    sandboxes = podman(cluster, "kt3", "podman pod ps --format '{{.Name}}' --filter label=kfab.io/pod-name=steady")
+    assert len(sandboxes.split()) == 1
+    containers = json.loads(podman(cluster, "kt3", "podman ps -a --format json --filter label=kfab.io/pod-name=steady"))
+    assert len(containers) == 1
+
+
+def test_unsupported_volume_source_is_reported(cluster):
+    cluster.apply({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "nfs-pv"},
+                   "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
+                            "nfs": {"server": "10.79.0.11", "path": "/nfs"}, "storageClassName": ""}})
+    cluster.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "nfs-claim"},
+                   "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}},
+                            "storageClassName": "", "volumeName": "nfs-pv"}})
+    cluster.apply(pod("nfs-user", "kt2", [{"name": "main", "command": ["sleep", "3600"],
+                                           "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                      volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "nfs-claim"}}]))
+
+    def event_text():
+        out = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=nfs-user", "-o", "json").stdout
+        return " ".join(e.get("message", "") for e in json.loads(out)["items"])
+    text = wait_for("an event about the volume", lambda: ("unsupported volume source" in event_text() or
+                                                          "not bound" in event_text()) and event_text(), timeout=60)
+    assert "nfs-claim" in text or "nfs" in text
+    assert status(cluster, "nfs-user").get("phase") == "Pending"
+    cluster.kubectl("delete", "pod", "nfs-user", "--wait=false")
