@@ -20,7 +20,7 @@ from kfab.client import APIStatusError, Client, rt_of
 from kfab.controllers.events import EventRecorder
 from kfab.controllers.informer import Informer
 from kfab.node.logs import KUBELET_PORT, LogServer
-from kfab.node.podnet import PodNetwork
+from kfab.node.podnet import PodNetwork, run_pod_network
 from kfab.node.pods import NodeContext, PodWorker
 from kfab.node.registration import NodeRegistration
 from kfab.node.runtime import DEFAULT_SOCKET, LABEL_UID, PodmanRuntime
@@ -98,6 +98,8 @@ class NodeAgent:
                                sandbox_options=network.sandbox_options())
         log.info("node %s registered (InternalIP %s, podCIDR %s)", cfg.node_name, host_ip, registration.pod_cidr)
         background = [asyncio.create_task(registration.run_heartbeats(), name="heartbeats"),
+                      asyncio.create_task(run_pod_network(self.client, cfg.node_name, cfg.cluster_cidr),
+                                          name="pod-network"),
                       asyncio.create_task(self.pods.run(), name="pod-informer")]
         log_server = None
         if cfg.serving_cert and cfg.serving_key and cfg.client_ca:
