@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import random
 import ssl
 import sys
@@ -60,6 +61,16 @@ def ssl_from_kubeconfig(path: Path, tmp: Path) -> tuple[str, ssl.SSLContext]:
 
 def configmap(name: str, ns: str = NS) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": PAYLOAD}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User+system CPU time used so far by these processes (the server side: API server, etcd members)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -267,9 +278,13 @@ async def run_bench(client, args) -> dict:
 
     ops = {"create": client.create, "get": client.get, "list": client.list, "update": client.update}
     for name, op in ops.items():
+        cpu = cpu_seconds(args.server_pids)
         lat, errors = await steady(op, args.rate, args.seconds)
+        # Server CPU per request does not depend on what else the machine is doing, unlike latency.
+        cost = (cpu_seconds(args.server_pids) - cpu) / max(1, len(lat)) * 1000 if args.server_pids else None
         results[f"{name} @{args.rate:g}/s"] = (f"p50 {pct(lat, .5):6.1f} ms  p99 {pct(lat, .99):6.1f} ms  "
-                                               f"max {pct(lat, 1):6.1f} ms  errors {errors}")
+                                               f"max {pct(lat, 1):6.1f} ms  errors {errors}"
+                                               + (f"  server CPU {cost:.1f} ms/req" if cost is not None else ""))
     for name, op in ops.items():
         results[f"{name} max throughput"] = f"{await throughput(op, args.concurrency, args.seconds / 2):7.0f} req/s"
     full = []
@@ -303,6 +318,7 @@ async def run_store_bench(url: str, args) -> dict:
 
 
 def bench_backend(backend: str, args) -> dict:
+    args.server_pids = []
     with tempfile.TemporaryDirectory(prefix=f"kfab-bench-api-{backend}-") as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
         if args.layer == "store":
@@ -313,7 +329,9 @@ def bench_backend(backend: str, args) -> dict:
         else:
             etcd = stack.enter_context(EtcdCluster())
             proc, server = start_apiserver(tmp / "server", etcd.url)
+            args.server_pids = [p.pid for p in etcd.procs if p is not None]
         stack.callback(stop_server, proc)
+        args.server_pids.append(proc.pid)
         url, ctx = ssl_from_kubeconfig(server.kubeconfig, tmp)
         return asyncio.run(run_api_bench(url, ctx, args))
 
@@ -331,9 +349,11 @@ def main() -> None:
     parser.add_argument("--fanout-events", type=int, default=20)
     args = parser.parse_args()
     for backend in (["sqlite", "etcd"] if args.backend == "both" else [args.backend]):
-        print(f"== {backend} ({args.layer} layer): {args.objects} ConfigMaps stored", flush=True)
+        print(f"== {backend} ({args.layer} layer): {args.objects} ConfigMaps stored; machine load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         for name, figure in bench_backend(backend, args).items():
             print(f"  {name:28s} {figure}", flush=True)
+        print(f"  (load average after: {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":
