@@ -385,6 +385,7 @@ class SQLiteStore(Store):
                     yield WatchEvent("PUT", kv, prev)
                 after = rev
             if len(rows) == WATCH_PAGE:
+                await asyncio.sleep(0)  # reads are inline: let others run between pages of a long catch-up
                 continue
             # Nothing else under prefix up to `seen`; skip ahead so the next read starts there.
             after = max(after, seen)
