@@ -13,8 +13,8 @@ WAL fsync is well under a millisecond on an SSD); only WAL checkpoints, which wr
 database file, run in a thread of their own. Running statements in worker threads was measured to be
 far slower inside a busy API server: each step of a worker needs the GIL back, and a busy event loop
 thread hands it over only every switch interval (5 ms), so one write or a 10,000-row list took tens to
-hundreds of ms. Reads use a small pool of their own connections (WAL lets them run beside the writer),
-one per read, so each sees every commit acknowledged before it began.
+hundreds of ms. Reads use a connection of their own (WAL lets them run beside the writer's transaction),
+each in a fresh read transaction, so each sees every commit acknowledged before it began.
 
 Watches are fed in-process: after each commit the writer wakes waiting watchers, and each watcher reads
 the log from its own last revision, so a slow watcher never holds up writers. Writes made by another
@@ -51,7 +51,6 @@ PUT, DELETE = 0, 1
 WRITE_BATCH = 256
 WATCH_PAGE = 1000
 COMPACT_CHUNK = 2000  # revisions per compaction step
-MAX_IDLE_READERS = 4
 CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints while there are writes
 
 SCHEMA = """
@@ -92,8 +91,8 @@ def _range_sql(prefix: str, column: str = "key") -> tuple[str, list]:
     return f"{column} >= ? AND {column} < ?", [prefix, end]
 
 
-def _connect(path: str, check_same_thread: bool = True, query_only: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=check_same_thread)
+def _connect(path: str, query_only: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -121,7 +120,7 @@ class SQLiteStore(Store):
         self._writer: asyncio.Task | None = None
         self._checkpoint_due = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        self._idle_readers: list[sqlite3.Connection] = []
+        self._reader: sqlite3.Connection | None = None  # WAL: reads run beside the writer's transaction
         self._revision = 0
         self._changed = asyncio.Event()
         self._closed = False
@@ -137,6 +136,7 @@ class SQLiteStore(Store):
             # of their own so they never stall a commit.
             store._conn.execute("PRAGMA wal_autocheckpoint=0")
             store._revision = _revision(store._conn)
+            store._reader = _connect(store.path, query_only=True)
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite:{store.path}: cannot open state database: {e}") from e
         store._writer = asyncio.create_task(store._write_loop(), name="kfab-sqlite-writer")
@@ -161,7 +161,7 @@ class SQLiteStore(Store):
         finally:
             conn.close()
 
-    # ---- writes: grouped, on the event loop's thread ------------------------------
+    # ---- writes: grouped, on the event loop's thread ---------------------------------------------------
 
     async def _write_loop(self) -> None:
         conn = self._conn
@@ -217,24 +217,21 @@ class SQLiteStore(Store):
         self._wake_writer.set()
         return await fut
 
-    # ---- reads: inline, each on a pooled connection of its own ----------------------------------------
+    # ---- reads: inline, on a connection of their own ---------------------------------------------------
 
     async def _read(self, fn: Callable[[sqlite3.Connection], object]):
+        """Run fn in one read transaction: a consistent snapshot that has every acknowledged write.
+
+        Reads never await, so one reader connection serves them all, one at a time."""
         if self._closed:
             raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
         try:
-            conn = self._idle_readers.pop() if self._idle_readers else _connect(self.path, query_only=True)
+            conn = self._reader
+            conn.execute("BEGIN")
             try:
-                conn.execute("BEGIN")
-                try:
-                    return fn(conn)
-                finally:
-                    conn.execute("ROLLBACK")
+                return fn(conn)
             finally:
-                if len(self._idle_readers) < MAX_IDLE_READERS:
-                    self._idle_readers.append(conn)
-                else:
-                    conn.close()
+                conn.execute("ROLLBACK")
         except sqlite3.Error as e:
             raise StoreUnavailable(f"sqlite:{self.path}: read failed: {e}") from e
 
@@ -404,10 +401,9 @@ class SQLiteStore(Store):
         self._checkpoint_due.set()
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
-        for conn in [self._conn, *self._idle_readers]:
+        for conn in (self._conn, self._reader):
             if conn is not None:
                 conn.close()
-        self._idle_readers.clear()
         # Wake watchers so they see the store is closed.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
