@@ -32,8 +32,8 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "server", help="run the control plane on this machine (API server over SQLite in DATA_DIR)",
         description="Run the control plane on one machine: the Kubernetes-compatible API server over a SQLite "
-                    "store in DATA_DIR, TLS from DATA_DIR/pki, an admin kubeconfig in DATA_DIR/admin.kubeconfig. "
-                    "Stops cleanly on SIGTERM.")
+                    "store in DATA_DIR, TLS from DATA_DIR/pki, an admin kubeconfig in DATA_DIR/admin.kubeconfig, "
+                    "and the controller-manager and scheduler in the same process. Stops cleanly on SIGTERM.")
     _common(p)
     p.add_argument("--disable-controllers", action="store_true",
                    help="do not run the controller-manager in this process (run `kfab controller-manager` instead)")
