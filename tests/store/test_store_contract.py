@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from kfab.store import KeyExists, KeyNotFound, RevisionCompacted, RevisionConflict
+from kfab.store import KeyExists, KeyNotFound, RevisionCompacted, RevisionConflict, StoreError
 
 
 async def take(events, n: int, deadline: float = 15.0) -> list:
@@ -188,3 +188,15 @@ def test_many_concurrent_watchers_each_see_every_event_in_order(with_store, pref
             assert [(e.type, e.kv.key, e.kv.mod_revision) for e in events] == expected
 
     with_store(body, timeout=120)
+
+
+def test_reading_at_a_revision_not_reached_yet_is_a_clear_error(with_store, prefix):
+    async def body(store):
+        await store.create(prefix + "a", b"1")
+        future = await store.current_revision() + 1000
+        with pytest.raises(StoreError) as err:
+            await store.list(prefix, revision=future)
+        assert not isinstance(err.value, RevisionCompacted)
+        assert str(future) in str(err.value) and "newer" in str(err.value)
+
+    with_store(body)
