@@ -29,7 +29,7 @@ from kfab.api.resources import ObjectHandlers
 from kfab.api.routing import ResourcePath, parse_resource_path, request_verb
 from kfab.api.serialize import content_type, dump, parse_object, read_body
 from kfab.api.storage import ResourceStorage
-from kfab.api.subresources import PodLogs, SubresourceHandlers
+from kfab.api.subresources import PodExec, PodLogs, SubresourceHandlers
 from kfab.api.watch import WatchHandler, WatchSource
 from kfab.objects.admission import AdmissionChain
 from kfab.objects.registry import REGISTRY, ResourceRegistry
@@ -53,6 +53,7 @@ class APIServices:
     admission: AdmissionChain
     registry: ResourceRegistry = field(default_factory=lambda: REGISTRY)
     pod_logs: PodLogs | None = None
+    pod_exec: PodExec | None = None
     body_limit: int = BODY_LIMIT
     ready: bool = True
 
@@ -133,7 +134,8 @@ class ResourceAPI:
         args = (storage, services.admission, services.body_limit, services.authorizer)
         self.objects = ObjectHandlers(*args)
         self.deletes = DeleteHandlers(*args)
-        self.subresources = SubresourceHandlers(*args, pod_logs=services.pod_logs)
+        self.subresources = SubresourceHandlers(*args, pod_logs=services.pod_logs,
+                                                pod_exec=services.pod_exec)
         self.lists = ListHandler(storage)
         self.watches = WatchHandler(storage, services.watch_source)
 
@@ -166,6 +168,8 @@ class ResourceAPI:
         subs = self.subresources
         if rp.subresource == "binding" and verb == "create":
             return await subs.bind(request, rp)
+        if verb == "get" and rp.subresource == "exec":
+            return await subs.exec(request, rp)
         if verb == "get" and rp.subresource in ("status", "scale", "log"):
             return await subs.get(request, rp)
         if verb == "update" and rp.subresource in ("status", "scale", "finalize"):

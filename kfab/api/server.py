@@ -24,6 +24,7 @@ from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespace
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.watchhub import WatchHub
 from kfab.objects.admission import AdmissionChain
+from kfab.node.exec import NodeExecProxy
 from kfab.node.logs import NodeLogProxy, kubelet_client_ssl_context, node_reader
 from kfab.pki import ensure_control_plane_pki, server_ssl_context, write_kubeconfig
 from kfab.store import open_store
@@ -125,11 +126,13 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         hub = WatchHub(store)  # one store watch shared by every client's watch
         await hub.start()
         admission = AdmissionChain(store)
+        kubelet_ssl = kubelet_client_ssl_context(pki)  # the API server's client certificate towards node agents
         services = APIServices(
             store=store, watch_source=hub.subscribe,
             authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
             authorizer=authorizer, admission=admission,
-            pod_logs=NodeLogProxy(node_reader(store), kubelet_client_ssl_context(pki)))
+            pod_logs=NodeLogProxy(node_reader(store), kubelet_ssl),
+            pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl))
         app = build_app(services)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()

@@ -19,6 +19,8 @@ from kfab.objects.selectors import selector_from_object
 
 # (pod, query) -> the log text, or an async iterator of chunks (kfab.node.logs.NodeLogProxy streams the agent's).
 PodLogs = Callable[[dict, "web.MultiDictProxy"], Awaitable[bytes]]
+# (pod, request) -> the WebSocket response relaying kubectl exec to the node agent (kfab.node.exec.NodeExecProxy).
+PodExec = Callable[[dict, web.Request], Awaitable[web.StreamResponse]]
 
 
 def scale_of(obj: dict) -> dict:
@@ -48,9 +50,19 @@ def _replicas_from_scale(rp: ResourcePath, scale: object) -> int:
 
 
 class SubresourceHandlers(ObjectHandlers):
-    def __init__(self, *args, pod_logs: PodLogs | None = None, **kwargs):
+    def __init__(self, *args, pod_logs: PodLogs | None = None, pod_exec: PodExec | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.pod_logs = pod_logs
+        self.pod_exec = pod_exec
+
+    async def exec(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
+        """pods/exec (kubectl exec over WebSocket): relayed to the node agent running the pod."""
+        pod = await self.storage.get(rp.rt, rp.namespace, rp.name)
+        if not (pod.get("spec") or {}).get("nodeName") or (pod.get("status") or {}).get("phase") != "Running":
+            raise bad_request(f'pod {rp.name} is not running: cannot exec into a container in it')
+        if self.pod_exec is None:
+            raise APIError(503, "ServiceUnavailable", "this API server has no connection to node agents configured")
+        return await self.pod_exec(pod, request)
 
     async def get(self, request: web.Request, rp: ResourcePath) -> web.Response:
         obj = await self.storage.get(rp.rt, rp.namespace, rp.name)

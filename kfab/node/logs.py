@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from kfab.node import podstatus as ps
+from kfab.node.exec import serve_exec
 from kfab.node.runtime import PodmanRuntime
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class LogServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        app.router.add_get("/exec/{namespace}/{pod}/{container}",
+                           lambda r: serve_exec(r, self.runtime, self.pod_uid))
         app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -141,14 +144,7 @@ class NodeLogProxy:
     async def __call__(self, pod: dict, query) -> AsyncIterator[bytes]:
         from kfab.api.errors import APIError, bad_request  # the API server's errors, only on its side
 
-        node_name = pod["spec"]["nodeName"]
-        node = await self.node_of(node_name)
-        status = (node or {}).get("status") or {}
-        address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"),
-                       None)
-        port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or KUBELET_PORT
-        if not address:
-            raise APIError(503, "ServiceUnavailable", f'node "{node_name}" has no InternalIP address')
+        address, port = await kubelet_endpoint(self.node_of, pod["spec"]["nodeName"])
         containers = [c["name"] for c in pod["spec"].get("containers") or []]
         every = containers + [c["name"] for c in pod["spec"].get("initContainers") or []]
         container = query.get("container")
@@ -183,6 +179,18 @@ class NodeLogProxy:
                 resp.release()
                 await session.close()
         return relay()
+
+
+async def kubelet_endpoint(node_of: Callable, node_name: str) -> tuple[str, int]:
+    """(InternalIP, kubelet port) from the Node's status; APIError 503 when the node has none."""
+    from kfab.api.errors import APIError
+
+    status = ((await node_of(node_name)) or {}).get("status") or {}
+    address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or KUBELET_PORT
+    if not address:
+        raise APIError(503, "ServiceUnavailable", f'node "{node_name}" has no InternalIP address')
+    return address, int(port)
 
 
 def node_reader(store) -> Callable:

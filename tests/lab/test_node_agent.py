@@ -79,7 +79,7 @@ def test_node_credentials_cannot_do_what_nodes_may_not(cluster):
     kubeconfig = cluster.workdir / "credentials" / "kt2" / "kubeconfig"
     proc = cluster.kubectl("--kubeconfig", str(kubeconfig), "auth", "can-i", "create", "deployments", check=False)
     assert proc.stdout.strip() == "no"
-    proc = cluster.kubectl("--kubeconfig", str(kubeconfig), "auth", "can-i", "patch", "pods/status")
+    proc = cluster.kubectl("--kubeconfig", str(kubeconfig), "auth", "can-i", "patch", "pods", "--subresource=status")
     assert proc.stdout.strip() == "yes"
 
 
