@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import collections
+import fcntl
 import logging
 import sqlite3
 import threading
@@ -110,6 +111,19 @@ def _compacted(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()[0]
 
 
+def _lock_exclusively(path: str):
+    """Hold <path>.lock for as long as the store is open: a second process would never see this one's
+    writes in its watches, so it is refused up front. The kernel drops the lock if the process dies."""
+    lock = open(path + ".lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise StoreUnavailable(f"sqlite:{path}: already in use by another process (one API server per SQLite "
+                               "file; use etcd for several API servers)") from None
+    return lock
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
@@ -124,11 +138,13 @@ class SQLiteStore(Store):
         self._revision = 0
         self._changed = asyncio.Event()
         self._closed = False
+        self._lock = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike) -> "SQLiteStore":
         store = cls(path)
         store._loop = asyncio.get_running_loop()
+        store._lock = _lock_exclusively(store.path)
         try:
             store._conn = _connect(store.path)
             store._conn.executescript(SCHEMA)
@@ -138,6 +154,7 @@ class SQLiteStore(Store):
             store._revision = _revision(store._conn)
             store._reader = _connect(store.path, query_only=True)
         except sqlite3.Error as e:
+            store._lock.close()
             raise StoreUnavailable(f"sqlite:{store.path}: cannot open state database: {e}") from e
         store._writer = asyncio.create_task(store._write_loop(), name="kfab-sqlite-writer")
         store._checkpointer = threading.Thread(target=store._checkpoint_loop, name="kfab-sqlite-checkpoint",
@@ -381,8 +398,10 @@ class SQLiteStore(Store):
                     prev = KeyValue(key, pvalue, pcreate, prev_rev) if prev_rev and ptype == PUT else None
                     yield WatchEvent("PUT", kv, prev)
                 after = rev
+                # Reads never suspend, so give the event loop a turn per event: whoever the consumer
+                # hands the event to runs before the next one (as with events arriving over a socket).
+                await asyncio.sleep(0)
             if len(rows) == WATCH_PAGE:
-                await asyncio.sleep(0)  # reads are inline: let others run between pages of a long catch-up
                 continue
             # Nothing else under prefix up to `seen`; skip ahead so the next read starts there.
             after = max(after, seen)
@@ -404,6 +423,7 @@ class SQLiteStore(Store):
         for conn in (self._conn, self._reader):
             if conn is not None:
                 conn.close()
+        self._lock.close()
         # Wake watchers so they see the store is closed.
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

@@ -7,11 +7,15 @@ import subprocess
 import sys
 import time
 
-from kfab.store import open_store
+import pytest
+
+from kfab.store import StoreUnavailable, open_store
 
 WRITER = """
 import asyncio, sys
-from kfab.store import open_store
+import pytest
+
+from kfab.store import StoreUnavailable, open_store
 
 async def main(url):
     store = await open_store(url)
@@ -83,3 +87,27 @@ def test_revisions_are_never_reused_after_compaction_and_reopen(tmp_path):
             await store.close()
 
     asyncio.run(second(asyncio.run(first())))
+
+
+def test_a_second_process_on_the_same_file_is_refused_with_a_clear_error(tmp_path):
+    url = f"sqlite://{tmp_path}/state.db"
+    holder = subprocess.Popen([sys.executable, "-c", WRITER, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline(), "the first process never wrote"
+
+        async def second():
+            with pytest.raises(StoreUnavailable) as err:
+                await open_store(url)
+            assert "already in use by another process" in str(err.value) and str(tmp_path) in str(err.value)
+
+        asyncio.run(second())
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+    async def after_it_is_gone():
+        store = await open_store(url)  # the lock died with the process that held it
+        await store.close()
+
+    asyncio.run(after_it_is_gone())
