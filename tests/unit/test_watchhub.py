@@ -229,11 +229,17 @@ def test_when_the_hub_loses_history_subscribers_must_relist_and_new_ones_work(tm
         hub = WatchHub(ForgetfulWatchStore(real, breaks=1))
         await hub.start()
         before = hub.subscribe("/registry/", await real.current_revision())
-        first = await write_mix(real, 3)
         got = []
-        with pytest.raises(RevisionCompacted):
+
+        async def follow():
             async for event in before:
                 got.append((event.type, event.kv.key, event.kv.mod_revision))
+
+        # The watcher reads while the writes happen, as an API watch does (not only after they are done).
+        follower = asyncio.create_task(follow())
+        first = await write_mix(real, 3)
+        with pytest.raises(RevisionCompacted):
+            await follower
         assert got == first[:2], "events before the loss arrive, then the subscriber is told to relist"
         after = hub.subscribe("/registry/", await real.current_revision())
         expected = await write_mix(real, 4, prefix="/registry/pods/again/")
