@@ -72,6 +72,8 @@ class PodWorker:
         self.probes: dict[str, ContainerProbes] = {}          # Podman container id -> its probes
         self.pod_ip: str | None = None
         self.last_status: dict | None = None
+        self.attempt_floor: dict[str, int] = {}
+        self.sandbox_broken = False  # container name -> first attempt number in a new sandbox
         self._next = RESYNC
 
     def update(self, pod: dict) -> None:
@@ -143,6 +145,16 @@ class PodWorker:
         name = podman_pod_name(self.pod)
         rt = self.ctx.runtime
         sandbox = await rt.get_pod(name)
+        if sandbox is not None and (self.sandbox_broken or not await rt.infra_running(sandbox)):
+            # The sandbox died (a host restart). As the kubelet does, make a new one and start the pod's
+            # containers again — init containers first — with attempt numbers continuing, so restartCount
+            # keeps counting. (Podman 4.3 cannot even restart them in the old pod: its cgroup slice is gone,
+            # "runc create failed: invalid slice name".)
+            old = ps.attempts_by_name(await rt.pod_containers(self.uid))
+            self.attempt_floor = {n: ps.attempt_of(a[-1]) + 1 for n, a in old.items() if a}
+            self._event("Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+            await rt.remove_pod(name)
+            sandbox, self.sandbox_broken = None, False
         if sandbox is None:
             labels = {"kfab.io/pod-uid": self.uid, "kfab.io/pod-namespace": self.pod["metadata"]["namespace"],
                       "kfab.io/pod-name": self.pod["metadata"]["name"]}
@@ -166,14 +178,14 @@ class PodWorker:
                     return False, True
                 await self._restart(c, latest, paths, init=True)
                 return False, False
-            await self._start(c, 0, paths, init=True)
+            await self._start(c, self.attempt_floor.get(c["name"], 0), paths, init=True)
             return False, False
         return True, False
 
     async def _sync_container(self, c: dict, attempts: list[dict], paths: dict, init: bool) -> None:
         latest = attempts[-1] if attempts else None
         if latest is None:
-            await self._start(c, 0, paths, init)
+            await self._start(c, self.attempt_floor.get(c["name"], 0), paths, init)
             return
         cid = latest["Id"]
         if ps.is_running(latest):
@@ -190,7 +202,10 @@ class PodWorker:
                 await self.ctx.runtime.stop_container(cid, self._grace())
             return
         if not ps.has_exited(latest):  # created but never started (an agent stopped between create and start)
-            await self.ctx.runtime.start_container(cid)
+            try:
+                await self.ctx.runtime.start_container(cid)
+            except RuntimeError_ as e:
+                self._start_failed(c["name"], e)
             return
         self._forget_probes(c["name"])
         policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
@@ -236,13 +251,18 @@ class PodWorker:
             cid = await rt.create_container(image, **kwargs)
             await rt.start_container(cid)
         except RuntimeError_ as e:
-            self.waiting[name] = {"reason": "RunContainerError", "message": str(e)}
-            self._event("Warning", "Failed", f"Error: {e}")
-            self._next = min(self._next, 5.0)
+            self._start_failed(name, e)
             return False
         self.waiting.pop(name, None)
         self._event("Normal", "Started", f"Started container {name}")
         return True
+
+    def _start_failed(self, name: str, e: Exception) -> None:
+        if "slice" in str(e) or "cgroup" in str(e):
+            self.sandbox_broken = True  # an old sandbox whose cgroup is gone (infra restarted after a reboot)
+        self.waiting[name] = {"reason": "RunContainerError", "message": str(e)}
+        self._event("Warning", "Failed", f"Error: {e}")
+        self._next = min(self._next, 2.0)
 
     async def _ensure_image(self, c: dict) -> bool:
         name, image, rt = c["name"], c.get("image", ""), self.ctx.runtime

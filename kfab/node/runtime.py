@@ -120,6 +120,15 @@ class PodmanRuntime:
             return pod.attrs
         return await self._call(create)
 
+    async def infra_running(self, pod: dict) -> bool:
+        def running():
+            try:
+                infra = self.client.containers.get(pod["InfraContainerID"])
+            except NotFound:
+                return False
+            return infra.status == "running"
+        return await self._call(running)
+
     async def start_infra(self, pod: dict) -> None:
         """Start only the pod's infra container: starting the whole pod would rerun finished init containers."""
         def start():

@@ -252,3 +252,34 @@ def test_unsupported_volume_source_is_reported(cluster):
     assert "nfs-claim" in text or "nfs" in text
     assert status(cluster, "nfs-user").get("phase") == "Pending"
     cluster.kubectl("delete", "pod", "nfs-user", "--wait=false")
+
+
+def test_kubectl_exec_streams_stdin_stdout_stderr_and_the_exit_code(cluster):
+    cluster.apply(pod("shell", "kt2", [{"name": "main", "command": ["sleep", "3600"],
+                                        "env": [{"name": "WHO", "value": "kfab"}]}]))
+    wait_for("pod shell running", lambda: running_and_ready(cluster, "shell"), timeout=60)
+    out = cluster.kubectl("exec", "shell", "--", "sh", "-c", "echo $WHO; hostname")
+    assert out.stdout == "kfab\nshell\n"
+    assert cluster.kubectl("exec", "-i", "shell", "--", "cat", input="through stdin\n").stdout == "through stdin\n"
+    failed = cluster.kubectl("exec", "shell", "--", "sh", "-c", "echo oops >&2; exit 3", check=False)
+    assert failed.returncode == 3 and "oops" in failed.stderr
+
+
+def test_host_restart_brings_the_pods_back_without_duplicates(cluster):
+    """After a reboot Podman shows the containers only "Created": the agent makes a new sandbox and starts them."""
+    cluster.apply(pod("survivor", "kt3", [{"name": "main", "command": ["sleep", "3600"]}]))
+    wait_for("pod survivor running", lambda: running_and_ready(cluster, "survivor"), timeout=60)
+    before = status(cluster, "survivor")["containerStatuses"][0]
+    subprocess.run(["podman", "restart", "-t", "2", "kt3"], check=True, capture_output=True, timeout=120)
+
+    def back():
+        st = running_and_ready(cluster, "survivor")
+        cs = (st or {}).get("containerStatuses", [{}])[0]
+        return st if cs.get("containerID") != before["containerID"] else None
+    st = wait_for("survivor running again after the host restart", back, timeout=120, interval=1)
+    assert st["containerStatuses"][0]["restartCount"] > before["restartCount"]
+    sandboxes = podman(cluster, "kt3", "podman pod ps --format '{{.Name}}' --filter label=kfab.io/pod-name=survivor")
+    assert len(sandboxes.split()) == 1
+    running = podman(cluster, "kt3", "podman ps -q --filter label=kfab.io/pod-name=survivor "
+                                     "--filter label=kfab.io/container=main")
+    assert len(running.split()) == 1
