@@ -25,6 +25,11 @@ _SUBRESOURCES = {
     "binding": ("", "v1", "Binding", ("create",)),
     "log": ("", "", "", ("get",)),
     "finalize": ("", "", "", ("update",)),
+    "exec": ("", "v1", "PodExecOptions", ("create", "get")),
+    "attach": ("", "v1", "PodAttachOptions", ("create", "get")),
+    "portforward": ("", "v1", "PodPortForwardOptions", ("create", "get")),
+    "proxy": ("", "v1", "PodProxyOptions", ("create", "delete", "get", "patch", "update")),
+    "eviction": ("policy", "v1", "Eviction", ("create",)),
 }
 
 
@@ -40,7 +45,8 @@ def version_info() -> dict:
 
 
 def _sub_kind(rt: ResourceType, sub: str) -> tuple[str, str, str, tuple[str, ...]]:
-    group, version, kind, verbs = _SUBRESOURCES[sub]
+    # A subresource this table does not describe answers with its parent's kind (and discovery never fails).
+    group, version, kind, verbs = _SUBRESOURCES.get(sub, ("", "", "", ("get",)))
     if not kind:
         return rt.group, rt.version, rt.kind, verbs
     return group, version, kind, verbs
