@@ -19,10 +19,11 @@ from aiohttp import web
 
 from kfab.api import strategy
 from kfab.api.collection import selectors
-from kfab.api.errors import bad_request
+from kfab.api.errors import bad_request, gone
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import negotiate, partial_metadata, to_table
 from kfab.api.storage import ResourceStorage, expired
+from kfab.api.watchhub import WatchTooSlow
 from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import FieldSelector, LabelSelector
 from kfab.store.base import RevisionCompacted, StoreUnavailable, WatchEvent
@@ -198,7 +199,9 @@ class _Stream:
                                                           "metadata": meta}})
 
     async def error(self, error: Exception) -> None:
-        if isinstance(error, RevisionCompacted):
+        if isinstance(error, WatchTooSlow):  # Expired too: the client relists, as after a compaction
+            status = gone(str(error)).status()
+        elif isinstance(error, RevisionCompacted):
             status = expired(error).status()
         elif isinstance(error, StoreUnavailable):
             status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
