@@ -7,8 +7,10 @@ Shape (as kube-proxy's nftables mode):
 - nat prerouting/output jump to `services`: a verdict map keyed by ClusterIP . protocol . port, and one
   keyed by protocol . NodePort for packets to a node address, each `goto` a chain per service port;
 - a service-port chain marks off-cluster sources for masquerade (NodePort clients from outside would get
-  replies from a pod on another node otherwise) and picks an endpoint with `numgen random mod N vmap`;
-- an endpoint chain marks hairpin traffic (a pod reaching itself through its Service) and DNATs;
+  replies from a pod on another node otherwise) and DNATs to an endpoint picked by `numgen random mod N`
+  (one rule with an anonymous map, not a chain per endpoint: a tenth of the text for nft to parse);
+- hairpin traffic (a pod reaching itself through its Service, source == destination after DNAT) is
+  masqueraded in postrouting, by a set of (ip . ip) pairs of the endpoints;
 - filter chains (before DNAT) reject Service ports with no ready endpoint at once: TCP reset, ICMP
   port-unreachable for UDP — as a client expects from a closed port, instead of a timeout;
 - postrouting masquerades marked packets.
@@ -47,9 +49,6 @@ class ServicePort:
     def chain(self) -> str:
         # nft identifiers may hold letters, digits, '-', '.', '_' and '/': the chain reads as the Service.
         return f"svc-{self.namespace}-{self.name}-{self.protocol}-{self.port}"
-
-    def endpoint_chain(self, ep: Endpoint) -> str:
-        return f"ep-{self.namespace}-{self.name}-{self.protocol}-{self.port}-{ep.ip}-{ep.port}"
 
 
 def _ready(endpoint: dict) -> bool:
@@ -167,6 +166,12 @@ def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str]
         add("    " + _elements(node_ips))
     add("  }")
     to_node = "ip daddr @node-ips" if node_ips else "fib daddr type local"
+    endpoint_ips = sorted({ep.ip for sp in ports for ep in sp.endpoints}, key=ipaddress.ip_address)
+    add("  set hairpin {")
+    add("    type ipv4_addr . ipv4_addr")
+    if endpoint_ips:
+        add("    " + _elements([f"{ip} . {ip}" for ip in endpoint_ips]))
+    add("  }")
 
     # Rejects run in filter chains just before DNAT (priority -110 = dstnat - 10; nft names `dstnat` only in
     # prerouting), as kube-proxy's nftables mode.
@@ -196,6 +201,7 @@ def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str]
     add("  chain nat-postrouting {")
     add("    type nat hook postrouting priority 100; policy accept;")
     add(f"    meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade")
+    add("    ct status dnat ip saddr . ip daddr @hairpin masquerade")
     if local_pod_cidr:
         add(f"    ct status dnat ip saddr {local_pod_cidr} ip daddr {local_pod_cidr} masquerade")
     add("  }")
@@ -212,15 +218,10 @@ def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str]
         elif sp.node_port:
             add(f"    {to_node} jump mark-for-masquerade")
         if len(sp.endpoints) == 1:
-            add(f"    goto {sp.endpoint_chain(sp.endpoints[0])}")
+            add(f"    meta l4proto {sp.protocol} dnat ip to {sp.endpoints[0].ip}:{sp.endpoints[0].port}")
         else:
-            choices = ", ".join(f"{i} : goto {sp.endpoint_chain(ep)}" for i, ep in enumerate(sp.endpoints))
-            add(f"    numgen random mod {len(sp.endpoints)} vmap {{ {choices} }}")
+            choices = ", ".join(f"{i} : {ep.ip} . {ep.port}" for i, ep in enumerate(sp.endpoints))
+            add(f"    meta l4proto {sp.protocol} dnat ip to numgen random mod {len(sp.endpoints)} map {{ {choices} }}")
         add("  }")
-        for ep in sp.endpoints:
-            add(f"  chain {sp.endpoint_chain(ep)} {{")
-            add(f"    ip saddr {ep.ip} jump mark-for-masquerade")
-            add(f"    meta l4proto {sp.protocol} dnat to {ep.ip}:{ep.port}")
-            add("  }")
     add("}")
     return "\n".join(out) + "\n"

@@ -34,8 +34,8 @@ def test_only_ready_endpoints_get_traffic():
     [sp] = service_ports([service("web")], slices)
     assert [(e.ip, e.port) for e in sp.endpoints] == [("10.244.1.5", 8080), ("10.244.3.7", 8080)]
     text = render_ruleset([service("web")], slices, [])
-    assert "numgen random mod 2 vmap" in text
-    assert "dnat to 10.244.1.5:8080" in text and "dnat to 10.244.3.7:8080" in text
+    assert "numgen random mod 2 map" in text
+    assert "0 : 10.244.1.5 . 8080, 1 : 10.244.3.7 . 8080" in text
     assert "10.244.2.5" not in text and "10.244.2.6" not in text
 
 
@@ -62,7 +62,7 @@ def test_service_without_ready_endpoints_is_rejected_not_dnated():
     assert re.search(r"set no-endpoint-nodeports \{[^}]*elements = \{ udp . 30053 \}", text)
     assert "meta l4proto tcp reject with tcp reset" in text
     assert "reject with icmp type port-unreachable" in text
-    assert "dnat" not in text and "svc-default-empty" not in text
+    assert "dnat ip to" not in text and "svc-default-empty" not in text
 
 
 def test_ports_match_slices_by_name_and_protocol():
@@ -71,8 +71,8 @@ def test_ports_match_slices_by_name_and_protocol():
     slices = [slice_("dns", [ep("10.244.1.9")], ports=[{"name": "dns", "port": 5353, "protocol": "UDP"},
                                                        {"name": "dns-tcp", "port": 5354, "protocol": "TCP"}])]
     text = render_ruleset([svc], slices, [])
-    assert "meta l4proto udp dnat to 10.244.1.9:5353" in text
-    assert "meta l4proto tcp dnat to 10.244.1.9:5354" in text
+    assert "meta l4proto udp dnat ip to 10.244.1.9:5353" in text
+    assert "meta l4proto tcp dnat ip to 10.244.1.9:5354" in text
 
 
 def test_endpoints_of_other_services_and_namespaces_are_not_mixed_in():
@@ -100,7 +100,7 @@ def test_off_cluster_sources_and_hairpin_are_masqueraded():
     text = render_ruleset([service("web")], [slice_("web", [ep("10.244.1.5")])], [],
                           cluster_cidr="10.244.0.0/16", local_pod_cidr="10.244.1.0/24")
     assert "ip saddr != 10.244.0.0/16 jump mark-for-masquerade" in text
-    assert "ip saddr 10.244.1.5 jump mark-for-masquerade" in text
+    assert "10.244.1.5 . 10.244.1.5" in text
     assert "meta mark & 0x4000 == 0x4000 masquerade" in text
     assert "ct status dnat ip saddr 10.244.1.0/24 ip daddr 10.244.1.0/24 masquerade" in text
 
