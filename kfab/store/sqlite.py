@@ -4,17 +4,7 @@ Layout: `kv` holds current values; `log` holds one row per revision (PUT or DELE
 and list-at-revision read. `log.revision` is AUTOINCREMENT, so the global revision is never reused even
 after compaction removes rows (sqlite_sequence keeps the high-water mark).
 
-Durability: WAL with synchronous=FULL fsyncs the WAL on every commit, so a write is on disk before it is
-acknowledged and survives kill -9. Writes are grouped: whatever writes are queued run in one transaction
-and share one commit (one fsync).
-
-Threads: statements and COMMIT run on the event loop's thread (microseconds against the page cache; a
-WAL fsync is well under a millisecond on an SSD); only WAL checkpoints, which write and fsync the main
-database file, run in a thread of their own. Running statements in worker threads was measured to be
-far slower inside a busy API server: each step of a worker needs the GIL back, and a busy event loop
-thread hands it over only every switch interval (5 ms), so one write or a 10,000-row list took tens to
-hundreds of ms. Reads use a connection of their own (WAL lets them run beside the writer's transaction),
-each in a fresh read transaction, so each sees every commit acknowledged before it began.
+Durability, grouped commits and threading: see kfab/store/sqlite_db.py.
 
 Watches are fed in-process: after each commit the writer wakes waiting watchers, and each watcher reads
 the log from its own last revision, so a slow watcher never holds up writers. Writes made by another
@@ -26,12 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import collections
-import fcntl
-import logging
 import sqlite3
-import threading
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator
 
 from kfab.store.base import (
     KeyExists,
@@ -44,15 +30,11 @@ from kfab.store.base import (
     StoreUnavailable,
     WatchEvent,
 )
-
-log = logging.getLogger(__name__)
+from kfab.store.sqlite_db import SQLiteDatabase
 
 PUT, DELETE = 0, 1
-# Largest number of queued writes committed in one transaction, and log rows read per watch step.
-WRITE_BATCH = 256
-WATCH_PAGE = 1000
+WATCH_PAGE = 1000  # log rows read per watch step
 COMPACT_CHUNK = 2000  # revisions per compaction step
-CHECKPOINT_INTERVAL = 1.0  # seconds between WAL checkpoints while there are writes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -92,16 +74,6 @@ def _range_sql(prefix: str, column: str = "key") -> tuple[str, list]:
     return f"{column} >= ? AND {column} < ?", [prefix, end]
 
 
-def _connect(path: str, query_only: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    if query_only:
-        conn.execute("PRAGMA query_only=ON")
-    return conn
-
-
 def _revision(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
     return row[0] if row else 0
@@ -111,146 +83,28 @@ def _compacted(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT value FROM meta WHERE name = 'compacted'").fetchone()[0]
 
 
-def _lock_exclusively(path: str):
-    """Hold <path>.lock for as long as the store is open: a second process would never see this one's
-    writes in its watches, so it is refused up front. The kernel drops the lock if the process dies."""
-    lock = open(path + ".lock", "a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise StoreUnavailable(f"sqlite:{path}: already in use by another process (one API server per SQLite "
-                               "file; use etcd for several API servers)") from None
-    return lock
-
-
 class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: sqlite3.Connection | None = None  # the one writer connection
-        self._pending: collections.deque = collections.deque()  # (op, future) waiting for the writer
-        self._wake_writer = asyncio.Event()
-        self._writer: asyncio.Task | None = None
-        self._checkpoint_due = threading.Event()
-        self._checkpointer: threading.Thread | None = None
-        self._reader: sqlite3.Connection | None = None  # WAL: reads run beside the writer's transaction
-        self._revision = 0
-        self._changed = asyncio.Event()
+        self._db: SQLiteDatabase | None = None
+        self._changed = asyncio.Event()  # replaced by a fresh one after every commit
         self._closed = False
-        self._lock = None
 
     @classmethod
     async def open(cls, path: str | os.PathLike) -> "SQLiteStore":
         store = cls(path)
-        store._loop = asyncio.get_running_loop()
-        store._lock = _lock_exclusively(store.path)
-        try:
-            store._conn = _connect(store.path)
-            store._conn.executescript(SCHEMA)
-            # Checkpoints (copying the WAL into the database file, with its own fsync) run in a thread
-            # of their own so they never stall a commit.
-            store._conn.execute("PRAGMA wal_autocheckpoint=0")
-            store._revision = _revision(store._conn)
-            store._reader = _connect(store.path, query_only=True)
-        except sqlite3.Error as e:
-            store._lock.close()
-            raise StoreUnavailable(f"sqlite:{store.path}: cannot open state database: {e}") from e
-        store._writer = asyncio.create_task(store._write_loop(), name="kfab-sqlite-writer")
-        store._checkpointer = threading.Thread(target=store._checkpoint_loop, name="kfab-sqlite-checkpoint",
-                                               daemon=True)
-        store._checkpointer.start()
+        store._db = SQLiteDatabase(store.path, SCHEMA, _revision, store._committed)
         return store
 
-    def _checkpoint_loop(self) -> None:
-        conn = _connect(self.path)
-        try:
-            while not self._closed:
-                self._checkpoint_due.wait()
-                self._checkpoint_due.clear()
-                try:
-                    # PASSIVE: copy what it can without waiting for (or blocking) readers and the writer.
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as e:
-                    log.warning("sqlite:%s: checkpoint failed: %s", self.path, e)
-                # At most one checkpoint per interval, however many commits there are.
-                self._checkpoint_due.wait(CHECKPOINT_INTERVAL) if not self._closed else None
-        finally:
-            conn.close()
+    def _committed(self, revision: int) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
-    # ---- writes: grouped, on the event loop's thread ---------------------------------------------------
+    async def _write(self, op):
+        return await self._db.write(op)
 
-    async def _write_loop(self) -> None:
-        conn = self._conn
-        while not self._closed or self._pending:
-            await self._wake_writer.wait()
-            self._wake_writer.clear()
-            while self._pending:
-                batch = [self._pending.popleft() for _ in range(min(WRITE_BATCH, len(self._pending)))]
-                outcomes = []
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    for op, fut in batch:
-                        # A savepoint per write: one that fails half-way leaves nothing behind, and the
-                        # others in the batch still commit.
-                        conn.execute("SAVEPOINT write")
-                        try:
-                            outcomes.append((fut, op(conn), None))
-                        except sqlite3.Error:
-                            raise
-                        except Exception as e:  # noqa: BLE001 - StoreError, or a bug: reported to that caller
-                            conn.execute("ROLLBACK TO write")
-                            outcomes.append((fut, None, e))
-                        conn.execute("RELEASE write")
-                    conn.execute("COMMIT")
-                    self._checkpoint_due.set()
-                    revision = _revision(conn)
-                except sqlite3.Error as e:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    err = StoreUnavailable(f"sqlite:{self.path}: write failed: {e}")
-                    outcomes, revision = [(fut, None, err) for _, fut in batch], self._revision
-                # Advance first: whoever is told "written" then sees it in current_revision() and watches.
-                self._advance(revision)
-                for fut, result, error in outcomes:
-                    if fut.cancelled():
-                        continue
-                    if error is not None:
-                        fut.set_exception(error)
-                    else:
-                        fut.set_result(result)
-
-    def _advance(self, revision: int) -> None:
-        if revision > self._revision:
-            self._revision = revision
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
-
-    async def _write(self, op: Callable[[sqlite3.Connection], object]):
-        if self._closed:
-            raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
-        fut = self._loop.create_future()
-        self._pending.append((op, fut))
-        self._wake_writer.set()
-        return await fut
-
-    # ---- reads: inline, on a connection of their own ---------------------------------------------------
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], object]):
-        """Run fn in one read transaction: a consistent snapshot that has every acknowledged write.
-
-        Reads never await, so one reader connection serves them all, one at a time."""
-        if self._closed:
-            raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
-        try:
-            conn = self._reader
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                conn.execute("ROLLBACK")
-        except sqlite3.Error as e:
-            raise StoreUnavailable(f"sqlite:{self.path}: read failed: {e}") from e
+    async def _read(self, fn):
+        return await self._db.read(fn)
 
     # ---- Store interface -----------------------------------------------------------------------------
 
@@ -339,7 +193,7 @@ class SQLiteStore(Store):
     async def current_revision(self) -> int:
         if self._closed:
             raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
-        return self._revision  # one writer, in this process: it knows every revision it committed
+        return self._db.revision  # one writer, in this process: it knows every revision it committed
 
     async def compact(self, revision: int) -> None:
         def begin(conn):
@@ -407,23 +261,12 @@ class SQLiteStore(Store):
             after = max(after, seen)
             if self._closed:
                 raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
-            if self._revision <= after:
+            if self._db.revision <= after:
                 await changed.wait()
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._writer is not None:
-            self._wake_writer.set()  # it finishes the writes already queued (their callers are waiting), then ends
-            await self._writer
-        self._checkpoint_due.set()
-        if self._checkpointer is not None:
-            await asyncio.to_thread(self._checkpointer.join)
-        for conn in (self._conn, self._reader):
-            if conn is not None:
-                conn.close()
-        self._lock.close()
-        # Wake watchers so they see the store is closed.
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        await self._db.close()
+        self._committed(self._db.revision)  # wake watchers so they see the store is closed
