@@ -13,11 +13,12 @@ from kfab.node import commands as node_commands
 from kfab.pki import commands as pki_commands
 from kfab.provision import commands as provision_commands
 from kfab.proxy import commands as proxy_commands
+from kfab.registry import commands as registry_commands
 from kfab.scheduler import commands as scheduler_commands
 
 # Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
 COMPONENTS = (lab_commands, provision_commands, api_commands, pki_commands, controller_commands,
-              scheduler_commands, node_commands, proxy_commands, dns_commands)
+              scheduler_commands, node_commands, proxy_commands, dns_commands, registry_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,18 @@ def add_commands(subparsers) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop every host when one host fails")
     p.set_defaults(func=run_up)
 
+    # `kfab plan` (issue 6): `kfab up --check --diff` under the name users look for; same arguments.
+    p = subparsers.add_parser("plan", help="show what `kfab up` would change on which host (check + diff)",
+                              description="Run the plays in check mode with diffs: nothing on any host changes.")
+    p.add_argument("-i", "--inventory", required=True, help="inventory file (Ansible YAML format)")
+    p.add_argument("playbook", nargs="?", default="site.yml", help="play file (default: site.yml)")
+    p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS")
+    p.add_argument("-l", "--limit")
+    p.add_argument("-t", "--tags", default="")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-f", "--forks", type=int, default=10)
+    p.set_defaults(func=run_up, check=True, diff=True, fail_fast=False)
+
 
 def run_up(args) -> int:
     try:

@@ -1,0 +1,68 @@
+"""`kfab image push -i INVENTORY IMAGE`: put an image from the local Podman store into the cluster registry
+(role registry, on the first host of group `registry`) and print the name pods use for it.
+
+The push goes to the registry host's inventory address (this machine may not resolve the host's name); pods
+pull it by the registry host's name, which every host resolves (/etc/hosts, role common) and trusts over
+plain HTTP (registries.conf.d, role registry). Both names reach the same registry.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from kfab.provision.context import RunVars
+from kfab.provision.errors import ProvisionError
+from kfab.provision.inventory import load_inventory
+
+
+def add_commands(subparsers) -> None:
+    image = subparsers.add_parser("image", help="container images for the cluster")
+    sub = image.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
+    p = sub.add_parser("push", help="push a local Podman image to the cluster registry",
+                       description="Push IMAGE from this machine's Podman store to the cluster registry and "
+                                   "print the image name to use in pod specs.")
+    p.add_argument("-i", "--inventory", required=True, help="the cluster's inventory (group `registry`)")
+    p.add_argument("image", help="a local image, e.g. localhost/web:1")
+    p.set_defaults(func=run_push)
+
+
+def repository_of(image: str) -> str:
+    """`localhost/web:1` -> `web:1`; `quay.io/org/app:2` -> `org/app:2`; `web` -> `web:latest`."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        image = rest
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        image += ":latest"
+    return image
+
+
+def registry_address(inventory_path: str) -> tuple[str, str]:
+    """(address this machine pushes to, name pods pull by), both host:port."""
+    inventory = load_inventory(inventory_path)
+    hosts = inventory.group_hosts("registry") if "registry" in inventory.groups else []
+    if not hosts:
+        raise ProvisionError("no host in group 'registry': add one (role registry runs the registry there)",
+                             file=str(inventory.path))
+    host = hosts[0]
+    variables = RunVars(inventory, {}).host_vars(host)
+    port = int(variables.get("kfab_registry_port", 5000))
+    return f"{variables.get('ansible_host', host)}:{port}", f"{host}:{port}"
+
+
+def run_push(args) -> int:
+    try:
+        address, name = registry_address(args.inventory)
+    except ProvisionError as exc:
+        print(f"kfab image push: {exc}", file=sys.stderr)
+        return 1
+    repository = repository_of(args.image)
+    proc = subprocess.run(["podman", "push", "--quiet", "--tls-verify=false", args.image,
+                           f"docker://{address}/{repository}"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"kfab image push: podman push {args.image} to {address} failed: "
+              f"{proc.stderr.strip() or proc.stdout.strip()}", file=sys.stderr)
+        return 1
+    print(f"{name}/{repository}")
+    return 0
