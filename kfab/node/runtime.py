@@ -78,13 +78,23 @@ class PodmanRuntime:
 
     async def pull(self, image: str) -> None:
         def pull():
-            repo, tag = image, None
-            if ":" in image.rsplit("/", 1)[-1] and "@" not in image:
-                repo, tag = image.rsplit(":", 1)
+            # libpod's pull reports failures inside its 200 stream ({"error": ...}), which the bindings'
+            # images.pull() drops: read the stream here.
             try:
-                self.client.images.pull(repo, tag=tag or "latest" if "@" not in image else None)
-            except (APIError, ImageNotFound, NotFound) as e:
-                raise ImagePullError(f'failed to pull image "{image}": {_explain(e)}') from None
+                response = self.client.api.post("/images/pull", params={"reference": image, "quiet": True})
+            except Exception as e:  # noqa: BLE001 - connection trouble is a pull failure too
+                raise ImagePullError(f'failed to pull image "{image}": {e}') from None
+            errors = []
+            for line in response.text.splitlines():
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(item, dict) and (item.get("error") or item.get("message") and response.status_code >= 400):
+                    errors.append(item.get("error") or item.get("message"))
+            if response.status_code >= 400 or errors or not self.client.images.exists(image):
+                reason = "; ".join(errors) or response.text.strip()[:300] or f"HTTP {response.status_code}"
+                raise ImagePullError(f'failed to pull image "{image}": {reason}')
         await self._call(pull)
 
     # --- pods --------------------------------------------------------------------------------------
@@ -204,11 +214,19 @@ class PodmanRuntime:
                 pass
         await self._call(remove)
 
-    async def exec(self, container_id: str, command: list[str]) -> tuple[int, bytes]:
-        def run():
-            code, output = self.client.containers.get(container_id).exec_run(command, demux=False)
-            return code, output if isinstance(output, bytes) else b""
-        return await self._call(run)
+    async def exec(self, container_id: str, command: list[str], timeout: float = 60) -> tuple[int, bytes]:
+        """Run a command in a container (exec probes). The podman CLI, not the bindings: their exec_run()
+        fails against Podman 4.3 ("conmon bytes \"\": readObjectStart")."""
+        proc = await asyncio.create_subprocess_exec("podman", "exec", container_id, *command,
+                                                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        return proc.returncode, output
 
     def logs(self, container_id: str, follow: bool, tail: int | None) -> "iter":
         """A blocking iterator of log chunks (run it in a thread)."""

@@ -49,7 +49,8 @@ def build_busybox_image(workdir: Path) -> Path:
     deb = next(workdir.glob("busybox-static_*.deb"))
     subprocess.run(["dpkg-deb", "-x", str(deb), str(workdir / "deb")], check=True)
     shutil.copy2(workdir / "deb" / "bin" / "busybox", ctx / "bin" / "busybox")
-    for applet in BUSYBOX_APPLETS:
+    listed = subprocess.run([str(ctx / "bin" / "busybox"), "--list"], capture_output=True, text=True, check=True)
+    for applet in set(BUSYBOX_APPLETS) | set(listed.stdout.split()):
         link = ctx / "bin" / applet
         if not link.exists():
             link.symlink_to("busybox")

@@ -229,7 +229,8 @@ def test_agent_restart_adopts_running_pods_without_duplicates_or_orphans(cluster
     assert st["containerStatuses"][0]["restartCount"] == 0
     sandboxes = podman(cluster, "kt3", "podman pod ps --format '{{.Name}}' --filter label=kfab.io/pod-name=steady")
     assert len(sandboxes.split()) == 1
-    containers = json.loads(podman(cluster, "kt3", "podman ps -a --format json --filter label=kfab.io/pod-name=steady"))
+    containers = json.loads(podman(cluster, "kt3", "podman ps -a --format json --filter label=kfab.io/pod-name=steady "
+                                                   "--filter label=kfab.io/container=main"))
     assert len(containers) == 1
 
 
