@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.api.conftest import start_server, stop_server  # noqa: E402
+from tests.netns import NetNS  # noqa: E402
 from kfab.client import Client, rt_of  # noqa: E402
 from kfab.proxy.proxier import Proxier, run_nft  # noqa: E402
 from kfab.proxy.rules import render_ruleset  # noqa: E402
@@ -123,8 +123,8 @@ def main() -> int:
     ap.add_argument("--endpoints", type=int, default=3)
     ap.add_argument("--changes", type=int, default=30)
     args = ap.parse_args()
-    holder = subprocess.Popen(["unshare", "-n", "sleep", "3600"])
-    nft = ["nsenter", "-t", str(holder.pid), "-n", "nft"]
+    netns = NetNS().__enter__()
+    nft = [*netns.prefix, "nft"]
     server = None
     try:
         asyncio.run(render_and_apply(nft, args.services, args.endpoints))
@@ -140,8 +140,7 @@ def main() -> int:
     finally:
         if server is not None:
             stop_server(server)
-        holder.kill()
-        holder.wait()
+        netns.__exit__()
     return 0
 
 

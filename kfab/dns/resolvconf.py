@@ -9,3 +9,11 @@ def pod_resolv_conf(dns_ip: str, namespace: str, domain: str = "cluster.local") 
     return (f"nameserver {dns_ip}\n"
             f"search {namespace}.svc.{domain} svc.{domain} {domain}\n"
             "options ndots:5\n")
+
+
+def pod_dns_options(dns_ip: str, namespace: str, domain: str = "cluster.local") -> dict:
+    """The same, as options of Podman's pod create (libpod PodSpecGenerator fields): Podman then writes the
+    pod's /etc/resolv.conf itself, shared by all its containers."""
+    domain = domain.strip(".")
+    return {"dns_server": [dns_ip], "dns_search": [f"{namespace}.svc.{domain}", f"svc.{domain}", domain],
+            "dns_option": ["ndots:5"]}

@@ -13,21 +13,23 @@ import pytest
 
 from tests.api.conftest import REPO
 from tests.api.test_dns_api import stop, wait_for
+from tests.netns import NetNS
 
 pytestmark = pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("nft"), reason="needs unshare, nft")
 
 
 @pytest.fixture(scope="module")
 def netns():
-    holder = subprocess.Popen(["unshare", "-n", "sleep", "600"])
     try:
-        prefix = ["nsenter", "-t", str(holder.pid), "-n"]
-        if subprocess.run([*prefix, "nft", "list", "tables"], capture_output=True).returncode != 0:
+        ns = NetNS().__enter__()
+    except OSError as e:
+        pytest.skip(str(e))
+    try:
+        if ns.run("nft list tables", check=False).returncode != 0:
             pytest.skip("cannot run nft in a network namespace here")
-        yield prefix
+        yield ns.prefix
     finally:
-        holder.kill()
-        holder.wait()
+        ns.__exit__()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kfab.dns.corefile import render_corefile
 from kfab.dns.records import Records
-from kfab.dns.resolvconf import pod_resolv_conf
+from kfab.dns.resolvconf import pod_dns_options, pod_resolv_conf
 
 D = "cluster.local."
 
@@ -82,6 +82,9 @@ def test_pod_resolv_conf():
     assert pod_resolv_conf("10.96.0.10", "shop") == ("nameserver 10.96.0.10\n"
                                                     "search shop.svc.cluster.local svc.cluster.local cluster.local\n"
                                                     "options ndots:5\n")
+    assert pod_dns_options("10.96.0.10", "shop") == {
+        "dns_server": ["10.96.0.10"], "dns_search": ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+        "dns_option": ["ndots:5"]}
 
 
 def test_corefile_serves_the_cluster_domain_and_forwards_the_rest():

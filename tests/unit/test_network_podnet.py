@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from kfab.node.podnet import HostRoutes, desired_routes
+from tests.netns import NetNS
 
 
 def node(name, cidr, ip):
@@ -32,18 +33,18 @@ def test_routes_to_every_other_node_with_a_pod_cidr_and_an_address():
 def netns():
     if not shutil.which("unshare") or not shutil.which("iptables"):
         pytest.skip("needs unshare and iptables")
-    holder = subprocess.Popen(["unshare", "-n", "sleep", "300"])
-    prefix = ("nsenter", "-t", str(holder.pid), "-n")
     try:
-        setup = subprocess.run([*prefix, "sh", "-ec", "ip link add h0 type veth peer name h1; ip link set h0 up; "
-                                "ip link set h1 up; ip addr add 10.79.0.11/24 dev h0"],
-                               capture_output=True, text=True)
+        ns = NetNS().__enter__()
+    except OSError as e:
+        pytest.skip(str(e))
+    try:
+        setup = ns.run("set -e; ip link add h0 type veth peer name h1; ip link set h0 up; "
+                       "ip link set h1 up; ip addr add 10.79.0.11/24 dev h0", check=False)
         if setup.returncode != 0:
             pytest.skip(f"cannot set up a network namespace here: {setup.stderr}")
-        yield prefix
+        yield tuple(ns.prefix)
     finally:
-        holder.kill()
-        holder.wait()
+        ns.__exit__()
 
 
 def ns(prefix, cmd):
