@@ -42,7 +42,10 @@ class DeploymentController(RolloutMixin, Controller):
         self.deployments.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
         owner = lambda rs, *_: self.enqueue_owner(rs, "Deployment", "apps/v1")  # noqa: E731
         self.replicasets.add_handlers(owner, lambda old, new: (owner(old), owner(new)), owner)
-        self.pods.add_handlers(self._pod_changed, lambda old, new: self._pod_changed(new), self._pod_changed)
+        # As kube's deployment controller: pod readiness reaches us through the ReplicaSet's status update;
+        # pod deletions matter directly (Recreate waits for old pods to be gone).
+        self.pods.add_handlers(on_delete=self._pod_changed)
+        self._counts: dict[tuple, tuple[int, tuple[int, int, int]]] = {}
 
     def _pod_changed(self, pod: dict) -> None:
         """Pods matter to a Deployment through availability and (Recreate) old pods going away."""
@@ -61,12 +64,33 @@ class DeploymentController(RolloutMixin, Controller):
     def pods_of(self, rs: dict) -> list[dict]:
         return self.pods.by_index("controller-uid", rs["metadata"]["uid"])
 
+    def pod_counts(self, rs: dict | None, min_ready: int) -> tuple[int, int, int]:
+        """(active, ready, available) pods of a ReplicaSet, from the pod cache (fresher than RS status);
+        memoised until the pod cache changes, since one reconcile asks several times."""
+        if rs is None:
+            return 0, 0, 0
+        memo_key = (rs["metadata"]["uid"], min_ready)
+        version = self.pods.version
+        hit = self._counts.get(memo_key)
+        if hit is not None and hit[0] == version and min_ready == 0:
+            return hit[1]
+        active = ready = available = 0
+        for p in self.pods_of(rs):
+            if not is_active(p):
+                continue
+            active += 1
+            if is_ready(p):
+                ready += 1
+                available += is_available(p, min_ready)
+        if len(self._counts) > 10000:
+            self._counts.clear()
+        self._counts[memo_key] = (version, (active, ready, available))
+        return active, ready, available
+
     def available_of(self, rs: dict | None, min_ready: int) -> int:
         """Available pods of a ReplicaSet that will stay: never more than its spec.replicas (the surplus is
-        about to be deleted, not-ready ones first). Read from pods, which are fresher than RS status."""
-        if rs is None:
-            return 0
-        return min(du.replicas_of(rs), sum(1 for p in self.pods_of(rs) if is_active(p) and is_available(p, min_ready)))
+        about to be deleted, not-ready ones first)."""
+        return min(du.replicas_of(rs), self.pod_counts(rs, min_ready)[2]) if rs is not None else 0
 
     def find_new(self, d: dict, rs_list: list[dict]) -> dict | None:
         template = (d.get("spec") or {}).get("template") or {}
@@ -240,7 +264,7 @@ class DeploymentController(RolloutMixin, Controller):
     def calculate_status(self, d: dict, rs_list: list[dict], new_rs: dict | None) -> dict:
         min_ready = int(d["spec"].get("minReadySeconds") or 0)
         replicas = int(d["spec"].get("replicas", 1))
-        actual = lambda rs: sum(1 for p in self.pods_of(rs) if is_active(p))  # noqa: E731
+        actual = lambda rs: self.pod_counts(rs, min_ready)[0]  # noqa: E731
         available = sum(self.available_of(rs, min_ready) for rs in rs_list)
         total = sum(du.replicas_of(rs) for rs in rs_list)
         status = copy.deepcopy(d.get("status") or {})
@@ -248,7 +272,7 @@ class DeploymentController(RolloutMixin, Controller):
             "observedGeneration": d["metadata"].get("generation", 1),
             "replicas": sum(actual(rs) for rs in rs_list),
             "updatedReplicas": actual(new_rs) if new_rs else 0,
-            "readyReplicas": sum(sum(1 for p in self.pods_of(rs) if is_active(p) and is_ready(p)) for rs in rs_list),
+            "readyReplicas": sum(self.pod_counts(rs, min_ready)[1] for rs in rs_list),
             "availableReplicas": available,
             "unavailableReplicas": max(total - available, 0),
         })

@@ -2,7 +2,9 @@
 
 As client-go's event recorder: writing is fire-and-forget from a background task (a controller never waits
 for, or fails because of, an Event); the same (object, type, reason, message, component) seen again bumps
-`count` and `lastTimestamp` of the existing Event instead of creating another.
+`count` and `lastTimestamp` of the existing Event instead of creating another; and client-go's spam filter
+applies: per object and component a burst of 25 events, then one more every 5 minutes (a ReplicaSet creating
+1,000 pods records 25 SuccessfulCreate events, not 1,000 writes competing with the pods themselves).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 
 EVENT = rt_of("Event")
 QUEUE_LIMIT = 5000  # beyond this, events are dropped rather than slowing controllers down
+SPAM_BURST = 25      # client-go EventSourceObjectSpamFilter: burst 25, refill one token per 300 s
+SPAM_REFILL = 1 / 300
 
 
 def _now() -> str:
@@ -30,9 +34,22 @@ class EventRecorder:
         self._queue: asyncio.Queue | None = None
         self._seen: dict[tuple, tuple[str, str, int]] = {}  # aggregation key -> (namespace, name, count)
         self._task: asyncio.Task | None = None
+        self._tokens: dict[tuple, tuple[float, float]] = {}  # (uid, component) -> (tokens, last refill time)
+
+    def _allowed(self, uid: str | None, component: str) -> bool:
+        now = time.monotonic()
+        tokens, last = self._tokens.get((uid, component), (SPAM_BURST, now))
+        tokens = min(SPAM_BURST, tokens + (now - last) * SPAM_REFILL)
+        if tokens < 1:
+            self._tokens[(uid, component)] = (tokens, now)
+            return False
+        if len(self._tokens) > 10000:
+            self._tokens.clear()
+        self._tokens[(uid, component)] = (tokens - 1, now)
+        return True
 
     def record(self, obj: dict, type_: str, reason: str, message: str, component: str) -> None:
-        if self.client is None:
+        if self.client is None or not self._allowed((obj.get("metadata") or {}).get("uid"), component):
             return
         if self._queue is None:
             self._queue = asyncio.Queue(QUEUE_LIMIT)

@@ -68,6 +68,7 @@ class Informer:
         self.label_selector, self.field_selector = label_selector, field_selector
         self.synced = asyncio.Event()
         self.resource_version = "0"
+        self.version = 0  # bumped on every cache change: lets readers memoise what they derive from it
         self._cache: dict[str, dict] = {}
         self._tombstones: dict[str, int] = {}  # key -> rv of a delete we did ourselves (ignore older events)
         self._indexers: dict[str, IndexFunc] = {"namespace": by_namespace}
@@ -132,6 +133,7 @@ class Informer:
     def _put(self, obj: dict) -> dict | None:
         key = key_of(obj)
         old = self._cache.get(key)
+        self.version += 1
         self._index(key, old, obj)
         self._cache[key] = obj
         return old
@@ -139,6 +141,7 @@ class Informer:
     def _pop(self, key: str) -> dict | None:
         old = self._cache.pop(key, None)
         if old is not None:
+            self.version += 1
             self._index(key, old, None)
         return old
 

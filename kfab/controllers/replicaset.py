@@ -10,11 +10,17 @@ from __future__ import annotations
 from kfab.client import APIStatusError, rt_of
 from kfab.controllers.base import Controller, by_controller_uid, controller_ref, owner_ref
 from kfab.controllers.podutil import (BURST_REPLICAS, available_in, deletion_order, gather_limited, is_active,
-                                      is_ready, pod_from_template, slow_start)
+                                      pod_from_template, slow_start)
 from kfab.objects.selectors import selector_from_object
 
+STATUS_BATCH = 0.1  # seconds
 POD = rt_of("Pod")
 REPLICASET = rt_of("ReplicaSet", "apps/v1")
+
+
+def _orphan_namespace(pod: dict) -> list[str]:
+    """Index: pods no controller owns, by namespace (the only ones a ReplicaSet may adopt)."""
+    return [] if controller_ref(pod) else [(pod.get("metadata") or {}).get("namespace", "")]
 
 
 def is_deleted_pod(obj: dict) -> bool:
@@ -29,19 +35,30 @@ class ReplicaSetController(Controller):
         self.replicasets = self.ctx.informer(REPLICASET)
         self.pods = self.ctx.informer(POD)
         self.pods.add_index("controller-uid", by_controller_uid)
+        self.pods.add_index("orphans-by-namespace", _orphan_namespace)
         self.replicasets.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
-        self.pods.add_handlers(self._pod_changed, self._pod_updated, self._pod_changed)
+        self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
 
-    def _pod_changed(self, pod: dict) -> None:
-        if controller_ref(pod) is None:
+    def _enqueue_for(self, pod: dict, delay: float) -> None:
+        ref = controller_ref(pod)
+        if ref is None:
             self._enqueue_selecting(pod)
-        else:
-            self.enqueue_owner(pod, "ReplicaSet", "apps/v1")
+        elif ref.get("kind") == "ReplicaSet" and ref.get("apiVersion") == "apps/v1":
+            self.queue.add_after(f"{pod['metadata'].get('namespace')}/{ref['name']}", delay)
+
+    # A pod going away is answered at once (self-healing); creations and status changes of many pods are
+    # batched into one reconcile per STATUS_BATCH, since each reconcile counts all pods of the ReplicaSet.
+    def _pod_added(self, pod: dict) -> None:
+        self._enqueue_for(pod, STATUS_BATCH)
 
     def _pod_updated(self, old: dict, new: dict) -> None:
         if controller_ref(old) != controller_ref(new):
-            self._pod_changed(old)
-        self._pod_changed(new)
+            self._enqueue_for(old, 0)
+        gone = bool(new["metadata"].get("deletionTimestamp")) and not old["metadata"].get("deletionTimestamp")
+        self._enqueue_for(new, 0 if gone else STATUS_BATCH)
+
+    def _pod_deleted(self, pod: dict) -> None:
+        self._enqueue_for(pod, 0)
 
     def _enqueue_selecting(self, pod: dict) -> None:
         """An orphan pod: every ReplicaSet whose selector matches it may adopt it."""
@@ -73,14 +90,14 @@ class ReplicaSetController(Controller):
         if not meta.get("deletionTimestamp"):
             error = await self._manage(rs, active, int(spec.get("replicas", 1)))
         requeue = await self._update_status(rs, [p for p in self.pods.by_index("controller-uid", meta["uid"])
-                                                 if is_active(p)], selector)
+                                                 if is_active(p)])
         if error is not None:
             raise error
         return requeue
 
     async def _adopt_orphans(self, rs: dict, selector) -> list[dict]:
         adopted = []
-        for pod in self.pods.list(rs["metadata"]["namespace"]):
+        for pod in self.pods.by_index("orphans-by-namespace", rs["metadata"]["namespace"]):
             pmeta = pod["metadata"]
             if controller_ref(pod) or pmeta.get("deletionTimestamp") or not selector.matches(pmeta.get("labels")):
                 continue
@@ -142,23 +159,32 @@ class ReplicaSetController(Controller):
         errors = [r for r in results if isinstance(r, Exception)]
         return errors[0] if errors else None
 
-    async def _update_status(self, rs: dict, active: list[dict], selector) -> float | None:
+    async def _update_status(self, rs: dict, active: list[dict]) -> float | None:
         spec = rs.get("spec") or {}
         min_ready = int(spec.get("minReadySeconds") or 0)
-        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        waits = [available_in(p, min_ready) for p in active]
+        template_labels = (((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}).items()
+        labeled = ready = available = 0
+        pending: list[float] = []
+        for p in active:  # one pass: this runs for every batch of pod changes
+            labels = p["metadata"].get("labels") or {}
+            labeled += all(labels.get(k) == v for k, v in template_labels)
+            wait = available_in(p, min_ready)
+            if wait is not None:
+                ready += 1
+                if wait == 0.0:
+                    available += 1
+                else:
+                    pending.append(wait)
         status = dict(rs.get("status") or {})
         new = dict(status)
         new["replicas"] = len(active)
-        new["fullyLabeledReplicas"] = sum(1 for p in active if all(
-            (p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items()))
-        new["readyReplicas"] = sum(1 for p in active if is_ready(p))
-        new["availableReplicas"] = sum(1 for w in waits if w == 0.0)
+        new["fullyLabeledReplicas"] = labeled
+        new["readyReplicas"] = ready
+        new["availableReplicas"] = available
         new["observedGeneration"] = rs["metadata"].get("generation", 1)
         for field in ("readyReplicas", "availableReplicas", "fullyLabeledReplicas"):
             if not new[field]:
                 new.pop(field)  # as kube: zero counts are omitted
-        pending = [w for w in waits if w]
         requeue = min(pending) + 0.05 if pending else None
         if new == status:
             return requeue
