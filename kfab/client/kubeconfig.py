@@ -31,7 +31,7 @@ class ClientConfig:
 def _data_or_file(entry: dict, key: str, base: Path, path: Path) -> bytes | None:
     if entry.get(f"{key}-data"):
         try:
-            return base64.b64decode(entry[f"{key}-data"])
+            return base64.b64decode("".join(str(entry[f"{key}-data"]).split()), validate=True)
         except ValueError as e:
             raise KubeconfigError(f"{path}: {key}-data is not valid base64: {e}") from None
     if entry.get(key):
