@@ -1,0 +1,50 @@
+"""Hollow nodes (`kfab hollow-node`): what the control plane sees of a kubelet - a Node with capacity, a Lease
+kept fresh, pods made Running/Ready with addresses, graceful deletions finished."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from kubernetes import client
+
+from tests.api.controllers_cluster import running_cluster, wait_for
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    yield from running_cluster(tmp_path_factory.mktemp("kfab-hollow"), nodes=2)
+
+
+def test_hollow_nodes_register_with_capacity_and_renew_their_leases(cluster):
+    for name in cluster.nodes:
+        node = cluster.core.read_node(name)
+        assert node.status.capacity["pods"] == "110" and node.status.allocatable["cpu"]
+        assert ipaddress.ip_network(node.spec.pod_cidr).prefixlen == 24
+        assert {a.type for a in node.status.addresses} == {"InternalIP", "Hostname"}
+    leases = client.CoordinationV1Api(cluster.api)
+    first = leases.read_namespaced_lease(cluster.nodes[0], "kube-node-lease")
+    assert first.spec.holder_identity == cluster.nodes[0]
+    assert first.metadata.owner_references[0].kind == "Node"
+    wait_for(lambda: leases.read_namespaced_lease(cluster.nodes[0], "kube-node-lease").spec.renew_time
+             > first.spec.renew_time, 15, "the lease to be renewed")
+
+
+def test_pods_run_with_addresses_and_honour_readiness_delay(cluster):
+    ns = "hollow-pods"
+    cluster.kubectl("create", "namespace", ns)
+    cluster.core.create_namespaced_pod(ns, {"metadata": {"name": "slow"}, "spec": {"containers": [{
+        "name": "web", "image": "nginx", "readinessProbe": {"tcpSocket": {"port": 80}, "initialDelaySeconds": 2}}]}})
+    pod = wait_for(lambda: (lambda p: p if p.status.phase == "Running" else None)(
+        cluster.core.read_namespaced_pod("slow", ns)), 30, "the pod Running")
+    ready = {c.type: c.status for c in pod.status.conditions}
+    assert ready["Ready"] == "False"  # the probe's initial delay has not passed yet
+    node = cluster.core.read_node(pod.spec.node_name)
+    assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(node.spec.pod_cidr)
+    assert pod.status.host_ip == next(a.address for a in node.status.addresses if a.type == "InternalIP")
+    assert pod.status.container_statuses[0].state.running is not None
+    wait_for(lambda: any(c.type == "Ready" and c.status == "True"
+                         for c in cluster.core.read_namespaced_pod("slow", ns).status.conditions), 15, "Ready")
+    # A graceful delete (30 s by default) ends as soon as the "containers" stopped; kubectl waits for it.
+    cluster.kubectl("delete", "pod", "slow", "-n", ns, "--timeout=20s")
+    assert cluster.core.list_namespaced_pod(ns).items == []
