@@ -29,7 +29,7 @@ from tests.api.conftest import start_server, stop_server  # noqa: E402
 from tests.netns import NetNS  # noqa: E402
 from kfab.client import Client, rt_of  # noqa: E402
 from kfab.proxy.proxier import Proxier, run_nft  # noqa: E402
-from kfab.proxy.rules import render_ruleset  # noqa: E402
+from kfab.proxy.rules import build_ruleset, render_ruleset, render_update  # noqa: E402
 
 SERVICE, SLICE = rt_of("Service"), rt_of("EndpointSlice", "discovery.k8s.io/v1")
 
@@ -72,6 +72,23 @@ async def render_and_apply(nft: list[str], n: int, endpoints: int) -> None:
           f"median {statistics.median(renders) * 1e3:.1f} ms")
     print(f"nft -f apply of the whole table: median {statistics.median(applies) * 1e3:.1f} ms, "
           f"max {max(applies) * 1e3:.1f} ms")
+    # One Service's endpoints change: build the model again, diff, apply only the change.
+    before = build_ruleset(services, slices, ["10.79.0.11"], cluster_cidr="10.244.0.0/16")
+    builds, updates = [], []
+    for k in range(10):
+        changed = [dict(s) for s in slices]
+        changed[k * 97 % n] = dict(changed[k * 97 % n], endpoints=changed[k * 97 % n]["endpoints"][1:])
+        t0 = time.perf_counter()
+        after = build_ruleset(services, changed, ["10.79.0.11"], cluster_cidr="10.244.0.0/16")
+        update = render_update(before, after)
+        t1 = time.perf_counter()
+        await run_nft(nft, update)
+        t2 = time.perf_counter()
+        await run_nft(nft, render_update(after, before))
+        builds.append(t1 - t0)
+        updates.append(t2 - t1)
+    print(f"one Service changed among {n}: build + diff median {statistics.median(builds) * 1e3:.1f} ms, "
+          f"nft -f of the change median {statistics.median(updates) * 1e3:.1f} ms")
 
 
 async def change_latency(nft: list[str], kubeconfig: Path, n: int, endpoints: int, changes: int) -> None:
@@ -102,6 +119,8 @@ async def change_latency(nft: list[str], kubeconfig: Path, n: int, endpoints: in
                 ready_now[i] = ready
                 ip = bodies[i]["endpoints"][0]["addresses"][0]
                 marker = f"{ip} . 8080" if endpoints > 1 else f"{ip}:8080"
+                if (marker in (proxier.applied or "")) == ready:
+                    raise AssertionError(f"bench bug: {marker!r} already {'in' if ready else 'out of'} the table")
                 sent = time.monotonic()
                 await client.patch(SLICE, "bench", f"svc-{i}-s",
                                    [{"op": "replace", "path": "/endpoints/0/conditions/ready", "value": ready}],
@@ -130,7 +149,7 @@ def main() -> int:
         asyncio.run(render_and_apply(nft, args.services, args.endpoints))
         data = Path(tempfile.mkdtemp(prefix="kfab-bench-proxy-"))
         server, info = start_server(data)
-        for n in (10, args.services):
+        for n in sorted({10, args.services}):
             asyncio.run(run_nft(nft, "table ip kfab {}\ndelete table ip kfab\n"))
             if n == args.services:
                 stop_server(server)

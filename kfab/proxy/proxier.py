@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kfab.client import Client, rt_of
 from kfab.controllers.informer import Informer
-from kfab.proxy.rules import TABLE, render_ruleset
+from kfab.proxy.rules import TABLE, Ruleset, build_ruleset, render_update
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class Proxier:
         self.nft_command = nft_command or ["nft"]
         self.services = Informer(client, rt_of("Service"))
         self.slices = Informer(client, rt_of("EndpointSlice", "discovery.k8s.io/v1"))
-        self.applied: str | None = None
+        self._applied_rs: Ruleset | None = None
+        self._applied_text: tuple[Ruleset | None, str | None] = (None, None)
         self.applied_at = 0.0          # monotonic time of the last successful apply (benchmarks read it)
         self.applies = 0
         self._changed = asyncio.Event()
@@ -66,20 +67,36 @@ class Proxier:
             self._pending_since = time.monotonic()
         self._changed.set()
 
-    def render(self) -> str:
-        return render_ruleset(self.services.list(), self.slices.list(), self.node_ips,
-                              cluster_cidr=self.cluster_cidr, local_pod_cidr=self.local_pod_cidr)
+    @property
+    def applied(self) -> str | None:
+        """The table as last applied, as full `nft -f` text (for tests and benchmarks; made on demand)."""
+        if self._applied_text[0] is not self._applied_rs:
+            rs = self._applied_rs
+            self._applied_text = (rs, rs.text() if rs is not None else None)
+        return self._applied_text[1]
+
+    def build(self) -> Ruleset:
+        return build_ruleset(self.services.list(), self.slices.list(), self.node_ips,
+                             cluster_cidr=self.cluster_cidr, local_pod_cidr=self.local_pod_cidr)
 
     async def sync(self) -> bool:
-        """Render and apply if the text differs from what was applied last; True when nft ran."""
-        ruleset = self.render()
-        if ruleset == self.applied:
+        """Apply what changed since the last apply (the whole table the first time, after an error, or when a
+        base chain changed); True when nft ran."""
+        new = self.build()
+        update = render_update(self._applied_rs, new) if self._applied_rs is not None else None
+        if update == "":
             return False
+        text = new.text() if update is None else update
         started = time.monotonic()
-        await run_nft(self.nft_command, ruleset)
-        self.applied, self.applied_at = ruleset, time.monotonic()
+        try:
+            await run_nft(self.nft_command, text)
+        except BaseException:
+            self._applied_rs = None          # the kernel's table is unknown now: rewrite it all next time
+            raise
+        self._applied_rs, self.applied_at = new, time.monotonic()
         self.applies += 1
-        log.debug("applied table ip %s (%d bytes) in %.1f ms", TABLE, len(ruleset), (self.applied_at - started) * 1e3)
+        log.debug("applied %s of table ip %s (%d bytes) in %.1f ms", "all" if update is None else "changes",
+                  TABLE, len(text), (self.applied_at - started) * 1e3)
         return True
 
     async def run(self) -> None:

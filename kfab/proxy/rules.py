@@ -108,24 +108,31 @@ def service_ports(services: list[dict], slices: list[dict]) -> list[ServicePort]
     return out
 
 
-def _elements(items: list[str]) -> str:
-    return "elements = { " + ", ".join(items) + " }" if items else ""
+@dataclass
+class Ruleset:
+    """The table as data: sets/maps (kind, type line, elements) and chains (lines), in file order."""
+    sets: dict[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The whole table as `nft -f` input, replacing whatever table there was in one transaction."""
+        out = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
+        for name, (kind, type_line, elements) in self.sets.items():
+            out += [f"  {kind} {name} {{", f"    {type_line}"]
+            if elements:
+                out.append("    elements = { " + ", ".join(elements) + " }")
+            out.append("  }")
+        for name, lines in self.chains.items():
+            out += [f"  chain {name} {{", *(f"    {line}" for line in lines), "  }"]
+        out.append("}")
+        return "\n".join(out) + "\n"
 
 
-def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str], *,
-                   cluster_cidr: str | None = None, local_pod_cidr: str | None = None) -> str:
-    """The whole `table ip kfab` as `nft -f` input.
-
-    node_ips: this node's addresses where NodePorts answer (empty: any local address, by `fib`).
-    cluster_cidr: pod network; ClusterIP traffic from outside it is masqueraded (kube-proxy's rule).
-    local_pod_cidr: this node's pod /24, given only where bridged traffic skips netfilter (no
-    br_netfilter): a pod reaching a Service backed by a pod on the same bridge would get the reply
-    straight from that pod, not un-DNATed; masquerading that pair sends the reply back through the host.
-    """
+def build_ruleset(services: list[dict], slices: list[dict], node_ips: list[str], *,
+                  cluster_cidr: str | None = None, local_pod_cidr: str | None = None) -> Ruleset:
+    """See render_ruleset."""
     ports = service_ports(services, slices)
-    out: list[str] = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
-    add = out.append
-
+    rs = Ruleset()
     cluster_map, nodeport_map, no_ep_cluster, no_ep_nodeport = [], [], [], []
     for sp in ports:
         if sp.endpoints:
@@ -138,90 +145,94 @@ def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str]
                 no_ep_cluster.append(f"{sp.cluster_ip} . {sp.protocol} . {sp.port}")
             if sp.node_port:
                 no_ep_nodeport.append(f"{sp.protocol} . {sp.node_port}")
-
-    add("  map service-ips {")
-    add("    type ipv4_addr . inet_proto . inet_service : verdict")
-    if cluster_map:
-        add("    " + _elements(cluster_map))
-    add("  }")
-    add("  map service-nodeports {")
-    add("    type inet_proto . inet_service : verdict")
-    if nodeport_map:
-        add("    " + _elements(nodeport_map))
-    add("  }")
-    add("  set no-endpoint-services {")
-    add("    type ipv4_addr . inet_proto . inet_service")
-    if no_ep_cluster:
-        add("    " + _elements(no_ep_cluster))
-    add("  }")
-    add("  set no-endpoint-nodeports {")
-    add("    type inet_proto . inet_service")
-    if no_ep_nodeport:
-        add("    " + _elements(no_ep_nodeport))
-    add("  }")
     node_ips = sorted({ip for ip in node_ips if _valid_ipv4(ip)}, key=ipaddress.ip_address)
-    add("  set node-ips {")
-    add("    type ipv4_addr")
-    if node_ips:
-        add("    " + _elements(node_ips))
-    add("  }")
-    to_node = "ip daddr @node-ips" if node_ips else "fib daddr type local"
     endpoint_ips = sorted({ep.ip for sp in ports for ep in sp.endpoints}, key=ipaddress.ip_address)
-    add("  set hairpin {")
-    add("    type ipv4_addr . ipv4_addr")
-    if endpoint_ips:
-        add("    " + _elements([f"{ip} . {ip}" for ip in endpoint_ips]))
-    add("  }")
-
+    rs.sets = {
+        "service-ips": ("map", "type ipv4_addr . inet_proto . inet_service : verdict", tuple(cluster_map)),
+        "service-nodeports": ("map", "type inet_proto . inet_service : verdict", tuple(nodeport_map)),
+        "no-endpoint-services": ("set", "type ipv4_addr . inet_proto . inet_service", tuple(no_ep_cluster)),
+        "no-endpoint-nodeports": ("set", "type inet_proto . inet_service", tuple(no_ep_nodeport)),
+        "node-ips": ("set", "type ipv4_addr", tuple(node_ips)),
+        "hairpin": ("set", "type ipv4_addr . ipv4_addr", tuple(f"{ip} . {ip}" for ip in endpoint_ips)),
+    }
+    to_node = "ip daddr @node-ips" if node_ips else "fib daddr type local"
+    chains = rs.chains
     # Rejects run in filter chains just before DNAT (priority -110 = dstnat - 10; nft names `dstnat` only in
     # prerouting), as kube-proxy's nftables mode.
-    add("  chain no-endpoints {")
-    add("    meta l4proto tcp reject with tcp reset")
-    add("    reject with icmp type port-unreachable")
-    add("  }")
-    add("  chain endpoints-check {")
-    add("    ip daddr . meta l4proto . th dport @no-endpoint-services goto no-endpoints")
-    add(f"    {to_node} meta l4proto . th dport @no-endpoint-nodeports goto no-endpoints")
-    add("  }")
+    chains["no-endpoints"] = ("meta l4proto tcp reject with tcp reset", "reject with icmp type port-unreachable")
+    chains["endpoints-check"] = ("ip daddr . meta l4proto . th dport @no-endpoint-services goto no-endpoints",
+                                 f"{to_node} meta l4proto . th dport @no-endpoint-nodeports goto no-endpoints")
     for hook in ("input", "forward", "output"):
-        add(f"  chain filter-{hook} {{")
-        add(f"    type filter hook {hook} priority -110; policy accept;")
-        add("    ct state new jump endpoints-check")
-        add("  }")
-
-    add("  chain services {")
-    add("    ip daddr . meta l4proto . th dport vmap @service-ips")
-    add(f"    {to_node} meta l4proto . th dport vmap @service-nodeports")
-    add("  }")
+        chains[f"filter-{hook}"] = (f"type filter hook {hook} priority -110; policy accept;",
+                                    "ct state new jump endpoints-check")
+    chains["services"] = ("ip daddr . meta l4proto . th dport vmap @service-ips",
+                          f"{to_node} meta l4proto . th dport vmap @service-nodeports")
     for hook in ("prerouting", "output"):
-        add(f"  chain nat-{hook} {{")
-        add(f"    type nat hook {hook} priority -100; policy accept;")
-        add("    jump services")
-        add("  }")
-    add("  chain nat-postrouting {")
-    add("    type nat hook postrouting priority 100; policy accept;")
-    add(f"    meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade")
-    add("    ct status dnat ip saddr . ip daddr @hairpin masquerade")
+        chains[f"nat-{hook}"] = (f"type nat hook {hook} priority -100; policy accept;", "jump services")
+    postrouting = ["type nat hook postrouting priority 100; policy accept;",
+                   f"meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade",
+                   "ct status dnat ip saddr . ip daddr @hairpin masquerade"]
     if local_pod_cidr:
-        add(f"    ct status dnat ip saddr {local_pod_cidr} ip daddr {local_pod_cidr} masquerade")
-    add("  }")
-    add("  chain mark-for-masquerade {")
-    add(f"    meta mark set meta mark | {MASQ_MARK:#x}")
-    add("  }")
+        postrouting.append(f"ct status dnat ip saddr {local_pod_cidr} ip daddr {local_pod_cidr} masquerade")
+    chains["nat-postrouting"] = tuple(postrouting)
+    chains["mark-for-masquerade"] = (f"meta mark set meta mark | {MASQ_MARK:#x}",)
 
     for sp in ports:
         if not sp.endpoints:
             continue
-        add(f"  chain {sp.chain} {{")
+        lines = []
         if cluster_cidr:
-            add(f"    ip saddr != {cluster_cidr} jump mark-for-masquerade")
+            lines.append(f"ip saddr != {cluster_cidr} jump mark-for-masquerade")
         elif sp.node_port:
-            add(f"    {to_node} jump mark-for-masquerade")
+            lines.append(f"{to_node} jump mark-for-masquerade")
         if len(sp.endpoints) == 1:
-            add(f"    meta l4proto {sp.protocol} dnat ip to {sp.endpoints[0].ip}:{sp.endpoints[0].port}")
+            lines.append(f"meta l4proto {sp.protocol} dnat ip to {sp.endpoints[0].ip}:{sp.endpoints[0].port}")
         else:
             choices = ", ".join(f"{i} : {ep.ip} . {ep.port}" for i, ep in enumerate(sp.endpoints))
-            add(f"    meta l4proto {sp.protocol} dnat ip to numgen random mod {len(sp.endpoints)} map {{ {choices} }}")
-        add("  }")
-    add("}")
-    return "\n".join(out) + "\n"
+            lines.append(f"meta l4proto {sp.protocol} dnat ip to numgen random mod {len(sp.endpoints)} "
+                         f"map {{ {choices} }}")
+        chains[sp.chain] = tuple(lines)
+    return rs
+
+
+def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str], *,
+                   cluster_cidr: str | None = None, local_pod_cidr: str | None = None) -> str:
+    """The whole `table ip kfab` as `nft -f` input.
+
+    node_ips: this node's addresses where NodePorts answer (empty: any local address, by `fib`).
+    cluster_cidr: pod network; ClusterIP traffic from outside it is masqueraded (kube-proxy's rule).
+    local_pod_cidr: this node's pod /24, given only where bridged traffic skips netfilter (no
+    br_netfilter): a pod reaching a Service backed by a pod on the same bridge would get the reply
+    straight from that pod, not un-DNATed; masquerading that pair sends the reply back through the host.
+    """
+    return build_ruleset(services, slices, node_ips, cluster_cidr=cluster_cidr,
+                         local_pod_cidr=local_pod_cidr).text()
+
+
+def render_update(old: Ruleset, new: Ruleset) -> str | None:
+    """`nft -f` input turning table `old` (as applied) into `new` by touching only what changed — one
+    Service's endpoints cost a chain and a few elements, not the whole table (kube-proxy's nftables mode
+    does the same: a full rewrite of thousands of Services takes the kernel and nft a good part of a
+    second). "" when nothing changed; None when a base chain or a set's type changed (apply new.text())."""
+    for name, lines in new.chains.items():
+        if lines and lines[0].startswith("type ") and old.chains.get(name) != lines:
+            return None
+    if list(old.sets) != list(new.sets) or any(old.sets[n][:2] != new.sets[n][:2] for n in new.sets):
+        return None
+    out: list[str] = []
+    t = f"ip {TABLE}"
+    for name, lines in new.chains.items():     # chains first: new map elements may jump to them
+        if old.chains.get(name) == lines:
+            continue
+        out.append(f"add chain {t} {name}" if name not in old.chains else f"flush chain {t} {name}")
+        out += [f"add rule {t} {name} {line}" for line in lines]
+    for name, (kind, _, elements) in new.sets.items():
+        if old.sets[name][2] == elements:
+            continue
+        out.append(f"flush {kind} {t} {name}")
+        if elements:
+            out.append(f"add element {t} {name} {{ " + ", ".join(elements) + " }")
+    for name in old.chains:                     # last: nothing refers to them any more
+        if name not in new.chains:
+            out.append(f"delete chain {t} {name}")
+    return "\n".join(out) + "\n" if out else ""
