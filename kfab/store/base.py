@@ -63,7 +63,11 @@ class RevisionCompacted(StoreError):
 
 
 class StoreUnavailable(StoreError):
-    """The backend cannot serve the request now (e.g. etcd has no quorum)."""
+    """The backend cannot serve the request now (e.g. etcd has no quorum).
+
+    On a write, the message says when the outcome is unknown (etcd timed out after the write may have
+    reached the raft log): re-read before retrying.
+    """
 
 
 class Store(abc.ABC):
@@ -74,7 +78,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list(self, prefix: str, revision: int = 0) -> tuple[list[KeyValue], int]:
-        """Keys under prefix in key order, at `revision` (0 = now), and the revision read at."""
+        """Keys under prefix in key order, at `revision` (0 = now), and the revision read at.
+
+        RevisionCompacted below the compacted revision; StoreError for a revision not reached yet.
+        """
 
     @abc.abstractmethod
     async def create(self, key: str, value: bytes) -> KeyValue:
@@ -101,7 +108,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def compact(self, revision: int) -> None:
-        """Forget history at or below revision (current values stay)."""
+        """Forget history at or below revision (current values stay).
+
+        Afterwards, on every backend, list(revision=r) works for r >= revision and watch(after=a) for
+        a >= revision; older ones raise RevisionCompacted. Compacting again at or below is a no-op.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None: ...
