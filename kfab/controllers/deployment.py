@@ -15,7 +15,7 @@ from kfab.client import APIStatusError, rt_of
 from kfab.controllers import deployment_util as du
 from kfab.controllers.base import Controller, by_controller_uid, controller_ref, now_rfc3339, owner_ref, parse_time
 from kfab.controllers.deployment_rollout import RolloutMixin
-from kfab.controllers.podutil import is_active, is_available, is_ready
+from kfab.controllers.podutil import is_active, is_available, is_ready, orphan_namespace
 from kfab.objects.selectors import selector_from_object
 
 DEPLOYMENT = rt_of("Deployment", "apps/v1")
@@ -38,14 +38,27 @@ class DeploymentController(RolloutMixin, Controller):
         self.replicasets = self.ctx.informer(REPLICASET)
         self.pods = self.ctx.informer(POD)
         self.replicasets.add_index("controller-uid", by_controller_uid)
+        self.replicasets.add_index("orphans-by-namespace", orphan_namespace)
         self.pods.add_index("controller-uid", by_controller_uid)
         self.deployments.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
-        owner = lambda rs, *_: self.enqueue_owner(rs, "Deployment", "apps/v1")  # noqa: E731
+        owner = lambda rs, *_: self._rs_changed(rs)  # noqa: E731
         self.replicasets.add_handlers(owner, lambda old, new: (owner(old), owner(new)), owner)
         # As kube's deployment controller: pod readiness reaches us through the ReplicaSet's status update;
         # pod deletions matter directly (Recreate waits for old pods to be gone).
         self.pods.add_handlers(on_delete=self._pod_changed)
         self._counts: dict[tuple, tuple[int, tuple[int, int, int]]] = {}
+
+    def _rs_changed(self, rs: dict) -> None:
+        if controller_ref(rs) is not None:
+            self.enqueue_owner(rs, "Deployment", "apps/v1")
+            return
+        meta = rs.get("metadata") or {}
+        for d in self.deployments.list(meta.get("namespace")):  # an orphan: who may adopt it?
+            try:
+                if selector_from_object((d.get("spec") or {}).get("selector")).matches(meta.get("labels")):
+                    self.enqueue_obj(d)
+            except ValueError:
+                continue
 
     def _pod_changed(self, pod: dict) -> None:
         """Pods matter to a Deployment through availability and (Recreate) old pods going away."""
@@ -92,6 +105,26 @@ class DeploymentController(RolloutMixin, Controller):
         about to be deleted, not-ready ones first)."""
         return min(du.replicas_of(rs), self.pod_counts(rs, min_ready)[2]) if rs is not None else 0
 
+    async def adopt_orphans(self, d: dict, selector) -> bool:
+        """ReplicaSets nobody controls that match the selector become this Deployment's (e.g. after
+        `kubectl delete deployment --cascade=orphan` and creating it again), as kube's ControllerRefManager."""
+        adopted = False
+        for rs in self.replicasets.by_index("orphans-by-namespace", d["metadata"]["namespace"]):
+            meta = rs["metadata"]
+            if meta.get("deletionTimestamp") or not selector.matches(meta.get("labels")):
+                continue
+            try:
+                patched = await self.client.patch(REPLICASET, meta["namespace"], meta["name"], {"metadata": {
+                    "ownerReferences": list(meta.get("ownerReferences") or []) + [owner_ref(d)],
+                    "resourceVersion": meta["resourceVersion"]}})
+            except APIStatusError as e:
+                if e.not_found or e.conflict:
+                    continue
+                raise
+            self.replicasets.remember_write(dict(patched, apiVersion="apps/v1", kind="ReplicaSet"))
+            adopted = True
+        return adopted
+
     def find_new(self, d: dict, rs_list: list[dict]) -> dict | None:
         template = (d.get("spec") or {}).get("template") or {}
         return next((rs for rs in rs_list if du.equal_ignore_hash((rs.get("spec") or {}).get("template"), template)),
@@ -114,6 +147,8 @@ class DeploymentController(RolloutMixin, Controller):
             self.event(d, "Warning", "SelectingAll", "This deployment is selecting all pods. A non-empty selector "
                                                      "is required.")
             return None
+        if not d["metadata"].get("deletionTimestamp") and await self.adopt_orphans(d, selector):
+            return 0.0  # look again with the adopted ReplicaSets in the cache
         rs_list = self.replicasets_of(d)
         if d["metadata"].get("deletionTimestamp"):
             return await self.sync_status_only(d, rs_list)

@@ -7,10 +7,15 @@ import copy
 import datetime
 from typing import Awaitable, Callable, Iterable
 
-from kfab.controllers.base import owner_ref, parse_time
+from kfab.controllers.base import controller_ref, owner_ref, parse_time
 
 SLOW_START_INITIAL_BATCH = 1  # as kube-controller-manager: 1, 2, 4, ... so a failing template fails fast
 BURST_REPLICAS = 500          # most pods one reconcile creates or deletes
+
+
+def orphan_namespace(obj: dict) -> list[str]:
+    """Index function: objects no controller owns, by namespace (the only ones a controller may adopt)."""
+    return [] if controller_ref(obj) else [(obj.get("metadata") or {}).get("namespace", "")]
 
 
 def is_active(pod: dict) -> bool:

@@ -10,17 +10,12 @@ from __future__ import annotations
 from kfab.client import APIStatusError, rt_of
 from kfab.controllers.base import Controller, by_controller_uid, controller_ref, owner_ref
 from kfab.controllers.podutil import (BURST_REPLICAS, available_in, deletion_order, gather_limited, is_active,
-                                      pod_from_template, slow_start)
+                                      orphan_namespace, pod_from_template, slow_start)
 from kfab.objects.selectors import selector_from_object
 
 STATUS_BATCH = 0.1  # seconds
 POD = rt_of("Pod")
 REPLICASET = rt_of("ReplicaSet", "apps/v1")
-
-
-def _orphan_namespace(pod: dict) -> list[str]:
-    """Index: pods no controller owns, by namespace (the only ones a ReplicaSet may adopt)."""
-    return [] if controller_ref(pod) else [(pod.get("metadata") or {}).get("namespace", "")]
 
 
 def is_deleted_pod(obj: dict) -> bool:
@@ -35,7 +30,7 @@ class ReplicaSetController(Controller):
         self.replicasets = self.ctx.informer(REPLICASET)
         self.pods = self.ctx.informer(POD)
         self.pods.add_index("controller-uid", by_controller_uid)
-        self.pods.add_index("orphans-by-namespace", _orphan_namespace)
+        self.pods.add_index("orphans-by-namespace", orphan_namespace)
         self.replicasets.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
         self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
 

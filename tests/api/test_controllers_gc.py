@@ -102,6 +102,12 @@ def test_orphan_deletion_keeps_replicaset_and_pods_without_owner(cluster, ns):
     wait_for(lambda: len([p for p in active_pods(cluster, ns, "or") if p.status.phase == "Running"]) == 2
              and pods[0].metadata.name not in {p.metadata.name for p in active_pods(cluster, ns, "or")},
              30, "a replacement pod")
+    # the same Deployment created again adopts the ReplicaSet instead of starting over
+    cluster.apps.create_namespaced_deployment(ns, deployment("or", replicas=2))
+    wait_for(lambda: cluster.apps.read_namespaced_replica_set(sets[0].metadata.name, ns).metadata.owner_references,
+             30, "the ReplicaSet adopted")
+    wait_rolled_out(cluster, ns, "or")
+    assert [rs.metadata.name for rs in cluster.apps.list_namespaced_replica_set(ns).items] == [sets[0].metadata.name]
 
 
 def test_an_object_whose_owner_does_not_exist_is_collected(cluster, ns):
