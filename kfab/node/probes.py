@@ -16,6 +16,7 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 Exec = Callable[[list[str]], Awaitable[tuple[int, bytes]]]
+EXEC_TIMEOUT_FLOOR = 5.0
 
 
 async def run_probe(probe: dict, pod_ip: str | None, exec_: Exec, container: dict) -> tuple[bool, str]:
@@ -23,7 +24,9 @@ async def run_probe(probe: dict, pod_ip: str | None, exec_: Exec, container: dic
     timeout = probe.get("timeoutSeconds", 1)
     try:
         if "exec" in probe:
-            code, out = await asyncio.wait_for(exec_(probe["exec"]["command"]), timeout + 1)
+            # `podman exec` itself takes 0.3-1.5 s on a busy host (a new conmon + runc exec per call), so an
+            # exec probe gets at least EXEC_TIMEOUT_FLOOR: the probe's timeout measures the command, not Podman.
+            code, out = await asyncio.wait_for(exec_(probe["exec"]["command"]), max(timeout, EXEC_TIMEOUT_FLOOR))
             return code == 0, out.decode(errors="replace")[-200:] if code else ""
         if "httpGet" in probe:
             hg = probe["httpGet"]

@@ -129,12 +129,12 @@ def test_killed_container_is_restarted_and_counted(cluster):
 
 def test_failing_readiness_probe_makes_the_pod_not_ready(cluster):
     cluster.apply(pod("probed", "kt2", [{
-        "name": "main", "command": ["sh", "-c", "touch /tmp/ready; exec sleep 3600"],
-        "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1,
+        "name": "main", "command": ["sh", "-c", "touch /ready; exec sleep 3600"],
+        "readinessProbe": {"exec": {"command": ["test", "-f", "/ready"]}, "periodSeconds": 1,
                            "failureThreshold": 1}}]))
     wait_for("pod probed Ready", lambda: running_and_ready(cluster, "probed"), timeout=60)
     name = container_name(cluster, "kt2", "probed", "main")
-    cluster.lab.ssh("kt2", f"podman exec {name} rm /tmp/ready")
+    cluster.lab.ssh("kt2", f"podman exec {name} rm /ready")
     wait_for("Ready False", lambda: condition(status(cluster, "probed"), "Ready") == "False", timeout=30)
     st = status(cluster, "probed")
     assert st["phase"] == "Running" and st["containerStatuses"][0]["ready"] is False
