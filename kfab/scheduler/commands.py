@@ -23,21 +23,24 @@ def add_commands(subparsers) -> None:
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
     p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
+    p.add_argument("--leader-elect-identity", default="", metavar="ID",
+                   help="this candidate's name in the Lease (default: hostname_<uuid>)")
     p.add_argument("--scheduler-name", default="default-scheduler",
                    help="schedule the pods whose spec.schedulerName is this (default: default-scheduler)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_scheduler_command)
 
 
-async def run_scheduler(client, scheduler_name: str = "default-scheduler", on_start=None) -> None:
-    """Run one scheduler on its own informers until cancelled."""
+async def run_scheduler(client, scheduler_name: str = "default-scheduler", on_start=None,
+                        identity: str | None = None) -> None:
+    """Run one scheduler on its own informers until cancelled; its Events name `identity` as reportingInstance."""
     from kfab.controllers.base import ControllerContext
     from kfab.controllers.events import EventRecorder
     from kfab.controllers.informer import InformerFactory
     from kfab.scheduler.scheduler import Scheduler
 
     informers = InformerFactory(client)
-    recorder = EventRecorder(client, socket.gethostname())
+    recorder = EventRecorder(client, identity or socket.gethostname())
     scheduler = Scheduler(ControllerContext(client, informers, recorder), scheduler_name)
     if on_start is not None:
         on_start(scheduler)
@@ -59,9 +62,10 @@ async def run(kubeconfig: Path, leader_elect: bool = False, election=None,
         if not leader_elect:
             await run_scheduler(client, scheduler_name)
             return
-        elector = LeaderElector(client, election or LeaderElectionConfig(name="kfab-scheduler"))
+        election = election or LeaderElectionConfig(name="kfab-scheduler")
+        elector = LeaderElector(client, election)
         while True:  # after losing the lease, contend again with fresh caches
-            await elector.run(lambda: run_scheduler(client, scheduler_name))
+            await elector.run(lambda: run_scheduler(client, scheduler_name, identity=election.identity))
 
 
 async def in_process_scheduler(kubeconfig: Path) -> None:
@@ -86,7 +90,8 @@ def run_scheduler_command(args) -> int:
         try:
             election = LeaderElectionConfig(name="kfab-scheduler", lease_duration=args.leader_elect_lease_duration,
                                             renew_deadline=args.leader_elect_renew_deadline,
-                                            retry_period=args.leader_elect_retry_period)
+                                            retry_period=args.leader_elect_retry_period,
+                                            identity=args.leader_elect_identity)
         except ValueError as e:
             print(f"kfab scheduler: {e}", file=sys.stderr)
             return 2
