@@ -111,14 +111,32 @@ async def watch_binds(c: Client, count: int, rv: str, started: asyncio.Event, ti
                         return
 
 
-async def throughput(nodes: int, pods: int, workdir: Path) -> dict:
+async def create_static_nodes(c: Client, count: int) -> None:
+    """Node objects with no agent behind them (kube's scheduler_perf setup): pods are bound, never run."""
+    from kfab.node.hollow import CAPACITY, node_conditions
+    from kfab.controllers.base import now_rfc3339
+
+    for i in range(count):
+        node = await c.create(NODE, {"metadata": {"name": f"static-{i}", "labels": {
+            "kubernetes.io/hostname": f"static-{i}"}}})
+        node["status"] = {"capacity": dict(CAPACITY), "allocatable": dict(CAPACITY),
+                          "conditions": node_conditions(now_rfc3339())}
+        await c.update_status(NODE, node)
+
+
+async def throughput(nodes: int, pods: int, workdir: Path, static: bool = False) -> dict:
     server, kubeconfig = start_server(workdir, "--disable-controllers")
     procs = [server]
     try:
         async with Client.from_kubeconfig(kubeconfig, pool_size=64) as c:
             await wait_until(lambda: _ok(c), 60, "API up")
-            procs.append(start(["hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(nodes)],
-                               workdir / "hollow.log"))
+            named = {"apiserver": server}
+            if static:
+                await create_static_nodes(c, nodes)
+            else:
+                named["hollow_nodes"] = start(["hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(nodes)],
+                                              workdir / "hollow.log")
+                procs.append(named["hollow_nodes"])
             await ready_nodes(c, nodes)
             t = time.monotonic()
             await create_pods(c, pods)
@@ -129,15 +147,15 @@ async def throughput(nodes: int, pods: int, workdir: Path) -> dict:
             started = asyncio.Event()
             watcher = asyncio.create_task(watch_binds(c, pods, rv, started, times))
             await started.wait()
-            cpu_before = [cpu_seconds(p) for p in procs]
+            cpu_before = {name: cpu_seconds(p) for name, p in named.items()}
             t_start = time.monotonic()
-            procs.append(start(["scheduler", "--kubeconfig", str(kubeconfig)], workdir / "scheduler.log"))
+            named["scheduler"] = start(["scheduler", "--kubeconfig", str(kubeconfig)], workdir / "scheduler.log")
+            procs.append(named["scheduler"])
             await asyncio.wait_for(watcher, 600)
-            cpu = [cpu_seconds(p) - b for p, b in zip(procs, cpu_before + [0.0])]
+            cpu = {name: round(cpu_seconds(p) - cpu_before.get(name, 0.0), 1) for name, p in named.items()}
         span = times[-1] - times[0]
         return {"pods": pods, "nodes": nodes, "bind_span_s": round(span, 2),
-                "cpu_s": {"apiserver": round(cpu[0], 1), "hollow_nodes": round(cpu[1], 1),
-                          "scheduler": round(cpu[2], 1)},
+                "cpu_s": cpu,
                 "load_avg_1m": os.getloadavg()[0],
                 "pods_per_s": round(pods / span, 1) if span else None,
                 "from_scheduler_start_s": round(times[-1] - t_start, 2),
@@ -201,11 +219,15 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=1, help="node-loss runs")
     parser.add_argument("--only", choices=["throughput", "node-loss"])
+    parser.add_argument("--static-nodes", action="store_true",
+                        help="throughput against Node objects without agents (scheduler + API alone, no pod status "
+                             "writes), as kube's scheduler_perf")
     args = parser.parse_args()
     if args.only in (None, "throughput"):
         with tempfile.TemporaryDirectory(prefix="kfab-bench-sched-") as d:
-            print(f"scheduler throughput ({args.pods} pods, {args.nodes} hollow nodes):", flush=True)
-            print(f"  {asyncio.run(throughput(args.nodes, args.pods, Path(d)))}", flush=True)
+            kind = "static" if args.static_nodes else "hollow"
+            print(f"scheduler throughput ({args.pods} pods, {args.nodes} {kind} nodes):", flush=True)
+            print(f"  {asyncio.run(throughput(args.nodes, args.pods, Path(d), args.static_nodes))}", flush=True)
     if args.only in (None, "node-loss"):
         results = []
         for i in range(args.repeat):
