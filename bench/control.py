@@ -5,7 +5,10 @@ on a fresh data dir, `kfab hollow-node --count N`, then:
     rolling-100       time for a RollingUpdate (defaults: 25%/25%) of a 100-replica Deployment to complete
     replacement       time from deleting one pod to its replacement Running (--repeat times; target <= 1 s)
 
-    .venv/bin/python bench/control.py [--nodes 100] [--replicas 1000] [--only NAME ...]
+    .venv/bin/python bench/control.py [--nodes 100] [--replicas 1000] [--only NAME ...] [--split]
+
+--split runs the API server alone (`kfab server --disable-controllers`) with `kfab controller-manager` and
+`kfab scheduler` as processes of their own, as on a multi-core control-plane host, instead of in-process.
 
 Timings are taken from the API (a watch on pods / deployments through kfab.client), not from logs. Every
 process started here is stopped by PID at the end. Add a measurement by adding to MEASUREMENTS.
@@ -189,10 +192,12 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=10, help="pod deletions for the replacement figure")
     parser.add_argument("--only", nargs="*", choices=sorted(MEASUREMENTS))
+    parser.add_argument("--split", action="store_true", help="controllers and scheduler as separate processes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kfab-bench-control-") as tmp:
         data_dir = Path(tmp)
-        server = start(["server", "--data-dir", str(data_dir), "--port", "0"], data_dir / "server.log")
+        server = start(["server", "--data-dir", str(data_dir), "--port", "0",
+                        *(["--disable-controllers"] if args.split else [])], data_dir / "server.log")
         procs = [server]
         try:
             kubeconfig = data_dir / "admin.kubeconfig"
@@ -202,10 +207,14 @@ def main() -> int:
                     print((data_dir / "server.log").read_text(), file=sys.stderr)
                     return 1
                 time.sleep(0.1)
+            if args.split:
+                for component in ("controller-manager", "scheduler"):
+                    procs.append(start([component, "--kubeconfig", str(kubeconfig)], data_dir / f"{component}.log"))
             procs.append(start(["hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(args.nodes)],
                                data_dir / "hollow.log"))
             results = asyncio.run(run(args, kubeconfig))
-            print(json.dumps({"nodes": args.nodes, **results}, indent=2))
+            print(json.dumps({"nodes": args.nodes, "mode": "split" if args.split else "in-process", **results},
+                             indent=2))
         finally:
             for proc in reversed(procs):
                 stop(proc)
