@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from kfab.api.access_review import self_subject_access_review, self_subject_rules_review
+from kfab.api.access_review import self_subject_access_review, self_subject_review, self_subject_rules_review
 from kfab.api.auth import Authenticator, forbidden_error, request_attributes
 from kfab.api.collection import ListHandler
 from kfab.api.deletion import DeleteHandlers
@@ -145,7 +145,7 @@ class ResourceAPI:
         verb = request_verb(request.method, rp, request.query)
         if rp.subresource is None and verb not in rp.rt.verbs:
             raise APIError(405, "MethodNotAllowed", f"{rp.rt.plural} do not support {verb}")
-        if rp.rt.group == "authorization.k8s.io":
+        if rp.rt.group in ("authorization.k8s.io", "authentication.k8s.io"):
             return await self.review(request, rp)
         if rp.subresource is not None:
             return await self.subresource(request, rp, verb)
@@ -179,7 +179,7 @@ class ResourceAPI:
         raise APIError(405, "MethodNotAllowed", f"{rp.rt.plural}/{rp.subresource} does not support {verb}")
 
     async def review(self, request: web.Request, rp: ResourcePath) -> web.Response:
-        """Access reviews are answered, never stored (kubectl auth can-i)."""
+        """Access reviews are answered, never stored (kubectl auth can-i, kubectl auth whoami)."""
         if request.method != "POST" or not rp.is_collection:
             raise APIError(405, "MethodNotAllowed", f"{rp.rt.plural} only support create")
         body = parse_object(await read_body(request, self.services.body_limit), content_type(request))
@@ -187,6 +187,8 @@ class ResourceAPI:
             answer = await self_subject_access_review(self.services.authorizer, request["user"], body)
         elif rp.rt.kind == "SelfSubjectRulesReview":
             answer = self_subject_rules_review(self.services.authorizer, request["user"], body)
+        elif rp.rt.kind == "SelfSubjectReview":
+            answer = self_subject_review(request["user"], body)
         else:
             raise APIError(404, "NotFound", "the server could not find the requested resource")
         return dump(answer, "object", 201)

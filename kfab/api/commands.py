@@ -8,7 +8,8 @@ from pathlib import Path
 
 from kfab.api.server import ServerConfig, run
 from kfab.controllers.manager import in_process_components
-from kfab.store import BadStoreURL
+from kfab.pki import PKIError
+from kfab.store import BadStoreURL, StoreError
 
 
 def _common(p) -> None:
@@ -61,7 +62,7 @@ def _config(args, store_url: str) -> ServerConfig:
 def _run(config: ServerConfig) -> int:
     try:
         return run(config)
-    except (BadStoreURL, OSError, ValueError) as e:
+    except (BadStoreURL, StoreError, PKIError, OSError, ValueError) as e:
         print(f"kfab: {e}", file=sys.stderr)
         return 1
 

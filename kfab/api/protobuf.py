@@ -133,6 +133,9 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                                   4: ("denied", "bool")},
     "SelfSubjectRulesReview": _object("SelfSubjectRulesReviewSpec", "SubjectRulesReviewStatus"),
     "SubjectRulesReviewStatus": {},
+    # authentication.k8s.io/v1
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "SelfSubjectReviewStatus")},
+    "SelfSubjectReviewStatus": {},
     "SelfSubjectRulesReviewSpec": {1: ("namespace", "string")},
     # meta/v1 DeleteOptions is not needed: kubectl sends it as JSON
 }
@@ -153,12 +156,12 @@ POINTERS = {
 }
 # Status is the server's to set (reset on create); kfab reads what it knows of it and skips the rest.
 LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "SubjectAccessReviewStatus",
-           "SubjectRulesReviewStatus"}
+           "SubjectRulesReviewStatus", "SelfSubjectReviewStatus"}
 
 # kind (in runtime.Unknown's typeMeta) -> message
 KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "Role",
                         "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
-                        "SelfSubjectRulesReview")}
+                        "SelfSubjectRulesReview", "SelfSubjectReview")}
 
 
 class _Reader:

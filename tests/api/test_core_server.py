@@ -85,3 +85,9 @@ def test_bad_listen_arguments(tmp_path, flag):
     value = "not-a-port" if flag == "--port" else "999.1.1.1"
     result = run_kfab("server", "--data-dir", str(tmp_path), flag, value, "--disable-controllers")
     assert result.returncode != 0 and value in result.stderr
+
+
+def test_second_server_on_the_same_data_dir_is_refused(kfab_server):
+    result = run_kfab("server", "--data-dir", str(kfab_server.data_dir), "--port", "0", "--disable-controllers")
+    assert result.returncode == 1
+    assert "already in use by another process" in result.stderr and "Traceback" not in result.stderr

@@ -249,3 +249,9 @@ def test_diff_shows_only_the_change_and_stores_nothing(kubectl, namespace, tmp_p
                if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     assert changes == ['-  player_initial_lives: "3"', '+  player_initial_lives: "4"']
     assert get_json(kubectl, namespace, "cm", "game-demo")["data"]["player_initial_lives"] == "3"
+
+
+def test_auth_whoami(kubectl):
+    rows = dict(line.split(None, 1) for line in kubectl("auth", "whoami").stdout.splitlines()[1:])
+    assert rows["Username"].strip() == "kubernetes-admin"
+    assert "system:masters" in rows["Groups"]
