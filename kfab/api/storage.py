@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
-
 from kfab.api import strategy
 from kfab.api.errors import APIError, already_exists, conflict, gone, not_found
 from kfab.objects.registry import ResourceType
@@ -48,12 +46,6 @@ class ResourceStorage:
             raise unavailable(e) from None
         return [strategy.decode(kv) for kv in kvs], rev
 
-    async def current_revision(self) -> int:
-        try:
-            return await self.store.current_revision()
-        except StoreUnavailable as e:
-            raise unavailable(e) from None
-
     async def create(self, rt: ResourceType, obj: dict) -> dict:
         meta = obj["metadata"]
         try:
@@ -89,27 +81,3 @@ class ResourceStorage:
         except StoreUnavailable as e:
             raise unavailable(e) from None
         return strategy.decode(kv)
-
-    async def guaranteed_update(self, rt: ResourceType, namespace: str | None, name: str,
-                                mutate: Callable[[dict], Awaitable[dict | None]],
-                                precondition_rv: int | None = None) -> tuple[dict, dict | None]:
-        """Read, mutate, compare-and-swap; re-read and retry when another writer got in between.
-
-        `mutate(old)` returns the object to store, or None for "nothing to write". With `precondition_rv`
-        (the client's resourceVersion) a mismatch is a 409 Conflict, never a retry.
-        Returns (old, stored) — stored is None when mutate wrote nothing.
-        """
-        for _ in range(UPDATE_RETRIES):
-            old = await self.get(rt, namespace, name)
-            old_rv = int(old["metadata"]["resourceVersion"])
-            if precondition_rv is not None and precondition_rv != old_rv:
-                raise conflict(rt.plural, name, rt.group)
-            new = await mutate(old)
-            if new is None:
-                return old, None
-            try:
-                return old, await self.update(rt, new, old_rv)
-            except APIError as e:
-                if e.reason != "Conflict" or precondition_rv is not None:
-                    raise
-        raise conflict(rt.plural, name, rt.group)
