@@ -56,18 +56,29 @@ def condition_taints(node: dict) -> list[dict]:
     return [{"key": key, "effect": "NoSchedule"}]
 
 
-def check_ready_and_taints(pod: dict, info: NodeInfo) -> list[str]:
+def blocking_taints(info: NodeInfo) -> list[dict]:
+    """The node's NoSchedule/NoExecute taints, those its Ready condition implies included (computed once per
+    Node version: this runs for every pod against every node)."""
+    taints = info.derived.get("blocking_taints")
+    if taints is None:
+        taints = [t for t in list((info.node.get("spec") or {}).get("taints") or []) + condition_taints(info.node)
+                  if t.get("effect") in ("NoSchedule", "NoExecute")]  # PreferNoSchedule only lowers a score
+        info.derived["blocking_taints"] = taints
+    return taints
+
+
+def check_ready_and_taints(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -> list[str]:
+    taints = blocking_taints(info)
+    if not taints:
+        return []
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
-    taints = list((info.node.get("spec") or {}).get("taints") or []) + condition_taints(info.node)
     for taint in taints:
-        if taint.get("effect") not in ("NoSchedule", "NoExecute"):
-            continue  # PreferNoSchedule only lowers a score
         if not tolerated(tolerations, taint):
             return [f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"]
     return []
 
 
-def check_unschedulable(pod: dict, info: NodeInfo) -> list[str]:
+def check_unschedulable(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -> list[str]:
     if not (info.node.get("spec") or {}).get("unschedulable"):
         return []
     taint = {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
@@ -127,7 +138,10 @@ def matches_node_selector_and_affinity(pod: dict, node: dict) -> bool:
     return True
 
 
-def check_node_affinity(pod: dict, info: NodeInfo) -> list[str]:
+def check_node_affinity(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -> list[str]:
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeSelector") and not spec.get("affinity"):
+        return []
     return [] if matches_node_selector_and_affinity(pod, info.node) else [REASON_AFFINITY]
 
 
@@ -142,6 +156,8 @@ def _ports_conflict(a: tuple[str, str, int], b: tuple[str, str, int]) -> bool:
 
 def check_host_ports(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -> list[str]:
     usage = usage or PodUsage.of(pod)
+    if not usage.host_ports or not info.host_ports:
+        return []
     for wanted in usage.host_ports:
         if any(_ports_conflict(wanted, used) for used in info.host_ports):
             return [REASON_PORTS]
@@ -177,7 +193,7 @@ def node_fit_reasons(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -
     """[] when the pod fits the node, else the first failing filter's reasons."""
     usage = usage or PodUsage.of(pod)
     for check in FILTERS:
-        reasons = check(pod, info, usage) if check in (check_host_ports, check_resources) else check(pod, info)
+        reasons = check(pod, info, usage)
         if reasons:
             return reasons
     return []

@@ -91,6 +91,7 @@ class NodeInfo:
     pod_count: int = 0
     host_ports: dict[tuple[str, str, int], int] = field(default_factory=dict)
     owners: dict[str, int] = field(default_factory=dict)   # controller uid -> pods of it here
+    derived: dict = field(default_factory=dict)             # facts filters compute once per Node version
 
     def __post_init__(self) -> None:
         self.set_node(self.node)
@@ -101,6 +102,7 @@ class NodeInfo:
 
     def set_node(self, node: dict) -> None:
         self.node = node
+        self.derived = {}
         status = node.get("status") or {}
         source = status.get("allocatable") or status.get("capacity") or {}
         self.allocatable = {name: _amount(name, value) for name, value in source.items()}

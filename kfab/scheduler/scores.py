@@ -44,13 +44,19 @@ def spread(usage: PodUsage, infos: list[NodeInfo]) -> list[float]:
 def taint_penalty(pod: dict, infos: list[NodeInfo]) -> list[float]:
     tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or []
                    if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"]
-    counts = [sum(1 for taint in (info.node.get("spec") or {}).get("taints") or []
-                  if taint.get("effect") == "PreferNoSchedule" and not tolerated(tolerations, taint))
-              for info in infos]
+    counts = [sum(1 for taint in _preferred_taints(info) if not tolerated(tolerations, taint)) for info in infos]
     most = max(counts, default=0)
     if most == 0:
         return [float(MAX_SCORE)] * len(infos)
     return [MAX_SCORE * (most - c) / most for c in counts]
+
+
+def _preferred_taints(info: NodeInfo) -> list[dict]:
+    taints = info.derived.get("prefer_no_schedule")
+    if taints is None:
+        taints = [t for t in (info.node.get("spec") or {}).get("taints") or [] if t.get("effect") == "PreferNoSchedule"]
+        info.derived["prefer_no_schedule"] = taints
+    return taints
 
 
 def score_nodes(pod: dict, usage: PodUsage, infos: list[NodeInfo]) -> list[float]:
