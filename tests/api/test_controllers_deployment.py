@@ -236,3 +236,15 @@ def test_replicaset_adopts_matching_orphan_pods(cluster, ns):
     stray = cluster.core.read_namespaced_pod("stray", ns)
     assert stray.metadata.owner_references[0].name == "cache"
     assert len(cluster.core.list_namespaced_pod(ns).items) == 2
+
+
+def test_min_ready_seconds_delays_availability(cluster, ns):
+    cluster.apps.create_namespaced_replica_set(ns, {
+        "metadata": {"name": "patient"},
+        "spec": {"replicas": 2, "minReadySeconds": 5, "selector": {"matchLabels": {"app": "patient"}},
+                 "template": {"metadata": {"labels": {"app": "patient"}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+    read = lambda: cluster.apps.read_namespaced_replica_set("patient", ns).status  # noqa: E731
+    status = wait_for(lambda: (lambda s: s if (s.ready_replicas or 0) == 2 else None)(read()), 30, "2 ready")
+    assert not status.available_replicas  # ready, but not for 5 seconds yet
+    wait_for(lambda: (read().available_replicas or 0) == 2, 30, "2 available after minReadySeconds")
