@@ -248,3 +248,23 @@ def test_min_ready_seconds_delays_availability(cluster, ns):
     status = wait_for(lambda: (lambda s: s if (s.ready_replicas or 0) == 2 else None)(read()), 30, "2 ready")
     assert not status.available_replicas  # ready, but not for 5 seconds yet
     wait_for(lambda: (read().available_replicas or 0) == 2, 30, "2 available after minReadySeconds")
+
+
+def test_scaling_mid_rollout_is_proportional(cluster, ns):
+    """The docs' example: 10 replicas, maxSurge 3, maxUnavailable 2, a new template whose pods never get
+    ready; scaling to 15 adds 3 replicas to the old ReplicaSet and 2 to the new one."""
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}
+    cluster.apps.create_namespaced_deployment(ns, deployment("prop", replicas=10, strategy=strategy))
+    wait_rolled_out(cluster, ns, "prop")
+    old_name = cluster.apps.list_namespaced_replica_set(ns).items[0].metadata.name
+    cluster.apps.patch_namespaced_deployment("prop", ns, deployment("prop", replicas=10, image="nginx:1.26",
+                                                                    ready_after=600, strategy=strategy))
+
+    def sizes():
+        sets = cluster.apps.list_namespaced_replica_set(ns).items
+        old = next(rs.spec.replicas for rs in sets if rs.metadata.name == old_name)
+        new = [rs.spec.replicas for rs in sets if rs.metadata.name != old_name]
+        return old, (new[0] if new else None)
+    wait_for(lambda: sizes() == (8, 5), 30, "the rollout to stall at old 8 / new 5", interval=0.2)
+    cluster.kubectl("scale", "deployment/prop", "--replicas=15", "-n", ns)
+    wait_for(lambda: sizes() == (11, 7), 30, "old 11 / new 7", interval=0.2)
