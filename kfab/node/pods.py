@@ -118,8 +118,7 @@ class PodWorker:
         spec = pod.get("spec") or {}
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and self.last_status is None:
             return RESYNC  # finished before this agent started: nothing to run
-        sandbox = await self._ensure_sandbox()
-        self.pod_ip = await rt.pod_ip(sandbox, self.ctx.network)
+        fresh = await self._ensure_sandbox()
         try:
             paths = await self.ctx.volumes.sync(pod, self.pod_ip, self.ctx.host_ip)
         except VolumeError as e:
@@ -128,7 +127,7 @@ class PodWorker:
                 self.waiting[c["name"]] = {"reason": "ContainerCreating", "message": str(e)}
             await self._report({}, False, False)
             return RESYNC
-        by_name = ps.attempts_by_name(await rt.pod_containers(self.uid))
+        by_name = {} if fresh else ps.attempts_by_name(await rt.pod_containers(self.uid))
         init_done, init_failed = await self._sync_init(spec, by_name, paths)
         if init_done and not init_failed and self._phase_is_terminal() is False:
             for c in spec.get("containers") or []:
@@ -141,11 +140,15 @@ class PodWorker:
     def _phase_is_terminal(self) -> bool:
         return (self.last_status or {}).get("phase") in ("Succeeded", "Failed")
 
-    async def _ensure_sandbox(self) -> dict:
+    async def _ensure_sandbox(self) -> bool:
+        """Make sure the Podman pod exists with its infra running; sets pod_ip. True when newly made."""
         name = podman_pod_name(self.pod)
         rt = self.ctx.runtime
         sandbox = await rt.get_pod(name)
-        if sandbox is not None and (self.sandbox_broken or not await rt.infra_running(sandbox)):
+        if sandbox is not None:
+            running, self.pod_ip = await rt.start_sandbox(sandbox, self.ctx.network, restart=False)
+            if running and not self.sandbox_broken:
+                return False
             # The sandbox died (a host restart). As the kubelet does, make a new one and start the pod's
             # containers again — init containers first — with attempt numbers continuing, so restartCount
             # keeps counting. (Podman 4.3 cannot even restart them in the old pod: its cgroup slice is gone,
@@ -154,15 +157,13 @@ class PodWorker:
             self.attempt_floor = {n: ps.attempt_of(a[-1]) + 1 for n, a in old.items() if a}
             self._event("Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
             await rt.remove_pod(name)
-            sandbox, self.sandbox_broken = None, False
-        if sandbox is None:
-            labels = {"kfab.io/pod-uid": self.uid, "kfab.io/pod-namespace": self.pod["metadata"]["namespace"],
-                      "kfab.io/pod-name": self.pod["metadata"]["name"]}
-            hostname = (self.pod.get("spec") or {}).get("hostname") or self.pod["metadata"]["name"]
-            sandbox = await rt.create_pod(name, labels, self.ctx.network, hostname[:63],
-                                          **self.ctx.sandbox_options)
-        await rt.start_infra(sandbox)
-        return sandbox
+            self.sandbox_broken = False
+        labels = {"kfab.io/pod-uid": self.uid, "kfab.io/pod-namespace": self.pod["metadata"]["namespace"],
+                  "kfab.io/pod-name": self.pod["metadata"]["name"]}
+        hostname = (self.pod.get("spec") or {}).get("hostname") or self.pod["metadata"]["name"]
+        sandbox = await rt.create_pod(name, labels, self.ctx.network, hostname[:63], **self.ctx.sandbox_options)
+        _, self.pod_ip = await rt.start_sandbox(sandbox, self.ctx.network, restart=True)
+        return True
 
     async def _sync_init(self, spec: dict, by_name: dict, paths: dict) -> tuple[bool, bool]:
         policy = spec.get("restartPolicy", "Always")

@@ -9,6 +9,8 @@ Kubernetes pod, which is what lets a restarted agent adopt what is already there
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import json
 import logging
 import threading
@@ -41,12 +43,15 @@ def _explain(e: Exception) -> str:
 
 
 class PodmanRuntime:
-    def __init__(self, socket_url: str = DEFAULT_SOCKET):
+    def __init__(self, socket_url: str = DEFAULT_SOCKET, concurrency: int = 32):
         self.socket_url = socket_url
         self.client = podman.PodmanClient(base_url=socket_url, timeout=120)
+        # Podman calls of many pods at once: asyncio's default pool (cores + 4 threads) would queue them here
+        # rather than let Podman work on them concurrently.
+        self._pool = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="podman")
 
     async def _call(self, fn: Callable, *args, **kwargs):
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     # --- host --------------------------------------------------------------------------------------
 
@@ -129,6 +134,24 @@ class PodmanRuntime:
                 raise RuntimeError_(f"podman pod create {name}: {_explain(e)}") from None
             return pod.attrs
         return await self._call(create)
+
+    async def start_sandbox(self, pod: dict, network: str, restart: bool) -> tuple[bool, str | None]:
+        """Start the pod's infra container if needed, in one round of calls: (was it running, pod IP).
+        With restart=False a stopped infra is left stopped (the caller replaces the sandbox)."""
+        def start():
+            try:
+                infra = self.client.containers.get(pod["InfraContainerID"])
+            except NotFound:
+                return False, None
+            was_running = infra.status == "running"
+            if not was_running:
+                if not restart:
+                    return False, None
+                infra.start()
+                infra.reload()
+            nets = (infra.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            return was_running, (nets.get(network) or {}).get("IPAddress") or None
+        return await self._call(start)
 
     async def infra_running(self, pod: dict) -> bool:
         def running():

@@ -156,7 +156,7 @@ class NodeCluster:
         for host in self.workers:
             # Only what this cluster started: the agent unit and the Podman pods kfab labelled.
             self.lab.ssh(host, "systemctl stop kfab-node; "
-                               "podman pod rm -f $(podman pod ps -q --filter label=kfab.io/pod-uid) 2>/dev/null; "
+                               "podman pod rm -f -t 0 $(podman pod ps -q --filter label=kfab.io/pod-uid) 2>/dev/null; "
                                "true", check=False)
         if self.server is not None and self.server.poll() is None:
             self.server.terminate()
