@@ -268,3 +268,15 @@ def test_scaling_mid_rollout_is_proportional(cluster, ns):
     wait_for(lambda: sizes() == (8, 5), 30, "the rollout to stall at old 8 / new 5", interval=0.2)
     cluster.kubectl("scale", "deployment/prop", "--replicas=15", "-n", ns)
     wait_for(lambda: sizes() == (11, 7), 30, "old 11 / new 7", interval=0.2)
+
+
+def test_revision_history_limit_removes_the_oldest_replicasets(cluster, ns):
+    cluster.apps.create_namespaced_deployment(ns, deployment("hist", replicas=1, revisionHistoryLimit=1))
+    wait_rolled_out(cluster, ns, "hist")
+    for image in ("nginx:1.26", "nginx:1.27", "nginx:1.28"):
+        cluster.kubectl("set", "image", "deployment/hist", f"web={image}", "-n", ns)
+        wait_rolled_out(cluster, ns, "hist")
+    wait_for(lambda: len(cluster.apps.list_namespaced_replica_set(ns).items) == 2, 30, "two ReplicaSets left")
+    revisions = sorted(int(rs.metadata.annotations["deployment.kubernetes.io/revision"])
+                       for rs in cluster.apps.list_namespaced_replica_set(ns).items)
+    assert revisions == [3, 4]
