@@ -220,3 +220,15 @@ def test_statefulset_status_via_official_client_types(cluster, ns):
     revisions = client.AppsV1Api(cluster.api).list_namespaced_controller_revision(ns).items
     assert [r.metadata.name for r in revisions if r.metadata.owner_references[0].name == "st"] == [
         s.status.update_revision]
+
+
+def test_failed_pod_is_replaced_with_the_same_identity(cluster, ns):
+    cluster.apps.create_namespaced_stateful_set(ns, statefulset("fl", replicas=2))
+    pods = wait_ready(cluster, ns, ["fl-0", "fl-1"], app="fl")
+    old_uid = pods["fl-0"].metadata.uid
+    cluster.core.patch_namespaced_pod_status("fl-0", ns, {"status": {"phase": "Failed"}})
+    back = wait_for(lambda: (lambda p: p if p.get("fl-0") and p["fl-0"].metadata.uid != old_uid else None)(
+        ready_pods(cluster, ns, "fl")), 60, "fl-0 recreated after failing")
+    assert back["fl-0"].spec.hostname == "fl-0"
+    events = cluster.kubectl("get", "events", "-n", ns).stdout
+    assert "delete Pod fl-0 in StatefulSet fl successful" in events
