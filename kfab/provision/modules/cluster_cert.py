@@ -31,6 +31,7 @@ from kfab.provision.modules.base import (Arg, Command, Diff, Fail, Module, PutFi
 
 RENEW_BEFORE = datetime.timedelta(days=30)
 SECRET = "<private key, not shown>\n"
+NEW_SECRET = "<new private key, not shown>\n"
 _lock = threading.Lock()   # hosts run in threads: one CA, one issue of each pair
 
 
@@ -78,7 +79,7 @@ def _put(host, path: str, content: bytes, mode: str, secret: bool):
         return
     if current is None or current.content != content:
         if secret:
-            yield Diff(path, SECRET if current else "", SECRET)
+            yield Diff(path, SECRET if current else "", NEW_SECRET)
         else:
             yield Diff(path, (current.content or b"").decode(errors="replace") if current else "", content.decode())
         # A file kept by its owner (e.g. etcd's key, chowned to etcd) stays theirs when reissued.
