@@ -19,7 +19,8 @@ import asyncio
 from kfab.client import APIStatusError, rt_of
 from kfab.controllers.base import Controller, by_controller_uid
 from kfab.controllers.podutil import available_in
-from kfab.controllers.statefulset_util import (REVISION_LABEL, is_failed, is_healthy, is_running_and_ready,
+from kfab.controllers.statefulset_util import (REVISION_LABEL, is_failed, is_running_and_ready,
+                                               is_healthy as is_healthy_now,
                                                is_terminating, new_claims, new_pod, new_revision, ordered_ready,
                                                ordinal_of, partition, pod_revision, replicas, revision_data,
                                                revision_name, revision_number, same_data, start_ordinal,
@@ -136,6 +137,12 @@ class StatefulSetController(Controller):
         return after the first step that must be waited for."""
         monotonic = ordered_ready(sts)
         first, count = start_ordinal(sts), replicas(sts)
+        min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
+
+        def is_healthy(pod: dict) -> bool:
+            # Running, Ready and, with minReadySeconds, Ready for that long (kube's isRunningAndAvailable).
+            return is_healthy_now(pod) and available_in(pod, min_ready) == 0.0
+
         by_ordinal, condemned = {}, []
         for pod in self.owned_pods(sts):
             ordinal = ordinal_of(sts, pod)

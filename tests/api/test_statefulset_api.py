@@ -232,3 +232,23 @@ def test_failed_pod_is_replaced_with_the_same_identity(cluster, ns):
     assert back["fl-0"].spec.hostname == "fl-0"
     events = cluster.kubectl("get", "events", "-n", ns).stdout
     assert "delete Pod fl-0 in StatefulSet fl successful" in events
+
+
+def test_min_ready_seconds_holds_the_next_ordinal(cluster, ns):
+    body = statefulset("mr", replicas=2)
+    body["spec"]["minReadySeconds"] = 3
+    stream = PodStream(cluster.core, ns)
+    try:
+        cluster.apps.create_namespaced_stateful_set(ns, body)
+        wait_ready(cluster, ns, ["mr-0", "mr-1"], app="mr")
+        ready0 = stream.ready("mr-0")
+        assert 0 <= ready0 < stream.added("mr-1")
+        pods = {p.metadata.name: p for p in cluster.core.list_namespaced_pod(ns, label_selector="app=mr").items}
+        ready_since = next(c.last_transition_time for c in pods["mr-0"].status.conditions if c.type == "Ready")
+        # mr-1 was created only once mr-0 had been Ready for minReadySeconds (timestamps have 1 s resolution).
+        assert (pods["mr-1"].metadata.creation_timestamp - ready_since).total_seconds() >= 3 - 1
+        s = wait_for(lambda: (lambda s: s if s.status.available_replicas == 2 else None)(
+            cluster.apps.read_namespaced_stateful_set("mr", ns)), 30, "availableReplicas 2")
+        assert s.status.ready_replicas == 2
+    finally:
+        stream.stop()
