@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from kfab.api import commands as api_commands
+from kfab.cache import commands as cache_commands
 from kfab.controllers import commands as controller_commands
 from kfab.dns import commands as dns_commands
 from kfab.lab import commands as lab_commands
@@ -18,7 +19,8 @@ from kfab.scheduler import commands as scheduler_commands
 
 # Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
 COMPONENTS = (lab_commands, provision_commands, api_commands, pki_commands, controller_commands,
-              scheduler_commands, node_commands, proxy_commands, dns_commands, registry_commands)
+              scheduler_commands, node_commands, proxy_commands, dns_commands, registry_commands,
+              cache_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""The package cache for install nights: apt-cacher-ng on the control machine (`kfab cache up|down`)."""
