@@ -14,7 +14,10 @@ from pathlib import Path
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("dns", help="cluster DNS: Service/pod records from the API, other names forwarded")
     p.add_argument("--kubeconfig", required=True, help="credentials that may watch services and endpointslices")
-    p.add_argument("--listen", default="0.0.0.0:53", help="ADDR:PORT for UDP and TCP (default 0.0.0.0:53)")
+    p.add_argument("--listen", default="0.0.0.0:53",
+                   help="ADDR:PORT for UDP and TCP (default 0.0.0.0:53). Behind a Service, give the address the "
+                        "Service's endpoint names: UDP replies from a wildcard socket leave from the routing's "
+                        "source address, which the DNATing host cannot match to the query")
     p.add_argument("--domain", default="cluster.local", help="cluster domain (default cluster.local)")
     p.add_argument("--upstream", default=None,
                    help="resolver for other names, IP[:PORT] (default: first nameserver of /etc/resolv.conf)")
