@@ -324,8 +324,10 @@ def bench_backend(backend: str, args) -> dict:
         if args.layer == "store":
             url = f"sqlite://{tmp}/state.db" if backend == "sqlite" else stack.enter_context(EtcdCluster()).url
             return asyncio.run(run_store_bench(url, args))
-        if backend == "sqlite":
+        if backend == "sqlite" and args.sqlite_command == "server":
             proc, server = start_apiserver(tmp / "server", "", command="server")
+        elif backend == "sqlite":
+            proc, server = start_apiserver(tmp / "server", f"sqlite://{tmp}/state.db")
         else:
             etcd = stack.enter_context(EtcdCluster())
             proc, server = start_apiserver(tmp / "server", etcd.url)
@@ -341,6 +343,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "etcd", "both"], default="both")
     parser.add_argument("--layer", choices=["api", "store"], default="api",
                         help="api: through the API server (default); store: the Store interface directly")
+    parser.add_argument("--sqlite-command", choices=["server", "apiserver"], default="server",
+                        help="SQLite via `kfab server` (API server + in-process controllers, the default) or "
+                             "`kfab apiserver --store sqlite:///...` (the API server alone, as the etcd runs)")
     parser.add_argument("--objects", type=int, default=10000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="per steady-rate phase")
@@ -349,7 +354,8 @@ def main() -> None:
     parser.add_argument("--fanout-events", type=int, default=20)
     args = parser.parse_args()
     for backend in (["sqlite", "etcd"] if args.backend == "both" else [args.backend]):
-        print(f"== {backend} ({args.layer} layer): {args.objects} ConfigMaps stored; machine load average "
+        via = {"sqlite": f"kfab {args.sqlite_command}", "etcd": "kfab apiserver, 3 etcd members"}[backend]
+        print(f"== {backend} ({args.layer} layer, {via}): {args.objects} ConfigMaps stored; machine load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         for name, figure in bench_backend(backend, args).items():
             print(f"  {name:28s} {figure}", flush=True)
