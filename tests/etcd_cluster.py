@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 class EtcdCluster:
-    def __init__(self, size: int = 3, start_timeout: float = 30.0):
+    def __init__(self, size: int = 3, start_timeout: float = 60.0):
         self.size = size
         self.start_timeout = start_timeout
         self.dir = Path(tempfile.mkdtemp(prefix="kfab-etcd-"))
