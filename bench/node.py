@@ -59,7 +59,8 @@ def pod_manifest(name: str, node: str) -> dict:
                  "command": ["sleep", "3600"]}]}}
 
 
-async def startup(client: Client, count: int) -> list[float]:
+async def startup(client: Client, count: int, prefix: str = "bench", one_at_a_time: bool = False) -> list[float]:
+    """Create `count` pods (all at once, or each after the previous one runs); their create -> running times."""
     pods = rt_of("Pod")
     listed = await client.list(pods, "default")
     created: dict[str, float] = {}
@@ -79,9 +80,11 @@ async def startup(client: Client, count: int) -> list[float]:
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0.2)
     for i in range(count):
-        name = f"bench-{i}"
+        name = f"{prefix}-{i}"
         created[name] = time.monotonic()
         await client.create(pods, pod_manifest(name, WORKERS[i % len(WORKERS)]))
+        while one_at_a_time and name not in started:
+            await asyncio.sleep(0.01)
     await asyncio.wait_for(done.wait(), 300)
     watcher.cancel()
     return [started[n] - created[n] for n in created]
@@ -106,7 +109,8 @@ async def restarts(client: Client, lab: LabHosts, count: int) -> tuple[list[floa
                 break
         out = (await asyncio.to_thread(
             lab.ssh, node, f"podman inspect -f '{{{{.State.StartedAt}}}} {{{{.State.FinishedAt}}}}' "
-                           f"$(podman ps -aq --filter label=kfab.io/pod-name={name})")).stdout.split("\n")
+                           f"$(podman ps -aq --filter label=kfab.io/pod-name={name} "
+                           f"--filter label=kfab.io/container=main)")).stdout.split("\n")
         from kfab.node.podstatus import parse_time
         times = {}
         for line in filter(None, out):
@@ -122,13 +126,21 @@ async def restarts(client: Client, lab: LabHosts, count: int) -> tuple[list[floa
 
 
 def report(what: str, values: list[float]) -> None:
+    if not values:
+        print(f"{what}: no samples", flush=True)
+        return
     print(f"{what}: n={len(values)} p50={statistics.median(values):.3f}s p99={percentile(values, 99):.3f}s "
           f"max={max(values):.3f}s", flush=True)
 
 
 async def measure(cluster: NodeCluster, pods: int, restart_count: int) -> None:
     async with Client.from_kubeconfig(cluster.kubeconfig) as client:
-        report(f"pod startup (create -> all containers running, {pods} pods over {len(WORKERS)} workers)",
+        report(f"pod startup, one at a time (create -> all containers running, {pods} pods over "
+               f"{len(WORKERS)} workers)", await startup(client, pods, "single", one_at_a_time=True))
+        await client.delete_collection(rt_of("Pod"), "default", label_selector="bench=node")
+        while (await client.list(rt_of("Pod"), "default", label_selector="bench=node"))["items"]:
+            await asyncio.sleep(0.5)  # let the agents finish those deletions before the burst
+        report(f"pod startup, all created at once ({pods} pods over {len(WORKERS)} workers)",
                await startup(client, pods))
         podman_side, observed = await restarts(client, cluster.lab, min(restart_count, pods))
         report("container death -> restarted (Podman's clock)", podman_side)
