@@ -1,0 +1,235 @@
+"""The pod network, the service proxy and cluster DNS on real lab workers (nw2, nw3 of a lab of their own,
+tests/lab/inventory/network.yml): `kfab server` on this machine, `kfab node` (with its host-gw routes) on each worker, and `kfab proxy` + `kfab dns` started on the
+workers as transient systemd units by this test — driven with kubectl, checked from inside pods
+(`podman exec` over SSH) and from the hosts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kfab.dns.resolvconf import pod_resolv_conf
+from kfab.lab import Lab
+from tests.lab.conftest import LabHosts
+from tests.lab.node_cluster import BUSYBOX_IMAGE, KFAB, NodeCluster, wait_for
+
+WORKERS = ["nw2", "nw3"]
+INVENTORY = Path(__file__).parent / "inventory" / "network.yml"
+KFAB_ON_HOST = "/opt/kfab/venv/bin/kfab"
+DNS_PORT = 5353
+
+# busybox httpd: / answers the pod's name, /cgi-bin/ip the client address it sees (REMOTE_ADDR).
+HTTPD = ("mkdir -p /www/cgi-bin && hostname > /www/index.html && "
+         "busybox printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' "
+         "> /www/cgi-bin/ip && busybox chmod +x /www/cgi-bin/ip && touch /www/ready && "
+         "exec httpd -f -p 8080 -h /www")
+
+
+@pytest.fixture(scope="module")
+def netlab():
+    lab = Lab(INVENTORY)
+    lab.down()    # fresh hosts, whatever a killed run left behind
+    lab.up()
+    try:
+        yield LabHosts(lab)
+    finally:
+        if os.environ.get("KFAB_LAB_KEEP") != "1":
+            lab.down()
+
+
+@pytest.fixture(scope="module")
+def cluster(netlab):
+    c = NodeCluster(netlab, WORKERS).start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def services(cluster):
+    """`kfab proxy` on every worker, `kfab dns` on nw2 behind the Service kube-system/kube-dns."""
+    creds = cluster.workdir / "proxy.kubeconfig"
+    subprocess.run(KFAB + ["kubeconfig", "--data-dir", str(cluster.data_dir), "--user", "system:kube-proxy",
+                           "--server", cluster.server_url, "-o", str(creds)], check=True, capture_output=True)
+    try:
+        for host in WORKERS:
+            with open(creds, "rb") as f:
+                subprocess.run(cluster.lab.lab.ssh_command(host) + ["cat > /etc/kfab/proxy.kubeconfig"], stdin=f,
+                               check=True, capture_output=True, timeout=60)
+            cluster.lab.ssh(host, f"systemd-run --unit kfab-proxy-test {KFAB_ON_HOST} proxy "
+                                  f"--kubeconfig /etc/kfab/proxy.kubeconfig --node-name {host}")
+        cluster.lab.ssh("nw2", f"systemd-run --unit kfab-dns-test {KFAB_ON_HOST} dns "
+                               f"--kubeconfig /etc/kfab/proxy.kubeconfig --listen {cluster.lab.hosts['nw2']}:{DNS_PORT}")
+        dns_host = cluster.lab.hosts["nw2"]
+        cluster.apply(f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: kube-dns, namespace: kube-system}}
+spec:
+  ports:
+  - {{name: dns, port: 53, protocol: UDP, targetPort: {DNS_PORT}}}
+  - {{name: dns-tcp, port: 53, protocol: TCP, targetPort: {DNS_PORT}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kube-dns-nw2
+  namespace: kube-system
+  labels: {{kubernetes.io/service-name: kube-dns}}
+addressType: IPv4
+ports: [{{name: dns, port: {DNS_PORT}, protocol: UDP}}, {{name: dns-tcp, port: {DNS_PORT}, protocol: TCP}}]
+endpoints: [{{addresses: ["{dns_host}"], conditions: {{ready: true}}}}]
+""")
+        yield cluster.get("service", "kube-dns", "kube-system")["spec"]["clusterIP"]
+    finally:
+        for host in WORKERS:
+            cluster.lab.ssh(host, "systemctl stop kfab-proxy-test kfab-dns-test 2>/dev/null; "
+                                  f"{KFAB_ON_HOST} proxy --kubeconfig /etc/kfab/proxy.kubeconfig --cleanup; true")
+
+
+def web_deployment(name: str, namespace: str = "default", replicas: int = 3) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                         "terminationGracePeriodSeconds": 1,
+                         "topologySpreadConstraints": [],
+                         "containers": [{"name": "httpd", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                                         "command": ["sh", "-c", HTTPD], "ports": [{"containerPort": 8080}],
+                                         "readinessProbe": {"exec": {"command": ["cat", "/www/ready"]},
+                                                            "periodSeconds": 1, "failureThreshold": 1}}]}}}}
+
+
+def client_pod(name: str, node: str, namespace: str = "default") -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                                     "command": ["sleep", "100000"]}]}}
+
+
+def pods(cluster, selector: str, namespace: str = "default") -> list[dict]:
+    out = cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+def running(cluster, name: str, namespace: str = "default") -> dict | None:
+    pod = cluster.get("pod", name, namespace)
+    return pod if (pod.get("status") or {}).get("phase") == "Running" and pod["status"].get("podIP") else None
+
+
+def exec_in(cluster, pod: dict, cmd: str, check: bool = True) -> str:
+    """Run `cmd` with sh in the pod's first container, on its node, with podman exec."""
+    host, name = pod["spec"]["nodeName"], pod["metadata"]["name"]
+    ns = pod["metadata"]["namespace"]
+    ctr = cluster.lab.ssh(host, f"podman ps --format '{{{{.Names}}}}' --filter label=kfab.io/pod-name={name} "
+                                f"--filter label=kfab.io/pod-namespace={ns} --filter label=kfab.io/container="
+                                f"{pod['spec']['containers'][0]['name']}").stdout.split()[-1]
+    proc = cluster.lab.ssh(host, f"podman exec {ctr} sh -c {_quote(cmd)}", check=check)
+    return proc.stdout
+
+
+def client_address(text: str) -> str:
+    """busybox httpd's REMOTE_ADDR is IPv4-mapped IPv6 ("[::ffff:10.244.1.2]")."""
+    return text.strip().strip("[]").removeprefix("::ffff:")
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+@pytest.fixture(scope="module")
+def web(cluster, services):
+    cluster.apply(web_deployment("web"))
+    cluster.kubectl("expose", "deployment", "web", "--port=80", "--target-port=8080")
+    for host in WORKERS:
+        cluster.apply(client_pod(f"client-{host}", host))
+    cluster.kubectl("create", "namespace", "other")
+    cluster.apply(client_pod("client-other", "nw3", namespace="other"))
+    for name, ns in [(f"client-{h}", "default") for h in WORKERS] + [("client-other", "other")]:
+        wait_for(f"pod {ns}/{name} running", lambda name=name, ns=ns: running(cluster, name, ns), timeout=120)
+    wait_for("3 ready web endpoints", lambda: len(ready_endpoints(cluster, "web")) == 3, timeout=120)
+    return cluster.get("service", "web")["spec"]["clusterIP"]
+
+
+def ready_endpoints(cluster, service: str, namespace: str = "default") -> list[str]:
+    out = cluster.kubectl("get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}",
+                          "-o", "json").stdout
+    return sorted(a for s in json.loads(out)["items"] for e in s.get("endpoints") or []
+                  if (e.get("conditions") or {}).get("ready") for a in e["addresses"])
+
+
+def test_pods_reach_pods_on_the_other_node_with_their_own_address(cluster, web):
+    backends = pods(cluster, "app=web")
+    for host in WORKERS:
+        client = cluster.get("pod", f"client-{host}")
+        for backend in backends:
+            seen = wait_for(f"{client['metadata']['name']} -> {backend['status']['podIP']}",
+                            lambda b=backend, c=client: client_address(exec_in(
+                                cluster, c, f"wget -qO- http://{b['status']['podIP']}:8080/cgi-bin/ip")))
+            assert seen == client["status"]["podIP"]      # no SNAT between pods, same node or not
+
+
+def test_hosts_reach_pods_on_the_other_node_with_their_own_address(cluster, web):
+    checked = 0
+    for backend in pods(cluster, "app=web"):
+        for host in WORKERS:
+            if backend["spec"]["nodeName"] == host:
+                continue     # a local pod sees the bridge address: the host-gw part is the remote one
+            seen = cluster.lab.ssh(host, f"curl -s --max-time 5 http://{backend['status']['podIP']}:8080/cgi-bin/ip")
+            assert client_address(seen.stdout) == cluster.lab.hosts[host]
+            checked += 1
+    assert checked == 3
+
+
+def test_cluster_ip_balances_over_every_replica_from_each_node(cluster, web):
+    names = {p["metadata"]["name"] for p in pods(cluster, "app=web")}
+    for host in WORKERS:
+        client = cluster.get("pod", f"client-{host}")
+        seen: set[str] = set()
+
+        def all_seen(client=client, seen=seen):
+            out = exec_in(cluster, client, f"i=0; while [ $i -lt 20 ]; do wget -qO- http://{web}/; i=$((i+1)); done")
+            seen.update(out.split())
+            return seen >= names
+        wait_for(f"every replica answering {web} from {host} (seen {seen})", all_seen, timeout=60)
+        assert seen == names
+
+
+def test_service_names_resolve_from_pods_through_cluster_dns(cluster, web, services):
+    dns_ip = services
+    other = cluster.get("pod", "client-other", "other")
+    # The pod's resolv.conf as the node agent gives it (pod_resolv_conf), then a plain wget by name.
+    exec_in(cluster, other, f"printf '{pod_resolv_conf(dns_ip, 'other')}' > /etc/resolv.conf")
+    out = wait_for("wget by FQDN from namespace other",
+                   lambda: exec_in(cluster, other, "wget -qO- http://web.default.svc.cluster.local/"))
+    assert out.strip() in {p["metadata"]["name"] for p in pods(cluster, "app=web")}
+    same = cluster.get("pod", "client-nw2")
+    exec_in(cluster, same, f"printf '{pod_resolv_conf(dns_ip, 'default')}' > /etc/resolv.conf")
+    assert exec_in(cluster, same, "wget -qO- http://web/").strip()         # short name in its own namespace
+    # Namespace `other` has no Service `web`: the short name does not resolve there.
+    assert exec_in(cluster, other, "wget -qO- http://web/ >/dev/null 2>&1 && echo found || echo missing").strip() \
+        == "missing"
+
+
+def _proxy_rules(cluster, host: str) -> str:
+    return cluster.lab.ssh(host, "nft list table ip kfab").stdout
+
+
+def test_a_pod_failing_readiness_leaves_the_proxy_rules_on_every_node(cluster, web):
+    victim = pods(cluster, "app=web")[0]
+    ip = victim["status"]["podIP"]
+    for host in WORKERS:
+        wait_for(f"{ip} in {host}'s rules", lambda host=host: ip in _proxy_rules(cluster, host))
+    exec_in(cluster, victim, "rm /www/ready")
+    try:
+        for host in WORKERS:
+            wait_for(f"{ip} out of {host}'s rules", lambda host=host: ip not in _proxy_rules(cluster, host))
+        assert ip not in ready_endpoints(cluster, "web")
+    finally:
+        exec_in(cluster, victim, "touch /www/ready")
+    for host in WORKERS:
+        wait_for(f"{ip} back in {host}'s rules", lambda host=host: ip in _proxy_rules(cluster, host))
