@@ -136,6 +136,22 @@ async def change_latency(nft: list[str], kubeconfig: Path, n: int, endpoints: in
             await asyncio.gather(task, return_exceptions=True)
 
 
+async def run_all(args, nft: list[str]) -> None:
+    """One event loop for every phase (asyncio's subprocess transports outlive a closed loop badly)."""
+    await render_and_apply(nft, args.services, args.endpoints)
+    server = None
+    try:
+        for n in sorted({10, args.services}):
+            await run_nft(nft, "table ip kfab {}\ndelete table ip kfab\n")
+            if server is not None:
+                stop_server(server)
+            server, info = start_server(Path(tempfile.mkdtemp(prefix="kfab-bench-proxy-")))
+            await change_latency(nft, info.kubeconfig, n, args.endpoints, args.changes)
+    finally:
+        if server is not None:
+            stop_server(server)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--services", type=int, default=1000)
@@ -143,22 +159,9 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=30)
     args = ap.parse_args()
     netns = NetNS().__enter__()
-    nft = [*netns.prefix, "nft"]
-    server = None
     try:
-        asyncio.run(render_and_apply(nft, args.services, args.endpoints))
-        data = Path(tempfile.mkdtemp(prefix="kfab-bench-proxy-"))
-        server, info = start_server(data)
-        for n in sorted({10, args.services}):
-            asyncio.run(run_nft(nft, "table ip kfab {}\ndelete table ip kfab\n"))
-            if n == args.services:
-                stop_server(server)
-                data = Path(tempfile.mkdtemp(prefix="kfab-bench-proxy-"))
-                server, info = start_server(data)
-            asyncio.run(change_latency(nft, info.kubeconfig, n, args.endpoints, args.changes))
+        asyncio.run(run_all(args, [*netns.prefix, "nft"]))
     finally:
-        if server is not None:
-            stop_server(server)
         netns.__exit__()
     return 0
 
