@@ -145,10 +145,18 @@ class DNSServer:
                         self.transport.sendto(out, addr)
                 loop.create_task(reply())
 
-        self._udp, _ = await loop.create_datagram_endpoint(UDP, local_addr=(host, port))
-        bound = self._udp.get_extra_info("sockname")
-        self._tcp = await asyncio.start_server(self._serve_tcp, host, bound[1])
-        return bound[0], bound[1]
+        for attempt in range(20):
+            self._udp, _ = await loop.create_datagram_endpoint(UDP, local_addr=(host, port))
+            bound = self._udp.get_extra_info("sockname")
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, host, bound[1])
+                return bound[0], bound[1]
+            except OSError:
+                self._udp.close()
+                # Port 0 picked a UDP port whose TCP twin is taken: pick again. A fixed port is the caller's.
+                if port != 0 or attempt == 19:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
