@@ -1,6 +1,6 @@
 """The pod network, the service proxy and cluster DNS on real lab workers (nw2, nw3 of a lab of their own,
-tests/lab/inventory/network.yml): `kfab server` on this machine, `kfab node` (with its host-gw routes) on each worker, and `kfab proxy` + `kfab dns` started on the
-workers as transient systemd units by this test — driven with kubectl, checked from inside pods
+tests/lab/inventory/network.yml): `kfab server` on this machine, `kfab node` (with its host-gw routes) on
+each worker, and `kfab proxy` + `kfab dns` started on the workers as transient systemd units by this test — driven with kubectl, checked from inside pods
 (`podman exec` over SSH) and from the hosts."""
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def services(cluster):
                                check=True, capture_output=True, timeout=60)
             cluster.lab.ssh(host, f"systemd-run --unit kfab-proxy-test {KFAB_ON_HOST} proxy "
                                   f"--kubeconfig /etc/kfab/proxy.kubeconfig --node-name {host}")
+        dns_listen = f"{cluster.lab.hosts['nw2']}:{DNS_PORT}"
         cluster.lab.ssh("nw2", f"systemd-run --unit kfab-dns-test {KFAB_ON_HOST} dns "
-                               f"--kubeconfig /etc/kfab/proxy.kubeconfig --listen {cluster.lab.hosts['nw2']}:{DNS_PORT}")
+                               f"--kubeconfig /etc/kfab/proxy.kubeconfig --listen {dns_listen}")
         dns_host = cluster.lab.hosts["nw2"]
         cluster.apply(f"""
 apiVersion: v1

@@ -35,7 +35,8 @@ def test_service_name_is_its_cluster_ip_in_any_case():
 
 def test_headless_service_is_its_ready_pod_ips_and_statefulset_pods_have_names():
     r = Records.build([svc("db", cluster_ip="None", ports=[{"name": "pg", "port": 5432}])],
-                      [slice_("db", [ep("10.244.1.5", "db-0"), ep("10.244.2.5", "db-1"), ep("10.244.2.9", "db-2", False)],
+                      [slice_("db", [ep("10.244.1.5", "db-0"), ep("10.244.2.5", "db-1"),
+                                     ep("10.244.2.9", "db-2", False)],
                               ports=[{"name": "pg", "port": 5432, "protocol": "TCP"}])])
     assert sorted(r.lookup("db.default.svc." + D).a) == ["10.244.1.5", "10.244.2.5"]
     assert r.lookup("db-0.db.default.svc." + D).a == ["10.244.1.5"]
