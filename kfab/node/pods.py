@@ -75,10 +75,15 @@ class PodWorker:
         self.attempt_floor: dict[str, int] = {}
         self.sandbox_broken = False  # container name -> first attempt number in a new sandbox
         self._next = RESYNC
+        self._started = False
 
     def update(self, pod: dict) -> None:
-        self.pod = pod
-        self.wake()
+        old, self.pod = self.pod, pod
+        # Most updates are this worker's own status writes coming back through the watch: a sync for each
+        # would double the Podman calls of every pod start. Only what the user changes wakes the worker.
+        if old.get("spec") != pod.get("spec") or \
+                old["metadata"].get("deletionTimestamp") != pod["metadata"].get("deletionTimestamp"):
+            self.wake()
 
     def wake(self) -> None:
         self._wake.set()
@@ -115,6 +120,7 @@ class PodWorker:
             await self._terminate()
             return 0
         self._next = RESYNC
+        self._started = False  # set when this sync started a container: the status must re-read Podman
         spec = pod.get("spec") or {}
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and self.last_status is None:
             return RESYNC  # finished before this agent started: nothing to run
@@ -132,7 +138,7 @@ class PodWorker:
         if init_done and not init_failed and self._phase_is_terminal() is False:
             for c in spec.get("containers") or []:
                 await self._sync_container(c, by_name.get(c["name"], []), paths, init=False)
-        if self.waiting or any(not ps.is_running(a[-1]) for a in by_name.values() if a):
+        if fresh or self._started or self.waiting or any(not ps.is_running(a[-1]) for a in by_name.values() if a):
             by_name = ps.attempts_by_name(await rt.pod_containers(self.uid))
         await self._report(by_name, init_done, init_failed)
         return self._next
@@ -255,6 +261,7 @@ class PodWorker:
             self._start_failed(name, e)
             return False
         self.waiting.pop(name, None)
+        self._started = True
         self._event("Normal", "Started", f"Started container {name}")
         return True
 

@@ -43,11 +43,11 @@ def _explain(e: Exception) -> str:
 
 
 class PodmanRuntime:
-    def __init__(self, socket_url: str = DEFAULT_SOCKET, concurrency: int = 32):
+    def __init__(self, socket_url: str = DEFAULT_SOCKET, concurrency: int = 10):
         self.socket_url = socket_url
         self.client = podman.PodmanClient(base_url=socket_url, timeout=120)
         # Podman calls of many pods at once: asyncio's default pool (cores + 4 threads) would queue them here
-        # rather than let Podman work on them concurrently.
+        # rather than let Podman work on them concurrently; 10 = the bindings' connection pool size.
         self._pool = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="podman")
 
     async def _call(self, fn: Callable, *args, **kwargs):
