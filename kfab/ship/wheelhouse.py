@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = Path.home() / ".cache" / "kfab" / "wheelhouse"
 SOURCES = ("pyproject.toml", "README.md")
+KEEP = 5
 
 
 class WheelhouseError(Exception):
@@ -56,7 +57,15 @@ def build(cache: Path = DEFAULT_CACHE, repo: Path = REPO) -> Path:
         (partial / ".complete").write_text("")
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
+    _prune(cache, keep=KEEP)
     return target
+
+
+def _prune(cache: Path, keep: int) -> None:
+    """Each source change makes a new wheelhouse (~45 MB): keep only the newest few."""
+    built = sorted((d for d in cache.iterdir() if (d / ".complete").exists()), key=lambda d: d.stat().st_mtime)
+    for old in built[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def main() -> int:
