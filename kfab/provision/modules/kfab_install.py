@@ -3,6 +3,8 @@
 The wheelhouse — kfab and every dependency as wheels — is built on the control machine by
 kfab.ship.wheelhouse (cached by content: a second run reuses it), then installed like the `venv`
 module does it, with `pip --no-index`: hosts never need PyPI. Same sources again -> `ok`.
+`wheelhouse`: use this prebuilt wheelhouse directory instead (e.g. one built once for a whole rollout, so that
+edits to the sources during the run do not make hosts differ).
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ _build_lock = threading.Lock()   # hosts run in threads; build the wheelhouse on
 
 def plan(args, host, files):
     from kfab.ship.wheelhouse import WheelhouseError, build
-    try:
-        with _build_lock:
-            wheelhouse = build()
-    except WheelhouseError as exc:
-        yield Fail(str(exc))
-        return
+    wheelhouse = args["wheelhouse"]
+    if not wheelhouse:
+        try:
+            with _build_lock:
+                wheelhouse = build()
+        except WheelhouseError as exc:
+            yield Fail(str(exc))
+            return
     yield from venv.plan({"path": args["path"], "wheelhouse": str(wheelhouse), "packages": ["kfab"],
                           "python": args["python"]}, host, files)
 
 
-MODULE = Module("kfab_install", plan, {"path": Arg(default="/opt/kfab/venv"), "python": Arg(default="python3")},
+MODULE = Module("kfab_install", plan, {"path": Arg(default="/opt/kfab/venv"), "python": Arg(default="python3"),
+                                       "wheelhouse": Arg()},
                 doc="install the running kfab (from a wheelhouse built here) into a venv on the host")
