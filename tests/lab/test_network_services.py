@@ -234,3 +234,28 @@ def test_a_pod_failing_readiness_leaves_the_proxy_rules_on_every_node(cluster, w
         exec_in(cluster, victim, "touch /www/ready")
     for host in WORKERS:
         wait_for(f"{ip} back in {host}'s rules", lambda host=host: ip in _proxy_rules(cluster, host))
+
+
+def test_node_port_answers_on_every_node_and_an_empty_service_refuses_at_once(cluster, web):
+    cluster.kubectl("expose", "deployment", "web", "--name=web-np", "--type=NodePort", "--port=80",
+                    "--target-port=8080")
+    node_port = cluster.get("service", "web-np")["spec"]["ports"][0]["nodePort"]
+    names = {p["metadata"]["name"] for p in pods(cluster, "app=web")}
+    for target in WORKERS:
+        for source in WORKERS:
+            if source == target:
+                continue
+            url = f"http://{cluster.lab.hosts[target]}:{node_port}/"
+            answer = wait_for(f"NodePort {url} from {source}",
+                              lambda s=source, u=url: cluster.lab.ssh(s, f"curl -s --max-time 5 {u}",
+                                                                      check=False).stdout.strip())
+            assert answer in names
+
+    cluster.kubectl("create", "service", "clusterip", "nobody", "--tcp=80:8080")   # selects no pod
+    empty = cluster.get("service", "nobody")["spec"]["clusterIP"]
+    for host in WORKERS:
+        wait_for(f"{empty} rejected on {host}", lambda host=host: empty in _proxy_rules(cluster, host))
+        client = cluster.get("pod", f"client-{host}")
+        # Refused (TCP reset) at once, not a connect timeout.
+        out = exec_in(cluster, client, f"wget -qO- http://{empty}/ 2>&1; true")
+        assert "refused" in out.lower(), out
