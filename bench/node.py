@@ -135,13 +135,10 @@ def report(what: str, values: list[float]) -> None:
 
 async def measure(cluster: NodeCluster, pods: int, restart_count: int) -> None:
     async with Client.from_kubeconfig(cluster.kubeconfig) as client:
-        report(f"pod startup, one at a time (create -> all containers running, {pods} pods over "
-               f"{len(WORKERS)} workers)", await startup(client, pods, "single", one_at_a_time=True))
-        await client.delete_collection(rt_of("Pod"), "default", label_selector="bench=node")
-        while (await client.list(rt_of("Pod"), "default", label_selector="bench=node"))["items"]:
-            await asyncio.sleep(0.5)  # let the agents finish those deletions before the burst
         report(f"pod startup, all created at once ({pods} pods over {len(WORKERS)} workers)",
                await startup(client, pods))
+        report(f"pod startup, one at a time (create -> all containers running, {pods} pods over "
+               f"{len(WORKERS)} workers)", await startup(client, pods, "single", one_at_a_time=True))
         podman_side, observed = await restarts(client, cluster.lab, min(restart_count, pods))
         report("container death -> restarted (Podman's clock)", podman_side)
         report("kill sent -> running again, seen through the API", observed)
