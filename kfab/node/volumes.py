@@ -98,29 +98,25 @@ class PodVolumes:
             elif "configMap" in vol or "secret" in vol:
                 kind = "ConfigMap" if "configMap" in vol else "Secret"
                 src = vol.get("configMap") or vol.get("secret")
-                obj_name = src.get("name") or src.get("secretName")
-                obj = await self.lookup(kind, namespace, obj_name)
-                what = f'{kind.lower()} "{obj_name}"'
-                if obj is None and not src.get("optional"):
-                    raise VolumeError(f'MountVolume.SetUp failed for volume "{name}": {what} not found')
-                data: dict[str, bytes] = {}
-                if obj is not None:
-                    if kind == "Secret":
-                        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-                    else:
-                        data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
-                        data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
-                mode = src.get("defaultMode", 0o644)
-                _sync_files(path, _projected(data, src.get("items"), mode, bool(src.get("optional")), what))
+                _sync_files(path, await self._object_files(kind, src, namespace, name,
+                                                           src.get("defaultMode", 0o644)))
             elif "downwardAPI" in vol:
                 src = vol["downwardAPI"]
-                files = {}
-                for item in src.get("items") or []:
-                    if item.get("fieldRef"):
-                        value = field_value(pod, item["fieldRef"]["fieldPath"], pod_ip, host_ip)
+                _sync_files(path, self._field_files(pod, src, src.get("defaultMode", 0o644), name, pod_ip, host_ip))
+            elif "projected" in vol:
+                # The projected volume's sources share one directory (as the kubelet's projection).
+                mode = vol["projected"].get("defaultMode", 0o644)
+                files: dict[str, tuple[bytes, int]] = {}
+                for source in vol["projected"].get("sources") or []:
+                    if "configMap" in source or "secret" in source:
+                        kind = "ConfigMap" if "configMap" in source else "Secret"
+                        files.update(await self._object_files(kind, source.get("configMap") or source["secret"],
+                                                              namespace, name, mode))
+                    elif "downwardAPI" in source:
+                        files.update(self._field_files(pod, source["downwardAPI"], mode, name, pod_ip, host_ip))
                     else:
-                        raise VolumeError(f'volume "{name}": only fieldRef items are supported')
-                    files[item["path"]] = (value.encode(), item.get("mode", src.get("defaultMode", 0o644)))
+                        kind = next(iter(source), "?")
+                        raise VolumeError(f'volume "{name}": unsupported projected source {kind}', "UnsupportedVolume")
                 _sync_files(path, files)
             elif "persistentVolumeClaim" in vol:
                 path = await self._claim_path(namespace, vol["persistentVolumeClaim"]["claimName"], name)
@@ -129,6 +125,35 @@ class PodVolumes:
                 raise VolumeError(f'volume "{name}": unsupported volume source {source}', "UnsupportedVolume")
             out[name] = path
         return out
+
+    async def _object_files(self, kind: str, src: dict, namespace: str, volume: str,
+                            default_mode: int) -> dict[str, tuple[bytes, int]]:
+        """The files of a ConfigMap or Secret source (all keys, or its `items`)."""
+        obj_name = src.get("name") or src.get("secretName")
+        obj = await self.lookup(kind, namespace, obj_name)
+        what = f'{kind.lower()} "{obj_name}"'
+        if obj is None and not src.get("optional"):
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{volume}": {what} not found')
+        data: dict[str, bytes] = {}
+        if obj is not None:
+            if kind == "Secret":
+                data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+            else:
+                data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+                data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+        return _projected(data, src.get("items"), src.get("defaultMode", default_mode), bool(src.get("optional")),
+                          what)
+
+    @staticmethod
+    def _field_files(pod: dict, src: dict, default_mode: int, volume: str, pod_ip: str | None,
+                     host_ip: str | None) -> dict[str, tuple[bytes, int]]:
+        files = {}
+        for item in src.get("items") or []:
+            if not item.get("fieldRef"):
+                raise VolumeError(f'volume "{volume}": only fieldRef items are supported in downwardAPI')
+            value = field_value(pod, item["fieldRef"]["fieldPath"], pod_ip, host_ip)
+            files[item["path"]] = (value.encode(), item.get("mode", default_mode))
+        return files
 
     async def _claim_path(self, namespace: str, claim: str, volume: str) -> Path:
         pvc = await self.lookup("PersistentVolumeClaim", namespace, claim)

@@ -118,3 +118,15 @@ def test_phase_by_restart_policy():
     assert ps.phase({"spec": {}}, True, False, running) == "Running"
     assert ps.phase({"spec": {}}, False, False, running) == "Pending"
     assert ps.phase(never, False, True, []) == "Failed"
+
+
+def test_projected_volume_merges_configmap_secret_and_downward_api(tmp_path):
+    pod = dict(POD, spec={"volumes": [{"name": "all-in-one", "projected": {"sources": [
+        {"configMap": {"name": "cm", "items": [{"key": "a", "path": "a.txt"}]}},
+        {"secret": {"name": "s"}},
+        {"downwardAPI": {"items": [{"path": "labels/app", "fieldRef": {"fieldPath": "metadata.labels['app']"}}]}},
+    ]}}]})
+    paths = asyncio.run(PodVolumes(tmp_path, lookup).sync(pod, None, None))
+    root = paths["all-in-one"]
+    assert (root / "a.txt").read_text() == "1" and (root / "token").read_bytes() == b"t0p"
+    assert (root / "labels" / "app").read_text() == "web"
