@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -151,7 +152,8 @@ def main() -> int:
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="leave the lab and server running")
     args = parser.parse_args()
-    inventory = Path(tempfile.mkdtemp(prefix="kfab-node-bench-")) / "lab.yml"
+    bench_dir = Path(tempfile.mkdtemp(prefix="kfab-node-bench-"))
+    inventory = bench_dir / "lab.yml"
     inventory.write_text(BENCH_INVENTORY)
     lab = Lab(inventory)
     lab.up()
@@ -166,6 +168,7 @@ def main() -> int:
             if cluster is not None:
                 cluster.stop()
             lab.down()
+            shutil.rmtree(bench_dir, ignore_errors=True)
     return 0
 
 
