@@ -47,6 +47,8 @@ class AgentConfig:
     serving_cert: Path | None = None
     serving_key: Path | None = None
     client_ca: Path | None = None
+    cluster_dns: str | None = None
+    cluster_domain: str = "cluster.local"
 
 
 def address_towards(server_url: str) -> str:
@@ -95,7 +97,8 @@ class NodeAgent:
         self.ctx = NodeContext(node_name=cfg.node_name, host_ip=host_ip, client=self.client, runtime=self.runtime,
                                volumes=PodVolumes(cfg.pods_root, self.lookup), lookup=self.lookup,
                                network=cfg.network, events=EventRecorder(self.client, cfg.node_name),
-                               sandbox_options=network.sandbox_options())
+                               sandbox_options=network.sandbox_options(), cluster_dns=cfg.cluster_dns,
+                               cluster_domain=cfg.cluster_domain)
         log.info("node %s registered (InternalIP %s, podCIDR %s)", cfg.node_name, host_ip, registration.pod_cidr)
         background = [asyncio.create_task(registration.run_heartbeats(), name="heartbeats"),
                       asyncio.create_task(run_pod_network(self.client, cfg.node_name, cfg.cluster_cidr),

@@ -25,6 +25,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--serving-cert", type=Path, help="serving certificate (PEM) signed by the cluster CA")
     p.add_argument("--serving-key", type=Path, help="its key")
     p.add_argument("--client-ca", type=Path, help="CA whose client certificates may read logs (the cluster CA)")
+    p.add_argument("--cluster-dns", default=None,
+                   help="DNS Service IP for pods with dnsPolicy ClusterFirst (default: the host's resolver)")
+    p.add_argument("--cluster-domain", default="cluster.local", help="cluster DNS domain (default cluster.local)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_node)
 
@@ -53,7 +56,8 @@ def run_node(args) -> int:
     config = AgentConfig(kubeconfig=Path(args.kubeconfig), node_name=args.node_name or socket.gethostname(),
                          podman_socket=args.podman_socket, node_ip=args.node_ip, cluster_cidr=args.cluster_cidr,
                          pods_root=Path(args.pods_dir), port=args.port, serving_cert=args.serving_cert,
-                         serving_key=args.serving_key, client_ca=args.client_ca)
+                         serving_key=args.serving_key, client_ca=args.client_ca, cluster_dns=args.cluster_dns,
+                         cluster_domain=args.cluster_domain)
     try:
         agent = NodeAgent(config)
     except KubeconfigError as e:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.dns.resolvconf import pod_dns_settings
 from kfab.node import podstatus as ps
 from kfab.node.containers import ContainerConfigError, Lookup, create_args, resolve_env
 from kfab.node.probes import ContainerProbes
@@ -39,7 +40,9 @@ class NodeContext:
     lookup: Lookup
     network: str
     events: object  # kfab.controllers.events.EventRecorder
-    sandbox_options: dict = field(default_factory=dict)  # extra Podman pod options (DNS) from the pod network
+    sandbox_options: dict = field(default_factory=dict)  # extra Podman pod options from the pod network
+    cluster_dns: str | None = None  # the DNS Service IP pods with dnsPolicy ClusterFirst use
+    cluster_domain: str = "cluster.local"
 
 
 def podman_pod_name(pod: dict) -> str:
@@ -167,7 +170,9 @@ class PodWorker:
         labels = {"kfab.io/pod-uid": self.uid, "kfab.io/pod-namespace": self.pod["metadata"]["namespace"],
                   "kfab.io/pod-name": self.pod["metadata"]["name"]}
         hostname = (self.pod.get("spec") or {}).get("hostname") or self.pod["metadata"]["name"]
-        sandbox = await rt.create_pod(name, labels, self.ctx.network, hostname[:63], **self.ctx.sandbox_options)
+        options = {**self.ctx.sandbox_options,
+                   **pod_dns_settings(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain)}
+        sandbox = await rt.create_pod(name, labels, self.ctx.network, hostname[:63], **options)
         _, self.pod_ip = await rt.start_sandbox(sandbox, self.ctx.network, restart=True)
         return True
 
