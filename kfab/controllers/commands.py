@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from kfab.client import KubeconfigError
+from kfab.controllers.leader_args import add_leader_election_args
 
 
 def add_commands(subparsers) -> None:
@@ -19,12 +20,7 @@ def add_commands(subparsers) -> None:
                     "several controller-managers can run and only the holder of the Lease "
                     "kube-system/kfab-controller-manager acts.")
     p.add_argument("--kubeconfig", required=True, type=Path)
-    p.add_argument("--leader-elect", action="store_true", help="act only while holding the leader Lease")
-    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
-    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
-    p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
-    p.add_argument("--leader-elect-identity", default="", metavar="ID",
-                   help="this candidate's name in the Lease and in its Events (default: hostname_<uuid>)")
+    add_leader_election_args(p)
     p.add_argument("--node-monitor-grace-period", type=float, default=20.0, metavar="SECONDS",
                    help="a node whose Lease is not renewed for this long becomes Unknown (default 20)")
     p.add_argument("--pod-eviction-timeout", type=float, default=10.0, metavar="SECONDS",

@@ -9,6 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
+from kfab.controllers.leader_args import add_leader_election_args
+
 log = logging.getLogger(__name__)
 
 
@@ -19,12 +21,7 @@ def add_commands(subparsers) -> None:
                     "taints, nodeSelector/affinity, resources, host ports; scores: least allocated, spread) and "
                     "bind them. With --leader-elect only the holder of the Lease kube-system/kfab-scheduler acts.")
     p.add_argument("--kubeconfig", required=True, type=Path)
-    p.add_argument("--leader-elect", action="store_true", help="act only while holding the leader Lease")
-    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0, metavar="SECONDS")
-    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0, metavar="SECONDS")
-    p.add_argument("--leader-elect-retry-period", type=float, default=2.0, metavar="SECONDS")
-    p.add_argument("--leader-elect-identity", default="", metavar="ID",
-                   help="this candidate's name in the Lease (default: hostname_<uuid>)")
+    add_leader_election_args(p)
     p.add_argument("--scheduler-name", default="default-scheduler",
                    help="schedule the pods whose spec.schedulerName is this (default: default-scheduler)")
     p.add_argument("-v", "--verbose", action="store_true")
