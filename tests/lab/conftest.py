@@ -94,3 +94,15 @@ def lab():
             (lease_dir / str(os.getpid())).unlink(missing_ok=True)
             if not _live_leases(lease_dir) and os.environ.get("KFAB_LAB_KEEP") != "1":
                 lab.down()
+
+
+@pytest.fixture(scope="session")
+def site():
+    """The whole cluster on the 10.91 lab (tests/lab/inventory/up.yml), installed once by `kfab up`
+    (tests/lab/site_cluster.py): u1 control plane + etcd + registry, u2/u3 workers."""
+    from tests.lab.site_cluster import Site
+    cluster = Site().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
