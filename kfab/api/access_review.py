@@ -95,5 +95,7 @@ def self_subject_review(user: UserInfo, body: dict | None = None) -> dict:
     user_info: dict = {"username": user.name, "groups": list(user.groups)}
     if user.uid:
         user_info["uid"] = user.uid
+    if user.extra:
+        user_info["extra"] = {key: list(values) for key, values in user.extra}
     return {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": None}, "status": {"userInfo": user_info}}

@@ -1,7 +1,7 @@
 """The API server's aiohttp Application: middlewares, the routing table, and the resource dispatcher.
 
-Every request goes: errors (any failure becomes a Status) -> authentication (401) -> authorization
-(403) -> a route. The routing table, top to bottom:
+Every request goes: errors (any failure becomes a Status) -> authentication (401) -> impersonation
+(Impersonate-* headers, 403) -> authorization (403) -> a route. The routing table, top to bottom:
 
     /healthz /livez /readyz                  health (no credentials needed, as kube-apiserver)
     /version /api /api/v1 /apis /apis/...    discovery
@@ -24,6 +24,7 @@ from kfab.api.deletion import DeleteHandlers
 from kfab.api.discovery import Discovery
 from kfab.api.rbac import RBACAuthorizer
 from kfab.api.errors import APIError, unauthorized
+from kfab.api.impersonation import impersonated_user
 from kfab.api.openapi import add_openapi_routes
 from kfab.api.resources import ObjectHandlers
 from kfab.api.routing import ResourcePath, parse_resource_path, request_verb
@@ -116,6 +117,7 @@ def _auth_middleware(services: APIServices):
         user = services.authenticator.authenticate(request)
         if user is None:
             raise unauthorized()
+        user = await impersonated_user(services.authorizer, user, request.headers)
         request["user"] = user
         attrs = request_attributes(user, request.method, request.path, request.query_string)
         allowed, reason = await services.authorizer.authorize(attrs)

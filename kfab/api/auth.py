@@ -27,6 +27,7 @@ class UserInfo:
     name: str
     groups: tuple[str, ...] = ()
     uid: str = ""
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (key, values) pairs; only impersonation sets them
 
 
 @dataclass(frozen=True)

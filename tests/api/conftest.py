@@ -2,6 +2,9 @@
 
     kfab_server   the running server: .url, .kubeconfig (admin, client certificate), .data_dir, .pid
     kubectl       kubectl(*args, input=None, check=True, env=None) -> CompletedProcess (text)
+    run_kubectl   run_kubectl(kubeconfig, *args, ...): real kubectl as any user (their kubeconfig)
+    wait_until    wait_until(condition, what, timeout): poll a condition with a deadline
+    user_kubeconfig  user_kubeconfig(data_dir, out_dir, user, *groups): a client-cert kubeconfig for a user
     k8s           kubernetes.client.ApiClient for the admin kubeconfig
     namespace     a fresh namespace for one test (deleted afterwards)
 """
@@ -25,6 +28,7 @@ from kfab.pki.kubeconfig import server_url_of
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 STARTUP_DEADLINE = 60.0
+KUBECTL_TIMEOUT = 60.0
 
 
 @dataclass
@@ -86,17 +90,47 @@ def kfab_server(tmp_path_factory):
         stop_server(proc)
 
 
+def run_kubectl(kubeconfig: Path | str, *args: str, input: str | None = None, check: bool = False,
+                env: dict | None = None, timeout: float = KUBECTL_TIMEOUT) -> subprocess.CompletedProcess:
+    """Real kubectl with `kubeconfig` (never the caller's $KUBECONFIG); AssertionError on failure if `check`."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.pop("KUBECONFIG", None)
+    result = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], input=input,
+                            capture_output=True, text=True, env=full_env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def wait_until(condition, what: str, timeout: float = 30.0, interval: float = 0.1):
+    """condition()'s first truthy result, polled until `timeout` (then AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def user_kubeconfig(data_dir: Path | str, out_dir: Path, user: str, *groups: str, server: str = "") -> Path:
+    """`kfab kubeconfig --user USER [--group G]...`: what an admin hands a user (a certificate, CN=user, O=groups)."""
+    out = out_dir / f"{user.replace(':', '-')}.kubeconfig"
+    args = [sys.executable, "-m", "kfab", "kubeconfig", "--data-dir", str(data_dir), "--user", user, "-o", str(out)]
+    for group in groups:
+        args += ["--group", group]
+    if server:
+        args += ["--server", server]
+    subprocess.run(args, check=True, capture_output=True, cwd=REPO, timeout=60)
+    return out
+
+
 @pytest.fixture(scope="session")
 def kubectl(kfab_server):
     def run(*args: str, input: str | None = None, check: bool = True, env: dict | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-        full_env = dict(os.environ, **(env or {}))
-        full_env.pop("KUBECONFIG", None)
-        result = subprocess.run([KUBECTL, "--kubeconfig", str(kfab_server.kubeconfig), *args], input=input,
-                                capture_output=True, text=True, env=full_env, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
+            timeout: float = KUBECTL_TIMEOUT) -> subprocess.CompletedProcess:
+        return run_kubectl(kfab_server.kubeconfig, *args, input=input, check=check, env=env, timeout=timeout)
     return run
 
 

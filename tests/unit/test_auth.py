@@ -287,3 +287,45 @@ def test_impersonation_needs_the_impersonate_verb(tmp_path):
         'users "kubernetes-admin" is forbidden: User "alice" cannot impersonate resource "users" in API group "" '
         "at the cluster scope")
     assert group_only.code == 400
+
+
+class _RecordingAuthorizer:
+    """Allows everything and records what it was asked, to see the attributes impersonation checks."""
+
+    def __init__(self):
+        self.asked = []
+
+    async def authorize(self, attrs):
+        self.asked.append(attrs)
+        return True, ""
+
+
+def test_impersonation_checks_each_header_and_builds_groups_as_kubernetes():
+    from multidict import CIMultiDict
+
+    from kfab.api.impersonation import impersonated_user
+
+    admin = UserInfo("kubernetes-admin", ("system:masters", "system:authenticated"))
+
+    def impersonate(*headers):
+        authz = _RecordingAuthorizer()
+        user = asyncio.run(impersonated_user(authz, admin, CIMultiDict(headers)))
+        return user, [(a.verb, a.api_group, a.resource, a.subresource, a.namespace, a.name) for a in authz.asked]
+
+    user, asked = impersonate(("Impersonate-User", "eve"), ("Impersonate-Uid", "u-1"),
+                              ("Impersonate-Extra-Reason%2Fwhy", "audit"), ("Impersonate-Extra-reason%2fwhy", "x"))
+    assert user == UserInfo("eve", ("system:authenticated",), "u-1", (("reason/why", ("audit", "x")),))
+    assert asked == [("impersonate", "", "users", "", "", "eve"),
+                     ("impersonate", "authentication.k8s.io", "userextras", "reason/why", "", "audit"),
+                     ("impersonate", "authentication.k8s.io", "userextras", "reason/why", "", "x"),
+                     ("impersonate", "authentication.k8s.io", "uids", "", "", "u-1")]
+    anonymous, _ = impersonate(("Impersonate-User", "system:anonymous"))
+    assert anonymous.groups == ("system:unauthenticated",)
+    unauth, _ = impersonate(("Impersonate-User", "x"), ("Impersonate-Group", "system:unauthenticated"))
+    assert unauth.groups == ("system:unauthenticated",)
+    sa, asked = impersonate(("Impersonate-User", "system:serviceaccount:ci:builder"), ("Impersonate-Group", "g"))
+    assert sa.groups == ("g", "system:authenticated")  # given groups are the authority
+    assert asked[0] == ("impersonate", "", "serviceaccounts", "", "ci", "builder")
+    with pytest.raises(APIError) as extra_only:
+        impersonate(("Impersonate-Extra-scopes", "view"))
+    assert extra_only.value.code == 400
