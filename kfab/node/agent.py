@@ -95,7 +95,8 @@ class NodeAgent:
         network = PodNetwork(self.runtime, cfg.network)
         await network.ensure(registration.pod_cidr)
         self.ctx = NodeContext(node_name=cfg.node_name, host_ip=host_ip, client=self.client, runtime=self.runtime,
-                               volumes=PodVolumes(cfg.pods_root, self.lookup), lookup=self.lookup,
+                               volumes=PodVolumes(cfg.pods_root, self.lookup, self.client, cfg.node_name),
+                               lookup=self.lookup,
                                network=cfg.network, events=EventRecorder(self.client, cfg.node_name),
                                sandbox_options=network.sandbox_options(), cluster_dns=cfg.cluster_dns,
                                cluster_domain=cfg.cluster_domain)
@@ -167,6 +168,8 @@ class NodeAgent:
                 log.info("removing Podman pod %s: its pod is no longer bound here", sandbox.get("Name"))
                 await self.runtime.remove_pod(sandbox["Id"])
                 self.ctx.volumes.remove(uid)
+        # Volumes of pods that went while no agent ran; network volumes no pod here uses any more.
+        await self.ctx.volumes.reconcile(bound | set(self.workers))
 
     async def _sweep_orphans(self) -> None:
         while True:

@@ -3,19 +3,24 @@
 Each pod has `<root>/<pod uid>/volumes/<volume name>`. configMap, secret and downwardAPI volumes are files
 written there and rewritten on every sync, so a changed ConfigMap reaches running containers (the bind mount
 shows the directory, not a copy); each file is replaced atomically (write + rename) so a reader never sees
-half a file. PVCs resolve to their PV; hostPath/local PVs mount directly, NFS/iSCSI arrive with the storage work.
+half a file. PVCs resolve to their PV; hostPath/local PVs are used in place; NFS and iSCSI (PV sources and
+inline pod volumes) are mounted on the host by kfab/node/storage before any container of the pod starts.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import shutil
 from pathlib import Path
 
 from kfab.node.containers import Lookup, field_value
+from kfab.node.storage.attach import Attachments
+from kfab.node.storage.manager import NodeStorage, StorageError
 
 DEFAULT_ROOT = Path("/var/lib/kfab/pods")
+# PersistentVolume spec fields that are not its volume source.
+PV_FIELDS = {"accessModes", "capacity", "claimRef", "mountOptions", "nodeAffinity", "persistentVolumeReclaimPolicy",
+             "storageClassName", "volumeMode", "volumeAttributesClassName"}
 
 
 class VolumeError(Exception):
@@ -66,65 +71,79 @@ def _projected(data: dict[str, bytes], items: list[dict] | None, default_mode: i
 
 
 class PodVolumes:
-    def __init__(self, root: Path, lookup: Lookup, client=None):
+    def __init__(self, root: Path, lookup: Lookup, client=None, node_name: str = "",
+                 volumes_root: Path | None = None):
         self.root = root
         self.lookup = lookup
-        self.client = client  # for PVC -> PV
+        self.client = client  # claims iSCSI volumes for this node (None: no claims, as in unit tests)
+        # Node-wide mounts (iSCSI) live next to the pods' directories: /var/lib/kfab/volumes.
+        self.storage = NodeStorage(root, volumes_root or root.parent / "volumes", lookup,
+                                   Attachments(client, node_name))
 
     def pod_dir(self, uid: str) -> Path:
         return self.root / uid
 
     async def sync(self, pod: dict, pod_ip: str | None, host_ip: str | None) -> dict[str, Path]:
         """Create/refresh every volume of the pod; volume name -> host directory."""
-        uid, namespace = pod["metadata"]["uid"], pod["metadata"]["namespace"]
-        base = self.pod_dir(uid) / "volumes"
+        base = self.pod_dir(pod["metadata"]["uid"]) / "volumes"
         out: dict[str, Path] = {}
-        for vol in (pod.get("spec") or {}).get("volumes") or []:
-            name = vol["name"]
-            path = base / name
-            if "hostPath" in vol:
-                hp = vol["hostPath"]
-                path = Path(hp["path"])
-                kind = hp.get("type") or ""
-                if kind == "DirectoryOrCreate":
-                    path.mkdir(parents=True, exist_ok=True)
-                elif kind == "FileOrCreate" and not path.exists():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.touch()
-                elif kind in ("Directory", "File") and not path.exists():
-                    raise VolumeError(f'hostPath type check failed: {path} is not a {kind.lower()}')
-            elif "emptyDir" in vol:
-                path.mkdir(parents=True, exist_ok=True)
-            elif "configMap" in vol or "secret" in vol:
-                kind = "ConfigMap" if "configMap" in vol else "Secret"
-                src = vol.get("configMap") or vol.get("secret")
-                _sync_files(path, await self._object_files(kind, src, namespace, name,
-                                                           src.get("defaultMode", 0o644)))
-            elif "downwardAPI" in vol:
-                src = vol["downwardAPI"]
-                _sync_files(path, self._field_files(pod, src, src.get("defaultMode", 0o644), name, pod_ip, host_ip))
-            elif "projected" in vol:
-                # The projected volume's sources share one directory (as the kubelet's projection).
-                mode = vol["projected"].get("defaultMode", 0o644)
-                files: dict[str, tuple[bytes, int]] = {}
-                for source in vol["projected"].get("sources") or []:
-                    if "configMap" in source or "secret" in source:
-                        kind = "ConfigMap" if "configMap" in source else "Secret"
-                        files.update(await self._object_files(kind, source.get("configMap") or source["secret"],
-                                                              namespace, name, mode))
-                    elif "downwardAPI" in source:
-                        files.update(self._field_files(pod, source["downwardAPI"], mode, name, pod_ip, host_ip))
-                    else:
-                        kind = next(iter(source), "?")
-                        raise VolumeError(f'volume "{name}": unsupported projected source {kind}', "UnsupportedVolume")
-                _sync_files(path, files)
-            elif "persistentVolumeClaim" in vol:
-                path = await self._claim_path(namespace, vol["persistentVolumeClaim"]["claimName"], name)
-            else:
-                source = next((k for k in vol if k != "name"), "?")
-                raise VolumeError(f'volume "{name}": unsupported volume source {source}', "UnsupportedVolume")
-            out[name] = path
+        try:
+            for vol in (pod.get("spec") or {}).get("volumes") or []:
+                out[vol["name"]] = await self._volume(pod, vol, base / vol["name"], pod_ip, host_ip)
+        except StorageError as e:
+            raise VolumeError(str(e), e.reason) from None
         return out
+
+    async def _volume(self, pod: dict, vol: dict, path: Path, pod_ip: str | None, host_ip: str | None) -> Path:
+        namespace = pod["metadata"]["namespace"]
+        name = vol["name"]
+        if "hostPath" in vol:
+            hp = vol["hostPath"]
+            path = Path(hp["path"])
+            kind = hp.get("type") or ""
+            if kind == "DirectoryOrCreate":
+                path.mkdir(parents=True, exist_ok=True)
+            elif kind == "FileOrCreate" and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            elif kind in ("Directory", "File") and not path.exists():
+                raise VolumeError(f'hostPath type check failed: {path} is not a {kind.lower()}')
+        elif "emptyDir" in vol:
+            path.mkdir(parents=True, exist_ok=True)
+        elif "configMap" in vol or "secret" in vol:
+            kind = "ConfigMap" if "configMap" in vol else "Secret"
+            src = vol.get("configMap") or vol.get("secret")
+            _sync_files(path, await self._object_files(kind, src, namespace, name,
+                                                       src.get("defaultMode", 0o644)))
+        elif "downwardAPI" in vol:
+            src = vol["downwardAPI"]
+            _sync_files(path, self._field_files(pod, src, src.get("defaultMode", 0o644), name, pod_ip, host_ip))
+        elif "projected" in vol:
+            # The projected volume's sources share one directory (as the kubelet's projection).
+            mode = vol["projected"].get("defaultMode", 0o644)
+            files: dict[str, tuple[bytes, int]] = {}
+            for source in vol["projected"].get("sources") or []:
+                if "configMap" in source or "secret" in source:
+                    kind = "ConfigMap" if "configMap" in source else "Secret"
+                    files.update(await self._object_files(kind, source.get("configMap") or source["secret"],
+                                                          namespace, name, mode))
+                elif "downwardAPI" in source:
+                    files.update(self._field_files(pod, source["downwardAPI"], mode, name, pod_ip, host_ip))
+                else:
+                    kind = next(iter(source), "?")
+                    raise VolumeError(f'volume "{name}": unsupported projected source {kind}', "UnsupportedVolume")
+            _sync_files(path, files)
+        elif "nfs" in vol:
+            await self.storage.mount_nfs(path, vol["nfs"], None, False, name)
+        elif "iscsi" in vol:
+            read_only = bool(vol["iscsi"].get("readOnly"))
+            await self.storage.mount_iscsi(path, vol["iscsi"], namespace, read_only, name, exclusive=True)
+        elif "persistentVolumeClaim" in vol:
+            path = await self._claim_path(namespace, vol["persistentVolumeClaim"], name, path)
+        else:
+            source = next((k for k in vol if k != "name"), "?")
+            raise VolumeError(f'volume "{name}": unsupported volume source {source}', "UnsupportedVolume")
+        return path
 
     async def _object_files(self, kind: str, src: dict, namespace: str, volume: str,
                             default_mode: int) -> dict[str, tuple[bytes, int]]:
@@ -155,7 +174,8 @@ class PodVolumes:
             files[item["path"]] = (value.encode(), item.get("mode", default_mode))
         return files
 
-    async def _claim_path(self, namespace: str, claim: str, volume: str) -> Path:
+    async def _claim_path(self, namespace: str, source: dict, volume: str, path: Path) -> Path:
+        claim = source["claimName"]
         pvc = await self.lookup("PersistentVolumeClaim", namespace, claim)
         if pvc is None:
             raise VolumeError(f'persistentvolumeclaim "{claim}" not found')
@@ -171,9 +191,19 @@ class PodVolumes:
                 path = Path(spec[local]["path"])
                 path.mkdir(parents=True, exist_ok=True)
                 return path
-        source = next((k for k in ("nfs", "iscsi", "csi") if k in spec), "unknown")
+        read_only = bool(source.get("readOnly"))
+        if "nfs" in spec:
+            await self.storage.mount_nfs(path, spec["nfs"], spec.get("mountOptions"), read_only, pv_name)
+            return path
+        if "iscsi" in spec:
+            # ext4 on one LUN mounted by two nodes corrupts it: one node at a time unless everyone reads only.
+            read_only = read_only or bool(spec["iscsi"].get("readOnly"))
+            shared = read_only and "ReadOnlyMany" in (spec.get("accessModes") or [])
+            await self.storage.mount_iscsi(path, spec["iscsi"], namespace, read_only, pv_name, exclusive=not shared)
+            return path
+        kind = next((k for k in spec if k not in PV_FIELDS), "unknown")
         raise VolumeError(f'volume "{volume}": persistentvolume "{pv_name}" uses unsupported volume source '
-                          f'{source} on this node (yet)', "UnsupportedVolume")
+                          f'{kind} on this node', "UnsupportedVolume")
 
     def mounts(self, container: dict, paths: dict[str, Path]) -> list[dict]:
         out = []
@@ -190,4 +220,15 @@ class PodVolumes:
         return out
 
     def remove(self, uid: str) -> None:
-        shutil.rmtree(self.pod_dir(uid), ignore_errors=True)
+        """Delete the pod's directory; network volumes are unmounted first (in the background: an NFS server
+        or iSCSI logout can take seconds), and an iSCSI volume no other pod here uses is logged out."""
+        self.storage.release_pod(self.pod_dir(uid))
+
+    async def reconcile(self, keep: set[str]) -> None:
+        """At start-up and on every orphan sweep: remove the directories of pods not in `keep` (left by pods
+        that went while the agent was down), then release the iSCSI volumes no pod binds any more."""
+        if self.root.is_dir():
+            for child in self.root.iterdir():
+                if child.is_dir() and child.name not in keep:
+                    self.remove(child.name)
+        await self.storage.release_unused()
