@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(podman runc debootstrap iptables nftables iproute2 openssh-client etcd-server etcd-client dnsutils)
+APT_PACKAGES=(podman runc debootstrap iptables nftables iproute2 openssh-client etcd-server etcd-client dnsutils
+              apt-cacher-ng qemu-system-x86 qemu-utils)  # qemu: the lab's VM hosts (kfab lab up --vms)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # etcd-server's package starts a default member on :2379; kfab's tests start their own.
 if systemctl is-active --quiet etcd 2>/dev/null; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+# Likewise apt-cacher-ng's service on :3142: `kfab cache up` runs its own, with a backend that resolves.
+if systemctl is-active --quiet apt-cacher-ng 2>/dev/null; then
+    systemctl disable --now apt-cacher-ng >/dev/null 2>&1 || true
+fi
 
 # Podman 4.3 on this kind of host: crun refuses hybrid cgroups, and raising RLIMIT_NOFILE/NPROC past the
 # current limit is not permitted (see shared LAB.md).
