@@ -21,14 +21,12 @@ from kfab.api.context import HandlerBase, RequestOptions, RetryWrite, warning_he
 from kfab.api.errors import APIError, bad_request, conflict
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import dump, negotiate, read_body, render_object, status_success
-from kfab.objects.registry import ResourceType
+from kfab.objects.registry import ResourceType, delete_returns_object
 from kfab.objects.selectors import parse_field_selector, parse_label_selector
 
 POLICIES = ("Foreground", "Background", "Orphan")
 GC_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
 DEFAULT_POD_GRACE = 30
-# Kinds whose DELETE answers with the deleted object rather than a Status (as kube-apiserver's registries).
-_RETURNS_OBJECT = {("", "Pod"), ("", "Service"), ("", "Namespace")}
 DELETE_RETRIES = 8
 
 
@@ -39,6 +37,7 @@ class DeleteOptions:
     uid: str | None = None
     resource_version: str | None = None
     dry_run: bool = False
+    orphan_dependents: bool | None = None  # the deprecated spelling; only it changes the answer's code
 
 
 def _int_or_400(value, name: str) -> int | None:
@@ -65,6 +64,7 @@ def parse_delete_options(query, body: bytes) -> DeleteOptions:
         grace = 0
     policy = query.get("propagationPolicy", data.get("propagationPolicy"))
     orphan = query.get("orphanDependents", data.get("orphanDependents"))
+    orphan_dependents = None if orphan is None else str(orphan).lower() in ("true", "1")
     if policy is not None and policy not in POLICIES:
         raise APIError(422, "Invalid", f"DeleteOptions.meta.k8s.io is invalid: propagationPolicy: Unsupported "
                        f"value: {policy!r}: supported values: \"Foreground\", \"Background\", \"Orphan\"")
@@ -72,10 +72,10 @@ def parse_delete_options(query, body: bytes) -> DeleteOptions:
         if policy is not None:
             raise APIError(422, "Invalid", "DeleteOptions.meta.k8s.io is invalid: propagationPolicy: Invalid value: "
                            "orphanDependents and propagationPolicy cannot both be set")
-        policy = "Orphan" if str(orphan).lower() in ("true", "1") else "Background"
+        policy = "Orphan" if orphan_dependents else "Background"
     pre = data.get("preconditions") or {}
     dry_run = bool(query.getall("dryRun", [])) or bool(data.get("dryRun"))
-    return DeleteOptions(grace, policy, pre.get("uid"), pre.get("resourceVersion"), dry_run)
+    return DeleteOptions(grace, policy, pre.get("uid"), pre.get("resourceVersion"), dry_run, orphan_dependents)
 
 
 def _pod_grace(obj: dict, opts: DeleteOptions) -> int:
@@ -129,10 +129,12 @@ class DeleteHandlers(HandlerBase):
         opts = parse_delete_options(request.query, await read_body(request, self.body_limit))
         obj, deleted, warnings = await self.delete_object(request, rp, rp.name, opts)
         headers = warning_headers(warnings)
-        if deleted and (rp.rt.group, rp.rt.kind) not in _RETURNS_OBJECT:
-            return dump(status_success(rp.rt, obj), negotiate(request), 200, headers)
-        # 202: accepted, the object is still there until its finalizers / graceful shutdown complete
-        return render_object(request, rp.rt, obj, 200 if deleted else 202, headers)
+        if deleted and not delete_returns_object(rp.rt):
+            return dump(status_success(rp.rt, obj, code=None), negotiate(request), 200, headers)
+        # Still there (finalizers, graceful shutdown): the marked object. kube-apiserver answers 202 only when
+        # the caller also said orphanDependents=false, "so as not to break existing clients" (handlers/delete.go).
+        code = 202 if not deleted and opts.orphan_dependents is False else 200
+        return render_object(request, rp.rt, obj, code, headers)
 
     async def delete_object(self, request: web.Request, rp: ResourcePath, name: str,
                             opts: DeleteOptions) -> tuple[dict, bool, list[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kfab.objects import schema_defs
-from kfab.objects.registry import ResourceType
+from kfab.objects.registry import ResourceType, delete_returns_object
 
 META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 
@@ -136,8 +136,10 @@ def resource_paths(rt: ResourceType) -> list[PathItem]:
         named["patch"] = Operation("patch", f"patch{gv}{scope}{kind}", f"partially update the specified {kind}",
                                    own, WRITE + ["force"], definition, META + "Patch", PATCH_TYPES, ("200", "201"))
     if "delete" in verbs:
+        # Namespace's own REST hides that it returns the object, so Kubernetes' document says Status there.
+        answer = definition if delete_returns_object(rt) and kind != "Namespace" else META + "Status"
         named["delete"] = Operation("delete", f"delete{gv}{scope}{kind}", f"delete a {kind}", own, DELETE,
-                                    META + "Status", META + "DeleteOptions", codes=("200", "202"))
+                                    answer, META + "DeleteOptions", codes=("200", "202"))
     if named:
         items.append(PathItem(f"{scoped}/{{name}}", ns + ["name"], named))
 

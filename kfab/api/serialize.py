@@ -135,10 +135,14 @@ def render_list(request: web.Request, rt: ResourceType, items: list[dict], list_
     return dump(body, form)
 
 
-def status_success(rt: ResourceType, obj: dict | None = None, code: int = 200) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code}
+def status_success(rt: ResourceType, obj: dict | None = None, code: int | None = 200) -> dict:
+    """A Success Status; with `obj`, the details of a deleted object as kube-apiserver's finalizeDelete gives
+    them (kind is the resource, as there; no code; group only when there is one)."""
+    body: dict = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+    if code is not None:
+        body["code"] = code
     if obj is not None:
         meta = obj.get("metadata", {})
-        body["details"] = {"name": meta.get("name", ""), "group": rt.group, "kind": rt.plural,
-                           "uid": meta.get("uid", "")}
+        details = {"name": meta.get("name", ""), "group": rt.group, "kind": rt.plural, "uid": meta.get("uid", "")}
+        body["details"] = {k: v for k, v in details.items() if v}
     return body

@@ -91,6 +91,21 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
 )
 
 
+# Kinds whose DELETE answers with the object itself, also when it is gone at once: kube-apiserver's registries
+# that set ReturnDeletedObject (and Namespace's own REST). Every other kind answers a deletion that completed
+# with a Status; any kind still held by finalizers or a graceful shutdown answers with the marked object.
+# The official client decodes the answer into the kind's model for the first group (V1PersistentVolumeClaim...).
+DELETE_RETURNS_OBJECT = frozenset({
+    ("", "Namespace"), ("", "Pod"), ("", "Service"), ("", "PersistentVolume"), ("", "PersistentVolumeClaim"),
+    ("", "ServiceAccount"), ("", "PodTemplate"), ("", "ResourceQuota"), ("storage.k8s.io", "StorageClass"),
+    ("storage.k8s.io", "CSIDriver"), ("storage.k8s.io", "CSINode"), ("storage.k8s.io", "VolumeAttachment"),
+})
+
+
+def delete_returns_object(rt: ResourceType) -> bool:
+    return (rt.group, rt.kind) in DELETE_RETURNS_OBJECT
+
+
 @dataclass
 class ResourceRegistry:
     types: tuple[ResourceType, ...] = RESOURCE_TYPES

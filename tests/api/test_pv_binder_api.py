@@ -198,8 +198,7 @@ def test_registered_provisioner_creates_binds_and_deletes_a_volume(own_binder):
     assert (volume.spec.storage_class_name, volume.spec.capacity, volume.spec.persistent_volume_reclaim_policy) == (
         "dir", {"storage": "2Gi"}, "Delete")
     assert (root / name).is_dir()
-    # (the raw answer: kfab answers this DELETE with a Status, which this client version will not parse)
-    core.delete_namespaced_persistent_volume_claim("data", "default", _preload_content=False)
+    core.delete_namespaced_persistent_volume_claim("data", "default")
     wait_for(lambda: not (root / name).exists(), 30, "the provisioned directory removed")
     wait_for(lambda: not [v for v in core.list_persistent_volume().items if v.metadata.name == name], 30,
              "the provisioned volume deleted")
