@@ -29,8 +29,10 @@ def add_commands(subparsers) -> None:
                        help=f"lab inventory (Ansible YAML; default {DEFAULT_INVENTORY})")
         return p
 
-    with_inventory(lab_sub.add_parser("up", help="build the host image once, start the hosts, wait for SSH")
-                   ).set_defaults(func=cmd_up)
+    up = with_inventory(lab_sub.add_parser("up", help="build the host image once, start the hosts, wait for SSH"))
+    up.add_argument("--vms", type=int, metavar="N", default=0,
+                    help="add N QEMU VM hosts (written with the inventory's hosts to INVENTORY-vms.yml)")
+    up.set_defaults(func=cmd_up)
     with_inventory(lab_sub.add_parser("down", help="remove the lab's containers, network and NAT rule")
                    ).set_defaults(func=cmd_down)
     with_inventory(lab_sub.add_parser("status", help="each host: running, IP, SSH answering")
@@ -41,9 +43,9 @@ def add_commands(subparsers) -> None:
     ssh.set_defaults(func=cmd_ssh)
 
 
-def _lab(args):
+def _lab(args, inventory=None):
     from kfab.lab import Lab
-    return Lab(args.inventory or _default_inventory(), log=lambda msg: print(msg, file=sys.stderr))
+    return Lab(inventory or args.inventory or _default_inventory(), log=lambda msg: print(msg, file=sys.stderr))
 
 
 def _guard(fn):
@@ -60,6 +62,12 @@ def _guard(fn):
 @_guard
 def cmd_up(args) -> int:
     lab = _lab(args)
+    if args.vms:
+        from kfab.lab.vm_inventory import write_vms_inventory
+        path = write_vms_inventory(lab.spec, args.vms)
+        print(f"lab {lab.spec.network}: inventory with {args.vms} VM host(s): {path} "
+              f"(use it for kfab up and kfab lab down|status|ssh)", file=sys.stderr)
+        lab = _lab(args, path)
     t0 = time.monotonic()
     result = lab.up()
     took = time.monotonic() - t0
@@ -85,9 +93,9 @@ def cmd_status(args) -> int:
     lab = _lab(args)
     rows = lab.status()
     width = max([4] + [len(r.name) for r in rows])
-    print(f"{'HOST':<{width}}  {'RUNNING':<7}  {'IP':<15}  SSH")
+    print(f"{'HOST':<{width}}  {'KIND':<9}  {'RUNNING':<7}  {'IP':<15}  SSH")
     for r in rows:
-        print(f"{r.name:<{width}}  {'yes' if r.running else 'no':<7}  {r.ip:<15}  {r.ssh}")
+        print(f"{r.name:<{width}}  {r.kind:<9}  {'yes' if r.running else 'no':<7}  {r.ip:<15}  {r.ssh}")
     return 0 if all(r.ready for r in rows) else 3
 
 

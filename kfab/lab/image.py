@@ -129,23 +129,29 @@ def _build(recipe: Recipe, log) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="kfab-lab-image-", dir="/var/tmp"))
     rootfs = workdir / "rootfs"
     try:
-        try:
-            run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(rootfs),
-                 recipe.mirror], timeout=1800)
-        except LabError as exc:
-            # debootstrap's own log says which package or download failed; it goes with the work dir.
-            log_file = rootfs / "debootstrap/debootstrap.log"
-            tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] if log_file.exists() else []
-            raise LabError(f"building the lab host image failed: {exc}"
-                           + (f" (debootstrap.log: {tail[0]})" if tail else "")) from exc
-        _customise(rootfs, recipe)
+        debootstrap(rootfs, recipe)
+        customise(rootfs, recipe)
         _import(rootfs, recipe.image)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     log(f"lab: built {recipe.image}")
 
 
-def _customise(rootfs: Path, recipe: Recipe) -> None:
+def debootstrap(rootfs: Path, recipe: Recipe) -> None:
+    """The minimal Debian every lab host starts from (container hosts and VM hosts alike)."""
+    try:
+        run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(rootfs),
+             recipe.mirror], timeout=1800)
+    except LabError as exc:
+        # debootstrap's own log says which package or download failed; it goes with the work dir.
+        log_file = rootfs / "debootstrap/debootstrap.log"
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] if log_file.exists() else []
+        raise LabError(f"building the lab host image failed: {exc}"
+                       + (f" (debootstrap.log: {tail[0]})" if tail else "")) from exc
+
+
+def customise(rootfs: Path, recipe: Recipe) -> None:
+    """What makes a debootstrapped tree a lab host: no shared keys or machine id, first-boot keys, apt."""
     for rel in ("etc/ssh",):
         for key in (rootfs / rel).glob("ssh_host_*"):
             key.unlink()

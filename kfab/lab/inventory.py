@@ -25,6 +25,10 @@ class LabHost:
     name: str
     ip: str
     groups: tuple[str, ...]
+    # A QEMU VM instead of a container (host var kfab_lab_vm: true; see kfab/lab/vm.py).
+    vm: bool = False
+    memory_mib: int = 1024
+    cpus: int = 2
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def load_lab_spec(path: str | Path) -> LabSpec:
         if str(ip) in seen_ips:
             raise LabError(f"{path}: host {name}: ansible_host {ip} is already used by host {seen_ips[str(ip)]}")
         seen_ips[str(ip)] = name
-        hosts.append(LabHost(name=name, ip=str(ip), groups=tuple(host.groups)))
+        hosts.append(LabHost(name=name, ip=str(ip), groups=tuple(host.groups), **_vm_vars(path, name, host.vars)))
 
     sdir = state_dir(network)
     key_file = _lab_var(path, inventory, "ansible_ssh_private_key_file", "", default=str(sdir / "id_ed25519"))
@@ -119,3 +123,29 @@ def _lab_var(path: Path, inventory, name: str, what: str, default: str | None = 
         raise LabError(f"{path}: host {odd}: {name} differs between hosts ({', '.join(distinct)}); "
                        "the lab needs one value in all.vars")
     return distinct[0]
+
+
+VM_LIMITS = {"kfab_lab_vm_memory": ("memory_mib", 256, 16384, "MiB"), "kfab_lab_vm_cpus": ("cpus", 1, 8, "CPUs")}
+
+
+def _vm_vars(path: Path, name: str, host_vars: dict) -> dict:
+    """kfab_lab_vm (true: a QEMU VM host), kfab_lab_vm_memory (MiB) and kfab_lab_vm_cpus."""
+    flag = host_vars.get("kfab_lab_vm", False)
+    if isinstance(flag, str) and flag.strip().lower() in ("yes", "true", "on", "1", "no", "false", "off", "0", ""):
+        flag = flag.strip().lower() in ("yes", "true", "on", "1")
+    if not isinstance(flag, bool):
+        raise LabError(f"{path}: host {name}: kfab_lab_vm {flag!r} is not true or false")
+    result: dict = {"vm": flag}
+    for var, (field, low, high, unit) in VM_LIMITS.items():
+        value = host_vars.get(var)
+        # Container hosts ignore these, so they may be set once in all.vars or a group.
+        if value in (None, "") or not flag:
+            continue
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise LabError(f"{path}: host {name}: {var} {value!r} is not a whole number of {unit}")
+        if not low <= number <= high:
+            raise LabError(f"{path}: host {name}: {var} {number} is outside {low}..{high} {unit}")
+        result[field] = number
+    return result

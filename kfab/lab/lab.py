@@ -12,14 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kfab.lab import hosts, network
+from kfab.lab import hosts, network, vm
 from kfab.lab.errors import LabError
 from kfab.lab.image import ensure_image
+from kfab.lab.vm_image import ensure_vm_image
 from kfab.lab.inventory import LabSpec, load_lab_spec
 from kfab.lab.sshcheck import login_works, ssh_banner, ssh_command, wait_for_banner
 from kfab.lab.state import ensure_ssh_key, file_lock
 
 SSH_DEADLINE_S = 120.0  # a first boot takes ~3 s; the rest is headroom for a loaded machine
+VM_SSH_DEADLINE_S = 600.0  # an emulated VM boots in ~25-50 s; several at once on a loaded machine take longer
 
 
 @dataclass
@@ -35,6 +37,7 @@ class HostStatus:
     ip: str
     running: bool
     ssh: str  # "ok", "answers, login failed: ...", or "no answer"
+    kind: str = "container"  # or "vm"
 
     @property
     def ready(self) -> bool:
@@ -58,6 +61,14 @@ class Lab:
     def hosts(self) -> dict[str, str]:
         return {h.name: h.ip for h in self.spec.hosts}
 
+    @property
+    def containers(self) -> list:
+        return [h for h in self.spec.hosts if not h.vm]
+
+    @property
+    def vms(self) -> list:
+        return [h for h in self.spec.hosts if h.vm]
+
     def _lock(self):
         return file_lock(self.spec.state_dir / "lab.lock")
 
@@ -66,29 +77,51 @@ class Lab:
         spec = self.spec
         result = UpResult()
         with self._lock():
+            vm.check_vms(spec)
             image = ensure_image(log=self.log)
+            vm_image = None
+            if self.vms:
+                vm_image = ensure_vm_image(log=self.log)
+                vm.check_image(vm_image)
             public_key, new_key = ensure_ssh_key(spec.key_file)
-            current = {h.name: hosts.inspect(h.name) for h in spec.hosts}
-            for host in spec.hosts:
+            current = {h.name: hosts.inspect(h.name) for h in self.containers}
+            for host in self.containers:
                 hosts.check_ownership(current[host.name], spec, host)
-            listed = {h.name for h in spec.hosts}
+            listed = {h.name for h in self.containers}
             # Hosts of this lab that the inventory no longer lists (or a renamed host) go away.
             for name in hosts.lab_containers(spec):
                 if name not in listed:
                     hosts.remove_host(name)
                     result.removed.append(name)
+            for name in vm.lab_vms(spec):
+                if name not in {h.name for h in self.vms}:
+                    vm.stop_vm(spec, name)
+                    result.removed.append(name)
             net_changed = network.ensure_network(spec)
-            to_start = [h for h in spec.hosts
+            # Before any VM: its tap joins the bridge the holder keeps up. A restarted holder needs no
+            # host restarted: running VMs' taps are re-enslaved below if the bridge was made anew.
+            holder_changed = bool(self.vms) and vm.ensure_holder(spec, image)
+            if not self.vms and vm.remove_holder(spec):
+                result.removed.append(vm.holder_name(spec))
+            to_start = [h for h in self.containers
                         if net_changed or new_key  # hosts authorise the key at boot
                         or not hosts.is_current(current[h.name], spec, h, image)]
+            to_start += [h for h in self.vms
+                         if net_changed or new_key or not vm.is_current(spec, h, vm_image, public_key)]
+            for host in self.vms:
+                if host not in to_start:
+                    vm.ensure_tap(spec, host.name)  # Podman may have made the bridge anew
             if to_start:
                 self.log(f"lab {spec.network}: starting {', '.join(h.name for h in to_start)}")
-                _parallel(lambda h: hosts.start_host(spec, h, image, public_key), to_start)
+                dns = [spec.gateway] + vm.outer_nameservers()
+                _parallel(lambda h: (vm.start_vm(spec, h, vm_image, public_key, dns) if h.vm
+                                     else hosts.start_host(spec, h, image, public_key)), to_start)
                 result.started = [h.name for h in to_start]
             rule_changed = network.ensure_nat_rule(spec)
             if to_start or not self._all_log_in():
                 self._wait_ready()
-            result.changed = bool(result.started or result.removed or net_changed or rule_changed)
+            result.changed = bool(result.started or result.removed or net_changed or rule_changed
+                                  or holder_changed)
         return result
 
     def _all_log_in(self) -> bool:
@@ -102,10 +135,11 @@ class Lab:
     def _wait_ready(self) -> None:
         """Wait until every host answers SSH, record its real host keys, and log in with the lab key."""
         spec = self.spec
-        deadline = time.monotonic() + SSH_DEADLINE_S
+        deadline = time.monotonic() + (VM_SSH_DEADLINE_S if self.vms else SSH_DEADLINE_S)
         _parallel(lambda h: wait_for_banner(h.name, h.ip, deadline), spec.hosts)
         keys = dict(zip([h.name for h in spec.hosts],
-                        _parallel(lambda h: hosts.host_keys(h.name), spec.hosts)))
+                        _parallel(lambda h: vm.host_keys(spec, h.name) if h.vm else hosts.host_keys(h.name),
+                                  spec.hosts)))
         lines = []
         for host in spec.hosts:
             if not keys[host.name]:
@@ -140,6 +174,11 @@ class Lab:
         spec = self.spec
         removed: list[str] = []
         with self._lock():
+            vms = vm.lab_vms(spec)
+            _parallel(lambda name: vm.stop_vm(spec, name), vms)
+            removed += [f"vm {n}" for n in vms]
+            if vm.remove_holder(spec):
+                removed.append(f"container {vm.holder_name(spec)}")
             names = set(hosts.lab_containers(spec))
             _parallel(hosts.remove_host, sorted(names))
             removed += [f"container {n}" for n in sorted(names)]
@@ -157,13 +196,17 @@ class Lab:
         spec = self.spec
 
         def one(host):
-            container = hosts.inspect(host.name)
-            running = bool(container and container.running and container.network == spec.network)
+            kind = "vm" if host.vm else "container"
+            if host.vm:
+                running = vm.running(spec, host.name)
+            else:
+                container = hosts.inspect(host.name)
+                running = bool(container and container.running and container.network == spec.network)
             if not running or not ssh_banner(host.ip):
-                return HostStatus(host.name, host.ip, running, "no answer")
+                return HostStatus(host.name, host.ip, running, "no answer", kind)
             ok, err = (login_works(host.ip, spec.key_file, spec.known_hosts_file)
                        if spec.known_hosts_file.exists() else (False, "no known_hosts (run kfab lab up)"))
-            return HostStatus(host.name, host.ip, running, "ok" if ok else f"answers, login failed: {err}")
+            return HostStatus(host.name, host.ip, running, "ok" if ok else f"answers, login failed: {err}", kind)
         return _parallel(one, spec.hosts)
 
     def ssh_command(self, host: str, *, batch: bool = True) -> list[str]:
