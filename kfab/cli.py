@@ -11,6 +11,7 @@ from kfab.controllers import commands as controller_commands
 from kfab.dns import commands as dns_commands
 from kfab.lab import commands as lab_commands
 from kfab.node import commands as node_commands
+from kfab.ops import commands as ops_commands
 from kfab.pki import commands as pki_commands
 from kfab.provision import commands as provision_commands
 from kfab.proxy import commands as proxy_commands
@@ -20,7 +21,7 @@ from kfab.scheduler import commands as scheduler_commands
 # Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
 COMPONENTS = (lab_commands, provision_commands, api_commands, pki_commands, controller_commands,
               scheduler_commands, node_commands, proxy_commands, dns_commands, registry_commands,
-              cache_commands)
+              cache_commands, ops_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

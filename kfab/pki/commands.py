@@ -20,11 +20,16 @@ def add_commands(subparsers) -> None:
         "kubeconfig", help="write a kubeconfig for the cluster admin or a named user",
         description="Write a kubeconfig signed by the cluster CA in DIR/pki: the admin (CN=kubernetes-admin, "
                     "O=system:masters) by default, or --user with --group memberships (RBAC decides what they may do).")
-    p.add_argument("--data-dir", required=True, type=Path, help="the API server's data directory (holds pki/)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-i", "--inventory", help="the admin of the cluster `kfab up -i INVENTORY` installed; without "
+                                                 "-o, merged into ~/.kube/config as a context named after the cluster")
+    where.add_argument("--data-dir", type=Path, help="the API server's data directory (holds pki/)")
+    p.add_argument("--playbook", default="site.yml", help="with -i: the play file the cluster was installed with")
     p.add_argument("--user", help="user name (certificate CN); default: the cluster admin")
     p.add_argument("--group", action="append", default=[], help="group (certificate O); repeatable")
     p.add_argument("--server", help="API server URL; default: the one the API server recorded in DIR")
-    p.add_argument("-o", "--output", type=Path, help="write here (mode 0600) instead of standard output")
+    p.add_argument("-o", "--output", type=Path, help="write here (mode 0600) instead of standard output "
+                                                     "(with -i: instead of merging; '-' prints it)")
     p.set_defaults(func=run_kubeconfig)
 
     p = subparsers.add_parser(
@@ -39,6 +44,9 @@ def add_commands(subparsers) -> None:
 
 
 def run_kubeconfig(args) -> int:
+    if args.inventory:
+        from kfab.ops.kubeconfig import run
+        return run(args)
     data_dir: Path = args.data_dir
     pki = ControlPlanePKI(data_dir / "pki")
     if args.group and not args.user:

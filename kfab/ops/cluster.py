@@ -1,0 +1,195 @@
+"""One installed cluster as the lifecycle commands see it: the inventory, the roles' variables resolved as
+`kfab up` resolves them, SSH to a host (the provisioner's connections), the admin's API client, and a
+limited `kfab up` run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import yaml
+
+from kfab.provision.context import RunVars, resolve_path
+from kfab.provision.errors import HostUnreachable, ProvisionError
+from kfab.provision.inventory import Inventory, load_inventory
+from kfab.provision.modules.base import CommandResult
+from kfab.provision.playbook import Play, load_playbook
+from kfab.provision.remote import RemoteHost
+from kfab.provision.ssh import Target, connect
+from kfab.provision.variables import parse_extra_vars
+
+DEFAULT_PLAYBOOK = "site.yml"
+
+
+class OpsError(Exception):
+    """A lifecycle command refused or failed; the message is one line naming inventory, host or node."""
+
+
+class Cluster:
+    def __init__(self, inventory_path: str | Path, playbook: str | Path = DEFAULT_PLAYBOOK,
+                 extra_vars: list[str] | None = None):
+        self.inventory_path = Path(inventory_path)
+        self.playbook = Path(playbook)
+        self.extra_args = list(extra_vars or [])
+        try:
+            self.inventory: Inventory = load_inventory(self.inventory_path)
+            self.plays: list[Play] = load_playbook(self.playbook)
+            self.extra = parse_extra_vars(self.extra_args, Path.cwd())
+        except ProvisionError as exc:
+            raise OpsError(str(exc)) from None
+        # Every role's defaults in one play, so a variable resolves here as it does in the play that sets it.
+        refs, seen = [], set()
+        for play in self.plays:
+            for ref in play.roles:
+                if ref.role.name not in seen:
+                    seen.add(ref.role.name)
+                    refs.append(ref)
+        self._all_roles = Play("kfab lifecycle", "all", refs, {}, True, [], str(self.playbook), None)
+        self.run_vars = RunVars(self.inventory, self.extra)
+
+    # ---- inventory ----------------------------------------------------------------------------------
+    def group(self, name: str) -> list[str]:
+        return self.inventory.group_hosts(name) if name in self.inventory.groups else []
+
+    @property
+    def control_plane(self) -> list[str]:
+        hosts = self.group("control_plane")
+        if not hosts:
+            raise OpsError(f"{self.inventory_path}: group 'control_plane' has no hosts")
+        return hosts
+
+    def require_host(self, host: str) -> None:
+        if host not in self.inventory.hosts:
+            raise OpsError(f"{self.inventory_path}: no host {host!r} (hosts: {', '.join(self.inventory.hosts)})")
+
+    def select(self, pattern: str | None) -> list[str]:
+        hosts = self.inventory.select(pattern)
+        if not hosts:
+            raise OpsError(f"--limit {pattern!r} matches no host of {self.inventory_path}")
+        return hosts
+
+    def var(self, host: str, name: str, default=None):
+        variables = self.run_vars.host_vars(host, self._all_roles)
+        if name not in variables:
+            return default
+        try:
+            return variables[name]
+        except ProvisionError as exc:
+            raise OpsError(f"host {host}: {exc}") from None
+
+    @property
+    def name(self) -> str:
+        return str(self.var(self.control_plane[0], "kfab_cluster_name", "kfab"))
+
+    @property
+    def pki_dir(self) -> Path:
+        return Path(os.path.expanduser(str(self.var(self.control_plane[0], "kfab_pki_dir"))))
+
+    @property
+    def server_url(self) -> str:
+        return str(self.var(self.control_plane[0], "control_plane_server_url"))
+
+    def address(self, host: str) -> str:
+        return str(self.var(host, "ansible_host", host))
+
+    def node_name(self, host: str) -> str:
+        return str(self.var(host, "node_agent_name", host))
+
+    def host_of_node(self, node: str) -> str | None:
+        for host in self.inventory.hosts:
+            if self.node_name(host) == node:
+                return host
+        return None
+
+    # ---- SSH ----------------------------------------------------------------------------------------
+    def connect(self, host: str) -> RemoteHost:
+        """The host over the provisioner's SSH (same connection variables, host key checks, errors)."""
+        v = self.run_vars.host_vars(host)
+        base = self.inventory.path.parent
+        key = v.get("ansible_ssh_private_key_file")
+        try:
+            target = Target(
+                name=host, address=str(v.get("ansible_host", host)), port=int(v.get("ansible_port", 22)),
+                user=str(v.get("ansible_user", "root")), key_file=resolve_path(key, base) if key else None,
+                known_hosts=resolve_path(v.get("kfab_known_hosts_file", "~/.ssh/known_hosts"), base),
+                host_key_checking=str(v.get("kfab_host_key_checking", "strict")),
+                timeout=float(v.get("kfab_ssh_timeout", 10)))
+            remote = RemoteHost(host, connect(target))
+        except (HostUnreachable, ProvisionError, ValueError) as exc:
+            raise OpsError(f"host {host}: unreachable: {exc}") from None
+        remote.become = True
+        return remote
+
+    @contextmanager
+    def ssh(self, host: str):
+        remote = self.connect(host)
+        try:
+            yield remote
+        finally:
+            remote.close()
+
+    def run(self, remote: RemoteHost, cmd: str, what: str) -> CommandResult:
+        """Run a command that must succeed; a failure is an OpsError naming the host and what was being done."""
+        result = remote.run(cmd)
+        if result.rc != 0:
+            detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            raise OpsError(f"host {remote.name}: {what} failed (exit {result.rc})"
+                           + (f": {detail[-1]}" if detail else ""))
+        return result
+
+    # ---- the API ------------------------------------------------------------------------------------
+    def admin_kubeconfig(self) -> dict:
+        from kfab.ops.kubeconfig import admin_kubeconfig
+        return admin_kubeconfig(self)
+
+    @asynccontextmanager
+    async def client(self):
+        from kfab.client import Client
+        from kfab.client.kubeconfig import load_kubeconfig
+        config = self.admin_kubeconfig()
+        with tempfile.TemporaryDirectory(prefix="kfab-ops-") as tmp:
+            path = Path(tmp, "admin.kubeconfig")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                yaml.safe_dump(config, f)
+            client_config = load_kubeconfig(path)
+        client = Client(client_config, user_agent="kfab-ops")
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    def api(self, coroutine_fn, *args, **kwargs):
+        """Run `coroutine_fn(client, ...)` with the admin's client, from synchronous code; API and network
+        failures become one OpsError naming the cluster's API server."""
+        import aiohttp
+
+        from kfab.client import APIStatusError, KubeconfigError
+        from kfab.ops.drain import DrainError
+
+        async def main():
+            async with self.client() as client:
+                return await coroutine_fn(client, *args, **kwargs)
+        try:
+            return asyncio.run(main())
+        except DrainError as exc:
+            raise OpsError(str(exc)) from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, KubeconfigError) as exc:
+            raise OpsError(f"the API server of cluster {self.name} at {self.server_url} does not answer: "
+                           f"{exc or type(exc).__name__}") from None
+        except APIStatusError as exc:
+            raise OpsError(f"the API server at {self.server_url} refused: {exc}") from None
+
+    # ---- provisioning -------------------------------------------------------------------------------
+    def up(self, limit: str, extra: list[str] = (), verbose: int = 0) -> int:
+        """`kfab up -i INV PLAYBOOK --limit LIMIT`, output and exit code as that command's."""
+        from argparse import Namespace
+
+        from kfab.provision.commands import run_up
+        args = Namespace(inventory=str(self.inventory_path), playbook=str(self.playbook),
+                         extra_vars=self.extra_args + list(extra), limit=limit, tags="", check=False,
+                         diff=False, verbose=verbose, forks=10, fail_fast=False)
+        return run_up(args)

@@ -1,0 +1,88 @@
+"""The lifecycle commands' arguments (kfab add-node, remove-node, drain, uncordon, reset, upgrade, backup,
+restore, rotate-certs); `kfab kubeconfig -i` is wired in kfab/pki/commands.py. Each runs a module of kfab.ops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kfab.ops.cluster import DEFAULT_PLAYBOOK
+
+
+def _common(p, extra_vars: bool = False) -> None:
+    p.add_argument("-i", "--inventory", required=True, help="inventory file of the cluster (as for kfab up)")
+    p.add_argument("--playbook", default=DEFAULT_PLAYBOOK,
+                   help=f"the play file the cluster was installed with (default {DEFAULT_PLAYBOOK})")
+    if extra_vars:
+        p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                       help="extra variables for the kfab up runs, as kfab up takes them")
+
+
+def _drain_options(p) -> None:
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for pods to go (default 300)")
+    p.add_argument("--force", action="store_true", help="also delete pods no controller manages")
+    p.add_argument("--delete-emptydir-data", action="store_true", help="also delete pods with emptyDir data")
+
+
+def add_commands(subparsers) -> None:
+    from kfab.ops import backup, certs, nodes, reset, upgrade
+
+    p = subparsers.add_parser("add-node", help="provision a host of group workers and wait for its Node",
+                              description="Run site.yml for HOST alone (HOST must be in the inventory's group "
+                                          "workers) and wait until its Node is Ready and schedulable.")
+    _common(p, extra_vars=True)
+    p.add_argument("host", metavar="HOST", help="inventory name of the new worker")
+    p.add_argument("--timeout", type=float, default=180, help="seconds to wait for the Node to be Ready")
+    p.set_defaults(func=nodes.run_add_node)
+
+    p = subparsers.add_parser("remove-node", help="drain a Node, stop its agent, delete it",
+                              description="Cordon and drain NODE, stop and disable kfab-node/kfab-proxy on its "
+                                          "host, then delete the Node object.")
+    _common(p)
+    p.add_argument("node", metavar="NODE")
+    _drain_options(p)
+    p.add_argument("--host-gone", action="store_true",
+                   help="the host is gone for good: no SSH, its pods are deleted at once (grace period 0)")
+    p.set_defaults(func=nodes.run_remove_node)
+
+    p = subparsers.add_parser("drain", help="cordon a Node and move its pods off (as kubectl drain)")
+    _common(p)
+    p.add_argument("node", metavar="NODE")
+    _drain_options(p)
+    p.set_defaults(func=nodes.run_drain)
+
+    p = subparsers.add_parser("uncordon", help="make a Node schedulable again")
+    _common(p)
+    p.add_argument("node", metavar="NODE")
+    p.set_defaults(func=nodes.run_uncordon)
+
+    p = subparsers.add_parser("reset", help="remove kfab from hosts, leaving them as before kfab up",
+                              description=reset.__doc__.split("\n\n", 1)[1])
+    _common(p)
+    p.add_argument("-l", "--limit", help="only these hosts/groups (Ansible host pattern)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=reset.run)
+
+    p = subparsers.add_parser("upgrade", help="roll a new kfab out host by host, the cluster serving throughout",
+                              description=upgrade.__doc__.split("\n\n", 1)[1])
+    _common(p, extra_vars=True)
+    p.add_argument("--wheelhouse", type=Path,
+                   help="a wheelhouse directory with the new kfab (default: build one from this kfab's sources)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per drain / per node to get Ready")
+    p.set_defaults(func=upgrade.run)
+
+    p = subparsers.add_parser("backup", help="back up the state store (SQLite file or etcd snapshot)")
+    _common(p)
+    p.add_argument("-o", "--output", type=Path, help="backup file (default: in the cluster's directory on this "
+                                                     "machine, named by date)")
+    p.set_defaults(func=backup.run_backup)
+
+    p = subparsers.add_parser("restore", help="restore the state store from a backup (the API is down meanwhile)")
+    _common(p)
+    p.add_argument("file", type=Path, metavar="BACKUP")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=backup.run_restore)
+
+    p = subparsers.add_parser("rotate-certs", help="new certificates from the same CA, services restarted one "
+                                                   "at a time")
+    _common(p, extra_vars=True)
+    p.set_defaults(func=certs.run)
