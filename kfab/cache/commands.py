@@ -9,16 +9,20 @@ process `up` started (PID file, checked against /proc before the signal).
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from kfab.cache.acng import CacheConfigError, config_text, read_transfers, this_machines_mirror
+from kfab.provision.context import RunVars
+from kfab.provision.errors import ProvisionError
+from kfab.provision.inventory import load_inventory
 
 STATE_DIR = Path("~/.local/share/kfab/package-cache").expanduser()
 # apt-cacher-ng 3.7 (Debian 12) fails "resolving address for binding" on ports above 32767.
@@ -28,9 +32,12 @@ MAX_PORT = 32767
 def add_commands(subparsers) -> None:
     cache = subparsers.add_parser("cache", help="the apt package cache for install nights (apt-cacher-ng)")
     sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
-    p = sub.add_parser("up", help="start apt-cacher-ng on this machine (once)")
-    p.add_argument("--bind", default="0.0.0.0", help="address to listen on (default: all, so lab hosts reach it)")
-    p.add_argument("--port", type=int, default=3142)
+    p = sub.add_parser("up", help="start apt-cacher-ng on this machine (once)",
+                       description="Start apt-cacher-ng on this machine. With -i, listen where the inventory's "
+                                   "package_proxy points (e.g. the lab network's gateway).")
+    p.add_argument("-i", "--inventory", help="listen on the address and port of this inventory's package_proxy")
+    p.add_argument("--bind", help="address to listen on (default: all, so lab hosts reach it)")
+    p.add_argument("--port", type=int, help="port (default 3142)")
     p.add_argument("--state-dir", type=Path, default=STATE_DIR, help=f"cache, logs, PID file (default {STATE_DIR})")
     p.add_argument("--mirror", default=None,
                    help="Debian mirror to fetch from (default: the one this machine's apt uses)")
@@ -53,15 +60,65 @@ def _running(state_dir: Path) -> int | None:
 
 
 def _answers(bind: str, port: int, timeout: float) -> bool:
+    """apt-cacher-ng itself answers HTTP there (a bare TCP connect is not proof: on some machines the network
+    accepts connections to any address, and apt-cacher-ng stays alive when it could not bind)."""
     address = "127.0.0.1" if bind in ("0.0.0.0", "") else bind
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection(address, port, timeout=2)
         try:
-            with socket.create_connection((address, port), timeout=1):
+            conn.request("GET", "/")
+            if b"Apt-Cacher NG" in conn.getresponse().read(8192):   # its usage page
                 return True
-        except OSError:
-            time.sleep(0.1)
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.2)
     return False
+
+
+def _listen_address(args) -> tuple[str, int]:
+    """(bind, port): from --bind/--port, else from the inventory's package_proxy, else all addresses:3142."""
+    bind, port = args.bind, args.port
+    if args.inventory:
+        proxy = inventory_package_proxy(args.inventory)
+        url = urlparse(proxy)
+        if url.scheme != "http" or not url.hostname:
+            raise CacheConfigError(f"{args.inventory}: package_proxy {proxy!r} is not an http://ADDRESS:PORT URL "
+                                   "(set it to where this machine's cache listens, e.g. http://10.78.0.1:3142)")
+        bind, port = bind or url.hostname, port or url.port or 3142
+    port = port or 3142
+    if not 0 < port <= MAX_PORT:
+        raise CacheConfigError(f"--port {port}: apt-cacher-ng listens only on ports 1-{MAX_PORT} "
+                               "(it fails to bind higher ones)")
+    return bind or "0.0.0.0", port
+
+
+def inventory_package_proxy(path: str) -> str:
+    try:
+        inventory = load_inventory(path)
+    except ProvisionError as exc:
+        raise CacheConfigError(str(exc)) from None
+    hosts = list(inventory.hosts)
+    proxy = str(RunVars(inventory, {}).host_vars(hosts[0]).get("package_proxy") or "") if hosts else ""
+    if not proxy:
+        raise CacheConfigError(f"{path}: no package_proxy set: its hosts would not use the cache "
+                               "(set package_proxy: http://ADDRESS:3142 in the inventory's all: vars:)")
+    return proxy
+
+
+def _configured(state: Path) -> tuple[str, int] | None:
+    """(bind, port) of the running cache, from the configuration `up` wrote."""
+    values = {}
+    try:
+        for line in (state / "conf" / "acng.conf").read_text().splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                values[key.strip()] = value.strip()
+        return values["BindAddress"], int(values["Port"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def run_up(args) -> int:
@@ -70,35 +127,45 @@ def run_up(args) -> int:
         print("kfab cache up: apt-cacher-ng is not installed here: apt-get install apt-cacher-ng", file=sys.stderr)
         return 1
     state: Path = args.state_dir.expanduser().resolve()
-    if (pid := _running(state)) is not None:
-        print(f"package cache already running (pid {pid}; {state / 'conf' / 'acng.conf'})")
-        return 0
-    if not 0 < args.port <= MAX_PORT:
-        print(f"kfab cache up: --port {args.port}: apt-cacher-ng listens only on ports "
-              f"1-{MAX_PORT} (it fails to bind higher ones)", file=sys.stderr)
-        return 1
     try:
-        config = config_text(state, args.port, args.bind, args.mirror or this_machines_mirror())
+        bind, port = _listen_address(args)
+        config = config_text(state, port, bind, args.mirror or this_machines_mirror())
     except CacheConfigError as exc:
         print(f"kfab cache up: {exc}", file=sys.stderr)
+        return 1
+    if (pid := _running(state)) is not None:
+        running = _configured(state)
+        if running is not None and running[1] == port and running[0] in (bind, "0.0.0.0"):
+            print(f"package cache already running (pid {pid}, {running[0]}:{running[1]})")
+            return 0
+        print(f"kfab cache up: a cache from {state} already runs (pid {pid}) on "
+              f"{'%s:%d' % running if running else 'another address'}, not {bind}:{port}: "
+              "`kfab cache down` first, or give another --state-dir", file=sys.stderr)
         return 1
     for sub in ("cache", "log", "conf"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     (state / "conf" / "acng.conf").write_text(config)
-    log = open(state / "log" / "stdout.log", "ab")
-    # ForeGround (in the configuration) keeps the PID we started apt-cacher-ng's PID.
-    proc = subprocess.Popen([binary, "-c", str(state / "conf")],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    output = state / "log" / "stdout.log"
+    offset = output.stat().st_size if output.exists() else 0
+    with open(output, "ab") as log:
+        # ForeGround (in the configuration) keeps the PID we started apt-cacher-ng's PID.
+        proc = subprocess.Popen([binary, "-c", str(state / "conf")], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     (state / "apt-cacher-ng.pid").write_text(f"{proc.pid}\n")
-    if not _answers(args.bind, args.port, 10):
+    if not _answers(bind, port, 10):
         proc.terminate()
         proc.wait(10)
         (state / "apt-cacher-ng.pid").unlink(missing_ok=True)
-        print(f"kfab cache up: apt-cacher-ng did not listen on port {args.port}; see {state / 'log'}", file=sys.stderr)
+        with open(output, "rb") as log:
+            log.seek(offset)
+            said = log.read().decode(errors="replace").strip().splitlines()
+        print(f"kfab cache up: apt-cacher-ng did not listen on {bind}:{port}"
+              f"{': ' + said[-1] if said else ''} (is {bind} an address of this machine?); see {state / 'log'}",
+              file=sys.stderr)
         return 1
-    where = "<this machine's address on the hosts' network>" if args.bind in ("0.0.0.0", "") else args.bind
-    print(f"package cache up (pid {proc.pid}, cache in {state / 'cache'}); in the inventory set "
-          f"package_proxy: http://{where}:{args.port}")
+    where = "<this machine's address on the hosts' network>" if bind == "0.0.0.0" else bind
+    print(f"package cache up (pid {proc.pid}, cache in {state / 'cache'}); hosts use it with "
+          f"package_proxy: http://{where}:{port}")
     return 0
 
 
@@ -114,7 +181,7 @@ def run_status(args) -> int:
 
 
 def run_down(args) -> int:
-    state: Path = args.state_dir
+    state: Path = args.state_dir.expanduser().resolve()
     pid = _running(state)
     if pid is None:
         print("package cache not running")

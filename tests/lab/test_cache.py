@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kfab.cache.acng import read_transfers
+from tests.lab.conftest import LAB_INVENTORY
 
 REPO = Path(__file__).resolve().parents[2]
 KFAB = [sys.executable, "-m", "kfab"]
@@ -120,4 +121,11 @@ def test_bad_mirror_is_refused_and_nothing_starts(tmp_path):
 def test_port_apt_cacher_ng_cannot_bind_is_refused(tmp_path):
     result = kfab("cache", "up", "--bind", "127.0.0.1", "--port", "40000", "--state-dir", str(tmp_path))
     assert result.returncode == 1 and "--port 40000" in result.stderr and "1-32767" in result.stderr
+    assert not (tmp_path / "apt-cacher-ng.pid").exists()
+
+
+def test_inventory_without_package_proxy_is_refused(tmp_path):
+    result = kfab("cache", "up", "-i", str(LAB_INVENTORY), "--state-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert f"{LAB_INVENTORY}: no package_proxy set" in result.stderr
     assert not (tmp_path / "apt-cacher-ng.pid").exists()
