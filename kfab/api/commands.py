@@ -60,17 +60,21 @@ def _config(args, store_url: str) -> ServerConfig:
 
 
 def _run(config: ServerConfig) -> int:
+    """Serve; a failure to start (store, PKI, port, data dir) is one line on stderr and exit code 1."""
     try:
         return run(config)
-    except (BadStoreURL, StoreError, PKIError, OSError, ValueError) as e:
+    except StoreError as e:
+        # The store's own messages name it; say which store when one does not.
+        message = str(e) if config.store_url in str(e) else f"state store {config.store_url}: {e}"
+        print(f"kfab: {message}", file=sys.stderr)
+        return 1
+    except (BadStoreURL, PKIError, OSError, ValueError) as e:
         print(f"kfab: {e}", file=sys.stderr)
         return 1
 
 
 def run_server(args) -> int:
-    data_dir = args.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return _run(_config(args, f"sqlite:///{data_dir / 'state.db'}"))
+    return _run(_config(args, f"sqlite:///{args.data_dir.resolve() / 'state.db'}"))
 
 
 def run_apiserver(args) -> int:

@@ -111,7 +111,10 @@ async def _compact_periodically(store, interval: float) -> None:
 
 async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[str], None] | None = None) -> None:
     """Serve until `stop` is set. `started(url)` is called once the server accepts requests."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the data directory {config.data_dir}: {e.strerror or e}") from None
     store = await open_store(config.store_url)
     tasks: list[asyncio.Task] = []
     hub = None

@@ -30,7 +30,7 @@ from kfab.store.base import (
     StoreUnavailable,
     WatchEvent,
 )
-from kfab.store.sqlite_db import SQLiteDatabase
+from kfab.store.sqlite_db import SQLiteDatabase, store_url
 
 PUT, DELETE = 0, 1
 WATCH_PAGE = 1000  # log rows read per watch step
@@ -192,7 +192,7 @@ class SQLiteStore(Store):
 
     async def current_revision(self) -> int:
         if self._closed:
-            raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
+            raise StoreUnavailable(f"{store_url(self.path)}: store is closed")
         return self._db.revision  # one writer, in this process: it knows every revision it committed
 
     async def compact(self, revision: int) -> None:
@@ -260,7 +260,7 @@ class SQLiteStore(Store):
             # Nothing else under prefix up to `seen`; skip ahead so the next read starts there.
             after = max(after, seen)
             if self._closed:
-                raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
+                raise StoreUnavailable(f"{store_url(self.path)}: store is closed")
             if self._db.revision <= after:
                 await changed.wait()
 

@@ -44,15 +44,24 @@ def _connect(path: str, query_only: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def store_url(path) -> str:
+    """The store URL a path is opened by, for messages: sqlite:///abs/path or sqlite:relative/path."""
+    return f"sqlite://{path}" if str(path).startswith("/") else f"sqlite:{path}"
+
+
 def _lock_exclusively(path: str):
     """Hold <path>.lock for as long as the store is open: a second process would never see this one's
     writes in its watches, so it is refused up front. The kernel drops the lock if the process dies."""
-    lock = open(path + ".lock", "a")
+    try:
+        lock = open(path + ".lock", "a")
+    except OSError as e:
+        raise StoreUnavailable(f"{store_url(path)}: cannot create the lock file {path}.lock: "
+                               f"{e.strerror or e}") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close()
-        raise StoreUnavailable(f"sqlite:{path}: already in use by another process (one API server per SQLite "
+        raise StoreUnavailable(f"{store_url(path)}: already in use by another process (one API server per SQLite "
                                "file; use etcd for several API servers)") from None
     return lock
 
@@ -78,7 +87,7 @@ class SQLiteDatabase:
             self._reader = _connect(path, query_only=True)
         except sqlite3.Error as e:
             self._lock.close()
-            raise StoreUnavailable(f"sqlite:{path}: cannot open state database: {e}") from e
+            raise StoreUnavailable(f"{store_url(path)}: cannot open state database: {e}") from e
         self._pending: collections.deque = collections.deque()  # (op, future) waiting for the writer
         self._wake_writer = asyncio.Event()
         self._closed = False
@@ -98,7 +107,7 @@ class SQLiteDatabase:
                     # PASSIVE: copy what it can without waiting for (or blocking) readers and the writer.
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as e:
-                    log.warning("sqlite:%s: checkpoint failed: %s", self.path, e)
+                    log.warning("%s: checkpoint failed: %s", store_url(self.path), e)
                 # At most one checkpoint per interval, however many commits there are.
                 self._checkpoint_due.wait(CHECKPOINT_INTERVAL) if not self._closed else None
         finally:
@@ -134,7 +143,7 @@ class SQLiteDatabase:
                 except sqlite3.Error as e:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                    err = StoreUnavailable(f"sqlite:{self.path}: write failed: {e}")
+                    err = StoreUnavailable(f"{store_url(self.path)}: write failed: {e}")
                     outcomes, revision = [(fut, None, err) for _, fut in batch], self.revision
                 # Advance first: whoever is told "written" then sees the revision and its watchers are woken.
                 if revision > self.revision:
@@ -150,7 +159,7 @@ class SQLiteDatabase:
 
     async def write(self, op: Callable[[sqlite3.Connection], object]):
         if self._closed:
-            raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
+            raise StoreUnavailable(f"{store_url(self.path)}: store is closed")
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((op, fut))
         self._wake_writer.set()
@@ -163,7 +172,7 @@ class SQLiteDatabase:
 
         Reads never await, so one reader connection serves them all, one at a time."""
         if self._closed:
-            raise StoreUnavailable(f"sqlite:{self.path}: store is closed")
+            raise StoreUnavailable(f"{store_url(self.path)}: store is closed")
         try:
             conn = self._reader
             conn.execute("BEGIN")
@@ -172,7 +181,7 @@ class SQLiteDatabase:
             finally:
                 conn.execute("ROLLBACK")
         except sqlite3.Error as e:
-            raise StoreUnavailable(f"sqlite:{self.path}: read failed: {e}") from e
+            raise StoreUnavailable(f"{store_url(self.path)}: read failed: {e}") from e
 
     async def close(self) -> None:
         if self._closed:

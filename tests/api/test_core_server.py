@@ -70,6 +70,37 @@ def test_apiserver_with_a_bad_store_url_names_it(tmp_path):
     assert "mysql://db:3306" in result.stderr and "unknown scheme" in result.stderr
 
 
+def _one_clear_line(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+
+
+def test_apiserver_with_etcd_unreachable_names_the_store_in_one_line(tmp_path):
+    from tests.etcd_cluster import free_port
+
+    url = f"etcd://127.0.0.1:{free_port()}"  # nothing listens there
+    result = run_kfab("apiserver", "--store", url, "--data-dir", str(tmp_path), "--port", "0")
+    _one_clear_line(result, url, "unavailable")
+    assert not (tmp_path / "admin.kubeconfig").exists()
+
+
+def test_apiserver_on_a_file_that_is_not_a_database_names_it(tmp_path):
+    junk = tmp_path / "state.db"
+    junk.write_text("not sqlite\n" * 100)
+    result = run_kfab("apiserver", "--store", f"sqlite:///{junk}", "--data-dir", str(tmp_path / "data"),
+                      "--port", "0")
+    _one_clear_line(result, f"sqlite:///{junk}", "not a database")
+
+
+def test_server_with_a_data_dir_that_cannot_be_made_says_so(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_kfab("server", "--data-dir", str(blocker / "data"), "--port", "0", "--disable-controllers")
+    _one_clear_line(result, f"cannot create the data directory {blocker / 'data'}")
+
+
 def test_port_in_use_is_a_clear_error(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
