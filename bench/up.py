@@ -1,15 +1,18 @@
-"""Benchmark `kfab up` of the control plane: bare lab hosts -> API server answering kubectl from this machine
-(first run), then a no-op rerun. Optionally with the apt package cache (`kfab cache up`) warm.
+"""Benchmark `kfab up` of the whole site: bare lab hosts -> every node Ready (first run: without a package cache,
+with a cold one that fills, with a warm one), a no-op rerun, and `kfab add-node` of a 4th host.
 
-Runs on a lab of its own (network kfabupbench, 10.86.0.0/24: 1 control plane + registry, 2 workers), made fresh
-for each first run, and takes it down at the end (--keep leaves it). The wheelhouse of kfab is built before
-the clock starts (cached by content on the control machine) and passed as kfab_wheelhouse to every run.
-    .venv/bin/python bench/up.py [--runs 1] [--package-proxy http://10.86.0.1:3142] [--keep]
+Runs on a lab of its own (network kfabupbench, 10.86.0.0/24: ub1 control plane + registry, ub2/ub3 workers; ub4
+joins for add-node), made fresh for each first run and taken down at the end (--keep leaves it). The package
+cache is one `kfab cache up` of its own (10.86.0.1:3143, cache kept in CACHE_DIR between bench runs, so
+"cold" is measured only while that directory is empty; --cold empties it first); the bench stops its process.
+The wheelhouse of kfab is built before the clock starts (cached by content) and passed to every run.
+    .venv/bin/python bench/up.py [--phases none,cache,noop,add-node] [--cold] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -23,6 +26,11 @@ sys.path.insert(0, str(REPO))
 from kfab.lab import Lab  # noqa: E402
 from kfab.ship.wheelhouse import build  # noqa: E402
 
+KFAB = [sys.executable, "-m", "kfab"]
+GATEWAY = "10.86.0.1"
+CACHE_PORT = 3143            # not 3142: a `kfab cache up` on all addresses may hold that one
+CACHE_DIR = Path("~/.cache/kfab/bench-up-package-cache").expanduser()
+KUBECONFIG = Path("~/.local/share/kfab/clusters/kfabupbench/admin.kubeconfig").expanduser()
 INVENTORY = """\
 all:
   vars:
@@ -46,61 +54,138 @@ all:
       hosts:
         ub2: {{ansible_host: 10.86.0.12}}
         ub3: {{ansible_host: 10.86.0.13}}
-"""
-KUBECONFIG = Path("~/.local/share/kfab/clusters/kfabupbench/admin.kubeconfig").expanduser()
+{new_worker}"""
+NEW_WORKER = "        ub4: {ansible_host: 10.86.0.14}\n"
 
 
-def kfab_up(inventory: Path, wheelhouse: Path) -> tuple[float, str]:
+def write_inventory(path: Path, proxy: bool, with_new_worker: bool) -> None:
+    path.write_text(INVENTORY.format(
+        proxy=f"    package_proxy: http://{GATEWAY}:{CACHE_PORT}\n" if proxy else "",
+        new_worker=NEW_WORKER if with_new_worker else ""))
+
+
+def kfab(*args: str, wheelhouse: Path) -> tuple[float, str]:
+    """Time one kfab command; one wheelhouse for every run (tree edits meanwhile must not count as changes)."""
     start = time.monotonic()
-    # One wheelhouse for every run: edits to the shared work tree meanwhile must not count as changes.
-    proc = subprocess.run([sys.executable, "-m", "kfab", "up", "-i", str(inventory), "-e", f"kfab_wheelhouse={wheelhouse}"],
-                          capture_output=True, text=True,
+    proc = subprocess.run([*KFAB, *args, "-e", f"kfab_wheelhouse={wheelhouse}"], capture_output=True, text=True,
                           cwd=REPO, stdin=subprocess.DEVNULL, timeout=1800)
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
-        raise SystemExit(f"kfab up failed after {elapsed:.1f} s:\n{proc.stdout}{proc.stderr}")
+        raise SystemExit(f"kfab {' '.join(args)} failed after {elapsed:.1f} s:\n{proc.stdout}{proc.stderr}")
     return elapsed, proc.stdout
 
 
-def kubectl_answers() -> bool:
+def ready_nodes() -> set[str]:
     kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
-    proc = subprocess.run([kubectl, "--kubeconfig", str(KUBECONFIG), "get", "ns", "default"], capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run([kubectl, "--kubeconfig", str(KUBECONFIG), "get", "nodes", "-o", "json"],
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        return set()
+    return {n["metadata"]["name"] for n in json.loads(proc.stdout)["items"]
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))}
+
+
+def wait_ready(nodes: set[str], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not nodes <= ready_nodes():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"nodes {sorted(nodes - ready_nodes())} not Ready {timeout:g} s after kfab up")
+        time.sleep(0.5)
+
+
+def first_run(inventory: Path, wheelhouse: Path) -> float:
+    """Fresh lab hosts, then the clock: kfab up until both workers' Nodes are Ready."""
+    lab = Lab(inventory)
+    lab.down()
+    lab.up()
+    start = time.monotonic()
+    kfab("up", "-i", str(inventory), wheelhouse=wheelhouse)
+    wait_ready({"ub2", "ub3"})
+    return time.monotonic() - start
+
+
+class BenchCache:
+    """The bench's own `kfab cache up` on the lab gateway (which exists only while the lab is up)."""
+
+    def __init__(self):
+        self.started = False
+
+    def up(self) -> None:
+        if not self.started:
+            subprocess.run([*KFAB, "cache", "up", "--bind", GATEWAY, "--port", str(CACHE_PORT),
+                            "--state-dir", str(CACHE_DIR)], check=True, cwd=REPO, capture_output=True)
+            self.started = True
+
+    def down(self) -> None:
+        if self.started:
+            subprocess.run([*KFAB, "cache", "down", "--state-dir", str(CACHE_DIR)], cwd=REPO, capture_output=True)
+
+    @staticmethod
+    def is_cold() -> bool:
+        return not any((CACHE_DIR / "cache").glob("debrep/pool/*"))
+
+
+def add_node_available() -> bool:
+    proc = subprocess.run([*KFAB, "add-node", "--help"], capture_output=True, text=True, cwd=REPO)
     return proc.returncode == 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=1, help="fresh-lab first runs to time (default 1)")
-    parser.add_argument("--package-proxy", default="", help="apt proxy for the hosts (e.g. from `kfab cache up`)")
+    parser.add_argument("--phases", default="none,cache,noop,add-node",
+                        help="comma-separated: none (no package cache), cache (cold if empty, then warm), "
+                             "noop, add-node (default: all)")
+    parser.add_argument("--cold", action="store_true", help="empty the bench's package cache first")
     parser.add_argument("--keep", action="store_true", help="leave the lab running")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    unknown = phases - {"none", "cache", "noop", "add-node"}
+    if unknown:
+        parser.error(f"--phases: unknown {sorted(unknown)}")
+    if not phases & {"none", "cache"}:
+        parser.error("--phases: noop and add-node need a first run before them (none or cache)")
+    if args.cold:
+        shutil.rmtree(CACHE_DIR, ignore_errors=True)
     wheelhouse = build()  # the wheelhouse: cached, not part of the timed install
+    results: list[str] = []
+    cache = BenchCache()
     with tempfile.TemporaryDirectory(prefix="kfab-bench-up-") as tmp:
         inventory = Path(tmp, "bench.yml")
-        proxy = f"    package_proxy: {args.package_proxy}\n" if args.package_proxy else ""
-        inventory.write_text(INVENTORY.format(proxy=proxy))
-        lab = Lab(inventory)
-        firsts, reruns = [], []
         try:
-            for _ in range(args.runs):
-                lab.down()
-                lab.up()
-                elapsed, _ = kfab_up(inventory, wheelhouse)
-                if not kubectl_answers():
-                    raise SystemExit("kfab up finished but kubectl get ns default failed")
-                firsts.append(elapsed)
-                elapsed, out = kfab_up(inventory, wheelhouse)
+            if "none" in phases:
+                write_inventory(inventory, proxy=False, with_new_worker=False)
+                seconds = first_run(inventory, wheelhouse)
+                results.append(f"first run, no package cache:      {seconds:6.1f} s")
+            if "cache" in phases:
+                write_inventory(inventory, proxy=True, with_new_worker=False)
+                Lab(inventory).up()          # the gateway address the cache listens on
+                cache.up()
+                if BenchCache.is_cold():
+                    seconds = first_run(inventory, wheelhouse)
+                    results.append(f"first run, cold package cache:    {seconds:6.1f} s (fills it)")
+                seconds = first_run(inventory, wheelhouse)
+                results.append(f"first run, warm package cache:    {seconds:6.1f} s")
+            if "noop" in phases:
+                seconds, out = kfab("up", "-i", str(inventory), wheelhouse=wheelhouse)
                 if "CHANGED" not in out:
                     raise SystemExit(out)
-                reruns.append(elapsed)
+                results.append(f"no-op rerun:                      {seconds:6.1f} s")
+            if "add-node" in phases:
+                if not add_node_available():
+                    results.append("add-node: `kfab add-node` is not in this kfab yet (issue 6, engineer B)")
+                else:
+                    write_inventory(inventory, proxy=cache.started, with_new_worker=True)
+                    Lab(inventory).up()      # ub4 starts bare, as a new machine would
+                    seconds, _ = kfab("add-node", "-i", str(inventory), "ub4", wheelhouse=wheelhouse)
+                    wait_ready({"ub2", "ub3", "ub4"})
+                    results.append(f"add-node ub4 -> Ready:            {seconds:6.1f} s")
         finally:
+            cache.down()
             if not args.keep:
-                lab.down()
-    cache = f"apt via {args.package_proxy}" if args.package_proxy else "no package cache"
-    print(f"kfab up, bare lab hosts (3) -> control plane answering kubectl ({cache}): "
-          + ", ".join(f"{t:.1f} s" for t in firsts))
-    print("kfab up, no-op rerun: " + ", ".join(f"{t:.2f} s" for t in reruns))
+                Lab(inventory).down()
+    print(f"kfab up, lab of 3 hosts (+1 for add-node); targets: first run warm <= 90 s, no-op <= 10 s, "
+          f"add-node <= 30 s")
+    print("\n".join(results))
     return 0
 
 
