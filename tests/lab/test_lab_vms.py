@@ -1,0 +1,104 @@
+"""VM hosts in the lab (tests/lab/inventory/vm.yml): a QEMU VM next to a container host on one subnet.
+
+One lab for the module: the VM boots once (~25-50 s under emulation) and every test looks at it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kfab.lab import Lab
+from kfab.lab import vm as labvm
+
+from .conftest import LabHosts
+
+INVENTORY = Path(__file__).parent / "inventory" / "vm.yml"
+REPO = Path(__file__).resolve().parents[2]
+VM, CONTAINER = "vmq1", "vmc1"
+
+
+@pytest.fixture(scope="module")
+def vmlab():
+    lab = Lab(INVENTORY)
+    lab.down()  # whatever a killed run left
+    try:
+        lab.up()
+        yield LabHosts(lab)
+    finally:
+        if os.environ.get("KFAB_LAB_KEEP") != "1":
+            lab.down()
+
+
+def tcp_banner(lab: LabHosts, src: str, ip: str) -> str:
+    """The first bytes that port 22 of `ip` sends to a connection from host `src` (bash's /dev/tcp)."""
+    return lab.ssh(src, f"timeout 10 bash -c 'exec 3<>/dev/tcp/{ip}/22; head -c 7 <&3'").stdout
+
+
+def test_vm_answers_ssh_with_its_own_host_key(vmlab):
+    ip = vmlab.hosts[VM]
+    known = [line.split()[1:3] for line in vmlab.known_hosts.read_text().splitlines()
+             if line.split(",")[0] == ip]
+    served = vmlab.ssh(VM, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+    assert served in known  # and ssh checked it strictly on the way in
+    container = vmlab.ssh(CONTAINER, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+    assert container != served
+    assert vmlab.ssh(VM, "hostname").stdout.strip() == VM
+
+
+def test_vm_and_container_host_reach_each_other_on_the_lab_subnet(vmlab):
+    assert tcp_banner(vmlab, VM, vmlab.hosts[CONTAINER]) == "SSH-2.0"
+    assert tcp_banner(vmlab, CONTAINER, vmlab.hosts[VM]) == "SSH-2.0"
+    # The container host sees the VM's own address (same bridge, no NAT in between).
+    peers = vmlab.ssh(CONTAINER, f"timeout 10 bash -c 'exec 3<>/dev/tcp/{vmlab.hosts[VM]}/22; "
+                                 "ss -Htn state established dst " + vmlab.hosts[VM] + "'").stdout
+    assert vmlab.hosts[VM] in peers
+
+
+def test_vm_reaches_the_debian_mirror_by_name(vmlab):
+    mirror = vmlab.ssh(VM, "sed -n 's/^URIs: //p' /etc/apt/sources.list.d/debian.sources | head -1").stdout.strip()
+    proc = vmlab.ssh(VM, f"curl -sS -o /dev/null -w '%{{http_code}}' {mirror}/dists/bookworm/Release", check=False)
+    assert proc.stdout.strip() == "200", proc.stderr
+
+
+def test_vm_runs_its_own_kernel_and_loads_modules(vmlab):
+    assert vmlab.ssh(VM, "uname -r").stdout.strip() != os.uname().release
+    # The outer machine's kernel has neither modules nor NFS (shared LAB.md); the VM's loads both.
+    vmlab.ssh(VM, "modprobe nfs && grep -qw nfs /proc/filesystems")
+    vmlab.ssh(VM, "mkdir -p /mnt/t && mount -t tmpfs t /mnt/t && touch /mnt/t/x && umount /mnt/t")
+
+
+def test_kfab_up_provisions_the_vm_and_podman_runs_a_container_in_it(vmlab):
+    proc = subprocess.run(["kfab", "up", "-i", str(INVENTORY), "tests/lab/playbooks/vm-common.yml",
+                           "--limit", VM], cwd=REPO, capture_output=True, text=True, timeout=1200,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # No registry here: a root filesystem of the VM's own dash and libc is the container.
+    vmlab.ssh(VM, "set -e; r=/root/tiny; mkdir -p $r/bin $r/lib/x86_64-linux-gnu $r/lib64; "
+                  "cp /bin/dash $r/bin/sh; cp /lib/x86_64-linux-gnu/libc.so.6 $r/lib/x86_64-linux-gnu/; "
+                  "cp /lib64/ld-linux-x86-64.so.2 $r/lib64/")
+    out = vmlab.ssh(VM, "podman run --rm --network none --rootfs /root/tiny /bin/sh -c 'echo in-container $$'",
+                    timeout=300).stdout
+    assert out.split() == ["in-container", "1"]
+
+
+def test_second_up_is_a_no_op_and_status_shows_the_vm(vmlab):
+    assert not vmlab.lab.up().changed
+    rows = {r.name: r for r in vmlab.lab.status()}
+    assert rows[VM].kind == "vm" and rows[VM].ready
+    assert rows[CONTAINER].kind == "container" and rows[CONTAINER].ready
+
+
+def test_down_stops_the_vm_and_removes_its_tap(vmlab):
+    spec = vmlab.lab.spec
+    pid = int((labvm.vm_dir(spec, VM) / "qemu.pid").read_text())
+    tap = labvm.tap_name(spec, VM)
+    assert Path(f"/sys/class/net/{tap}").exists()
+    removed = vmlab.lab.down()
+    assert f"vm {VM}" in removed
+    assert not Path(f"/proc/{pid}").exists()
+    assert not Path(f"/sys/class/net/{tap}").exists()
+    assert not labvm.vm_dir(spec, VM).exists()
