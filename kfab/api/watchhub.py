@@ -7,6 +7,8 @@ memory — the role kube-apiserver's watch cache plays.
 
 - A subscriber that falls more than `max_backlog` events behind is dropped with `WatchTooSlow` (a
   RevisionCompacted: the API answers 410 Gone and the client relists); the hub never waits for anyone.
+- A dropped subscriber first gets the events already in its buffer, then the error: they are valid events
+  in order, and the error then says exactly where the stream stopped (the client's last resourceVersion).
 - A resume from before the history window watches the store directly (RevisionCompacted if the store
   compacted it) and moves onto the hub once it has caught up into the window.
 - Transient store errors restart the store watch from the last revision seen: no event lost or repeated.
@@ -54,8 +56,8 @@ class _Subscriber:
         return len(self.events) <= self.limit
 
     def fail(self, error: BaseException) -> None:
+        """End the subscription with `error` once the events already buffered have been read."""
         self.error = error
-        self.events.clear()
         self.wakeup.set()
 
 
@@ -141,8 +143,8 @@ class WatchHub:
                 overflowed.append(sub)
         for sub in overflowed:
             self._subscribers.discard(sub)
-            delivered = sub.events[0].kv.mod_revision - 1 if sub.events else revision
-            sub.fail(WatchTooSlow(delivered, len(sub.events)))
+            # Its buffer (this event last) is still delivered; after that the stream stops at `revision`.
+            sub.fail(WatchTooSlow(revision, len(sub.events)))
             log.warning("watch on %s dropped: %d events behind", sub.prefix, len(sub.events))
 
     async def _pump(self) -> None:
@@ -193,13 +195,13 @@ class Subscription:
             return await self._next_direct()
         sub = self._sub
         while True:
-            if sub.error is not None:
-                self._done = True
-                raise sub.error
             if sub.events:
                 event = sub.events.popleft()
                 self._after = event.kv.mod_revision
                 return event
+            if sub.error is not None:
+                self._done = True
+                raise sub.error
             if sub.closed:
                 self._done = True
                 raise StopAsyncIteration

@@ -136,10 +136,15 @@ def test_a_slow_subscriber_is_dropped_without_stalling_the_others(tmp_path):
             while len(fast_seen) < len(expected):
                 await asyncio.sleep(0.005)
         assert fast_seen == expected
+        # What it had buffered when it was dropped still arrives, in order, then the error saying where
+        # the stream stopped.
+        buffered = []
         with pytest.raises(WatchTooSlow) as e:
-            await slow.__anext__()
+            async for event in slow:
+                buffered.append((event.type, event.kv.key, event.kv.mod_revision))
+        assert buffered == expected[:len(buffered)] and len(buffered) == 11  # max_backlog + the one too many
         assert isinstance(e.value, RevisionCompacted), "the API turns it into 410 Gone"
-        assert "relist" in str(e.value)
+        assert "relist" in str(e.value) and f"next revision {buffered[-1][2] + 1}" in str(e.value)
         await slow.aclose()
         reader.cancel()
         await closed(store, hub)
@@ -244,5 +249,24 @@ def test_when_the_hub_loses_history_subscribers_must_relist_and_new_ones_work(tm
         after = hub.subscribe("/registry/", await real.current_revision())
         expected = await write_mix(real, 4, prefix="/registry/pods/again/")
         assert await collect(after, 4) == expected
+        await closed(real, hub)
+    run(main())
+
+
+def test_a_subscriber_that_had_not_read_yet_gets_its_buffered_events_before_relisting(tmp_path):
+    async def main():
+        real = await open_store(f"sqlite:///{tmp_path}/state.db")
+        hub = WatchHub(ForgetfulWatchStore(real, breaks=1))
+        await hub.start()
+        idle = hub.subscribe("/registry/", await real.current_revision())
+        first = await write_mix(real, 3)
+        while hub.subscriber_count:  # the hub lost its history and dropped the subscriber, unread
+            await asyncio.sleep(0.005)
+        got = []
+        with pytest.raises(RevisionCompacted):
+            async for event in idle:
+                got.append((event.type, event.kv.key, event.kv.mod_revision))
+        assert got == first[:2]
+        await idle.aclose()
         await closed(real, hub)
     run(main())
