@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from kfab.api import strategy
+from kfab.api import protobuf, strategy
 from kfab.api.context import HandlerBase, RequestOptions, RetryWrite, warning_headers
 from kfab.api.errors import APIError, bad_request, conflict
 from kfab.api.routing import ResourcePath
@@ -49,10 +49,13 @@ def _int_or_400(value, name: str) -> int | None:
         raise bad_request(f"{name} must be an integer, got {value!r}") from None
 
 
-def parse_delete_options(query, body: bytes) -> DeleteOptions:
-    """DeleteOptions from the body (JSON) and the query string; the query wins where both say something."""
+def parse_delete_options(query, body: bytes, content_type: str = "") -> DeleteOptions:
+    """DeleteOptions from the body (JSON, or protobuf as kubectl drain sends it) and the query string; the query
+    wins where both say something."""
     data: dict = {}
-    if body.strip():
+    if content_type.split(";")[0].strip().lower() == protobuf.MEDIA_TYPE:
+        data = protobuf.decode(body)
+    elif body.strip():
         try:
             data = json.loads(body)
         except ValueError as e:
@@ -126,7 +129,8 @@ def plan_deletion(rt: ResourceType, obj: dict, opts: DeleteOptions) -> dict | No
 
 class DeleteHandlers(HandlerBase):
     async def delete(self, request: web.Request, rp: ResourcePath) -> web.Response:
-        opts = parse_delete_options(request.query, await read_body(request, self.body_limit))
+        opts = parse_delete_options(request.query, await read_body(request, self.body_limit),
+                                    request.headers.get("Content-Type", ""))
         obj, deleted, warnings = await self.delete_object(request, rp, rp.name, opts)
         headers = warning_headers(warnings)
         if deleted and not delete_returns_object(rp.rt):
@@ -172,7 +176,8 @@ class DeleteHandlers(HandlerBase):
         raise conflict(rt.plural, name, rt.group)
 
     async def delete_collection(self, request: web.Request, rp: ResourcePath) -> web.Response:
-        opts = parse_delete_options(request.query, await read_body(request, self.body_limit))
+        opts = parse_delete_options(request.query, await read_body(request, self.body_limit),
+                                    request.headers.get("Content-Type", ""))
         labels = parse_label_selector(request.query.get("labelSelector"))
         fields = parse_field_selector(request.query.get("fieldSelector"), rp.rt.kind)
         items, _ = await self.storage.list(rp.rt, rp.namespace)

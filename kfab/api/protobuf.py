@@ -137,7 +137,11 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "SelfSubjectReviewStatus")},
     "SelfSubjectReviewStatus": {},
     "SelfSubjectRulesReviewSpec": {1: ("namespace", "string")},
-    # meta/v1 DeleteOptions is not needed: kubectl sends it as JSON
+    # meta/v1 DeleteOptions: kubectl drain's typed client sends it as protobuf with each pod DELETE
+    "DeleteOptions": {1: ("gracePeriodSeconds", "int"), 2: ("preconditions", "Preconditions"),
+                      3: ("orphanDependents", "bool"), 4: ("propagationPolicy", "string"), 5: ("dryRun", "[]string"),
+                      6: ("ignoreStoreReadErrorWithClusterBreakingPotential", "bool")},
+    "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
 }
 
 # Go pointer fields: sent only when set, so a zero there is a real value. Every other scalar is sent even
@@ -152,7 +156,8 @@ POINTERS = {
     ("ServicePort", "appProtocol"), ("PodSpec", "terminationGracePeriodSeconds"),
     ("PodSpec", "activeDeadlineSeconds"), ("PodSpec", "automountServiceAccountToken"), ("PodSpec", "priority"),
     ("PodSpec", "enableServiceLinks"), ("DeploymentSpec", "replicas"), ("DeploymentSpec", "revisionHistoryLimit"),
-    ("DeploymentSpec", "progressDeadlineSeconds"),
+    ("DeploymentSpec", "progressDeadlineSeconds"), ("DeleteOptions", "gracePeriodSeconds"),
+    ("DeleteOptions", "orphanDependents"),
 }
 # Status is the server's to set (reset on create); kfab reads what it knows of it and skips the rest.
 LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "SubjectAccessReviewStatus",
@@ -161,7 +166,7 @@ LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "SubjectAcces
 # kind (in runtime.Unknown's typeMeta) -> message
 KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "Role",
                         "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
-                        "SelfSubjectRulesReview", "SelfSubjectReview")}
+                        "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions")}
 
 
 class _Reader:
