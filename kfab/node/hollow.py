@@ -6,6 +6,10 @@ containerStatuses - no containers are run. A pod's readinessProbe.initialDelaySe
 that long), so rollouts see pods that take time to become ready. A pod deleted with a grace period is then
 removed with grace 0, as a kubelet does once its containers stopped. N nodes share one process and one pod
 watch, which is the part of a kubelet the control plane sees.
+
+Each hollow node's number (from which its host IP and pod CIDR follow) comes from one table for the whole
+cluster, the ConfigMap kube-system/kfab-hollow-nodes ({node name: number}), written with resourceVersion
+checks: two `kfab hollow-node` processes never hand out the same number, and a restarted one gets its old ones.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import ipaddress
+import itertools
 import logging
 import time
 
@@ -27,6 +32,8 @@ log = logging.getLogger(__name__)
 NODE = rt_of("Node")
 POD = rt_of("Pod")
 LEASE = rt_of("Lease", "coordination.k8s.io/v1")
+CONFIGMAP = rt_of("ConfigMap")
+INDEX_NAMESPACE, INDEX_TABLE = "kube-system", "kfab-hollow-nodes"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40      # kubelet's defaults: lease 40 s, renewed every 10 s
 LEASE_INTERVAL = 10.0
@@ -52,8 +59,8 @@ class HollowKubelet(Controller):
     name = "hollow-kubelet"
     workers = 8
 
-    def __init__(self, ctx: ControllerContext, nodes: list[str], index_base: int = 0):
-        self.nodes = {name: i + index_base for i, name in enumerate(nodes)}
+    def __init__(self, ctx: ControllerContext, nodes: dict[str, int]):
+        self.nodes = dict(nodes)  # name -> the node's number in the cluster (see claim_numbers)
         self._next_ip: dict[str, int] = {name: 2 for name in nodes}
         super().__init__(ctx)
 
@@ -66,6 +73,7 @@ class HollowKubelet(Controller):
             self.enqueue_obj(pod)
 
     def pod_cidr(self, node: str) -> ipaddress.IPv4Network:
+        # The cluster CIDR holds 256 /24s: nodes past the 256th share one (only their pod IPs would collide).
         base = int(CLUSTER_CIDR.network_address) + (self.nodes[node] % 256) * 256
         return ipaddress.ip_network(f"{ipaddress.ip_address(base)}/24")
 
@@ -156,15 +164,61 @@ def _epoch(timestamp: str) -> float:
     return calendar.timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
 
 
+async def _edit_number_table(client: Client, edit) -> dict[str, str]:
+    """Apply edit(table) -> changed? to the cluster's {node name: number} table, retrying on conflicts."""
+    while True:
+        try:
+            table = await client.get(CONFIGMAP, INDEX_NAMESPACE, INDEX_TABLE)
+        except APIStatusError as e:
+            if not e.not_found:
+                raise
+            table = None
+        data = dict((table or {}).get("data") or {})
+        if not edit(data):
+            return data
+        try:
+            if table is None:
+                await client.create(CONFIGMAP, {"metadata": {"name": INDEX_TABLE, "namespace": INDEX_NAMESPACE,
+                                                             "labels": {HOLLOW_LABEL: "true"}}, "data": data})
+            else:
+                await client.update(CONFIGMAP, dict(table, data=data))
+            return data
+        except APIStatusError as e:
+            if not (e.conflict or e.already_exists):
+                raise  # another hollow-node process wrote first: read again
+
+
+async def claim_numbers(client: Client, names: list[str]) -> dict[str, int]:
+    """Each node's number, unique among every hollow node of the cluster; a name keeps the one it had."""
+    def assign(data: dict[str, str]) -> bool:
+        taken = {int(v) for v in data.values()}
+        free = (i for i in itertools.count() if i not in taken)
+        missing = [n for n in names if n not in data]
+        for name in missing:
+            data[name] = str(next(free))
+        return bool(missing)
+
+    data = await _edit_number_table(client, assign)
+    return {name: int(data[name]) for name in names}
+
+
+async def release_numbers(client: Client, names: list[str]) -> None:
+    def drop(data: dict[str, str]) -> bool:
+        gone = [data.pop(n) for n in names if n in data]
+        return bool(gone)
+
+    await _edit_number_table(client, drop)
+
+
 class HollowNodes:
     """N hollow nodes in one process: Node objects, their Leases, and one HollowKubelet for their pods."""
 
-    def __init__(self, client: Client, names: list[str], lease_interval: float = LEASE_INTERVAL,
+    def __init__(self, client: Client, numbers: dict[str, int], lease_interval: float = LEASE_INTERVAL,
                  status_interval: float = STATUS_INTERVAL):
-        self.client, self.names = client, names
+        self.client, self.names = client, list(numbers)
         self.lease_interval, self.status_interval = lease_interval, status_interval
         self.informers = InformerFactory(client)
-        self.kubelet = HollowKubelet(ControllerContext(client, self.informers, EventRecorder(None)), names)
+        self.kubelet = HollowKubelet(ControllerContext(client, self.informers, EventRecorder(None)), numbers)
 
     def node_object(self, name: str) -> dict:
         cidr = str(self.kubelet.pod_cidr(name))
@@ -248,13 +302,14 @@ class HollowNodes:
                 except APIStatusError as e:
                     if not e.not_found:
                         log.info("deleting %s %s: %s", rt.kind, name, e)
+        await release_numbers(self.client, self.names)
 
 
 async def run_hollow_nodes(kubeconfig, count: int, prefix: str = "hollow-node-", lease_interval: float = LEASE_INTERVAL,
                            delete_on_exit: bool = False) -> None:
     names = [f"{prefix}{i}" for i in range(count)]
     async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-hollow-node", pool_size=100) as client:
-        nodes = HollowNodes(client, names, lease_interval)
+        nodes = HollowNodes(client, await claim_numbers(client, names), lease_interval)
         try:
             await nodes.run()
         finally:

@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 from kubernetes import client
 
-from tests.api.controllers_cluster import running_cluster, wait_for
+from tests.api.controllers_cluster import running_cluster, start_hollow_nodes, stop, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +48,41 @@ def test_pods_run_with_addresses_and_honour_readiness_delay(cluster):
     # A graceful delete (30 s by default) ends as soon as the "containers" stopped; kubectl waits for it.
     cluster.kubectl("delete", "pod", "slow", "-n", ns, "--timeout=20s")
     assert cluster.core.list_namespaced_pod(ns).items == []
+
+
+def _addresses(cluster, names: list[str]) -> dict[str, tuple[str, str]]:
+    nodes = {n.metadata.name: n for n in cluster.core.list_node().items}
+    return {name: (nodes[name].spec.pod_cidr,
+                   next(a.address for a in nodes[name].status.addresses if a.type == "InternalIP"))
+            for name in names}
+
+
+def _registered_ready(cluster, names: list[str]) -> bool:
+    nodes = {n.metadata.name: n for n in cluster.core.list_node().items}
+    return all(name in nodes and any(c.type == "Ready" and c.status == "True"
+                                     for c in nodes[name].status.conditions or []) for name in names)
+
+
+def test_hollow_node_processes_never_share_addresses_and_a_restart_keeps_them(cluster):
+    groups = {"second-": ["second-0", "second-1"], "third-": ["third-0", "third-1"]}
+    # Started together, so both claim numbers at the same moment (the table's resourceVersion decides).
+    procs = [start_hollow_nodes(cluster.kubeconfig, cluster.data_dir, 2, prefix) for prefix in groups]
+    everyone = cluster.nodes + groups["second-"] + groups["third-"]
+    try:
+        wait_for(lambda: _registered_ready(cluster, everyone), 30, "both groups to register Ready")
+        before = _addresses(cluster, everyone)
+        cidrs, ips = [c for c, _ in before.values()], [ip for _, ip in before.values()]
+        assert len(set(cidrs)) == len(everyone) and len(set(ips)) == len(everyone), before
+    finally:
+        for proc in procs:
+            stop(proc)
+    for name in groups["second-"]:
+        cluster.core.delete_node(name)
+    again = start_hollow_nodes(cluster.kubeconfig, cluster.data_dir, 2, "second-")
+    try:
+        wait_for(lambda: _registered_ready(cluster, groups["second-"]), 30, "second- registered again")
+        assert _addresses(cluster, groups["second-"]) == {n: before[n] for n in groups["second-"]}
+    finally:
+        stop(again)
+        for name in groups["second-"] + groups["third-"]:  # stopped: leave no NotReady nodes to later tests
+            cluster.core.delete_node(name)
