@@ -1,15 +1,24 @@
 """Benchmark the node agent: pod startup latency (create -> all containers running, seen through a watch; image
 present) for N pods over 2 workers, and container death -> restarted (targets: startup p99 <= 2 s, restart <= 2 s).
 
+Also what the same burst costs without the agent: the worker's CPU per pod start (its cgroup, everything in the
+lab host: agent, Podman, conmon, runc, netavark) and the latency of the agent's Podman calls made straight
+against each worker's Podman, N/2 at once — the floor the agent cannot go under on these hosts.
+--cgroup-manager cgroupfs measures Podman with that cgroup manager (a containers.conf.d drop-in on the workers,
+set before any pod exists; Podman cannot remove pods made under the other manager).
+
 Runs on a lab of its own (network kfabnbench, 10.84.0.0/24: two workers) with `kfab server` on this machine
 bound to the lab gateway, and takes it down at the end (--keep leaves it).
-    .venv/bin/python bench/node.py [--pods 30] [--restarts 10] [--keep]
+    .venv/bin/python bench/node.py [--pods 30] [--restarts 10] [--cgroup-manager systemd|cgroupfs] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import subprocess
 import shutil
 import statistics
 import sys
@@ -23,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from kfab.client import Client, rt_of  # noqa: E402
 from kfab.lab import Lab  # noqa: E402
 from tests.lab.conftest import LabHosts  # noqa: E402
-from tests.lab.node_cluster import BUSYBOX_IMAGE, NodeCluster  # noqa: E402
+from tests.lab.node_cluster import BUSYBOX_IMAGE, NodeCluster, wait_for  # noqa: E402
 
 BENCH_INVENTORY = """\
 all:
@@ -126,6 +135,73 @@ async def restarts(client: Client, lab: LabHosts, count: int) -> tuple[list[floa
     return podman_side, observed
 
 
+# The agent's Podman calls for one new pod with one container, as a script run with the worker's kfab venv.
+PODMAN_ONLY = """
+import concurrent.futures, json, sys, time, podman
+count, image = int(sys.argv[1]), sys.argv[2]
+c = podman.PodmanClient(base_url="unix:///run/podman/podman.sock", timeout=300)
+def one(i):
+    t = time.monotonic()
+    name = f"floor-{i}"
+    pod = c.pods.create(name, labels={"kfab-bench": "floor"}, hostname=name, netns={"nsmode": "bridge"},
+                        Networks={"podnet": {}})
+    c.api.post(f"/containers/{pod.attrs['InfraContainerID']}/start").raise_for_status()
+    c.containers.get(pod.attrs["InfraContainerID"])
+    c.images.exists(image)
+    ctr = c.containers.create(image, name=name + "-main", pod=name, entrypoint=["sleep"], command=["3600"])
+    c.api.post(f"/containers/{ctr.id}/start").raise_for_status()
+    return time.monotonic() - t
+with concurrent.futures.ThreadPoolExecutor(count) as pool:
+    print(json.dumps(list(pool.map(one, range(count)))))
+"""
+FLOOR_CLEANUP = "podman pod rm -f -t 0 $(podman pod ps -q --filter label=kfab-bench=floor) >/dev/null 2>&1; true"
+
+
+def host_cpu_seconds(host: str) -> float | None:
+    """CPU time used so far by everything in one lab host (its container's cgroup, v1 or v2)."""
+    proc = subprocess.run(["podman", "inspect", "-f", "{{.State.CgroupPath}}", host], capture_output=True, text=True)
+    path = proc.stdout.strip()
+    for usage, scale in ((f"/sys/fs/cgroup/cpuacct{path}/cpuacct.usage", 1e-9),
+                         (f"/sys/fs/cgroup{path}/cpu.stat", 1e-6)):
+        try:
+            text = Path(usage).read_text()
+        except OSError:
+            continue
+        if usage.endswith("cpu.stat"):
+            text = next(line.split()[1] for line in text.splitlines() if line.startswith("usage_usec"))
+        return int(text) * scale
+    return None
+
+
+def cpu_per_pod(before: dict, after: dict, pods: int) -> str:
+    used = [after[h] - before[h] for h in WORKERS if before.get(h) is not None and after.get(h) is not None]
+    return f"{sum(used) / pods:.3f}s" if used else "n/a (no cgroup accounting found)"
+
+
+async def podman_only(lab: LabHosts, pods: int) -> list[float]:
+    """The agent's Podman calls for `pods` new pods, half on each worker at once, straight to Podman."""
+    async def on(host: str) -> list[float]:
+        per_host = pods // len(WORKERS)
+        proc = await asyncio.to_thread(
+            subprocess.run, lab.lab.ssh_command(host) + [
+                f"/opt/kfab/venv/bin/python - {per_host} {BUSYBOX_IMAGE}; {FLOOR_CLEANUP}"],
+            input=PODMAN_ONLY, capture_output=True, text=True, timeout=600)
+        return json.loads(proc.stdout.splitlines()[0]) if proc.returncode == 0 and proc.stdout else []
+    results = await asyncio.gather(*(on(h) for h in WORKERS))
+    return [t for r in results for t in r]
+
+
+def set_cgroup_manager(lab: LabHosts, manager: str) -> None:
+    for host in WORKERS:
+        lab.ssh(host, "mkdir -p /etc/containers/containers.conf.d && printf '[engine]\\ncgroup_manager = \"%s\"\\n' "
+                      f"{manager} > /etc/containers/containers.conf.d/90-kfab-bench.conf && "
+                      "systemctl stop podman.service && systemctl restart kfab-node")
+        # The restarted agent must be registered again, or the first pods' latency would include its start.
+        wait_for(f"kfab node on {host} registered again", lambda host=host: "registered" in lab.ssh(
+            host, "journalctl -u kfab-node -n 20 --no-pager -o cat --since=-30s", check=False).stdout.split(
+            "Started kfab-node")[-1], timeout=60)
+
+
 def report(what: str, values: list[float]) -> None:
     if not values:
         print(f"{what}: no samples", flush=True)
@@ -136,8 +212,17 @@ def report(what: str, values: list[float]) -> None:
 
 async def measure(cluster: NodeCluster, pods: int, restart_count: int) -> None:
     async with Client.from_kubeconfig(cluster.kubeconfig) as client:
+        before = {h: host_cpu_seconds(h) for h in WORKERS}
         report(f"pod startup, all created at once ({pods} pods over {len(WORKERS)} workers)",
                await startup(client, pods))
+        after = {h: host_cpu_seconds(h) for h in WORKERS}
+        print(f"worker CPU per pod start (agent + Podman + conmon/runc/netavark): "
+              f"{cpu_per_pod(before, after, pods)}", flush=True)
+        before = {h: host_cpu_seconds(h) for h in WORKERS}
+        report(f"Podman alone, the agent's calls ({pods} pods, {pods // len(WORKERS)} at once on each worker)",
+               await podman_only(cluster.lab, pods))
+        after = {h: host_cpu_seconds(h) for h in WORKERS}
+        print(f"worker CPU per pod start and removal, Podman alone: {cpu_per_pod(before, after, pods)}", flush=True)
         report(f"pod startup, one at a time (create -> all containers running, {pods} pods over "
                f"{len(WORKERS)} workers)", await startup(client, pods, "single", one_at_a_time=True))
         podman_side, observed = await restarts(client, cluster.lab, min(restart_count, pods))
@@ -151,6 +236,8 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=30)
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="leave the lab and server running")
+    parser.add_argument("--cgroup-manager", choices=["systemd", "cgroupfs"], default=None,
+                        help="Podman's cgroup manager on the workers (default: as installed, systemd)")
     args = parser.parse_args()
     bench_dir = Path(tempfile.mkdtemp(prefix="kfab-node-bench-"))
     inventory = bench_dir / "lab.yml"
@@ -162,6 +249,9 @@ def main() -> int:
         t = time.monotonic()
         cluster = NodeCluster(LabHosts(lab), WORKERS).start()
         print(f"cluster up in {time.monotonic() - t:.1f}s (server {cluster.server_url})", flush=True)
+        if args.cgroup_manager:
+            set_cgroup_manager(cluster.lab, args.cgroup_manager)
+        print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
         asyncio.run(measure(cluster, args.pods, args.restarts))
     finally:
         if not args.keep:

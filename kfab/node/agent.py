@@ -23,7 +23,7 @@ from kfab.node.logs import KUBELET_PORT, LogServer
 from kfab.node.podnet import PodNetwork, run_pod_network
 from kfab.node.pods import NodeContext, PodWorker
 from kfab.node.registration import NodeRegistration
-from kfab.node.runtime import DEFAULT_SOCKET, LABEL_UID, PodmanRuntime
+from kfab.node.runtime import DEFAULT_SOCKET, LABEL_UID, PodmanRuntime, RuntimeError_
 from kfab.node.volumes import DEFAULT_ROOT, PodVolumes
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,13 @@ class NodeAgent:
             uid = (sandbox.get("Labels") or {}).get(LABEL_UID)
             if uid and uid not in bound and uid not in self.workers:
                 log.info("removing Podman pod %s: its pod is no longer bound here", sandbox.get("Name"))
-                await self.runtime.remove_pod(sandbox["Id"])
+                try:
+                    await self.runtime.remove_pod(sandbox["Id"])
+                except RuntimeError_ as e:
+                    # One pod Podman cannot remove (e.g. made under another cgroup manager) must not stop the
+                    # agent from starting: the next sweep tries again.
+                    log.warning("%s", e)
+                    continue
                 self.ctx.volumes.remove(uid)
         # Volumes of pods that went while no agent ran; network volumes no pod here uses any more.
         await self.ctx.volumes.reconcile(bound | set(self.workers))

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import threading
+import time
 from typing import Callable
 
 import podman
@@ -28,6 +29,7 @@ LABEL_NAME = "kfab.io/pod-name"
 LABEL_CONTAINER = "kfab.io/container"
 LABEL_ATTEMPT = "kfab.io/attempt"
 LABEL_INIT = "kfab.io/init"
+PRESENT_TTL = 5.0  # seconds an image seen present is taken as present without asking Podman
 
 
 class RuntimeError_(Exception):
@@ -49,6 +51,7 @@ class PodmanRuntime:
         # Podman calls of many pods at once: asyncio's default pool (cores + 4 threads) would queue them here
         # rather than let Podman work on them concurrently; 10 = the bindings' connection pool size.
         self._pool = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="podman")
+        self._present: dict[str, float] = {}  # image -> when Podman last said it is present
 
     async def _call(self, fn: Callable, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
@@ -79,7 +82,14 @@ class PodmanRuntime:
     # --- images ------------------------------------------------------------------------------------
 
     async def image_present(self, image: str) -> bool:
-        return await self._call(self.client.images.exists, image)
+        # Many pods of one image start at once (a Deployment scaled up): one Podman call answers them all
+        # for a few seconds.
+        if time.monotonic() - self._present.get(image, -PRESENT_TTL) < PRESENT_TTL:
+            return True
+        present = await self._call(self.client.images.exists, image)
+        if present:
+            self._present[image] = time.monotonic()
+        return present
 
     async def pull(self, image: str) -> None:
         def pull():
@@ -139,6 +149,9 @@ class PodmanRuntime:
         """Start the pod's infra container if needed, in one round of calls: (was it running, pod IP).
         With restart=False a stopped infra is left stopped (the caller replaces the sandbox)."""
         def start():
+            if restart and pod.get("State") == "Created":
+                # A sandbox just made: start its infra straight away, one inspect after (not before) for its IP.
+                self.client.api.post(f"/containers/{pod['InfraContainerID']}/start").raise_for_status()
             try:
                 infra = self.client.containers.get(pod["InfraContainerID"])
             except NotFound:
@@ -184,6 +197,8 @@ class PodmanRuntime:
                 self.client.pods.remove(name_or_id, force=True)
             except NotFound:
                 pass
+            except APIError as e:
+                raise RuntimeError_(f"podman pod rm {name_or_id}: {_explain(e)}") from None
         await self._call(remove)
 
     # --- containers --------------------------------------------------------------------------------
@@ -213,7 +228,8 @@ class PodmanRuntime:
     async def start_container(self, container_id: str) -> None:
         def start():
             try:
-                self.client.containers.get(container_id).start()
+                # The start call alone: the bindings' get() first would add an inspect to every start.
+                self.client.api.post(f"/containers/{container_id}/start").raise_for_status()
             except APIError as e:
                 raise RuntimeError_(f"podman start: {_explain(e)}") from None
         await self._call(start)
