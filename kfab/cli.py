@@ -17,11 +17,12 @@ from kfab.provision import commands as provision_commands
 from kfab.proxy import commands as proxy_commands
 from kfab.registry import commands as registry_commands
 from kfab.scheduler import commands as scheduler_commands
+from kfab.storage import commands as storage_commands
 
 # Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
 COMPONENTS = (lab_commands, provision_commands, api_commands, pki_commands, controller_commands,
               scheduler_commands, node_commands, proxy_commands, dns_commands, registry_commands,
-              cache_commands, ops_commands)
+              cache_commands, storage_commands, ops_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

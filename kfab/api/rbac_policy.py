@@ -78,6 +78,16 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
     ],
     # Controllers act on every kind (Deployments, GC, namespace deletion, PV binding): all resources.
     "system:kube-controller-manager": [rule(["*"], ["*"], ["*"])],
+    # `kfab provisioner nfs|iscsi` on storage hosts (kube's system:persistent-volume-provisioner, plus its
+    # StorageClass, volume expansion, and the iSCSI CHAP Secret it puts next to each claim).
+    "system:persistent-volume-provisioner": [
+        rule([""], ["persistentvolumes"], READ + ["create", "delete", "patch"]),
+        rule([""], ["persistentvolumeclaims"], READ + ["update", "patch"]),
+        rule([""], ["persistentvolumeclaims/status"], ["update", "patch"]),
+        rule([""], ["secrets"], ["get", "create", "update"]),
+        rule([""], ["events"], ["create", "patch", "update"]),
+        rule(["storage.k8s.io"], ["storageclasses"], READ + ["create"]),
+    ],
     "system:node": [
         rule([""], ["nodes"], ["create", "get", "list", "watch", "patch", "update"]),
         rule([""], ["nodes/status", "pods/status"], ["patch", "update"]),
@@ -104,6 +114,7 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "system:public-info-viewer": ("system:public-info-viewer", [("Group", "system:authenticated")]),
     "system:kube-scheduler": ("system:kube-scheduler", [("User", "system:kube-scheduler")]),
     "system:kube-controller-manager": ("system:kube-controller-manager", [("User", "system:kube-controller-manager")]),
+    "kfab:storage-provisioners": ("system:persistent-volume-provisioner", [("Group", "system:kfab-provisioners")]),
     # Kubernetes authorizes kubelets with its Node authorizer instead; kfab has none, so RBAC grants it.
     "system:node": ("system:node", [("Group", "system:nodes")]),
     "system:node-proxier": ("system:node-proxier", [("User", "system:kube-proxy")]),

@@ -101,6 +101,35 @@ def _typed(obj: dict, rt) -> dict:
     return dict(obj, apiVersion=rt.api_version, kind=rt.kind)
 
 
+def claim_ref(claim: dict) -> dict:
+    meta = claim["metadata"]
+    return {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"], "name": meta["name"],
+            "uid": meta.get("uid"), "apiVersion": "v1", "resourceVersion": meta.get("resourceVersion")}
+
+
+def provisioned_volume(pv: dict, claim: dict, sc: dict, provisioner_name: str, pv_name: str) -> dict:
+    """A provisioner's PersistentVolume completed as kube's PV controller does: name pvc-<claim uid>, the
+    class, its reclaim policy and mount options, the claim's modes and size unless the provisioner set
+    them, and a claimRef pre-binding it to the claim (external provisioners in kfab.storage use it too)."""
+    meta = pv.setdefault("metadata", {})
+    meta["name"] = pv_name
+    meta.setdefault("annotations", {})[PROVISIONED_BY] = provisioner_name
+    spec = pv.setdefault("spec", {})
+    spec["storageClassName"] = sc["metadata"]["name"]
+    spec.setdefault("persistentVolumeReclaimPolicy", sc.get("reclaimPolicy") or "Delete")
+    spec.setdefault("accessModes", list((claim.get("spec") or {}).get("accessModes") or []))
+    spec.setdefault("capacity", dict((((claim.get("spec") or {}).get("resources") or {}).get("requests") or {})))
+    if sc.get("mountOptions"):
+        spec.setdefault("mountOptions", sc["mountOptions"])
+    spec["claimRef"] = claim_ref(claim)
+    return pv
+
+
+def volume_name_for(claim: dict) -> str:
+    """The name of the volume provisioned for a claim (kube's "pvc-" + claim UID)."""
+    return f"pvc-{claim['metadata']['uid']}"
+
+
 class PersistentVolumeBinder(Controller):
     name = "persistentvolume-controller"
     workers = 2
@@ -208,7 +237,7 @@ class PersistentVolumeBinder(Controller):
         await self._provision(claim, sc, provisioner_name, provisioner)
 
     async def _provision(self, claim: dict, sc: dict, provisioner_name: str, provisioner) -> None:
-        pv_name = f"pvc-{claim['metadata']['uid']}"
+        pv_name = volume_name_for(claim)
         if self.volumes.get(pv_name) is not None:
             return  # provisioned already; binding follows from the volume's event
         self.event(claim, "Normal", "Provisioning", f'External provisioner is provisioning volume for claim '
@@ -219,17 +248,7 @@ class PersistentVolumeBinder(Controller):
             self.event(claim, "Warning", "ProvisioningFailed", f"failed to provision volume with StorageClass "
                                                                f'"{sc["metadata"]["name"]}": {e}')
             raise
-        meta = pv.setdefault("metadata", {})
-        meta["name"] = pv_name
-        meta.setdefault("annotations", {})[PROVISIONED_BY] = provisioner_name
-        spec = pv.setdefault("spec", {})
-        spec["storageClassName"] = sc["metadata"]["name"]
-        spec.setdefault("persistentVolumeReclaimPolicy", sc.get("reclaimPolicy") or "Delete")
-        spec.setdefault("accessModes", list((claim.get("spec") or {}).get("accessModes") or []))
-        spec.setdefault("capacity", dict((((claim.get("spec") or {}).get("resources") or {}).get("requests") or {})))
-        if sc.get("mountOptions"):
-            spec.setdefault("mountOptions", sc["mountOptions"])
-        spec["claimRef"] = self._claim_ref(claim)
+        pv = provisioned_volume(pv, claim, sc, provisioner_name, pv_name)
         try:
             created = await self.client.create(PV, _typed(pv, PV))
         except APIStatusError as e:
@@ -286,10 +305,7 @@ class PersistentVolumeBinder(Controller):
         if provisioned_by:
             provisioner = self.registry.get(provisioned_by)
             if provisioner is None:
-                self.event(pv, "Warning", "VolumeFailedDelete",
-                           f'error getting deleter volume plugin for volume "{pv["metadata"]["name"]}": '
-                           f'provisioner "{provisioned_by}" is not registered')
-                return
+                return   # an external provisioner's volume: it deletes the storage and the PV (as in kube)
             await provisioner.delete(pv)
         try:
             await self.client.delete(PV, None, pv["metadata"]["name"], uid=pv["metadata"].get("uid"))
@@ -308,18 +324,13 @@ class PersistentVolumeBinder(Controller):
 
     # --- writes ----------------------------------------------------------------------------------------
 
-    def _claim_ref(self, claim: dict) -> dict:
-        meta = claim["metadata"]
-        return {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"], "name": meta["name"],
-                "uid": meta.get("uid"), "apiVersion": "v1", "resourceVersion": meta.get("resourceVersion")}
-
     async def _set_claim_ref(self, pv: dict, claim: dict) -> dict:
         meta = pv["metadata"]
         annotations = dict(meta.get("annotations") or {})
         if not (pv.get("spec") or {}).get("claimRef"):
             annotations[BOUND_BY_CONTROLLER] = "yes"
         body = dict(pv, metadata=dict(meta, annotations=annotations),
-                    spec=dict(pv.get("spec") or {}, claimRef=self._claim_ref(claim)))
+                    spec=dict(pv.get("spec") or {}, claimRef=claim_ref(claim)))
         updated = _typed(await self.client.update(PV, _typed(body, PV)), PV)
         self.volumes.remember_write(updated)
         return updated

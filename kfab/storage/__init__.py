@@ -1,0 +1,8 @@
+"""Storage servers' side of the cluster: external provisioners that run ON the NFS server and the iSCSI target.
+
+The control-plane's PV binder (kfab/controllers/pv_binder.py) annotates a claim of a class whose provisioner it
+does not run with `volume.kubernetes.io/storage-provisioner: <name>` and waits. `kfab provisioner nfs|iscsi`
+(a systemd unit from roles/storage-provisioner) watches those claims on the storage host itself, makes the
+directory or LUN, and creates the PersistentVolume `pvc-<claim uid>` pre-bound to the claim; the binder binds
+it. A Released volume with reclaimPolicy Delete is removed by the same provisioner (storage, then the PV).
+"""
