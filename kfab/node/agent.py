@@ -174,8 +174,10 @@ class NodeAgent:
                     log.warning("%s", e)
                     continue
                 self.ctx.volumes.remove(uid)
-        # Volumes of pods that went while no agent ran; network volumes no pod here uses any more.
-        await self.ctx.volumes.reconcile(bound | set(self.workers))
+        # Volumes of pods that went while no agent ran (never of a Podman pod still there); network volumes no
+        # pod here uses any more.
+        sandboxes = {(s.get("Labels") or {}).get(LABEL_UID) for s in await self.runtime.list_pods()}
+        await self.ctx.volumes.reconcile(bound | set(self.workers) | sandboxes)
 
     async def _sweep_orphans(self) -> None:
         while True:
