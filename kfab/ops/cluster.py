@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -26,6 +27,19 @@ DEFAULT_PLAYBOOK = "site.yml"
 
 class OpsError(Exception):
     """A lifecycle command refused or failed; the message is one line naming inventory, host or node."""
+
+
+def command(name: str):
+    """`kfab NAME`'s entry point: an OpsError is printed as one line and exits 1."""
+    def wrap(fn):
+        def run(args) -> int:
+            try:
+                return int(fn(args) or 0)
+            except OpsError as exc:
+                print(f"kfab {name}: {exc}", file=sys.stderr)
+                return 1
+        return run
+    return wrap
 
 
 class Cluster:

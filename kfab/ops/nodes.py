@@ -8,12 +8,11 @@ routes to the new node's podCIDR are written by every node agent as soon as the 
 
 from __future__ import annotations
 
-import sys
 import time
 
 from kfab.client import APIStatusError, Client, rt_of
 from kfab.ops import drain as drain_mod
-from kfab.ops.cluster import Cluster, OpsError
+from kfab.ops.cluster import Cluster, OpsError, command
 
 # What a worker runs (role workers/node-agent); stopped and disabled when its Node is removed.
 WORKER_UNITS = ("kfab-node", "kfab-proxy", "kfab-dns")
@@ -56,15 +55,11 @@ def add_node(cluster: Cluster, host: str, timeout: float, extra: list[str] = ())
     return time.monotonic() - started
 
 
-def run_add_node(args) -> int:
-    try:
-        cluster = Cluster(args.inventory, args.playbook, args.extra_vars)
-        seconds = add_node(cluster, args.host, args.timeout)
-    except OpsError as exc:
-        print(f"kfab add-node: {exc}", file=sys.stderr)
-        return 1
+@command("add-node")
+def run_add_node(args) -> None:
+    cluster = Cluster(args.inventory, args.playbook, args.extra_vars)
+    seconds = add_node(cluster, args.host, args.timeout)
     log(f"node/{cluster.node_name(args.host)} is Ready and schedulable ({seconds:.1f}s)")
-    return 0
 
 
 # ---- remove-node ----------------------------------------------------------------------------------------
@@ -114,44 +109,32 @@ def remove_node(cluster: Cluster, node: str, *, host_gone: bool = False, timeout
     log(f"node/{node} deleted")
 
 
-def run_remove_node(args) -> int:
-    try:
-        cluster = Cluster(args.inventory, args.playbook)
-        remove_node(cluster, args.node, host_gone=args.host_gone, timeout=args.timeout, force=args.force,
-                    delete_emptydir_data=args.delete_emptydir_data)
-    except OpsError as exc:
-        print(f"kfab remove-node: {exc}", file=sys.stderr)
-        return 1
-    return 0
+@command("remove-node")
+def run_remove_node(args) -> None:
+    cluster = Cluster(args.inventory, args.playbook)
+    remove_node(cluster, args.node, host_gone=args.host_gone, timeout=args.timeout, force=args.force,
+                delete_emptydir_data=args.delete_emptydir_data)
 
 
 # ---- drain / uncordon -----------------------------------------------------------------------------------
 
-def run_drain(args) -> int:
-    try:
-        cluster = Cluster(args.inventory, args.playbook)
+@command("drain")
+def run_drain(args) -> None:
+    cluster = Cluster(args.inventory, args.playbook)
 
-        async def drain_it(client: Client) -> None:
-            await _node_or_error(client, cluster, args.node)
-            await drain_mod.drain(client, args.node, timeout=args.timeout, force=args.force,
-                                  delete_emptydir_data=args.delete_emptydir_data, log=log)
-        cluster.api(drain_it)
-    except OpsError as exc:
-        print(f"kfab drain: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    async def drain_it(client: Client) -> None:
+        await _node_or_error(client, cluster, args.node)
+        await drain_mod.drain(client, args.node, timeout=args.timeout, force=args.force,
+                              delete_emptydir_data=args.delete_emptydir_data, log=log)
+    cluster.api(drain_it)
 
 
-def run_uncordon(args) -> int:
-    try:
-        cluster = Cluster(args.inventory, args.playbook)
+@command("uncordon")
+def run_uncordon(args) -> None:
+    cluster = Cluster(args.inventory, args.playbook)
 
-        async def uncordon(client: Client) -> None:
-            await _node_or_error(client, cluster, args.node)
-            await drain_mod.set_unschedulable(client, args.node, False)
-        cluster.api(uncordon)
-    except OpsError as exc:
-        print(f"kfab uncordon: {exc}", file=sys.stderr)
-        return 1
+    async def uncordon(client: Client) -> None:
+        await _node_or_error(client, cluster, args.node)
+        await drain_mod.set_unschedulable(client, args.node, False)
+    cluster.api(uncordon)
     log(f"node/{args.node} uncordoned")
-    return 0
