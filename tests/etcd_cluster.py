@@ -5,6 +5,9 @@
         cluster.stop_member(0)            # SIGTERM (kill=True: SIGKILL)
         cluster.start_member(0)           # rejoins with its data dir and catches up
 
+    EtcdCluster(tls=True): clients must speak TLS with a client certificate (members' certificates and the
+    client's from a throwaway CA in the cluster's directory); `url` then carries etcd+https:// and the files.
+
 Free ports, a temporary data dir per member; every process it starts is stopped by PID on exit, and
 members run under `setpriv --pdeathsig KILL` so they die with the process that started them even if that
 process is killed (call start/stop from the main thread: the signal follows the starting thread). No
@@ -18,11 +21,14 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from kfab.pki import ca as pki
 
 ETCD = os.environ.get("KFAB_TEST_ETCD", "/usr/bin/etcd")
 SETPRIV = shutil.which("setpriv")
@@ -35,8 +41,8 @@ def free_port() -> int:
 
 
 class EtcdCluster:
-    def __init__(self, size: int = 3, start_timeout: float = 60.0):
-        self.size = size
+    def __init__(self, size: int = 3, start_timeout: float = 60.0, tls: bool = False):
+        self.size, self.tls = size, tls
         self.start_timeout = start_timeout
         self.dir = Path(tempfile.mkdtemp(prefix="kfab-etcd-"))
         self.client_ports = [free_port() for _ in range(size)]
@@ -44,6 +50,8 @@ class EtcdCluster:
         self.names = [f"m{i}" for i in range(size)]
         self.procs: list[subprocess.Popen | None] = [None] * size
         self.token = f"kfab-test-{os.getpid()}-{self.client_ports[0]}"
+        if tls:
+            self._make_certificates()
 
     # ---- addresses -----------------------------------------------------------------------------------
 
@@ -54,20 +62,41 @@ class EtcdCluster:
     @property
     def url(self) -> str:
         """The kfab store URL for the whole cluster."""
-        return "etcd://" + ",".join(self.endpoints)
+        return self._url(self.endpoints)
 
     def member_url(self, i: int) -> str:
-        return f"etcd://{self.endpoints[i]}"
+        return self._url([self.endpoints[i]])
+
+    def _url(self, endpoints: list[str]) -> str:
+        if not self.tls:
+            return "etcd://" + ",".join(endpoints)
+        pki_dir = self.dir / "pki"
+        return (f"etcd+https://{','.join(endpoints)}?cacert={pki_dir}/ca.crt&cert={pki_dir}/client.crt"
+                f"&key={pki_dir}/client.key")
+
+    def _make_certificates(self) -> None:
+        pki_dir = self.dir / "pki"
+        authority = pki.new_ca("kfab-test-etcd")
+        pki.save(authority, pki_dir / "ca.crt", pki_dir / "ca.key")
+        # One serving pair for every member: they all listen on 127.0.0.1 (and peer with it).
+        pki.save(pki.issue(authority, "etcd-member", server_names=("localhost",), server_ips=("127.0.0.1",),
+                           client=True), pki_dir / "member.crt", pki_dir / "member.key")
+        pki.save(pki.issue(authority, "kube-apiserver-etcd-client", client=True),
+                 pki_dir / "client.crt", pki_dir / "client.key")
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     def _command(self, i: int) -> list[str]:
         initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports))
         die_with_parent = [SETPRIV, "--pdeathsig", "KILL"] if SETPRIV else []
+        scheme = "https" if self.tls else "http"
+        pki_dir = self.dir / "pki"
+        tls = ["--cert-file", str(pki_dir / "member.crt"), "--key-file", str(pki_dir / "member.key"),
+               "--trusted-ca-file", str(pki_dir / "ca.crt"), "--client-cert-auth"] if self.tls else []
         return [
             *die_with_parent, ETCD, "--name", self.names[i], "--data-dir", str(self.dir / self.names[i]),
-            "--listen-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
-            "--advertise-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
+            "--listen-client-urls", f"{scheme}://127.0.0.1:{self.client_ports[i]}",
+            "--advertise-client-urls", f"{scheme}://127.0.0.1:{self.client_ports[i]}", *tls,
             "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
             "--initial-cluster", initial, "--initial-cluster-token", self.token,
@@ -85,8 +114,14 @@ class EtcdCluster:
             log.close()
 
     def healthy(self, i: int) -> bool:
+        context = None
+        if self.tls:
+            pki_dir = self.dir / "pki"
+            context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+            context.load_cert_chain(pki_dir / "client.crt", pki_dir / "client.key")
+        scheme = "https" if self.tls else "http"
         try:
-            with urllib.request.urlopen(f"http://{self.endpoints[i]}/health", timeout=1) as r:
+            with urllib.request.urlopen(f"{scheme}://{self.endpoints[i]}/health", timeout=1, context=context) as r:
                 return json.loads(r.read()).get("health") == "true"
         except (OSError, ValueError):
             return False

@@ -41,10 +41,13 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=run_server)
 
     p = subparsers.add_parser(
-        "apiserver", help="run the API server alone over a store URL (sqlite:/// or etcd://)",
+        "apiserver", help="run the API server alone over a store URL (sqlite:///, etcd:// or etcd+https://)",
         description="Run the API server over the state store a URL names: sqlite:///abs/path/state.db, or "
-                    "etcd://host:port[,host:port...] so that several API servers share one etcd cluster.")
-    p.add_argument("--store", required=True, help="sqlite:///abs/path/state.db or etcd://host:port[,host:port...]")
+                    "etcd://host:port[,host:port...] so that several API servers share one etcd cluster, or "
+                    "etcd+https://host:port[,...]?cacert=CA&cert=CRT&key=KEY for etcd over TLS with a client "
+                    "certificate.")
+    p.add_argument("--store", required=True, help="sqlite:///abs/path/state.db, etcd://host:port[,host:port...] "
+                                                  "or etcd+https://host:port[,...]?cacert=CA&cert=CRT&key=KEY")
     _common(p)
     p.set_defaults(func=run_apiserver)
 

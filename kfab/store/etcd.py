@@ -1,9 +1,12 @@
 """etcd v3 backend (HA): resourceVersion = etcd mod_revision, watches = etcd watches.
 
 Uses aetcd's generated gRPC stubs directly: aetcd's high-level client takes one host and cannot read a
-range at a revision, and we need both. One gRPC channel spans every member (round-robin over the
-members that are up), so a stopped member is skipped; calls wait for a ready member up to a deadline
-and then fail with StoreUnavailable naming the endpoints.
+range at a revision, and we need both. One gRPC channel per member, and calls stay on one member until it
+fails (as etcd's clientv3 pins an endpoint); then the next member is tried, round the cluster, up to a
+deadline, and the call fails with StoreUnavailable naming the endpoints. One channel per member (not one
+balanced channel over all) is what lets TLS check each member's certificate against the name it was dialled
+by: `etcd+https://...?cacert=CA&cert=CRT&key=KEY` (etcdctl's flag names) verifies the members with CA and
+presents CRT/KEY as the client certificate.
 
 Mutations are transactions: create = txn(create_revision == 0), CAS update/delete =
 txn(mod_revision == expected). Every call carries etcd's `hasleader` metadata so a member cut off from
@@ -15,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from dataclasses import dataclass, field
 from typing import AsyncIterator
+
+import grpc
 
 from aetcd import rpc
 
@@ -66,41 +72,62 @@ def _kv(kv) -> KeyValue:
     return KeyValue(kv.key.decode(), bytes(kv.value), kv.create_revision, kv.mod_revision)
 
 
-def _target(endpoints: list[tuple[str, int]]) -> str:
-    # gRPC's ipv4: scheme takes a list of addresses; resolve names once so several members form one
-    # target the channel balances over.
-    addrs = []
-    for host, port in endpoints:
-        try:
-            ip = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
-        except socket.gaierror as e:
-            raise StoreUnavailable(f"etcd endpoint {host}:{port}: cannot resolve: {e}") from e
-        addrs.append(f"{ip}:{port}")
-    return "ipv4:" + ",".join(addrs)
+@dataclass(frozen=True)
+class EtcdTLS:
+    """What a TLS client of etcd needs: the CA the members' certificates chain to, and optionally its own
+    certificate and key (etcd's --client-cert-auth asks for them)."""
+
+    ca: bytes
+    cert: bytes | None = None
+    key: bytes | None = field(default=None, repr=False)
+
+
+def _address(host: str, port: int) -> str:
+    try:
+        socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise StoreUnavailable(f"etcd endpoint {host}:{port}: cannot resolve: {e}") from e
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Reconnect to a restarted member quickly.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+]
+
+
+class _Member:
+    """One member's channel and stubs; TLS checks its certificate against the name it is dialled by."""
+
+    def __init__(self, host: str, port: int, tls: EtcdTLS | None):
+        target = _address(host, port)
+        if tls is None:
+            self.channel = rpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        else:
+            creds = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+            self.channel = rpc.secure_channel(target, creds, options=CHANNEL_OPTIONS)
+        self.kv = rpc.KVStub(self.channel)
+        self.watch = rpc.WatchStub(self.channel)
 
 
 class EtcdStore(Store):
-    def __init__(self, endpoints: list[tuple[str, int]]):
+    def __init__(self, endpoints: list[tuple[str, int]], tls: EtcdTLS | None = None):
         self.endpoints = endpoints
-        self.name = "etcd://" + ",".join(f"{h}:{p}" for h, p in endpoints)
-        self._channel = rpc.insecure_channel(_target(endpoints), options=[
-            ("grpc.lb_policy_name", "round_robin"),
-            ("grpc.max_receive_message_length", -1),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.keepalive_time_ms", 10000),
-            ("grpc.keepalive_timeout_ms", 5000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            # Reconnect to a restarted member quickly.
-            ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.max_reconnect_backoff_ms", 2000),
-        ])
-        self._kv = rpc.KVStub(self._channel)
-        self._watch = rpc.WatchStub(self._channel)
+        scheme = "etcd+https" if tls is not None else "etcd"
+        self.name = f"{scheme}://" + ",".join(f"{h}:{p}" for h, p in endpoints)
+        self._members = [_Member(h, p, tls) for h, p in endpoints]
+        self._current = 0  # the member calls go to until it fails
         self._closed = False
 
     @classmethod
-    async def open(cls, endpoints: list[tuple[str, int]]) -> "EtcdStore":
-        store = cls(endpoints)
+    async def open(cls, endpoints: list[tuple[str, int]], tls: EtcdTLS | None = None) -> "EtcdStore":
+        store = cls(endpoints, tls)
         try:
             await store.current_revision()
         except BaseException:
@@ -108,22 +135,33 @@ class EtcdStore(Store):
             raise
         return store
 
+    def _member(self) -> _Member:
+        return self._members[self._current]
+
+    def _failed_over(self, member: _Member) -> bool:
+        """Move off a member that failed (unless another call moved already); True after a full round."""
+        if self._members[self._current] is member:
+            self._current = (self._current + 1) % len(self._members)
+        return self._current == 0
+
     # ---- calls with failover -------------------------------------------------------------------------
 
     def _unavailable(self, e: rpc.AioRpcError, mutation: bool = False) -> StoreUnavailable:
         unknown = " (the write may or may not have been applied)" if mutation and not _never_applied(e) else ""
-        if e.code() == rpc.StatusCode.DEADLINE_EXCEEDED and not unknown:
-            return StoreUnavailable(f"etcd cluster {self.name} unavailable: no member answered in time "
-                                    "(are the members running and reachable, with a quorum?)")
-        return StoreUnavailable(f"etcd cluster {self.name} unavailable: {e.code().name}: {e.details()}{unknown}")
+        if unknown:
+            return StoreUnavailable(f"etcd cluster {self.name} unavailable: {e.code().name}: {e.details()}{unknown}")
+        return StoreUnavailable(f"etcd cluster {self.name} unavailable: no member answered in time (are the "
+                                f"members running and reachable, with a quorum?); last: {e.code().name}: "
+                                f"{e.details()}")
 
-    async def _call(self, method, request, mutation: bool = False):
+    async def _call(self, method: str, request, mutation: bool = False):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_FOR
         delay = 0.05
         while True:
+            member = self._member()
             try:
-                return await method(request, timeout=CALL_TIMEOUT, metadata=METADATA, wait_for_ready=True)
+                return await getattr(member.kv, method)(request, timeout=CALL_TIMEOUT, metadata=METADATA)
             except rpc.AioRpcError as e:
                 if e.code() == rpc.StatusCode.OUT_OF_RANGE and "compacted" in (e.details() or ""):
                     raise RevisionCompacted(getattr(request, "revision", 0), await self._compacted()) from e
@@ -135,13 +173,14 @@ class EtcdStore(Store):
                     if e.code() in RETRYABLE:
                         raise self._unavailable(e, mutation) from e
                     raise StoreError(f"{self.name}: {e.code().name}: {e.details()}") from e
-                log.debug("etcd %s: %s, retrying", self.name, e.details())
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                log.debug("etcd %s: %s, trying the next member", self.name, e.details())
+                if self._failed_over(member):  # every member tried: wait before the next round
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
 
     async def _compacted(self) -> int:
         """The cluster's compacted revision: etcd reports it only to a watch that starts below it."""
-        call = self._watch.Watch(metadata=METADATA, timeout=CALL_TIMEOUT)
+        call = self._member().watch.Watch(metadata=METADATA, timeout=CALL_TIMEOUT)
         try:
             await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
                 key=b"\0", range_end=b"\0", start_revision=1)))
@@ -157,13 +196,13 @@ class EtcdStore(Store):
             call.cancel()
 
     async def _txn(self, compare, success, failure) -> rpc.TxnResponse:
-        return await self._call(self._kv.Txn, rpc.TxnRequest(compare=compare, success=success, failure=failure),
+        return await self._call("Txn", rpc.TxnRequest(compare=compare, success=success, failure=failure),
                                 mutation=True)
 
     # ---- Store interface -----------------------------------------------------------------------------
 
     async def get(self, key: str) -> KeyValue | None:
-        resp = await self._call(self._kv.Range, rpc.RangeRequest(key=key.encode()))
+        resp = await self._call("Range", rpc.RangeRequest(key=key.encode()))
         return _kv(resp.kvs[0]) if resp.kvs else None
 
     async def list(self, prefix: str, revision: int = 0) -> tuple[list[KeyValue], int]:
@@ -171,7 +210,7 @@ class EtcdStore(Store):
         end = _prefix_end(prefix.encode())
         items: list[KeyValue] = []
         while True:
-            resp = await self._call(self._kv.Range, rpc.RangeRequest(
+            resp = await self._call("Range", rpc.RangeRequest(
                 key=start, range_end=end, revision=max(revision, 0), limit=LIST_PAGE))
             # Later pages read at the revision of the first so the list is one consistent snapshot.
             revision = revision if revision > 0 else resp.header.revision
@@ -227,12 +266,12 @@ class EtcdStore(Store):
         return KeyValue(key, bytes(prevs[0].value), prevs[0].create_revision, resp.header.revision)
 
     async def current_revision(self) -> int:
-        resp = await self._call(self._kv.Range, rpc.RangeRequest(key=b"\0", count_only=True))
+        resp = await self._call("Range", rpc.RangeRequest(key=b"\0", count_only=True))
         return resp.header.revision
 
     async def compact(self, revision: int) -> None:
         try:
-            await self._call(self._kv.Compact, rpc.CompactionRequest(revision=revision, physical=False))
+            await self._call("Compact", rpc.CompactionRequest(revision=revision, physical=False))
         except RevisionCompacted:
             pass  # already compacted at or past this revision
 
@@ -244,7 +283,8 @@ class EtcdStore(Store):
         failing_since: float | None = None
         delay = 0.05
         while True:
-            call = self._watch.Watch(metadata=METADATA, wait_for_ready=True)
+            member = self._member()
+            call = member.watch.Watch(metadata=METADATA)
             try:
                 await call.write(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
                     key=key, range_end=end, start_revision=after + 1, prev_kv=True)))
@@ -279,11 +319,12 @@ class EtcdStore(Store):
                 if now - failing_since > RETRY_FOR:
                     raise self._unavailable(e) if isinstance(e, rpc.AioRpcError) else e
                 log.debug("etcd %s: watch interrupted (%s); resuming after revision %d", self.name, e, after)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                if self._failed_over(member):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
             finally:
                 call.cancel()
 
     async def close(self) -> None:
         self._closed = True
-        await self._channel.close()
+        await asyncio.gather(*(m.channel.close() for m in self._members))

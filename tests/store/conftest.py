@@ -15,10 +15,19 @@ def etcd_cluster():
         yield cluster
 
 
-@pytest.fixture(params=["sqlite", "etcd"])
+@pytest.fixture(scope="session")
+def etcd_tls_cluster():
+    """Clients must speak TLS and present a certificate (as the state-store role runs etcd)."""
+    with EtcdCluster(tls=True) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "etcd", "etcd-tls"])
 def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite://{tmp_path}/state.db"
+    if request.param == "etcd-tls":
+        return request.getfixturevalue("etcd_tls_cluster").url
     return request.getfixturevalue("etcd_cluster").url
 
 
