@@ -3,7 +3,8 @@ selected pods - ready ones in `addresses`, not-ready ones in `notReadyAddresses`
 named targetPorts resolved per pod from its container ports (so pods of two versions may name the same port
 differently numbered). Addresses are grouped into subsets by identical port lists, as kube's RepackSubsets.
 
-`service_backends()` is the pure part, shared with the EndpointSlice controller.
+`service_backends()` is the pure part and `ServicePodsController` the watching part, both shared with the
+EndpointSlice controller.
 """
 
 from __future__ import annotations
@@ -78,17 +79,34 @@ def service_backends(service: dict, pods: list[dict]) -> list[Backend]:
     return backends
 
 
-def endpoint_address(backend: Backend, service: dict) -> dict:
-    pod = backend.pod
-    meta, spec = pod["metadata"], pod.get("spec") or {}
-    address = {"ip": backend.ip,
-               "targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid")}}
+def pod_reference(backend: Backend, service: dict) -> dict:
+    """What an Endpoints address and an EndpointSlice endpoint both say of their pod: targetRef, nodeName,
+    and hostname."""
+    meta, spec = backend.pod["metadata"], backend.pod.get("spec") or {}
+    ref: dict = {"targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
+                               "uid": meta.get("uid")}}
     if spec.get("nodeName"):
-        address["nodeName"] = spec["nodeName"]
+        ref["nodeName"] = spec["nodeName"]
     # A pod's stable DNS name (<hostname>.<service>) exists when its subdomain is this Service (StatefulSets).
     if spec.get("hostname") and spec.get("subdomain") == service["metadata"]["name"]:
-        address["hostname"] = spec["hostname"]
-    return address
+        ref["hostname"] = spec["hostname"]
+    return ref
+
+
+def endpoint_address(backend: Backend, service: dict) -> dict:
+    return {"ip": backend.ip, **pod_reference(backend, service)}
+
+
+def backends_by_ports(service: dict, backends: list[Backend]) -> dict[tuple, list[Backend]]:
+    """Backends grouped by their resolved port list, in order; a pod on which none of the Service's ports
+    resolves is left out."""
+    has_ports = bool((service.get("spec") or {}).get("ports"))
+    groups: dict[tuple, list[Backend]] = {}
+    for b in backends:
+        if has_ports and not b.ports:
+            continue
+        groups.setdefault(b.ports, []).append(b)
+    return groups
 
 
 def endpoint_port(port: tuple) -> dict:
@@ -101,53 +119,64 @@ def endpoint_port(port: tuple) -> dict:
     return out
 
 
+def port_list(ports: tuple) -> list[dict]:
+    return sorted((endpoint_port(p) for p in ports), key=lambda p: (p.get("name", ""), p["port"]))
+
+
 def subsets_for(service: dict, backends: list[Backend]) -> list[dict]:
     """EndpointSubsets: addresses grouped by their (resolved) port list."""
-    groups: dict[tuple, dict] = {}
-    for b in backends:
-        if not b.ports and (service.get("spec") or {}).get("ports"):
-            continue  # none of the Service's ports resolves on this pod
-        subset = groups.setdefault(b.ports, {})
-        subset.setdefault("addresses" if b.ready else "notReadyAddresses", []).append(endpoint_address(b, service))
     subsets = []
-    for ports, subset in groups.items():
+    for ports, group in backends_by_ports(service, backends).items():
+        subset: dict = {}
+        for b in group:
+            subset.setdefault("addresses" if b.ready else "notReadyAddresses", []).append(endpoint_address(b, service))
         if ports:
-            subset["ports"] = sorted((endpoint_port(p) for p in ports), key=lambda p: (p.get("name", ""), p["port"]))
+            subset["ports"] = port_list(ports)
         subsets.append(subset)
     return subsets
 
 
-class EndpointsController(Controller):
-    name = "endpoint-controller"
-    workers = 4
+class ServicePodsController(Controller):
+    """Keyed by Service; what it writes follows the pods the Service selects (Endpoints, EndpointSlices)."""
 
-    def setup(self) -> None:
+    def watch_services_and_pods(self) -> None:
         self.services = self.ctx.informer(SERVICE)
         self.pods = self.ctx.informer(POD)
-        self.endpoints = self.ctx.informer(ENDPOINTS)
         self.services.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
         self.pods.add_handlers(self._pod_changed, self._pod_updated, self._pod_changed)
-        self.endpoints.add_handlers(None, lambda old, new: self._endpoints_changed(new), self._endpoints_changed)
 
-    def _endpoints_changed(self, endpoints: dict) -> None:
-        if self.services.get(key_of(endpoints)) is not None:
-            self.enqueue_obj(endpoints)  # somebody edited or deleted what we manage: put it back
+    def selected_pods(self, service: dict, selector: LabelSelector) -> list[dict]:
+        return [p for p in self.pods.list(service["metadata"]["namespace"])
+                if selector.matches(p["metadata"].get("labels") or {})]
 
     def _pod_changed(self, pod: dict) -> None:
         self._enqueue_selecting(pod, (pod.get("metadata") or {}).get("labels") or {})
 
     def _pod_updated(self, old: dict, new: dict) -> None:
         old_labels = (old.get("metadata") or {}).get("labels") or {}
-        new_labels = (new.get("metadata") or {}).get("labels") or {}
-        if old_labels != new_labels:
-            self._enqueue_selecting(old, old_labels)
-        self._enqueue_selecting(new, new_labels)
+        if old_labels != ((new.get("metadata") or {}).get("labels") or {}):
+            self._enqueue_selecting(old, old_labels)  # the Services that selected it may lose it
+        self._pod_changed(new)
 
     def _enqueue_selecting(self, pod: dict, labels: dict) -> None:
         for service in self.services.list((pod.get("metadata") or {}).get("namespace")):
             selector = service_selector(service)
             if selector is not None and selector.matches(labels):
                 self.enqueue_obj(service)
+
+
+class EndpointsController(ServicePodsController):
+    name = "endpoint-controller"
+    workers = 4
+
+    def setup(self) -> None:
+        self.watch_services_and_pods()
+        self.endpoints = self.ctx.informer(ENDPOINTS)
+        self.endpoints.add_handlers(None, lambda old, new: self._endpoints_changed(new), self._endpoints_changed)
+
+    def _endpoints_changed(self, endpoints: dict) -> None:
+        if self.services.get(key_of(endpoints)) is not None:
+            self.enqueue_obj(endpoints)  # somebody edited or deleted what we manage: put it back
 
     async def reconcile(self, key: str) -> float | None:
         service = self.services.get(key)
@@ -160,8 +189,7 @@ class EndpointsController(Controller):
         if selector is None:
             return None  # no selector: the user manages this Service's Endpoints
         meta = service["metadata"]
-        pods = [p for p in self.pods.list(meta["namespace"]) if selector.matches(p["metadata"].get("labels") or {})]
-        subsets = subsets_for(service, service_backends(service, pods))
+        subsets = subsets_for(service, service_backends(service, self.selected_pods(service, selector)))
         labels = dict(meta.get("labels") or {})
         if current is not None and (current.get("subsets") or []) == subsets and \
                 (current["metadata"].get("labels") or {}) == labels:

@@ -11,8 +11,9 @@ watcher sees few changes.
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, owner_ref
-from kfab.controllers.endpoints import POD, SERVICE, Backend, endpoint_port, service_backends, service_selector
+from kfab.controllers.base import owner_ref
+from kfab.controllers.endpoints import (Backend, ServicePodsController, backends_by_ports, pod_reference, port_list,
+                                        service_backends, service_selector)
 
 ENDPOINT_SLICE = rt_of("EndpointSlice", "discovery.k8s.io/v1")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -30,69 +31,39 @@ def by_service(obj: dict) -> list[str]:
 
 
 def slice_endpoint(backend: Backend, service: dict) -> dict:
-    meta, spec = backend.pod["metadata"], backend.pod.get("spec") or {}
-    endpoint = {"addresses": [backend.ip],
-                "conditions": {"ready": backend.ready and not backend.terminating,
-                               "serving": backend.ready, "terminating": backend.terminating},
-                "targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
-                              "uid": meta.get("uid")}}
-    if spec.get("nodeName"):
-        endpoint["nodeName"] = spec["nodeName"]
-    if spec.get("hostname") and spec.get("subdomain") == service["metadata"]["name"]:
-        endpoint["hostname"] = spec["hostname"]
-    return endpoint
+    return {"addresses": [backend.ip],
+            "conditions": {"ready": backend.ready and not backend.terminating,
+                           "serving": backend.ready, "terminating": backend.terminating},
+            **pod_reference(backend, service)}
 
 
 def desired_slices(service: dict, backends: list[Backend]) -> list[tuple[list[dict], list[dict]]]:
     """(ports, endpoints) of each slice the Service should have, in a stable order."""
-    groups: dict[tuple, list[dict]] = {}
-    has_ports = bool((service.get("spec") or {}).get("ports"))
-    for b in backends:
-        if has_ports and not b.ports:
-            continue
-        groups.setdefault(b.ports, []).append(slice_endpoint(b, service))
+    groups = backends_by_ports(service, backends)
     if not groups:
         # An empty slice still says "this Service has no endpoints" (kube keeps a placeholder slice).
         return [([], [])]
     out = []
-    for ports, endpoints in sorted(groups.items()):
-        port_list = sorted((endpoint_port(p) for p in ports), key=lambda p: (p.get("name", ""), p["port"]))
+    for ports, group in sorted(groups.items(), key=lambda item: item[0]):
+        endpoints = [slice_endpoint(b, service) for b in group]
         for i in range(0, len(endpoints), MAX_ENDPOINTS):
-            out.append((port_list, endpoints[i:i + MAX_ENDPOINTS]))
+            out.append((port_list(ports), endpoints[i:i + MAX_ENDPOINTS]))
     return out
 
 
-class EndpointSliceController(Controller):
+class EndpointSliceController(ServicePodsController):
     name = "endpointslice-controller"
     workers = 4
 
     def setup(self) -> None:
-        self.services = self.ctx.informer(SERVICE)
-        self.pods = self.ctx.informer(POD)
+        self.watch_services_and_pods()
         self.slices = self.ctx.informer(ENDPOINT_SLICE)
         self.slices.add_index("service", by_service)
-        self.services.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new), self.enqueue_obj)
-        self.pods.add_handlers(self._pod_changed, self._pod_updated, self._pod_changed)
         self.slices.add_handlers(None, lambda old, new: self._slice_changed(new), self._slice_changed)
 
     def _slice_changed(self, endpoint_slice: dict) -> None:
         for key in by_service(endpoint_slice):
             self.enqueue(key)
-
-    def _pod_changed(self, pod: dict) -> None:
-        self._enqueue_selecting(pod, (pod.get("metadata") or {}).get("labels") or {})
-
-    def _pod_updated(self, old: dict, new: dict) -> None:
-        old_labels = (old.get("metadata") or {}).get("labels") or {}
-        if old_labels != ((new.get("metadata") or {}).get("labels") or {}):
-            self._enqueue_selecting(old, old_labels)
-        self._pod_changed(new)
-
-    def _enqueue_selecting(self, pod: dict, labels: dict) -> None:
-        for service in self.services.list((pod.get("metadata") or {}).get("namespace")):
-            selector = service_selector(service)
-            if selector is not None and selector.matches(labels):
-                self.enqueue_obj(service)
 
     async def reconcile(self, key: str) -> float | None:
         service = self.services.get(key)
@@ -102,8 +73,7 @@ class EndpointSliceController(Controller):
                 await self._delete(s)
             return None
         meta = service["metadata"]
-        selector = service_selector(service)
-        pods = [p for p in self.pods.list(meta["namespace"]) if selector.matches(p["metadata"].get("labels") or {})]
+        pods = self.selected_pods(service, service_selector(service))
         wanted = desired_slices(service, service_backends(service, pods))
         labels = dict(meta.get("labels") or {}, **{SERVICE_NAME_LABEL: meta["name"], MANAGED_BY_LABEL: MANAGED_BY})
         for i, (ports, endpoints) in enumerate(wanted):
