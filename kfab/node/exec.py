@@ -128,24 +128,32 @@ class NodeExecProxy:
         container = request.query.get("container") or (containers[0] if containers else "")
         if container not in containers:
             raise bad_request(f'container {container} is not valid for pod {pod["metadata"]["name"]}')
+        meta = pod["metadata"]
+        params = [(k, v) for k, v in request.query.items() if k != "container"]
+        return await self.relay(pod, request, f"/exec/{meta['namespace']}/{meta['name']}/{container}", params,
+                                PROTOCOLS, "exec")
+
+    async def relay(self, pod: dict, request: web.Request, path: str, params: list, protocols: tuple[str, ...],
+                    what: str) -> web.StreamResponse:
+        """Open the agent's WebSocket at `path` on the pod's node, then copy messages both ways (exec,
+        port-forward): the API server never reads the protocol inside."""
+        from kfab.api.errors import APIError, bad_request
         from kfab.node.logs import kubelet_endpoint
 
         address, port = await kubelet_endpoint(self.node_of, pod["spec"]["nodeName"])
-        meta = pod["metadata"]
         host = f"[{address}]" if ":" in address else address
-        url = f"https://{host}:{port}/exec/{meta['namespace']}/{meta['name']}/{container}"
-        params = [(k, v) for k, v in request.query.items() if k != "container"]
+        url = f"https://{host}:{port}{path}"
         session = aiohttp.ClientSession()
         try:
-            upstream = await session.ws_connect(url, params=params, ssl=self.ssl_context, protocols=PROTOCOLS,
+            upstream = await session.ws_connect(url, params=params, ssl=self.ssl_context, protocols=protocols,
                                                 max_msg_size=0)
         except aiohttp.WSServerHandshakeError as e:
             await session.close()
-            raise bad_request(f"exec on node {pod['spec']['nodeName']}: {e.message}") from None
+            raise bad_request(f"{what} on node {pod['spec']['nodeName']}: {e.message}") from None
         except (aiohttp.ClientError, OSError) as e:
             await session.close()
             raise APIError(500, "InternalError", f"error dialing node {pod['spec']['nodeName']}: {e}") from None
-        downstream = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else PROTOCOLS,
+        downstream = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else protocols,
                                            max_msg_size=0)
         await downstream.prepare(request)
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from kfab.node import podstatus as ps
 from kfab.node.exec import serve_exec
+from kfab.node.portforward import serve_port_forward
 from kfab.node.runtime import PodmanRuntime
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class LogServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}",
                            lambda r: serve_exec(r, self.runtime, self.pod_uid))
+        app.router.add_get("/portForward/{namespace}/{pod}",
+                           lambda r: serve_port_forward(r, self.runtime, self.pod_uid))
         app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

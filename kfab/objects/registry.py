@@ -61,7 +61,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     _core("Namespace", "namespaces", namespaced=False, short=["ns"], sub=["status", "finalize"],
           verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _core("Node", "nodes", namespaced=False, short=["no"], sub=["status"]),
-    _core("Pod", "pods", short=["po"], cats=["all"], sub=["status", "binding", "log", "exec"]),
+    _core("Pod", "pods", short=["po"], cats=["all"], sub=["status", "binding", "log", "exec", "portforward"]),
     _core("Service", "services", short=["svc"], cats=["all"], sub=["status"],
           verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
     _core("Endpoints", "endpoints", short=["ep"]),

@@ -266,6 +266,50 @@ def test_kubectl_exec_streams_stdin_stdout_stderr_and_the_exit_code(cluster):
     assert failed.returncode == 3 and "oops" in failed.stderr
 
 
+def port_forward(cluster, target: str) -> tuple[subprocess.Popen, int]:
+    """`kubectl port-forward pod/<target>` on a free local port; (the process, that port)."""
+    proc = subprocess.Popen([*cluster.kubectl_argv(), "port-forward", target], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()   # "Forwarding from 127.0.0.1:41234 -> 8080"
+    if "Forwarding from 127.0.0.1:" not in line:
+        proc.kill()
+        raise AssertionError(f"kubectl port-forward {target}: {line}{proc.stderr.read()}")
+    return proc, int(line.split("127.0.0.1:", 1)[1].split()[0])
+
+
+def test_kubectl_port_forward_reaches_a_server_bound_to_localhost_in_the_pod(cluster):
+    import hashlib
+    import urllib.request
+    cluster.apply(pod("forwarded", "kt3", [{"name": "web", "command": [
+        "sh", "-c", "mkdir -p /www && hostname > /www/index.html && "
+                    "dd if=/dev/urandom of=/www/blob bs=64k count=16 2>/dev/null && md5sum /www/blob > /www/sum && "
+                    "exec httpd -f -p 127.0.0.1:8080 -h /www"]}]))    # only the pod itself can reach 127.0.0.1
+    wait_for("pod forwarded running", lambda: running_and_ready(cluster, "forwarded"), timeout=60)
+    proc, local = port_forward(cluster, "pod/forwarded :8080")
+    try:
+        def get(path: str) -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}{path}", timeout=30) as answer:
+                return answer.read()
+        assert wait_for("an answer through the forwarded port", lambda: get("/index.html")) == b"forwarded\n"
+        blob = get("/blob")                                   # 1 MiB through SPDY frames, byte for byte
+        assert hashlib.md5(blob).hexdigest() == get("/sum").split()[0].decode()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # Nothing listens on 9999: kubectl reports the agent's error for that connection, as with a kubelet.
+    proc, local = port_forward(cluster, "pod/forwarded :9999")
+    try:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=30).read()
+        proc.wait(30)
+        assert "error forwarding port 9999 to pod forwarded" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    cluster.kubectl("delete", "pod", "forwarded", "--wait=false")
+
+
 def test_host_restart_brings_the_pods_back_without_duplicates(cluster):
     """After a reboot Podman shows the containers only "Created": the agent makes a new sandbox and starts them."""
     cluster.apply(pod("survivor", "kt3", [{"name": "main", "command": ["sleep", "3600"]}]))
