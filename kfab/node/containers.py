@@ -7,6 +7,7 @@ args and env values expand from the container's env as the kubelet does (`$$` es
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Awaitable, Callable
 
@@ -53,6 +54,12 @@ def field_value(pod: dict, path: str, pod_ip: str | None, host_ip: str | None) -
     m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
     if m:
         return (meta.get(m.group(1)) or {}).get(m.group(2), "")
+    if path in ("metadata.labels", "metadata.annotations"):   # whole maps: downwardAPI volumes only
+        # the kubelet's FormatMap: key="value" lines in key order (Go %q quoting), no newline after the last
+        values = meta.get(path.split(".")[1]) or {}
+        return "\n".join(f"{k}={json.dumps(values[k], ensure_ascii=False)}" for k in sorted(values))
+    if path in ("status.podIPs", "status.hostIPs"):
+        return (pod_ip if path == "status.podIPs" else host_ip) or ""
     raise ContainerConfigError(f"unsupported fieldRef fieldPath {path!r}")
 
 

@@ -130,8 +130,8 @@ class PodWorker:
         fresh = await self._ensure_sandbox()
         try:
             paths = await self.ctx.volumes.sync(pod, self.pod_ip, self.ctx.host_ip)
-        except VolumeError as e:
-            self._event("Warning", e.reason, str(e))
+        except (VolumeError, ContainerConfigError) as e:
+            self._event("Warning", getattr(e, "reason", "FailedMount"), str(e))
             for c in spec.get("initContainers", []) + spec.get("containers", []):
                 self.waiting[c["name"]] = {"reason": "ContainerCreating", "message": str(e)}
             await self._report({}, False, False)

@@ -113,6 +113,53 @@ def test_pod_runs_with_a_pod_ip_env_and_configmap_volume_and_serves_http(cluster
              lambda: podman(cluster, "kt2", f"podman exec {name} cat /www/index.html") == "changed\n", timeout=40)
 
 
+def test_container_settings_reach_podman_user_read_only_root_workdir_env_limits_and_volumes(cluster):
+    cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                   "stringData": {"password": "s3cret", "token": "t0ken"}})
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                   "data": {"MODE": "fast", "LEVEL": "3"}})
+    manifest = pod("settings", "kt2", [
+        {"name": "locked", "command": ["sleep", "3600"], "workingDir": "/work",
+         "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "readOnlyRootFilesystem": True},
+         "resources": {"limits": {"memory": "64Mi", "cpu": "500m"}},
+         "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "APP_"}],
+         "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                 {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                 {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+         "volumeMounts": [{"name": "work", "mountPath": "/work"}, {"name": "creds", "mountPath": "/creds"},
+                          {"name": "info", "mountPath": "/info"}, {"name": "host", "mountPath": "/host"}]},
+        {"name": "writer", "command": ["sh", "-c", "echo shared > /work/note && exec sleep 3600"],
+         "volumeMounts": [{"name": "work", "mountPath": "/work"}]}],
+        volumes=[{"name": "work", "emptyDir": {}}, {"name": "creds", "secret": {"secretName": "creds"}},
+                 {"name": "info", "downwardAPI": {"items": [
+                     {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                 {"name": "host", "hostPath": {"path": "/var/lib/kfab-test-hostpath", "type": "DirectoryOrCreate"}}])
+    manifest["metadata"]["labels"] = {"tier": "test"}
+    cluster.apply(manifest)
+    st = wait_for("pod settings Running and Ready", lambda: running_and_ready(cluster, "settings"), timeout=60)
+
+    def sh(cmd: str, check: bool = True):
+        return cluster.kubectl("exec", "settings", "-c", "locked", "--", "sh", "-c", cmd, check=check)
+    assert sh("id -u; id -g; pwd").stdout.split() == ["1000", "3000", "/work"]
+    env = dict(line.split("=", 1) for line in sh("env").stdout.splitlines() if "=" in line)
+    assert (env["APP_MODE"], env["APP_LEVEL"], env["PASSWORD"]) == ("fast", "3", "s3cret")
+    assert (env["POD_IP"], env["NODE"]) == (st["podIP"], "kt2")
+    denied = sh("touch /oops", check=False)
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    assert wait_for("the other container's file in the shared emptyDir", lambda: sh("cat /work/note").stdout) \
+        == "shared\n"
+    assert sh("cat /creds/password /creds/token").stdout == "s3cret" + "t0ken"
+    assert sh("cat /info/labels").stdout == 'tier="test"'
+    cluster.lab.ssh("kt2", "echo from-host > /var/lib/kfab-test-hostpath/file")
+    assert sh("cat /host/file").stdout == "from-host\n"
+    locked = container_name(cluster, "kt2", "settings", "locked")
+    limits = podman(cluster, "kt2", f"podman inspect -f '{{{{.HostConfig.Memory}}}} {{{{.HostConfig.CpuQuota}}}} "
+                                    f"{{{{.HostConfig.CpuPeriod}}}}' {locked}").split()
+    assert limits == [str(64 * 2**20), "50000", "100000"]
+    cluster.kubectl("delete", "pod", "settings", "--wait=false")
+    cluster.lab.ssh("kt2", "rm -rf /var/lib/kfab-test-hostpath")
+
+
 def test_killed_container_is_restarted_and_counted(cluster):
     cluster.apply(pod("crashy", "kt3", [{"name": "main", "command": ["sh", "-c", "echo up; exec sleep 3600"]}]))
     wait_for("pod crashy running", lambda: running_and_ready(cluster, "crashy"), timeout=60)

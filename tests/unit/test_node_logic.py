@@ -130,3 +130,13 @@ def test_projected_volume_merges_configmap_secret_and_downward_api(tmp_path):
     root = paths["all-in-one"]
     assert (root / "a.txt").read_text() == "1" and (root / "token").read_bytes() == b"t0p"
     assert (root / "labels" / "app").read_text() == "web"
+
+
+def test_downward_api_whole_label_and_annotation_maps_format_as_the_kubelet():
+    from kfab.node.containers import field_value
+    pod = {"metadata": {"name": "p", "labels": {"tier": "web", "app": "shop"}, "annotations": {"note": 'say "hi"'}}}
+    assert field_value(pod, "metadata.labels", None, None) == 'app="shop"\ntier="web"'
+    assert field_value(pod, "metadata.annotations", None, None) == 'note="say \\"hi\\""'
+    assert field_value(pod, "status.podIPs", "10.244.1.5", None) == "10.244.1.5"
+    with pytest.raises(ContainerConfigError, match="spec.nope"):
+        field_value(pod, "spec.nope", None, None)
