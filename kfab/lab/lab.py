@@ -101,7 +101,7 @@ class Lab:
             # Before any VM: its tap joins the bridge the holder keeps up. A restarted holder needs no
             # host restarted: running VMs' taps are re-enslaved below if the bridge was made anew.
             holder_changed = bool(self.vms) and vm.ensure_holder(spec, image)
-            if not self.vms and vm.remove_holder(spec):
+            if not self.vms and vm.vms_dir(spec).exists() and vm.remove_holder(spec):
                 result.removed.append(vm.holder_name(spec))
             to_start = [h for h in self.containers
                         if net_changed or new_key  # hosts authorise the key at boot

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import lzma
 import os
 import shutil
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfab.lab.errors import LabError, run
-from kfab.lab.image import Recipe, customise, debootstrap, host_recipe
+from kfab.lab.image import OPERATOR_KEY_PATH, Recipe, customise, debootstrap, host_recipe
 from kfab.lab.state import file_lock, lab_root
 
 # Bumped when the build steps below change in a way the constants do not show.
@@ -38,9 +39,14 @@ INITRD_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
 SEED_DEVICE = "/dev/vdb"  # the second virtio disk: a tar of this VM's own files (kfab/lab/vm.py)
 SEED_SCRIPT = f"""#!/bin/sh
 # This VM's own files come on a read-only seed disk (a tar written by `kfab lab up`): its SSH host keys
-# (known to the operator before boot), the operator's key and its network settings.
+# (known to the operator before boot), the operator's key and its network settings. It does the first-boot
+# unit's job too (that one waits for basic.target, seconds later under emulation).
 set -e
 tar -x -f {SEED_DEVICE} -C / --no-overwrite-dir
+install -d -m 700 /root/.ssh
+touch /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+grep -qxF "$(cat {OPERATOR_KEY_PATH})" /root/.ssh/authorized_keys || cat {OPERATOR_KEY_PATH} >> /root/.ssh/authorized_keys
 . /etc/kfab-lab/vm-net
 ip link set lo up
 ip link set eth0 up
@@ -68,9 +74,10 @@ WantedBy=multi-user.target
 
 FSTAB = "/dev/vda / ext4 rw,noatime 0 0\n"  # a throwaway overlay: no fsck at boot
 
-# Timers and boot-time units that only cost seconds of emulated CPU in a short-lived lab VM.
-MASKED_UNITS = ("podman-auto-update.timer", "podman-clean-transient.service", "podman-restart.service",
-                "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer", "man-db.timer",
+# Timers and boot-time units that only cost seconds of emulated CPU in a short-lived lab VM
+# (podman-auto-update.service alone took 25 s of a boot); the seed does kfab-lab-firstboot's job.
+MASKED_UNITS = ("kfab-lab-firstboot.service", "podman-auto-update.service", "podman-auto-update.timer",
+                "podman-clean-transient.service", "podman-restart.service", "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer", "man-db.timer",
                 "logrotate.timer", "dpkg-db-backup.timer", "systemd-tmpfiles-clean.timer",
                 "apparmor.service")
 
@@ -123,6 +130,7 @@ def ensure_vm_image(recipe: Recipe | None = None, log=None) -> VmImage:
         image = cached_image(recipe)
         if image is None:
             image = _build(recipe, vm_tag(recipe), log or (lambda msg: print(msg, file=sys.stderr)))
+            remove_old_images(keep=image.tag)
     return image
 
 
@@ -250,8 +258,14 @@ def _unzstd(data: bytes) -> bytes:
     return proc.stdout
 
 
-def remove_old_images(keep: set[str]) -> None:
-    """Drop VM images of older recipes that no VM record refers to."""
+def remove_old_images(keep: str) -> None:
+    """Drop VM images of older recipes unless a VM of some lab still runs on one (its overlay's base)."""
+    in_use = {keep}
+    for config in lab_root().glob("*/vms/*/config.json"):
+        try:
+            in_use.add(json.loads(config.read_text())["image"])
+        except (OSError, ValueError, KeyError):
+            continue
     for path in images_dir().glob("*"):
-        if path.is_dir() and path.name not in keep:
+        if path.is_dir() and path.name not in in_use and not path.name.startswith("."):
             shutil.rmtree(path, ignore_errors=True)

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from kfab.lab import Lab
 from kfab.lab import vm as labvm
+from kfab.lab.image import host_recipe
+from kfab.lab.inventory import load_lab_spec
+from kfab.lab.state import state_dir
+from kfab.lab.vm_image import vm_tag
+from kfab.lab.vm_inventory import write_vms_inventory
 
 from .conftest import LabHosts
 
@@ -92,6 +98,16 @@ def test_second_up_is_a_no_op_and_status_shows_the_vm(vmlab):
     assert rows[CONTAINER].kind == "container" and rows[CONTAINER].ready
 
 
+def test_up_restarts_a_vm_whose_qemu_was_killed(vmlab):
+    spec = vmlab.lab.spec
+    pid = int((labvm.vm_dir(spec, VM) / "qemu.pid").read_text())
+    os.kill(pid, 9)
+    result = vmlab.lab.up()
+    assert result.started == [VM]
+    assert vmlab.ssh(VM, "hostname").stdout.strip() == VM
+    assert int((labvm.vm_dir(spec, VM) / "qemu.pid").read_text()) != pid
+
+
 def test_down_stops_the_vm_and_removes_its_tap(vmlab):
     spec = vmlab.lab.spec
     pid = int((labvm.vm_dir(spec, VM) / "qemu.pid").read_text())
@@ -102,3 +118,77 @@ def test_down_stops_the_vm_and_removes_its_tap(vmlab):
     assert not Path(f"/proc/{pid}").exists()
     assert not Path(f"/sys/class/net/{tap}").exists()
     assert not labvm.vm_dir(spec, VM).exists()
+
+
+BAD_LAB = """\
+all:
+  vars:
+    kfab_lab_network: kfabvmbad
+    kfab_lab_subnet: 10.94.0.0/24
+  hosts:
+    badc1: {ansible_host: 10.94.0.11}
+"""
+
+
+def lab_up(path, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(os.sys.executable).parent / "kfab"), "lab", "up", "-i", str(path)],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
+
+
+def assert_refused(proc, *expected):
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert subprocess.run(["podman", "network", "exists", "kfabvmbad"]).returncode != 0
+    assert subprocess.run(["podman", "container", "exists", "badc1"]).returncode != 0
+    assert not (state_dir("kfabvmbad") / "vms/badv1").exists()
+
+
+@pytest.mark.parametrize("vm_block, expected", [
+    ("badv1: {ansible_host: 10.95.0.21, kfab_lab_vm: true}", "host badv1: ansible_host 10.95.0.21 is outside"),
+    ("badv1: {kfab_lab_vm: true}", "host badv1: ansible_host is missing"),
+    ("badv1: {ansible_host: 10.94.0.254, kfab_lab_vm: true}", "host badv1: ansible_host 10.94.0.254 is reserved"),
+    ("badv1: {ansible_host: 10.94.0.21, kfab_lab_vm: maybe}", "host badv1: kfab_lab_vm 'maybe' is not true"),
+    ("badv1: {ansible_host: 10.94.0.21, kfab_lab_vm: true, kfab_lab_vm_memory: 64}",
+     "host badv1: kfab_lab_vm_memory 64 is outside"),
+])
+def test_bad_vm_host_is_refused_naming_file_and_host(tmp_path, vm_block, expected):
+    path = tmp_path / "lab.yml"
+    path.write_text(BAD_LAB + textwrap.indent(vm_block, "    ") + "\n")
+    assert_refused(lab_up(path), str(path), expected)
+
+
+def test_vm_lab_without_qemu_is_refused_before_anything_starts(tmp_path):
+    path = tmp_path / "lab.yml"
+    path.write_text(BAD_LAB + "    badv1: {ansible_host: 10.94.0.21, kfab_lab_vm: true}\n")
+    assert_refused(lab_up(path, env={**os.environ, "PATH": str(tmp_path)}),
+                   str(path), "host badv1 is a VM", "qemu-system-x86_64 is not installed")
+
+
+def test_vm_image_without_a_kernel_is_refused_before_anything_starts(tmp_path):
+    path = tmp_path / "lab.yml"
+    path.write_text(BAD_LAB + "    badv1: {ansible_host: 10.94.0.21, kfab_lab_vm: true}\n")
+    image = tmp_path / "data/kfab/lab/vm-images" / vm_tag(host_recipe())
+    image.mkdir(parents=True)
+    (image / "disk.img").write_bytes(b"\0" * 512)
+    (image / "initrd").write_bytes(b"\0" * 512)
+    (image / "done").write_text("")
+    assert_refused(lab_up(path, env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}),
+                   f"VM image {image}: vmlinux is missing")
+
+
+def test_vms_option_writes_an_inventory_with_vm_hosts_on_the_next_free_ips(tmp_path):
+    path = tmp_path / "lab.yml"
+    path.write_text(BAD_LAB + "    badc2: {ansible_host: 10.94.0.12}\n")
+    written = write_vms_inventory(load_lab_spec(path), 2)
+    assert written == tmp_path / "lab-vms.yml"
+    spec = load_lab_spec(written)
+    vms = {h.name: h.ip for h in spec.hosts if h.vm}
+    assert vms == {"vm1": "10.94.0.13", "vm2": "10.94.0.14"}
+    assert {h.name for h in spec.hosts if not h.vm} == {"badc1", "badc2"}
+    assert all("workers" in h.groups for h in spec.hosts if h.vm)
+    # The same request again leaves the file as it is.
+    mtime = written.stat().st_mtime_ns
+    assert write_vms_inventory(load_lab_spec(path), 2) == written and written.stat().st_mtime_ns == mtime
