@@ -37,7 +37,7 @@ import datetime
 import logging
 from dataclasses import dataclass, field
 
-from kfab.client import Client
+from kfab.client import APIStatusError, Client
 from kfab.controllers.events import EventRecorder
 from kfab.controllers.informer import (Informer, InformerFactory, by_controller_uid, by_owner_uid, key_of,
                                        split_key)
@@ -97,6 +97,36 @@ class Controller:
 
     def event(self, obj: dict, type_: str, reason: str, message: str) -> None:
         self.ctx.recorder.record(obj, type_, reason, message, component=self.name)
+
+    async def create_for(self, owner: dict, informer: Informer, obj: dict, created: str, failed: str) -> dict:
+        """Create obj on behalf of `owner`, remember it in `informer`, and record kube's events on the owner:
+        SuccessfulCreate `created` ({name}: the new object's) or FailedCreate `failed` ({error}), the error
+        raised again. AlreadyExists is raised without an event: the cache is behind, the key is retried."""
+        rt = informer.rt
+        try:
+            made = await self.client.create(rt, obj)
+        except APIStatusError as e:
+            if not e.already_exists:
+                self.event(owner, "Warning", "FailedCreate", failed.format(error=e.message))
+            raise
+        informer.remember_write(dict(made, apiVersion=rt.api_version, kind=rt.kind))
+        self.event(owner, "Normal", "SuccessfulCreate", created.format(name=made["metadata"]["name"]))
+        return made
+
+    async def write_status(self, informer: Informer, obj: dict, status: dict) -> bool:
+        """Set obj's status subresource to `status` unless it already is, and remember the write in `informer`;
+        False when obj is gone meanwhile."""
+        if status == (obj.get("status") or {}):
+            return True
+        rt = informer.rt
+        try:
+            updated = await self.client.update_status(rt, dict(obj, status=status))
+        except APIStatusError as e:
+            if e.not_found:
+                return False
+            raise
+        informer.remember_write(dict(updated, apiVersion=rt.api_version, kind=rt.kind))
+        return True
 
     # --- running ------------------------------------------------------------------------------------
 

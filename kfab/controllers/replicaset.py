@@ -122,13 +122,7 @@ class ReplicaSetController(Controller):
 
         async def create_one() -> None:
             pod = pod_from_template(template, rs, f"{rs['metadata']['name']}-")
-            try:
-                created = await self.client.create(POD, pod)
-            except APIStatusError as e:
-                self.event(rs, "Warning", "FailedCreate", f"Error creating: {e.message}")
-                raise
-            self.pods.remember_write(dict(created, apiVersion="v1", kind="Pod"))
-            self.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+            await self.create_for(rs, self.pods, pod, "Created pod: {name}", "Error creating: {error}")
 
         _, error = await slow_start(count, create_one)
         return error
@@ -181,13 +175,4 @@ class ReplicaSetController(Controller):
             if not new[field]:
                 new.pop(field)  # as kube: zero counts are omitted
         requeue = min(pending) + 0.05 if pending else None
-        if new == status:
-            return requeue
-        try:
-            updated = await self.client.update_status(REPLICASET, dict(rs, status=new))
-        except APIStatusError as e:
-            if e.not_found:
-                return None
-            raise
-        self.replicasets.remember_write(dict(updated, apiVersion="apps/v1", kind="ReplicaSet"))
-        return requeue
+        return requeue if await self.write_status(self.replicasets, rs, new) else None

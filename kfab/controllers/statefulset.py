@@ -202,16 +202,9 @@ class StatefulSetController(Controller):
         revision = current if use_current else update
         pod = new_pod(sts, template_of(revision), ordinal, revision["metadata"]["name"])
         name, set_name = pod["metadata"]["name"], sts["metadata"]["name"]
-        try:
-            created = await self.client.create(POD, pod)
-        except APIStatusError as e:
-            if e.already_exists:
-                raise  # the cache is behind (or an unowned pod holds the name): retried with backoff
-            self.event(sts, "Warning", "FailedCreate",
-                       f"create Pod {name} in StatefulSet {set_name} failed error: {e.message}")
-            raise
-        self.pods.remember_write(_typed(created, POD))
-        self.event(sts, "Normal", "SuccessfulCreate", f"create Pod {name} in StatefulSet {set_name} successful")
+        # AlreadyExists: the cache is behind (or an unowned pod holds the name): retried with backoff.
+        await self.create_for(sts, self.pods, pod, f"create Pod {name} in StatefulSet {set_name} successful",
+                              f"create Pod {name} in StatefulSet {set_name} failed error: {{error}}")
 
     async def _ensure_claims(self, sts: dict, ordinal: int) -> None:
         set_name = sts["metadata"]["name"]
@@ -220,17 +213,14 @@ class StatefulSetController(Controller):
             if self.claims.get_by(meta["namespace"], meta["name"]) is not None:
                 continue  # sticky: an existing claim is reused as it is
             try:
-                created = await self.client.create(PVC, claim)
+                await self.create_for(
+                    sts, self.claims, claim,
+                    f"create Claim {meta['name']} Pod {set_name}-{ordinal} in StatefulSet {set_name} success",
+                    f"create Claim {meta['name']} for Pod {set_name}-{ordinal} in StatefulSet {set_name} "
+                    "failed error: {error}")
             except APIStatusError as e:
-                if e.already_exists:
-                    continue
-                self.event(sts, "Warning", "FailedCreate",
-                           f"create Claim {meta['name']} for Pod {set_name}-{ordinal} in StatefulSet {set_name} "
-                           f"failed error: {e.message}")
-                raise
-            self.claims.remember_write(_typed(created, PVC))
-            self.event(sts, "Normal", "SuccessfulCreate",
-                       f"create Claim {meta['name']} Pod {set_name}-{ordinal} in StatefulSet {set_name} success")
+                if not e.already_exists:
+                    raise
 
     async def _delete_pod(self, sts: dict, pod: dict) -> None:
         meta = pod["metadata"]
@@ -273,16 +263,7 @@ class StatefulSetController(Controller):
                 status.pop(field)  # omitempty, as kube writes them
         pending = [w for w in waits if w]
         requeue = min(pending) + 0.05 if pending else None
-        if status == old:
-            return requeue
-        try:
-            updated = await self.client.update_status(STATEFULSET, dict(sts, status=status))
-        except APIStatusError as e:
-            if e.not_found:
-                return None
-            raise
-        self.sets.remember_write(_typed(updated, STATEFULSET))
-        return requeue
+        return requeue if await self.write_status(self.sets, sts, status) else None
 
     # --- deletion --------------------------------------------------------------------------------------
 

@@ -110,14 +110,8 @@ class HollowKubelet(Controller):
         want_ready = time.time() >= ready_at
         if status.get("phase") == "Running" and _is_ready(status) == want_ready:
             return None if want_ready else max(0.05, ready_at - time.time())
-        new_status = self._running_status(pod, want_ready)
-        try:
-            updated = await self.client.update_status(POD, dict(pod, status=new_status))
-        except APIStatusError as e:
-            if e.not_found:
-                return None
-            raise
-        self.pods.remember_write(dict(updated, apiVersion="v1", kind="Pod"))
+        if not await self.write_status(self.pods, pod, self._running_status(pod, want_ready)):
+            return None
         return None if want_ready else max(0.05, ready_at - time.time())
 
     def _running_status(self, pod: dict, ready: bool) -> dict:

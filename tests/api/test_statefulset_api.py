@@ -184,6 +184,8 @@ def test_parallel_creates_without_waiting_and_delete_goes_in_reverse_order(clust
     try:
         cluster.apps.create_namespaced_stateful_set(ns, statefulset("par", policy="Parallel"))
         wait_ready(cluster, ns, ["par-0", "par-1", "par-2"], app="par")
+        # The watch may deliver the Ready updates a moment after the read saw them (flaky under load).
+        wait_for(lambda: all(stream.ready(f"par-{i}") >= 0 for i in range(3)), 30, "Ready events on the watch")
         first_ready = min(stream.ready(f"par-{i}") for i in range(3))
         assert max(stream.added(f"par-{i}") for i in range(3)) < first_ready, stream.events
 
