@@ -130,7 +130,30 @@ def volume_name_for(claim: dict) -> str:
     return f"pvc-{claim['metadata']['uid']}"
 
 
-class PersistentVolumeBinder(Controller):
+class ClaimVolumeController(Controller):
+    """Keys "claim:<ns>/<name>" and "volume:<name>" on one queue; setup() provides self.claims and self.volumes
+    informers, subclasses sync_claim (never a deleted claim) and sync_volume (the binder, external provisioners)."""
+
+    async def reconcile(self, key: str) -> float | None:
+        kind, _, rest = key.partition(":")
+        if kind == "claim":
+            claim = self.claims.get(rest)
+            if claim is not None and not claim["metadata"].get("deletionTimestamp"):
+                await self.sync_claim(claim)
+        elif kind == "volume":
+            pv = self.volumes.get(rest)
+            if pv is not None:
+                await self.sync_volume(pv)
+        return None
+
+    async def sync_claim(self, claim: dict) -> None:
+        raise NotImplementedError
+
+    async def sync_volume(self, pv: dict) -> None:
+        raise NotImplementedError
+
+
+class PersistentVolumeBinder(ClaimVolumeController):
     name = "persistentvolume-controller"
     workers = 2
 
@@ -167,18 +190,6 @@ class PersistentVolumeBinder(Controller):
         for claim in self.claims.list():
             if not (claim.get("spec") or {}).get("volumeName"):
                 self._claim_event(claim)
-
-    async def reconcile(self, key: str) -> float | None:
-        kind, _, rest = key.partition(":")
-        if kind == "claim":
-            claim = self.claims.get(rest)
-            if claim is not None and not claim["metadata"].get("deletionTimestamp"):
-                await self.sync_claim(claim)
-        elif kind == "volume":
-            pv = self.volumes.get(rest)
-            if pv is not None:
-                await self.sync_volume(pv)
-        return None
 
     # --- claims ----------------------------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ Keys: "claim:<ns>/<name>" and "volume:<name>".
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, key_of, now_rfc3339
+from kfab.controllers.base import key_of, now_rfc3339
 from kfab.controllers.pv_binder import (BETA_STORAGE_PROVISIONER, PROVISIONED_BY, STORAGE_PROVISIONER,
-                                        claim_class, claim_request, provisioned_volume, volume_capacity,
+                                        ClaimVolumeController, claim_class, claim_request, provisioned_volume, volume_capacity,
                                         volume_name_for)
 from kfab.storage.access import ProvisioningError
 from kfab.storage.config import ProvisionerConfig
@@ -47,7 +47,7 @@ def _provisioner_of(claim: dict) -> str | None:
     return annotations.get(STORAGE_PROVISIONER) or annotations.get(BETA_STORAGE_PROVISIONER)
 
 
-class ExternalProvisioner(Controller):
+class ExternalProvisioner(ClaimVolumeController):
     name = "external-provisioner"
     workers = 2
 
@@ -76,18 +76,6 @@ class ExternalProvisioner(Controller):
         except APIStatusError as e:
             if not e.already_exists:
                 raise
-
-    async def reconcile(self, key: str) -> float | None:
-        kind, _, rest = key.partition(":")
-        if kind == "claim":
-            claim = self.claims.get(rest)
-            if claim is not None and not claim["metadata"].get("deletionTimestamp"):
-                await self.sync_claim(claim)
-        elif kind == "volume":
-            pv = self.volumes.get(rest)
-            if pv is not None:
-                await self.sync_volume(pv)
-        return None
 
     def _our_class(self, claim: dict) -> dict | None:
         sc = self.classes.get(claim_class(claim))
