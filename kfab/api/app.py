@@ -26,7 +26,7 @@ from kfab.api.rbac import RBACAuthorizer
 from kfab.api.errors import APIError, unauthorized
 from kfab.api.impersonation import impersonated_user
 from kfab.api.openapi import add_openapi_routes
-from kfab.api.portforward import port_forward
+from kfab.api.portforward import attach, port_forward
 from kfab.api.resources import ObjectHandlers
 from kfab.api.routing import ResourcePath, parse_resource_path, request_verb
 from kfab.api.serialize import content_type, dump, parse_object, read_body
@@ -173,8 +173,9 @@ class ResourceAPI:
             return await subs.bind(request, rp)
         if verb == "get" and rp.subresource == "exec":
             return await subs.exec(request, rp)
-        if verb == "get" and rp.subresource == "portforward":
-            return await port_forward(await subs.storage.get(rp.rt, rp.namespace, rp.name), request, subs.pod_exec)
+        if verb == "get" and rp.subresource in ("portforward", "attach"):
+            relay = port_forward if rp.subresource == "portforward" else attach
+            return await relay(await subs.storage.get(rp.rt, rp.namespace, rp.name), request, subs.pod_exec)
         if verb == "get" and rp.subresource in ("status", "scale", "log"):
             return await subs.get(request, rp)
         if verb == "update" and rp.subresource in ("status", "scale", "finalize"):

@@ -1,4 +1,5 @@
-"""pods/portforward: `kubectl port-forward`, relayed to the node agent running the pod.
+"""pods/portforward and pods/attach: `kubectl port-forward` and `kubectl attach`, relayed to the node agent
+running the pod (pods/exec is in subresources.py; attach speaks its protocol).
 
 kubectl 1.30+ speaks SPDY/3.1 tunnelled in a WebSocket (subprotocol `SPDY/3.1+portforward.k8s.io`) and falls
 back to a plain SPDY upgrade only when the WebSocket upgrade fails. The API server relays the WebSocket
@@ -32,3 +33,12 @@ async def port_forward(pod: dict, request: web.Request, node_streams) -> web.Str
     meta = pod["metadata"]
     return await node_streams.relay(pod, request, f"/portForward/{meta['namespace']}/{name}", [], PROTOCOLS,
                                     "port-forward")
+
+
+async def attach(pod: dict, request: web.Request, node_streams) -> web.StreamResponse:
+    """pods/attach: the WebSocket remote-command protocol of exec, on the container's own process."""
+    if not (pod.get("spec") or {}).get("nodeName") or (pod.get("status") or {}).get("phase") != "Running":
+        raise bad_request(f'pod {pod["metadata"]["name"]} is not running: cannot attach to a container in it')
+    if node_streams is None:
+        raise APIError(503, "ServiceUnavailable", "this API server has no connection to node agents configured")
+    return await node_streams(pod, request, "attach")

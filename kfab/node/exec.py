@@ -41,20 +41,25 @@ def exit_status(code: int) -> dict:
 
 
 async def serve_exec(request: web.Request, runtime, pod_uid: Callable[[str, str], str | None],
-                     podman: str = "podman") -> web.StreamResponse:
-    """Agent side: GET /exec/{namespace}/{pod}/{container}?command=..&stdin&stdout&stderr&tty (WebSocket)."""
+                     podman: str = "podman", attach: bool = False) -> web.StreamResponse:
+    """Agent side: GET /exec/{namespace}/{pod}/{container}?command=..&stdin&stdout&stderr&tty (WebSocket), and
+    GET /attach/... (attach=True: the container's own process, `podman attach`, no command)."""
     ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
     command = request.query.getall("command", [])
     uid = pod_uid(ns, name)
     attempts = ps.attempts_by_name(await runtime.pod_containers(uid)).get(container) if uid else None
-    if not command:
+    if not command and not attach:
         return web.Response(status=400, text="you must specify at least one command for the container")
     if not attempts or not ps.is_running(attempts[-1]):
         return web.Response(status=400, text=f'container {container} is not running in pod {name}')
     ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
     await ws.prepare(request)
     tty, stdin = _true(request.query.get("tty")), _true(request.query.get("stdin"))
-    argv = [podman, "exec", *(["-i"] if stdin else []), *(["-t"] if tty else []), attempts[-1]["Id"], *command]
+    if attach:
+        # --sig-proxy=false: kubectl detaching (Ctrl-C) ends `podman attach`, never the container.
+        argv = [podman, "attach", "--sig-proxy=false", *([] if stdin else ["--no-stdin"]), attempts[-1]["Id"]]
+    else:
+        argv = [podman, "exec", *(["-i"] if stdin else []), *(["-t"] if tty else []), attempts[-1]["Id"], *command]
     master = None
     if tty:
         master, slave = pty.openpty()
@@ -99,6 +104,9 @@ async def serve_exec(request: web.Request, runtime, pod_uid: Callable[[str, str]
                 proc.stdin.close()
 
     feeder = asyncio.create_task(feed())
+    if attach:
+        # kubectl went away: stop attaching (the container runs on).
+        feeder.add_done_callback(lambda _t: proc.returncode is None and proc.terminate())
     outputs = [pump_pty()] if tty else [pump(proc.stdout, STDOUT), pump(proc.stderr, STDERR)]
     await asyncio.gather(*outputs)
     code = await proc.wait()
@@ -117,7 +125,8 @@ class NodeExecProxy:
         self.node_of = node_of  # async (node name) -> the Node
         self.ssl_context = ssl_context
 
-    async def __call__(self, pod: dict, request: web.Request) -> web.StreamResponse:
+    async def __call__(self, pod: dict, request: web.Request, action: str = "exec") -> web.StreamResponse:
+        """`action`: exec, or attach (the same protocol on the container's own process)."""
         from kfab.api.errors import APIError, bad_request
 
         if request.headers.get("Upgrade", "").lower() != "websocket":
@@ -130,8 +139,8 @@ class NodeExecProxy:
             raise bad_request(f'container {container} is not valid for pod {pod["metadata"]["name"]}')
         meta = pod["metadata"]
         params = [(k, v) for k, v in request.query.items() if k != "container"]
-        return await self.relay(pod, request, f"/exec/{meta['namespace']}/{meta['name']}/{container}", params,
-                                PROTOCOLS, "exec")
+        return await self.relay(pod, request, f"/{action}/{meta['namespace']}/{meta['name']}/{container}", params,
+                                PROTOCOLS, action)
 
     async def relay(self, pod: dict, request: web.Request, path: str, params: list, protocols: tuple[str, ...],
                     what: str) -> web.StreamResponse:

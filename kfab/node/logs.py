@@ -96,6 +96,8 @@ class LogServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}",
                            lambda r: serve_exec(r, self.runtime, self.pod_uid))
+        app.router.add_get("/attach/{namespace}/{pod}/{container}",
+                           lambda r: serve_exec(r, self.runtime, self.pod_uid, attach=True))
         app.router.add_get("/portForward/{namespace}/{pod}",
                            lambda r: serve_port_forward(r, self.runtime, self.pod_uid))
         app.router.add_get("/healthz", lambda r: web.Response(text="ok"))

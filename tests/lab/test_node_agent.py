@@ -313,6 +313,33 @@ def test_kubectl_exec_streams_stdin_stdout_stderr_and_the_exit_code(cluster):
     assert failed.returncode == 3 and "oops" in failed.stderr
 
 
+def test_kubectl_attach_reaches_the_containers_own_stdin_and_stdout(cluster):
+    cluster.apply(pod("echoer", "kt2", [{"name": "main", "stdin": True, "command": [
+        "sh", "-c", "while read line; do echo got $line; done; echo stdin closed"]}], restartPolicy="Never"))
+    cluster.apply(pod("talker", "kt2", [{"name": "main", "command": [
+        "sh", "-c", "i=0; while true; do echo said $i; i=$((i+1)); sleep 0.3; done"]}]))
+    for name in ("echoer", "talker"):
+        wait_for(f"pod {name} running", lambda name=name: running_and_ready(cluster, name), timeout=60)
+    out = cluster.kubectl("attach", "-i", "echoer", input="one\ntwo\n").stdout
+    assert out.splitlines()[-3:] == ["got one", "got two", "stdin closed"]
+    wait_for("echoer Succeeded once its stdin closed", lambda: status(cluster, "echoer").get("phase") == "Succeeded")
+    # Output as the process writes it; detaching (kubectl ends) leaves the container running.
+    attached = subprocess.Popen([*cluster.kubectl_argv(), "attach", "talker"], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [attached.stdout.readline() for _ in range(2)]
+    finally:
+        attached.terminate()
+        attached.wait(10)
+    assert all(line.startswith("said ") for line in lines), lines
+    wait_for("the agent's podman attach gone", lambda: not cluster.lab.ssh(
+        "kt2", "pgrep -f '^podman attach' || true").stdout.strip())
+    assert podman(cluster, "kt2", "podman ps -q --filter label=kfab.io/pod-name=talker "
+                                  "--filter label=kfab.io/container=main").strip()
+    st = status(cluster, "talker")["containerStatuses"][0]
+    assert st["restartCount"] == 0 and "running" in st["state"]
+    cluster.kubectl("delete", "pod", "echoer", "talker", "--wait=false")
+
+
 def port_forward(cluster, target: str) -> tuple[subprocess.Popen, int]:
     """`kubectl port-forward pod/<target>` on a free local port; (the process, that port)."""
     proc = subprocess.Popen([*cluster.kubectl_argv(), "port-forward", target], stdout=subprocess.PIPE,
