@@ -4,7 +4,6 @@ afterwards."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from tests.api.conftest import KUBECTL, REPO, start_server, stop_server
+from tests.api.conftest import REPO, run_kubectl, start_server, stop_server
 
 UNSCHEDULABLE = {"kfab-test/no-such-node": "true"}  # a nodeSelector no hollow node matches
 
@@ -35,13 +34,7 @@ def start_kfab(*args: str, log: Path) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    stop_server(proc)  # SIGTERM, SIGKILL if it lingers: the same for every kfab process a test starts
 
 
 @dataclass
@@ -53,13 +46,7 @@ class Cluster:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60):
-        env = dict(os.environ)
-        env.pop("KUBECONFIG", None)
-        result = subprocess.run([KUBECTL, "--kubeconfig", str(self.kubeconfig), *args], input=input,
-                                capture_output=True, text=True, env=env, timeout=timeout)
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
+        return run_kubectl(self.kubeconfig, *args, input=input, check=check, timeout=timeout)
 
     @property
     def core(self) -> client.CoreV1Api:

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import time
 
 import pytest
 
-from tests.api.conftest import KUBECTL, stop_server
+from tests.api.conftest import run_kubectl, stop_server, user_kubeconfig, wait_until
 from tests.etcd_cluster import EtcdCluster
 from tests.store.apiservers import start_apiserver
-
-
-def _kubectl(kubeconfig, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
-                          timeout=60)
-
-
-def _wait_until(condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -39,28 +24,26 @@ def two_api_servers(tmp_path_factory):
 
 def test_binding_made_through_one_api_server_is_enforced_by_the_other(two_api_servers, tmp_path):
     etcd, a, b = two_api_servers
-    hana = tmp_path / "hana.kubeconfig"  # a user of the cluster, talking to API server B only
-    subprocess.run(["kfab", "kubeconfig", "--data-dir", str(a.data_dir), "--user", "hana", "--server", b.url,
-                    "-o", str(hana)], check=True, capture_output=True, timeout=60)
+    hana = user_kubeconfig(a.data_dir, tmp_path, "hana", server=b.url)  # a user talking to API server B only
 
-    assert _kubectl(hana, "get", "configmaps", "-n", "default").returncode != 0
-    assert _kubectl(a.kubeconfig, "create", "rolebinding", "hana-view", "--clusterrole=view", "--user=hana",
+    assert run_kubectl(hana, "get", "configmaps", "-n", "default").returncode != 0
+    assert run_kubectl(a.kubeconfig, "create", "rolebinding", "hana-view", "--clusterrole=view", "--user=hana",
                     "-n", "default").returncode == 0
-    _wait_until(lambda: _kubectl(hana, "get", "configmaps", "-n", "default").returncode == 0,
+    wait_until(lambda: run_kubectl(hana, "get", "configmaps", "-n", "default").returncode == 0,
                 "API server B to allow what a binding made through A grants")
 
     # With an etcd member gone, B's RBAC cache still follows changes made through A.
     etcd.stop_member(0, kill=True)
     try:
-        assert _kubectl(a.kubeconfig, "delete", "rolebinding", "hana-view", "-n", "default").returncode == 0
-        _wait_until(lambda: _kubectl(hana, "auth", "can-i", "list", "configmaps", "-n", "default").stdout.strip()
+        assert run_kubectl(a.kubeconfig, "delete", "rolebinding", "hana-view", "-n", "default").returncode == 0
+        wait_until(lambda: run_kubectl(hana, "auth", "can-i", "list", "configmaps", "-n", "default").stdout.strip()
                     == "no", "API server B to stop allowing what a deleted binding granted")
-        assert _kubectl(a.kubeconfig, "create", "rolebinding", "hana-edit", "--clusterrole=edit", "--user=hana",
+        assert run_kubectl(a.kubeconfig, "create", "rolebinding", "hana-edit", "--clusterrole=edit", "--user=hana",
                         "-n", "default").returncode == 0
-        _wait_until(lambda: _kubectl(hana, "create", "configmap", "from-hana", "-n", "default",
+        wait_until(lambda: run_kubectl(hana, "create", "configmap", "from-hana", "-n", "default",
                                      "--from-literal=a=b").returncode == 0,
                     "API server B to allow writes granted through A")
     finally:
         etcd.start_member(0)
-        _kubectl(a.kubeconfig, "delete", "rolebinding", "hana-edit", "-n", "default")
-        _kubectl(a.kubeconfig, "delete", "configmap", "from-hana", "-n", "default")
+        run_kubectl(a.kubeconfig, "delete", "rolebinding", "hana-edit", "-n", "default")
+        run_kubectl(a.kubeconfig, "delete", "configmap", "from-hana", "-n", "default")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -15,38 +13,7 @@ from pathlib import Path
 import pytest
 
 from kfab.pki.kubeconfig import write_kubeconfig
-from tests.api.conftest import KUBECTL, start_server, stop_server
-
-KUBECTL_TIMEOUT = 60
-
-
-def _kubectl(kubeconfig: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-    proc = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
-                          timeout=KUBECTL_TIMEOUT)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
-
-
-def _wait_until(condition, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
-def _user_kubeconfig(kfab_server, tmp_path: Path, user: str, *groups: str) -> Path:
-    out = tmp_path / f"{user}.kubeconfig"
-    args = ["kfab", "kubeconfig", "--data-dir", str(kfab_server.data_dir), "--user", user, "-o", str(out)]
-    for g in groups:
-        args += ["--group", g]
-    subprocess.run(args, check=True, capture_output=True, timeout=60)
-    return out
-
+from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig, wait_until
 
 def _ca_context(kfab_server) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(Path(kfab_server.data_dir) / "pki" / "ca.crt"))
@@ -76,13 +43,13 @@ def test_admin_kubeconfig_from_kfab_kubeconfig_works(kfab_server, tmp_path):
     out = tmp_path / "admin.kubeconfig"
     subprocess.run(["kfab", "kubeconfig", "--data-dir", str(kfab_server.data_dir), "-o", str(out)],
                    check=True, capture_output=True, timeout=60)
-    proc = _kubectl(out, "get", "namespaces", "-o", "name", check=True)
+    proc = run_kubectl(out, "get", "namespaces", "-o", "name", check=True)
     assert "namespace/default" in proc.stdout.split()
 
 
 def test_user_without_bindings_is_forbidden(kfab_server, tmp_path, namespace):
-    alice = _user_kubeconfig(kfab_server, tmp_path, "alice-nobind")
-    proc = _kubectl(alice, "get", "pods", "-n", namespace)
+    alice = user_kubeconfig(kfab_server.data_dir, tmp_path, "alice-nobind")
+    proc = run_kubectl(alice, "get", "pods", "-n", namespace)
     assert proc.returncode != 0
     assert (f'pods is forbidden: User "alice-nobind" cannot list resource "pods" in API group "" '
             f'in the namespace "{namespace}"') in proc.stderr
@@ -90,45 +57,45 @@ def test_user_without_bindings_is_forbidden(kfab_server, tmp_path, namespace):
 
 def test_rolebinding_grants_exactly_its_namespace(kfab_server, tmp_path, namespace):
     user = f"alice-{uuid.uuid4().hex[:6]}"
-    alice = _user_kubeconfig(kfab_server, tmp_path, user)
-    _kubectl(kfab_server.kubeconfig, "create", "configmap", "app-config", "-n", namespace,
+    alice = user_kubeconfig(kfab_server.data_dir, tmp_path, user)
+    run_kubectl(kfab_server.kubeconfig, "create", "configmap", "app-config", "-n", namespace,
              "--from-literal=mode=prod", check=True)
-    _kubectl(kfab_server.kubeconfig, "create", "rolebinding", f"{user}-view", "--clusterrole=view",
+    run_kubectl(kfab_server.kubeconfig, "create", "rolebinding", f"{user}-view", "--clusterrole=view",
              f"--user={user}", "-n", namespace, check=True)
 
-    _wait_until(lambda: _kubectl(alice, "get", "configmaps", "-n", namespace).returncode == 0,
+    wait_until(lambda: run_kubectl(alice, "get", "configmaps", "-n", namespace).returncode == 0,
                 f"{user} to be allowed to list configmaps in {namespace}")
-    proc = _kubectl(alice, "get", "configmap", "app-config", "-n", namespace, "-o", "jsonpath={.data.mode}",
+    proc = run_kubectl(alice, "get", "configmap", "app-config", "-n", namespace, "-o", "jsonpath={.data.mode}",
                     check=True)
     assert proc.stdout == "prod"
     # view does not grant writes, nor anything in other namespaces, nor Secrets
-    denied = _kubectl(alice, "delete", "configmap", "app-config", "-n", namespace)
+    denied = run_kubectl(alice, "delete", "configmap", "app-config", "-n", namespace)
     assert denied.returncode != 0 and "forbidden" in denied.stderr
-    assert _kubectl(alice, "get", "configmaps", "-n", "default").returncode != 0
-    assert _kubectl(alice, "get", "secrets", "-n", namespace).returncode != 0
-    assert _kubectl(kfab_server.kubeconfig, "get", "configmap", "app-config", "-n", namespace).returncode == 0
+    assert run_kubectl(alice, "get", "configmaps", "-n", "default").returncode != 0
+    assert run_kubectl(alice, "get", "secrets", "-n", namespace).returncode != 0
+    assert run_kubectl(kfab_server.kubeconfig, "get", "configmap", "app-config", "-n", namespace).returncode == 0
 
 
 def test_group_from_the_certificate_is_honoured(kfab_server, tmp_path, namespace):
     group = f"devs-{uuid.uuid4().hex[:6]}"
-    bob = _user_kubeconfig(kfab_server, tmp_path, "bob", group)
-    _kubectl(kfab_server.kubeconfig, "create", "rolebinding", f"{group}-edit", "--clusterrole=edit",
+    bob = user_kubeconfig(kfab_server.data_dir, tmp_path, "bob", group)
+    run_kubectl(kfab_server.kubeconfig, "create", "rolebinding", f"{group}-edit", "--clusterrole=edit",
              f"--group={group}", "-n", namespace, check=True)
-    _wait_until(lambda: _kubectl(bob, "auth", "can-i", "create", "deployments.apps", "-n", namespace).returncode == 0,
+    wait_until(lambda: run_kubectl(bob, "auth", "can-i", "create", "deployments.apps", "-n", namespace).returncode == 0,
                 f"group {group} to be allowed to create deployments")
-    _kubectl(bob, "create", "configmap", "made-by-bob", "-n", namespace, "--from-literal=a=b", check=True)
+    run_kubectl(bob, "create", "configmap", "made-by-bob", "-n", namespace, "--from-literal=a=b", check=True)
 
 
 def test_kubectl_auth_can_i_answers_yes_and_no(kfab_server, tmp_path, namespace):
-    carol = _user_kubeconfig(kfab_server, tmp_path, "carol")
-    yes = _kubectl(kfab_server.kubeconfig, "auth", "can-i", "delete", "nodes")
+    carol = user_kubeconfig(kfab_server.data_dir, tmp_path, "carol")
+    yes = run_kubectl(kfab_server.kubeconfig, "auth", "can-i", "delete", "nodes")
     assert (yes.returncode, yes.stdout.strip()) == (0, "yes")
-    no = _kubectl(carol, "auth", "can-i", "list", "pods", "-n", namespace)
+    no = run_kubectl(carol, "auth", "can-i", "list", "pods", "-n", namespace)
     assert (no.returncode, no.stdout.strip()) == (1, "no")
     # Everyone may ask (system:basic-user) and read discovery (system:discovery).
-    url = _kubectl(carol, "auth", "can-i", "get", "/version")
+    url = run_kubectl(carol, "auth", "can-i", "get", "/version")
     assert (url.returncode, url.stdout.strip()) == (0, "yes")
-    assert _kubectl(carol, "api-resources", "-o", "name").returncode == 0
+    assert run_kubectl(carol, "api-resources", "-o", "name").returncode == 0
 
 
 def test_bearer_token_works_with_the_official_client(token_server):

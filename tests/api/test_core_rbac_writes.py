@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from tests.api.conftest import KUBECTL, REPO
-
-
-def as_user(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
-                          timeout=60)
-
-
-def user_kubeconfig(kfab_server, tmp_path: Path, user: str) -> Path:
-    out = tmp_path / f"{user}.kubeconfig"
-    subprocess.run([sys.executable, "-m", "kfab", "kubeconfig", "--data-dir", str(kfab_server.data_dir),
-                    "--user", user, "-o", str(out)], check=True, capture_output=True, cwd=REPO)
-    return out
+from tests.api.conftest import run_kubectl as as_user
+from tests.api.conftest import user_kubeconfig
 
 
 def test_rbac_writer_cannot_grant_what_they_lack(kfab_server, kubectl, namespace, tmp_path):
@@ -27,7 +13,7 @@ def test_rbac_writer_cannot_grant_what_they_lack(kfab_server, kubectl, namespace
     kubectl("create", "role", "cm-reader", "-n", namespace, "--verb=get,list", "--resource=configmaps")
     kubectl("create", "rolebinding", "dave-binder", "-n", namespace, "--role=binder", "--user=dave")
     kubectl("create", "rolebinding", "dave-reader", "-n", namespace, "--role=cm-reader", "--user=dave")
-    dave = user_kubeconfig(kfab_server, tmp_path, "dave")
+    dave = user_kubeconfig(kfab_server.data_dir, tmp_path, "dave")
     deadline = time.monotonic() + 20  # the authorizer's cache follows the store's watch
     while as_user(dave, "auth", "can-i", "list", "configmaps", "-n", namespace).stdout.strip() != "yes":
         assert time.monotonic() < deadline, "dave's bindings never took effect"
