@@ -20,42 +20,17 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from hollow_cluster import ready_nodes, start, start_server, stop, wait_until  # bench/ is on sys.path
+
 from kfab.client import Client, rt_of
 
-REPO = Path(__file__).resolve().parents[1]
-POD, NODE = rt_of("Pod"), rt_of("Node")
+POD = rt_of("Pod")
 DEPLOYMENT, NAMESPACE = rt_of("Deployment", "apps/v1"), rt_of("Namespace")
-
-
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "kfab", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=REPO)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(interval)
-    raise TimeoutError(f"{what} not reached within {timeout}s")
 
 
 def deployment(name: str, replicas: int, image: str = "nginx:1.25") -> dict:
@@ -173,11 +148,7 @@ MEASUREMENTS = {"deployment-1000": deployment_1000, "rolling-100": rolling_100, 
 async def run(args, kubeconfig: Path) -> dict:
     results = {}
     async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-bench") as client:
-        async def nodes_ready() -> bool:
-            nodes = (await client.list(NODE))["items"]
-            return sum(1 for n in nodes if any(c["type"] == "Ready" and c["status"] == "True"
-                                               for c in n["status"].get("conditions", []))) >= args.nodes
-        await wait_until(nodes_ready, 120, f"{args.nodes} Ready hollow nodes", 0.5)
+        await ready_nodes(client, args.nodes, 120)
         for name in args.only or MEASUREMENTS:
             ns = f"bench-{name}"
             await client.create(NAMESPACE, {"metadata": {"name": ns}})
@@ -196,17 +167,13 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kfab-bench-control-") as tmp:
         data_dir = Path(tmp)
-        server = start(["server", "--data-dir", str(data_dir), "--port", "0",
-                        *(["--disable-controllers"] if args.split else [])], data_dir / "server.log")
+        try:
+            server, kubeconfig = start_server(data_dir, *(["--disable-controllers"] if args.split else []))
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
+            return 1
         procs = [server]
         try:
-            kubeconfig = data_dir / "admin.kubeconfig"
-            deadline = time.monotonic() + 60
-            while not kubeconfig.exists():
-                if server.poll() is not None or time.monotonic() > deadline:
-                    print((data_dir / "server.log").read_text(), file=sys.stderr)
-                    return 1
-                time.sleep(0.1)
             if args.split:
                 for component in ("controller-manager", "scheduler"):
                     procs.append(start([component, "--kubeconfig", str(kubeconfig)], data_dir / f"{component}.log"))

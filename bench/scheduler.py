@@ -24,15 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from hollow_cluster import ready_nodes, start, start_server, stop, wait_until  # bench/ is on sys.path
+
 from kfab.client import Client, rt_of
 
-REPO = Path(__file__).resolve().parents[1]
 POD, NODE, DEPLOYMENT = rt_of("Pod"), rt_of("Node"), rt_of("Deployment", "apps/v1")
-
-
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "kfab", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=REPO)
 
 
 def cpu_seconds(proc: subprocess.Popen) -> float:
@@ -42,45 +38,6 @@ def cpu_seconds(proc: subprocess.Popen) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(interval)
-    raise TimeoutError(f"{what} not reached within {timeout}s")
-
-
-def start_server(data: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
-    proc = start(["server", "--data-dir", str(data), "--port", "0", *extra], data / "server.log")
-    kubeconfig = data / "admin.kubeconfig"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not kubeconfig.exists():
-        if proc.poll() is not None:
-            raise RuntimeError((data / "server.log").read_text())
-        time.sleep(0.1)
-    return proc, kubeconfig
-
-
-async def ready_nodes(c: Client, count: int) -> None:
-    async def check():
-        nodes = (await c.list(NODE))["items"]
-        return sum(1 for n in nodes if any(x.get("type") == "Ready" and x.get("status") == "True"
-                                           for x in (n.get("status") or {}).get("conditions") or [])) >= count
-    await wait_until(check, 180, f"{count} nodes Ready", 0.5)
 
 
 async def create_pods(c: Client, count: int, concurrency: int = 32) -> None:
