@@ -228,12 +228,17 @@ class ForgetfulWatchStore(FlakyWatchStore):
             seen += 1
 
 
+async def forgetful_hub(tmp_path):
+    """A hub over the real store whose watch loses history once: (store, hub, a subscriber from now)."""
+    real = await open_store(f"sqlite:///{tmp_path}/state.db")
+    hub = WatchHub(ForgetfulWatchStore(real, breaks=1))
+    await hub.start()
+    return real, hub, hub.subscribe("/registry/", await real.current_revision())
+
+
 def test_when_the_hub_loses_history_subscribers_must_relist_and_new_ones_work(tmp_path):
     async def main():
-        real = await open_store(f"sqlite:///{tmp_path}/state.db")
-        hub = WatchHub(ForgetfulWatchStore(real, breaks=1))
-        await hub.start()
-        before = hub.subscribe("/registry/", await real.current_revision())
+        real, hub, before = await forgetful_hub(tmp_path)
         got = []
 
         async def follow():
@@ -255,10 +260,7 @@ def test_when_the_hub_loses_history_subscribers_must_relist_and_new_ones_work(tm
 
 def test_a_subscriber_that_had_not_read_yet_gets_its_buffered_events_before_relisting(tmp_path):
     async def main():
-        real = await open_store(f"sqlite:///{tmp_path}/state.db")
-        hub = WatchHub(ForgetfulWatchStore(real, breaks=1))
-        await hub.start()
-        idle = hub.subscribe("/registry/", await real.current_revision())
+        real, hub, idle = await forgetful_hub(tmp_path)
         first = await write_mix(real, 3)
         while hub.subscriber_count:  # the hub lost its history and dropped the subscriber, unread
             await asyncio.sleep(0.005)
