@@ -104,6 +104,13 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
         rule([""], ["events"], ["create", "patch", "update"]),
     ],
+    # `kfab dns` (user system:kube-dns): reads what it serves; keeps its Service and its own EndpointSlice
+    # (kfab/dns/register.py) — create, never update or delete a Service.
+    "system:kube-dns": [
+        rule([""], ["services", "endpoints", "pods"], READ),
+        rule([""], ["services"], ["create"]),
+        rule(["discovery.k8s.io"], ["endpointslices"], READ + ["create", "update", "delete"]),
+    ],
 }
 
 # binding name -> (cluster role, [(subject kind, subject name)])
@@ -118,4 +125,5 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     # Kubernetes authorizes kubelets with its Node authorizer instead; kfab has none, so RBAC grants it.
     "system:node": ("system:node", [("Group", "system:nodes")]),
     "system:node-proxier": ("system:node-proxier", [("User", "system:kube-proxy")]),
+    "system:kube-dns": ("system:kube-dns", [("User", "system:kube-dns")]),
 }

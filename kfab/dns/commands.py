@@ -21,6 +21,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--domain", default="cluster.local", help="cluster domain (default cluster.local)")
     p.add_argument("--upstream", default=None,
                    help="resolver for other names, IP[:PORT] (default: first nameserver of /etc/resolv.conf)")
+    p.add_argument("--service", default=None, metavar="NAMESPACE/NAME",
+                   help="keep this Service (no selector, at --service-ip, port 53) and an EndpointSlice for this "
+                        "server in it while running, e.g. kube-system/kube-dns; needs a --listen address")
+    p.add_argument("--service-ip", default=None, help="the Service's ClusterIP (what pods get as nameserver)")
+    p.add_argument("--endpoint-name", default=None,
+                   help="this server's name in the EndpointSlice <service>-<name> (default: the host name)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_dns)
 
@@ -74,6 +80,7 @@ def run_dns(args) -> int:
         listen = parse_address(args.listen, 53, "--listen")
         upstream_text = args.upstream or resolv_conf_nameserver(avoid=listen[0])
         upstream = parse_address(upstream_text, 53, "--upstream") if upstream_text else None
+        service = _service_args(args, listen)
     except ValueError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 2
@@ -95,6 +102,7 @@ def run_dns(args) -> int:
         logging.getLogger("kfab.dns").info("serving %s on %s:%d (UDP, TCP); upstream %s", args.domain, host, port,
                                            "%s:%d" % upstream if upstream else "none")
         task = asyncio.create_task(records.run())
+        registration = asyncio.create_task(_register(client, service, host, port)) if service else None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
@@ -102,11 +110,57 @@ def run_dns(args) -> int:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:
+            if registration is not None:
+                await _unregister(client, registration)
             await server.stop()
             await client.close()
         return 0
 
     return asyncio.run(main())
+
+
+def _service_args(args, listen: tuple[str, int]) -> dict | None:
+    if not args.service:
+        if args.service_ip:
+            raise ValueError("--service-ip needs --service NAMESPACE/NAME")
+        return None
+    if args.service.count("/") != 1 or not all(args.service.split("/")):
+        raise ValueError(f"--service: {args.service!r} is not NAMESPACE/NAME")
+    if not args.service_ip:
+        raise ValueError("--service needs --service-ip (the ClusterIP pods ask)")
+    try:
+        ipaddress.ip_address(args.service_ip)
+    except ValueError:
+        raise ValueError(f"--service-ip: {args.service_ip!r} is not an IP address") from None
+    if ipaddress.ip_address(listen[0]).is_unspecified:
+        raise ValueError(f"--service needs --listen at a host address (the slice names it), not {listen[0]}")
+    import socket
+    return {"service": args.service, "cluster_ip": args.service_ip,
+            "endpoint_name": args.endpoint_name or socket.gethostname()}
+
+
+async def _register(client, service: dict, host: str, port: int) -> dict:
+    """Until it succeeds (the API server may come up after us at boot): the Service and our slice."""
+    from kfab.dns.register import register
+    delay = 1.0
+    while True:
+        try:
+            return await register(client, service["service"], service["cluster_ip"], service["endpoint_name"],
+                                  host, port)
+        except Exception as e:  # noqa: BLE001 - keep serving; retry with backoff
+            logging.getLogger("kfab.dns").warning("registering in Service %s: %s (retrying)", service["service"], e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+async def _unregister(client, registration: asyncio.Task) -> None:
+    """On a clean stop our slice goes, so the proxies stop sending queries here."""
+    from kfab.dns.register import unregister
+    if not registration.done():
+        registration.cancel()
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(unregister(client, registration.result()), 5)
 
 
 def run_corefile(args) -> int:

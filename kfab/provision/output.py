@@ -95,6 +95,9 @@ class Output:
         if lines:
             self._write("\n".join(lines))
 
+    def note(self, text: str) -> None:
+        self._write("\n" + text)
+
     def error(self, line: str) -> None:
         self._write(f"ERROR: {line}")
 

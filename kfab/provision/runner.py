@@ -95,6 +95,7 @@ class Runner:
         self.remotes: dict[str, RemoteHost] = {}
         self.dead: set[str] = set()
         self.stop = threading.Event()
+        self.next_steps: list[str] = []   # what modules tell the user to do after a good run (admin kubeconfig)
 
     def run(self) -> int:
         try:
@@ -113,6 +114,9 @@ class Runner:
         finally:
             for remote in self.remotes.values():
                 remote.close()
+        failed = any(s.failed or s.unreachable for s in self.stats.values())
+        if self.next_steps and not failed and not self.options.check:
+            self.output.note("\n".join(dict.fromkeys(self.next_steps)))
         self.output.recap(self.stats)
         if any(s.unreachable for s in self.stats.values()):
             return 4
@@ -224,6 +228,7 @@ class Runner:
             self.output.result(host, label, outcome.status, message,
                                diffs=outcome.diffs if self.options.diff else (), commands=outcome.commands)
         setattr(self.stats[host], outcome.status, getattr(self.stats[host], outcome.status) + 1)
+        self.next_steps.extend(outcome.result.get("next_steps") or [])
         if task.register:
             self.vars.registered[host][task.register] = outcome.result | {
                 "changed": outcome.status == "changed", "failed": outcome.status == "failed",

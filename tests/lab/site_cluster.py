@@ -3,6 +3,8 @@
 u1 = control plane + etcd + registry, u2/u3 = workers (node agent, service proxy, cluster DNS). Used by the
 session fixture `site` (tests/lab/conftest.py) for the tests of issue 6 (test_up_site.py, test_up_demo.py).
 The lab goes down first (fresh hosts whatever a killed session left) and down at the end unless KFAB_LAB_KEEP=1.
+KFAB_SITE_REUSE=1 (while writing tests, after a run with KFAB_LAB_KEEP=1): keep the running hosts and run
+`kfab up` over them (a rerun) instead of starting from bare hosts.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class Site:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> "Site":
-        self.lab.lab.down()
+        if os.environ.get("KFAB_SITE_REUSE") != "1":
+            self.lab.lab.down()
         self.lab.lab.up()
         try:
             started = time.monotonic()

@@ -63,7 +63,10 @@ def test_local_admin_kubeconfig(tmp_path: Path):
     changes = plan("cluster_cert", FakeHost(), pki_dir=str(tmp_path / "pki"), name="admin", cn="kubernetes-admin",
                    groups=["system:masters"], client=True, server="https://10.0.0.1:6443",
                    local_kubeconfig=str(tmp_path / "admin.kubeconfig"))
-    assert changes == [Result({"local_kubeconfig": str(tmp_path / "admin.kubeconfig")})]
+    local = tmp_path / "admin.kubeconfig"
+    assert changes == [Result({"local_kubeconfig": str(local),
+                               "next_steps": [f"Admin kubeconfig: {local}",
+                                              f"Next: kubectl --kubeconfig {local} get nodes -o wide"]})]
     text = (tmp_path / "admin.kubeconfig").read_text()
     assert "server: https://10.0.0.1:6443" in text
     assert (tmp_path / "admin.kubeconfig").stat().st_mode & 0o777 == 0o600

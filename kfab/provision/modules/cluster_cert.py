@@ -133,7 +133,9 @@ def plan(args, host, files):
             local = Path(os.path.expanduser(str(args["local_kubeconfig"])))
             if save and (not local.exists() or local.read_bytes() != text):
                 ca_mod.write_private(local, text)
-            yield Result({"local_kubeconfig": str(local)})
+            yield Result({"local_kubeconfig": str(local),
+                          "next_steps": [f"Admin kubeconfig: {local}",
+                                         f"Next: kubectl --kubeconfig {local} get nodes -o wide"]})
 
 
 MODULE = Module("cluster_cert", plan, {
