@@ -71,15 +71,25 @@ def backup(cluster: Cluster, output: Path) -> Path:
                     raise OpsError(f"host {host}: {path} does not exist (is the cluster installed?)")
                 cluster.run(remote, f"python3 -c {q(SQLITE_BACKUP)} {q(path)} {q(tmp)}", f"backing up {path}")
             else:
-                port = cluster.var(host, "etcd_client_port", 2379)
+                url, tls = etcd_local(cluster, host)
                 _ensure_etcdctl(cluster, remote)
-                cluster.run(remote, f"ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:{port} "
-                                    f"snapshot save {q(tmp)} >/dev/null", "etcdctl snapshot save")
+                cluster.run(remote, f"ETCDCTL_API=3 etcdctl --endpoints={url} {tls} snapshot save {q(tmp)} "
+                                    f">/dev/null", "etcdctl snapshot save")
             remote.conn.sftp().get(tmp, str(output))
         finally:
             remote.run(f"rm -f {q(tmp)}")
     output.chmod(0o600)
     return output
+
+
+def etcd_local(cluster: Cluster, host: str) -> tuple[str, str]:
+    """(URL of the member on the host's loopback, curl/etcdctl TLS options): plain HTTP where the role keeps it
+    for tools on the host (etcd_loopback_plain_http), else TLS with the member's own certificate."""
+    port = cluster.var(host, "etcd_client_port", 2379)
+    if cluster.var(host, "etcd_loopback_plain_http", True) in (True, "true", "True", "yes"):
+        return f"http://127.0.0.1:{port}", ""
+    pki = cluster.var(host, "etcd_pki_dir", "/etc/kfab-etcd")
+    return f"https://127.0.0.1:{port}", f"--cacert {pki}/ca.crt --cert {pki}/member.crt --key {pki}/member.key"
 
 
 def _ensure_etcdctl(cluster: Cluster, remote) -> None:
@@ -108,7 +118,7 @@ def _systemctl(cluster: Cluster, remote, verb: str, units) -> None:
             cluster.run(remote, f"systemctl {verb} {unit}.service", f"systemctl {verb} {unit}")
 
 
-def _wait_api(cluster: Cluster, remote, host: str) -> None:
+def wait_api(cluster: Cluster, remote, host: str) -> None:
     data = cluster.var(host, "kfab_data_dir", "/var/lib/kfab")
     port = cluster.var(host, "kfab_apiserver_port", 6443)
     cluster.run(remote, f"curl -sS --fail --retry 90 --retry-delay 1 --retry-all-errors --cacert {data}/pki/ca.crt "
@@ -175,7 +185,7 @@ def restore(cluster: Cluster, backup_file: Path) -> None:
             _restore_etcd(cluster, remotes, backup_file, stamp)
         for host in control:
             _systemctl(cluster, remotes[host], "start", ["kfab-apiserver"])
-            _wait_api(cluster, remotes[host], host)
+            wait_api(cluster, remotes[host], host)
             _systemctl(cluster, remotes[host], "start", CONTROL_UNITS[:2])
         for host in cluster.group("workers"):
             _systemctl(cluster, remotes[host], "try-restart", WORKER_UNITS)

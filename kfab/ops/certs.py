@@ -16,6 +16,7 @@ import sys
 import time
 
 from kfab.ops import drain as drain_mod
+from kfab.ops.backup import etcd_local, wait_api
 from kfab.ops.cluster import Cluster, OpsError
 from kfab.ops.nodes import log
 
@@ -26,12 +27,11 @@ RESTART_ORDER = ("etcd", "kfab-apiserver", "kfab-controller-manager", "kfab-sche
 
 def _check(cluster: Cluster, remote, host: str, unit: str) -> None:
     if unit == "etcd":
-        port = cluster.var(host, "etcd_client_port", 2379)
-        cluster.run(remote, f"curl -sS --fail --retry 60 --retry-delay 1 --retry-all-errors "
-                            f"http://127.0.0.1:{port}/health >/dev/null", "waiting for etcd to be healthy")
+        url, tls = etcd_local(cluster, host)
+        cluster.run(remote, f"curl -sS --fail --retry 60 --retry-delay 1 --retry-all-errors {tls} {url}/health "
+                            f">/dev/null", "waiting for etcd to be healthy")
     elif unit == "kfab-apiserver":
-        from kfab.ops.backup import _wait_api
-        _wait_api(cluster, remote, host)
+        wait_api(cluster, remote, host)
     else:
         cluster.run(remote, f"for i in $(seq 50); do systemctl is-active -q {unit} && exit 0; sleep 0.2; done; "
                             f"systemctl is-active {unit}", f"waiting for {unit} to run")

@@ -6,7 +6,8 @@ so edits to the tree during the rollout change nothing. Order, as `kubeadm upgra
 guide have it: control-plane hosts first, one at a time (site.yml reinstalls kfab when the wheelhouse content
 changed, restarts the API server, waits for /readyz, then restarts the controller-manager and scheduler);
 then the other hosts that are not workers; then the workers one at a time: drain (pods move to the other
-nodes, one per workload at a time), site.yml for that host, wait until its Node is Ready, uncordon.
+nodes, one per workload at a time), site.yml for that host, wait until its Node is Ready, uncordon — a
+worker that runs this wheelhouse already (a rerun after a failure) is left alone.
 Before anything changes: every host answers SSH and every worker's Node is Ready.
 """
 
@@ -39,6 +40,17 @@ def check_wheelhouse(path: Path | None) -> Path:
 def wheel_version(wheelhouse: Path) -> str:
     wheel = next(iter(sorted(wheelhouse.glob("kfab-*.whl"))), None)
     return wheel.name.split("-")[1] if wheel else "?"
+
+
+def installed_already(cluster: Cluster, host: str, wheelhouse: Path) -> bool:
+    """Whether the host's kfab venv was filled from exactly this wheelhouse (the venv module's stamp)."""
+    from kfab.provision.modules.venv import STAMP, wheelhouse_digest
+    wheels = {p.name: p.read_bytes() for p in wheelhouse.glob("*.whl")}
+    stamp = (wheelhouse_digest(wheels, ["kfab"]) + "\n").encode()
+    venv = str(cluster.var(host, "kfab_venv", "/opt/kfab/venv")).rstrip("/")
+    with cluster.ssh(host) as remote:
+        current = remote.file(f"{venv}/{STAMP}", content=True)
+    return current is not None and current.content == stamp
 
 
 def preflight(cluster: Cluster) -> None:
@@ -77,6 +89,10 @@ def upgrade(cluster: Cluster, wheelhouse: Path, timeout: float, extra: list[str]
         cluster.api(drain_mod.node_names)    # the API answers again before the next host
     for host in workers:
         node = cluster.node_name(host)
+        if installed_already(cluster, host, wheelhouse):
+            log(f"--- {host} runs this kfab already: not drained")    # e.g. a rerun after a failure
+            cluster.api(drain_mod.set_unschedulable, node, False)
+            continue
 
         async def drain_it(client: Client) -> None:
             await drain_mod.drain(client, node, timeout=timeout, log=log)
