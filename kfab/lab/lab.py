@@ -22,6 +22,9 @@ from kfab.lab.state import ensure_ssh_key, file_lock
 
 SSH_DEADLINE_S = 120.0  # a first boot takes ~3 s; the rest is headroom for a loaded machine
 VM_SSH_DEADLINE_S = 600.0  # an emulated VM boots in ~25-50 s; several at once on a loaded machine take longer
+# Per SSH banner / login attempt. An emulated VM on a loaded machine takes seconds for either.
+BANNER_TIMEOUT_S = {False: 1.0, True: 20.0}
+LOGIN_TIMEOUT_S = {False: 10.0, True: 60.0}
 
 
 @dataclass
@@ -130,13 +133,14 @@ class Lab:
         if not spec.known_hosts_file.exists():
             return False
         return all(ok for ok, _ in _parallel(
-            lambda h: login_works(h.ip, spec.key_file, spec.known_hosts_file), spec.hosts))
+            lambda h: login_works(h.ip, spec.key_file, spec.known_hosts_file, LOGIN_TIMEOUT_S[h.vm]),
+            spec.hosts))
 
     def _wait_ready(self) -> None:
         """Wait until every host answers SSH, record its real host keys, and log in with the lab key."""
         spec = self.spec
         deadline = time.monotonic() + (VM_SSH_DEADLINE_S if self.vms else SSH_DEADLINE_S)
-        _parallel(lambda h: wait_for_banner(h.name, h.ip, deadline), spec.hosts)
+        _parallel(lambda h: wait_for_banner(h.name, h.ip, deadline, BANNER_TIMEOUT_S[h.vm]), spec.hosts)
         keys = dict(zip([h.name for h in spec.hosts],
                         _parallel(lambda h: vm.host_keys(spec, h.name) if h.vm else hosts.host_keys(h.name),
                                   spec.hosts)))
@@ -149,7 +153,7 @@ class Lab:
 
         def login(host):
             while True:
-                ok, err = login_works(host.ip, spec.key_file, spec.known_hosts_file)
+                ok, err = login_works(host.ip, spec.key_file, spec.known_hosts_file, LOGIN_TIMEOUT_S[host.vm])
                 if ok:
                     return
                 if time.monotonic() > deadline:
@@ -202,17 +206,18 @@ class Lab:
             else:
                 container = hosts.inspect(host.name)
                 running = bool(container and container.running and container.network == spec.network)
-            if not running or not ssh_banner(host.ip):
+            if not running or not ssh_banner(host.ip, timeout=BANNER_TIMEOUT_S[host.vm]):
                 return HostStatus(host.name, host.ip, running, "no answer", kind)
-            ok, err = (login_works(host.ip, spec.key_file, spec.known_hosts_file)
+            ok, err = (login_works(host.ip, spec.key_file, spec.known_hosts_file, LOGIN_TIMEOUT_S[host.vm])
                        if spec.known_hosts_file.exists() else (False, "no known_hosts (run kfab lab up)"))
             return HostStatus(host.name, host.ip, running, "ok" if ok else f"answers, login failed: {err}", kind)
         return _parallel(one, spec.hosts)
 
     def ssh_command(self, host: str, *, batch: bool = True) -> list[str]:
         """The ssh command line (lab key, lab known_hosts, strict checking) for `host`."""
-        return ssh_command(self.spec.host(host).ip, self.spec.key_file, self.spec.known_hosts_file,
-                           batch=batch)
+        lab_host = self.spec.host(host)
+        return ssh_command(lab_host.ip, self.spec.key_file, self.spec.known_hosts_file, batch=batch,
+                           connect_timeout=LOGIN_TIMEOUT_S[lab_host.vm] / 2)
 
     def ssh(self, host: str, cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run a shell command on a lab host over SSH; returns the completed process (text output)."""

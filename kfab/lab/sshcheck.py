@@ -22,9 +22,11 @@ def ssh_banner(ip: str, port: int = 22, timeout: float = 1.0) -> str | None:
     return line if line.startswith("SSH-") else None
 
 
-def wait_for_banner(name: str, ip: str, deadline: float) -> str:
+def wait_for_banner(name: str, ip: str, deadline: float, timeout: float = 1.0) -> str:
+    """Poll until SSH answers. A slow host (an emulated VM) needs a `timeout` long enough for its banner:
+    every connection given up on costs it a whole forked sshd, which only slows it further."""
     while True:
-        banner = ssh_banner(ip)
+        banner = ssh_banner(ip, timeout=timeout)
         if banner:
             return banner
         if time.monotonic() > deadline:
@@ -33,11 +35,14 @@ def wait_for_banner(name: str, ip: str, deadline: float) -> str:
 
 
 def ssh_command(ip: str, key_file: Path, known_hosts: Path, *, strict: str = "yes",
-                batch: bool = True) -> list[str]:
-    """The ssh command line for a lab host; `strict` is OpenSSH's StrictHostKeyChecking."""
+                batch: bool = True, connect_timeout: float = 5) -> list[str]:
+    """The ssh command line for a lab host; `strict` is OpenSSH's StrictHostKeyChecking.
+
+    `connect_timeout` also bounds the banner exchange: an emulated VM on a loaded machine needs more."""
     cmd = ["ssh", "-i", str(key_file), "-o", "IdentitiesOnly=yes",
            "-o", f"UserKnownHostsFile={known_hosts}", "-o", f"StrictHostKeyChecking={strict}",
-           "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
+           "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+           "-o", f"ConnectTimeout={int(connect_timeout)}"]
     if batch:
         cmd += ["-o", "BatchMode=yes"]
     return cmd + [f"root@{ip}"]
@@ -46,8 +51,8 @@ def ssh_command(ip: str, key_file: Path, known_hosts: Path, *, strict: str = "ye
 def login_works(ip: str, key_file: Path, known_hosts: Path, timeout: float = 10) -> tuple[bool, str]:
     """A full SSH login with host-key verification against the lab's known_hosts; (ok, error)."""
     try:
-        proc = subprocess.run(ssh_command(ip, key_file, known_hosts) + ["true"],
-                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        cmd = ssh_command(ip, key_file, known_hosts, connect_timeout=max(5, timeout / 2)) + ["true"]
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return False, "timed out"
     err = proc.stderr.decode(errors="replace").strip()
