@@ -7,9 +7,9 @@ image="${1:-localhost/kfab-demo:1}"
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-chmod 755 "$work"   # apt-get download writes as user _apt
-# The .deb from the Debian mirror this machine's apt uses (no root or install needed).
-(cd "$work" && apt-get download -q busybox-static >/dev/null)
+# The .deb from the Debian mirror this machine's apt uses, downloaded, not installed (as root: apt's _apt
+# user may not write into this private temporary directory).
+(cd "$work" && apt-get download -q -o APT::Sandbox::User=root busybox-static >/dev/null)
 dpkg-deb -x "$work"/busybox-static_*.deb "$work/deb"
 ctx="$work/context"
 mkdir -p "$ctx/bin"
