@@ -77,9 +77,9 @@ FSTAB = "/dev/vda / ext4 rw,noatime 0 0\n"  # a throwaway overlay: no fsck at bo
 # Timers and boot-time units that only cost seconds of emulated CPU in a short-lived lab VM
 # (podman-auto-update.service alone took 25 s of a boot); the seed does kfab-lab-firstboot's job.
 MASKED_UNITS = ("kfab-lab-firstboot.service", "podman-auto-update.service", "podman-auto-update.timer",
-                "podman-clean-transient.service", "podman-restart.service", "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer", "man-db.timer",
-                "logrotate.timer", "dpkg-db-backup.timer", "systemd-tmpfiles-clean.timer",
-                "apparmor.service")
+                "podman-clean-transient.service", "podman-restart.service", "e2scrub_all.timer",
+                "e2scrub_reap.service", "fstrim.timer", "man-db.timer", "logrotate.timer", "dpkg-db-backup.timer",
+                "systemd-tmpfiles-clean.timer", "apparmor.service")
 
 
 @dataclass(frozen=True)
