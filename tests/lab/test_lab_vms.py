@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -131,7 +132,7 @@ all:
 
 
 def lab_up(path, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(os.sys.executable).parent / "kfab"), "lab", "up", "-i", str(path)],
+    return subprocess.run([str(Path(sys.executable).parent / "kfab"), "lab", "up", "-i", str(path)],
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env)
 
 
