@@ -13,7 +13,8 @@ from kfab.lab.errors import LabError
 def ssh_banner(ip: str, port: int = 22, timeout: float = 1.0) -> str | None:
     """The server's SSH identification line, or None when nothing SSH answers yet."""
     try:
-        with socket.create_connection((ip, port), timeout=timeout) as sock:
+        # A host whose network is not up yet is retried soon; a long `timeout` only waits for the banner.
+        with socket.create_connection((ip, port), timeout=min(timeout, 2.0)) as sock:
             sock.settimeout(timeout)
             data = sock.recv(256)
     except OSError:
