@@ -1,4 +1,5 @@
-"""The storage lab (tests/lab/inventory/storage.yml) as a cluster: `kfab up` of site.yml once, the busybox image
+"""The storage lab (tests/lab/inventory/storage.yml) as a cluster: `kfab up` of site.yml and of the storage
+servers' playbook (tests/lab/playbooks/storage.yml) once, the busybox image
 loaded on the VM workers, and the VMs labelled as the nodes that can mount (kfab.io/storage-mounts=true).
 
 st1 = control plane + NFS server + iSCSI target + provisioners (container host), st2 = container worker,
@@ -20,6 +21,7 @@ from tests.lab.node_cluster import BUSYBOX_IMAGE, build_busybox_image
 from tests.lab.site_cluster import REPO, Site
 
 INVENTORY = REPO / "tests" / "lab" / "inventory" / "storage.yml"
+STORAGE_PLAYBOOK = REPO / "tests" / "lab" / "playbooks" / "storage.yml"
 VMS = ["st3", "st4"]
 MOUNTS_LABEL = "kfab.io/storage-mounts"
 NS = "default"
@@ -36,6 +38,10 @@ class StorageSite(Site):
         if not reuse:
             super().start()
         try:
+            if not reuse:
+                proc = self.kfab("up", "-i", str(self.inventory), str(STORAGE_PLAYBOOK))
+                if proc.returncode != 0:
+                    raise AssertionError(f"kfab up {STORAGE_PLAYBOOK.name} failed:\n{proc.stdout}{proc.stderr}")
             with tempfile.TemporaryDirectory() as tmp:
                 tar = build_busybox_image(Path(tmp))
                 for host in VMS:
