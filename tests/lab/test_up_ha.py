@@ -21,12 +21,21 @@ KUBECONFIG = Path("~/.local/share/kfab/clusters/kfabha/admin.kubeconfig").expand
 
 
 @pytest.fixture(scope="module")
-def ha_lab():
+def wheelhouse() -> str:
+    """One wheelhouse for both `kfab up` runs: others edit the shared tree meanwhile, which is not a change."""
+    from kfab.ship.wheelhouse import build
+
+    return str(build())
+
+
+@pytest.fixture(scope="module")
+def ha_lab(wheelhouse):
     lab = Lab(INVENTORY)
     lab.down()
     lab.up()
     try:
-        proc = subprocess.run([sys.executable, "-m", "kfab", "up", "-i", str(INVENTORY)], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "kfab", "up", "-i", str(INVENTORY), "-e",
+                               f"kfab_wheelhouse={wheelhouse}"], capture_output=True,
                               text=True, timeout=1800, stdin=subprocess.DEVNULL, cwd=REPO)
         assert proc.returncode == 0, f"kfab up failed:\n{proc.stdout}{proc.stderr}"
         yield lab
@@ -53,8 +62,16 @@ def test_etcd_members_form_one_cluster_with_tls_peers(ha_lab):
     assert peers == [f"https://10.87.0.1{i}:2380" for i in (1, 2, 3)]
     for host in ("ha1", "ha2", "ha3"):
         assert ssh(ha_lab, host, "stat -c '%a %U' /etc/kfab-etcd/member.key").strip() == "600 etcd"
-        assert "etcd://10.87.0.11:2379,10.87.0.12:2379,10.87.0.13:2379" in ssh(
+        assert "etcd+https://10.87.0.11:2379,10.87.0.12:2379,10.87.0.13:2379?cacert=" in ssh(
             ha_lab, host, "systemctl show -p ExecStart kfab-apiserver")
+    # Clients reach members over TLS only, with a certificate: plain HTTP and a certificate-less TLS client fail.
+    assert ha_lab.ssh("ha1", "curl -sS --max-time 5 http://10.87.0.12:2379/health", timeout=60).returncode != 0
+    assert ha_lab.ssh("ha1", "curl -sS --max-time 5 --cacert /var/lib/kfab/pki/ca.crt "
+                             "https://10.87.0.12:2379/health", timeout=60).returncode != 0
+    healthy = ssh(ha_lab, "ha1", "curl -sS --max-time 5 --cacert /var/lib/kfab/pki/ca.crt --cert "
+                                 "/var/lib/kfab/pki/etcd-client.crt --key /var/lib/kfab/pki/etcd-client.key "
+                                 "https://10.87.0.12:2379/health")
+    assert json.loads(healthy)["health"] == "true"
 
 
 def test_api_keeps_answering_with_one_etcd_member_stopped(ha_lab):
@@ -80,8 +97,9 @@ def test_api_keeps_answering_with_one_etcd_member_stopped(ha_lab):
         raise AssertionError(f"ha3's etcd never caught up with {key}: {out}")
 
 
-def test_second_up_changes_nothing(ha_lab):
-    proc = subprocess.run([sys.executable, "-m", "kfab", "up", "-i", str(INVENTORY)], capture_output=True, text=True,
+def test_second_up_changes_nothing(ha_lab, wheelhouse):
+    proc = subprocess.run([sys.executable, "-m", "kfab", "up", "-i", str(INVENTORY), "-e",
+                           f"kfab_wheelhouse={wheelhouse}"], capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [r.split() for r in proc.stdout.split("\nRECAP\n", 1)[1].splitlines()[1:] if r.strip()]
