@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
 
-NGINX_DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx-deployment
-  labels:
-    app: nginx
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:1.14.2
-        ports:
-        - containerPort: 80
-"""
+MANIFESTS = Path(__file__).parent / "manifests"
+
+NGINX_DEPLOYMENT = (MANIFESTS / "nginx-deployment.yaml").read_text()  # the docs' Deployment
 
 MY_SERVICE = """\
 apiVersion: v1

@@ -2,33 +2,12 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-NGINX = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx-deployment
-  labels:
-    app: nginx
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:1.14.2
-        ports:
-        - containerPort: 80
-"""
+NGINX = (Path(__file__).parent / "manifests" / "nginx-deployment.yaml").read_text()  # the docs' Deployment
 
 SERVICES = """
 apiVersion: v1

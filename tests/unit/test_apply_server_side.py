@@ -1,6 +1,7 @@
 """Server-side apply: merge, field ownership in managedFields, conflicts and their Status, like kube-apiserver."""
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,29 +13,8 @@ from kfab.objects.registry import REGISTRY
 DEPLOYMENT = REGISTRY.by_kind("apps/v1", "Deployment")
 CONFIGMAP = REGISTRY.by_kind("v1", "ConfigMap")
 
-NGINX = yaml.safe_load("""
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx-deployment
-  labels:
-    app: nginx
-spec:
-  replicas: 3
-  selector:
-    matchLabels:
-      app: nginx
-  template:
-    metadata:
-      labels:
-        app: nginx
-    spec:
-      containers:
-      - name: nginx
-        image: nginx:1.14.2
-        ports:
-        - containerPort: 80
-""")
+# The docs' Deployment (concepts/workloads/controllers/deployment), as the API tests apply it.
+NGINX = yaml.safe_load((Path(__file__).parents[1] / "api" / "manifests" / "nginx-deployment.yaml").read_text())
 
 
 def entries(obj):
