@@ -314,14 +314,21 @@ def test_kubectl_exec_streams_stdin_stdout_stderr_and_the_exit_code(cluster):
 
 
 def test_kubectl_attach_reaches_the_containers_own_stdin_and_stdout(cluster):
+    # "waiting" until the first line arrives: seeing it through attach proves the output is attached before
+    # any input is sent (what a process prints before an attach is not shown, as with a kubelet).
     cluster.apply(pod("echoer", "kt2", [{"name": "main", "stdin": True, "command": [
-        "sh", "-c", "while read line; do echo got $line; done; echo stdin closed"]}], restartPolicy="Never"))
+        "sh", "-c", "while ! read -t 1 line; do echo waiting; done; echo got $line; "
+                    "while read line; do echo got $line; done; echo stdin closed"]}], restartPolicy="Never"))
     cluster.apply(pod("talker", "kt2", [{"name": "main", "command": [
         "sh", "-c", "i=0; while true; do echo said $i; i=$((i+1)); sleep 0.3; done"]}]))
     for name in ("echoer", "talker"):
         wait_for(f"pod {name} running", lambda name=name: running_and_ready(cluster, name), timeout=60)
-    out = cluster.kubectl("attach", "-i", "echoer", input="one\ntwo\n").stdout
-    assert out.splitlines()[-3:] == ["got one", "got two", "stdin closed"]
+    attached = subprocess.Popen([*cluster.kubectl_argv(), "attach", "-i", "echoer"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+    assert attached.stdout.readline() == "waiting\n"
+    out, _ = attached.communicate("one\ntwo\n", timeout=60)
+    assert [line for line in out.splitlines() if line not in ("waiting", "")] == \
+        ["got one", "got two", "stdin closed"]
     wait_for("echoer Succeeded once its stdin closed", lambda: status(cluster, "echoer").get("phase") == "Succeeded")
     # Output as the process writes it; detaching (kubectl ends) leaves the container running.
     attached = subprocess.Popen([*cluster.kubectl_argv(), "attach", "talker"], stdout=subprocess.PIPE, text=True)
@@ -340,9 +347,9 @@ def test_kubectl_attach_reaches_the_containers_own_stdin_and_stdout(cluster):
     cluster.kubectl("delete", "pod", "echoer", "talker", "--wait=false")
 
 
-def port_forward(cluster, target: str) -> tuple[subprocess.Popen, int]:
-    """`kubectl port-forward pod/<target>` on a free local port; (the process, that port)."""
-    proc = subprocess.Popen([*cluster.kubectl_argv(), "port-forward", target], stdout=subprocess.PIPE,
+def port_forward(cluster, target: str, port: int) -> tuple[subprocess.Popen, int]:
+    """`kubectl port-forward <target> :<port>` (a free local port); (the process, that local port)."""
+    proc = subprocess.Popen([*cluster.kubectl_argv(), "port-forward", target, f":{port}"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()   # "Forwarding from 127.0.0.1:41234 -> 8080"
     if "Forwarding from 127.0.0.1:" not in line:
@@ -359,7 +366,7 @@ def test_kubectl_port_forward_reaches_a_server_bound_to_localhost_in_the_pod(clu
                     "dd if=/dev/urandom of=/www/blob bs=64k count=16 2>/dev/null && md5sum /www/blob > /www/sum && "
                     "exec httpd -f -p 127.0.0.1:8080 -h /www"]}]))    # only the pod itself can reach 127.0.0.1
     wait_for("pod forwarded running", lambda: running_and_ready(cluster, "forwarded"), timeout=60)
-    proc, local = port_forward(cluster, "pod/forwarded :8080")
+    proc, local = port_forward(cluster, "pod/forwarded", 8080)
     try:
         def get(path: str) -> bytes:
             with urllib.request.urlopen(f"http://127.0.0.1:{local}{path}", timeout=30) as answer:
@@ -371,7 +378,7 @@ def test_kubectl_port_forward_reaches_a_server_bound_to_localhost_in_the_pod(clu
         proc.terminate()
         proc.wait(10)
     # Nothing listens on 9999: kubectl reports the agent's error for that connection, as with a kubelet.
-    proc, local = port_forward(cluster, "pod/forwarded :9999")
+    proc, local = port_forward(cluster, "pod/forwarded", 9999)
     try:
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=30).read()
