@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.api.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
 IMAGE = "localhost/kfab-demo:1"
 LAB_IMAGE = "labh1:5000/kfab-demo:1"     # what examples/demo/deployment.yaml names (the main lab's registry)
 NAMESPACE = "demo-test"
-
-
-def wait_until(what: str, check, timeout: float = 180, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def demo_pods(site) -> list[dict]:
@@ -120,13 +110,13 @@ def test_configmap_change_shows_after_rollout_restart(site, demo):
     assert all(r.startswith("Hello ") for r in curl_service(site, workers(site)[0], ip, times=5))
     site.kubectl("rollout", "restart", "-n", NAMESPACE, "deployment/demo")
     site.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/demo", "--timeout=300s", timeout=330)
-    after = wait_until("3 new demo pods", lambda: (
+    after = wait_until(lambda: (
         names if len(names := {p["metadata"]["name"] for p in demo_pods(site)}) == 3 and not names & before
-        else None))
+        else None), "3 new demo pods", timeout=180, interval=1)
     worker = workers(site)[0]
     # the service proxy drops the old pods' endpoints as they terminate
-    wait_until("only new pods answering", lambda: all(
-        r.startswith("Bonjour from pod ") for r in curl_service(site, worker, ip, times=10)), timeout=60)
+    wait_until(lambda: all(r.startswith("Bonjour from pod ") for r in curl_service(site, worker, ip, times=10)),
+               "only new pods answering", timeout=60, interval=1)
     replies = curl_service(site, worker, ip)
     assert all(r.startswith("Bonjour from pod ") for r in replies), replies
     assert {pod_of(r) for r in replies} == after
