@@ -38,9 +38,14 @@ def pod_dns_settings(pod: dict, cluster_dns: str | None, domain: str = "cluster.
     else:
         options = {}
     if config:
-        options.setdefault("dns_server", []).extend(config.get("nameservers") or [])
-        options.setdefault("dns_search", []).extend(config.get("searches") or [])
+        # The kubelet's merge: servers and searches appended without duplicates; an option of dnsConfig
+        # replaces the policy's option of the same name (ndots:2 over ndots:5), in the policy's order.
+        for key, extra in (("dns_server", config.get("nameservers")), ("dns_search", config.get("searches"))):
+            merged = options.setdefault(key, [])
+            merged.extend(v for v in extra or [] if v not in merged)
+        by_name = {o.split(":", 1)[0]: o for o in options.get("dns_option", [])}
         for opt in config.get("options") or []:
             value = opt.get("value")
-            options.setdefault("dns_option", []).append(f"{opt['name']}:{value}" if value else opt["name"])
+            by_name[opt["name"]] = f"{opt['name']}:{value}" if value else opt["name"]
+        options["dns_option"] = list(by_name.values())
     return {key: value for key, value in options.items() if value}

@@ -61,9 +61,10 @@ def build_busybox_image(workdir: Path) -> Path:
 
 
 class NodeCluster:
-    def __init__(self, lab, workers: list[str]):
+    def __init__(self, lab, workers: list[str], extra_vars: dict[str, str] | None = None):
         self.lab = lab                # tests/lab/conftest.py LabHosts
         self.workers = workers
+        self.extra_vars = extra_vars or {}  # more `kfab up -e` for node.yml (e.g. node_agent_cluster_dns)
         self.workdir = Path(tempfile.mkdtemp(prefix="kfab-node-test-"))
         self.data_dir = self.workdir / "server"
         self.server: subprocess.Popen | None = None
@@ -120,6 +121,7 @@ class NodeCluster:
         proc = subprocess.run(KFAB + ["up", "-i", str(self.lab.inventory), "--limit", ",".join(self.workers),
                                       "-e", f"node_agent_wheelhouse={wheelhouse}",
                                       "-e", f"node_agent_credentials_dir={creds}",
+                                      *(a for k, v in self.extra_vars.items() for a in ("-e", f"{k}={v}")),
                                       str(REPO / "tests" / "lab" / "playbooks" / "node.yml")],
                               capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL, cwd=REPO)
         if proc.returncode != 0:

@@ -21,6 +21,7 @@ WORKERS = ["nw2", "nw3"]
 INVENTORY = Path(__file__).parent / "inventory" / "network.yml"
 KFAB_ON_HOST = "/opt/kfab/venv/bin/kfab"
 DNS_PORT = 5353
+DNS_IP = "10.96.0.10"   # kube-dns's ClusterIP, fixed so the agents start with --cluster-dns before it exists
 
 # busybox httpd: / answers the pod's name, /cgi-bin/ip the client address it sees (REMOTE_ADDR).
 HTTPD = ("mkdir -p /www/cgi-bin && hostname > /www/index.html && "
@@ -43,7 +44,7 @@ def netlab():
 
 @pytest.fixture(scope="module")
 def cluster(netlab):
-    c = NodeCluster(netlab, WORKERS).start()
+    c = NodeCluster(netlab, WORKERS, extra_vars={"node_agent_cluster_dns": DNS_IP}).start()
     try:
         yield c
     finally:
@@ -72,6 +73,7 @@ apiVersion: v1
 kind: Service
 metadata: {{name: kube-dns, namespace: kube-system}}
 spec:
+  clusterIP: {DNS_IP}
   ports:
   - {{name: dns, port: 53, protocol: UDP, targetPort: {DNS_PORT}}}
   - {{name: dns-tcp, port: 53, protocol: TCP, targetPort: {DNS_PORT}}}
@@ -200,20 +202,59 @@ def test_cluster_ip_balances_over_every_replica_from_each_node(cluster, web):
         assert seen == names
 
 
+def resolv_conf(text: str) -> dict[str, list[str]]:
+    """nameserver/search/options of a resolv.conf, in order (options are single words)."""
+    out: dict[str, list[str]] = {"nameserver": [], "search": [], "options": []}
+    for line in text.splitlines():
+        key, *values = line.split()
+        if key in out:
+            out[key].extend(values)
+    return out
+
+
 def test_service_names_resolve_from_pods_through_cluster_dns(cluster, web, services):
-    dns_ip = services
+    assert services == DNS_IP
     other = cluster.get("pod", "client-other", "other")
-    # The pod's resolv.conf as the node agent gives it (pod_resolv_conf), then a plain wget by name.
-    exec_in(cluster, other, f"printf '{pod_resolv_conf(dns_ip, 'other')}' > /etc/resolv.conf")
+    # Nobody touched the pods' resolv.conf: the node agent (--cluster-dns) had Podman write the kubelet's.
+    assert resolv_conf(exec_in(cluster, other, "cat /etc/resolv.conf")) == \
+        resolv_conf(pod_resolv_conf(DNS_IP, "other"))
     out = wait_for("wget by FQDN from namespace other",
                    lambda: exec_in(cluster, other, "wget -qO- http://web.default.svc.cluster.local/"))
     assert out.strip() in {p["metadata"]["name"] for p in pods(cluster, "app=web")}
     same = cluster.get("pod", "client-nw2")
-    exec_in(cluster, same, f"printf '{pod_resolv_conf(dns_ip, 'default')}' > /etc/resolv.conf")
     assert exec_in(cluster, same, "wget -qO- http://web/").strip()         # short name in its own namespace
+    assert exec_in(cluster, same, "wget -qO- http://web.default/").strip()  # <svc>.<ns> through the search path
     # Namespace `other` has no Service `web`: the short name does not resolve there.
     assert exec_in(cluster, other, "wget -qO- http://web/ >/dev/null 2>&1 && echo found || echo missing").strip() \
         == "missing"
+
+
+def test_dns_policy_default_none_and_dns_config_as_kubernetes_documents(cluster, services):
+    def pod(name: str, **spec) -> dict:
+        manifest = client_pod(name, "nw3")
+        manifest["spec"].update(spec)
+        return manifest
+    config = {"nameservers": ["192.0.2.53"], "searches": ["example.test"],
+              "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}
+    for manifest in (pod("dns-default", dnsPolicy="Default"), pod("dns-none", dnsPolicy="None", dnsConfig=config),
+                     pod("dns-merged", dnsConfig=config)):
+        cluster.apply(manifest)
+    got = {}
+    for name in ("dns-default", "dns-none", "dns-merged"):
+        ready = wait_for(f"pod {name} running", lambda name=name: running(cluster, name), timeout=120)
+        got[name] = resolv_conf(exec_in(cluster, ready, "cat /etc/resolv.conf"))
+    host = resolv_conf(cluster.lab.ssh("nw3", "cat /etc/resolv.conf").stdout)
+    # Default: the node's resolver configuration.
+    assert got["dns-default"]["nameserver"] == host["nameserver"] and DNS_IP not in got["dns-default"]["nameserver"]
+    # None: only what dnsConfig says.
+    assert got["dns-none"] == {"nameserver": ["192.0.2.53"], "search": ["example.test"],
+                               "options": ["ndots:2", "edns0"]}
+    # ClusterFirst + dnsConfig: appended to the cluster's, and an option of the same name replaces the cluster's.
+    assert got["dns-merged"]["nameserver"] == [DNS_IP, "192.0.2.53"]
+    assert got["dns-merged"]["search"] == ["default.svc.cluster.local", "svc.cluster.local", "cluster.local",
+                                           "example.test"]
+    assert sorted(got["dns-merged"]["options"]) == ["edns0", "ndots:2"]
+    cluster.kubectl("delete", "pod", "dns-default", "dns-none", "dns-merged", "--wait=false")
 
 
 def _proxy_rules(cluster, host: str) -> str:

@@ -36,3 +36,12 @@ def test_none_policy_takes_only_dns_config():
 def test_dns_config_adds_to_cluster_dns():
     settings = pod_dns_settings(pod(dnsConfig={"searches": ["example.org"]}), "10.96.0.10", "corp.local")
     assert settings["dns_search"] == ["shop.svc.corp.local", "svc.corp.local", "corp.local", "example.org"]
+
+
+def test_dns_config_options_replace_the_cluster_options_of_the_same_name_and_duplicates_go():
+    settings = pod_dns_settings(pod(dnsConfig={
+        "nameservers": ["10.96.0.10", "192.0.2.53"], "searches": ["svc.cluster.local", "example.org"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}), "10.96.0.10")
+    assert settings["dns_server"] == ["10.96.0.10", "192.0.2.53"]
+    assert settings["dns_search"] == ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local", "example.org"]
+    assert settings["dns_option"] == ["ndots:2", "edns0"]
