@@ -5,3 +5,35 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # Commands the tests run (kfab, kubectl) come from the project's venv.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+# scripts/test runs the suite in parallel processes (pytest-xdist, --dist loadgroup). A lab is one set of
+# containers/VMs on one network: every test that touches the same lab must run in the same process, and a
+# module's own lab fixture must be made once. So each lab module is one group, and the modules sharing a
+# session lab (`lab`: kt1-3, `site`: the whole-site 10.91 lab) share one group; unit/api/store tests are free.
+SHARED_LAB_FIXTURES = ("lab", "site")
+
+
+def _uses_session_fixture(item, name: str) -> bool:
+    # A module may define its own fixture of the same name (module scope): that one is its own lab.
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {}).get(name)
+    return bool(defs) and defs[-1].scope == "session"
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    groups: dict[str, str] = {}
+    for item in items:
+        path = Path(str(item.fspath))
+        if "lab" not in path.relative_to(REPO).parts[:2]:
+            continue
+        module = str(path.relative_to(REPO))
+        shared = next((f for f in SHARED_LAB_FIXTURES if _uses_session_fixture(item, f)), None)
+        if shared and groups.get(module, module) == module:
+            groups[module] = f"lab-{shared}"
+        groups.setdefault(module, module)
+    for item in items:
+        group = groups.get(str(Path(str(item.fspath)).relative_to(REPO)))
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
