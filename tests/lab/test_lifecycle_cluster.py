@@ -1,0 +1,325 @@
+"""The lifecycle commands on a cluster `kfab up` installed (tests/lab/inventory/ops.yml, 10.92.0.0/24): the admin
+kubeconfig merged into a KUBECONFIG file; a fourth host added (`kfab add-node`) and removed again
+(`kfab remove-node`, which drains first); backup -> delete -> restore; certificates rotated; an upgrade to a
+genuinely new kfab wheel while a Service is probed throughout; `kfab reset` leaves no kfab behind and a later
+`kfab up` works again.
+
+One lab and one `kfab up` for the whole module (tests run in file order and build on each other). The lab's
+inventory lists o4 in a group site.yml does not use, so `kfab lab up` starts it; the cluster's inventories are
+written from it the way a user edits theirs: cluster.yml (o1-o3), grown.yml (o4 under workers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab.node_cluster import BUSYBOX_IMAGE, build_busybox_image, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+KFAB = [sys.executable, "-m", "kfab"]
+LAB_INVENTORY = REPO / "tests" / "lab" / "inventory" / "ops.yml"
+NODE_PORT = 30992
+WEB_REPLICAS = 3
+# The module's fixture (a whole `kfab up` from bare hosts) counts against the first test's time.
+pytestmark = pytest.mark.timeout(3600)
+
+
+class Ops:
+    """The module's cluster: inventories, kfab/kubectl/ssh helpers."""
+
+    def __init__(self, lab, workdir: Path, wheelhouse: str):
+        self.lab = lab
+        self.workdir = workdir
+        self.wheelhouse = wheelhouse
+        data = yaml.safe_load(LAB_INVENTORY.read_text())
+        spare = data["all"]["children"].pop("spare")
+        self.cluster = workdir / "cluster.yml"
+        self.cluster.write_text(yaml.safe_dump(data))
+        data["all"]["children"]["workers"]["hosts"].update(spare["hosts"])
+        self.grown = workdir / "grown.yml"
+        self.grown.write_text(yaml.safe_dump(data))
+        self.kubeconfig = workdir / "admin.kubeconfig"
+        self.image = ""
+
+    def kfab(self, *args: str, timeout: float = 1200, env: dict | None = None) -> subprocess.CompletedProcess:
+        # One wheelhouse for the module: others edit the shared tree meanwhile, and a rebuilt kfab would rightly
+        # count as a change on the hosts (upgrade passes its own --wheelhouse).
+        if args[0] in ("up", "add-node", "rotate-certs"):
+            args = (*args, "-e", f"kfab_wheelhouse={self.wheelhouse}")
+        return subprocess.run(KFAB + list(args), capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                              stdin=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        binary = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
+        proc = subprocess.run([binary, "--kubeconfig", str(self.kubeconfig), *args], input=input,
+                              capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}")
+        return proc
+
+    def get(self, *args: str) -> dict:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def ssh(self, host: str, cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.lab.ssh(host, cmd, check=check)
+
+    def nodes(self) -> dict[str, bool]:
+        return {n["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True"
+                                           for c in n["status"].get("conditions", []))
+                for n in self.get("nodes")["items"]}
+
+    def pods_of(self, app: str) -> list[dict]:
+        return self.get("pods", "-l", f"app={app}")["items"]
+
+    def ready_pods_of(self, app: str) -> list[dict]:
+        return [p for p in self.pods_of(app) if not p["metadata"].get("deletionTimestamp") and any(
+            c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+
+
+def web(name: str, replicas: int, node_selector: dict | None = None) -> str:
+    """A Deployment of busybox httpd pods that answer with their name and, like a well-behaved server, keep
+    serving for 3 s after SIGTERM (the time endpoints and proxies need to stop sending them traffic)."""
+    script = ("mkdir -p /www && echo $HOSTNAME > /www/index.html && httpd -f -p 8080 -h /www & pid=$!; "
+              "trap 'sleep 3; kill $pid; exit 0' TERM; wait")
+    spec = {"containers": [{"name": "web", "image": "{image}", "command": ["sh", "-c", script],
+                            "ports": [{"containerPort": 8080}],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}}]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return yaml.safe_dump({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                                    "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}})
+
+
+@pytest.fixture(scope="module")
+def ops():
+    from kfab.lab import Lab
+    from kfab.ship.wheelhouse import build
+    from tests.lab.conftest import LabHosts
+    lab = Lab(LAB_INVENTORY)
+    if os.environ.get("KFAB_LAB_REUSE") != "1":   # 1: a lab kept with KFAB_LAB_KEEP=1 (kfab up is idempotent)
+        lab.down()
+    workdir = Path(tempfile.mkdtemp(prefix="kfab-ops-test-"))
+    try:
+        lab.up()
+        # A copy: the shared wheelhouse cache keeps only the newest few builds, and others build meanwhile.
+        wheelhouse = workdir / "wheelhouse"
+        shutil.copytree(build(), wheelhouse)
+        cluster = Ops(LabHosts(lab), workdir, str(wheelhouse))
+        proc = cluster.kfab("up", "-i", str(cluster.cluster))
+        assert proc.returncode == 0, f"kfab up failed:\n{proc.stdout}{proc.stderr}"
+        proc = cluster.kfab("kubeconfig", "-i", str(cluster.cluster), "-o", str(cluster.kubeconfig))
+        assert proc.returncode == 0, proc.stderr
+        build_busybox_image(workdir)
+        proc = cluster.kfab("image", "push", "-i", str(cluster.cluster), BUSYBOX_IMAGE, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        cluster.image = proc.stdout.strip()
+        yield cluster
+    finally:
+        if os.environ.get("KFAB_LAB_KEEP") != "1":
+            lab.down()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_kubeconfig_merges_a_context_named_after_the_cluster(ops):
+    target = ops.workdir / "kube" / "config"
+    proc = ops.kfab("kubeconfig", "-i", str(ops.cluster), env={"KUBECONFIG": str(target)})
+    assert proc.returncode == 0, proc.stderr
+    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
+    out = subprocess.run([kubectl, "get", "nodes", "-o", "name"], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, KUBECONFIG=str(target)))
+    assert out.returncode == 0, out.stderr
+    assert set(out.stdout.split()) == {"node/o2", "node/o3"}
+    assert yaml.safe_load(target.read_text())["current-context"] == "kfabops"
+
+
+def test_add_node_joins_o4_ready_and_schedulable(ops):
+    proc = ops.kfab("add-node", "-i", str(ops.grown), "o4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "node/o4 is Ready and schedulable" in proc.stdout
+    assert ops.nodes() == {"o2": True, "o3": True, "o4": True}
+    # Only o4 was provisioned.
+    assert "PLAY [" in proc.stdout and "o2" not in proc.stdout.split("RECAP", 1)[1]
+    ops.kubectl("apply", "-f", "-", input=web("on-o4", 1, {"kubernetes.io/hostname": "o4"}).replace(
+        "{image}", ops.image))
+    wait_for("a pod Ready on o4", lambda: [p for p in ops.ready_pods_of("on-o4") if p["spec"]["nodeName"] == "o4"],
+             timeout=120)
+    ops.kubectl("delete", "deployment", "on-o4", "--wait=true")
+
+
+def test_remove_node_drains_o4_first_then_deletes_it_and_stops_its_agent(ops):
+    # Put a Deployment's pods on o4 alone: the other workers are cordoned while it starts.
+    ops.kubectl("cordon", "o2", "o3")
+    try:
+        ops.kubectl("apply", "-f", "-", input=web("mover", 2).replace("{image}", ops.image))
+        wait_for("2 mover pods Ready on o4", lambda: len(ops.ready_pods_of("mover")) == 2, timeout=120)
+    finally:
+        ops.kubectl("uncordon", "o2", "o3")
+    assert {p["spec"]["nodeName"] for p in ops.pods_of("mover")} == {"o4"}
+
+    proc = ops.kfab("remove-node", "-i", str(ops.grown), "o4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert out.index("node/o4 cordoned") < out.index("deleting pod default/mover-") < out.index("node/o4 drained") \
+        < out.index("stopped and disabled kfab-node") < out.index("node/o4 deleted"), out
+    # The pods moved: both Ready elsewhere (drain went one pod at a time, each after its replacement was Ready).
+    pods = ops.ready_pods_of("mover")
+    assert len(pods) == 2 and {p["spec"]["nodeName"] for p in pods} <= {"o2", "o3"}, pods
+    assert set(ops.nodes()) == {"o2", "o3"}
+    state = ops.ssh("o4", "systemctl is-active kfab-node kfab-proxy; systemctl is-enabled kfab-node kfab-proxy",
+                    check=False).stdout.split()
+    assert state == ["inactive", "inactive", "disabled", "disabled"], state
+    ops.kubectl("delete", "deployment", "mover")
+
+
+def test_remove_node_of_an_unknown_node_changes_nothing(ops):
+    proc = ops.kfab("remove-node", "-i", str(ops.cluster), "o9")
+    assert proc.returncode == 1
+    assert "has no node 'o9' (nodes: o2, o3)" in proc.stderr
+    assert ops.nodes() == {"o2": True, "o3": True}
+    assert not any(n["spec"].get("unschedulable") for n in ops.get("nodes")["items"])
+
+
+def test_backup_then_restore_brings_deleted_objects_back(ops):
+    ops.kubectl("create", "configmap", "before-backup", "--from-literal=k=v")
+    backup = ops.workdir / "state.db"
+    proc = ops.kfab("backup", "-i", str(ops.cluster), "-o", str(backup))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(backup)
+    assert backup.read_bytes()[:16] == b"SQLite format 3\x00"
+    ops.kubectl("delete", "configmap", "before-backup")
+    ops.kubectl("create", "configmap", "after-backup", "--from-literal=k=v")
+
+    proc = ops.kfab("restore", "-i", str(ops.cluster), str(backup), "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ops.get("configmap", "before-backup")["data"] == {"k": "v"}
+    assert ops.kubectl("get", "configmap", "after-backup", check=False).returncode != 0
+    wait_for("nodes Ready after the restore", lambda: ops.nodes() == {"o2": True, "o3": True}, timeout=120)
+    ops.kubectl("delete", "configmap", "before-backup")
+
+
+def serving_serial(address: str) -> int:
+    import ssl
+
+    from cryptography import x509
+    pem = ssl.get_server_certificate((address, 6443))
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+def test_rotate_certs_issues_new_certificates_and_the_cluster_keeps_working(ops):
+    before = serving_serial("10.92.0.11")
+    node_cert = ops.ssh("o2", "sha256sum /etc/kfab/*.kubeconfig").stdout
+    proc = ops.kfab("rotate-certs", "-i", str(ops.cluster))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert serving_serial("10.92.0.11") != before
+    assert ops.ssh("o2", "sha256sum /etc/kfab/*.kubeconfig").stdout != node_cert
+    assert "o1: restarted kfab-apiserver, kfab-controller-manager, kfab-scheduler" in proc.stdout, proc.stdout
+    assert "o2: restarted kfab-node, kfab-proxy, kfab-dns" in proc.stdout, proc.stdout
+    # The new admin pair works (the kubeconfig is written again from it).
+    proc = ops.kfab("kubeconfig", "-i", str(ops.cluster), "-o", str(ops.kubeconfig))
+    assert proc.returncode == 0, proc.stderr
+    wait_for("nodes Ready after the rotation", lambda: ops.nodes() == {"o2": True, "o3": True}, timeout=120)
+
+
+def new_kfab_wheelhouse(workdir: Path, version: str) -> Path:
+    """A genuinely new kfab: the sources copied with another version number, built into a wheelhouse."""
+    from kfab.ship.wheelhouse import SOURCES, build
+    src = workdir / "kfab-src"
+    src.mkdir()
+    for name in SOURCES:
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "kfab", src / "kfab", ignore=shutil.ignore_patterns("__pycache__"))
+    for path, old in ((src / "pyproject.toml", 'version = "'), (src / "kfab" / "__init__.py", '__version__ = "')):
+        text = path.read_text()
+        start = text.index(old) + len(old)
+        path.write_text(text[:start] + version + text[text.index('"', start):])
+    return build(cache=workdir / "wheelhouses", repo=src)
+
+
+class Prober(threading.Thread):
+    """GETs the Service through its NodePort on every worker in turn, as a load balancer in front of them would,
+    and records every failure."""
+
+    def __init__(self, addresses: list[str]):
+        super().__init__(daemon=True)
+        self.addresses = addresses
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            address = self.addresses[i % len(self.addresses)]
+            i += 1
+            try:
+                with urllib.request.urlopen(f"http://{address}:{NODE_PORT}/", timeout=3) as resp:
+                    resp.read()
+                self.ok += 1
+            except Exception as exc:  # noqa: BLE001 - every kind of failure counts
+                self.failures.append(f"{time.strftime('%H:%M:%S')} {address}: {exc}")
+            self.stop.wait(0.2)
+
+
+def test_upgrade_to_a_new_wheel_keeps_a_service_answering_throughout(ops):
+    ops.kubectl("apply", "-f", "-", input=web("probed", WEB_REPLICAS).replace("{image}", ops.image))
+    ops.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "probed"},
+        "spec": {"type": "NodePort", "selector": {"app": "probed"},
+                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": NODE_PORT}]}}))
+    wait_for("all probed pods Ready", lambda: len(ops.ready_pods_of("probed")) == WEB_REPLICAS, timeout=120)
+    workers = ["10.92.0.12", "10.92.0.13"]
+    wait_for("the Service answering on every worker", lambda: all(
+        urllib.request.urlopen(f"http://{a}:{NODE_PORT}/", timeout=3).read() for a in workers), timeout=60)
+
+    version = "0.1.0+upgradetest"
+    wheelhouse = new_kfab_wheelhouse(ops.workdir, version)
+    prober = Prober(workers)
+    prober.start()
+    try:
+        proc = ops.kfab("upgrade", "-i", str(ops.cluster), "--wheelhouse", str(wheelhouse))
+    finally:
+        prober.stop.set()
+        prober.join()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert out.index("--- upgrading o1") < out.index("node/o2 cordoned") < out.index("node/o2 uncordoned") \
+        < out.index("node/o3 cordoned") < out.index("node/o3 uncordoned"), out
+    for host in ("o1", "o2", "o3"):
+        installed = ops.ssh(host, "/opt/kfab/venv/bin/python -c 'import kfab; print(kfab.__version__)'").stdout
+        assert installed.strip() == version, host
+    assert ops.nodes() == {"o2": True, "o3": True}
+    assert prober.ok > 0
+    assert prober.failures == [], f"{len(prober.failures)} of {prober.ok + len(prober.failures)} probes failed: " \
+                                  f"{prober.failures[:10]}"
+    ops.kubectl("delete", "service", "probed")
+    ops.kubectl("delete", "deployment", "probed")
+
+
+def test_reset_leaves_no_kfab_behind_and_up_works_again(ops):
+    proc = ops.kfab("reset", "-i", str(ops.grown), "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(proc.stdout.split("\n")[:-1]) == [f"o{i}: kfab removed" for i in range(1, 5)], proc.stdout
+    for host in ("o1", "o2", "o3", "o4"):
+        left = ops.ssh(host, "systemctl list-unit-files 'kfab-*' --no-legend; ls -d /opt/kfab /etc/kfab "
+                             "/var/lib/kfab /var/lib/etcd/kfab /etc/containers/registries.conf.d/kfab-registry.conf "
+                             "2>/dev/null; nft list table ip kfab 2>/dev/null; ip route show proto 77; "
+                             "podman pod ps -q; systemctl is-active etcd docker-registry 2>/dev/null | "
+                             "grep -x active", check=False).stdout
+        assert left.strip() == "", f"{host} still has: {left}"
+    proc = ops.kfab("up", "-i", str(ops.cluster))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_for("nodes Ready after a new kfab up", lambda: ops.nodes() == {"o2": True, "o3": True}, timeout=120)
