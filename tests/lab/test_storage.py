@@ -34,6 +34,16 @@ def running(site: StorageSite, name: str) -> dict | None:
     return site.running(name)
 
 
+def waiting_reason(site: StorageSite, name: str) -> str | None:
+    statuses = (site.get("pod", name).get("status") or {}).get("containerStatuses") or []
+    return ((statuses[0].get("state") or {}).get("waiting") or {}).get("reason") if statuses else None
+
+
+def event(site: StorageSite, name: str, reason: str) -> dict:
+    return wait_for(f"{reason} event of {name}", lambda: next(
+        (e for e in site.events(name) if e["reason"] == reason), None), timeout=180, interval=2)
+
+
 def host_mounts(site: StorageSite, host: str) -> str:
     return site.ssh(host, "findmnt -rn -o TARGET,FSTYPE,SOURCE,OPTIONS").stdout
 
@@ -62,11 +72,19 @@ def test_statefulset_replicas_keep_their_data_on_nfs(site):
     pv = site.get("pvc", "data-web-0")["spec"]["volumeName"]
     assert site.get("pv", pv, None)["spec"]["nfs"]["server"] == "10.93.0.11"
 
-    site.exec("web-0", "echo written-before-delete > /data/note")
+    # The agent restarts before the pod goes: the new agent tears down the mount its predecessor made.
+    since = site.ssh(node, "date -u '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+    site.ssh(node, "systemctl restart kfab-node")
+    wait_for("the restarted agent registered", lambda: "registered" in site.ssh(
+        node, f"journalctl -u kfab-node --since '{since}' -o cat").stdout, timeout=120, interval=2)
+    note = "echo written-before-delete > /data/note; echo ok"
+    wait_for("exec through the new agent", lambda: site.exec("web-0", note).strip() == "ok", timeout=60, interval=2)
     site.kubectl("delete", "pod", "-n", NS, "web-0", "--wait=false")
     wait_for("web-0 replaced", lambda: (p := running(site, "web-0")) and p["metadata"]["uid"] != uid,
              timeout=POD_START, interval=2)
     assert site.exec("web-0", "cat /data/ordinal /data/note").split() == ["web-0", "written-before-delete"]
+    new = site.get("pod", "web-0")
+    assert host_mounts(site, new["spec"]["nodeName"]).count(f"/pods/{new['metadata']['uid']}/volumes/data ") == 1
     # the old pod's mount went with it
     wait_for("old pod's NFS mount gone", lambda: f"/pods/{uid}/" not in host_mounts(site, node), timeout=60)
 
@@ -122,12 +140,13 @@ def test_iscsi_volume_follows_its_pod_and_is_attached_to_one_node_at_a_time(site
     intruder = pod_spec(SLEEP, [{"name": "data", "persistentVolumeClaim": {"claimName": "block"}}], nodeName="st2")
     intruder["nodeSelector"] = {}
     site.apply(pod("db-intruder", intruder))
-    event = wait_for("Multi-Attach event", lambda: next(
-        (e for e in site.events("db-intruder") if e["reason"] == "FailedAttachVolume"), None), timeout=60)
-    assert "Multi-Attach error" in event["message"] and first in event["message"]
-    waiting = site.get("pod", "db-intruder")["status"]["containerStatuses"][0]["state"]["waiting"]
-    assert waiting["reason"] == "ContainerCreating"
-    site.kubectl("delete", "pod", "-n", NS, "db-intruder", "--wait=true", timeout=120)
+    try:
+        message = event(site, "db-intruder", "FailedAttachVolume")["message"]
+        assert "Multi-Attach error" in message and first in message
+        wait_for("db-intruder ContainerCreating", lambda: waiting_reason(site, "db-intruder") == "ContainerCreating",
+                 timeout=60)
+    finally:
+        site.kubectl("delete", "pod", "-n", NS, "db-intruder", "--wait=true", timeout=180)
 
     # Drain: the pod moves to the other VM; the first logs out, the second logs in; the data is there.
     try:
@@ -155,34 +174,36 @@ def test_wrong_chap_secret_is_a_clear_event_and_nothing_is_mounted(site):
                             {"name": "data", "iscsi": {**source, "secretRef": {"name": "wrong-chap"}}}],
                     nodeName=VMS[0])
     site.apply(bad, pod("badchap", spec))
-    event = wait_for("FailedMount event", lambda: next(
-        (e for e in site.events("badchap") if e["reason"] == "FailedMount"), None), timeout=120)
-    assert "authorization failure" in event["message"] or "Login failed" in event["message"], event["message"]
-    assert "not-the-password" not in event["message"]
-    status = site.get("pod", "badchap")["status"]
-    assert status["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
-    assert source["iqn"] not in sessions(site, VMS[0]) and source["iqn"] not in host_mounts(site, VMS[0])
-    started = site.ssh(VMS[0], "podman ps -a -q --filter label=kfab.io/pod-name=badchap "
-                               "--filter label=kfab.io/container").stdout
-    assert started.strip() == "", "no container starts while a volume is not mounted"
-    site.kubectl("delete", "pod", "-n", NS, "badchap", "--wait=true", timeout=120)
+    try:
+        message = event(site, "badchap", "FailedMount")["message"]
+        assert "authorization failure" in message or "Login failed" in message, message
+        assert "not-the-password" not in message
+        wait_for("badchap ContainerCreating", lambda: waiting_reason(site, "badchap") == "ContainerCreating",
+                 timeout=60)
+        assert source["iqn"] not in sessions(site, VMS[0]) and source["iqn"] not in host_mounts(site, VMS[0])
+        started = site.ssh(VMS[0], "podman ps -a -q --filter label=kfab.io/pod-name=badchap "
+                                   "--filter label=kfab.io/container").stdout
+        assert started.strip() == "", "no container starts while a volume is not mounted"
+    finally:
+        site.kubectl("delete", "pod", "-n", NS, "badchap", "--wait=true", timeout=180)
 
 
 def test_unknown_nfs_export_is_a_failed_mount_with_the_servers_answer(site):
     spec = pod_spec(SLEEP, [{"name": "data", "nfs": {"server": "10.93.0.11", "path": "/no/such/export"}}],
                     nodeName=VMS[1])
     site.apply(pod("noexport", spec))
-    event = wait_for("FailedMount event", lambda: next(
-        (e for e in site.events("noexport") if e["reason"] == "FailedMount"), None), timeout=120)
-    assert "mount" in event["message"] and "/no/such/export" in event["message"]
-    assert site.get("pod", "noexport")["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == \
-        "ContainerCreating"
-    site.kubectl("delete", "pod", "-n", NS, "noexport", "--wait=true", timeout=120)
+    try:
+        message = event(site, "noexport", "FailedMount")["message"]
+        assert "mount.nfs" in message and "/no/such/export" in message, message
+        wait_for("noexport ContainerCreating", lambda: waiting_reason(site, "noexport") == "ContainerCreating",
+                 timeout=60)
+    finally:
+        site.kubectl("delete", "pod", "-n", NS, "noexport", "--wait=true", timeout=180)
 
 
 def test_deleting_claims_with_delete_policy_removes_directory_and_lun(site):
-    site.kubectl("delete", "statefulset", "-n", NS, "web", "--wait=true", timeout=120)
-    site.kubectl("delete", "deployment", "-n", NS, "db", "--wait=true", timeout=120)
+    site.kubectl("delete", "statefulset,deployment", "-n", NS, "web", "db", "--ignore-not-found", "--wait=true",
+                 timeout=180)
     wait_for("storage pods gone", lambda: not json.loads(site.kubectl(
         "get", "pods", "-n", NS, "-o", "json").stdout)["items"], timeout=180, interval=2)
     claims = ["data-web-0", "data-web-1", "shared", "block", "chapped"]

@@ -165,3 +165,11 @@ def test_bad_network_volume_sources_fail_the_mount_by_name(tmp_path):
         asyncio.run(volumes.sync(_pod({"name": "g", "persistentVolumeClaim": {"claimName": "g"}}), None, None))
     assert e.value.reason == "UnsupportedVolume"
     assert not (tmp_path / "volumes").exists()  # nothing half-done on the node
+
+
+def test_a_node_without_an_initiator_has_no_sessions_to_log_out_of(monkeypatch):
+    # A container worker has no iscsiadm: releasing a failed attach there must not fail (it frees the claim).
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert asyncio.run(iscsi.sessions()) == set()
+    t = IscsiTarget.from_source({"targetPortal": "h", "iqn": "q"}, "ns")
+    asyncio.run(iscsi.logout(t))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,6 +152,10 @@ def parse_blkid(text: str) -> dict[str, str]:
 
 
 async def sessions() -> set[tuple[str, str]]:
+    if shutil.which("iscsiadm") is None:
+        # No initiator installed, so no session to log out of: a failed attempt on such a node must still
+        # give its claim back (raising here would keep the volume from every other node).
+        return set()
     try:
         return parse_sessions(await run(["iscsiadm", "-m", "session"]))
     except CommandError as e:
