@@ -317,8 +317,9 @@ def test_reset_leaves_no_kfab_behind_and_up_works_again(ops):
         # (kfab-lab-firstboot is the lab image's own unit, not kfab's)
         left = ops.ssh(host, "systemctl list-unit-files 'kfab-*' --no-legend | grep -v '^kfab-lab-'; "
                              "ls -d /opt/kfab /etc/kfab /var/lib/kfab /var/lib/etcd/kfab "
-                             "/etc/containers/registries.conf.d/kfab-registry.conf 2>/dev/null; nft list table ip kfab 2>/dev/null; ip route show proto 77; "
-                             "podman pod ps -q; systemctl is-active etcd docker-registry 2>/dev/null | "
+                             "/etc/containers/registries.conf.d/kfab-registry.conf 2>/dev/null; "
+                             "nft list table ip kfab 2>/dev/null; ip route show proto 77; podman pod ps -q; "
+                             "systemctl is-active etcd docker-registry 2>/dev/null | "
                              "grep -x active", check=False).stdout
         assert left.strip() == "", f"{host} still has: {left}"
     proc = ops.kfab("up", "-i", str(ops.cluster))
