@@ -39,7 +39,8 @@ if grep -qs '{MANAGED}' /etc/default/etcd; then
 fi
 if grep -qs '{MANAGED}' /etc/docker/registry/config.yml; then
   systemctl disable --now docker-registry.service >/dev/null 2>&1
-  rm -f /etc/docker/registry/config.yml; rm -rf {q(v["registry_dir"])}
+  # the images go; the directory is the package's (its owner and mode), a later kfab up needs it
+  rm -f /etc/docker/registry/config.yml; find {q(v["registry_dir"])} -mindepth 1 -delete 2>/dev/null
 fi
 if command -v podman >/dev/null; then
   for p in $(podman pod ps -q --filter label={POD_LABEL}); do podman pod rm -f -t 0 "$p" >/dev/null; done
