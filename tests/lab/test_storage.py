@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import pytest
 
@@ -40,8 +41,10 @@ def waiting_reason(site: StorageSite, name: str) -> str | None:
 
 
 def event(site: StorageSite, name: str, reason: str) -> dict:
+    uid = site.get("pod", name)["metadata"]["uid"]  # not an earlier pod's of the same name
     return wait_for(f"{reason} event of {name}", lambda: next(
-        (e for e in site.events(name) if e["reason"] == reason), None), timeout=180, interval=2)
+        (e for e in site.events(name) if e["reason"] == reason and e["involvedObject"].get("uid") == uid), None),
+        timeout=180, interval=2)
 
 
 def host_mounts(site: StorageSite, host: str) -> str:
@@ -108,8 +111,7 @@ def test_rwx_claim_is_shared_by_pods_on_two_nodes(site):
 
 
 def iscsi_deployment(name: str, claim_name: str) -> dict:
-    spec = pod_spec(f"[ -f /data/first-node ] || cat /etc/hostname > /data/first-node; {SLEEP}",
-                    [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}])
+    spec = pod_spec(SLEEP, [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}])
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": NS},
             "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
@@ -129,7 +131,8 @@ def test_iscsi_volume_follows_its_pod_and_is_attached_to_one_node_at_a_time(site
     site.apply(claim("block", "kfab-iscsi"), iscsi_deployment("db", "block"))
     db = wait_for("db pod running", lambda: deployment_pod(site, "db"), timeout=POD_START, interval=2)
     first, name = db["spec"]["nodeName"], db["metadata"]["name"]
-    site.exec(name, "echo 12345 > /data/value && sync")
+    token = uuid.uuid4().hex
+    site.exec(name, f"echo {token} > /data/value && sync")
     pv = site.get("pv", site.get("pvc", "block")["spec"]["volumeName"], None)
     iqn = pv["spec"]["iscsi"]["iqn"]
     assert iqn in sessions(site, first)
@@ -154,7 +157,7 @@ def test_iscsi_volume_follows_its_pod_and_is_attached_to_one_node_at_a_time(site
                      timeout=300)
         moved = wait_for("db pod running elsewhere", lambda: (p := deployment_pod(site, "db")) and
                          p["spec"]["nodeName"] != first and p, timeout=POD_START, interval=2)
-        assert site.exec(moved["metadata"]["name"], "cat /data/value /data/first-node").split() == ["12345", first]
+        assert site.exec(moved["metadata"]["name"], "cat /data/value").strip() == token
         assert iqn not in sessions(site, first) and iqn in sessions(site, moved["spec"]["nodeName"])
         assert not any(iqn in v for v in attached(site, first))
         assert any(iqn in v for v in attached(site, moved["spec"]["nodeName"]))
