@@ -92,8 +92,10 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
         rule([""], ["nodes"], ["create", "get", "list", "watch", "patch", "update"]),
         rule([""], ["nodes/status", "pods/status"], ["patch", "update"]),
         rule([""], ["pods"], READ + ["create", "delete"]),
-        rule([""], ["configmaps", "secrets", "services", "endpoints", "persistentvolumes",
+        rule([""], ["configmaps", "services", "endpoints", "persistentvolumes",
                     "persistentvolumeclaims", "serviceaccounts"], READ),
+        # The agent fetches a pod's Secrets by name; listing every Secret of the cluster is not for a node.
+        rule([""], ["secrets"], ["get"]),
         rule([""], ["events"], ["create", "patch", "update"]),
         rule(["coordination.k8s.io"], ["leases"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
         rule(["storage.k8s.io"], ["storageclasses"], READ),

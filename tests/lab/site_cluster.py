@@ -51,7 +51,7 @@ class Site:
         self.lab.lab.up()
         try:
             started = time.monotonic()
-            proc = self.kfab("up", "-i", str(self.inventory))
+            proc = self.kfab("up", "-i", str(self.inventory), timeout=2100)   # bare hosts, busy machine
             self.up_seconds = time.monotonic() - started
             if proc.returncode != 0:
                 raise AssertionError(f"kfab up failed:\n{proc.stdout}{proc.stderr}")
@@ -86,6 +86,24 @@ class Site:
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
         return proc
+
+    def plan_after_hand_edit(self, host: str, path: str) -> dict[str, int]:
+        """Append a line to `path` on `host`, `kfab plan` the site, then `kfab up --limit host` to undo it.
+
+        Checks the plan showed the line's removal in `path`'s diff and changed nothing itself, and that the
+        up put the file back; returns the plan's changed count per host."""
+        self.ssh(host, f"echo '# edited by hand' >> {path}")
+        try:
+            proc = self.kfab("plan", "-i", str(self.inventory))
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "-# edited by hand" in proc.stdout and path in proc.stdout, proc.stdout
+            assert "# edited by hand" in self.ssh(host, f"cat {path}").stdout   # plan changed nothing
+            changed = {h: row["changed"] for h, row in recap(proc.stdout).items()}
+        finally:
+            proc = self.kfab("up", "-i", str(self.inventory), "--limit", host)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "# edited by hand" not in self.ssh(host, f"cat {path}").stdout
+        return changed
 
     def ssh(self, host: str, cmd: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         return self.lab.ssh(host, cmd, check=check, timeout=timeout)

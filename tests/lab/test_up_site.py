@@ -1,0 +1,240 @@
+"""`kfab up` installs the whole site on bare lab hosts (the session's `site`, tests/lab/site_cluster.py):
+u1 control plane + registry, u2/u3 workers with the node agent, the service proxy and cluster DNS behind
+kube-system/kube-dns at 10.96.0.10. Checked as a user would: kubectl, pods on each worker, names and
+ClusterIPs from inside pods (`podman exec` over SSH), credentials on the workers, plan/up after a hand edit,
+and a worker host restart (last: it disturbs the others)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from tests.lab.node_cluster import BUSYBOX_IMAGE, build_busybox_image, wait_for
+from tests.lab.test_network_services import client_pod, exec_in, ready_endpoints, web_deployment
+
+
+# The first test of the session sets up the `site` (bare hosts -> `kfab up`): minutes on a busy machine.
+pytestmark = pytest.mark.timeout(2400)
+
+WORKERS = ["u2", "u3"]
+DNS_IP = "10.96.0.10"
+WEB_SERVICE_AND_NAMESPACE = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+"""
+
+
+def _get(site, kind: str, name: str, namespace: str = "default") -> dict:
+    return json.loads(site.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+
+
+def _running(site, name: str, namespace: str = "default") -> dict | None:
+    pod = _get(site, "pod", name, namespace)
+    status = pod.get("status") or {}
+    return pod if status.get("phase") == "Running" and status.get("podIP") else None
+
+
+def _wget(site, pod: dict, url: str) -> str:
+    """The page at `url` fetched from inside `pod` (retried for a while: endpoints settle after restarts)."""
+    return wait_for(f"{url} from {pod['metadata']['name']}",
+                    lambda: exec_in(site, pod, f"wget -qO- {url}").strip(), timeout=60)
+
+
+def _node_ready(site, name: str) -> dict | None:
+    node = _get(site, "node", name, "")
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+    return node if ready and node["spec"].get("podCIDR") else None
+
+
+@pytest.fixture(scope="module")
+def workload(site):
+    """The busybox image in the cluster registry; a web Deployment + Service; a client pod on each worker and
+    one in namespace `other`."""
+    with tempfile.TemporaryDirectory(prefix="kfab-up-site-") as tmp:
+        build_busybox_image(Path(tmp))
+    proc = site.kfab("image", "push", "-i", str(site.inventory), BUSYBOX_IMAGE, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    image = proc.stdout.strip()
+
+    def with_image(obj: dict) -> dict:
+        spec = obj["spec"]["template"]["spec"] if obj["kind"] == "Deployment" else obj["spec"]
+        for c in spec["containers"]:
+            c["image"] = image
+        return obj
+    web = with_image(web_deployment("web", replicas=2))
+    # a probe that tolerates a busy machine: a flapping endpoint would make the checks below flaky
+    web["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].update(
+        {"periodSeconds": 3, "failureThreshold": 5, "timeoutSeconds": 10})
+    site.kubectl("apply", "-f", "-", input=yaml.safe_dump(web))
+    site.kubectl("apply", "-f", "-", input=WEB_SERVICE_AND_NAMESPACE)
+    clients = [(f"client-{h}", h, "default") for h in WORKERS] + [("client-other", "u3", "other")]
+    for name, host, ns in clients:
+        pod = with_image({"kind": "Pod", **client_pod(name, host, ns)})
+        site.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
+    for name, _, ns in clients:
+        wait_for(f"pod {ns}/{name} running", lambda name=name, ns=ns: _running(site, name, ns), timeout=180)
+    wait_for("2 ready web endpoints", lambda: len(ready_endpoints(site, "web")) == 2, timeout=180)
+    return {"image": image, "web_ip": _get(site, "service", "web")["spec"]["clusterIP"]}
+
+
+def test_up_prints_where_the_admin_kubeconfig_is_and_the_next_command(site):
+    assert f"Admin kubeconfig: {site.kubeconfig}" in site.up_output
+    assert f"Next: kubectl --kubeconfig {site.kubeconfig} get nodes" in site.up_output
+    print(f"first kfab up of the whole site: {site.up_seconds:.0f}s")
+
+
+def test_every_worker_is_a_ready_node_with_a_pod_cidr(site):
+    nodes = json.loads(site.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    assert sorted(n["metadata"]["name"] for n in nodes) == WORKERS
+    cidrs = {n["metadata"]["name"]: _node_ready(site, n["metadata"]["name"])["spec"]["podCIDR"] for n in nodes}
+    assert len(set(cidrs.values())) == 2 and all(c.startswith("10.244.") for c in cidrs.values()), cidrs
+    for host in WORKERS:
+        for unit in ("podman.socket", "kfab-node", "kfab-proxy", "kfab-dns"):
+            assert site.ssh(host, f"systemctl is-active {unit}").stdout.strip() == "active", (host, unit)
+            assert site.ssh(host, f"systemctl is-enabled {unit}").stdout.strip() == "enabled", (host, unit)
+
+
+def test_cluster_dns_is_the_kube_dns_service_served_from_every_worker(site):
+    svc = _get(site, "service", "kube-dns", "kube-system")
+    assert svc["spec"]["clusterIP"] == DNS_IP
+    assert sorted((p["protocol"], p["port"]) for p in svc["spec"]["ports"]) == [("TCP", 53), ("UDP", 53)]
+    assert ready_endpoints(site, "kube-dns", "kube-system") == sorted(site.lab.hosts[h] for h in WORKERS)
+
+
+def test_a_pod_on_each_worker_gets_cluster_dns_in_its_resolv_conf(site, workload):
+    for host in WORKERS:
+        conf = exec_in(site, _get(site, "pod", f"client-{host}"), "cat /etc/resolv.conf")
+        assert f"nameserver {DNS_IP}" in conf.split("\n"), conf
+        assert "search default.svc.cluster.local svc.cluster.local cluster.local" in conf, conf
+
+
+def test_pods_on_both_workers_resolve_services_by_fqdn_and_short_name(site, workload):
+    names = {p["metadata"]["name"] for p in json.loads(site.kubectl("get", "pods", "-l", "app=web", "-o",
+                                                                     "json").stdout)["items"]}
+    for host in WORKERS:
+        pod = _get(site, "pod", f"client-{host}")
+        out = wait_for(f"nslookup of the kubernetes Service from {host}",
+                       lambda pod=pod: exec_in(site, pod, "nslookup kubernetes.default.svc.cluster.local"), timeout=30)
+        assert "Address: 10.96.0.1" in out, out
+        # The short name through resolv.conf's search list (busybox nslookup ignores it; nc resolves as libc
+        # does). Only the name matters here: "bad address" is what a name that does not resolve gives.
+        assert "bad address" in exec_in(site, pod, "nc -w 2 nosuch.default 443 </dev/null 2>&1; true")
+        assert "bad address" not in exec_in(site, pod, "nc -w 2 kubernetes.default 443 </dev/null 2>&1; true")
+        assert _wget(site, pod, "http://web/") in names
+        assert _wget(site, pod, "http://web.default.svc.cluster.local/") in names
+    other = _get(site, "pod", "client-other", "other")
+    assert _wget(site, other, "http://web.default/") in names
+    assert exec_in(site, other, "wget -qO- http://web/ >/dev/null 2>&1 && echo found || echo missing").strip() \
+        == "missing"
+
+
+def test_the_cluster_ip_answers_from_pods_on_both_workers(site, workload):
+    names = {p["metadata"]["name"] for p in json.loads(site.kubectl("get", "pods", "-l", "app=web", "-o",
+                                                                     "json").stdout)["items"]}
+    for host in WORKERS:
+        pod = _get(site, "pod", f"client-{host}")
+        seen = set()
+
+        def all_seen(pod=pod, seen=seen):
+            out = exec_in(site, pod, f"for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://{workload['web_ip']}/; done")
+            seen.update(out.split())
+            return seen >= names
+        wait_for(f"both web replicas answering the ClusterIP from {host} (seen {seen})", all_seen, timeout=60)
+
+
+def _subjects(site, host: str) -> dict[str, tuple[str, list[str]]]:
+    """Every certificate under /etc/kfab on `host` (files and kubeconfig users): path -> (CN, O list)."""
+    out = {}
+    listing = site.ssh(host, "ls /etc/kfab").stdout.split()
+    for name in listing:
+        text = site.ssh(host, f"cat /etc/kfab/{name}").stdout
+        if name.endswith(".kubeconfig"):
+            pems = [base64.b64decode(u["user"]["client-certificate-data"])
+                    for u in yaml.safe_load(text)["users"]]
+        elif name.endswith(".crt"):
+            pems = [text.encode()]
+        else:
+            continue
+        for pem in pems:
+            cert = x509.load_pem_x509_certificate(pem)
+            out[name] = (cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value,
+                         [a.value for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)])
+    return out
+
+
+def test_workers_hold_only_their_own_credentials(site):
+    for host in WORKERS:
+        subjects = _subjects(site, host)
+        assert not [p for p, (_, orgs) in subjects.items() if "system:masters" in orgs], subjects
+        assert {p: cn for p, (cn, _) in subjects.items() if p != "ca.crt"} == {
+            "node.kubeconfig": f"system:node:{host}", "node.crt": f"system:node:{host}",
+            "proxy.kubeconfig": "system:kube-proxy", "dns.kubeconfig": "system:kube-dns"}
+        assert site.ssh(host, "ls /var/lib/kfab/pki", check=False).returncode != 0   # no CA key, no admin pair
+        modes = site.ssh(host, "stat -c '%a %n' /etc/kfab/*.key /etc/kfab/*.kubeconfig").stdout.split("\n")
+        assert all(line.startswith("600 ") for line in modes if line), modes
+
+
+def test_worker_credentials_are_refused_what_they_do_not_need(site, tmp_path):
+    binary = [shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"]
+    for user, file in (("node", "node.kubeconfig"), ("dns", "dns.kubeconfig"), ("proxy", "proxy.kubeconfig")):
+        local = tmp_path / file
+        local.write_text(site.ssh("u2", f"cat /etc/kfab/{file}").stdout)
+
+        def kubectl(*args, local=local):
+            return subprocess.run([*binary, "--kubeconfig", str(local), *args], capture_output=True, text=True,
+                                  timeout=60)
+        denied = kubectl("get", "secrets", "-A")
+        assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), (user, denied.stderr)
+        # ... while what each needs works (so the refusal is RBAC, not a broken kubeconfig)
+        allowed = kubectl("get", "services", "-A")
+        assert allowed.returncode == 0, (user, allowed.stderr)
+    node = tmp_path / "node.kubeconfig"
+    proc = subprocess.run([*binary, "--kubeconfig", str(node), "delete", "service", "web"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "forbidden" in proc.stderr.lower()
+
+
+def test_plan_shows_exactly_a_hand_edit_on_a_worker_and_up_puts_it_back(site):
+    # A file of the worker's credentials (plan runs no commands, so the agent's restart is not counted);
+    # the up puts it back and restarts the agent, which comes back Ready.
+    assert site.plan_after_hand_edit("u3", "/etc/kfab/ca.crt") == {"u1": 0, "u2": 0, "u3": 1}
+    wait_for("node u3 Ready", lambda: _node_ready(site, "u3"), timeout=120)
+
+
+def test_a_restarted_worker_comes_back_ready_with_its_pods_routes_and_dns(site, workload):
+    before = _get(site, "pod", "client-u3")["status"]["containerStatuses"][0]["containerID"]
+    u2_cidr = _node_ready(site, "u2")["spec"]["podCIDR"]
+    subprocess.run(["podman", "restart", "-t", "5", "u3"], check=True, capture_output=True, timeout=180)
+
+    def back():
+        pod = _running(site, "client-u3")
+        cs = ((pod or {}).get("status", {}).get("containerStatuses") or [{}])[0]
+        return pod if cs.get("containerID") not in (None, before) and cs.get("ready") else None
+    pod = wait_for("client-u3 running again after the host restart", back, timeout=240, interval=1)
+    wait_for("node u3 Ready", lambda: _node_ready(site, "u3"), timeout=120)
+    routes = site.ssh("u3", "ip route").stdout
+    assert f"{u2_cidr} via {site.lab.hosts['u2']}" in routes, routes
+    # its slice came back: DNS answers from both workers again
+    wait_for("kube-dns served from u2 and u3", lambda: ready_endpoints(site, "kube-dns", "kube-system") ==
+             sorted(site.lab.hosts[h] for h in WORKERS), timeout=60)
+    names = {p["metadata"]["name"] for p in json.loads(site.kubectl("get", "pods", "-l", "app=web", "-o",
+                                                                     "json").stdout)["items"]}
+    assert _wget(site, pod, "http://web/") in names
