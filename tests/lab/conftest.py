@@ -28,6 +28,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
 
 
+def fresh_lab(inventory: Path):
+    """A module fixture's body: the inventory's lab from fresh hosts (whatever a killed run left behind),
+    yielded as LabHosts, taken down afterwards unless KFAB_LAB_KEEP=1."""
+    lab = Lab(inventory)
+    lab.down()
+    lab.up()
+    try:
+        yield LabHosts(lab)
+    finally:
+        if os.environ.get("KFAB_LAB_KEEP") != "1":
+            lab.down()
+
+
 class LabHosts:
     """What a lab test gets: the inventory path, host names -> IPs, and SSH to a host."""
 

@@ -6,15 +6,13 @@ each worker, and `kfab proxy` + `kfab dns` started on the workers as transient s
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from kfab.dns.resolvconf import pod_resolv_conf
-from kfab.lab import Lab
-from tests.lab.conftest import LabHosts
+from tests.lab.conftest import fresh_lab
 from tests.lab.node_cluster import BUSYBOX_IMAGE, KFAB, NodeCluster, wait_for
 
 WORKERS = ["nw2", "nw3"]
@@ -32,14 +30,7 @@ HTTPD = ("mkdir -p /www/cgi-bin && hostname > /www/index.html && "
 
 @pytest.fixture(scope="module")
 def netlab():
-    lab = Lab(INVENTORY)
-    lab.down()    # fresh hosts, whatever a killed run left behind
-    lab.up()
-    try:
-        yield LabHosts(lab)
-    finally:
-        if os.environ.get("KFAB_LAB_KEEP") != "1":
-            lab.down()
+    yield from fresh_lab(INVENTORY)
 
 
 @pytest.fixture(scope="module")

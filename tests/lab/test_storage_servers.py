@@ -9,7 +9,6 @@ this machine (the gateway, no node) must be refused: its kernel can neither moun
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -17,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kfab.lab import Lab
-from tests.lab.conftest import LabHosts
+from tests.lab.conftest import fresh_lab
 from tests.lab.node_cluster import KFAB, REPO, NodeCluster, wait_for
 
 INVENTORY = Path(__file__).parent / "inventory" / "storage-servers.yml"
@@ -32,19 +30,11 @@ CLIENT_TOOLS = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q libnfs-uti
                 "libiscsi-bin)")
 # Package installs on lab hosts (nfs-ganesha pulls in dbus, krb5, ...) dominate; the module's setup may take
 # longer than one test's default limit on a busy machine.
-pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.fixture(scope="module")
 def storage_lab():
-    lab = Lab(INVENTORY)
-    lab.down()    # fresh hosts, whatever a killed run left behind
-    lab.up()
-    try:
-        yield LabHosts(lab)
-    finally:
-        if os.environ.get("KFAB_LAB_KEEP") != "1":
-            lab.down()
+    yield from fresh_lab(INVENTORY)
 
 
 def kfab_up(cluster: NodeCluster, *extra: str) -> subprocess.CompletedProcess:
