@@ -60,7 +60,7 @@ async def bootstrap_kubernetes_service(store: Store, admission: AdmissionChain, 
                 "subsets": [{"addresses": [{"ip": address}], "ports": [port_entry]}]}, "default")
             try:
                 await storage.create(ep_rt, obj)
-                return
+                return await _kubernetes_slice(storage, [address], port_entry)
             except APIError as e:
                 if e.reason != "AlreadyExists":
                     raise
@@ -68,14 +68,38 @@ async def bootstrap_kubernetes_service(store: Store, admission: AdmissionChain, 
         subsets = current.get("subsets") or [{"addresses": [], "ports": [port_entry]}]
         addresses = subsets[0].setdefault("addresses", [])
         if any(a.get("ip") == address for a in addresses) and subsets[0].get("ports") == [port_entry]:
-            return
+            return await _kubernetes_slice(storage, [a["ip"] for a in addresses], port_entry)
         if not any(a.get("ip") == address for a in addresses):
             addresses.append({"ip": address})
         subsets[0]["ports"] = [port_entry]
         current["subsets"] = subsets[:1]
         try:
             await storage.update(ep_rt, current, int(current["metadata"]["resourceVersion"]))
-            return
+            return await _kubernetes_slice(storage, [a["ip"] for a in addresses], port_entry)
         except APIError as e:
             if e.reason != "Conflict":
+                raise
+
+
+async def _kubernetes_slice(storage: ResourceStorage, addresses: list[str], port_entry: dict) -> None:
+    """The EndpointSlice `default/kubernetes` with the same API server addresses as the Endpoints (as
+    kube-apiserver keeps both): service proxies read slices, so pods reach the API at the Service's IP."""
+    rt = REGISTRY.by_kind("discovery.k8s.io/v1", "EndpointSlice")
+    endpoints = [{"addresses": [ip], "conditions": {"ready": True}} for ip in sorted(set(addresses))]
+    for _ in range(5):
+        current = await storage.get_or_none(rt, "default", "kubernetes")
+        try:
+            if current is None:
+                obj = strategy.prepare_create(rt, {
+                    "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                    "addressType": "IPv4", "endpoints": endpoints, "ports": [port_entry]}, "default")
+                await storage.create(rt, obj)
+                return
+            if current.get("endpoints") == endpoints and current.get("ports") == [port_entry]:
+                return
+            current.update(endpoints=endpoints, ports=[port_entry])
+            await storage.update(rt, current, int(current["metadata"]["resourceVersion"]))
+            return
+        except APIError as e:
+            if e.reason not in ("AlreadyExists", "Conflict"):
                 raise

@@ -174,6 +174,11 @@ def build_ruleset(services: list[dict], slices: list[dict], node_ips: list[str],
                    "ct status dnat ip saddr . ip daddr @hairpin masquerade"]
     if local_pod_cidr:
         postrouting.append(f"ct status dnat ip saddr {local_pod_cidr} ip daddr {local_pod_cidr} masquerade")
+    if cluster_cidr:
+        # A pod reaching a Service whose endpoint is a host address outside the pod network (the API server on
+        # a control-plane host, kfab dns on a worker's IP): that host may have no route back to pod
+        # addresses (no node agent there), so the reply must come back to this node's address.
+        postrouting.append(f"ct status dnat ip saddr {cluster_cidr} ip daddr != {cluster_cidr} masquerade")
     chains["nat-postrouting"] = tuple(postrouting)
     chains["mark-for-masquerade"] = (f"meta mark set meta mark | {MASQ_MARK:#x}",)
 

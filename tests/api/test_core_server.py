@@ -31,6 +31,11 @@ def test_kubernetes_service_points_at_the_api_server(k8s, kfab_server):
     ep = core.read_namespaced_endpoints("kubernetes", "default")
     port = int(kfab_server.url.rsplit(":", 1)[1])
     assert [a.ip for a in ep.subsets[0].addresses] == ["127.0.0.1"] and ep.subsets[0].ports[0].port == port
+    # Service proxies read EndpointSlices: the API server keeps one for itself too, as kube-apiserver does.
+    eps = client.DiscoveryV1Api(k8s).read_namespaced_endpoint_slice("kubernetes", "default")
+    assert eps.metadata.labels["kubernetes.io/service-name"] == "kubernetes" and eps.address_type == "IPv4"
+    assert [e.addresses for e in eps.endpoints] == [["127.0.0.1"]] and eps.endpoints[0].conditions.ready
+    assert [(p.name, p.port, p.protocol) for p in eps.ports] == [("https", port, "TCP")]
 
 
 def test_sigterm_stops_cleanly_with_open_watches_and_state_survives_restart(tmp_path):

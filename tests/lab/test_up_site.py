@@ -138,6 +138,9 @@ def test_pods_on_both_workers_resolve_services_by_fqdn_and_short_name(site, work
         # does). Only the name matters here: "bad address" is what a name that does not resolve gives.
         assert "bad address" in exec_in(site, pod, "nc -w 2 nosuch.default 443 </dev/null 2>&1; true")
         assert "bad address" not in exec_in(site, pod, "nc -w 2 kubernetes.default 443 </dev/null 2>&1; true")
+        # ...and the API server answers there: its address is a control-plane host without pod routes, so
+        # the proxy masquerades (the `kubernetes` EndpointSlice, DNAT to a host outside the pod network).
+        assert "open" in exec_in(site, pod, "nc -w 5 kubernetes.default 443 </dev/null && echo open; true")
         assert _wget(site, pod, "http://web/") in names
         assert _wget(site, pod, "http://web.default.svc.cluster.local/") in names
     other = _get(site, "pod", "client-other", "other")

@@ -103,6 +103,8 @@ def test_off_cluster_sources_and_hairpin_are_masqueraded():
     assert "10.244.1.5 . 10.244.1.5" in text
     assert "meta mark & 0x4000 == 0x4000 masquerade" in text
     assert "ct status dnat ip saddr 10.244.1.0/24 ip daddr 10.244.1.0/24 masquerade" in text
+    # Pods reaching host-network endpoints (the API server's `kubernetes` Service) come back through this node.
+    assert "ct status dnat ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade" in text
 
 
 def test_the_ruleset_replaces_the_table_in_one_transaction():
