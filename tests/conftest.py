@@ -2,6 +2,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 # Commands the tests run (kfab, kubectl) come from the project's venv.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -20,8 +22,9 @@ def _uses_session_fixture(item, name: str) -> bool:
     return bool(defs) and defs[-1].scope == "session"
 
 
+# tryfirst: xdist's own (plain) hook reads the xdist_group marks and would otherwise run before this one.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    import pytest
 
     groups: dict[str, str] = {}
     for item in items:
