@@ -29,6 +29,15 @@ async def wait_routes(ns: NetNS, *want: str, timeout: float = 10.0) -> list[str]
     raise AssertionError(f"routes are {got!r}, want {want!r}")
 
 
+async def wait_no_snat_rule(ns: NetNS, timeout: float = 10.0) -> None:
+    rule = "-s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN"
+    deadline = time.monotonic() + timeout
+    while rule not in (rules := ns.run("iptables -t nat -S POSTROUTING").stdout):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {rule!r} in POSTROUTING: {rules!r}")
+        await asyncio.sleep(0.1)
+
+
 async def add_node(client: Client, name: str, cidr: str, ip: str) -> None:
     await client.create(NODE, {"metadata": {"name": name}, "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
     await client.patch(NODE, None, name, {"status": {"addresses": [{"type": "InternalIP", "address": ip}]}},
@@ -48,7 +57,7 @@ def test_routes_follow_nodes_added_moved_and_deleted(kfab_server):
             task = asyncio.create_task(run_pod_network(client, "pn-self", "10.244.0.0/16", tuple(ns.prefix)))
             try:
                 await wait_routes(ns, "10.244.12.0/24 via 10.79.0.12 dev h0")
-                assert "-s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN" in ns.run("iptables -t nat -S POSTROUTING").stdout
+                await wait_no_snat_rule(ns)   # written after the routes in the same pass
                 await add_node(client, "pn-b", "10.244.13.0/24", "10.79.0.13")
                 await wait_routes(ns, "10.244.12.0/24 via 10.79.0.12 dev h0", "10.244.13.0/24 via 10.79.0.13 dev h0")
                 await client.patch(NODE, None, "pn-a", {"status": {"addresses": [

@@ -84,7 +84,7 @@ def test_up_starts_every_host_and_a_second_up_changes_nothing(life):
     status = kfab("lab", "status", "-i", str(INVENTORY))
     assert status.returncode == 0
     for name, ip in life.hosts.items():
-        assert any(line.split()[:3] == [name, "yes", ip] and line.endswith("ok")
+        assert any(line.split()[:4] == [name, "container", "yes", ip] and line.endswith("ok")
                    for line in status.stdout.splitlines())
 
 
