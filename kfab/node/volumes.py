@@ -109,7 +109,9 @@ class PodVolumes:
             elif kind in ("Directory", "File") and not path.exists():
                 raise VolumeError(f'hostPath type check failed: {path} is not a {kind.lower()}')
         elif "emptyDir" in vol:
+            # World-writable, as the kubelet makes it: containers running as any user share it.
             path.mkdir(parents=True, exist_ok=True)
+            path.chmod(0o777)
         elif "configMap" in vol or "secret" in vol:
             kind = "ConfigMap" if "configMap" in vol else "Secret"
             src = vol.get("configMap") or vol.get("secret")

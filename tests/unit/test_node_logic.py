@@ -132,6 +132,12 @@ def test_projected_volume_merges_configmap_secret_and_downward_api(tmp_path):
     assert (root / "labels" / "app").read_text() == "web"
 
 
+def test_empty_dir_is_world_writable_as_the_kubelet_makes_it(tmp_path):
+    pod = dict(POD, spec={"volumes": [{"name": "scratch", "emptyDir": {}}]})
+    paths = asyncio.run(PodVolumes(tmp_path, lookup).sync(pod, None, None))
+    assert paths["scratch"].is_dir() and paths["scratch"].stat().st_mode & 0o777 == 0o777
+
+
 def test_downward_api_whole_label_and_annotation_maps_format_as_the_kubelet():
     from kfab.node.containers import field_value
     pod = {"metadata": {"name": "p", "labels": {"tier": "web", "app": "shop"}, "annotations": {"note": 'say "hi"'}}}
