@@ -50,8 +50,16 @@ async def bootstrap_kubernetes_service(store: Store, admission: AdmissionChain, 
         except APIError as e:
             if e.reason != "AlreadyExists":
                 raise
-    ep_rt = REGISTRY.by_kind("v1", "Endpoints")
     port_entry = {"name": "https", "port": port, "protocol": "TCP"}
+    addresses = await _kubernetes_endpoints(storage, address, port_entry)
+    if addresses is not None:
+        await _kubernetes_slice(storage, addresses, port_entry)
+
+
+async def _kubernetes_endpoints(storage: ResourceStorage, address: str, port_entry: dict) -> list[str] | None:
+    """Add this API server's address to the Endpoints `default/kubernetes`; the addresses it then lists
+    (None when other writers kept winning: the next start tries again)."""
+    ep_rt = REGISTRY.by_kind("v1", "Endpoints")
     for _ in range(5):
         current = await storage.get_or_none(ep_rt, "default", "kubernetes")
         if current is None:
@@ -60,7 +68,7 @@ async def bootstrap_kubernetes_service(store: Store, admission: AdmissionChain, 
                 "subsets": [{"addresses": [{"ip": address}], "ports": [port_entry]}]}, "default")
             try:
                 await storage.create(ep_rt, obj)
-                return await _kubernetes_slice(storage, [address], port_entry)
+                return [address]
             except APIError as e:
                 if e.reason != "AlreadyExists":
                     raise
@@ -68,17 +76,18 @@ async def bootstrap_kubernetes_service(store: Store, admission: AdmissionChain, 
         subsets = current.get("subsets") or [{"addresses": [], "ports": [port_entry]}]
         addresses = subsets[0].setdefault("addresses", [])
         if any(a.get("ip") == address for a in addresses) and subsets[0].get("ports") == [port_entry]:
-            return await _kubernetes_slice(storage, [a["ip"] for a in addresses], port_entry)
+            return [a["ip"] for a in addresses]
         if not any(a.get("ip") == address for a in addresses):
             addresses.append({"ip": address})
         subsets[0]["ports"] = [port_entry]
         current["subsets"] = subsets[:1]
         try:
             await storage.update(ep_rt, current, int(current["metadata"]["resourceVersion"]))
-            return await _kubernetes_slice(storage, [a["ip"] for a in addresses], port_entry)
+            return [a["ip"] for a in addresses]
         except APIError as e:
             if e.reason != "Conflict":
                 raise
+    return None
 
 
 async def _kubernetes_slice(storage: ResourceStorage, addresses: list[str], port_entry: dict) -> None:
