@@ -22,6 +22,7 @@ POD_LABEL = "kfab.io/pod-uid"      # kfab/node/runtime.py LABEL_UID
 NFT_TABLE = "ip kfab"              # kfab/proxy/rules.py TABLE
 ROUTE_PROTO = "77"                 # kfab/node/podnet.py ROUTE_PROTO
 MANAGED = "Managed by kfab"        # first line of every config file kfab's roles template
+FAILED_MARK = "kfab-reset-failed:"  # the reset script's line for something it could not remove
 
 
 def reset_script(v: dict) -> str:
@@ -43,8 +44,20 @@ if grep -qs '{MANAGED}' /etc/docker/registry/config.yml; then
   rm -f /etc/docker/registry/config.yml; find {q(v["registry_dir"])} -mindepth 1 -delete 2>/dev/null
 fi
 if command -v podman >/dev/null; then
-  for p in $(podman pod ps -q --filter label={POD_LABEL}); do podman pod rm -f -t 0 "$p" >/dev/null; done
-  for c in $(podman ps -aq --filter label={POD_LABEL}); do podman rm -f -t 0 "$c" >/dev/null; done
+  # A pod Podman will not remove as it is (a container stuck stopping, a dead conmon) gets its processes
+  # killed and its containers removed one by one first; one that still stays is named, with Podman's reason.
+  for p in $(podman pod ps -q --filter label={POD_LABEL}); do
+    err=$(timeout 60 podman pod rm -f -t 0 "$p" 2>&1 >/dev/null) && continue
+    timeout 30 podman pod kill "$p" >/dev/null 2>&1
+    for c in $(podman ps -aq --filter pod="$p"); do timeout 30 podman rm -f -t 0 --depend "$c" >/dev/null 2>&1; done
+    err=$(timeout 60 podman pod rm -f -t 0 "$p" 2>&1 >/dev/null) && continue
+    name=$(timeout 10 podman pod inspect --format '{{{{.Name}}}}' "$p" 2>/dev/null || echo "$p")
+    echo "{FAILED_MARK} podman pod $name: $(echo "${{err:-podman pod rm did not answer within 60 s}}" | tail -n 1 | cut -c1-300)"
+  done
+  for c in $(podman ps -aq --filter label={POD_LABEL}); do
+    err=$(timeout 60 podman rm -f -t 0 "$c" 2>&1 >/dev/null) && continue
+    echo "{FAILED_MARK} podman container $c: $(echo "${{err:-podman rm did not answer within 60 s}}" | tail -n 1 | cut -c1-300)"
+  done
   podman network rm -f podnet >/dev/null 2>&1
 fi
 nft delete table {NFT_TABLE} 2>/dev/null
@@ -62,7 +75,7 @@ for u in {' '.join(KFAB_UNITS)}; do systemctl cat "$u.service" >/dev/null 2>&1 &
 for d in "$@"; do [ -e "$d" ] && echo "path $d"; done
 nft list table {NFT_TABLE} >/dev/null 2>&1 && echo "nftables table {NFT_TABLE}"
 [ -n "$(ip route show proto {ROUTE_PROTO})" ] && echo "routes proto {ROUTE_PROTO}"
-command -v podman >/dev/null && [ -n "$(podman pod ps -q --filter label={POD_LABEL})" ] && echo "podman pods"
+command -v podman >/dev/null && podman pod ps --filter label={POD_LABEL} --format 'podman pod {{{{.Name}}}} ({{{{.Status}}}})' 
 true
 """
 
@@ -95,8 +108,11 @@ def reset(cluster: Cluster, hosts: list[str]) -> dict[str, list[str]]:
             remotes[host] = cluster.connect(host)
 
         def one(host: str) -> list[str]:
-            cluster.run(remotes[host], f"bash -c {q(reset_script(settings[host]))}", "removing kfab")
-            return leftovers(cluster, remotes[host], settings[host])
+            out = cluster.run(remotes[host], f"bash -c {q(reset_script(settings[host]))}", "removing kfab").stdout
+            failed = [line.split(FAILED_MARK, 1)[1].strip() for line in out.splitlines() if FAILED_MARK in line]
+            left = leftovers(cluster, remotes[host], settings[host])
+            # Podman's reason beside the pod it could not remove; the check lists what is left either way.
+            return failed + [item for item in left if not any(item.split(" (")[0] in f for f in failed)]
         with ThreadPoolExecutor(max_workers=10) as pool:
             return dict(zip(hosts, pool.map(one, hosts)))
     finally:

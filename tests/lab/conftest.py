@@ -28,6 +28,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # A failed lab test carries the hosts' journals, Podman state and Events into the log (tests/lab/diagnostics.py):
+    # a failure that depends on load must be explainable from one CI log.
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.when in ("setup", "call"):
+        from tests.lab.diagnostics import collect
+        try:
+            text = collect(getattr(item, "funcargs", {}), getattr(item, "module", None))
+        except Exception as exc:  # noqa: BLE001 - diagnostics must never hide the failure itself
+            text = f"(lab diagnostics failed: {exc!r})"
+        if text:
+            report.sections.append(("lab diagnostics", text))
+
+
 def fresh_lab(inventory: Path):
     """A module fixture's body: the inventory's lab from fresh hosts (whatever a killed run left behind),
     yielded as LabHosts, taken down afterwards unless KFAB_LAB_KEEP=1."""

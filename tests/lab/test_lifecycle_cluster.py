@@ -106,7 +106,7 @@ def web(name: str, replicas: int, node_selector: dict | None = None) -> str:
 @pytest.fixture(scope="module")
 def ops():
     from kfab.lab import Lab
-    from kfab.ship.wheelhouse import build
+    from kfab.install.wheelhouse import build
     from tests.lab.conftest import LabHosts
     lab = Lab(LAB_INVENTORY)
     if os.environ.get("KFAB_LAB_REUSE") != "1":   # 1: a lab kept with KFAB_LAB_KEEP=1 (kfab up is idempotent)
@@ -235,7 +235,7 @@ def test_rotate_certs_issues_new_certificates_and_the_cluster_keeps_working(ops)
 
 def new_kfab_wheelhouse(workdir: Path, version: str) -> Path:
     """A genuinely new kfab: the sources copied with another version number, built into a wheelhouse."""
-    from kfab.ship.wheelhouse import SOURCES, build
+    from kfab.install.wheelhouse import SOURCES, build
     src = workdir / "kfab-src"
     src.mkdir()
     for name in SOURCES:
@@ -298,6 +298,10 @@ def test_upgrade_to_a_new_wheel_keeps_a_service_answering_throughout(ops):
     out = proc.stdout
     assert out.index("--- upgrading o1") < out.index("node/o2 cordoned") < out.index("node/o2 uncordoned") \
         < out.index("node/o3 cordoned") < out.index("node/o3 uncordoned"), out
+    # Each upgraded worker proved it can start and stop a pod before it took workloads again.
+    assert out.index("node/o2 cordoned") < out.index("canary pod started and stopped on node/o2") \
+        < out.index("node/o2 uncordoned"), out
+    assert out.index("canary pod started and stopped on node/o3") < out.index("node/o3 uncordoned"), out
     for host in ("o1", "o2", "o3"):
         installed = ops.ssh(host, "/opt/kfab/venv/bin/python -c 'import kfab; print(kfab.__version__)'").stdout
         assert installed.strip() == version, host

@@ -1,0 +1,100 @@
+"""A canary pod: proof that a node's agent can start and stop a pod, not only that its Node reports Ready.
+
+`kfab upgrade` runs one on each worker it upgraded before it moves on. Ready only says the agent posts
+heartbeats; an agent whose Podman is wedged stays Ready while no pod can start or go (issue: a drained worker
+that took no replacement pods). The canary is pinned to the node (spec.nodeName, tolerating every taint, so
+cordoning does not matter), runs an image that ran there before (no pull needed), and counts as started once
+a container has started; it is then deleted, and it is gone only when the agent has removed it from Podman
+and finalized the deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from kfab.client import APIStatusError, Client, rt_of
+
+POD = rt_of("Pod")
+NAMESPACE = "kube-system"
+LABEL = "kfab.io/canary"
+
+
+class CanaryError(Exception):
+    """The node's agent did not start or stop the canary; the message says which and what the pod showed."""
+
+
+def canary_pod(node: str, image: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"kfab-canary-{node}-{uuid.uuid4().hex[:5]}"[:63], "namespace": NAMESPACE,
+                     "labels": {LABEL: node}},
+        "spec": {"nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                 "tolerations": [{"operator": "Exists"}],
+                 "containers": [{"name": "canary", "image": image, "imagePullPolicy": "IfNotPresent"}]},
+    }
+
+
+def started(pod: dict) -> bool:
+    """A container has started (still running, or ran and ended: an image whose command exits at once)."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if "running" in state or (state.get("terminated") or {}).get("startedAt"):
+            return True
+    return False
+
+
+def describe(pod: dict | None) -> str:
+    if pod is None:
+        return "no pod"
+    status = pod.get("status") or {}
+    waiting = [f"{c.get('name')}: {((c.get('state') or {}).get('waiting') or {}).get('reason', '?')}"
+               for c in status.get("containerStatuses") or [] if "waiting" in (c.get("state") or {})]
+    return f"phase {status.get('phase', 'Pending')}" + (f", waiting ({'; '.join(waiting)})" if waiting else "")
+
+
+async def _get(client: Client, name: str) -> dict | None:
+    try:
+        return await client.get(POD, NAMESPACE, name)
+    except APIStatusError as exc:
+        if exc.not_found:
+            return None
+        raise
+
+
+async def run_canary(client: Client, node: str, image: str, timeout: float) -> float:
+    """Start and stop a canary pod on `node`; returns the seconds it took. Raises CanaryError."""
+    begun = time.monotonic()
+    pod = await client.create(POD, canary_pod(node, image), NAMESPACE)
+    name = pod["metadata"]["name"]
+    deadline = begun + timeout
+    try:
+        while not started(pod):
+            if time.monotonic() > deadline:
+                raise CanaryError(f"canary pod {NAMESPACE}/{name} ({image}) did not start on node {node} within "
+                                  f"{timeout:g}s: {describe(pod)}")
+            await asyncio.sleep(0.5)
+            pod = await _get(client, name) or pod
+    finally:
+        try:
+            await client.delete(POD, NAMESPACE, name, grace_period_seconds=1)
+        except APIStatusError as exc:
+            if not exc.not_found:
+                raise
+    deadline = time.monotonic() + timeout
+    while (current := await _get(client, name)) is not None:
+        if time.monotonic() > deadline:
+            raise CanaryError(f"canary pod {NAMESPACE}/{name} was not stopped and removed by node {node}'s agent "
+                              f"within {timeout:g}s: {describe(current)}")
+        await asyncio.sleep(0.5)
+    return time.monotonic() - begun
+
+
+def image_for(pods: list[dict]) -> str | None:
+    """An image the node ran before: the first container image of the pods drained from it."""
+    for pod in pods:
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            if container.get("image"):
+                return container["image"]
+    return None
