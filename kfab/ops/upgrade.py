@@ -6,8 +6,10 @@ so edits to the tree during the rollout change nothing. Order, as `kubeadm upgra
 guide have it: control-plane hosts first, one at a time (site.yml reinstalls kfab when the wheelhouse content
 changed, restarts the API server, waits for /readyz, then restarts the controller-manager and scheduler);
 then the other hosts that are not workers; then the workers one at a time: drain (pods move to the other
-nodes, one per workload at a time), site.yml for that host, wait until its Node is Ready, uncordon — a
-worker that runs this wheelhouse already (a rerun after a failure) is left alone.
+nodes, one per workload at a time), site.yml for that host, wait until its Node is Ready, start and stop a
+canary pod there (kfab/ops/canary.py: Ready alone does not prove the agent can run pods), uncordon — a
+worker that runs this wheelhouse already (a rerun after a failure) is left alone. A canary that fails stops
+the upgrade with the host cordoned, the agent's last errors and the next command.
 Before anything changes: every host answers SSH and every worker's Node is Ready.
 """
 
@@ -19,13 +21,16 @@ from pathlib import Path
 
 from kfab.client import Client
 from kfab.ops import drain as drain_mod
+from kfab.ops.canary import CanaryError, image_for, run_canary
 from kfab.ops.cluster import Cluster, OpsError
 from kfab.ops.nodes import log
+
+CANARY_TIMEOUT = 120.0   # start and stop a pod whose image is on the node already: seconds even on a loaded host
 
 
 def check_wheelhouse(path: Path | None) -> Path:
     if path is None:
-        from kfab.ship.wheelhouse import WheelhouseError, build
+        from kfab.install.wheelhouse import WheelhouseError, build
         try:
             return build()
         except WheelhouseError as exc:
@@ -68,6 +73,37 @@ def preflight(cluster: Cluster) -> None:
     cluster.api(nodes_ready)
 
 
+def agent_errors(cluster: Cluster, host: str, lines: int = 15) -> str:
+    """The node agent's last warnings and errors on `host`, for a message an operator can act on."""
+    try:
+        with cluster.ssh(host) as remote:
+            out = remote.run(f"journalctl -u kfab-node -p warning -n {lines} --no-pager -o cat").stdout
+    except (OpsError, OSError) as exc:
+        return f"(journal not read: {exc})"
+    return out.strip() or "(no warnings in its journal)"
+
+
+def check_canary(cluster: Cluster, host: str, node: str, image: str | None, timeout: float) -> None:
+    if image is None:
+        log(f"--- {host}: no image known to run there, canary pod skipped")
+        return
+    try:
+        took = cluster.api(run_canary, node, image, timeout)
+    except CanaryError as exc:
+        raise OpsError(f"{exc}\nhost {host} is upgraded but its node agent cannot run pods; node/{node} is left "
+                       f"cordoned. Its last errors (journalctl -u kfab-node):\n{agent_errors(cluster, host)}\n"
+                       f"Look at the host (kfab lab ssh / ssh {host}: systemctl status kfab-node podman.socket; "
+                       f"podman pod ps -a), then run `kfab upgrade -i {cluster.inventory_path}` again (upgraded "
+                       f"hosts are skipped) or `kfab uncordon -i {cluster.inventory_path} {node}`") from None
+    log(f"--- {host}: canary pod started and stopped on node/{node} ({took:.1f}s)")
+
+
+async def cluster_image(client: Client) -> str | None:
+    """An image some pod of the cluster runs (the canary's image when the drained node had no pods)."""
+    return image_for([p for p in (await client.list(drain_mod.POD))["items"]
+                      if (p.get("status") or {}).get("phase") == "Running"])
+
+
 def upgrade(cluster: Cluster, wheelhouse: Path, timeout: float, extra: list[str] = ()) -> None:
     control = cluster.control_plane
     workers = [h for h in cluster.group("workers") if h not in control]
@@ -91,18 +127,19 @@ def upgrade(cluster: Cluster, wheelhouse: Path, timeout: float, extra: list[str]
         node = cluster.node_name(host)
         if installed_already(cluster, host, wheelhouse):
             log(f"--- {host} runs this kfab already: not drained")    # e.g. a rerun after a failure
+            check_canary(cluster, host, node, cluster.api(cluster_image), min(timeout, CANARY_TIMEOUT))
             cluster.api(drain_mod.set_unschedulable, node, False)
             continue
 
-        async def drain_it(client: Client) -> None:
+        async def drain_it(client: Client) -> str | None:
+            image = image_for(await drain_mod.pods_on(client, node)) or await cluster_image(client)
             await drain_mod.drain(client, node, timeout=timeout, log=log)
-        cluster.api(drain_it)
+            return image
+        image = cluster.api(drain_it)
         provision(host)
-
-        async def back(client: Client) -> None:
-            await drain_mod.wait_ready(client, node, timeout)
-            await drain_mod.set_unschedulable(client, node, False)
-        cluster.api(back)
+        cluster.api(drain_mod.wait_ready, node, timeout)
+        check_canary(cluster, host, node, image, min(timeout, CANARY_TIMEOUT))
+        cluster.api(drain_mod.set_unschedulable, node, False)
         log(f"node/{node} uncordoned")
 
 
