@@ -1,0 +1,1 @@
+"""`kfab ingress`: the built-in ingress controller (IngressClass `kfab`, controller `kfab.io/ingress`)."""
