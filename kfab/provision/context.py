@@ -42,7 +42,11 @@ class RunVars:
             "ansible_check_mode": self.check,
         }
 
-    def host_vars(self, host: str, play: Play | None = None, ref: RoleRef | None = None) -> HostVars:
+    def host_vars(self, host: str, play: Play | None = None, ref: RoleRef | None = None,
+                  scopes: tuple[Layer, ...] = (), params: tuple[Layer, ...] = ()) -> HostVars:
+        """Layers lowest first, in Ansible's order (docs: "Understanding variable precedence"): role defaults,
+        inventory, play vars, role vars, `scopes` (block vars, then task vars), registered results and
+        set_fact, role params, `params` (include vars), extra vars (-e) — which beat everything."""
         layers: list[Layer] = []
         if play is not None:
             # Every role's defaults are visible in the play (as in Ansible); the current role's win.
@@ -56,9 +60,11 @@ class RunVars:
             layers.append(Layer(f"{play.file} (play vars)", play.vars))
             if ref is not None and ref.role.vars is not None and ref.role.vars.vars:
                 layers.append(ref.role.vars)
-            if ref is not None and ref.vars:
-                layers.append(Layer(f"{play.file} (vars of role {ref.role.name})", ref.vars))
-        layers.append(Layer(REGISTERED_SOURCE, self.registered[host]))
+        layers += scopes
+        layers.append(Layer(REGISTERED_SOURCE, self.registered.setdefault(host, {})))
+        if play is not None and ref is not None and ref.vars:
+            layers.append(Layer(f"{play.file} (vars of role {ref.role.name})", ref.vars))
+        layers += params
         layers.append(Layer(EXTRA_SOURCE, self.extra_vars))
         magic = self.magic(host)
         if ref is not None:

@@ -9,7 +9,8 @@ import sys
 import threading
 from dataclasses import dataclass, fields
 
-COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31", "skipped": "36"}
+COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31", "skipped": "36", "rescued": "35",
+          "ignored": "35"}
 
 
 @dataclass
@@ -19,6 +20,8 @@ class HostStats:
     failed: int = 0
     unreachable: int = 0
     skipped: int = 0
+    rescued: int = 0    # failed in a block whose rescue then ran (not counted as failed, as Ansible)
+    ignored: int = 0    # failed with ignore_errors
 
 
 class Output:

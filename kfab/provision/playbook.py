@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfab.provision.errors import ProvisionError
-from kfab.provision.roles import Role, Task, load_role
+from kfab.provision.roles import Role, RoleLoader, Task, walk_tasks
 from kfab.provision.yamlfile import line_of, load_yaml
 
-PLAY_KEYS = ("name", "hosts", "roles", "vars", "become", "tags", "gather_facts")
-ROLE_REF_KEYS = ("role", "vars", "tags")
+PLAY_KEYS = ("name", "hosts", "roles", "vars", "become", "become_user", "tags", "gather_facts", "serial",
+             "max_fail_percentage", "any_errors_fatal")
+ROLE_REF_KEYS = ("role", "name", "vars", "tags", "when")
 
 
 @dataclass
 class RoleRef:
     role: Role
-    vars: dict = field(default_factory=dict)
+    vars: dict = field(default_factory=dict)    # role params: above registered results, below -e
     tags: list[str] = field(default_factory=list)
+    when: list = field(default_factory=list)
 
 
 @dataclass
@@ -30,13 +33,32 @@ class Play:
     tags: list[str]
     file: str
     line: int | None
+    serial: list = field(default_factory=list)       # batch sizes: ints or "30%"; the last one repeats
+    max_fail_percentage: float | None = None
+    any_errors_fatal: bool = False
+    become_user: str | None = None
 
-    def handlers(self) -> dict[str, Task]:
-        found: dict[str, Task] = {}
+    def all_roles(self) -> list[Role]:
+        """Roles of this play, their meta dependencies and the roles they include, each once."""
+        found: dict[int, Role] = {}
+
+        def visit(role: Role) -> None:
+            if id(role) not in found:
+                found[id(role)] = role
+                for other in role.included_roles():
+                    visit(other)
+
         for ref in self.roles:
-            for handler in ref.role.handlers:
+            visit(ref.role)
+        return list(found.values())
+
+    def handlers(self) -> list[Task]:
+        """Handlers in the order they are defined (which is the order they run); the first of a name wins."""
+        found: dict[str, Task] = {}
+        for role in self.all_roles():
+            for handler in walk_tasks(role.handlers):
                 found.setdefault(handler.name, handler)
-        return found
+        return list(found.values())
 
 
 def load_playbook(path: str | Path) -> list[Play]:
@@ -49,20 +71,45 @@ def load_playbook(path: str | Path) -> list[Play]:
         raise ProvisionError("a play file is a list of plays ('- hosts: <group>' with 'roles: [...]')",
                              file=file, line=line_of(data))
     base = path.parent
-    roles_cache: dict[str, Role] = {}
-    plays = [_play(item, file, base, roles_cache) for item in data]
+    loader = RoleLoader(base / "roles", base / "templates")
+    plays = [_play(item, file, base, loader) for item in data]
     for play in plays:
         handlers = play.handlers()
-        for ref in play.roles:
-            for task in ref.role.tasks + ref.role.handlers:
+        names = {h.name for h in handlers} | {topic for h in handlers for topic in h.listen}
+        for role in play.all_roles():
+            for task in walk_tasks(role.tasks + role.handlers):
                 for name in task.notify:
-                    if name not in handlers:
+                    if name not in names:
                         raise ProvisionError(f"notifies '{name}', but no role of this play has a handler "
-                                             f"by that name", file=task.file, line=task.line, task=task.name)
+                                             f"by that name (or listening to it)", file=task.file,
+                                             line=task.line, task=task.name)
     return plays
 
 
-def _play(item, file: str, base: Path, cache: dict[str, Role]) -> Play:
+def _with_dependencies(refs: list[RoleRef]) -> list[RoleRef]:
+    """meta/main.yml dependencies run before the role that needs them; a role runs once per play with the
+    same parameters unless it sets allow_duplicates (Ansible's rule)."""
+    result: list[RoleRef] = []
+    seen: list[tuple[int, dict]] = []
+
+    def add(ref: RoleRef, trail: tuple) -> None:
+        if ref.role.name in trail:
+            raise ProvisionError(f"role dependency loop: {' -> '.join(trail + (ref.role.name,))}",
+                                 file=str(ref.role.path / "meta" / "main.yml"))
+        for dep, params in ref.role.dependencies:
+            add(RoleRef(dep, dict(params), list(ref.tags), list(ref.when)), trail + (ref.role.name,))
+        key = (id(ref.role), ref.vars)
+        if key in seen and not ref.role.allow_duplicates:
+            return
+        seen.append(key)
+        result.append(ref)
+
+    for ref in refs:
+        add(ref, ())
+    return result
+
+
+def _play(item, file: str, base: Path, loader: RoleLoader) -> Play:
     line = line_of(item)
     if not isinstance(item, dict):
         raise ProvisionError("a play must be a mapping", file=file, line=line)
@@ -82,24 +129,34 @@ def _play(item, file: str, base: Path, cache: dict[str, Role]) -> Play:
     for entry in roles:
         if isinstance(entry, str):
             entry = {"role": entry}
-        if not isinstance(entry, dict) or "role" not in entry:
+        if not isinstance(entry, dict) or not (entry.get("role") or entry.get("name")):
             raise ProvisionError("a role entry is a name or a mapping with 'role:'", file=file, line=line)
-        for key in entry:
-            if key not in ROLE_REF_KEYS:
-                raise ProvisionError(f"unknown role entry key '{key}'", file=file, line=line_of(entry) or line)
-        name = str(entry["role"])
-        if name not in cache:
-            try:
-                cache[name] = load_role(name, base / "roles", base / "templates")
-            except ProvisionError as exc:
-                raise exc.located(file=file, line=line) from None
+        name = str(entry.get("role") or entry.get("name"))
+        # Other keys are role parameters, as Ansible takes them (`- role: x` then `x_port: 80`).
+        params = {k: v for k, v in entry.items() if k not in ROLE_REF_KEYS}
+        try:
+            role = loader(name)
+        except ProvisionError as exc:
+            raise exc.located(file=file, line=line) from None
         tags = entry.get("tags") or []
-        refs.append(RoleRef(cache[name], dict(entry.get("vars") or {}),
-                            [str(t) for t in (tags if isinstance(tags, list) else [tags])]))
+        when = entry.get("when")
+        refs.append(RoleRef(role, dict(entry.get("vars") or {}) | params,
+                            [str(t) for t in (tags if isinstance(tags, list) else [tags])],
+                            [] if when is None else (when if isinstance(when, list) else [when])))
     play_vars = item.get("vars") or {}
     if not isinstance(play_vars, dict):
         raise ProvisionError("play 'vars' must be a mapping", file=file, line=line)
     tags = item.get("tags") or []
-    return Play(name=str(item.get("name") or hosts), hosts=str(hosts), roles=refs, vars=play_vars,
-                become=bool(item.get("become", False)),
-                tags=[str(t) for t in (tags if isinstance(tags, list) else [tags])], file=file, line=line)
+    serial = item.get("serial")
+    serial = [] if serial is None else serial if isinstance(serial, list) else [serial]
+    for size in serial:
+        if not re.fullmatch(r"\d+%?", str(size).strip()) or str(size).strip() in ("0", "0%"):
+            raise ProvisionError(f"serial: {size!r} is not a number of hosts or a percentage", file=file,
+                                 line=line)
+    max_fail = item.get("max_fail_percentage")
+    return Play(name=str(item.get("name") or hosts), hosts=str(hosts), roles=_with_dependencies(refs),
+                vars=play_vars, become=bool(item.get("become", False)),
+                tags=[str(t) for t in (tags if isinstance(tags, list) else [tags])], file=file, line=line,
+                serial=serial, max_fail_percentage=None if max_fail is None else float(max_fail),
+                any_errors_fatal=bool(item.get("any_errors_fatal", False)),
+                become_user=item.get("become_user"))

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import jinja2
 
+from kfab.provision.apply import RoleFiles
 from kfab.provision.context import RunVars
 from kfab.provision.errors import ProvisionError
-from kfab.provision.inventory import Inventory
-from kfab.provision.playbook import Play
-from kfab.provision.runner import RoleFiles
+from kfab.provision.hostplay import loop_items
+from kfab.provision.inventory import Inventory, Layer
+from kfab.provision.playbook import Play, RoleRef
+from kfab.provision.roles import Block, Include, Task, walk_tasks
 from kfab.provision.templating import evaluate, render_value, template_names
 
 CONNECTION_VARS = ("ansible_host", "ansible_user", "ansible_port", "ansible_ssh_private_key_file",
-                   "kfab_known_hosts_file", "kfab_host_key_checking")
+                   "kfab_known_hosts_file", "kfab_host_key_checking", "ansible_connection")
 
 
 class Unknown:
@@ -72,10 +74,13 @@ def preflight(inventory: Inventory, plays: list[Play], extra_vars: dict, hosts: 
     for host in hosts:
         run.facts[host] = UNKNOWN
         for play in plays:
-            for ref in play.roles:
-                for task in ref.role.tasks + ref.role.handlers:
+            for role in play.all_roles():
+                for task in walk_tasks(role.tasks + role.handlers):
                     if task.register:
                         run.registered[host][task.register] = UNKNOWN
+                    if task.module.any_args:     # set_fact
+                        for name in task.args:
+                            run.registered[host][name] = UNKNOWN
     for host in hosts:
         v = run.host_vars(host)
         for name in CONNECTION_VARS:
@@ -84,10 +89,9 @@ def preflight(inventory: Inventory, plays: list[Play], extra_vars: dict, hosts: 
         for play in plays:
             if host not in inventory.select(play.hosts):
                 continue
-            for ref in play.roles:
-                for task in ref.role.tasks + ref.role.handlers:
-                    _collect(errors, lambda: _check_task(run, host, play, ref, task),
-                             host=host, task=task.label, file=task.file, line=task.line)
+            for ref, task, scopes, when in _tasks_in_play(play):
+                _collect(errors, lambda: _check_task(run, host, play, ref, task, scopes, when),
+                         host=host, task=task.label, file=task.file, line=task.line)
     seen, unique = set(), []
     for e in errors:
         if str(e) not in seen:
@@ -96,22 +100,60 @@ def preflight(inventory: Inventory, plays: list[Play], extra_vars: dict, hosts: 
     return unique
 
 
-def _check_task(run: RunVars, host: str, play: Play, ref, task) -> None:
-    variables = run.host_vars(host, play, ref)
+def _tasks_in_play(play: Play):
+    """(role ref, task, variable layers of what encloses it, inherited conditions) for every task and
+    handler, through blocks and includes. What only a run can know (an include's loop item, the failed
+    task in a rescue) is Unknown."""
+    seen_roles: set[int] = set()
+
+    def walk(nodes, ref, scopes: tuple, when: tuple):
+        for node in nodes:
+            if isinstance(node, Task):
+                if node.meta is None:
+                    yield ref, node, scopes, when
+            elif isinstance(node, Block):
+                inner = scopes + ((Layer("block vars", node.vars),) if node.vars else ())
+                yield from walk(node.block + node.always, ref, inner, when + tuple(node.when))
+                rescue = Layer("rescue", {"ansible_failed_task": UNKNOWN, "ansible_failed_result": UNKNOWN})
+                yield from walk(node.rescue, ref, inner + (rescue,), when + tuple(node.when))
+            elif isinstance(node, Include):
+                loop_var = str(node.loop_control.get("loop_var", "item"))
+                extra = dict(node.vars) | ({loop_var: UNKNOWN, "ansible_loop_var": loop_var}
+                                           if node.loop is not None else {})
+                inner = scopes + (Layer(f"{node.kind} vars", extra),)
+                if node.target is not None:
+                    if id(node.target) not in seen_roles:
+                        seen_roles.add(id(node.target))
+                        yield from walk(node.target.tasks, RoleRef(node.target), (inner[-1],), ())
+                else:
+                    yield from walk(node.tasks, ref, inner, ())
+
+    for ref in play.roles:
+        yield from walk(ref.role.tasks, ref, (), tuple(ref.when))
+    for handler in play.handlers():
+        owner = next((r for r in play.roles if r.role is handler.role), RoleRef(handler.role))
+        yield owner, handler, (), ()
+
+
+def _check_task(run: RunVars, host: str, play: Play, ref, task, scopes: tuple = (), when: tuple = ()) -> None:
+    variables = run.host_vars(host, play, ref, scopes=scopes)
     if task.vars:
         variables = variables.scoped("task vars", task.vars)
-    for condition in task.when:
+    loop_var = str(task.loop_control.get("loop_var", "item"))
+    for condition in list(when) + task.when:
         if isinstance(condition, bool):
             if not condition:
                 return
+        elif loop_var in template_names(condition) or loop_var in _names(condition):
+            continue    # a condition on the loop item is evaluated per item at run time
         elif evaluate(str(condition), variables) is False:
             return   # certainly skipped on this host: its arguments may use what only exists otherwise
     items = [UNKNOWN]
     if task.loop is not None:
-        loop = render_value(task.loop, variables)
+        loop = loop_items(task.loop, variables, {})
         items = loop if isinstance(loop, list) and loop else [UNKNOWN]
     for item in items:
-        scoped = variables.scoped("loop item", {"item": item}) if task.loop is not None else variables
+        scoped = variables.scoped("loop item", {loop_var: item}) if task.loop is not None else variables
         args = render_value(task.args, scoped)
         files = RoleFiles(task.role, scoped)
         if task.module.name == "template" and isinstance(args.get("src"), str):
@@ -126,6 +168,14 @@ def _check_task(run: RunVars, host: str, play: Play, ref, task) -> None:
         if task.module.name == "venv" and isinstance(args.get("wheelhouse"), str) \
                 and not template_names(task.args.get("wheelhouse")) & runtime:
             files.local_files(args["wheelhouse"], ".whl")
+
+
+def _names(condition) -> set[str]:
+    from kfab.provision.templating import expression_names
+    try:
+        return expression_names(str(condition))
+    except Exception:  # noqa: BLE001 - a syntax error was reported when the role was loaded
+        return set()
 
 
 def _collect(errors: list, check, **where) -> None:

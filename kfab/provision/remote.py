@@ -6,24 +6,34 @@ from __future__ import annotations
 import base64
 import io
 import posixpath
+import threading
 import uuid
 
 import fabric
 
+from kfab.provision.local import LocalConnection, LocalShell
 from kfab.provision.modules.base import CommandResult, FileInfo, PutFile, UnitInfo, q
 from kfab.provision.shell import RemoteShell
 
 
 class RemoteHost:
-    def __init__(self, name: str, conn: fabric.Connection, check: bool = False):
+    """`conn`: a Fabric Connection, or a LocalConnection for `ansible_connection: local`.
+    `become`/`become_user`/`check` are set by the runner per task while it holds `lock` (a task delegated
+    to this host from another host's thread takes the same lock)."""
+
+    def __init__(self, name: str, conn: fabric.Connection | LocalConnection, check: bool = False,
+                 become_password: str | None = None):
         self.name = name
         self.conn = conn
         self.check = check
         self.become = False
+        self.become_user = "root"
+        self.become_password = become_password
         self.unit_files_changed = False
         self.done_once: set[str] = set()
         self.commands_run = 0
-        self.shell = RemoteShell(conn.client.get_transport())
+        self.lock = threading.RLock()
+        self.shell = LocalShell() if isinstance(conn, LocalConnection) else RemoteShell(conn.client.get_transport())
 
     def close(self) -> None:
         self.shell.close()
@@ -32,11 +42,21 @@ class RemoteHost:
     # ---- running -----------------------------------------------------------------------------------
     def run(self, cmd: str, become: bool | None = None) -> CommandResult:
         become = self.become if become is None else become
-        if become and self.conn.user != "root":
-            # -n: never prompt; a sudo that needs a password fails with a clear message instead of hanging.
-            cmd = f"sudo -n -H -- /bin/sh -c {q(cmd)}"
+        stdin = None
+        if become and self.conn.user != self.become_user:
+            if self.conn.user == "root":
+                # root needs no sudo (the lab images have none): runuser switches user without a password.
+                cmd = f"runuser -u {q(self.become_user)} -- /bin/sh -c {q(cmd)}"
+            elif self.become_password is not None:
+                # -S: the password from stdin (a here-document, never a command line); -p '': no prompt text
+                # in the output.
+                cmd = f"sudo -S -p '' -H -u {q(self.become_user)} -- /bin/sh -c {q(cmd)}"
+                stdin = self.become_password
+            else:
+                # -n: never prompt; a sudo that needs a password fails with a clear message instead of hanging.
+                cmd = f"sudo -n -H -u {q(self.become_user)} -- /bin/sh -c {q(cmd)}"
         self.commands_run += 1
-        return self.shell.run(cmd)
+        return self.shell.run(cmd, stdin=stdin) if stdin is not None else self.shell.run(cmd)
 
     def put(self, change: PutFile) -> CommandResult:
         """Upload to a temporary name, set mode and owner, then rename over the destination, so a reader
@@ -49,10 +69,13 @@ class RemoteHost:
         if check_dir.rc != 0:
             return CommandResult(1, "", f"directory {directory} does not exist")
         try:
-            self.conn.sftp().putfo(io.BytesIO(change.content), tmp)
+            if isinstance(self.conn, LocalConnection):
+                self.conn.upload(change.content, tmp)
+            else:
+                self.conn.sftp().putfo(io.BytesIO(change.content), tmp)
         except OSError as exc:
             return CommandResult(1, "", f"upload to {tmp} failed: {exc}")
-        owner = change.owner or ("root" if self.become or as_root else self.conn.user)
+        owner = change.owner or (self.become_user if self.become else self.conn.user)
         group = change.group or owner
         t, dest, mode, who = q(tmp), q(change.path), change.mode or "0644", q(owner + ":" + group)
         # A container's /etc/hosts and /etc/hostname are bind mounts: renaming over them fails (EBUSY),
@@ -118,6 +141,36 @@ class RemoteHost:
         fields = passwd.split(":")
         return {"uid": int(fields[2]), "home": fields[5], "shell": fields[6], "group": group,
                 "groups": groups.split()}
+
+    def stat(self, path: str, follow: bool, checksum: bool) -> dict | None:
+        """Ansible's stat result fields that roles test (exists, isdir, isreg, islnk, mode, size...)."""
+        p = q(path)
+        flag = "-L " if follow else ""
+        script = (f"[ -e {p} ] || [ -L {p} ] || {{ echo absent; exit 0; }}; "
+                  f"stat {flag}-c '%F|%a|%u|%g|%U|%G|%s|%Y|%i|%h|%d' {p}; readlink {p} || echo; "
+                  f"for t in -r -w -x; do test $t {p} && echo 1 || echo 0; done; "
+                  + (f"[ -f {p} ] && sha1sum {p} | cut -d' ' -f1 || echo" if checksum else "echo"))
+        result = self.run(script)
+        lines = result.stdout.split("\n")
+        if lines[0] == "absent":
+            return None
+        if result.rc != 0 or len(lines) < 6:
+            raise RuntimeError(f"cannot stat {path}: {result.stderr.strip() or result.stdout.strip()}")
+        kind, mode, uid, gid, owner, group, size, mtime, inode, nlink, dev = lines[0].split("|")
+        info = {
+            "exists": True, "path": path, "mode": f"{int(mode, 8):04o}",
+            "isdir": kind == "directory", "isreg": kind.startswith("regular"),
+            "islnk": kind == "symbolic link", "isblk": kind == "block special file",
+            "ischr": kind == "character special file", "isfifo": kind == "fifo", "issock": kind == "socket",
+            "uid": int(uid), "gid": int(gid), "pw_name": owner, "gr_name": group, "size": int(size),
+            "mtime": float(mtime), "inode": int(inode), "nlink": int(nlink), "dev": int(dev),
+            "readable": lines[2] == "1", "writeable": lines[3] == "1", "executable": lines[4] == "1",
+        }
+        if info["islnk"]:
+            info["lnk_target"] = info["lnk_source"] = lines[1]
+        if checksum and info["isreg"] and lines[5]:
+            info["checksum"] = lines[5]
+        return info
 
     def current_hostname(self) -> str:
         return self.run("hostname", become=False).stdout.strip()

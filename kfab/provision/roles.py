@@ -1,9 +1,11 @@
 """Roles in Ansible's shape, loaded and checked before anything connects to a host:
-roles/<r>/tasks/main.yml (+ files it import_tasks), handlers/main.yml, defaults/main.yml, vars/main.yml,
-templates/*.j2, files/."""
+roles/<r>/tasks/main.yml, handlers/main.yml, defaults/main.yml, vars/main.yml, meta/main.yml
+(dependencies), templates/*.j2, files/. A task list holds tasks, blocks (block/rescue/always) and
+includes (include_tasks/import_tasks of a file beside it, include_role/import_role)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,13 +13,21 @@ import jinja2
 
 from kfab.provision.errors import ProvisionError
 from kfab.provision.inventory import Layer
-from kfab.provision.modules import MODULES
+from kfab.provision.modules import MODULES, canonical_name
 from kfab.provision.modules.base import Module, octal_mode
 from kfab.provision.templating import check_syntax, expression_names, file_environment, is_template
 from kfab.provision.yamlfile import line_of, load_yaml
 
-TASK_KEYS = ("name", "when", "loop", "register", "notify", "tags", "become", "changed_when",
-             "failed_when", "ignore_errors", "vars")
+TASK_KEYS = ("name", "when", "loop", "register", "notify", "tags", "become", "become_user", "changed_when",
+             "failed_when", "ignore_errors", "vars", "loop_control", "until", "retries", "delay", "run_once",
+             "delegate_to", "check_mode", "listen", "no_log", "with_items", "with_list", "with_dict",
+             "environment", "diff", "args", "any_errors_fatal", "ignore_unreachable")
+BLOCK_KEYS = ("name", "block", "rescue", "always", "when", "tags", "vars", "become", "become_user",
+              "ignore_errors", "check_mode", "no_log", "environment", "any_errors_fatal")
+INCLUDE_KEYS = ("name", "when", "tags", "vars", "loop", "loop_control", "with_items", "with_list", "with_dict",
+                "apply", "become", "become_user", "no_log")
+INCLUDES = ("include_tasks", "import_tasks", "include_role", "import_role")
+META_ACTIONS = ("flush_handlers", "noop", "end_host", "end_play", "clear_facts", "refresh_inventory")
 
 
 @dataclass
@@ -30,18 +40,77 @@ class Task:
     role: "Role"
     when: list = field(default_factory=list)
     loop: object = None
+    loop_control: dict = field(default_factory=dict)
     register: str | None = None
     notify: list[str] = field(default_factory=list)
+    listen: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     become: object = None
+    become_user: object = None
     changed_when: object = None
     failed_when: object = None
-    ignore_errors: bool = False
+    ignore_errors: object = None
     vars: dict = field(default_factory=dict)
+    until: list = field(default_factory=list)
+    retries: object = None
+    delay: object = None
+    run_once: object = False
+    delegate_to: object = None
+    check_mode: object = None
+    no_log: object = None
+    environment: object = None
+    meta: str | None = None          # `meta: flush_handlers` and friends: run by the runner itself
 
     @property
     def label(self) -> str:
         return f"{self.role.name} : {self.name}"
+
+
+@dataclass
+class Block:
+    """block/rescue/always: `rescue` runs when a task of `block` fails (and clears the failure if it
+    succeeds); `always` runs either way. when/tags/vars/become apply to every task inside."""
+    name: str
+    block: list
+    rescue: list
+    always: list
+    file: str
+    line: int | None
+    role: "Role"
+    when: list = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    vars: dict = field(default_factory=dict)
+    become: object = None
+    become_user: object = None
+    ignore_errors: object = None
+    check_mode: object = None
+
+
+@dataclass
+class Include:
+    """include_tasks/import_tasks (`tasks`, from a file beside this one) or include_role/import_role
+    (`role`). when/loop/vars are taken at run time, per loop item."""
+    name: str
+    kind: str
+    file: str
+    line: int | None
+    role: "Role"
+    tasks: list = field(default_factory=list)
+    target: "Role | None" = None
+    when: list = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    vars: dict = field(default_factory=dict)
+    loop: object = None
+    loop_control: dict = field(default_factory=dict)
+    become: object = None
+    become_user: object = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role.name} : {self.name}"
+
+
+Node = Task | Block | Include
 
 
 @dataclass
@@ -50,10 +119,12 @@ class Role:
     path: Path
     defaults: Layer
     vars: Layer | None = None     # vars/main.yml: above play vars, as in Ansible
-    tasks: list[Task] = field(default_factory=list)
-    handlers: list[Task] = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+    handlers: list = field(default_factory=list)
     template_env: jinja2.Environment | None = None
     template_dirs: list[Path] = field(default_factory=list)
+    dependencies: list[tuple["Role", dict]] = field(default_factory=list)   # meta/main.yml, in order
+    allow_duplicates: bool = False
 
     def find_file(self, src: str) -> Path | None:
         # An absolute src is a file on the machine running kfab (e.g. a freshly built wheel).
@@ -66,8 +137,29 @@ class Role:
                 return d / src
         return None
 
+    def included_roles(self) -> list["Role"]:
+        """Roles this role's tasks include or import, and their dependencies (for handlers)."""
+        found = [i.target for i in walk_nodes(self.tasks) if isinstance(i, Include) and i.target is not None]
+        return found + [dep for dep, _ in self.dependencies]
 
-def load_role(name: str, roles_dir: Path, shared_templates: Path) -> Role:
+
+class RoleLoader:
+    """Loads each role once per play file (roles/ beside it, shared templates/), so include_role and
+    meta dependencies of the same role share one Role."""
+
+    def __init__(self, roles_dir: Path, shared_templates: Path):
+        self.roles_dir = roles_dir
+        self.shared_templates = shared_templates
+        self.cache: dict[str, Role] = {}
+
+    def __call__(self, name: str) -> Role:
+        if name not in self.cache:
+            load_role(name, self.roles_dir, self.shared_templates, self)
+        return self.cache[name]
+
+
+def load_role(name: str, roles_dir: Path, shared_templates: Path, loader: RoleLoader | None = None) -> Role:
+    loader = loader or RoleLoader(roles_dir, shared_templates)
     path = roles_dir / name
     if not path.is_dir():
         raise ProvisionError(f"role '{name}' not found (looked in {roles_dir})")
@@ -76,31 +168,54 @@ def load_role(name: str, roles_dir: Path, shared_templates: Path) -> Role:
     role = Role(name, path, Layer(str(path / "defaults" / "main.yml"), defaults),
                 vars=Layer(str(path / "vars" / "main.yml"), _mapping_file(path / "vars" / "main.yml")),
                 template_env=file_environment(dirs), template_dirs=dirs)
+    loader.cache[name] = role   # before its tasks: a role that includes itself finds itself, not a loop
     for d in dirs:
         for tpl in sorted(d.rglob("*.j2")):
             check_syntax(role.template_env, tpl.read_text(), str(tpl))
+    _meta(role, path / "meta" / "main.yml", loader)
     tasks_file = path / "tasks" / "main.yml"
     if not tasks_file.is_file():
         raise ProvisionError(f"role '{name}' has no tasks/main.yml", file=str(tasks_file))
-    role.tasks = _task_list(tasks_file, role)
+    role.tasks = _task_list(tasks_file, role, loader)
     handlers_file = path / "handlers" / "main.yml"
     if handlers_file.is_file():
-        role.handlers = _task_list(handlers_file, role)
+        role.handlers = _task_list(handlers_file, role, loader)
     return role
 
 
-def _mapping_file(path: Path) -> dict:
+def _meta(role: Role, path: Path, loader: RoleLoader) -> None:
+    meta = _mapping_file(path, what="role metadata")
+    role.allow_duplicates = bool(meta.get("allow_duplicates", False))
+    deps = meta.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise ProvisionError("'dependencies' must be a list of roles", file=str(path), line=line_of(meta))
+    for dep in deps:
+        if isinstance(dep, str):
+            dep = {"role": dep}
+        if not isinstance(dep, dict) or not (dep.get("role") or dep.get("name")):
+            raise ProvisionError("a dependency is a role name or a mapping with 'role:'", file=str(path),
+                                 line=line_of(dep) or line_of(meta))
+        name = str(dep.get("role") or dep.get("name"))
+        params = {k: v for k, v in dep.items() if k not in ("role", "name", "tags", "when")}
+        params = dict(params.pop("vars", None) or {}) | params
+        try:
+            role.dependencies.append((loader(name), params))
+        except ProvisionError as exc:
+            raise exc.located(file=str(path), line=line_of(dep)) from None
+
+
+def _mapping_file(path: Path, what: str = "variables") -> dict:
     if not path.is_file():
         return {}
     data = load_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ProvisionError("must be a mapping of variables", file=str(path), line=line_of(data))
+        raise ProvisionError(f"must be a mapping of {what}", file=str(path), line=line_of(data))
     return data
 
 
-def _task_list(path: Path, role: Role, trail: tuple = ()) -> list[Task]:
+def _task_list(path: Path, role: Role, loader: RoleLoader, trail: tuple = ()) -> list:
     if path in trail:
         raise ProvisionError(f"import_tasks loop: {' -> '.join(str(p) for p in trail + (path,))}")
     data = load_yaml(path)
@@ -108,30 +223,113 @@ def _task_list(path: Path, role: Role, trail: tuple = ()) -> list[Task]:
         return []
     if not isinstance(data, list):
         raise ProvisionError("must be a list of tasks", file=str(path), line=line_of(data))
-    tasks: list[Task] = []
-    for item in data:
-        if isinstance(item, dict) and "import_tasks" in item:
-            tasks += _import_tasks(item, path, role, trail + (path,))
+    return _nodes(data, path, role, loader, trail + (path,))
+
+
+def _nodes(items: list, path: Path, role: Role, loader: RoleLoader, trail: tuple) -> list:
+    nodes: list = []
+    for item in items:
+        keys = {canonical_name(k) for k in item} if isinstance(item, dict) else set()
+        if "block" in keys:
+            nodes.append(_block(item, path, role, loader, trail))
+        elif keys & set(INCLUDES):
+            node = _include(item, path, role, loader, trail)
+            if node.kind == "import_tasks":
+                nodes += _imported(node)
+            else:
+                nodes.append(node)
         else:
-            tasks.append(parse_task(item, str(path), role))
-    return tasks
+            nodes.append(parse_task(item, str(path), role))
+    return nodes
 
 
-def _import_tasks(item: dict, path: Path, role: Role, trail: tuple) -> list[Task]:
-    """`- import_tasks: other.yml` (beside this file), with optional `when` and `tags` added to each
-    imported task: a static import, resolved when the role is loaded, as Ansible's import_tasks."""
-    extra = set(item) - {"import_tasks", "name", "when", "tags"}
+def _block(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple) -> Block:
+    line = line_of(item)
+    extra = set(item) - set(BLOCK_KEYS)
     if extra:
-        raise ProvisionError(f"import_tasks takes only when and tags, not {', '.join(sorted(extra))}",
-                             file=str(path), line=line_of(item))
-    target = path.parent / str(item["import_tasks"])
-    if not target.is_file():
-        raise ProvisionError(f"import_tasks: {target} not found", file=str(path), line=line_of(item))
-    tasks = _task_list(target, role, trail)
-    for task in tasks:
-        task.when = _as_list(item.get("when")) + task.when
-        task.tags = [str(t) for t in _as_list(item.get("tags"))] + task.tags
-    return tasks
+        raise ProvisionError(f"unknown block key{'s' if len(extra) > 1 else ''} "
+                             f"{', '.join(repr(k) for k in sorted(extra))}", file=str(path), line=line)
+    parts = {}
+    for key in ("block", "rescue", "always"):
+        value = item.get(key) or []
+        if not isinstance(value, list):
+            raise ProvisionError(f"'{key}' must be a list of tasks", file=str(path), line=line)
+        parts[key] = _nodes(value, path, role, loader, trail)
+    block_vars = item.get("vars") or {}
+    if not isinstance(block_vars, dict):
+        raise ProvisionError("block 'vars' must be a mapping", file=str(path), line=line)
+    return Block(name=str(item.get("name") or "block"), file=str(path), line=line, role=role,
+                 when=_as_list(item.get("when")), tags=_tags(item.get("tags")), vars=block_vars,
+                 become=item.get("become"), become_user=item.get("become_user"),
+                 ignore_errors=item.get("ignore_errors"), check_mode=item.get("check_mode"), **parts)
+
+
+def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple) -> Include:
+    line = line_of(item)
+    raw_kind = next(k for k in item if canonical_name(k) in INCLUDES)
+    kind = canonical_name(raw_kind)
+    extra = set(item) - set(INCLUDE_KEYS) - {raw_kind}
+    if extra:
+        raise ProvisionError(f"{kind} does not take {', '.join(sorted(extra))}", file=str(path), line=line)
+    spec = item[raw_kind]
+    if kind in ("include_role", "import_role"):
+        if not isinstance(spec, dict) or not spec.get("name"):
+            raise ProvisionError(f"{kind} needs 'name: <role>'", file=str(path), line=line)
+        target_name = str(spec["name"])
+        if is_template(target_name):
+            raise ProvisionError(f"{kind}: the role name must be written out, not a template "
+                                 f"({target_name!r})", file=str(path), line=line)
+        try:
+            target = loader(target_name)
+        except ProvisionError as exc:
+            raise exc.located(file=str(path), line=line) from None
+        node = Include(name=str(item.get("name") or f"{kind} {target_name}"), kind=kind, file=str(path),
+                       line=line, role=role, target=target)
+    else:
+        name = spec.get("file") if isinstance(spec, dict) else spec
+        if not name or is_template(str(name)):
+            raise ProvisionError(f"{kind}: the file name must be written out (kfab loads it before the run), "
+                                 f"not {name!r}", file=str(path), line=line)
+        target_file = _find_tasks_file(path, role, str(name))
+        if target_file is None:
+            raise ProvisionError(f"{kind}: {name} not found (beside {path.name} or in {role.path / 'tasks'})",
+                                 file=str(path), line=line)
+        try:
+            tasks = _task_list(target_file, role, loader, trail)
+        except ProvisionError as exc:
+            if "import_tasks loop" in exc.message:
+                raise
+            raise exc.located(file=str(path), line=line) from None
+        node = Include(name=str(item.get("name") or f"{kind} {name}"), kind=kind, file=str(path), line=line,
+                       role=role, tasks=tasks)
+    loop_key = next((k for k in ("loop", "with_items", "with_list", "with_dict") if k in item), None)
+    if kind.startswith("import_") and loop_key:
+        raise ProvisionError(f"{kind} cannot loop (Ansible refuses it too); use include_"
+                             f"{kind.split('_')[1]}", file=str(path), line=line)
+    node.when = _as_list(item.get("when"))
+    node.tags = _tags(item.get("tags"))
+    node.vars = dict(item.get("vars") or {})
+    node.loop = _loop_of(item, loop_key)
+    node.loop_control = dict(item.get("loop_control") or {})
+    node.become, node.become_user = item.get("become"), item.get("become_user")
+    return node
+
+
+def _imported(node: Include) -> list:
+    """A static import is its tasks, each with the import's when, tags and vars added (Ansible's way:
+    the condition is evaluated per task)."""
+    for item in node.tasks:
+        item.when = node.when + item.when
+        item.tags = node.tags + item.tags
+        item.vars = node.vars | item.vars
+    return node.tasks
+
+
+def _find_tasks_file(path: Path, role: Role, name: str) -> Path | None:
+    for base in (path.parent, role.path / "tasks"):
+        if (base / name).is_file():
+            return base / name
+    return None
 
 
 def parse_task(item, file: str, role: Role) -> Task:
@@ -146,31 +344,52 @@ def parse_task(item, file: str, role: Role) -> Task:
     candidates = [k for k in item if k not in TASK_KEYS]
     if not candidates:
         raise fail("task has no module (one of: " + ", ".join(sorted(MODULES)) + ")", name or None)
-    unknown = [k for k in candidates if k not in MODULES]
-    known = [k for k in candidates if k in MODULES]
+    unknown = [k for k in candidates if canonical_name(k) not in MODULES and canonical_name(k) != "meta"]
+    known = [k for k in candidates if k not in unknown]
     if unknown:
         line = line_of(item, unknown[0])
     if unknown and not known and len(unknown) == 1:
-        raise fail(f"unknown module '{unknown[0]}' (known: {', '.join(sorted(MODULES))})", name or None)
+        # Ansible's own words, so a search for the message finds the cause.
+        raise fail(f"couldn't resolve module/action '{unknown[0]}'. This often indicates a misspelling, "
+                   f"missing collection, or incorrect module path. (kfab knows: {', '.join(sorted(MODULES))})",
+                   name or None)
     if unknown:
         raise fail(f"unknown task key{'s' if len(unknown) > 1 else ''} "
                    f"{', '.join(repr(k) for k in unknown)}", name or None)
     if len(known) > 1:
         raise fail(f"task has more than one module: {', '.join(known)}", name or None)
-    module = MODULES[known[0]]
-    name = name or known[0]
-    args = _module_args(module, item[known[0]], lambda m: fail(m, name))
+    key = known[0]
+    if canonical_name(key) == "meta":
+        return _meta_task(item, key, file, line, role, fail)
+    module = MODULES[canonical_name(key)]
+    name = name or canonical_name(key)
+    raw = item[key]
+    if isinstance(item.get("args"), dict):
+        raw = ({module.free_form: raw} if isinstance(raw, str) and module.free_form else dict(raw or {})) \
+            | item["args"]
+    args = _module_args(module, raw, lambda m: fail(m, name))
+    loop_key = next((k for k in ("loop", "with_items", "with_list", "with_dict") if k in item), None)
     task = Task(name=name, module=module, args=args, file=file, line=line, role=role,
-                when=_as_list(item.get("when")), loop=item.get("loop"), register=item.get("register"),
+                when=_as_list(item.get("when")), loop=_loop_of(item, loop_key),
+                loop_control=dict(item.get("loop_control") or {}), register=item.get("register"),
                 notify=[str(n) for n in _as_list(item.get("notify"))],
-                tags=[str(t) for t in _as_list(item.get("tags"))], become=item.get("become"),
+                listen=[str(n) for n in _as_list(item.get("listen"))],
+                tags=_tags(item.get("tags")), become=item.get("become"), become_user=item.get("become_user"),
                 changed_when=item.get("changed_when"), failed_when=item.get("failed_when"),
-                ignore_errors=bool(item.get("ignore_errors", False)), vars=item.get("vars") or {})
+                ignore_errors=item.get("ignore_errors"), vars=item.get("vars") or {},
+                until=_as_list(item.get("until")), retries=item.get("retries"), delay=item.get("delay"),
+                run_once=item.get("run_once", False), delegate_to=item.get("delegate_to"),
+                check_mode=item.get("check_mode"), no_log=item.get("no_log"),
+                environment=item.get("environment"))
     if task.register is not None and not str(task.register).isidentifier():
         raise fail(f"register name {task.register!r} is not a valid variable name", name)
     if not isinstance(task.vars, dict):
         raise fail("task 'vars' must be a mapping", name)
-    for expr in task.when + [e for e in (task.changed_when, task.failed_when) if isinstance(e, str)]:
+    if task.environment is not None and not isinstance(task.environment, (dict, str)):
+        raise fail("task 'environment' must be a mapping of variable names to values", name)
+    conditions = task.when + task.until + [e for c in (task.changed_when, task.failed_when)
+                                           for e in _as_list(c) if isinstance(e, str)]
+    for expr in conditions:
         try:
             expression_names(str(expr))
         except jinja2.TemplateSyntaxError as exc:
@@ -180,6 +399,25 @@ def parse_task(item, file: str, role: Role) -> Task:
     return task
 
 
+def _meta_task(item: dict, key: str, file: str, line, role: Role, fail) -> Task:
+    action = str(item[key])
+    if action not in META_ACTIONS:
+        raise fail(f"meta: unknown action {action!r} (one of: {', '.join(META_ACTIONS)})", item.get("name"))
+    if action in ("clear_facts", "refresh_inventory", "end_play"):
+        raise fail(f"meta: {action} is not supported by kfab", item.get("name"))
+    return Task(name=str(item.get("name") or f"meta: {action}"), module=MODULES["debug"], args={}, file=file,
+                line=line, role=role, when=_as_list(item.get("when")), tags=_tags(item.get("tags")), meta=action)
+
+
+def _loop_of(item: dict, key: str | None):
+    """`loop` as is; with_items flattens one level and with_dict gives key/value items, as Ansible's
+    lookups do (applied when the loop is resolved, see runner.loop_items)."""
+    if key is None:
+        return None
+    value = item[key]
+    return value if key in ("loop", "with_list") else {"__with__": key[5:], "value": value}
+
+
 def _module_args(module: Module, raw, fail) -> dict:
     if isinstance(raw, str) and module.free_form:
         args = {module.free_form: raw}
@@ -187,8 +425,12 @@ def _module_args(module: Module, raw, fail) -> dict:
         args = {}
     elif isinstance(raw, dict):
         args = dict(raw)
+    elif isinstance(raw, str) and module.any_args:
+        args = _key_values(raw, fail)
     else:
         raise fail(f"module '{module.name}' takes a mapping of arguments")
+    if module.any_args:
+        return args
     for key in args:
         if key not in module.args:
             raise fail(f"module '{module.name}': unknown argument '{key}' "
@@ -207,6 +449,18 @@ def _module_args(module: Module, raw, fail) -> dict:
     return args
 
 
+def _key_values(text: str, fail) -> dict:
+    """`set_fact: a=1 b={{ x }}`: Ansible's k=v shorthand."""
+    import shlex
+    result = {}
+    for word in shlex.split(text):
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise fail(f"expected key=value, got {word!r}")
+        result[key] = value
+    return result
+
+
 def _check_templates_in(value, fail) -> None:
     from kfab.provision.templating import template_names
     try:
@@ -223,6 +477,39 @@ def _check_files(task: Task, fail) -> None:
         raise fail(f"template '{src}' not found in {', '.join(str(d) for d in task.role.template_dirs)}")
     if task.module.name == "copy" and task.role.find_file(str(src)) is None:
         raise fail(f"file '{src}' not found in {task.role.path / 'files'}")
+
+
+def walk_nodes(nodes: list) -> Iterator[Node]:
+    """Every node of a task list, depth first (blocks' parts, included task files; not included roles)."""
+    for node in nodes:
+        yield node
+        if isinstance(node, Block):
+            yield from walk_nodes(node.block + node.rescue + node.always)
+        elif isinstance(node, Include):
+            yield from walk_nodes(node.tasks)
+
+
+def walk_tasks(nodes: list) -> Iterator[Task]:
+    """Every task of a task list, through blocks and included task files and roles."""
+    visited: set[int] = set()
+
+    def walk(items):
+        for node in items:
+            if isinstance(node, Task):
+                yield node
+            elif isinstance(node, Block):
+                yield from walk(node.block + node.rescue + node.always)
+            elif isinstance(node, Include):
+                yield from walk(node.tasks)
+                if node.target is not None and id(node.target) not in visited:
+                    visited.add(id(node.target))
+                    yield from walk(node.target.tasks)
+
+    yield from walk(nodes)
+
+
+def _tags(value) -> list[str]:
+    return [str(t) for t in _as_list(value)]
 
 
 def _as_list(value) -> list:

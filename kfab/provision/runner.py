@@ -1,31 +1,32 @@
-"""The runner: one Fabric connection per host, hosts in parallel (forks), tasks in order per host,
-a failed host stops there while the others go on, handlers once at the end of a play."""
+"""The runner: one connection per host (SSH through Fabric, or local), hosts in parallel (forks) in
+batches (`serial`), each host walking the play's tasks on its own (see hostplay.py); a failed host stops
+there while the others go on."""
 
 from __future__ import annotations
 
+import math
 import threading
-import traceback
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
-import jinja2
 import paramiko
 
+from kfab.provision.apply import Outcome, RoleFiles, resolve  # noqa: F401 - RoleFiles: preflight's import
 from kfab.provision.context import RunVars, resolve_path
 from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.facts import gather
+from kfab.provision.hostplay import HostPlay
 from kfab.provision.inventory import Inventory
-from kfab.provision.modules.base import Command, Diff, Fail, PutFile, Result
+from kfab.provision.local import LocalConnection
 from kfab.provision.output import HostStats, Output
-from kfab.provision.playbook import Play, RoleRef
+from kfab.provision.playbook import Play
 from kfab.provision.remote import RemoteHost
-from kfab.provision.roles import Role, Task
+from kfab.provision.report import Report
+from kfab.provision.roles import Task
 from kfab.provision.ssh import Target, connect
-from kfab.provision.templating import evaluate, render_file, render_value
 from kfab.provision.variables import HostVars
 
-COMMAND_MODULES = ("command", "shell")
+LOCALHOST = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass
@@ -37,49 +38,7 @@ class Options:
     fail_fast: bool = False
     limit: str | None = None
     tags: tuple[str, ...] = ()
-
-
-@dataclass
-class Outcome:
-    status: str                 # ok | changed | failed | skipped
-    message: str | None = None
-    result: dict = field(default_factory=dict)
-    diffs: list = field(default_factory=list)
-    commands: list = field(default_factory=list)
-
-
-class RoleFiles:
-    """Templates and files of the task's role, rendered with the task's variables."""
-
-    def __init__(self, role: Role, variables: HostVars):
-        self.role = role
-        self.variables = variables
-
-    def render_template(self, src: str) -> str:
-        path = self.role.find_template(src)
-        if path is None:
-            raise ProvisionError(f"template '{src}' not found")
-        try:
-            return render_file(self.role.template_env, src, self.variables)
-        except jinja2.TemplateError as exc:
-            line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
-                         if f.filename == str(path)), None)
-            kind = "" if isinstance(exc, jinja2.UndefinedError) else f"{type(exc).__name__}: "
-            raise ProvisionError(f"{kind}{exc.message}", file=str(path), line=line) from None
-
-    def read_file(self, src: str) -> bytes:
-        path = self.role.find_file(src)
-        if path is None:
-            raise ProvisionError(f"file '{src}' not found" + (
-                "" if Path(src).is_absolute() else f" in {self.role.path / 'files'}"))
-        return path.read_bytes()
-
-    def local_files(self, directory: str, suffix: str = "") -> dict[str, bytes]:
-        """Files of a directory on this machine (absolute, or relative to the role's files/)."""
-        path = Path(directory) if Path(directory).is_absolute() else self.role.path / "files" / directory
-        if not path.is_dir():
-            raise ProvisionError(f"directory {path} not found")
-        return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file() and f.name.endswith(suffix)}
+    become_password: str | None = None
 
 
 class Runner:
@@ -89,12 +48,17 @@ class Runner:
         self.plays = plays
         self.options = options
         self.output = output
+        self.report = Report()
         self.vars = RunVars(inventory, extra_vars, check=options.check)
         self.hosts = inventory.select(options.limit) if options.limit else list(inventory.hosts)
         self.stats = {h: HostStats() for h in self.hosts}
         self.remotes: dict[str, RemoteHost] = {}
+        self.connecting: dict[str, threading.Lock] = {}
+        self.guard = threading.Lock()
         self.dead: set[str] = set()
         self.stop = threading.Event()
+        self.batch = 0
+        self.once_results: dict[tuple, Future] = {}
         self.next_steps: list[str] = []   # what modules tell the user to do after a good run (admin kubeconfig)
 
     def run(self) -> int:
@@ -104,13 +68,17 @@ class Runner:
                     break
                 hosts = [h for h in self.inventory.select(play.hosts) if h in self.stats and h not in self.dead]
                 self.output.play(play.name, hosts)
-                with ThreadPoolExecutor(max_workers=max(1, self.options.forks)) as pool:
-                    try:
-                        list(pool.map(lambda h: self._play_host(play, h), hosts))
-                    except KeyboardInterrupt:
-                        # Hosts finish the task they are in (never half a file) and stop there.
+                for batch in batches(hosts, play.serial):
+                    if self.stop.is_set():
+                        break
+                    self.batch += 1
+                    self._run_batch(play, batch)
+                    failed = [h for h in batch if h in self.dead]
+                    limit = play.max_fail_percentage
+                    if failed and (play.any_errors_fatal or (limit is not None
+                                                            and 100.0 * len(failed) / len(batch) > limit)):
+                        self.output.note(f"stopping: {len(failed)} of {len(batch)} hosts failed in this batch")
                         self.stop.set()
-                        raise
         finally:
             for remote in self.remotes.values():
                 remote.close()
@@ -122,10 +90,22 @@ class Runner:
             return 4
         return 2 if any(s.failed for s in self.stats.values()) else 0
 
+    def _run_batch(self, play: Play, hosts: list[str]) -> None:
+        with ThreadPoolExecutor(max_workers=max(1, self.options.forks)) as pool:
+            try:
+                list(pool.map(lambda h: self._play_host(play, h), hosts))
+            except KeyboardInterrupt:
+                # Hosts finish the task they are in (never half a file) and stop there.
+                self.stop.set()
+                raise
+
     # ---- one host, one play --------------------------------------------------------------------------
     def _play_host(self, play: Play, host: str) -> None:
         try:
-            self._play_host_tasks(play, host)
+            self.remote(play, host)
+            if not HostPlay(self, play, host).run():
+                self.dead.add(host)
+                self._maybe_stop()
         except HostUnreachable as exc:
             self.stats[host].unreachable += 1
             self.dead.add(host)
@@ -139,45 +119,84 @@ class Runner:
         finally:
             self.output.host_done(host)
 
-    def _play_host_tasks(self, play: Play, host: str) -> None:
-        remote = self._remote(play, host)
-        notified: set[str] = set()
-        for ref in play.roles:
-            for task in ref.role.tasks:
-                if self.stop.is_set():
-                    return
-                if not self._tagged(play, ref, task):
-                    continue
-                outcome = self._task(play, ref, task, host, remote)
-                if outcome.status == "failed":
-                    return
-                if outcome.status == "changed":
-                    notified.update(task.notify)
-        # Handlers run once, in the order they are defined, and only on hosts that got this far.
-        for name, handler in play.handlers().items():
-            if name in notified and not self.stop.is_set():
-                ref = next(r for r in play.roles if r.role is handler.role)
-                if self._task(play, ref, handler, host, remote, handler=True).status == "failed":
-                    return
+    def count(self, host: str, status: str) -> None:
+        stats = self.stats.setdefault(host, HostStats())
+        setattr(stats, status, getattr(stats, status) + 1)
 
-    def _remote(self, play: Play, host: str) -> RemoteHost:
-        if host in self.remotes:
-            return self.remotes[host]
-        self.output.task_start(host, "connecting")
-        variables = self.vars.host_vars(host, play)
+    def tagged(self, tags: frozenset) -> bool:
+        """--tags: a task runs if it (or what encloses it) has one of the tags; `always` always runs,
+        `never` only when asked for by name (Ansible's special tags)."""
+        if not self.options.tags:
+            return "never" not in tags
+        return "always" in tags or bool(tags & set(self.options.tags))
+
+    def once(self, play: Play, task: Task, run) -> tuple[Outcome, bool]:
+        """run_once: the first host of the batch to reach the task runs it; the others wait for and share
+        its result (registered on every host, counted once)."""
+        key = (id(play), id(task), self.batch)
+        with self.guard:
+            future = self.once_results.get(key)
+            mine = future is None
+            if mine:
+                future = self.once_results[key] = Future()
+        if not mine:
+            return future.result(), False
         try:
-            target = self._target(host, variables)
-        except ProvisionError as exc:
-            raise HostUnreachable(str(exc)) from None
-        except (TypeError, ValueError) as exc:
-            raise HostUnreachable(f"bad connection variable (ansible_port, kfab_ssh_timeout): {exc}") from None
-        conn = connect(target)
-        remote = RemoteHost(host, conn, check=self.options.check)
-        self.remotes[host] = remote
+            outcome = run()
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set_result(outcome)
+        return outcome, True
+
+    def _maybe_stop(self) -> None:
+        if self.options.fail_fast:
+            self.stop.set()
+
+    # ---- connections ---------------------------------------------------------------------------------
+    def remote(self, play: Play | None, host: str) -> RemoteHost:
+        with self.guard:
+            lock = self.connecting.setdefault(host, threading.Lock())
+        with lock:   # a delegated task may ask for a host another thread is connecting to
+            if host not in self.remotes:
+                self.remotes[host] = self._connect(play, host)
+            return self.remotes[host]
+
+    def remote_for(self, play: Play, host: str, task: Task, variables: HostVars, where: dict) -> RemoteHost:
+        """The host a task's module runs on: its own, or `delegate_to` (an inventory host, or localhost)."""
+        if task.delegate_to is None:
+            return self.remotes[host]
+        target = str(resolve(task.delegate_to, variables, where))
+        if target in self.inventory.hosts or target not in LOCALHOST:
+            if target not in self.inventory.hosts:
+                raise ProvisionError(f"delegate_to: '{target}' is not a host of the inventory", **where)
+            return self.remote(play, target)
+        return self.remote(None, target)
+
+    def _connect(self, play: Play | None, host: str) -> RemoteHost:
+        self.output.task_start(host, "connecting")
+        implicit_local = host not in self.inventory.hosts
+        variables = None if implicit_local else self.vars.host_vars(host, play)
+        if implicit_local or str(variables.get("ansible_connection", "ssh")) == "local":
+            conn = LocalConnection()
+        else:
+            try:
+                target = self._target(host, variables)
+            except ProvisionError as exc:
+                raise HostUnreachable(str(exc)) from None
+            except (TypeError, ValueError) as exc:
+                raise HostUnreachable(f"bad connection variable (ansible_port, kfab_ssh_timeout): {exc}") from None
+            conn = connect(target)
+        password = self.options.become_password
+        if password is None and variables is not None:
+            password = variables.get("ansible_become_password", variables.get("ansible_become_pass"))
+        remote = RemoteHost(host, conn, check=self.options.check,
+                            become_password=None if password is None else str(password))
         self.output.task_start(host, "gathering facts")
         try:
             self.vars.facts[host] = gather(remote)
         except (paramiko.SSHException, OSError, EOFError, RuntimeError) as exc:
+            remote.close()
             raise HostUnreachable(f"gathering facts failed: {exc}") from None
         return remote
 
@@ -191,185 +210,17 @@ class Runner:
             host_key_checking=str(v.get("kfab_host_key_checking", "strict")),
             timeout=float(v.get("kfab_ssh_timeout", 10)))
 
-    def _tagged(self, play: Play, ref: RoleRef, task: Task) -> bool:
-        if not self.options.tags:
-            return True
-        tags = set(task.tags) | set(ref.tags) | set(play.tags)
-        return "always" in tags or bool(tags & set(self.options.tags))
 
-    def _maybe_stop(self) -> None:
-        if self.options.fail_fast:
-            self.stop.set()
-
-    # ---- one task on one host ------------------------------------------------------------------------
-    def _task(self, play: Play, ref: RoleRef, task: Task, host: str, remote: RemoteHost,
-              handler: bool = False) -> Outcome:
-        label = ("handler " if handler else "") + task.label
-        self.output.task_start(host, label)
-        variables = self.vars.host_vars(host, play, ref)
-        if task.vars:
-            variables = variables.scoped(f"{task.file} (task vars)", task.vars)
-        try:
-            outcome = self._task_outcome(play, task, variables, remote, host, label)
-        except ProvisionError as exc:
-            # The result line already names host and task; the message adds file and line.
-            exc.host = exc.task = None
-            outcome = Outcome("failed", str(exc.located(file=task.file, line=task.line)))
-        except HostUnreachable:
-            raise
-        except (paramiko.SSHException, EOFError, ConnectionError) as exc:
-            raise HostUnreachable(f"connection lost during task '{task.label}': {exc}") from None
-        if outcome.status == "failed" and task.ignore_errors:
-            self.output.result(host, label, "failed", (outcome.message or "") + " (ignored)")
-            outcome.status = "ok"
-        else:
-            # A loop's items were reported one by one; its summary line needs no repeated message.
-            message = None if task.loop is not None and outcome.status == "failed" else outcome.message
-            self.output.result(host, label, outcome.status, message,
-                               diffs=outcome.diffs if self.options.diff else (), commands=outcome.commands)
-        setattr(self.stats[host], outcome.status, getattr(self.stats[host], outcome.status) + 1)
-        self.next_steps.extend(outcome.result.get("next_steps") or [])
-        if task.register:
-            self.vars.registered[host][task.register] = outcome.result | {
-                "changed": outcome.status == "changed", "failed": outcome.status == "failed",
-                "skipped": outcome.status == "skipped"}
-        if outcome.status == "failed":
-            self.dead.add(host)
-            self._maybe_stop()
-        return outcome
-
-    def _task_outcome(self, play, task, variables, remote, host, label) -> Outcome:
-        where = {"file": task.file, "line": task.line, "host": host, "task": task.label}
-        for condition in task.when:
-            if not _condition(condition, variables, where):
-                return Outcome("skipped")
-        if task.loop is None:
-            return self._module(play, task, variables, remote)
-        items = _resolve(task.loop, variables, where)
-        if not isinstance(items, list):
-            raise ProvisionError(f"loop must be a list, got {type(items).__name__}", **where)
-        results, changed = [], False
-        for item in items:
-            scoped = variables.scoped("loop item", {"item": item})
-            outcome = self._module(play, task, scoped, remote)
-            results.append(outcome.result | {"item": item, "changed": outcome.status == "changed"})
-            if outcome.status != "ok" or outcome.diffs:
-                self.output.result(host, label, outcome.status, outcome.message, item=item,
-                                   diffs=outcome.diffs if self.options.diff else (), commands=outcome.commands)
-            if outcome.status == "failed":
-                return Outcome("failed", outcome.message, {"results": results})
-            changed = changed or outcome.status == "changed"
-        return Outcome("changed" if changed else "ok", None, {"results": results})
-
-    def _module(self, play: Play, task: Task, variables: HostVars, remote: RemoteHost) -> Outcome:
-        where = {"file": task.file, "line": task.line, "task": task.label}
-        args = task.module.with_defaults(_resolve(task.args, variables, where))
-        remote.become = bool(play.become if task.become is None else _resolve(task.become, variables, where))
-        check = self.options.check
-        out = Outcome("ok")
-        plan = task.module.plan(args, remote, RoleFiles(task.role, variables))
-        reply = None
-        try:
-            while True:
-                change = plan.send(reply)
-                reply = None
-                if isinstance(change, Fail):
-                    return Outcome("failed", change.message, out.result, out.diffs, out.commands)
-                if isinstance(change, Diff):
-                    out.diffs.append(change)
-                elif isinstance(change, Result):
-                    out.result.update(change.data)
-                elif isinstance(change, Command):
-                    if change.once and change.once in remote.done_once:
-                        continue
-                    out.status = "changed"
-                    if check:
-                        out.commands.append((change.cmd, None))
-                        continue
-                    reply = remote.run(change.cmd)
-                    out.commands.append((change.cmd, reply))
-                    if change.once:
-                        remote.done_once.add(change.once)
-                    if change.daemon_reload and reply.rc == 0:
-                        remote.unit_files_changed = False
-                    if reply.rc != 0 and task.module.name not in COMMAND_MODULES:
-                        return Outcome("failed", _command_failed(change.cmd, reply), out.result, out.diffs,
-                                       out.commands)
-                elif isinstance(change, PutFile):
-                    out.status = "changed"
-                    what = f"put {change.path} (mode {change.mode or '0644'})"
-                    if check:
-                        out.commands.append((what, None))
-                        remote.unit_files_changed |= change.path.startswith(("/etc/systemd/", "/lib/systemd/"))
-                        continue
-                    result = remote.put(change)
-                    out.commands.append((what, result))
-                    if result.rc != 0:
-                        return Outcome("failed", f"writing {change.path} failed: "
-                                       f"{result.stderr.strip() or result.stdout.strip()}",
-                                       out.result, out.diffs, out.commands)
-        except StopIteration:
-            pass
-        except ProvisionError:
-            raise
-        except (ValueError, TypeError, RuntimeError) as exc:
-            return Outcome("failed", str(exc), out.result, out.diffs, out.commands)
-        finally:
-            plan.close()
-        if task.module.name in COMMAND_MODULES:
-            return self._command_outcome(task, variables, out, check)
-        return self._override(task, variables, out)
-
-    def _command_outcome(self, task: Task, variables: HostVars, out: Outcome, check: bool) -> Outcome:
-        if out.status == "changed" and check:
-            # Commands are not run in check mode (as Ansible does); we cannot know what they would do.
-            out.status, out.message = "skipped", "check mode: command not run"
-            return out
-        if "rc" in out.result and out.result["rc"] != 0 and task.failed_when is None:
-            out.status = "failed"
-            stderr = out.result["stderr"].strip().splitlines()
-            out.message = f"exit code {out.result['rc']}" + (f": {stderr[-1]}" if stderr else "")
-            return out
-        return self._override(task, variables, out)
-
-    def _override(self, task: Task, variables: HostVars, out: Outcome) -> Outcome:
-        if task.changed_when is None and task.failed_when is None:
-            return out
-        result = out.result | {"changed": out.status == "changed"}
-        scope = variables.scoped("this task's result", {task.register: result} if task.register else {})
-        where = {"file": task.file, "line": task.line, "task": task.label}
-        if task.failed_when is not None and _condition(task.failed_when, scope, where):
-            out.status, out.message = "failed", f"failed_when is true: {task.failed_when}"
-            return out
-        if task.changed_when is not None and out.status != "failed":
-            out.status = "changed" if _condition(task.changed_when, scope, where) else "ok"
-        return out
-
-
-def _command_failed(cmd: str, result) -> str:
-    detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
-    return f"command failed (exit code {result.rc}): {cmd}" + (f": {detail[-1]}" if detail else "")
-
-
-def _resolve(value, variables: HostVars, where: dict):
-    try:
-        return render_value(value, variables)
-    except jinja2.UndefinedError as exc:
-        raise ProvisionError(exc.message or "undefined variable", **where) from None
-    except jinja2.TemplateError as exc:
-        raise ProvisionError(f"template error: {exc}", **where) from None
-    except ProvisionError as exc:
-        raise exc.located(**where)
-
-
-def _condition(expression, variables: HostVars, where: dict) -> bool:
-    if isinstance(expression, bool):
-        return expression
-    try:
-        return bool(evaluate(str(expression), variables))
-    except jinja2.UndefinedError as exc:
-        raise ProvisionError(f"condition {expression!r}: {exc.message}", **where) from None
-    except jinja2.TemplateError as exc:
-        raise ProvisionError(f"condition {expression!r}: {exc}", **where) from None
-    except ProvisionError as exc:
-        raise exc.located(**where)
+def batches(hosts: list[str], serial: list) -> list[list[str]]:
+    """Ansible's `serial`: batch sizes as numbers or percentages of the play's hosts; the last size
+    repeats until every host had its turn. No serial: one batch of all hosts."""
+    if not serial:
+        return [hosts] if hosts else []
+    result, start, i = [], 0, 0
+    while start < len(hosts):
+        size = str(serial[min(i, len(serial) - 1)]).strip()
+        count = max(1, math.floor(len(hosts) * int(size[:-1]) / 100)) if size.endswith("%") else int(size)
+        result.append(hosts[start:start + count])
+        start += count
+        i += 1
+    return result

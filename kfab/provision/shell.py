@@ -29,13 +29,17 @@ class RemoteShell:
         channel.exec_command("/bin/sh")
         return channel
 
-    def run(self, cmd: str) -> CommandResult:
+    def run(self, cmd: str, stdin: str | None = None) -> CommandResult:
+        """`stdin` (a become password) goes in a here-document read by the long-lived shell, so it is never
+        part of any process's command line on the host."""
         if self.channel is None or self.channel.closed or self.channel.exit_status_ready():
             self.channel = self._open()
         marker = f"__kfab_{uuid.uuid4().hex}__"
+        feed = "</dev/null" if stdin is None else f"<<'{marker}_IN'"
+        body = "" if stdin is None else f"{stdin}\n{marker}_IN\n"
         # printf's leading \n keeps the marker on a line of its own; it is cut off with the marker.
-        self.channel.sendall((f"/bin/sh -c {q(cmd)} </dev/null; printf '\\n{marker} %d\\n' $?; "
-                              f"printf '\\n{marker}\\n' >&2\n").encode())
+        self.channel.sendall((f"/bin/sh -c {q(cmd)} {feed}; printf '\\n{marker} %d\\n' $?; "
+                              f"printf '\\n{marker}\\n' >&2\n{body}").encode())
         out, err = bytearray(), bytearray()
         out_end, err_end = f"\n{marker} ".encode(), f"\n{marker}\n".encode()
         delay = 0.0005

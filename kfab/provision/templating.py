@@ -8,6 +8,7 @@ import base64
 import ipaddress
 import json
 import re
+import shlex
 from collections import ChainMap
 from collections.abc import Mapping
 from itertools import chain, islice
@@ -30,6 +31,38 @@ def _to_bool(value) -> bool:
 
 def _regex_replace(value, pattern, replacement="", ignorecase=False):
     return re.sub(pattern, replacement, str(value), flags=re.I if ignorecase else 0)
+
+
+def _combine(dicts, recursive: bool) -> dict:
+    result: dict = {}
+    for d in dicts:
+        for other in d if isinstance(d, list) else [d]:
+            for key, value in other.items():
+                if recursive and isinstance(value, dict) and isinstance(result.get(key), dict):
+                    result[key] = _combine([result[key], value], True)
+                else:
+                    result[key] = value
+    return result
+
+
+def _regex_search(value, pattern, *groups, ignorecase=False, multiline=False):
+    flags = (re.I if ignorecase else 0) | (re.M if multiline else 0)
+    match = re.search(pattern, str(value), flags)
+    if match is None:
+        return None
+    if not groups:
+        return match.group(0)
+    return [match.group(int(g[1:]) if str(g).startswith("\\") else g) for g in groups]
+
+
+def _flatten(value, levels=None) -> list:
+    result = []
+    for item in value:
+        if isinstance(item, list) and (levels is None or levels > 0):
+            result += _flatten(item, None if levels is None else levels - 1)
+        elif item is not None:
+            result.append(item)
+    return result
 
 
 def _mandatory(value, msg=None):
@@ -57,6 +90,14 @@ FILTERS = {
         {key_name: k, value_name: v} for k, v in d.items()],
     "items2dict": lambda items, key_name="key", value_name="value": {
         i[key_name]: i[value_name] for i in items},
+    "combine": lambda *dicts, recursive=False, list_merge="replace": _combine(dicts, recursive),
+    "regex_search": _regex_search,
+    "quote": lambda v: shlex.quote(str(v)),
+    "flatten": lambda v, levels=None: _flatten(v, levels),
+    "unique": lambda v: list(dict.fromkeys(v)),
+    "difference": lambda a, b: [x for x in a if x not in b],
+    "intersect": lambda a, b: [x for x in a if x in b],
+    "union": lambda a, b: list(dict.fromkeys(list(a) + list(b))),
 }
 
 
@@ -68,7 +109,40 @@ def _is_ip_address(value) -> bool:
         return False
 
 
-TESTS = {"ip_address": _is_ip_address}
+def _result_test(key: str, negate: bool = False):
+    """`r is failed`, `r is changed`, `r is skipped`, `r is succeeded` on a registered result (Ansible's tests)."""
+    def test(result) -> bool:
+        if not isinstance(result, Mapping):
+            raise jinja2.TemplateRuntimeError(f"the '{key}' test expects a registered result (a dictionary)")
+        value = bool(result.get(key, False))
+        return not value if negate else value
+    return test
+
+
+def _version(value, other, op="eq"):
+    """`x is version('1.2', '>=')`: numeric parts compared in order (Ansible's loose versions)."""
+    ops = {"eq": "__eq__", "==": "__eq__", "ne": "__ne__", "!=": "__ne__", "lt": "__lt__", "<": "__lt__",
+           "le": "__le__", "<=": "__le__", "gt": "__gt__", ">": "__gt__", "ge": "__ge__", ">=": "__ge__"}
+
+    def parts(v) -> tuple:
+        return tuple(int(n) for n in re.findall(r"\d+", str(v)))
+    return getattr(parts(value), ops[op])(parts(other))
+
+
+TESTS = {
+    "ip_address": _is_ip_address,
+    "failed": _result_test("failed"), "failure": _result_test("failed"),
+    "succeeded": _result_test("failed", negate=True), "success": _result_test("failed", negate=True),
+    "successful": _result_test("failed", negate=True),
+    "changed": _result_test("changed"), "change": _result_test("changed"),
+    "skipped": _result_test("skipped"), "skip": _result_test("skipped"),
+    "match": lambda v, pattern, ignorecase=False: re.match(pattern, str(v), re.I if ignorecase else 0) is not None,
+    "search": lambda v, pattern, ignorecase=False: re.search(pattern, str(v), re.I if ignorecase else 0) is not None,
+    "regex": lambda v, pattern, ignorecase=False: re.search(pattern, str(v), re.I if ignorecase else 0) is not None,
+    "version": _version, "version_compare": _version,
+    "subset": lambda a, b: set(a) <= set(b), "superset": lambda a, b: set(a) >= set(b),
+    "contains": lambda seq, v: v in seq,
+}
 
 
 class _ValueEnvironment(NativeEnvironment):

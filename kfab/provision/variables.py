@@ -1,9 +1,10 @@
 """Variables of one host: layers in precedence order, resolved lazily (Jinja2 in a value is rendered
 only when something uses it, as in Ansible), with StrictUndefined and loop detection.
 
-Precedence, lowest first: role defaults < inventory layers (see inventory.py) < play vars
-< registered results < extra vars (-e) < magic vars (inventory_hostname, groups, hostvars, kfab_facts...)
-< loop `item`."""
+Precedence, lowest first (Ansible's order, for the levels kfab has): role defaults < inventory layers
+(see inventory.py) < play vars < role vars < block vars < task vars < registered results and set_fact
+< role params < include vars < extra vars (-e) < magic vars (inventory_hostname, groups, hostvars,
+kfab_facts...) < the loop variable. See context.RunVars.host_vars."""
 
 from __future__ import annotations
 

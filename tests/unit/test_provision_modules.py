@@ -9,7 +9,7 @@ import pytest
 
 from kfab.provision.modules import MODULES
 from kfab.provision.modules.base import Command, CommandResult, Diff, Fail, FileInfo, PutFile, Result, UnitInfo
-from kfab.provision.modules.line import edit_lines
+from kfab.provision.modules.lineinfile import edit_lines
 
 
 @dataclass

@@ -19,8 +19,8 @@ def test_plain_output_has_one_line_per_result_and_a_recap():
     assert "\033" not in text and "\r" not in text
     assert "      ok kt1: common : Install\n" in text and "  failed kt2: common : Install: exit code 1" in text
     rows = text.split("RECAP\n")[1].splitlines()
-    assert rows[0].split() == ["HOST", "OK", "CHANGED", "FAILED", "UNREACHABLE", "SKIPPED"]
-    assert rows[2].split() == ["kt2", "0", "0", "1", "0", "0"]
+    assert rows[0].split() == ["HOST", "OK", "CHANGED", "FAILED", "UNREACHABLE", "SKIPPED", "RESCUED", "IGNORED"]
+    assert rows[2].split() == ["kt2", "0", "0", "1", "0", "0", "0", "0"]
 
 
 def test_tty_output_shows_which_host_is_on_which_task():

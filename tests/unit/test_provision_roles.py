@@ -57,7 +57,7 @@ def test_unknown_module_names_file_line_and_task(tmp_path):
           pakage: {name: curl}
         """)
     err = load_error(tmp_path)
-    assert "unknown module 'pakage'" in str(err)
+    assert "couldn't resolve module/action 'pakage'" in str(err)
     assert err.file.endswith("roles/r/tasks/main.yml") and err.line == 4 and err.task == "typo"
 
 
@@ -128,7 +128,7 @@ def test_kfab_up_unreachable_host_is_reported_in_recap(tmp_path, capsys, monkeyp
     out, _ = capsys.readouterr()
     assert "unreachable h1: connect: cannot connect to 127.0.0.1:1" in out
     recap = out.split("RECAP")[1].splitlines()
-    assert recap[2].split() == ["h1", "0", "0", "0", "1", "0"]
+    assert recap[2].split() == ["h1", "0", "0", "0", "1", "0", "0", "0"]
 
 
 def test_import_tasks_and_role_vars(tmp_path):

@@ -46,11 +46,17 @@ class Fail:
 
 @dataclass
 class Result:
-    """Extra fields for the task's registered result."""
+    """Extra fields for the task's registered result (`ansible_facts` in it become host variables)."""
     data: dict
 
 
-Change = Command | PutFile | Diff | Fail | Result
+@dataclass
+class Message:
+    """Text shown on the task's result line (debug, assert); not a change."""
+    text: str
+
+
+Change = Command | PutFile | Diff | Fail | Result | Message
 
 
 @dataclass
@@ -91,6 +97,7 @@ class HostState(Protocol):
     def user(self, name: str) -> dict | None: ...
     def wait_for(self, what: str, timeout: float, present: bool) -> bool: ...
     def current_hostname(self) -> str: ...
+    def stat(self, path: str, follow: bool, checksum: bool) -> dict | None: ...
 
 
 class TaskFiles(Protocol):
@@ -98,6 +105,7 @@ class TaskFiles(Protocol):
     def render_template(self, src: str) -> str: ...
     def read_file(self, src: str) -> bytes: ...
     def local_files(self, directory: str, suffix: str = "") -> dict[str, bytes]: ...
+    def evaluate(self, expression: str): ...
 
 
 # ---- how modules are described ---------------------------------------------------------------------
@@ -116,6 +124,7 @@ class Module:
     args: dict[str, Arg] = field(default_factory=dict)
     free_form: str | None = None     # `command: ls -l` means {cmd: "ls -l"}
     doc: str = ""
+    any_args: bool = False           # set_fact: every key is a variable name, not a declared argument
 
     def with_defaults(self, args: dict) -> dict:
         full = {k: a.default for k, a in self.args.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from kfab.provision.modules.base import Arg, Command, Fail, Module, as_bool, put_file, q
-from kfab.provision.modules.line import edit_lines
+from kfab.provision.modules.lineinfile import edit_lines
 
 
 def plan(args, host, files):

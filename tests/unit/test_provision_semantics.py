@@ -1,0 +1,341 @@
+"""Task keywords behave as in Ansible (ansible-core 2.17 docs: playbooks_error_handling, playbooks_conditionals,
+playbooks_variables precedence, playbooks_blocks, playbooks_loops, handlers): each test runs a small role
+with kfab's runner over the local connection (`ansible_connection: local`), touching only files under
+the test's temporary directory."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+from kfab.provision.inventory import load_inventory
+from kfab.provision.output import Output
+from kfab.provision.playbook import load_playbook
+from kfab.provision.runner import Options, Runner, batches
+
+
+def project(tmp: Path, tasks: str, *, defaults: str = "", handlers: str | None = None, roles: dict | None = None,
+            site: str = "- hosts: all\n  roles: [r]\n", hosts: tuple = ("h1",), files: dict | None = None) -> Path:
+    for name, parts in {"r": {"tasks/main.yml": tasks, "defaults/main.yml": defaults,
+                              **({"handlers/main.yml": handlers} if handlers is not None else {}),
+                              **(files or {})},
+                        **(roles or {})}.items():
+        for rel, text in parts.items():
+            path = tmp / "roles" / name / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+    (tmp / "site.yml").write_text(textwrap.dedent(site))
+    (tmp / "inv.yml").write_text("all:\n  vars: {ansible_connection: local, out: '%s'}\n  hosts:\n%s" % (
+        tmp, "".join(f"    {h}:\n" for h in hosts)))
+    return tmp
+
+
+def run(tmp: Path, extra: dict | None = None, **options):
+    out = io.StringIO()
+    runner = Runner(load_inventory(tmp / "inv.yml"), load_playbook(tmp / "site.yml"), extra or {},
+                    Options(**options), Output(out, tty=False))
+    code = runner.run()
+    return runner, code, out.getvalue()
+
+
+def registered(runner, host="h1") -> dict:
+    return runner.vars.registered[host]
+
+
+# ---- errors, conditions -------------------------------------------------------------------------------
+
+def test_ignore_errors_registers_failed_true_so_is_failed_fires(tmp_path):
+    project(tmp_path, """\
+        - command: "false"
+          register: r
+          ignore_errors: true
+        - name: after the failure
+          command: "touch {{ out }}/fired"
+          when: r is failed
+        - command: "touch {{ out }}/not-fired"
+          when: r is succeeded
+        """)
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert registered(runner)["r"]["failed"] is True and registered(runner)["r"]["rc"] == 1
+    assert (tmp_path / "fired").exists() and not (tmp_path / "not-fired").exists()
+    stats = runner.stats["h1"]
+    assert stats.ignored == 1 and stats.failed == 0 and "(ignored)" in text
+
+
+def test_failed_when_and_changed_when_lists_are_anded(tmp_path):
+    project(tmp_path, """\
+        - name: both true fails
+          command: "echo hi"
+          register: a
+          failed_when: ["a.rc == 0", "'hi' in a.stdout"]
+          ignore_errors: true
+        - name: one false does not fail
+          command: "echo hi"
+          register: b
+          failed_when: ["b.rc == 0", "'nope' in b.stdout"]
+          changed_when: ["b.rc == 0", "false"]
+        - name: failed_when false overrides a non-zero exit code
+          command: "false"
+          failed_when: false
+        """)
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    reg = registered(runner)
+    assert reg["a"]["failed"] is True and reg["b"]["failed"] is False and reg["b"]["changed"] is False
+
+
+def test_when_on_a_loop_is_evaluated_per_item(tmp_path):
+    project(tmp_path, """\
+        - command: "touch {{ out }}/{{ item.name }}"
+          loop: "{{ things }}"
+          when: item.enabled
+          register: looped
+        """, defaults="things: [{name: a, enabled: true}, {name: b, enabled: false}]\n")
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    results = registered(runner)["looped"]["results"]
+    assert [r.get("skipped", False) for r in results] == [False, True] and registered(runner)["looped"]["changed"]
+
+
+def test_loop_control_and_with_dict(tmp_path):
+    project(tmp_path, """\
+        - command: "touch {{ out }}/{{ idx }}-{{ entry.key }}={{ entry.value }}"
+          with_dict: {x: 1, y: 2}
+          loop_control: {loop_var: entry, index_var: idx, label: "{{ entry.key }}"}
+        - command: "touch {{ out }}/i-{{ item }}"
+          with_items: [[p, q], r]
+        """)
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert sorted(p.name for p in tmp_path.iterdir() if "=" in p.name or p.name.startswith("i-")) == [
+        "0-x=1", "1-y=2", "i-p", "i-q", "i-r"]
+
+
+# ---- variables -------------------------------------------------------------------------------------
+
+def test_extra_vars_beat_task_vars_and_set_fact_beats_role_vars(tmp_path):
+    project(tmp_path, """\
+        - copy: {content: "{{ v }}", dest: "{{ out }}/task-vars"}
+          vars: {v: from-task}
+        - set_fact: {w: from-set-fact}
+        - copy: {content: "{{ w }}", dest: "{{ out }}/set-fact"}
+        - copy: {content: "{{ t }}", dest: "{{ out }}/task-over-role"}
+          vars: {t: from-task}
+        """, defaults="v: default\n", files={"vars/main.yml": "w: from-role-vars\nt: from-role-vars\n"})
+    _, code, text = run(tmp_path, extra={"v": "from-extra"})
+    assert code == 0, text
+    assert (tmp_path / "task-vars").read_text() == "from-extra"
+    assert (tmp_path / "set-fact").read_text() == "from-set-fact"
+    assert (tmp_path / "task-over-role").read_text() == "from-task"
+
+
+def test_role_meta_dependencies_run_first_and_once(tmp_path):
+    dep = {"tasks/main.yml": "- shell: 'echo dep >> {{ out }}/order'\n"}
+    project(tmp_path, "- shell: 'echo r >> {{ out }}/order'\n",
+            files={"meta/main.yml": "dependencies: [dep]\n"},
+            roles={"dep": dep, "r2": {"tasks/main.yml": "- shell: 'echo r2 >> {{ out }}/order'\n",
+                                      "meta/main.yml": "dependencies:\n  - role: dep\n"}},
+            site="- hosts: all\n  roles: [r, r2]\n")
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "order").read_text().split() == ["dep", "r", "r2"]
+
+
+def test_fully_qualified_module_names(tmp_path):
+    project(tmp_path, """\
+        - ansible.builtin.copy: {content: "x\\n", dest: "{{ out }}/fq"}
+        - ansible.builtin.lineinfile: {path: "{{ out }}/fq", line: "y"}
+        - ansible.builtin.command: "true"
+          changed_when: false
+        """)
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "fq").read_text() == "x\ny\n"
+
+
+# ---- check mode ------------------------------------------------------------------------------------
+
+def test_check_mode_skips_commands_unless_check_mode_false(tmp_path):
+    project(tmp_path, """\
+        - name: a write
+          command: "touch {{ out }}/written"
+          register: w
+        - name: a read-only probe
+          command: "echo probe"
+          register: probe
+          check_mode: false
+          changed_when: false
+        - copy: {content: "{{ probe.stdout }}", dest: "{{ out }}/copied"}
+        """)
+    runner, code, text = run(tmp_path, check=True)
+    assert code == 0, text
+    reg = registered(runner)
+    assert reg["w"]["skipped"] is True and "stdout" not in reg["w"]
+    assert reg["probe"]["stdout"] == "probe"
+    assert not (tmp_path / "written").exists() and not (tmp_path / "copied").exists()
+    assert runner.stats["h1"].changed == 1 and runner.stats["h1"].skipped == 1
+
+
+# ---- blocks, retries, includes, handlers ---------------------------------------------------------------
+
+def test_block_rescue_always(tmp_path):
+    project(tmp_path, """\
+        - block:
+            - command: "touch {{ out }}/in-block"
+            - name: breaks
+              command: "false"
+            - command: "touch {{ out }}/never"
+          rescue:
+            - copy: {content: "{{ ansible_failed_task.name }} {{ ansible_failed_result.rc }}", dest: "{{ out }}/rescued"}
+          always:
+            - command: "touch {{ out }}/always"
+          when: true
+        - command: "touch {{ out }}/after"
+        """)
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "rescued").read_text() == "breaks 1"
+    assert (tmp_path / "always").exists() and (tmp_path / "after").exists() and not (tmp_path / "never").exists()
+    assert runner.stats["h1"].rescued == 1 and runner.stats["h1"].failed == 0
+
+
+def test_always_runs_and_the_host_still_fails_without_rescue(tmp_path):
+    project(tmp_path, """\
+        - block:
+            - command: "false"
+          always:
+            - command: "touch {{ out }}/always"
+        - command: "touch {{ out }}/after"
+        """)
+    runner, code, _ = run(tmp_path)
+    assert code == 2 and (tmp_path / "always").exists() and not (tmp_path / "after").exists()
+
+
+def test_until_retries(tmp_path):
+    project(tmp_path, """\
+        - shell: "echo x >> {{ out }}/count; wc -l < {{ out }}/count"
+          register: c
+          until: c.stdout | int >= 3
+          retries: 5
+          delay: 0
+        - shell: "exit 1"
+          register: never
+          until: never.rc == 0
+          retries: 1
+          delay: 0
+          ignore_errors: true
+        """)
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert registered(runner)["c"]["attempts"] == 3 and registered(runner)["never"]["attempts"] == 2
+    assert "FAILED - RETRYING" in text
+
+
+def test_include_tasks_with_loop_and_vars_and_include_role(tmp_path):
+    project(tmp_path, """\
+        - include_tasks: one.yml
+          loop: [a, b]
+          vars: {suffix: "-x"}
+        - ansible.builtin.include_role: {name: other}
+        - import_tasks: static.yml
+          when: false
+        """, files={"tasks/one.yml": "- command: 'touch {{ out }}/{{ item }}{{ suffix }}'\n",
+                    "tasks/static.yml": "- command: 'touch {{ out }}/static'\n"},
+            roles={"other": {"tasks/main.yml": "- command: 'touch {{ out }}/{{ other_name }}'\n",
+                             "defaults/main.yml": "other_name: from-other-defaults\n"}})
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "a-x").exists() and (tmp_path / "b-x").exists()
+    assert (tmp_path / "from-other-defaults").exists() and not (tmp_path / "static").exists()
+
+
+def test_handlers_listen_and_flush_run_once_in_definition_order(tmp_path):
+    project(tmp_path, """\
+        - command: "true"
+          notify: [second, restart things]
+        - command: "true"
+          notify: second
+        - meta: flush_handlers
+        - shell: "echo task >> {{ out }}/order"
+        """, handlers="""\
+        - name: first
+          shell: "echo first >> {{ out }}/order"
+          listen: restart things
+        - name: second
+          shell: "echo second >> {{ out }}/order"
+        - name: unnotified
+          shell: "echo unnotified >> {{ out }}/order"
+        """)
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "order").read_text().split() == ["first", "second", "task"]
+
+
+def test_tags_are_inherited_from_blocks_and_always_runs(tmp_path):
+    project(tmp_path, """\
+        - block:
+            - command: "touch {{ out }}/tagged"
+          tags: [web]
+        - command: "touch {{ out }}/untagged"
+        - command: "touch {{ out }}/always"
+          tags: always
+        - command: "touch {{ out }}/never"
+          tags: never
+        """)
+    _, code, _ = run(tmp_path, tags=("web",))
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file() and "." not in p.name) == ["always", "tagged"]
+
+
+def test_run_once_registers_on_every_host_and_delegate_to_localhost(tmp_path):
+    project(tmp_path, """\
+        - shell: "echo {{ inventory_hostname }} >> {{ out }}/once; echo {{ inventory_hostname }}"
+          register: first
+          run_once: true
+        - copy: {content: "{{ first.stdout }}", dest: "{{ out }}/seen-by-{{ inventory_hostname }}"}
+          delegate_to: localhost
+        """, hosts=("h1", "h2"))
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert len((tmp_path / "once").read_text().split()) == 1
+    ran = (tmp_path / "once").read_text().strip()
+    assert (tmp_path / "seen-by-h1").read_text() == ran == (tmp_path / "seen-by-h2").read_text()
+
+
+def test_set_fact_stat_assert_debug_fail(tmp_path):
+    project(tmp_path, """\
+        - copy: {content: "abc", dest: "{{ out }}/f", mode: "0640"}
+        - stat: {path: "{{ out }}/f"}
+          register: st
+        - stat: {path: "{{ out }}/missing"}
+          register: missing
+        - set_fact:
+            size: "{{ st.stat.size }}"
+        - assert:
+            that: ["st.stat.exists", "st.stat.isreg", "st.stat.mode == '0640'", "not missing.stat.exists",
+                   "size | int == 3", "st.stat.checksum == 'a9993e364706816aba3e25717850c26c9cd0d89d'"]
+            success_msg: all good
+        - debug: {var: size}
+        - debug: {msg: "size is {{ size }}"}
+        - assert: {that: "size | int == 4", fail_msg: "size is not 4"}
+          register: bad
+          ignore_errors: true
+        - fail: {msg: "stop here"}
+        - command: "touch {{ out }}/after-fail"
+        """)
+    runner, code, text = run(tmp_path)
+    assert code == 2
+    assert "all good" in text and "size = 3" in text and "size is 3" in text
+    assert registered(runner)["bad"]["msg"] == "size is not 4"
+    assert "stop here" in text and not (tmp_path / "after-fail").exists()
+
+
+def test_serial_batches():
+    hosts = [f"n{i}" for i in range(1, 8)]
+    assert batches(hosts, []) == [hosts]
+    assert batches(hosts, [3]) == [hosts[:3], hosts[3:6], hosts[6:]]
+    assert batches(hosts, ["30%"]) == [hosts[:2], hosts[2:4], hosts[4:6], hosts[6:]]
+    assert batches(hosts, [1, 2, "100%"]) == [hosts[:1], hosts[1:3], hosts[3:]]
