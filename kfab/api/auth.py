@@ -13,11 +13,12 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Awaitable, Callable, Sequence
 from urllib.parse import parse_qs
 
 from cryptography import x509
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 
 AUTHENTICATED = "system:authenticated"
 
@@ -92,10 +93,22 @@ def load_token_file(path: Path) -> dict[bytes, _TokenEntry]:
     return entries
 
 
+# token -> its user, or None when the token is not one this authenticator knows.
+TokenAuthenticator = Callable[[str], Awaitable["UserInfo | None"]]
+
+
+def _bearer_token(header: str) -> str:
+    # As kube-apiserver's bearer token authenticator: "Bearer <token>", scheme case-insensitive.
+    parts = header.strip().split(" ", 2)
+    if len(parts) < 2 or parts[0].lower() != "bearer":
+        return ""
+    return parts[1]
+
+
 def _with_authenticated(user: UserInfo) -> UserInfo:
     if AUTHENTICATED in user.groups:
         return user
-    return UserInfo(user.name, user.groups + (AUTHENTICATED,), user.uid)
+    return UserInfo(user.name, user.groups + (AUTHENTICATED,), user.uid, user.extra)
 
 
 def _load_cas(client_ca) -> list[x509.Certificate]:
@@ -107,15 +120,18 @@ def _load_cas(client_ca) -> list[x509.Certificate]:
 
 
 class Authenticator:
-    """Who sent a request: a client certificate signed by `client_ca`, else a bearer token from `tokens_file`.
+    """Who sent a request: a client certificate signed by `client_ca`, else a bearer token from `tokens_file`
+or one a `token_authenticators` entry accepts (ServiceAccount JWTs: they need store reads, hence async).
 
     `client_ca`: path or PEM bytes of the CA(s) client certificates must chain to (the TLS context already
     refuses others at the handshake; checking again here keeps a misconfigured context from letting any
     certificate in). None: client certificates are not accepted.
     """
 
-    def __init__(self, tokens_file: Path | None = None, client_ca: Path | bytes | None = None):
+    def __init__(self, tokens_file: Path | None = None, client_ca: Path | bytes | None = None,
+                 token_authenticators: Sequence[TokenAuthenticator] = ()):
         self._tokens = load_token_file(tokens_file) if tokens_file else {}
+        self._token_authenticators = tuple(token_authenticators)
         self._cas = _load_cas(client_ca)
         # DER -> (user, validity window), so each certificate is parsed and verified once
         self._cert_users: dict[bytes, tuple[UserInfo | None, datetime.datetime, datetime.datetime]] = {}
@@ -127,6 +143,18 @@ class Authenticator:
             user = self._from_token(request.headers.get("Authorization", ""))
         return _with_authenticated(user) if user is not None else None
 
+    async def authenticate_request(self, request) -> UserInfo | None:
+        """authenticate(), then the asynchronous token authenticators for a bearer token nobody else knew."""
+        user = self.authenticate(request)
+        if user is not None or not self._token_authenticators:
+            return user
+        token = _bearer_token(request.headers.get("Authorization", ""))
+        for authenticate_token in self._token_authenticators if token else ():
+            user = await authenticate_token(token)
+            if user is not None:
+                return _with_authenticated(user)
+        return None
+
     def user_for_token(self, token: str) -> UserInfo | None:
         entry = self._tokens.get(hashlib.sha256(token.encode()).digest())
         if entry is None or not hmac.compare_digest(entry.token.encode(), token.encode()):
@@ -134,11 +162,8 @@ class Authenticator:
         return entry.user
 
     def _from_token(self, header: str) -> UserInfo | None:
-        # As kube-apiserver's bearer token authenticator: "Bearer <token>", scheme case-insensitive.
-        parts = header.strip().split(" ", 2)
-        if len(parts) < 2 or parts[0].lower() != "bearer" or not parts[1]:
-            return None
-        return self.user_for_token(parts[1])
+        token = _bearer_token(header)
+        return self.user_for_token(token) if token else None
 
     def _from_certificate(self, request) -> UserInfo | None:
         if not self._cas:

@@ -26,6 +26,7 @@ class ClientConfig:
     ssl_context: ssl.SSLContext | bool
     headers: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    ca_pem: bytes | None = None  # the cluster CA the kubeconfig trusts (the root-ca-cert-publisher hands it out)
 
 
 def _data_or_file(entry: dict, key: str, base: Path, path: Path) -> bytes | None:
@@ -81,6 +82,7 @@ def load_kubeconfig(path: str | Path, context: str | None = None) -> ClientConfi
 
     server = str(cluster["server"]).rstrip("/")
     ssl_ctx: ssl.SSLContext | bool = True
+    ca = None
     if server.startswith("https://"):
         if cluster.get("insecure-skip-tls-verify"):
             ssl_ctx = ssl.create_default_context()
@@ -109,4 +111,5 @@ def load_kubeconfig(path: str | Path, context: str | None = None) -> ClientConfi
             raise KubeconfigError(f"{path}: cannot read tokenFile: {e.strerror}") from None
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return ClientConfig(server=server, ssl_context=ssl_ctx, headers=headers, user=str(ctx_entry.get("user", "")))
+    return ClientConfig(server=server, ssl_context=ssl_ctx, headers=headers, user=str(ctx_entry.get("user", "")),
+                        ca_pem=ca)

@@ -1,8 +1,8 @@
 """Pod volumes as directories on the node, bind-mounted into the containers.
 
-Each pod has `<root>/<pod uid>/volumes/<volume name>`. configMap, secret and downwardAPI volumes are files
-written there and rewritten on every sync, so a changed ConfigMap reaches running containers (the bind mount
-shows the directory, not a copy); each file is replaced atomically (write + rename) so a reader never sees
+Each pod has `<root>/<pod uid>/volumes/<volume name>`. configMap, secret, downwardAPI and projected volumes
+(with ServiceAccount tokens, renewed before they expire) are files written there and rewritten on every
+sync, so a changed ConfigMap reaches running containers (the bind mount shows the directory, not a copy); each file is replaced atomically (write + rename) so a reader never sees
 half a file. PVCs resolve to their PV; hostPath/local PVs are used in place; NFS and iSCSI (PV sources and
 inline pod volumes) are mounted on the host by kfab/node/storage before any container of the pod starts.
 """
@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from kfab.node.containers import Lookup, field_value
+from kfab.node.serviceaccount_tokens import ServiceAccountTokens, TokenFetchError
 from kfab.node.storage.attach import Attachments
 from kfab.node.storage.manager import NodeStorage, StorageError
 
@@ -76,6 +77,7 @@ class PodVolumes:
         self.root = root
         self.lookup = lookup
         self.client = client  # claims iSCSI volumes for this node (None: no claims, as in unit tests)
+        self.tokens = ServiceAccountTokens(client)
         # Node-wide mounts (iSCSI) live next to the pods' directories: /var/lib/kfab/volumes.
         self.storage = NodeStorage(root, volumes_root or root.parent / "volumes", lookup,
                                    Attachments(client, node_name))
@@ -131,6 +133,8 @@ class PodVolumes:
                                                           namespace, name, mode))
                 elif "downwardAPI" in source:
                     files.update(self._field_files(pod, source["downwardAPI"], mode, name, pod_ip, host_ip))
+                elif "serviceAccountToken" in source:
+                    files.update(await self._token_file(pod, source["serviceAccountToken"], mode, name))
                 else:
                     kind = next(iter(source), "?")
                     raise VolumeError(f'volume "{name}": unsupported projected source {kind}', "UnsupportedVolume")
@@ -164,6 +168,13 @@ class PodVolumes:
                 data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
         return _projected(data, src.get("items"), src.get("defaultMode", default_mode), bool(src.get("optional")),
                           what)
+
+    async def _token_file(self, pod: dict, src: dict, mode: int, volume: str) -> dict[str, tuple[bytes, int]]:
+        try:
+            token = await self.tokens.token(pod, src)
+        except TokenFetchError as e:
+            raise VolumeError(f'MountVolume.SetUp failed for volume "{volume}": {e}') from None
+        return {src["path"]: (token.encode(), mode)}
 
     @staticmethod
     def _field_files(pod: dict, src: dict, default_mode: int, volume: str, pod_ip: str | None,
@@ -224,6 +235,7 @@ class PodVolumes:
     def remove(self, uid: str) -> None:
         """Delete the pod's directory; network volumes are unmounted first (in the background: an NFS server
         or iSCSI logout can take seconds), and an iSCSI volume no other pod here uses is logged out."""
+        self.tokens.forget(uid)
         self.storage.release_pod(self.pod_dir(uid))
 
     async def reconcile(self, keep: set[str]) -> None:

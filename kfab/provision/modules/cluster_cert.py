@@ -6,7 +6,9 @@ issue asks: hosts never generate keys, and a lost host loses nothing. Each issue
 unchanged, it chains to the CA and is not near expiry — so a second run puts the same bytes: `ok`.
 
 What goes to the host (each optional): `cert`/`key` files, the CA certificate (`ca_cert`), the CA key
-(`ca_key`, for control-plane hosts whose API server issues its own client certificates), and a
+(`ca_key`, for control-plane hosts whose API server issues its own client certificates), the key that
+signs ServiceAccount tokens (`sa_key`: one per cluster, made next to the CA, so every API server verifies
+the tokens the others issued), and a
 `kubeconfig` embedding the pair for `server`. `local_kubeconfig` also writes that kubeconfig on the
 control machine (the admin's). Private keys are written 0600 and never shown: their diff reads
 "<private key>" (the runner prints diffs as given). In check mode nothing is saved locally.
@@ -53,6 +55,16 @@ def _ca(pki_dir: Path, save: bool) -> ca_mod.KeyPair:
     if save:
         ca_mod.save(pair, cert, key)
     return pair
+
+
+def _service_account_key(pki_dir: Path, save: bool) -> bytes:
+    path = pki_dir / "sa.key"
+    if path.exists():
+        return path.read_bytes()
+    pem = ca_mod.key_to_pem(ca_mod.new_key())
+    if save:
+        ca_mod.write_private(path, pem)
+    return pem
 
 
 def _issued(pki_dir: Path, ca: ca_mod.KeyPair, name: str, request: dict, save: bool) -> ca_mod.KeyPair:
@@ -112,6 +124,7 @@ def plan(args, host, files):
         with _pki_lock(pki_dir):
             ca = _ca(pki_dir, save)
             pair = _issued(pki_dir, ca, name, request, save)
+            sa_key = _service_account_key(pki_dir, save) if args["sa_key"] else None
     except (ca_mod.PKIError, ValueError) as exc:
         yield Fail(str(exc))
         return
@@ -120,6 +133,8 @@ def plan(args, host, files):
         yield from _put(host, str(args["ca_cert"]), ca.cert_pem, mode, False)
     if args["ca_key"]:
         yield from _put(host, str(args["ca_key"]), ca.key_pem, "0600", True)
+    if sa_key is not None:
+        yield from _put(host, str(args["sa_key"]), sa_key, "0600", True)
     if args["cert"]:
         yield from _put(host, str(args["cert"]), pair.cert_pem, mode, False)
     if args["key"]:
@@ -141,6 +156,6 @@ def plan(args, host, files):
 MODULE = Module("cluster_cert", plan, {
     "pki_dir": Arg(required=True), "name": Arg(required=True), "cn": Arg(required=True),
     "groups": Arg(default=[]), "dns": Arg(default=[]), "ips": Arg(default=[]), "client": Arg(default=False),
-    "cert": Arg(), "key": Arg(), "ca_cert": Arg(), "ca_key": Arg(), "mode": Arg(),
+    "cert": Arg(), "key": Arg(), "ca_cert": Arg(), "ca_key": Arg(), "sa_key": Arg(), "mode": Arg(),
     "kubeconfig": Arg(), "server": Arg(), "local_kubeconfig": Arg(),
 }, doc="a certificate from the cluster CA kept on the control machine (pki_dir), put on the host")
