@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from kfab.client import Client, rt_of
-from kfab.controllers.informer import Informer
+from kfab.machinery.informer import Informer
 from kfab.proxy.rules import TABLE, Ruleset, build_ruleset, render_update
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,10 @@ def bridged_traffic_filtered() -> bool:
 
 class Proxier:
     def __init__(self, client: Client, node_ips: list[str], cluster_cidr: str | None = None,
-                 local_pod_cidr: str | None = None, nft_command: list[str] | None = None):
+                 local_pod_cidr: str | None = None, nft_command: list[str] | None = None,
+                 node_name: str | None = None):
         self.client = client
+        self.node_name = node_name
         self.node_ips = node_ips
         self.cluster_cidr = cluster_cidr
         self.local_pod_cidr = local_pod_cidr
@@ -77,7 +79,8 @@ class Proxier:
 
     def build(self) -> Ruleset:
         return build_ruleset(self.services.list(), self.slices.list(), self.node_ips,
-                             cluster_cidr=self.cluster_cidr, local_pod_cidr=self.local_pod_cidr)
+                             cluster_cidr=self.cluster_cidr, local_pod_cidr=self.local_pod_cidr,
+                             node_name=self.node_name)
 
     async def sync(self) -> bool:
         """Apply what changed since the last apply (the whole table the first time, after an error, or when a

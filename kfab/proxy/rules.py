@@ -13,7 +13,10 @@ Shape (as kube-proxy's nftables mode):
   masqueraded in postrouting, by a set of (ip . ip) pairs of the endpoints;
 - filter chains (before DNAT) reject Service ports with no ready endpoint at once: TCP reset, ICMP
   port-unreachable for UDP — as a client expects from a closed port, instead of a timeout;
-- postrouting masquerades marked packets.
+- postrouting masquerades marked packets;
+- LoadBalancer addresses (status.loadBalancer.ingress: node addresses, or a pool address one node announces)
+  join the ClusterIP map with the Service port; with externalTrafficPolicy Local they go to a chain of this
+  node's endpoints only, unmasqueraded (the pod sees the client's address), dropped when there is none here.
 """
 
 from __future__ import annotations
@@ -44,11 +47,18 @@ class ServicePort:
     port: int
     node_port: int | None
     endpoints: list[Endpoint] = field(default_factory=list)
+    lb_ips: tuple[str, ...] = ()
+    external_local: bool = False               # externalTrafficPolicy: Local
+    local_endpoints: list[Endpoint] = field(default_factory=list)   # those on this node
 
     @property
     def chain(self) -> str:
         # nft identifiers may hold letters, digits, '-', '.', '_' and '/': the chain reads as the Service.
         return f"svc-{self.namespace}-{self.name}-{self.protocol}-{self.port}"
+
+    @property
+    def local_chain(self) -> str:
+        return f"lb-local-{self.namespace}-{self.name}-{self.protocol}-{self.port}"
 
 
 def _ready(endpoint: dict) -> bool:
@@ -64,8 +74,16 @@ def _valid_ipv4(value: str | None) -> bool:
         return False
 
 
-def service_ports(services: list[dict], slices: list[dict]) -> list[ServicePort]:
-    """Every TCP/UDP port of every Service with a ClusterIP or NodePort, with its ready endpoints."""
+def _lb_ips(svc: dict) -> tuple[str, ...]:
+    if (svc.get("spec") or {}).get("type") != "LoadBalancer":
+        return ()
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return tuple(sorted({i["ip"] for i in ingress if _valid_ipv4(i.get("ip"))}, key=ipaddress.ip_address))
+
+
+def service_ports(services: list[dict], slices: list[dict], node_name: str | None = None) -> list[ServicePort]:
+    """Every TCP/UDP port of every Service with a ClusterIP or NodePort, with its ready endpoints (and those on
+    `node_name`, for externalTrafficPolicy Local)."""
     by_service: dict[tuple[str, str], list[dict]] = {}
     for s in slices:
         meta = s.get("metadata") or {}
@@ -88,8 +106,10 @@ def service_ports(services: list[dict], slices: list[dict]) -> list[ServicePort]
             if cluster_ip is None and not node_port:
                 continue
             sp = ServicePort(ns, name, p.get("name") or "", protocol.lower(), cluster_ip, int(p["port"]),
-                             int(node_port) if node_port else None)
+                             int(node_port) if node_port else None, lb_ips=_lb_ips(svc),
+                             external_local=spec.get("externalTrafficPolicy") == "Local")
             seen: set[Endpoint] = set()
+            local: set[Endpoint] = set()
             for s in by_service.get((ns, name), []):
                 target = next((sp_ for sp_ in s.get("ports") or []
                                if (sp_.get("name") or "") == sp.port_name
@@ -102,7 +122,10 @@ def service_ports(services: list[dict], slices: list[dict]) -> list[ServicePort]
                     for ip in e.get("addresses") or []:
                         if _valid_ipv4(ip):
                             seen.add(Endpoint(ip, int(target["port"])))
+                            if node_name and e.get("nodeName") == node_name:
+                                local.add(Endpoint(ip, int(target["port"])))
             sp.endpoints = sorted(seen, key=lambda e: (ipaddress.ip_address(e.ip), e.port))
+            sp.local_endpoints = sorted(local, key=lambda e: (ipaddress.ip_address(e.ip), e.port))
             out.append(sp)
     out.sort(key=lambda sp: (sp.namespace, sp.name, sp.protocol, sp.port))
     return out
@@ -128,10 +151,18 @@ class Ruleset:
         return "\n".join(out) + "\n"
 
 
+def _dnat(sp: ServicePort, endpoints: list[Endpoint]) -> str:
+    if len(endpoints) == 1:
+        return f"meta l4proto {sp.protocol} dnat ip to {endpoints[0].ip}:{endpoints[0].port}"
+    choices = ", ".join(f"{i} : {ep.ip} . {ep.port}" for i, ep in enumerate(endpoints))
+    return f"meta l4proto {sp.protocol} dnat ip to numgen random mod {len(endpoints)} map {{ {choices} }}"
+
+
 def build_ruleset(services: list[dict], slices: list[dict], node_ips: list[str], *,
-                  cluster_cidr: str | None = None, local_pod_cidr: str | None = None) -> Ruleset:
+                  cluster_cidr: str | None = None, local_pod_cidr: str | None = None,
+                  node_name: str | None = None) -> Ruleset:
     """See render_ruleset."""
-    ports = service_ports(services, slices)
+    ports = service_ports(services, slices, node_name)
     rs = Ruleset()
     cluster_map, nodeport_map, no_ep_cluster, no_ep_nodeport = [], [], [], []
     for sp in ports:
@@ -140,7 +171,11 @@ def build_ruleset(services: list[dict], slices: list[dict], node_ips: list[str],
                 cluster_map.append(f"{sp.cluster_ip} . {sp.protocol} . {sp.port} : goto {sp.chain}")
             if sp.node_port:
                 nodeport_map.append(f"{sp.protocol} . {sp.node_port} : goto {sp.chain}")
+            for ip in sp.lb_ips:
+                target = sp.local_chain if sp.external_local else sp.chain
+                cluster_map.append(f"{ip} . {sp.protocol} . {sp.port} : goto {target}")
         else:
+            no_ep_cluster += [f"{ip} . {sp.protocol} . {sp.port}" for ip in sp.lb_ips]
             if sp.cluster_ip:
                 no_ep_cluster.append(f"{sp.cluster_ip} . {sp.protocol} . {sp.port}")
             if sp.node_port:
@@ -190,18 +225,19 @@ def build_ruleset(services: list[dict], slices: list[dict], node_ips: list[str],
             lines.append(f"ip saddr != {cluster_cidr} jump mark-for-masquerade")
         elif sp.node_port:
             lines.append(f"{to_node} jump mark-for-masquerade")
-        if len(sp.endpoints) == 1:
-            lines.append(f"meta l4proto {sp.protocol} dnat ip to {sp.endpoints[0].ip}:{sp.endpoints[0].port}")
-        else:
-            choices = ", ".join(f"{i} : {ep.ip} . {ep.port}" for i, ep in enumerate(sp.endpoints))
-            lines.append(f"meta l4proto {sp.protocol} dnat ip to numgen random mod {len(sp.endpoints)} "
-                         f"map {{ {choices} }}")
+        lines.append(_dnat(sp, sp.endpoints))
         chains[sp.chain] = tuple(lines)
+        if sp.lb_ips and sp.external_local:
+            # Pods reaching the address from inside the cluster still get every endpoint (kube-proxy's rule).
+            local = [f"ip saddr {cluster_cidr} goto {sp.chain}"] if cluster_cidr else []
+            chains[sp.local_chain] = tuple(local + ([_dnat(sp, sp.local_endpoints)] if sp.local_endpoints
+                                                    else ["drop"]))
     return rs
 
 
 def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str], *,
-                   cluster_cidr: str | None = None, local_pod_cidr: str | None = None) -> str:
+                   cluster_cidr: str | None = None, local_pod_cidr: str | None = None,
+                   node_name: str | None = None) -> str:
     """The whole `table ip kfab` as `nft -f` input.
 
     node_ips: this node's addresses where NodePorts answer (empty: any local address, by `fib`).
@@ -210,8 +246,8 @@ def render_ruleset(services: list[dict], slices: list[dict], node_ips: list[str]
     br_netfilter): a pod reaching a Service backed by a pod on the same bridge would get the reply
     straight from that pod, not un-DNATed; masquerading that pair sends the reply back through the host.
     """
-    return build_ruleset(services, slices, node_ips, cluster_cidr=cluster_cidr,
-                         local_pod_cidr=local_pod_cidr).text()
+    return build_ruleset(services, slices, node_ips, cluster_cidr=cluster_cidr, local_pod_cidr=local_pod_cidr,
+                         node_name=node_name).text()
 
 
 def render_update(old: Ruleset, new: Ruleset) -> str | None:

@@ -116,3 +116,44 @@ def test_rendering_is_deterministic_whatever_the_input_order():
     services = [service(f"s{i}", cluster_ip=f"10.96.1.{i}") for i in range(5)]
     slices = [slice_(f"s{i}", [ep(f"10.244.{i}.{j}") for j in range(3, 0, -1)]) for i in range(5)]
     assert render_ruleset(services, slices, []) == render_ruleset(services[::-1], slices[::-1], [])
+
+
+def lb_service(name, ips, policy="Cluster", ports=None):
+    svc = service(name, type_="LoadBalancer", ports=ports or [
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "nodePort": 30053},
+        {"name": "dns-udp", "port": 53, "protocol": "UDP", "nodePort": 30054}])
+    svc["spec"]["externalTrafficPolicy"] = policy
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}
+    return svc
+
+
+def dns_slice(name, endpoints):
+    return slice_(name, endpoints, ports=[{"name": "dns-tcp", "port": 5353, "protocol": "TCP"},
+                                          {"name": "dns-udp", "port": 5353, "protocol": "UDP"}])
+
+
+def test_load_balancer_addresses_answer_the_service_port_on_tcp_and_udp():
+    text = render_ruleset([lb_service("pihole", ["192.168.1.240"])], [dns_slice("pihole", [ep("10.244.1.5")])],
+                          ["10.79.0.11"], cluster_cidr="10.244.0.0/16")
+    assert "192.168.1.240 . tcp . 53 : goto svc-default-pihole-tcp-53" in text
+    assert "192.168.1.240 . udp . 53 : goto svc-default-pihole-udp-53" in text
+
+
+def test_load_balancer_without_endpoints_is_rejected():
+    text = render_ruleset([lb_service("pihole", ["192.168.1.240"])], [dns_slice("pihole", [])], [])
+    assert re.search(r"set no-endpoint-services \{[^}]+elements = \{[^}]*192.168.1.240 . udp . 53", text)
+
+
+def test_external_traffic_policy_local_keeps_the_client_address_and_local_pods_only():
+    here = dict(ep("10.244.1.5"), nodeName="w1")
+    there = dict(ep("10.244.2.5"), nodeName="w2")
+    svc = lb_service("web", ["10.79.0.11"], policy="Local", ports=[{"name": "http", "port": 80, "nodePort": 30080}])
+    text = render_ruleset([svc], [slice_("web", [here, there])], ["10.79.0.11"], cluster_cidr="10.244.0.0/16",
+                          node_name="w1")
+    assert "10.79.0.11 . tcp . 80 : goto lb-local-default-web-tcp-80" in text
+    local = re.search(r"chain lb-local-default-web-tcp-80 \{([^}]*)\}", text).group(1)
+    assert "ip saddr 10.244.0.0/16 goto svc-default-web-tcp-80" in local   # pods: every endpoint
+    assert "dnat ip to 10.244.1.5:8080" in local and "10.244.2.5" not in local and "masquerade" not in local
+    elsewhere = render_ruleset([svc], [slice_("web", [here, there])], ["10.79.0.12"],
+                               cluster_cidr="10.244.0.0/16", node_name="w3")
+    assert re.search(r"chain lb-local-default-web-tcp-80 \{[^}]*drop", elsewhere)
