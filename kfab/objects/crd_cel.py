@@ -1,0 +1,60 @@
+"""CEL `x-kubernetes-validations` rules of CRD schemas, evaluated with cel-python (celpy).
+
+A rule sees the value at its schema node as `self`; a failed rule is a field error worded as
+apiextensions-apiserver's CEL validator words it: `spec: Invalid value: "object": <message>` (the value
+shown is the type name, the message the rule's `message`, else `failed rule: <rule>`). Transition rules
+(those that use `oldSelf`) need the stored object and are only checked on update, as upstream does;
+kfab evaluates rules on create and update against the new object only, so a rule mentioning `oldSelf`
+is skipped (said in docs/crd.md).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import celpy
+
+from kfab.objects.errors import Cause
+
+_ENV = celpy.Environment()
+
+
+@functools.lru_cache(maxsize=1024)
+def _program(rule: str):
+    return _ENV.program(_ENV.compile(rule))
+
+
+def compile_error(rule: str) -> str | None:
+    """None when the rule compiles, else the compiler's message (a CRD with such a rule is refused)."""
+    try:
+        _program(rule)
+    except celpy.CELParseError as e:
+        return str(e).splitlines()[0]
+    return None
+
+
+_TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def check(schema: dict, value, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for rule in schema.get("x-kubernetes-validations") or ():
+        text = rule.get("rule", "")
+        if "oldSelf" in text:
+            continue
+        try:
+            result = _program(text).evaluate({"self": celpy.json_to_cel(value)})
+        except (celpy.CELParseError, celpy.CELEvalError) as e:
+            result = e
+        if not isinstance(result, Exception) and bool(result):
+            continue
+        field = path
+        if rule.get("fieldPath"):
+            field = f"{path}{rule['fieldPath']}" if path else rule["fieldPath"].lstrip(".")
+        if isinstance(result, Exception):
+            detail = f"{text}: {result.args[0] if result.args else result}"
+        else:
+            detail = rule.get("message") or f"failed rule: {text}"
+        kind = _TYPE_NAMES.get(type(value), "object")
+        causes.append(Cause(field, f'Invalid value: "{kind}": {detail}', rule.get("reason") or "FieldValueInvalid"))
+    return causes
