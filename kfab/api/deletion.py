@@ -18,9 +18,10 @@ from aiohttp import web
 
 from kfab.api import protobuf, strategy
 from kfab.api.context import HandlerBase, RequestOptions, RetryWrite, warning_headers
-from kfab.api.errors import APIError, bad_request, conflict
+from kfab.objects.errors import APIError, bad_request, conflict
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import dump, negotiate, read_body, render_object, status_success
+from kfab.objects.crd import CLEANUP_FINALIZER, CRD_KIND
 from kfab.objects.registry import ResourceType, delete_returns_object
 from kfab.objects.selectors import parse_field_selector, parse_label_selector
 
@@ -62,6 +63,11 @@ def parse_delete_options(query, body: bytes, content_type: str = "") -> DeleteOp
             raise bad_request(f"couldn't decode DeleteOptions: {e}") from None
         if not isinstance(data, dict) or data.get("kind", "DeleteOptions") != "DeleteOptions":
             raise bad_request("the body of a DELETE must be DeleteOptions")
+    return delete_options_of(data, query)
+
+
+def delete_options_of(data: dict, query) -> DeleteOptions:
+    """DeleteOptions from its JSON shape (a DELETE's body, an Eviction's deleteOptions) and the query string."""
     grace = _int_or_400(query.get("gracePeriodSeconds", data.get("gracePeriodSeconds")), "gracePeriodSeconds")
     if grace is not None and grace < 0:
         grace = 0
@@ -100,6 +106,8 @@ def plan_deletion(rt: ResourceType, obj: dict, opts: DeleteOptions) -> dict | No
         finalizers = [f for f in finalizers if f not in GC_FINALIZERS.values()] + [wanted]
     elif opts.propagation == "Background":
         finalizers = [f for f in finalizers if f not in GC_FINALIZERS.values()]
+    if (rt.group, rt.kind) == CRD_KIND and not meta.get("deletionTimestamp") and CLEANUP_FINALIZER not in finalizers:
+        finalizers.append(CLEANUP_FINALIZER)  # its objects go first (kfab.api.crd_status), as in kube-apiserver
     grace = _pod_grace(obj, opts) if (rt.group, rt.kind) == ("", "Pod") else 0
     is_namespace = (rt.group, rt.kind) == ("", "Namespace")
     if finalizers:

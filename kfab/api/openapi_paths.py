@@ -97,6 +97,7 @@ def gvk(group: str, version: str, kind: str) -> dict:
 _SUBRESOURCE_KINDS = {
     "scale": ("autoscaling", "v1", "Scale", "io.k8s.api.autoscaling.v1.Scale"),
     "binding": ("", "v1", "Binding", "io.k8s.api.core.v1.Binding"),
+    "eviction": ("policy", "v1", "Eviction", "io.k8s.api.policy.v1.Eviction"),
 }
 
 
@@ -174,6 +175,10 @@ def _subresource_paths(rt: ResourceType, sub: str, path: str, params: list[str],
     if sub == "binding":
         return [PathItem(path, params, {"post": Operation(
             "post", f"create{gv}{scope}{kind}Binding", f"create binding of a {kind}", sub_gvk, WRITE, definition,
+            definition, codes=("200", "201", "202"))})]
+    if sub == "eviction":
+        return [PathItem(path, params, {"post": Operation(
+            "post", f"create{gv}{scope}{kind}Eviction", f"create eviction of a {kind}", sub_gvk, WRITE, definition,
             definition, codes=("200", "201", "202"))})]
     if sub == "log":
         return [PathItem(path, params, {"get": Operation(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY, ResourceRegistry, ResourceType
 
 
@@ -93,8 +93,9 @@ def request_verb(method: str, rp: ResourcePath, query) -> str:
             return "watch"
         return "list" if rp.is_collection else "get"
     if method == "POST":
-        # Only collections and the action-like subresources (pods/binding) take POST.
-        if rp.is_collection or rp.subresource == "binding":
+        # Only collections and the action-like subresources (pods/binding, pods/eviction,
+        # serviceaccounts/token) take POST.
+        if rp.is_collection or rp.subresource in ("binding", "eviction", "token"):
             return "create"
     elif method == "PUT" and not rp.is_collection:
         return "update"

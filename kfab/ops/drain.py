@@ -1,10 +1,11 @@
 """Cordon, drain and wait for Nodes through the API, as `kubectl drain` does it.
 
-Draining deletes each pod with its own grace period (kfab's API has no pods/eviction or PodDisruptionBudgets;
-where the API offers pods/eviction, pods are evicted instead and a 429 from a budget is retried). Because no
-budget guards the workloads, drain applies one itself: a controller's pods go one at a time, each only once
-its workload is fully available again (as a PodDisruptionBudget with maxUnavailable 1 would), so a
-Deployment with two or more replicas keeps serving while its pods move off the node.
+Pods are evicted (pods/eviction), so PodDisruptionBudgets are honoured: an eviction a budget refuses (429) is
+retried every 5 seconds until the timeout, as kubectl drain does, saying which budget holds it. A pod no budget
+guards gets kfab's own caution instead: a controller's pods go one at a time, each only once its workload is
+fully available again (as a budget with maxUnavailable 1 would), so a Deployment with two or more replicas
+keeps serving while its pods move off the node. Against an API without pods/eviction, and with grace period
+0 (the node's agent is gone), pods are deleted.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import time
 from dataclasses import dataclass
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.disruption import guards
 
-NODE, POD = rt_of("Node"), rt_of("Pod")
+NODE, POD, PDB = rt_of("Node"), rt_of("Pod"), rt_of("PodDisruptionBudget", "policy/v1")
 OWNER_KINDS = {"ReplicaSet": rt_of("ReplicaSet", "apps/v1"), "StatefulSet": rt_of("StatefulSet", "apps/v1")}
 MIRROR = "kubernetes.io/config.mirror"
+EVICTION_RETRY = 5.0   # seconds, as kubectl drain waits after a 429
 
 
 class DrainError(Exception):
@@ -113,7 +116,20 @@ async def _workload_available(client: Client, pod: dict) -> bool:
     return status.get("availableReplicas", status.get("readyReplicas", 0)) >= wanted
 
 
-async def _remove(client: Client, pod: dict, evict: bool, deadline: float, grace_period: int | None) -> None:
+async def _budget_guarded(client: Client, pod: dict) -> bool:
+    budgets = (await client.list(PDB, pod["metadata"]["namespace"]))["items"]
+    return any(guards(b, pod) for b in budgets)
+
+
+def _refusal(exc: APIStatusError) -> str:
+    """kubectl drain's retry line: the 429's message and the budget's own words (its cause)."""
+    causes = [c.get("message") for c in ((exc.status or {}).get("details") or {}).get("causes") or []
+              if c.get("message")]
+    return " ".join([exc.message] + causes)
+
+
+async def _remove(client: Client, pod: dict, evict: bool, deadline: float, grace_period: int | None,
+                  log=print) -> None:
     meta = pod["metadata"]
     if meta.get("deletionTimestamp") and grace_period is None:
         return
@@ -130,9 +146,11 @@ async def _remove(client: Client, pod: dict, evict: bool, deadline: float, grace
         except APIStatusError as exc:
             if exc.not_found or (exc.code == 409 and not evict):
                 return   # gone already, or a new pod of the same name (the old one is gone)
-            if exc.code != 429 or time.monotonic() > deadline:
+            if exc.code != 429 or time.monotonic() + EVICTION_RETRY > deadline:
                 raise
-            await asyncio.sleep(2)   # a disruption budget says not yet
+            log(f"  error when evicting pods/\"{meta['name']}\" -n \"{meta['namespace']}\" (will retry after "
+                f"{EVICTION_RETRY:g}s): {_refusal(exc)}")
+            await asyncio.sleep(EVICTION_RETRY)   # a disruption budget says not yet
 
 
 async def _wait_gone(client: Client, pod: dict, deadline: float) -> None:
@@ -166,15 +184,21 @@ async def drain(client: Client, node: str, *, timeout: float = 300, force: bool 
     evict = grace_period is None and await _supports_eviction(client)
     removed = []
     for pod in plan.delete:
-        if not evict and grace_period is None:
+        if grace_period is None and not (evict and await _budget_guarded(client, pod)):
             while not await _workload_available(client, pod):
                 if time.monotonic() > deadline:
                     raise DrainError(f"draining node {node}: the workload of pod {pod_key(pod)} "
                                      f"({controller_of(pod)['kind']} {controller_of(pod)['name']}) did not become "
                                      f"fully available within {timeout:g}s; node left cordoned")
                 await asyncio.sleep(0.5)
-        await _remove(client, pod, evict, deadline, grace_period)
         log(f"  {'evicting' if evict else 'deleting'} pod {pod_key(pod)}")
+        try:
+            await _remove(client, pod, evict, deadline, grace_period, log)
+        except APIStatusError as exc:
+            if exc.code != 429:
+                raise
+            raise DrainError(f"draining node {node}: pod {pod_key(pod)} could not be evicted within {timeout:g}s: "
+                             f"{_refusal(exc)}; node left cordoned") from None
         try:
             await _wait_gone(client, pod, deadline)
         except DrainError as exc:

@@ -43,3 +43,15 @@ def default_stateful_set(obj: dict) -> None:
         _d(claim, "spec").setdefault("volumeMode", "Filesystem")
         _d(claim, "status").setdefault("phase", "Pending")
     default_pod_template(spec.get("template"))
+
+
+def default_daemon_set(obj: dict) -> None:
+    spec = _d(obj, "spec")
+    strategy = _d(spec, "updateStrategy")
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy.get("type") == "RollingUpdate":
+        rolling = _d(strategy, "rollingUpdate")
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    default_pod_template(spec.get("template"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from kfab.api.errors import Cause
+from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.validation.field import child, forbidden, immutable, invalid, nonnegative, not_supported, required
 from kfab.objects.validation.meta import (as_dict, as_list, as_str, selector_is_empty, selector_matches,
@@ -183,3 +183,39 @@ def validate_controller_revision(obj: dict) -> list[Cause]:
 
 def validate_controller_revision_update(obj: dict, old: dict) -> list[Cause]:
     return [] if obj.get("data") == old.get("data") else [immutable("data", obj.get("data"))]
+
+
+def _validate_daemon_set_strategy(strategy: object) -> list[Cause]:
+    """ValidateDaemonSetUpdateStrategy and ValidateRollingUpdateDaemonSet."""
+    strategy, path = as_dict(strategy), "spec.updateStrategy"
+    kind = strategy.get("type")
+    if kind == "OnDelete":
+        return []
+    if kind != "RollingUpdate":
+        return [not_supported(path, strategy, ["RollingUpdate", "OnDelete"])]
+    if strategy.get("rollingUpdate") is None:
+        return [required(child(path, "rollingUpdate"))]
+    rolling, path = as_dict(strategy.get("rollingUpdate")), child(path, "rollingUpdate")
+    causes = []
+    for key in ("maxUnavailable", "maxSurge"):
+        value = rolling.get(key)
+        causes += _validate_int_or_percent(value, child(path, key))
+        if isinstance(value, str) and (_int_or_percent(value) or 0) > 100:
+            causes.append(invalid(child(path, key), value, "must not be greater than 100%"))
+    unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
+    has_unavailable, has_surge = bool(_int_or_percent(unavailable)), bool(_int_or_percent(surge))
+    if has_unavailable and has_surge:
+        causes.append(invalid(child(path, "maxSurge"), surge, "may not be set when maxUnavailable is non-zero"))
+    elif not has_unavailable and not has_surge:
+        causes.append(required(child(path, "maxUnavailable"), "cannot be 0 when maxSurge is 0"))
+    return causes
+
+
+def validate_daemon_set(obj: dict) -> list[Cause]:
+    spec = as_dict(obj.get("spec"))
+    causes = _validate_selector(spec, "daemonset")
+    causes += _validate_template(spec, "DaemonSet", with_pod_spec=True)
+    causes += nonnegative("spec.minReadySeconds", spec.get("minReadySeconds"))
+    causes += nonnegative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
+    causes += _validate_daemon_set_strategy(spec.get("updateStrategy"))
+    return causes
