@@ -41,6 +41,18 @@ class Field:
     def of(prop: dict | None) -> "Field":
         if not prop:
             return UNKNOWN
+        # Every write walks the kind's schema (managedFields): read each schema node once.
+        hit = _READ.get(id(prop))
+        if hit is not None and hit[0] is prop:
+            return hit[1]
+        if len(_READ) > _READ_LIMIT:
+            _READ.clear()
+        field = Field._read(prop)
+        _READ[id(prop)] = (prop, field)  # holding `prop` keeps its id from being reused
+        return field
+
+    @staticmethod
+    def _read(prop: dict) -> "Field":
         target = resolve(prop)
 
         def marker(name):
@@ -108,3 +120,5 @@ class Field:
 
 
 UNKNOWN = Field(schema=_EMPTY)
+_READ: dict[int, tuple[dict, Field]] = {}
+_READ_LIMIT = 100_000  # schema nodes; CRD changes bring new ones, so the memo is bounded
