@@ -172,7 +172,7 @@ def test_remove_node_drains_o4_first_then_deletes_it_and_stops_its_agent(ops):
     proc = ops.kfab("remove-node", "-i", str(ops.grown), "o4")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    assert out.index("node/o4 cordoned") < out.index("deleting pod default/mover-") < out.index("node/o4 drained") \
+    assert out.index("node/o4 cordoned") < out.index("evicting pod default/mover-") < out.index("node/o4 drained") \
         < out.index("stopped and disabled kfab-node") < out.index("node/o4 deleted"), out
     # The pods moved: both Ready elsewhere (drain went one pod at a time, each after its replacement was Ready).
     pods = ops.ready_pods_of("mover")
