@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import json
 import sys
 from pathlib import Path
 
@@ -14,7 +16,11 @@ from kfab.provision.runner import Options, Runner
 from kfab.provision.variables import parse_extra_vars
 
 EXIT_INVALID = 1   # the inputs are invalid: nothing ran on any host
-# 2: some host failed; 4: some host was unreachable (as ansible-playbook)
+# kfab up: 2: some host failed; 4: some host was unreachable (as ansible-playbook)
+# kfab plan (as `terraform plan -detailed-exitcode`): 0 nothing would change, 2 changes pending,
+# 1 the plan could not be made (invalid inputs, or a task failed on some host), 4 a host was unreachable.
+PLAN_CHANGES = 2
+PLAN_FAILED = 1
 
 
 def add_commands(subparsers) -> None:
@@ -31,11 +37,14 @@ def add_commands(subparsers) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v: commands run; -vv: their output")
     p.add_argument("-f", "--forks", type=int, default=10, help="hosts worked on in parallel (default 10)")
     p.add_argument("--fail-fast", action="store_true", help="stop every host when one host fails")
-    p.set_defaults(func=run_up)
+    _connection_options(p)
+    p.set_defaults(func=run_up, json=False)
 
     # `kfab plan` (issue 6): `kfab up --check --diff` under the name users look for; same arguments.
     p = subparsers.add_parser("plan", help="show what `kfab up` would change on which host (check + diff)",
-                              description="Run the plays in check mode with diffs: nothing on any host changes.")
+                              description="Run the plays in check mode with diffs: nothing on any host changes. "
+                              "Exit code 0: no changes; 2: changes pending; 1: the plan failed; 4: a host was "
+                              "unreachable.")
     p.add_argument("-i", "--inventory", required=True, help="inventory file (Ansible YAML format)")
     p.add_argument("playbook", nargs="?", default="site.yml", help="play file (default: site.yml)")
     p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS")
@@ -43,7 +52,16 @@ def add_commands(subparsers) -> None:
     p.add_argument("-t", "--tags", default="")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-f", "--forks", type=int, default=10)
-    p.set_defaults(func=run_up, check=True, diff=True, fail_fast=False)
+    p.add_argument("--json", action="store_true",
+                   help="print the plan as JSON on stdout (hosts -> tasks -> status, changed, diff, duration); "
+                        "the progress lines go to stderr")
+    _connection_options(p)
+    p.set_defaults(func=run_up, check=True, diff=True, fail_fast=False, plan=True)
+
+
+def _connection_options(p) -> None:
+    p.add_argument("-K", "--ask-become-pass", action="store_true",
+                   help="ask for the sudo password (else ansible_become_password, else sudo -n)")
 
 
 def run_up(args) -> int:
@@ -65,7 +83,18 @@ def run_up(args) -> int:
         print(f"ERROR: nothing was run: fix the {'error' if len(errors) == 1 else f'{len(errors)} errors'} "
               f"above first", file=sys.stderr)
         return EXIT_INVALID
+    become_password = getpass.getpass("BECOME password: ") if args.ask_become_pass else None
     options = Options(check=args.check, diff=args.diff, verbose=args.verbose, forks=args.forks,
                       fail_fast=args.fail_fast, limit=args.limit,
-                      tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()))
-    return Runner(inventory, plays, extra, options, Output(verbose=args.verbose)).run()
+                      tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()),
+                      become_password=become_password)
+    output = Output(stream=sys.stderr if args.json else None, verbose=args.verbose)
+    runner = Runner(inventory, plays, extra, options, output)
+    code = runner.run()
+    if args.json:
+        print(json.dumps(runner.report.as_dict(runner.stats), indent=2, default=str))
+    if not getattr(args, "plan", False) or code == 4:
+        return code
+    if code != 0:
+        return PLAN_FAILED
+    return PLAN_CHANGES if any(s.changed for s in runner.stats.values()) else 0

@@ -258,10 +258,12 @@ class HostPlay:
         outcome = Outcome("failed")
         for attempt in range(1, attempts + 1):
             outcome = self.module(task, scope, variables)
+            if outcome.status == "skipped":
+                return outcome     # check mode did not run it: nothing to wait for
             outcome.result["attempts"] = attempt
             bound = variables.scoped("this task's result", {task.register: _registered(outcome)}
                                      if task.register else {}).scoped("result fields", outcome.result)
-            if outcome.status != "skipped" and condition(task.until, bound, where):
+            if condition(task.until, bound, where):
                 return outcome
             if attempt < attempts:
                 self.runner.output.result(self.host, label, "failed",

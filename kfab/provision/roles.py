@@ -431,6 +431,11 @@ def _module_args(module: Module, raw, fail) -> dict:
         raise fail(f"module '{module.name}' takes a mapping of arguments")
     if module.any_args:
         return args
+    for alias, key in module.aliases.items():
+        if alias in args:
+            if key in args:
+                raise fail(f"module '{module.name}': '{alias}' and '{key}' are the same argument; give one")
+            args[key] = args.pop(alias)
     for key in args:
         if key not in module.args:
             raise fail(f"module '{module.name}': unknown argument '{key}' "

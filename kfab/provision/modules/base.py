@@ -125,6 +125,7 @@ class Module:
     free_form: str | None = None     # `command: ls -l` means {cmd: "ls -l"}
     doc: str = ""
     any_args: bool = False           # set_fact: every key is a variable name, not a declared argument
+    aliases: dict[str, str] = field(default_factory=dict)   # Ansible's other names: file's dest/name -> path
 
     def with_defaults(self, args: dict) -> dict:
         full = {k: a.default for k, a in self.args.items()}

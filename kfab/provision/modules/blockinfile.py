@@ -79,4 +79,4 @@ MODULE = Module("blockinfile", plan, {
     "state": Arg(choices=("present", "absent"), default="present"),
     "insertafter": Arg(), "insertbefore": Arg(), "create": Arg(default=False),
     "mode": Arg(), "owner": Arg(), "group": Arg(),
-})
+}, aliases={"dest": "path", "destfile": "path", "name": "path"})

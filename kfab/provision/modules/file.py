@@ -56,4 +56,4 @@ MODULE = Module("file", plan, {
     "path": Arg(required=True),
     "state": Arg(choices=("file", "directory", "absent", "link", "touch"), default="file"),
     "src": Arg(), "mode": Arg(), "owner": Arg(), "group": Arg(),
-})
+}, aliases={"dest": "path", "name": "path"})

@@ -130,5 +130,6 @@ ARGS = {
     "insertafter": Arg(), "insertbefore": Arg(), "backrefs": Arg(default=False), "firstmatch": Arg(default=False),
     "create": Arg(default=False), "mode": Arg(), "owner": Arg(), "group": Arg(),
 }
-MODULE = Module("lineinfile", plan, dict(ARGS))
-LINE = Module("line", plan, dict(ARGS))   # kfab's first name for it; the shipped roles use lineinfile
+ALIASES = {"dest": "path", "destfile": "path", "name": "path"}
+MODULE = Module("lineinfile", plan, dict(ARGS), aliases=ALIASES)
+LINE = Module("line", plan, dict(ARGS), aliases=ALIASES)   # kfab's first name for it; the shipped roles use lineinfile

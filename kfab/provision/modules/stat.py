@@ -17,4 +17,4 @@ MODULE = Module("stat", plan, {
     "path": Arg(required=True), "follow": Arg(default=False), "get_checksum": Arg(default=True),
     "checksum_algorithm": Arg(choices=("sha1",), default="sha1"),
     "get_mime": Arg(default=False), "get_attributes": Arg(default=False),
-})
+}, aliases={"dest": "path", "name": "path"})
