@@ -72,7 +72,7 @@ class Site:
         tree meanwhile, and a rebuilt kfab would rightly count as a change on the hosts)."""
         if args and args[0] in ("up", "plan"):
             if self._wheelhouse is None:
-                from kfab.ship.wheelhouse import build
+                from kfab.install.wheelhouse import build
                 self._wheelhouse = str(build())
             args = (*args, "-e", f"kfab_wheelhouse={self._wheelhouse}")
         return subprocess.run(KFAB + list(args), capture_output=True, text=True, timeout=timeout,
@@ -95,7 +95,7 @@ class Site:
         self.ssh(host, f"echo '# edited by hand' >> {path}")
         try:
             proc = self.kfab("plan", "-i", str(self.inventory))
-            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert proc.returncode == 2, proc.stdout + proc.stderr    # 2: changes pending
             assert "-# edited by hand" in proc.stdout and path in proc.stdout, proc.stdout
             assert "# edited by hand" in self.ssh(host, f"cat {path}").stdout   # plan changed nothing
             changed = {h: row["changed"] for h, row in recap(proc.stdout).items()}
