@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
 
 from kfab.api.errors import APIError, Cause, bad_request
-from kfab.objects import schema, validation
+from kfab.objects import crd_schema, schema, validation
 from kfab.objects.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
 from kfab.objects.defaults import apply_defaults
 from kfab.objects.registry import REGISTRY, ResourceType
@@ -83,7 +83,8 @@ class AdmissionChain:
         if req.operation == "CREATE":
             await self._check_namespace(req)
         old = req.old or {}
-        apply_defaults(rt, obj, req.operation)
+        if rt.custom is None:
+            apply_defaults(rt, obj, req.operation)
         if req.operation == "UPDATE" and rt.kind == "Service" and req.subresource is None:
             carry_over(obj, old)
         if req.operation == "CREATE" and rt.kind == "PersistentVolumeClaim":
@@ -167,6 +168,8 @@ class AdmissionChain:
         if req.subresource not in (None, "status"):
             return [], []
         rt = req.resource
+        if rt.custom is not None:
+            return AdmissionChain._check_custom_schema(req, obj)
         causes = schema.validate(rt, obj)
         error = schema.schema_error(rt, AdmissionChain._name(req, obj),
                                     [c for c in causes if c.reason == schema.TYPE_INVALID])
@@ -183,6 +186,19 @@ class AdmissionChain:
         for path in unknown:
             _drop(obj, path)  # kube-apiserver's decoder never keeps a field its types do not have
         return warnings, causes
+
+    @staticmethod
+    def _check_custom_schema(req: AdmissionRequest, obj: dict) -> tuple[list[str], list[Cause]]:
+        """A custom resource against its CRD version's structural schema: unknown fields pruned (400 under
+        Strict), defaults filled, then every schema error as a 422 cause (kube-apiserver decodes custom
+        resources into unstructured maps, so a wrong type is a validation error there, not a decoding one)."""
+        rt = req.resource
+        unknown = crd_schema.prune(rt.custom.schema, obj)
+        if unknown and req.field_validation == "Strict":
+            raise schema.unknown_fields_error(rt, unknown)
+        warnings = schema.unknown_field_warnings(unknown) if req.field_validation == "Warn" else []
+        crd_schema.default(rt.custom.schema, obj)
+        return warnings, crd_schema.validate(rt.custom.schema, obj)
 
     async def _default_storage_class(self, pvc: dict) -> None:
         """The DefaultStorageClass admission plugin: a claim that names no class gets the default one."""

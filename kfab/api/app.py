@@ -20,6 +20,7 @@ from aiohttp import web
 from kfab.api.access_review import self_subject_access_review, self_subject_review, self_subject_rules_review
 from kfab.api.auth import Authenticator, forbidden_error, request_attributes
 from kfab.api.collection import ListHandler
+from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.deletion import DeleteHandlers
 from kfab.api.discovery import Discovery
 from kfab.api.rbac import RBACAuthorizer
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # kube-apiserver's request body limit (3 MiB): etcd's default value limit is 1.5 MiB, plus encoding slack.
 BODY_LIMIT = 3 * 1024 * 1024
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/")
 
 
 @dataclass
@@ -56,6 +57,7 @@ class APIServices:
     registry: ResourceRegistry = field(default_factory=lambda: REGISTRY)
     pod_logs: PodLogs | None = None
     pod_exec: PodExec | None = None
+    custom_resources: CustomResourceServing | None = None  # keeps `registry` in step with the CRDs
     body_limit: int = BODY_LIMIT
     ready: bool = True
 
@@ -95,7 +97,7 @@ def build_app(services: APIServices) -> web.Application:
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, _health(services))
     Discovery(services.registry).add_routes(app)
-    add_openapi_routes(app)
+    add_openapi_routes(app, services.registry)
     app.router.add_route("*", "/api/{version}/{tail:.+}", api.dispatch)
     app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", api.dispatch)
     app["services"] = services
@@ -143,8 +145,7 @@ class ResourceAPI:
         self.watches = WatchHandler(storage, services.watch_source)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        rp = parse_resource_path(request.match_info.get("group", ""), request.match_info["version"],
-                                 request.match_info["tail"], self.services.registry)
+        rp = await self.resource_path(request)
         verb = request_verb(request.method, rp, request.query)
         if rp.subresource is None and verb not in rp.rt.verbs:
             raise APIError(405, "MethodNotAllowed", f"{rp.rt.plural} do not support {verb}")
@@ -166,6 +167,19 @@ class ResourceAPI:
         if rp.rt.namespaced and rp.namespace is None and verb not in ("list", "watch"):
             raise APIError(404, "NotFound", "the server could not find the requested resource")
         return await handler(request, rp)
+
+    async def resource_path(self, request: web.Request) -> ResourcePath:
+        group, version, tail = request.match_info.get("group", ""), request.match_info["version"], \
+            request.match_info["tail"]
+        try:
+            return parse_resource_path(group, version, tail, self.services.registry)
+        except APIError as e:
+            crds = self.services.custom_resources
+            if e.code != 404 or crds is None or not group:
+                raise
+            # A CRD established a moment ago may not have reached this server's watch yet.
+            await crds.refresh()
+            return parse_resource_path(group, version, tail, self.services.registry)
 
     async def subresource(self, request: web.Request, rp: ResourcePath, verb: str) -> web.StreamResponse:
         subs = self.subresources

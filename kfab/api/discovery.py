@@ -133,12 +133,12 @@ class Discovery:
         self.registry = registry
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/version", self.version)
-        app.router.add_get("/api", self.core_versions)
-        app.router.add_get("/api/{version}", self.core_resources)
-        app.router.add_get("/apis", self.groups)
-        app.router.add_get("/apis/{group}", self.group)
-        app.router.add_get("/apis/{group}/{version}", self.group_resources)
+        # kube-apiserver answers each of these with a trailing slash too (kr8s asks for /version/).
+        for path, handler in (("/version", self.version), ("/api", self.core_versions),
+                              ("/api/{version}", self.core_resources), ("/apis", self.groups),
+                              ("/apis/{group}", self.group), ("/apis/{group}/{version}", self.group_resources)):
+            app.router.add_get(path, handler)
+            app.router.add_get(path + "/", handler)
 
     async def version(self, request: web.Request) -> web.Response:
         return web.json_response(version_info())

@@ -88,8 +88,8 @@ def _property(name: str, schema: dict, prefix: str, v3: bool) -> dict:
     return converted
 
 
-def _definition(name: str, prefix: str, v3: bool) -> dict:
-    schema = schema_defs.definitions()[name]
+def _definition(name: str, prefix: str, v3: bool, custom: dict) -> dict:
+    schema = custom.get(name) or schema_defs.definitions()[name]
     description = schema.get("description", "")
     if name == _INT_OR_STRING:
         return ({"description": description, "format": "int-or-string",
@@ -101,16 +101,17 @@ def _definition(name: str, prefix: str, v3: bool) -> dict:
     return _convert(schema, prefix, v3)
 
 
-def _referenced(names: list[str]) -> list[str]:
+def _referenced(names: list[str], custom: dict) -> list[str]:
     """`names` and every definition they refer to, transitively, in a stable order."""
     seen: dict[str, None] = {}
-    stack = [n for n in reversed(names) if n in schema_defs.definitions()]
+    known = schema_defs.definitions()
+    stack = [n for n in reversed(names) if n in known or n in custom]
     while stack:
         name = stack.pop()
         if name in seen:
             continue
         seen[name] = None
-        stack.extend(_refs(schema_defs.definitions()[name]))
+        stack.extend(_refs(custom.get(name) or known[name]))
     return sorted(seen)
 
 
@@ -137,12 +138,49 @@ def _roots(types: list[ResourceType]) -> list[str]:
     return names
 
 
+def custom_definitions(types: list[ResourceType]) -> dict[str, dict]:
+    """The definitions of custom resources (from their CRDs' schemas) as kube-apiserver publishes them:
+    apiVersion, kind and metadata added, x-kubernetes-group-version-kind set, and a <Kind>List beside."""
+    out: dict[str, dict] = {}
+    for rt in types:
+        if rt.custom is None:
+            continue
+        name = schema_defs.definition_name(rt)
+        gvk = [{"group": rt.group, "kind": rt.kind, "version": rt.version}]
+        schema = dict(rt.custom.schema)
+        schema["properties"] = {
+            "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
+            "kind": {"type": "string", "description": _KIND_DOC},
+            "metadata": {"$ref": f"#/$defs/{META}ObjectMeta", "description": _METADATA_DOC},
+            **(schema.get("properties") or {})}
+        schema["x-kubernetes-group-version-kind"] = gvk
+        out[name] = schema
+        out[name + "List"] = {
+            "description": f"{rt.kind}List is a list of {rt.kind}", "type": "object", "required": ["items"],
+            "properties": {
+                "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
+                "items": {"type": "array", "description": f"List of {rt.plural}.",
+                          "items": {"$ref": f"#/$defs/{name}"}},
+                "kind": {"type": "string", "description": _KIND_DOC},
+                "metadata": {"$ref": f"#/$defs/{META}ListMeta"}},
+            "x-kubernetes-group-version-kind": [dict(gvk[0], kind=rt.list_kind)]}
+    return out
+
+
+_API_VERSION_DOC = ("APIVersion defines the versioned schema of this representation of an object. Servers should "
+                    "convert recognized schemas to the latest internal value, and may reject unrecognized values.")
+_KIND_DOC = ("Kind is a string value representing the REST resource this object represents. Servers may infer this "
+             "from the endpoint the client submits requests to. Cannot be updated. In CamelCase.")
+_METADATA_DOC = "Standard object's metadata."
+
+
 def gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
 def build_v3(registry: ResourceRegistry, group: str, version: str) -> dict:
     types = registry.in_group_version(group, version)
+    custom = custom_definitions(types)
     prefix = "#/components/schemas/"
     paths = {}
     for rt in types:
@@ -153,7 +191,8 @@ def build_v3(registry: ResourceRegistry, group: str, version: str) -> dict:
         "info": {"title": "Kubernetes", "version": _KUBE_VERSION},
         "paths": paths,
         "components": {
-            "schemas": {name: _definition(name, prefix, True) for name in _referenced(_roots(types))},
+            "schemas": {name: _definition(name, prefix, True, custom)
+                        for name in _referenced(_roots(types), custom)},
             "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication",
                                                 "name": "authorization", "in": "header"}},
         },
@@ -163,6 +202,7 @@ def build_v3(registry: ResourceRegistry, group: str, version: str) -> dict:
 
 def build_v2(registry: ResourceRegistry) -> dict:
     types = list(registry.types)
+    custom = custom_definitions(types)
     paths = {}
     for rt in types:
         for item in resource_paths(rt):
@@ -171,7 +211,8 @@ def build_v2(registry: ResourceRegistry) -> dict:
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": _KUBE_VERSION},
         "paths": paths,
-        "definitions": {name: _definition(name, "#/definitions/", False) for name in _referenced(_roots(types))},
+        "definitions": {name: _definition(name, "#/definitions/", False, custom)
+                        for name in _referenced(_roots(types), custom)},
         "securityDefinitions": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication",
                                                 "name": "authorization", "in": "header"}},
         "security": [{"BearerToken": []}],
@@ -187,9 +228,17 @@ class OpenAPIDocuments:
         self._v2: Document | None = None
         self._v2_proto: Document | None = None
         self._v3: dict[str, Document] | None = None
+        self._generation = registry.generation
+
+    def _drop_stale(self) -> None:
+        # A CustomResourceDefinition came, changed or went: the documents are built again on next use.
+        if self._generation != self.registry.generation:
+            self._generation = self.registry.generation
+            self._v2 = self._v2_proto = self._v3 = None
 
     def v2(self, protobuf: bool = False) -> Document:
         with self._lock:
+            self._drop_stale()
             if self._v2 is None:
                 swagger = build_v2(self.registry)
                 self._v2, self._v2_proto = _document(swagger), _proto_document(swagger)
@@ -198,6 +247,7 @@ class OpenAPIDocuments:
     def v3(self) -> dict[str, Document]:
         """{"api/v1": Document, "apis/apps/v1": Document, ...}"""
         with self._lock:
+            self._drop_stale()
             if self._v3 is None:
                 self._v3 = {gv_path(group, version): _document(build_v3(self.registry, group, version))
                             for group, versions in self.registry.group_versions().items() for version in versions}

@@ -38,6 +38,9 @@ def apply_patch(rt: ResourceType, original: dict, content_type: str, body: bytes
     fails or whose path does not exist, or a patch that would turn the object into another kind.
     """
     kind = media_type(content_type)
+    if kind == STRATEGIC_MERGE_PATCH and rt.custom is not None:
+        # Custom resources have no Go types carrying patch strategies: kube-apiserver refuses this patch type.
+        raise unsupported_media_type((JSON_PATCH, MERGE_PATCH, APPLY_PATCH))
     if kind == JSON_PATCH:
         patched = _json_patch(original, _decode(body, "JSON patch"))
     elif kind == MERGE_PATCH:

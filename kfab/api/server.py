@@ -20,12 +20,14 @@ from aiohttp import web
 
 from kfab.api.app import APIServices, build_app
 from kfab.api.auth import Authenticator
+from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.watchhub import WatchHub
 from kfab.objects.admission import AdmissionChain
 from kfab.node.exec import NodeExecProxy
 from kfab.node.logs import NodeLogProxy, kubelet_client_ssl_context, node_reader
+from kfab.objects.registry import ResourceRegistry
 from kfab.pki import ensure_control_plane_pki, server_ssl_context, write_kubeconfig
 from kfab.store import open_store
 
@@ -129,11 +131,15 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         hub = WatchHub(store)  # one store watch shared by every client's watch
         await hub.start()
         admission = AdmissionChain(store)
+        registry = ResourceRegistry()  # this server's own: the CRDs it serves are added to it
+        custom_resources = CustomResourceServing(store, hub.subscribe, registry)
+        await custom_resources.refresh()
+        tasks.append(asyncio.create_task(custom_resources.run(), name="custom-resources"))
         kubelet_ssl = kubelet_client_ssl_context(pki)  # the API server's client certificate towards node agents
         services = APIServices(
             store=store, watch_source=hub.subscribe,
             authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
-            authorizer=authorizer, admission=admission,
+            authorizer=authorizer, admission=admission, registry=registry, custom_resources=custom_resources,
             pod_logs=NodeLogProxy(node_reader(store), kubelet_ssl),
             pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl))
         app = build_app(services)

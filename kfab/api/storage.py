@@ -35,7 +35,7 @@ class ResourceStorage:
             kv = await self.store.get(rt.store_key(namespace, name))
         except StoreUnavailable as e:
             raise unavailable(e) from None
-        return strategy.decode(kv) if kv else None
+        return strategy.decode(kv, rt) if kv else None
 
     async def list(self, rt: ResourceType, namespace: str | None, revision: int = 0) -> tuple[list[dict], int]:
         try:
@@ -44,7 +44,7 @@ class ResourceStorage:
             raise expired(e) from None
         except StoreUnavailable as e:
             raise unavailable(e) from None
-        return [strategy.decode(kv) for kv in kvs], rev
+        return [strategy.decode(kv, rt) for kv in kvs], rev
 
     async def create(self, rt: ResourceType, obj: dict) -> dict:
         meta = obj["metadata"]
@@ -54,7 +54,7 @@ class ResourceStorage:
             raise already_exists(rt.plural, meta["name"], rt.group) from None
         except StoreUnavailable as e:
             raise unavailable(e) from None
-        return strategy.decode(kv)
+        return strategy.decode(kv, rt)
 
     async def update(self, rt: ResourceType, obj: dict, expected: int) -> dict:
         meta = obj["metadata"]
@@ -67,7 +67,7 @@ class ResourceStorage:
             raise not_found(rt.plural, meta["name"], rt.group) from None
         except StoreUnavailable as e:
             raise unavailable(e) from None
-        return strategy.decode(kv)
+        return strategy.decode(kv, rt)
 
     async def delete(self, rt: ResourceType, obj: dict, expected: int) -> dict:
         """Delete the object at the revision we read; returns it with the delete's resourceVersion."""
@@ -80,4 +80,4 @@ class ResourceStorage:
             raise not_found(rt.plural, meta["name"], rt.group) from None
         except StoreUnavailable as e:
             raise unavailable(e) from None
-        return strategy.decode(kv)
+        return strategy.decode(kv, rt)

@@ -39,7 +39,8 @@ _CREATE_ON_UPDATE = {("", "Endpoints"), ("", "Event"), ("coordination.k8s.io", "
                      ("rbac.authorization.k8s.io", "ClusterRoleBinding")}
 
 # Kinds with metadata.generation (the ones whose controllers report status.observedGeneration).
-_GENERATION_KINDS = {("", "Pod"), ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet")}
+_GENERATION_KINDS = {("", "Pod"), ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"),
+                     ("apiextensions.k8s.io", "CustomResourceDefinition")}
 
 # Fields the server owns: never taken from a client's body.
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
@@ -53,6 +54,10 @@ def now() -> str:
 def timestamp_after(seconds: int) -> str:
     t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def has_generation(rt: ResourceType) -> bool:
+    return (rt.group, rt.kind) in _GENERATION_KINDS or rt.custom is not None
 
 
 def has_status_subresource(rt: ResourceType) -> bool:
@@ -76,9 +81,12 @@ def encode(obj: dict) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
 
 
-def decode(kv: KeyValue) -> dict:
+def decode(kv: KeyValue, rt: ResourceType | None = None) -> dict:
     obj = json.loads(kv.value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    if rt is not None and rt.custom is not None:
+        # A CRD's versions with `conversion: None` differ only in apiVersion: shown as the version asked for.
+        obj["apiVersion"] = rt.api_version
     return obj
 
 
@@ -147,11 +155,13 @@ def prepare_create(rt: ResourceType, obj: dict, namespace: str | None) -> dict:
                                           "FieldValueRequired")], rt.group)
     meta["uid"] = str(uuid.uuid4())
     meta["creationTimestamp"] = now()
-    if (rt.group, rt.kind) in _GENERATION_KINDS:
+    if has_generation(rt):
         meta["generation"] = 1
-    start_status = _CREATE_STATUS.get((rt.group, rt.kind))
+    start_status = _CREATE_STATUS.get((rt.group, rt.kind)) if rt.custom is None else None
     if start_status is not None:
         obj["status"] = copy.deepcopy(start_status)
+    if rt.custom is not None and has_status_subresource(rt):
+        obj.pop("status", None)  # a custom resource's status is written through its status subresource only
     if (rt.group, rt.kind) == ("", "Namespace"):
         # Every namespace carries the "kubernetes" finalizer: the namespace controller empties it before
         # the namespace goes away.
@@ -206,7 +216,7 @@ def prepare_update(rt: ResourceType, new: dict, old: dict) -> dict:
     if (rt.group, rt.kind) == ("", "Namespace"):
         # spec.finalizers only changes through the finalize subresource
         new["spec"] = dict(new.get("spec") or {}, finalizers=(old.get("spec") or {}).get("finalizers", []))
-    if (rt.group, rt.kind) in _GENERATION_KINDS and _spec_part(new) != _spec_part(old):
+    if has_generation(rt) and _spec_part(new) != _spec_part(old):
         meta["generation"] = int(old_meta.get("generation") or 0) + 1
     return omit_empty_metadata(new)
 

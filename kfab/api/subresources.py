@@ -15,6 +15,7 @@ from kfab.api.resources import ObjectHandlers
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import (content_type, dump, negotiate, parse_object, read_body, render_object,
                                  status_success)
+from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import selector_from_object
 
 # (pod, query) -> the log text, or an async iterator of chunks (kfab.node.logs.NodeLogProxy streams the agent's).
@@ -23,19 +24,46 @@ PodLogs = Callable[[dict, "web.MultiDictProxy"], Awaitable[bytes]]
 PodExec = Callable[[dict, web.Request], Awaitable[web.StreamResponse]]
 
 
-def scale_of(obj: dict) -> dict:
+def _at(obj: dict, path: str):
+    """The value at a CRD scale path like `.spec.replicas` (None when absent)."""
+    node = obj
+    for part in [p for p in path.split(".") if p]:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _set_at(obj: dict, path: str, value) -> None:
+    parts = [p for p in path.split(".") if p]
+    node = obj
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def scale_of(obj: dict, rt: ResourceType | None = None) -> dict:
     meta = obj["metadata"]
-    selector = (obj.get("spec") or {}).get("selector")
-    try:
-        selector_text = str(selector_from_object(selector)) if selector is not None else ""
-    except ValueError:
-        selector_text = ""
+    scale = rt.custom.scale if rt is not None and rt.custom is not None else None
+    if scale is not None:
+        # A CRD's scale subresource: replicas and the selector (already a string) where its paths say.
+        replicas = _at(obj, scale.spec_replicas) or 0
+        status_replicas = _at(obj, scale.status_replicas) or 0
+        selector_text = _at(obj, scale.label_selector) if scale.label_selector else ""
+    else:
+        selector = (obj.get("spec") or {}).get("selector")
+        try:
+            selector_text = str(selector_from_object(selector)) if selector is not None else ""
+        except ValueError:
+            selector_text = ""
+        replicas = (obj.get("spec") or {}).get("replicas", 0)
+        status_replicas = (obj.get("status") or {}).get("replicas", 0)
     return {
         "kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                      if k in meta},
-        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 0))},
-        "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0)), "selector": selector_text},
+        "spec": {"replicas": int(replicas)},
+        "status": {"replicas": int(status_replicas), "selector": selector_text or ""},
     }
 
 
@@ -67,7 +95,7 @@ class SubresourceHandlers(ObjectHandlers):
     async def get(self, request: web.Request, rp: ResourcePath) -> web.Response:
         obj = await self.storage.get(rp.rt, rp.namespace, rp.name)
         if rp.subresource == "scale":
-            return dump(scale_of(obj), negotiate(request))
+            return dump(scale_of(obj, rp.rt), negotiate(request))
         if rp.subresource == "log":
             return await self.log(request, rp, obj)
         return render_object(request, rp.rt, obj)
@@ -113,11 +141,12 @@ class SubresourceHandlers(ObjectHandlers):
     async def _scale(self, request, rp: ResourcePath, opts: RequestOptions, replicas_of, precondition):
         def prepare(old: dict) -> dict:
             new = copy.deepcopy(old)
-            new.setdefault("spec", {})["replicas"] = replicas_of(scale_of(old))
+            scale = rp.rt.custom.scale if rp.rt.custom is not None else None
+            _set_at(new, scale.spec_replicas if scale else ".spec.replicas", replicas_of(scale_of(old, rp.rt)))
             return strategy.prepare_update(rp.rt, new, old)
 
         obj, warnings = await self.update_object(request, rp, opts, prepare, precondition, "scale")
-        return dump(scale_of(obj), negotiate(request), 200, warning_headers(warnings))
+        return dump(scale_of(obj, rp.rt), negotiate(request), 200, warning_headers(warnings))
 
     async def bind(self, request: web.Request, rp: ResourcePath) -> web.Response:
         """pods/binding: the scheduler's "run this pod on that node" (sets spec.nodeName once)."""

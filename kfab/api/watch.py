@@ -54,10 +54,10 @@ class _Filter:
 def translate(event: WatchEvent, want: _Filter) -> tuple[str, dict] | None:
     """A store event -> the watch event this watcher sees (or None), with selector transitions."""
     if event.type == "DELETE":
-        obj = strategy.decode(event.kv)  # last value, resourceVersion = the delete's revision
+        obj = strategy.decode(event.kv, want.rt)  # last value, resourceVersion = the delete's revision
         return ("DELETED", obj) if want(obj) else None
-    obj = strategy.decode(event.kv)
-    old = strategy.decode(event.prev) if event.prev is not None else None
+    obj = strategy.decode(event.kv, want.rt)
+    old = strategy.decode(event.prev, want.rt) if event.prev is not None else None
     now_matches, was_matching = want(obj), want(old)
     if now_matches and was_matching:
         return "MODIFIED", obj

@@ -16,8 +16,10 @@ from __future__ import annotations
 from kfab.client import APIStatusError
 from kfab.controllers.base import Controller, by_owner_uid, key_of
 from kfab.controllers.informer import Informer
+from kfab.objects.crd import is_established, served_types
 from kfab.objects.registry import REGISTRY, ResourceType
 
+CRD = REGISTRY.by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 # Kinds not watched: Events are high-volume and never own anything; reviews are not stored.
@@ -38,13 +40,31 @@ class GarbageCollector(Controller):
 
     def setup(self) -> None:
         self.watched: dict[str, tuple[ResourceType, Informer]] = {}
+        self.custom_kinds: dict[tuple[str, str], ResourceType] = {}  # (apiVersion, kind) of established CRDs
         for rt in REGISTRY.types:
             if (rt.group, rt.kind) in SKIPPED or "watch" not in rt.verbs:
                 continue
-            informer = self.ctx.informer(rt)
-            informer.add_index("owner-uid", by_owner_uid)
-            self.watched[_rt_key(rt)] = (rt, informer)
-            informer.add_handlers(self._added(rt), self._updated(rt), self._deleted(rt))
+            self._watch(rt)
+        # Custom resources own and are owned like any object: each established CRD's kind is watched too.
+        crds = self.ctx.informer(CRD)
+        crds.add_handlers(self._crd_changed, lambda old, new: self._crd_changed(new))
+
+    def _watch(self, rt: ResourceType) -> None:
+        informer = self.ctx.informer(rt)
+        informer.add_index("owner-uid", by_owner_uid)
+        self.watched[_rt_key(rt)] = (rt, informer)
+        informer.add_handlers(self._added(rt), self._updated(rt), self._deleted(rt))
+
+    def _crd_changed(self, crd: dict) -> None:
+        if not is_established(crd):
+            return
+        served = served_types(crd)
+        for rt in served:
+            self.custom_kinds[(rt.api_version, rt.kind)] = rt
+        if served and _rt_key(served[0]) not in self.watched:
+            self._watch(served[0])
+            self.ctx.informers.start()
+
 
     # --- events -> keys -------------------------------------------------------------------------------
 
@@ -96,7 +116,8 @@ class GarbageCollector(Controller):
     # --- lookups ------------------------------------------------------------------------------------
 
     def _owner_rt(self, ref: dict) -> ResourceType | None:
-        return REGISTRY.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
+        key = (ref.get("apiVersion", ""), ref.get("kind", ""))
+        return REGISTRY.by_kind(*key) or self.custom_kinds.get(key)
 
     def _find_cached(self, ref: dict, namespace: str | None) -> tuple[ResourceType, dict] | None:
         rt = self._owner_rt(ref)

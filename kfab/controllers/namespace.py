@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
 from kfab.controllers.base import Controller
+from kfab.objects.crd import is_established, served_types
 from kfab.objects.registry import REGISTRY, ResourceType
 
 NAMESPACE = rt_of("Namespace")
@@ -16,8 +17,19 @@ FINALIZER = "kubernetes"
 RECHECK = 1.0
 
 
-def namespaced_kinds() -> list[ResourceType]:
-    return [rt for rt in REGISTRY.types if rt.namespaced and "list" in rt.verbs and "delete" in rt.verbs]
+CRD = rt_of("CustomResourceDefinition", "apiextensions.k8s.io/v1")
+
+
+def namespaced_kinds(crds: list[dict]) -> list[ResourceType]:
+    """Built-in namespaced kinds, and one version of each established namespaced custom resource."""
+    kinds = [rt for rt in REGISTRY.types if rt.namespaced and "list" in rt.verbs and "delete" in rt.verbs]
+    for crd in crds:
+        served = served_types(crd) if is_established(crd) else []
+        if served and served[0].namespaced:
+            kinds.append(served[0])
+    return kinds
+
+
 
 
 class NamespaceController(Controller):
@@ -27,6 +39,7 @@ class NamespaceController(Controller):
     def setup(self) -> None:
         self.namespaces = self.ctx.informer(NAMESPACE)
         self.namespaces.add_handlers(self.enqueue_obj, lambda old, new: self.enqueue_obj(new))
+        self.crds = self.ctx.informer(CRD)
 
     async def reconcile(self, key: str) -> float | None:
         ns = self.namespaces.get(key)
@@ -35,7 +48,7 @@ class NamespaceController(Controller):
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return None
         remaining = 0
-        for rt in namespaced_kinds():
+        for rt in namespaced_kinds(self.crds.list()):
             remaining += await self._delete_all(rt, key)
         if remaining:
             return RECHECK

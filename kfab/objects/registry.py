@@ -21,10 +21,14 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()  # "status", "scale", "binding", "log"
     verbs: tuple[str, ...] = ALL_VERBS
+    singular_name: str = ""  # a CRD's spec.names.singular; built-in kinds use the lower-cased kind
+    list_kind_name: str = ""  # a CRD's spec.names.listKind; built-in kinds use <Kind>List
+    # What a CustomResourceDefinition adds (schema, printer columns, scale paths): kfab.objects.crd.CustomKind.
+    custom: object = field(default=None, compare=False, hash=False)
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
 
     @property
     def api_version(self) -> str:
@@ -32,7 +36,7 @@ class ResourceType:
 
     @property
     def list_kind(self) -> str:
-        return f"{self.kind}List"
+        return self.list_kind_name or f"{self.kind}List"
 
     @property
     def group_version(self) -> str:
@@ -79,6 +83,8 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     _grp("discovery.k8s.io", "EndpointSlice", "endpointslices"),
     _grp("storage.k8s.io", "StorageClass", "storageclasses", namespaced=False, short=["sc"]),
     _grp("coordination.k8s.io", "Lease", "leases"),
+    _grp("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
+         short=["crd", "crds"], cats=["api-extensions"], sub=["status"]),
     _grp("rbac.authorization.k8s.io", "Role", "roles"),
     _grp("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
     _grp("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
@@ -112,11 +118,21 @@ class ResourceRegistry:
     types: tuple[ResourceType, ...] = RESOURCE_TYPES
     _by_path: dict = field(default_factory=dict, init=False)
     _by_kind: dict = field(default_factory=dict, init=False)
+    generation: int = field(default=0, init=False)  # counts changes: cached documents (OpenAPI) compare it
 
     def __post_init__(self) -> None:
         for rt in self.types:
             self._by_path[(rt.group, rt.version, rt.plural)] = rt
             self._by_kind[(rt.api_version, rt.kind)] = rt
+
+    def replace_group_resource(self, group: str, plural: str, served: list[ResourceType]) -> None:
+        """Serve `served` (one ResourceType per version of a CustomResourceDefinition) in place of what this
+        registry had for <plural>.<group>; an empty list stops serving it."""
+        kept = tuple(rt for rt in self.types if not (rt.group == group and rt.plural == plural))
+        self.types = kept + tuple(served)
+        self._by_path = {(rt.group, rt.version, rt.plural): rt for rt in self.types}
+        self._by_kind = {(rt.api_version, rt.kind): rt for rt in self.types}
+        self.generation += 1
 
     def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))

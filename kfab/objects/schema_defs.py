@@ -21,7 +21,15 @@ def definitions() -> dict[str, dict]:
     return json.loads(path.read_text())["$defs"]
 
 
+_OUTSIDE_K8S_API = {"apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions"}
+
+
 def definition_name(rt: ResourceType) -> str:
+    if rt.custom is not None:
+        # kube-apiserver names a CRD's definitions by the reversed group: stable.example.com -> com.example.stable
+        return f"{'.'.join(reversed(rt.group.split('.')))}.{rt.version}.{rt.kind}"
+    if rt.group in _OUTSIDE_K8S_API:
+        return f"{_OUTSIDE_K8S_API[rt.group]}.{rt.version}.{rt.kind}"
     # Go package naming: core -> io.k8s.api.core.v1, rbac.authorization.k8s.io -> io.k8s.api.rbac.v1
     package = rt.group.split(".")[0] if rt.group else "core"
     return f"io.k8s.api.{package}.{rt.version}.{rt.kind}"
@@ -36,4 +44,6 @@ def resolve(schema: dict) -> dict:
 
 
 def kind_schema(rt: ResourceType) -> dict:
+    if rt.custom is not None:
+        return rt.custom.schema
     return definitions()[definition_name(rt)]

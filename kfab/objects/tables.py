@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from kfab.api.errors import bad_request
 from kfab.objects import schema_defs
+from kfab.objects.crd_columns import custom_printer
 from kfab.objects.registry import ResourceType
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
@@ -158,7 +159,10 @@ def to_table(rt: ResourceType, objects: list[dict], include_object: str = "Metad
     if include_object not in INCLUDE_OBJECT:
         raise bad_request(f"includeObject must be one of {', '.join(INCLUDE_OBJECT)}; got {include_object!r}")
     now = now or datetime.now(timezone.utc)
-    columns, print_row = PRINTERS.get(rt.kind) or _default_printer()
+    if rt.custom is not None:
+        columns, print_row = custom_printer(rt)
+    else:
+        columns, print_row = PRINTERS.get(rt.kind) or _default_printer()
     rows = []
     for obj in objects:
         row: dict = {"cells": print_row(obj, now)}

@@ -12,7 +12,7 @@ from typing import Callable
 from kfab.api.errors import Cause
 from kfab.objects import names
 from kfab.objects.registry import ResourceType
-from kfab.objects.validation import apps, core, other, pod, service
+from kfab.objects.validation import apiextensions, apps, core, other, pod, service
 from kfab.objects.validation.field import nonnegative
 from kfab.objects.validation.meta import as_dict, validate_object_meta, validate_object_meta_update
 
@@ -49,6 +49,7 @@ _CREATE: dict[str, Callable[[dict], list[Cause]]] = {
     "ClusterRoleBinding": lambda obj: other.validate_binding(obj, cluster=True),
     "Lease": other.validate_lease,
     "StorageClass": other.validate_storage_class,
+    "CustomResourceDefinition": apiextensions.validate_crd,
 }
 
 # Extra rules on update: what may not change (immutables).
@@ -66,6 +67,7 @@ _UPDATE: dict[str, Callable[[dict, dict], list[Cause]]] = {
     "RoleBinding": other.validate_binding_update,
     "ClusterRoleBinding": other.validate_binding_update,
     "StorageClass": other.validate_storage_class_update,
+    "CustomResourceDefinition": apiextensions.validate_crd_update,
 }
 
 # Virtual kinds answered but never stored carry no ObjectMeta to check.
@@ -80,7 +82,7 @@ def validate_create(rt: ResourceType, obj: dict) -> list[Cause]:
     causes: list[Cause] = []
     if rt.kind not in _NO_META:
         causes += validate_object_meta(obj.get("metadata"), rt.namespaced, name_rule(rt.kind))
-    check = _CREATE.get(rt.kind)
+    check = _CREATE.get(rt.kind) if rt.custom is None else None  # a CRD's kinds have their schema only
     if check:
         causes += check(obj)
     return causes
@@ -93,6 +95,8 @@ def validate_update(rt: ResourceType, obj: dict, old: dict, subresource: str | N
     if subresource == "scale":
         return causes + nonnegative("spec.replicas", as_dict(obj.get("spec")).get("replicas"))
     if subresource:
+        return causes
+    if rt.custom is not None:
         return causes
     check = _CREATE.get(rt.kind)
     if check:
