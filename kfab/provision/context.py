@@ -36,7 +36,7 @@ class RunVars:
             "groups": self.groups,
             "hostvars": _AllHostVars(self),
             "kfab_facts": self.facts.get(host, {}),
-            "inventory_dir": str(self.inventory.path.parent),
+            "inventory_dir": str(self.inventory.base),
             "inventory_file": str(self.inventory.path),
             "kfab_check_mode": self.check,
             "ansible_check_mode": self.check,

@@ -1,5 +1,6 @@
-"""Ansible's YAML inventory as is: `all: {hosts, children, vars}`, nested groups, and the
-`group_vars/` and `host_vars/` directories beside the inventory file.
+"""Ansible's inventories as they are: YAML (`all: {hosts, children, vars}`, nested groups), INI (see
+inventory_ini.py), host ranges (`node[01:04]`), a directory of such files merged, and the `group_vars/`
+and `host_vars/` directories beside the inventory file (or inside the inventory directory).
 
 Variable layers follow Ansible's precedence (lowest first):
   inventory-file group vars (all, then groups parents-before-children, same depth by name)
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfab.provision.errors import ProvisionError
+from kfab.provision.inventory_ini import expand_hosts, looks_like_ini, parse_ini
 from kfab.provision.yamlfile import line_of, load_yaml
 
 GROUP_KEYS = ("hosts", "children", "vars")
@@ -80,9 +82,14 @@ class Host:
 
 @dataclass
 class Inventory:
-    path: Path
+    path: Path          # the inventory file, or directory
     hosts: dict[str, Host]
     groups: dict[str, Group]
+
+    @property
+    def base(self) -> Path:
+        """Where group_vars/, host_vars/ and relative paths in variables are taken from."""
+        return self.path if self.path.is_dir() else self.path.parent
 
     def group_hosts(self, group: str) -> list[str]:
         """Hosts of a group and of all its descendants, in inventory order."""
@@ -129,20 +136,42 @@ class Inventory:
         return found
 
 
+# Files of an inventory directory that are not inventories (as Ansible's inventory_ignore_extensions).
+IGNORED_SUFFIXES = (".retry", ".pyc", ".pyo", ".orig", ".cfg", ".md", ".txt", "~")
+
+
 def load_inventory(path: str | Path) -> Inventory:
-    """Read an Ansible YAML inventory and the group_vars/ and host_vars/ beside it."""
+    """Read an inventory file (YAML or INI) or a directory of them, and the group_vars/ and host_vars/
+    beside it."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        files = [f for f in sorted(path.iterdir()) if f.is_file() and not f.name.startswith(".")
+                 and not f.name.endswith(IGNORED_SUFFIXES)]
+        if not files:
+            raise ProvisionError("inventory directory has no inventory files", file=str(path))
+    elif path.is_file():
+        files = [path]
+    else:
         raise ProvisionError("inventory file not found", file=str(path))
+    loader = _InventoryLoader(path)
+    for file in files:
+        loader.file = str(file)
+        loader.read(_inventory_data(file))
+    loader.file = str(path)
+    return loader.build()
+
+
+def _inventory_data(path: Path) -> dict:
+    if path.suffix not in (".yml", ".yaml", ".json") and looks_like_ini(path.read_text(errors="replace")):
+        return parse_ini(path.read_text(errors="replace"), str(path))
     data = load_yaml(path)
     if data is None:
         raise ProvisionError("inventory is empty", file=str(path))
     if not isinstance(data, dict):
-        raise ProvisionError("inventory must be a mapping of groups, e.g. 'all: {hosts: ..., children: ...}'",
+        raise ProvisionError("inventory must be a mapping of groups, e.g. 'all: {hosts: ..., children: ...}' "
+                             "(or Ansible's INI format: [group] sections of host lines)",
                              file=str(path), line=line_of(data))
-    loader = _InventoryLoader(path)
-    loader.read(data)
-    return loader.build()
+    return data
 
 
 class _InventoryLoader:
@@ -188,18 +217,22 @@ class _InventoryLoader:
                             f"(write 'hostname:' with a colon, vars below it)", body, "hosts")
         if not isinstance(hosts, dict):
             raise self.fail(f"group '{name}': 'hosts' must be a mapping", body)
-        for host, hvars in hosts.items():
-            host = str(host)
-            if not _NAME.match(host):
-                raise self.fail(f"group '{name}': invalid host name {host!r}", hosts)
-            if hvars is not None and not isinstance(hvars, dict):
-                raise self.fail(f"host '{host}': variables must be a mapping, not {type(hvars).__name__}",
-                                hosts, host)
-            if host not in self.host_order:
-                self.host_order.append(host)
-            self.host_vars_inline.setdefault(host, {}).update(hvars or {})
-            if host not in group.hosts:
-                group.hosts.append(host)
+        for pattern, hvars in hosts.items():
+            try:
+                names = expand_hosts(str(pattern))
+            except ValueError as exc:
+                raise self.fail(f"group '{name}': host {pattern!r}: {exc}", hosts, pattern) from None
+            for host in names:
+                if not _NAME.match(host):
+                    raise self.fail(f"group '{name}': invalid host name {host!r}", hosts)
+                if hvars is not None and not isinstance(hvars, dict):
+                    raise self.fail(f"host '{host}': variables must be a mapping, not {type(hvars).__name__}",
+                                    hosts, pattern)
+                if host not in self.host_order:
+                    self.host_order.append(host)
+                self.host_vars_inline.setdefault(host, {}).update(hvars or {})
+                if host not in group.hosts:
+                    group.hosts.append(host)
         children = body.get("children") or {}
         if not isinstance(children, dict):
             raise self.fail(f"group '{name}': 'children' must be a mapping of group names", body)
@@ -213,7 +246,7 @@ class _InventoryLoader:
             if name in self.groups:
                 raise ProvisionError(f"'{name}' is both a host and a group name", file=self.file)
         self._set_depths()
-        base = self.path.parent
+        base = self.path if self.path.is_dir() else self.path.parent
         group_files = {g: _vars_from_dir(base / "group_vars", g) for g in self.groups}
         hosts: dict[str, Host] = {}
         for name in self.host_order:

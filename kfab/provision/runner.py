@@ -201,7 +201,7 @@ class Runner:
         return remote
 
     def _target(self, host: str, v: HostVars) -> Target:
-        base = self.inventory.path.parent
+        base = self.inventory.base
         key = v.get("ansible_ssh_private_key_file")
         return Target(
             name=host, address=str(v.get("ansible_host", host)), port=int(v.get("ansible_port", 22)),

@@ -138,3 +138,57 @@ def test_committed_inventories_load():
     repo = Path(__file__).resolve().parents[2]
     inv = load_inventory(repo / "inventory" / "example-homelab.yml")
     assert inv.group_hosts("control_plane") and inv.group_hosts("workers")
+
+
+# ---- INI, host ranges, directories (Ansible's formats) ----------------------------------------------
+
+def test_host_ranges_expand_in_yaml_and_ini():
+    from kfab.provision.inventory_ini import expand_hosts
+    assert expand_hosts("node[01:04]") == ["node01", "node02", "node03", "node04"]
+    assert expand_hosts("db-[a:c].lan") == ["db-a.lan", "db-b.lan", "db-c.lan"]
+    assert expand_hosts("n[1:7:3]") == ["n1", "n4", "n7"]
+    assert expand_hosts("r[1:2]x[a:b]") == ["r1xa", "r1xb", "r2xa", "r2xb"]
+
+
+def test_ini_inventory_as_ansible_reads_it(tmp_path):
+    (tmp_path / "hosts").write_text(textwrap.dedent("""\
+        # comment
+        bastion ansible_host=10.0.0.1
+        [web]
+        web[01:02].lan ansible_port=2222 role=frontend
+        db1:2200 enabled=True
+        [web:vars]
+        http_port=8080
+        [prod:children]
+        web
+        [prod:vars]
+        env=prod
+        """))
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "web.yml").write_text("from_group_vars: yes\n")
+    inv = load_inventory(tmp_path / "hosts")
+    assert list(inv.hosts) == ["bastion", "web01.lan", "web02.lan", "db1"]
+    web01 = inv.hosts["web01.lan"].vars
+    assert web01["ansible_port"] == 2222 and web01["role"] == "frontend"
+    assert web01["http_port"] == "8080" and web01["env"] == "prod" and web01["from_group_vars"] is True
+    assert inv.hosts["db1"].vars["ansible_port"] == 2200 and inv.hosts["db1"].vars["enabled"] is True
+    assert inv.select("prod") == ["web01.lan", "web02.lan", "db1"] and inv.select("ungrouped") == ["bastion"]
+
+
+def test_ini_error_names_the_line(tmp_path):
+    (tmp_path / "hosts").write_text("[web]\nh1\n[web:varz]\n")
+    with pytest.raises(ProvisionError) as err:
+        load_inventory(tmp_path / "hosts")
+    assert err.value.line == 3 and "[web:varz]" in str(err.value)
+
+
+def test_directory_inventory_merges_its_files(tmp_path):
+    inv_dir = tmp_path / "inventory"
+    (inv_dir / "group_vars").mkdir(parents=True)
+    (inv_dir / "01-hosts.yml").write_text("all:\n  children:\n    workers:\n      hosts:\n        w[1:2]:\n")
+    (inv_dir / "02-extra").write_text("[workers]\nw3\n[cp]\ncp1\n")
+    (inv_dir / "group_vars" / "workers.yml").write_text("kind: worker\n")
+    (inv_dir / "notes.md").write_text("not an inventory\n")
+    inv = load_inventory(inv_dir)
+    assert inv.select("workers") == ["w1", "w2", "w3"] and inv.select("cp") == ["cp1"]
+    assert inv.hosts["w3"].vars["kind"] == "worker" and inv.base == inv_dir
