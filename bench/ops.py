@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kfab.lab import Lab  # noqa: E402
-from kfab.ship.wheelhouse import build  # noqa: E402
+from kfab.install.wheelhouse import build  # noqa: E402
 
 KFAB = [sys.executable, "-m", "kfab"]
 LAB_INVENTORY = REPO / "tests" / "lab" / "inventory" / "ops.yml"

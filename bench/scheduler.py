@@ -71,7 +71,7 @@ async def watch_binds(c: Client, count: int, rv: str, started: asyncio.Event, ti
 async def create_static_nodes(c: Client, count: int) -> None:
     """Node objects with no agent behind them (kube's scheduler_perf setup): pods are bound, never run."""
     from kfab.node.hollow import CAPACITY, node_conditions
-    from kfab.controllers.base import now_rfc3339
+    from kfab.machinery.controller import now_rfc3339
 
     for i in range(count):
         node = await c.create(NODE, {"metadata": {"name": f"static-{i}", "labels": {

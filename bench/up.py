@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from kfab.lab import Lab  # noqa: E402
 from kfab.lab.errors import LabError  # noqa: E402
-from kfab.ship.wheelhouse import build  # noqa: E402
+from kfab.install.wheelhouse import build  # noqa: E402
 
 KFAB = [sys.executable, "-m", "kfab"]
 GATEWAY = "10.86.0.1"

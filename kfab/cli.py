@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kfab.api import commands as api_commands
 from kfab.cache import commands as cache_commands
-from kfab.controllers import commands as controller_commands
+from kfab.controlplane import commands as controlplane_commands
 from kfab.dns import commands as dns_commands
 from kfab.lab import commands as lab_commands
 from kfab.node import commands as node_commands
@@ -16,13 +15,11 @@ from kfab.pki import commands as pki_commands
 from kfab.provision import commands as provision_commands
 from kfab.proxy import commands as proxy_commands
 from kfab.registry import commands as registry_commands
-from kfab.scheduler import commands as scheduler_commands
-from kfab.storage import commands as storage_commands
+from kfab.storage_host import commands as storage_commands
 
 # Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
-COMPONENTS = (lab_commands, provision_commands, api_commands, pki_commands, controller_commands,
-              scheduler_commands, node_commands, proxy_commands, dns_commands, registry_commands,
-              cache_commands, storage_commands, ops_commands)
+COMPONENTS = (lab_commands, provision_commands, controlplane_commands, pki_commands, node_commands, proxy_commands,
+              dns_commands, registry_commands, cache_commands, storage_commands, ops_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

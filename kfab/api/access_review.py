@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 
 from kfab.api.auth import RequestAttributes, UserInfo
-from kfab.api.errors import Cause, bad_request, invalid
+from kfab.objects.errors import Cause, bad_request, invalid
 
 KIND = "SelfSubjectAccessReview"
 API_VERSION = "authorization.k8s.io/v1"

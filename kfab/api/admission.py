@@ -27,9 +27,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
 
-from kfab.api.errors import APIError, Cause, bad_request
+from kfab.objects.errors import APIError, Cause, bad_request
 from kfab.objects import crd_schema, schema, validation
-from kfab.objects.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
+from kfab.api.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
 from kfab.objects.defaults import apply_defaults
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.validation.field import invalid_error

@@ -11,7 +11,7 @@ import platform
 
 from aiohttp import web
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY, ResourceRegistry, ResourceType
 
 KUBERNETES_VERSION = (1, 37, 0)

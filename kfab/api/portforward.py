@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kfab.api.errors import APIError, bad_request
+from kfab.objects.errors import APIError, bad_request
 
 PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
 
 
 async def port_forward(pod: dict, request: web.Request, node_streams) -> web.StreamResponse:
-    """`node_streams`: kfab.node.exec.NodeExecProxy (the API server's WebSocket relay to node agents)."""
+    """`node_streams`: kfab.api.kubelet_proxy.NodeExecProxy (the API server's WebSocket relay to node agents)."""
     name = pod["metadata"]["name"]
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise APIError(400, "BadRequest", "only port-forward tunnelled over WebSocket (SPDY/3.1+portforward.k8s.io) "

@@ -12,7 +12,7 @@ the four RBAC kinds.
 from __future__ import annotations
 
 from kfab.api.auth import RequestAttributes, UserInfo
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.api.rbac import RBAC_GROUP, SYSTEM_MASTERS
 from kfab.objects.registry import ResourceType
 

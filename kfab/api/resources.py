@@ -7,7 +7,7 @@ from aiohttp import web
 from kfab.api import strategy
 from kfab.api.apply import record_update, server_side_apply
 from kfab.api.context import HandlerBase, RequestOptions, warning_headers
-from kfab.api.errors import APIError, Cause, already_exists, bad_request, conflict, invalid
+from kfab.objects.errors import APIError, Cause, already_exists, bad_request, conflict, invalid
 from kfab.api.patch import APPLY_PATCH, apply_patch, media_type
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import content_type, parse_object, read_body, render_object

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,8 @@ from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.watchhub import WatchHub
-from kfab.objects.admission import AdmissionChain
-from kfab.node.exec import NodeExecProxy
-from kfab.node.logs import NodeLogProxy, kubelet_client_ssl_context, node_reader
+from kfab.api.admission import AdmissionChain
+from kfab.api.kubelet_proxy import NodeExecProxy, NodeLogProxy, kubelet_client_ssl_context, node_reader
 from kfab.objects.registry import ResourceRegistry
 from kfab.pki import ensure_control_plane_pki, server_ssl_context, write_kubeconfig
 from kfab.store import open_store
@@ -171,20 +169,3 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         if hub is not None:
             await hub.close()
         await store.close()
-
-
-def run(config: ServerConfig) -> int:
-    """Serve in the foreground; SIGTERM or SIGINT stop it cleanly."""
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop, lambda url: print(f"kfab API server listening on {url} "
-                                                    f"(kubeconfig: {config.data_dir / ADMIN_KUBECONFIG})",
-                                                    flush=True))
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0

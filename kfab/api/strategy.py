@@ -2,7 +2,7 @@
 
 uid, creationTimestamp, generation, name from generateName; which part of an object the main resource
 and the status subresource may change; what a kind's status looks like when it is created. Defaults,
-validation and allocation are admission's job (kfab.objects.admission), not this module's.
+validation and allocation are admission's job (kfab.api.admission), not this module's.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import secrets
 import uuid
 
-from kfab.api.errors import Cause, bad_request, invalid
+from kfab.objects.errors import Cause, bad_request, invalid
 from kfab.objects.registry import ResourceType
 from kfab.store.base import KeyValue
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from kfab.api import strategy
 from kfab.api.context import RequestOptions, warning_headers
 from kfab.api.patch import apply_patch, media_type
-from kfab.api.errors import APIError, Cause, bad_request, conflict, invalid
+from kfab.objects.errors import APIError, Cause, bad_request, conflict, invalid
 from kfab.api.resources import ObjectHandlers
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import (content_type, dump, negotiate, parse_object, read_body, render_object,
@@ -18,9 +18,9 @@ from kfab.api.serialize import (content_type, dump, negotiate, parse_object, rea
 from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import selector_from_object
 
-# (pod, query) -> the log text, or an async iterator of chunks (kfab.node.logs.NodeLogProxy streams the agent's).
+# (pod, query) -> the log text, or an async iterator of chunks (kfab.api.kubelet_proxy.NodeLogProxy streams the agent's).
 PodLogs = Callable[[dict, "web.MultiDictProxy"], Awaitable[bytes]]
-# (pod, request) -> the WebSocket response relaying kubectl exec to the node agent (kfab.node.exec.NodeExecProxy).
+# (pod, request) -> the WebSocket response relaying kubectl exec to the node agent (kfab.api.kubelet_proxy.NodeExecProxy).
 PodExec = Callable[[dict, web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import copy
 
+from kfab.client import APIStatusError
 from kfab.controllers import deployment_util as du
 from kfab.controllers.podutil import is_active
+from kfab.controllers.replicaset import REPLICASET
 
 
 class RolloutMixin:
@@ -184,8 +186,6 @@ class RolloutMixin:
         excess = len(alive) - int(limit)
         if excess <= 0:
             return
-        from kfab.client import APIStatusError
-        from kfab.controllers.deployment import REPLICASET
         for rs in sorted(alive, key=du.revision_of)[:excess]:
             status = rs.get("status") or {}
             if du.replicas_of(rs) or status.get("replicas") or any(is_active(p) for p in self.pods_of(rs)):

@@ -8,7 +8,7 @@ import copy
 import datetime
 
 from kfab.controllers import deployment_util as du
-from kfab.controllers.base import now_rfc3339, parse_time
+from kfab.machinery.controller import now_rfc3339, parse_time
 
 NO_DEADLINE = 2147483647  # progressDeadlineSeconds = MaxInt32 means "no deadline", as kube
 

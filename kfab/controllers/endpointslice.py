@@ -11,7 +11,7 @@ watcher sees few changes.
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import owner_ref
+from kfab.machinery.controller import owner_ref
 from kfab.controllers.endpoints import (Backend, ServicePodsController, backends_by_ports, pod_reference, port_list,
                                         service_backends, service_selector)
 

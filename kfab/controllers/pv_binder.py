@@ -13,7 +13,7 @@ Released and, with reclaimPolicy Delete, deleted (through its provisioner when i
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, key_of
+from kfab.machinery.controller import Controller, key_of
 from kfab.controllers.provisioners import PROVISIONERS, ProvisionerRegistry
 from kfab.objects.quantity import QuantityError, int_value
 from kfab.objects.selectors import selector_from_object
@@ -110,7 +110,7 @@ def claim_ref(claim: dict) -> dict:
 def provisioned_volume(pv: dict, claim: dict, sc: dict, provisioner_name: str, pv_name: str) -> dict:
     """A provisioner's PersistentVolume completed as kube's PV controller does: name pvc-<claim uid>, the
     class, its reclaim policy and mount options, the claim's modes and size unless the provisioner set
-    them, and a claimRef pre-binding it to the claim (external provisioners in kfab.storage use it too)."""
+    them, and a claimRef pre-binding it to the claim (external provisioners in kfab.storage_host use it too)."""
     meta = pv.setdefault("metadata", {})
     meta["name"] = pv_name
     meta.setdefault("annotations", {})[PROVISIONED_BY] = provisioner_name

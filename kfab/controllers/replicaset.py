@@ -8,7 +8,7 @@ observedGeneration. Pods of a deleted ReplicaSet are the garbage collector's bus
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, by_controller_uid, controller_ref, owner_ref
+from kfab.machinery.controller import Controller, by_controller_uid, controller_ref, owner_ref
 from kfab.controllers.podutil import (BURST_REPLICAS, available_in, deletion_order, gather_limited, is_active,
                                       orphan_namespace, pod_from_template, slow_start)
 from kfab.objects.selectors import selector_from_object

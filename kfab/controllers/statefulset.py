@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, by_controller_uid
+from kfab.machinery.controller import Controller, by_controller_uid
 from kfab.controllers.podutil import available_in
 from kfab.controllers.statefulset_util import (REVISION_LABEL, is_failed, is_running_and_ready,
                                                is_healthy as is_healthy_now,

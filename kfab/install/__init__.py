@@ -1,1 +1,2 @@
-"""Shipping kfab to hosts: a wheelhouse of kfab and its dependencies, installed with `pip --no-index`."""
+"""Installing kfab on hosts: a wheelhouse of kfab and its dependencies (built here, installed there with
+`pip --no-index`), and the check a worker runs once its agent is up (node_ready)."""

@@ -21,11 +21,13 @@ import itertools
 import logging
 import time
 
-from kfab.client import APIStatusError, Client, rt_of
-from kfab.controllers.base import Controller, ControllerContext, now_rfc3339
-from kfab.controllers.events import EventRecorder
-from kfab.controllers.informer import InformerFactory
-from kfab.controllers.leader import micro_time
+from kfab.client import APIStatusError, Client, KubeconfigError, rt_of
+from kfab.daemon import run_until_signal, setup_logging
+from kfab.machinery.controller import Controller, ControllerContext, now_rfc3339
+from kfab.machinery.events import EventRecorder
+from kfab.machinery.informer import InformerFactory
+from kfab.machinery.leader import micro_time
+from kfab.node import hollow_runs
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class HollowKubelet(Controller):
     def __init__(self, ctx: ControllerContext, nodes: dict[str, int]):
         self.nodes = dict(nodes)  # name -> the node's number in the cluster (see claim_numbers)
         self._next_ip: dict[str, int] = {name: 2 for name in nodes}
+        self._running_since: dict[str, float] = {}  # pod uid -> when its containers (re)started, for finishing pods
         super().__init__(ctx)
 
     def setup(self) -> None:
@@ -95,6 +98,7 @@ class HollowKubelet(Controller):
         if spec.get("nodeName") not in self.nodes:
             return None
         if meta.get("deletionTimestamp"):
+            self._running_since.pop(meta["uid"], None)
             # Nothing runs: the containers are "stopped" at once; finish the deletion as a kubelet does.
             try:
                 await self.client.delete(POD, meta["namespace"], meta["name"], grace_period_seconds=0, uid=meta["uid"])
@@ -104,6 +108,9 @@ class HollowKubelet(Controller):
             return None
         if status.get("phase") in ("Succeeded", "Failed"):
             return None
+        run_for = hollow_runs.run_seconds(pod)
+        if run_for is not None and status.get("phase") == "Running":
+            return await self._finish_run(pod, run_for)
         delay = _readiness_delay(spec)
         started = status.get("startTime")
         ready_at = _epoch(started) + delay if started else time.time() + delay
@@ -112,7 +119,27 @@ class HollowKubelet(Controller):
             return None if want_ready else max(0.05, ready_at - time.time())
         if not await self.write_status(self.pods, pod, self._running_status(pod, want_ready)):
             return None
+        if run_for is not None:
+            self._running_since[meta["uid"]] = time.monotonic()
+            return run_for
         return None if want_ready else max(0.05, ready_at - time.time())
+
+    async def _finish_run(self, pod: dict, run_for: float) -> float | None:
+        """A pod meant to finish: its containers exit `run_for` seconds after they started (see hollow_runs)."""
+        uid = pod["metadata"]["uid"]
+        since = self._running_since.setdefault(uid, time.monotonic())  # a restarted process: from now
+        left = since + run_for - time.monotonic()
+        if left > 0:
+            return left
+        status = hollow_runs.exited_status(pod, now_rfc3339())
+        restarted = status.get("phase") == "Running"
+        if restarted:
+            self._running_since[uid] = time.monotonic()
+        else:
+            self._running_since.pop(uid, None)
+        if not await self.write_status(self.pods, pod, status):
+            return None
+        return run_for if restarted else None
 
     def _running_status(self, pod: dict, ready: bool) -> dict:
         spec, status = pod.get("spec") or {}, dict(pod.get("status") or {})
@@ -309,3 +336,10 @@ async def run_hollow_nodes(kubeconfig, count: int, prefix: str = "hollow-node-",
         finally:
             if delete_on_exit:
                 await asyncio.shield(nodes.deregister())
+
+
+def run(kubeconfig, count: int, prefix: str, lease_interval: float, delete_on_exit: bool, verbose: bool = False) -> int:
+    """`kfab hollow-node`: the simulated nodes in the foreground until SIGTERM/SIGINT."""
+    setup_logging(verbose)
+    return run_until_signal(run_hollow_nodes(kubeconfig, count, prefix, lease_interval, delete_on_exit),
+                            errors=(KubeconfigError, ValueError, OSError))

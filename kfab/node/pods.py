@@ -39,7 +39,7 @@ class NodeContext:
     volumes: PodVolumes
     lookup: Lookup
     network: str
-    events: object  # kfab.controllers.events.EventRecorder
+    events: object  # kfab.machinery.events.EventRecorder
     sandbox_options: dict = field(default_factory=dict)  # extra Podman pod options from the pod network
     cluster_dns: str | None = None  # the DNS Service IP pods with dnsPolicy ClusterFirst use
     cluster_domain: str = "cluster.local"

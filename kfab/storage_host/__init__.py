@@ -1,4 +1,4 @@
-"""Storage servers' side of the cluster: external provisioners that run ON the NFS server and the iSCSI target.
+"""What runs ON the storage host (the NFS server, the iSCSI target): the external provisioners of its volumes.
 
 The control-plane's PV binder (kfab/controllers/pv_binder.py) annotates a claim of a class whose provisioner it
 does not run with `volume.kubernetes.io/storage-provisioner: <name>` and waits. `kfab provisioner nfs|iscsi`

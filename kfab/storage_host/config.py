@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from kfab.storage.naming import NamingError, check_iqn
+from kfab.storage_host.naming import NamingError, check_iqn
 
 KINDS = {"nfs": ("kfab.io/nfs", "kfab-nfs"), "iscsi": ("kfab.io/iscsi", "kfab-iscsi")}
 RECLAIM_POLICIES = ("Delete", "Retain")

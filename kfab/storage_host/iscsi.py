@@ -27,11 +27,11 @@ import base64
 import os
 from pathlib import Path
 
-from kfab.storage.access import ISCSI_MODES, ProvisioningError, check_access_modes
-from kfab.storage.config import ProvisionerConfig
-from kfab.storage.naming import LUN, lun_file, target_iqn
-from kfab.storage.sizes import SizeError, format_bytes, lun_bytes, request_bytes
-from kfab.storage.tgt import Tgt
+from kfab.storage_host.access import ISCSI_MODES, ProvisioningError, check_access_modes
+from kfab.storage_host.config import ProvisionerConfig
+from kfab.storage_host.naming import LUN, lun_file, target_iqn
+from kfab.storage_host.sizes import SizeError, format_bytes, lun_bytes, request_bytes
+from kfab.storage_host.tgt import Tgt
 
 CHAP_SECRET_TYPE = "kubernetes.io/iscsi-chap"
 

@@ -53,7 +53,7 @@ def cluster(storage_lab):
         subprocess.run(KFAB + ["kubeconfig", "--data-dir", str(c.data_dir), "--user", "system:kfab-provisioner:ss1",
                                "--group", "system:kfab-provisioners", "--server", c.server_url,
                                "-o", str(c.workdir / "provisioner.kubeconfig")], check=True, capture_output=True)
-        from kfab.ship.wheelhouse import build
+        from kfab.install.wheelhouse import build
         c.wheelhouse = build()
         # The client's tools install meanwhile: kfab up works on ss1 only.
         tools = subprocess.Popen(storage_lab.lab.ssh_command(CLIENT) + [CLIENT_TOOLS], stdout=subprocess.PIPE,

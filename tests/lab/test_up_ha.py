@@ -23,7 +23,7 @@ KUBECONFIG = Path("~/.local/share/kfab/clusters/kfabha/admin.kubeconfig").expand
 @pytest.fixture(scope="module")
 def wheelhouse() -> str:
     """One wheelhouse for both `kfab up` runs: others edit the shared tree meanwhile, which is not a change."""
-    from kfab.ship.wheelhouse import build
+    from kfab.install.wheelhouse import build
 
     return str(build())
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from kfab.api.errors import APIError
-from kfab.objects.admission import AdmissionChain
-from kfab.objects.allocator import IP_PREFIX, PORT_PREFIX
+from kfab.objects.errors import APIError
+from kfab.api.admission import AdmissionChain
+from kfab.api.allocator import IP_PREFIX, PORT_PREFIX
 from kfab.objects.registry import REGISTRY
 from kfab.store import KeyExists, open_store
 from tests.unit.admission_helpers import create_request

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 
-from kfab.objects.admission import AdmissionChain, AdmissionRequest
+from kfab.api.admission import AdmissionChain, AdmissionRequest
 from kfab.objects.registry import REGISTRY
 from kfab.store import open_store
 

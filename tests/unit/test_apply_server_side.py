@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from kfab.api.apply import parse_apply_body, record_update, server_side_apply
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY
 
 DEPLOYMENT = REGISTRY.by_kind("apps/v1", "Deployment")

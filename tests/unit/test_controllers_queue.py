@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from kfab.controllers.base import Controller, ControllerContext
-from kfab.controllers.events import EventRecorder
-from kfab.controllers.informer import Informer, InformerFactory, by_owner_uid
-from kfab.controllers.workqueue import ShutDown, WorkQueue
+from kfab.machinery.controller import Controller, ControllerContext
+from kfab.machinery.events import EventRecorder
+from kfab.machinery.informer import Informer, InformerFactory, by_owner_uid
+from kfab.machinery.workqueue import ShutDown, WorkQueue
 from kfab.objects.registry import REGISTRY
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from kfab.api import protobuf
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 
 
 def varint(n: int) -> bytes:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.api.patch import STRATEGIC_MERGE_PATCH, apply_patch
 from kfab.objects.registry import REGISTRY
 

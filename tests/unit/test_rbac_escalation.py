@@ -8,7 +8,7 @@ import json
 import pytest
 
 from kfab.api.auth import UserInfo
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.api.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, ROLE_BINDINGS, ROLES, RBACAuthorizer, bootstrap_rbac
 from kfab.api.rbac_escalation import check_rbac_write, rule_covers
 from kfab.store import open_store

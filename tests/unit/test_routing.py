@@ -3,7 +3,7 @@
 import pytest
 from multidict import MultiDict
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.api.routing import parse_resource_path, request_verb
 
 

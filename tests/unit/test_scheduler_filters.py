@@ -4,8 +4,10 @@ import random
 
 import pytest
 
+from kfab.objects.node_affinity import match_expression
+from kfab.objects.taints import tolerates
 from kfab.scheduler.filters import (REASON_AFFINITY, REASON_PORTS, REASON_TOO_MANY_PODS, REASON_UNSCHEDULABLE,
-                                    match_expression, node_fit_reasons, tolerates, unschedulable_message)
+                                    node_fit_reasons, unschedulable_message)
 from kfab.scheduler.nodeinfo import NodeInfo, PodUsage, pod_requests
 from kfab.scheduler.scores import select_node
 

@@ -9,11 +9,11 @@ import base64
 
 import pytest
 
-from kfab.storage.access import ProvisioningError
-from kfab.storage.config import parse_config
-from kfab.storage.controller import DEFAULT_CLASS, storage_class_for
-from kfab.storage.iscsi import ISCSIProvisioner
-from kfab.storage.nfs import NFSProvisioner
+from kfab.storage_host.access import ProvisioningError
+from kfab.storage_host.config import parse_config
+from kfab.storage_host.controller import DEFAULT_CLASS, storage_class_for
+from kfab.storage_host.iscsi import ISCSIProvisioner
+from kfab.storage_host.nfs import NFSProvisioner
 
 PV = "pvc-0e5d380a-a4cc-4218-ae6f-20f38d777340"
 CLAIM = {"metadata": {"name": "data", "namespace": "shop", "uid": PV[4:]},

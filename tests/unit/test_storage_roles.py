@@ -13,7 +13,7 @@ from kfab.provision.inventory import load_inventory
 from kfab.provision.playbook import load_playbook
 from kfab.provision.preflight import preflight
 from kfab.provision.runner import RoleFiles
-from kfab.storage.config import parse_config
+from kfab.storage_host.config import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "tests" / "lab" / "playbooks" / "storage-servers.yml"

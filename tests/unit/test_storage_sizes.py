@@ -1,12 +1,12 @@
-"""Provisioners' naming, size parsing and rounding, and access-mode checks (kfab/storage)."""
+"""Provisioners' naming, size parsing and rounding, and access-mode checks (kfab/storage_host)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kfab.storage.access import ISCSI_MODES, NFS_MODES, ProvisioningError, check_access_modes
-from kfab.storage.naming import NamingError, check_iqn, lun_file, nfs_directory, target_iqn
-from kfab.storage.sizes import GI, MI, SizeError, format_bytes, lun_bytes, request_bytes, round_up
+from kfab.storage_host.access import ISCSI_MODES, NFS_MODES, ProvisioningError, check_access_modes
+from kfab.storage_host.naming import NamingError, check_iqn, lun_file, nfs_directory, target_iqn
+from kfab.storage_host.sizes import GI, MI, SizeError, format_bytes, lun_bytes, request_bytes, round_up
 
 UID = "0e5d380a-a4cc-4218-ae6f-20f38d777340"
 PV = f"pvc-{UID}"

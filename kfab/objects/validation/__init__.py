@@ -1,7 +1,7 @@
 """Semantic validation of objects, per kind, as kube-apiserver's strategies run it on create and update.
 
 `validate_create(rt, obj)` and `validate_update(rt, obj, old, subresource)` return the field errors
-(kfab.api.errors.Cause); an empty list means valid. Schema checks (types, unknown fields) are separate:
+(kfab.objects.errors.Cause); an empty list means valid. Schema checks (types, unknown fields) are separate:
 kfab.objects.schema.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kfab.api.errors import Cause
+from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.registry import ResourceType
 from kfab.objects.validation import apiextensions, apps, core, other, pod, service

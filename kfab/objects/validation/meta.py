@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kfab.api.errors import Cause
+from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.validation.field import child, forbidden, immutable, invalid, required, too_long
 

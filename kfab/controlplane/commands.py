@@ -1,0 +1,165 @@
+"""`kfab server`, `kfab apiserver`, `kfab controller-manager` and `kfab scheduler`: parse the arguments, call
+kfab.controlplane.server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from kfab.api.server import ServerConfig
+from kfab.controllers.manager import select
+from kfab.controlplane import server
+from kfab.machinery.leader import LeaderElectionConfig
+from kfab.machinery.leader_args import add_leader_election_args
+from kfab.store import open_store
+from kfab.store.base import StoreError
+from kfab.store.encryption import CONFIG_FILE as ENCRYPTION_CONFIG_FILE
+from kfab.store.encryption import rotate_key
+
+
+def _common(p) -> None:
+    p.add_argument("--data-dir", required=True, type=Path,
+                   help="where the PKI (pki/) and admin.kubeconfig live (and the SQLite state for `kfab server`)")
+    p.add_argument("--port", type=int, default=6443, help="HTTPS port (default 6443; 0 picks a free one)")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--token-auth-file", type=Path,
+                   help="bearer tokens, kube-apiserver CSV format: token,user,uid,\"group1,group2\"")
+    p.add_argument("--tls-san", action="append", default=[],
+                   help="extra DNS name or IP for the serving certificate; repeatable")
+    p.add_argument("--advertise-address", metavar="IP",
+                   help="the address in-cluster clients reach this API server at (the `kubernetes` Service's "
+                        "endpoint); default: --bind, or this host's outgoing address when binding all")
+    p.add_argument("--compaction-interval", type=float, default=300.0, metavar="SECONDS",
+                   help="every SECONDS, forget store history older than the previous interval (default 300)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each component's progress")
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "server", help="run the control plane on this machine (API server over SQLite in DATA_DIR)",
+        description="Run the control plane on one machine: the Kubernetes-compatible API server over a SQLite "
+                    "store in DATA_DIR, TLS from DATA_DIR/pki, an admin kubeconfig in DATA_DIR/admin.kubeconfig, "
+                    "and the controller-manager and scheduler in the same process. Stops cleanly on SIGTERM.")
+    _common(p)
+    p.add_argument("--disable-controllers", action="store_true",
+                   help="do not run the controller-manager in this process (run `kfab controller-manager` instead)")
+    p.set_defaults(func=server_command)
+
+    p = subparsers.add_parser(
+        "rotate-encryption-key", help="new key for Secrets at rest in DATA_DIR (kfab server stopped)",
+        description="Rotate the key that encrypts Secrets at rest for `kfab server --data-dir DATA_DIR`: a new "
+                    "key is added first (it encrypts from now on), every Secret is rewritten with it, then the old "
+                    "key is dropped from DATA_DIR/pki/encryption-config.yaml. The server must be stopped (the "
+                    "SQLite store is one process's); start it again afterwards.")
+    p.add_argument("--data-dir", required=True, type=Path)
+    p.set_defaults(func=rotate_encryption_key_command)
+
+    p = subparsers.add_parser(
+        "apiserver", help="run the API server alone over a store URL (sqlite:///, etcd:// or etcd+https://)",
+        description="Run the API server over the state store a URL names: sqlite:///abs/path/state.db, or "
+                    "etcd://host:port[,host:port...] so that several API servers share one etcd cluster, or "
+                    "etcd+https://host:port[,...]?cacert=CA&cert=CRT&key=KEY for etcd over TLS with a client "
+                    "certificate.")
+    p.add_argument("--store", required=True, help="sqlite:///abs/path/state.db, etcd://host:port[,host:port...] "
+                                                  "or etcd+https://host:port[,...]?cacert=CA&cert=CRT&key=KEY")
+    _common(p)
+    p.set_defaults(func=apiserver_command)
+
+    p = subparsers.add_parser(
+        "controller-manager", help="run the controllers (Deployment, ReplicaSet, GC, Namespace, ...) against an API",
+        description="Run the controllers as a client of the API server the kubeconfig names. With --leader-elect, "
+                    "several controller-managers can run and only the holder of the Lease "
+                    "kube-system/kfab-controller-manager acts.")
+    p.add_argument("--kubeconfig", required=True, type=Path)
+    add_leader_election_args(p)
+    p.add_argument("--node-monitor-grace-period", type=float, default=20.0, metavar="SECONDS",
+                   help="a node whose Lease is not renewed for this long becomes Unknown (default 20)")
+    p.add_argument("--pod-eviction-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="pods on an unreachable/not-ready node are evicted this long after it was tainted (default 10)")
+    p.add_argument("--controllers", default="*",
+                   help="comma-separated: '*' all, 'name' enable, '-name' disable (default '*')")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=controller_manager_command)
+
+    p = subparsers.add_parser(
+        "scheduler", help="run the scheduler (assigns pending pods to nodes) against an API server",
+        description="Watch pods with no node whose schedulerName is ours, pick a node (filters: Ready, cordon, "
+                    "taints, nodeSelector/affinity, resources, host ports; scores: least allocated, spread) and "
+                    "bind them. With --leader-elect only the holder of the Lease kube-system/kfab-scheduler acts.")
+    p.add_argument("--kubeconfig", required=True, type=Path)
+    add_leader_election_args(p)
+    p.add_argument("--scheduler-name", default="default-scheduler",
+                   help="schedule the pods whose spec.schedulerName is this (default: default-scheduler)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=scheduler_command)
+
+
+def _server_config(args, store_url: str) -> ServerConfig:
+    return ServerConfig(store_url=store_url, data_dir=args.data_dir.resolve(), bind=args.bind, port=args.port,
+                        tokens_file=args.token_auth_file, tls_sans=args.tls_san,
+                        compaction_interval=args.compaction_interval, advertise_address=args.advertise_address)
+
+
+def _election(args, **lease) -> LeaderElectionConfig | None:
+    """The --leader-elect-* flags as a LeaderElectionConfig (None without --leader-elect); ValueError when bad."""
+    if not args.leader_elect:
+        return None
+    return LeaderElectionConfig(**lease, lease_duration=args.leader_elect_lease_duration,
+                                renew_deadline=args.leader_elect_renew_deadline,
+                                retry_period=args.leader_elect_retry_period, identity=args.leader_elect_identity)
+
+
+def server_command(args) -> int:
+    config = _server_config(args, f"sqlite:///{args.data_dir.resolve() / 'state.db'}")
+    return server.run_server(config, args.verbose, controllers=not args.disable_controllers)
+
+
+def apiserver_command(args) -> int:
+    return server.run_apiserver(_server_config(args, args.store), args.verbose)
+
+
+def controller_manager_command(args) -> int:
+    names = [n.strip() for n in args.controllers.split(",") if n.strip()]
+    try:
+        select(names)
+        election = _election(args)
+    except ValueError as e:
+        print(f"kfab controller-manager: {e}", file=sys.stderr)
+        return 2
+    options = {"node-monitor-grace-period": args.node_monitor_grace_period,
+               "pod-eviction-timeout": args.pod_eviction_timeout}
+    return server.run_controller_manager(args.kubeconfig, election, names, options, args.verbose)
+
+
+def scheduler_command(args) -> int:
+    try:
+        election = _election(args, name="kfab-scheduler")
+    except ValueError as e:
+        print(f"kfab scheduler: {e}", file=sys.stderr)
+        return 2
+    return server.run_scheduler(args.kubeconfig, election, args.scheduler_name, args.verbose)
+
+
+def rotate_encryption_key_command(args) -> int:
+    data_dir = args.data_dir.resolve()
+    config = data_dir / "pki" / ENCRYPTION_CONFIG_FILE
+    if not config.exists():
+        print(f"kfab rotate-encryption-key: {config} does not exist (has kfab server run in {data_dir}?)",
+              file=sys.stderr)
+        return 1
+
+    async def rotate() -> int:
+        store = await open_store(f"sqlite:///{data_dir / 'state.db'}")
+        try:
+            return await rotate_key(store, config)
+        finally:
+            await store.close()
+
+    try:
+        rewritten = asyncio.run(rotate())
+    except StoreError as e:
+        print(f"kfab rotate-encryption-key: {e}", file=sys.stderr)
+        return 1
+    print(f"new encryption key in {config}; {rewritten} stored objects re-encrypted, the old key removed")
+    return 0
