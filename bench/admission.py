@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kfab.objects.admission import AdmissionChain, AdmissionRequest  # noqa: E402
+from kfab.api.admission import AdmissionChain, AdmissionRequest  # noqa: E402
 from kfab.objects.registry import REGISTRY  # noqa: E402
 from kfab.store import KeyExists, open_store  # noqa: E402
 

@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.objects.validation.field import invalid, invalid_error
 from kfab.store.base import KeyExists, KeyNotFound, RevisionConflict, Store
 

@@ -24,7 +24,7 @@ from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.deletion import DeleteHandlers
 from kfab.api.discovery import Discovery
 from kfab.api.rbac import RBACAuthorizer
-from kfab.api.errors import APIError, unauthorized
+from kfab.objects.errors import APIError, unauthorized
 from kfab.api.impersonation import impersonated_user
 from kfab.api.openapi import add_openapi_routes
 from kfab.api.portforward import attach, port_forward
@@ -34,7 +34,7 @@ from kfab.api.serialize import content_type, dump, parse_object, read_body
 from kfab.api.storage import ResourceStorage
 from kfab.api.subresources import PodExec, PodLogs, SubresourceHandlers
 from kfab.api.watch import WatchHandler, WatchSource
-from kfab.objects.admission import AdmissionChain
+from kfab.api.admission import AdmissionChain
 from kfab.objects.registry import REGISTRY, ResourceRegistry
 from kfab.store.base import Store
 

@@ -17,7 +17,7 @@ import json
 
 import yaml
 
-from kfab.api.errors import APIError, Cause, bad_request
+from kfab.objects.errors import APIError, Cause, bad_request
 from kfab.api.fieldset import Path, compare, display, fields_of, item_element, under
 from kfab.api.managedfields import (  # noqa: F401  (record_update and friends are re-exported)
     BEFORE_FIRST_APPLY,

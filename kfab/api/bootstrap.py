@@ -5,9 +5,9 @@ two API servers at once."""
 from __future__ import annotations
 
 from kfab.api import strategy
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.api.storage import ResourceStorage
-from kfab.objects.admission import AdmissionChain, AdmissionRequest
+from kfab.api.admission import AdmissionChain, AdmissionRequest
 from kfab.objects.registry import REGISTRY
 from kfab.store.base import Store
 

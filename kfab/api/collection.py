@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from kfab.api.errors import APIError, bad_request
+from kfab.objects.errors import APIError, bad_request
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import render_list
 from kfab.api.storage import ResourceStorage

@@ -12,11 +12,11 @@ from multidict import CIMultiDict
 
 from kfab.api import strategy
 from kfab.api.apply import record_update
-from kfab.api.errors import APIError, bad_request, conflict
+from kfab.objects.errors import APIError, bad_request, conflict
 from kfab.api.rbac_escalation import check_rbac_write
 from kfab.api.routing import ResourcePath
 from kfab.api.storage import UPDATE_RETRIES, ResourceStorage
-from kfab.objects.admission import AdmissionChain, AdmissionRequest
+from kfab.api.admission import AdmissionChain, AdmissionRequest
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from kfab.api.auth import AUTHENTICATED, RequestAttributes, UserInfo, forbidden_error
-from kfab.api.errors import bad_request
+from kfab.objects.errors import bad_request
 
 USER_HEADER = "Impersonate-User"
 GROUP_HEADER = "Impersonate-Group"

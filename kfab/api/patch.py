@@ -14,7 +14,7 @@ import json
 import jsonpatch
 import jsonpointer
 
-from kfab.api.errors import APIError, bad_request, unsupported_media_type
+from kfab.objects.errors import APIError, bad_request, unsupported_media_type
 from kfab.api.patch_schema import Field
 from kfab.api.strategic_merge import PatchError, strategic_merge
 from kfab.objects.registry import ResourceType

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import datetime
 
-from kfab.api.errors import APIError, bad_request
+from kfab.objects.errors import APIError, bad_request
 
 MAGIC = b"k8s\x00"
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"

@@ -13,7 +13,7 @@ import yaml
 from aiohttp import web
 
 from kfab.api import protobuf
-from kfab.api.errors import APIError, bad_request
+from kfab.objects.errors import APIError, bad_request
 from kfab.objects.registry import ResourceType
 from kfab.objects.tables import to_table
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kfab.api import strategy
-from kfab.api.errors import APIError, already_exists, conflict, gone, not_found
+from kfab.objects.errors import APIError, already_exists, conflict, gone, not_found
 from kfab.objects.registry import ResourceType
 from kfab.store.base import (KeyExists, KeyNotFound, RevisionCompacted, RevisionConflict, Store,
                              StoreUnavailable)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from kfab.api import strategy
 from kfab.api.collection import selectors
-from kfab.api.errors import bad_request, gone
+from kfab.objects.errors import bad_request, gone
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import negotiate, partial_metadata, to_table
 from kfab.api.storage import ResourceStorage, expired

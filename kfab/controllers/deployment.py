@@ -12,14 +12,14 @@ import copy
 
 from kfab.client import APIStatusError, rt_of
 from kfab.controllers import deployment_util as du
-from kfab.controllers.base import Controller, by_controller_uid, controller_ref, now_rfc3339, owner_ref
+from kfab.machinery.controller import Controller, by_controller_uid, controller_ref, now_rfc3339, owner_ref
 from kfab.controllers.deployment_rollout import RolloutMixin
 from kfab.controllers.deployment_status import StatusMixin
 from kfab.controllers.podutil import is_active, is_available, is_ready, orphan_namespace
+from kfab.controllers.replicaset import REPLICASET
 from kfab.objects.selectors import selector_from_object
 
 DEPLOYMENT = rt_of("Deployment", "apps/v1")
-REPLICASET = rt_of("ReplicaSet", "apps/v1")
 POD = rt_of("Pod")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, key_of
+from kfab.machinery.controller import Controller, key_of
 from kfab.controllers.podutil import is_ready
 from kfab.objects.selectors import LabelSelector, selector_from_object
 

@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 from kfab.client import APIStatusError
-from kfab.controllers.base import Controller, by_owner_uid, key_of
-from kfab.controllers.informer import Informer
+from kfab.machinery.controller import Controller, by_owner_uid, key_of
+from kfab.machinery.informer import Informer
 from kfab.objects.crd import is_established, served_types
 from kfab.objects.registry import REGISTRY, ResourceType
 

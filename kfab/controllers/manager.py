@@ -1,5 +1,5 @@
 """The controller-manager: every controller of CONTROLLERS on one shared set of informers, optionally
-leader-elected; also the hook that runs it inside `kfab server` (k3s-style).
+leader-elected (kfab.controlplane runs it, in `kfab server` or as `kfab controller-manager`).
 
 CONTROLLERS maps the name used by `--controllers` to the class; add a controller by adding a line here.
 """
@@ -10,17 +10,17 @@ import asyncio
 import logging
 import socket
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable
+from typing import Iterable
 
 from kfab.client import Client
-from kfab.controllers.base import Controller, ControllerContext
+from kfab.machinery.controller import Controller, ControllerContext
 from kfab.controllers.deployment import DeploymentController
 from kfab.controllers.endpoints import EndpointsController
 from kfab.controllers.endpointslice import EndpointSliceController
-from kfab.controllers.events import EventRecorder
+from kfab.machinery.events import EventRecorder
 from kfab.controllers.garbage_collector import GarbageCollector
-from kfab.controllers.informer import InformerFactory
-from kfab.controllers.leader import LeaderElectionConfig, LeaderElector
+from kfab.machinery.informer import InformerFactory
+from kfab.machinery.leader import LeaderElectionConfig, LeaderElector
 from kfab.controllers.namespace import NamespaceController
 from kfab.controllers.node_lifecycle import NodeLifecycleController
 from kfab.controllers.pv_binder import PersistentVolumeBinder
@@ -73,33 +73,14 @@ async def run_controllers(client: Client, names: Iterable[str] | None = None, op
         await recorder.close()
 
 
-async def run_manager(kubeconfig: Path, leader_elect: bool = False, election: LeaderElectionConfig | None = None,
+async def run_manager(kubeconfig: Path, election: LeaderElectionConfig | None = None,
                       names: Iterable[str] | None = None, options: dict | None = None) -> None:
+    """Until cancelled; with an `election`, only while holding its Lease."""
     select(names)  # fail on unknown names before connecting
     async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-controller-manager", pool_size=100) as client:
-        if not leader_elect:
+        if election is None:
             await run_controllers(client, names, options)
             return
-        election = election or LeaderElectionConfig()
         elector = LeaderElector(client, election)
         while True:  # after losing the lease, contend again with fresh caches
             await elector.run(lambda: run_controllers(client, names, options, election.identity))
-
-
-def in_process_components(args) -> tuple[Callable[[Path], Awaitable[None]], ...]:
-    """What `kfab server` runs in its own process once the API serves. Only commands that have the
-    --disable-controllers flag (`kfab server`) run any; `kfab apiserver` is the API server alone."""
-    if getattr(args, "disable_controllers", True):
-        return ()
-
-    async def controller_manager(kubeconfig: Path) -> None:
-        try:
-            await run_manager(kubeconfig)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - the API server keeps serving; the log says what broke
-            log.exception("in-process controller-manager stopped")
-            raise
-
-    from kfab.scheduler.commands import in_process_scheduler  # the scheduler joins `kfab server` too
-    return (controller_manager, in_process_scheduler)

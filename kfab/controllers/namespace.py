@@ -8,7 +8,7 @@ gracefully and may take a while, so the namespace is looked at again until nothi
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller
+from kfab.machinery.controller import Controller
 from kfab.objects.crd import is_established, served_types
 from kfab.objects.registry import REGISTRY, ResourceType
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import time
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, now_rfc3339, parse_time
-from kfab.scheduler.filters import NOT_READY_TAINT, UNREACHABLE_TAINT, tolerates
+from kfab.machinery.controller import Controller, now_rfc3339, parse_time
+from kfab.objects.taints import NOT_READY_TAINT, UNREACHABLE_TAINT, tolerates
 
 NODE = rt_of("Node")
 POD = rt_of("Pod")

@@ -7,7 +7,7 @@ import copy
 import datetime
 from typing import Awaitable, Callable, Iterable
 
-from kfab.controllers.base import controller_ref, owner_ref, parse_time
+from kfab.machinery.controller import controller_ref, owner_ref, parse_time
 
 SLOW_START_INITIAL_BATCH = 1  # as kube-controller-manager: 1, 2, 4, ... so a failing template fails fast
 BURST_REPLICAS = 500          # most pods one reconcile creates or deletes

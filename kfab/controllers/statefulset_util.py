@@ -7,7 +7,7 @@ import copy
 import json
 import re
 
-from kfab.controllers.base import owner_ref
+from kfab.machinery.controller import owner_ref
 from kfab.controllers.deployment_util import template_hash
 from kfab.controllers.podutil import is_ready
 

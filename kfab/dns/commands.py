@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
-import logging
-import signal
+import socket
 import sys
 from pathlib import Path
+
+from kfab.dns import process
+from kfab.dns.corefile import render_corefile
 
 
 def add_commands(subparsers) -> None:
@@ -70,12 +70,6 @@ def resolv_conf_nameserver(path: Path = Path("/etc/resolv.conf"), avoid: str | N
 
 
 def run_dns(args) -> int:
-    from kfab.client import Client, KubeconfigError
-    from kfab.dns.server import DNSServer
-    from kfab.dns.watch import WatchedRecords
-
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         listen = parse_address(args.listen, 53, "--listen")
         upstream_text = args.upstream or resolv_conf_nameserver(avoid=listen[0])
@@ -84,39 +78,7 @@ def run_dns(args) -> int:
     except ValueError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 2
-    try:
-        client = Client.from_kubeconfig(args.kubeconfig, user_agent="kfab-dns")
-    except KubeconfigError as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 2
-
-    async def main() -> int:
-        records = WatchedRecords(client, args.domain)
-        server = DNSServer(records, upstream)
-        try:
-            host, port = await server.start(*listen)
-        except OSError as e:
-            print(f"ERROR: --listen {args.listen}: {e.strerror or e}", file=sys.stderr)
-            await client.close()
-            return 1
-        logging.getLogger("kfab.dns").info("serving %s on %s:%d (UDP, TCP); upstream %s", args.domain, host, port,
-                                           "%s:%d" % upstream if upstream else "none")
-        task = asyncio.create_task(records.run())
-        registration = asyncio.create_task(_register(client, service, host, port)) if service else None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            if registration is not None:
-                await _unregister(client, registration)
-            await server.stop()
-            await client.close()
-        return 0
-
-    return asyncio.run(main())
+    return process.run(args.kubeconfig, args.domain, listen, upstream, service, args.verbose, args.listen)
 
 
 def _service_args(args, listen: tuple[str, int]) -> dict | None:
@@ -134,36 +96,10 @@ def _service_args(args, listen: tuple[str, int]) -> dict | None:
         raise ValueError(f"--service-ip: {args.service_ip!r} is not an IP address") from None
     if ipaddress.ip_address(listen[0]).is_unspecified:
         raise ValueError(f"--service needs --listen at a host address (the slice names it), not {listen[0]}")
-    import socket
     return {"service": args.service, "cluster_ip": args.service_ip,
             "endpoint_name": args.endpoint_name or socket.gethostname()}
 
 
-async def _register(client, service: dict, host: str, port: int) -> dict:
-    """Until it succeeds (the API server may come up after us at boot): the Service and our slice."""
-    from kfab.dns.register import register
-    delay = 1.0
-    while True:
-        try:
-            return await register(client, service["service"], service["cluster_ip"], service["endpoint_name"],
-                                  host, port)
-        except Exception as e:  # noqa: BLE001 - keep serving; retry with backoff
-            logging.getLogger("kfab.dns").warning("registering in Service %s: %s (retrying)", service["service"], e)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
-async def _unregister(client, registration: asyncio.Task) -> None:
-    """On a clean stop our slice goes, so the proxies stop sending queries here."""
-    from kfab.dns.register import unregister
-    if not registration.done():
-        registration.cancel()
-        return
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(unregister(client, registration.result()), 5)
-
-
 def run_corefile(args) -> int:
-    from kfab.dns.corefile import render_corefile
     sys.stdout.write(render_corefile(args.domain, args.upstream, kubeconfig=args.kubeconfig, port=args.port))
     return 0

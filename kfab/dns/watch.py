@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from kfab.client import Client, rt_of
-from kfab.controllers.informer import Informer
+from kfab.machinery.informer import Informer
 from kfab.dns.records import Records
 
 

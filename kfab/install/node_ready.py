@@ -1,6 +1,6 @@
 """Wait until a Node reports Ready, asking the API with the node's own kubeconfig (role worker's last step).
 
-    python -m kfab.ship.node_ready --kubeconfig /etc/kfab/node.kubeconfig --node NAME [--timeout 120]
+    python -m kfab.install.node_ready --kubeconfig /etc/kfab/node.kubeconfig --node NAME [--timeout 120]
 
 Runs on the worker from kfab's venv, so the play moves on only once the agent registered, got its podCIDR
 and posted Ready — and proves the node's credentials reach the API. Exit 0 when Ready, 1 on timeout
@@ -44,7 +44,7 @@ async def wait_ready(kubeconfig: str, name: str, timeout: float) -> tuple[bool, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kfab.ship.node_ready")
+    p = argparse.ArgumentParser(prog="python -m kfab.install.node_ready")
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--node", required=True)
     p.add_argument("--timeout", type=float, default=120.0)

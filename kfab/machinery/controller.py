@@ -38,10 +38,10 @@ import logging
 from dataclasses import dataclass, field
 
 from kfab.client import APIStatusError, Client
-from kfab.controllers.events import EventRecorder
-from kfab.controllers.informer import (Informer, InformerFactory, by_controller_uid, by_owner_uid, key_of,
+from kfab.machinery.events import EventRecorder
+from kfab.machinery.informer import (Informer, InformerFactory, by_controller_uid, by_owner_uid, key_of,
                                        split_key)
-from kfab.controllers.workqueue import ShutDown, WorkQueue
+from kfab.machinery.workqueue import ShutDown, WorkQueue
 from kfab.objects.registry import ResourceType
 
 __all__ = ["Controller", "ControllerContext", "Informer", "InformerFactory", "WorkQueue", "by_controller_uid",

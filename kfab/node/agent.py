@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kfab.client import APIStatusError, Client, rt_of
-from kfab.controllers.events import EventRecorder
-from kfab.controllers.informer import Informer
-from kfab.node.logs import KUBELET_PORT, LogServer
+from kfab.client import APIStatusError, Client, KubeconfigError, rt_of
+from kfab.daemon import run_until_signal, setup_logging
+from kfab.machinery.events import EventRecorder
+from kfab.machinery.informer import Informer
+from kfab.node.logs import LogServer
 from kfab.node.podnet import PodNetwork, run_pod_network
 from kfab.node.pods import NodeContext, PodWorker
 from kfab.node.registration import NodeRegistration
+from kfab.objects.kubelet import KUBELET_PORT
 from kfab.node.runtime import DEFAULT_SOCKET, LABEL_UID, PodmanRuntime, RuntimeError_
 from kfab.node.volumes import DEFAULT_ROOT, PodVolumes
 
@@ -186,3 +189,14 @@ class NodeAgent:
                 await self._remove_orphans()
             except Exception as e:  # noqa: BLE001 - Podman restarting: next sweep
                 log.warning("orphan sweep failed: %s", e)
+
+
+def run_agent(config: AgentConfig, verbose: bool = False) -> int:
+    """`kfab node`: the agent in the foreground until SIGTERM/SIGINT; exit code 2 for a bad kubeconfig."""
+    setup_logging(verbose, verbose_level=logging.DEBUG, quiet_level=logging.INFO)
+    try:
+        agent = NodeAgent(config)
+    except KubeconfigError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 2
+    return run_until_signal(agent.run())

@@ -1,16 +1,16 @@
-"""`kfab node` (the node agent) and `kfab node-cert` (its serving certificate from the cluster CA)."""
+"""`kfab node` (the node agent), `kfab node-cert` (its serving certificate from the cluster CA) and
+`kfab hollow-node` (simulated nodes for tests and benchmarks)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import signal
 import socket
 import sys
 from pathlib import Path
 
+from kfab.node import hollow
+from kfab.node.agent import AgentConfig, run_agent
 from kfab.node.runtime import DEFAULT_SOCKET
+from kfab.pki import PKIError, write_node_serving_cert
 
 
 def add_commands(subparsers) -> None:
@@ -38,13 +38,21 @@ def add_commands(subparsers) -> None:
     c.add_argument("--out-dir", required=True, type=Path, help="writes node.crt, node.key, ca.crt there")
     c.set_defaults(func=run_node_cert)
 
+    p = subparsers.add_parser(
+        "hollow-node", help="run N simulated nodes (kubemark-style) that register, heartbeat and 'run' pods",
+        description="Simulated node agents for tests and benchmarks: each registers a Node, renews its Lease in "
+                    "kube-node-lease and moves pods bound to it to Running/Ready without running containers.")
+    p.add_argument("--kubeconfig", required=True, type=Path)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--name-prefix", default="hollow-node-")
+    p.add_argument("--lease-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="renew each node's Lease this often (default 10, as kubelet)")
+    p.add_argument("--delete-on-exit", action="store_true", help="delete the Nodes and Leases when stopped")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=run_hollow_node)
+
 
 def run_node(args) -> int:
-    from kfab.client import KubeconfigError
-    from kfab.node.agent import AgentConfig, NodeAgent
-
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tls = [args.serving_cert, args.serving_key, args.client_ca]
     if any(tls) and not all(tls):
         print("ERROR: --serving-cert, --serving-key and --client-ca go together", file=sys.stderr)
@@ -58,37 +66,22 @@ def run_node(args) -> int:
                          pods_root=Path(args.pods_dir), port=args.port, serving_cert=args.serving_cert,
                          serving_key=args.serving_key, client_ca=args.client_ca, cluster_dns=args.cluster_dns,
                          cluster_domain=args.cluster_domain)
-    try:
-        agent = NodeAgent(config)
-    except KubeconfigError as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 2
-
-    async def main() -> None:
-        task = asyncio.create_task(agent.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
-    return 0
+    return run_agent(config, args.verbose)
 
 
 def run_node_cert(args) -> int:
-    from kfab.pki import PKIError, load_control_plane_pki
-    from kfab.pki.ca import issue, save
-
     try:
-        pki = load_control_plane_pki(args.data_dir)
+        cert = write_node_serving_cert(args.data_dir, args.node_name, args.ip, args.out_dir)
     except PKIError as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    pair = issue(pki.load_ca(), f"system:node:{args.node_name}", ("system:nodes",),
-                 server_names=(args.node_name,), server_ips=tuple(args.ip))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    save(pair, args.out_dir / "node.crt", args.out_dir / "node.key")
-    (args.out_dir / "ca.crt").write_bytes(pki.ca_cert_pem)
-    print(f"wrote {args.out_dir / 'node.crt'}, node.key, ca.crt")
+    print(f"wrote {cert}, node.key, ca.crt")
     return 0
+
+
+def run_hollow_node(args) -> int:
+    if args.count < 1:
+        print("kfab hollow-node: --count must be at least 1", file=sys.stderr)
+        return 2
+    return hollow.run(args.kubeconfig, args.count, args.name_prefix, args.lease_interval, args.delete_on_exit,
+                      args.verbose)

@@ -1,5 +1,5 @@
-"""`kubectl exec`: the WebSocket remote-command protocol (v5/v4.channel.k8s.io) on the agent, and the API
-server's relay to it.
+"""`kubectl exec`: the WebSocket remote-command protocol (v5/v4.channel.k8s.io) on the agent (the API
+server's relay to it is kfab.api.kubelet_proxy).
 
 Each binary WebSocket message starts with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 error (a Status
 as JSON when the command ends), 4 terminal resize; v5 adds 255 "close channel" (kubectl half-closes stdin).
@@ -21,10 +21,10 @@ import aiohttp
 from aiohttp import web
 
 from kfab.node import podstatus as ps
+from kfab.objects.kubelet import REMOTE_COMMAND_PROTOCOLS
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
@@ -52,7 +52,7 @@ async def serve_exec(request: web.Request, runtime, pod_uid: Callable[[str, str]
         return web.Response(status=400, text="you must specify at least one command for the container")
     if not attempts or not ps.is_running(attempts[-1]):
         return web.Response(status=400, text=f'container {container} is not running in pod {name}')
-    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+    ws = web.WebSocketResponse(protocols=REMOTE_COMMAND_PROTOCOLS, max_msg_size=0)
     await ws.prepare(request)
     tty, stdin = _true(request.query.get("tty")), _true(request.query.get("stdin"))
     if attach:
@@ -116,71 +116,3 @@ async def serve_exec(request: web.Request, runtime, pod_uid: Callable[[str, str]
     feeder.cancel()
     await ws.close()
     return ws
-
-
-class NodeExecProxy:
-    """API server side: relay kubectl's WebSocket to the agent's /exec endpoint, message for message."""
-
-    def __init__(self, node_of: Callable, ssl_context: ssl.SSLContext):
-        self.node_of = node_of  # async (node name) -> the Node
-        self.ssl_context = ssl_context
-
-    async def __call__(self, pod: dict, request: web.Request, action: str = "exec") -> web.StreamResponse:
-        """`action`: exec, or attach (the same protocol on the container's own process)."""
-        from kfab.api.errors import APIError, bad_request
-
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            # kubectl falls back to SPDY only when the WebSocket upgrade is refused with an upgrade error.
-            raise APIError(400, "BadRequest", "only the WebSocket remote-command protocol "
-                           "(v5.channel.k8s.io, v4.channel.k8s.io) is supported")
-        containers = [c["name"] for c in pod["spec"].get("containers") or []]
-        container = request.query.get("container") or (containers[0] if containers else "")
-        if container not in containers:
-            raise bad_request(f'container {container} is not valid for pod {pod["metadata"]["name"]}')
-        meta = pod["metadata"]
-        params = [(k, v) for k, v in request.query.items() if k != "container"]
-        return await self.relay(pod, request, f"/{action}/{meta['namespace']}/{meta['name']}/{container}", params,
-                                PROTOCOLS, action)
-
-    async def relay(self, pod: dict, request: web.Request, path: str, params: list, protocols: tuple[str, ...],
-                    what: str) -> web.StreamResponse:
-        """Open the agent's WebSocket at `path` on the pod's node, then copy messages both ways (exec,
-        port-forward): the API server never reads the protocol inside."""
-        from kfab.api.errors import APIError, bad_request
-        from kfab.node.logs import kubelet_endpoint
-
-        address, port = await kubelet_endpoint(self.node_of, pod["spec"]["nodeName"])
-        host = f"[{address}]" if ":" in address else address
-        url = f"https://{host}:{port}{path}"
-        session = aiohttp.ClientSession()
-        try:
-            upstream = await session.ws_connect(url, params=params, ssl=self.ssl_context, protocols=protocols,
-                                                max_msg_size=0)
-        except aiohttp.WSServerHandshakeError as e:
-            await session.close()
-            raise bad_request(f"{what} on node {pod['spec']['nodeName']}: {e.message}") from None
-        except (aiohttp.ClientError, OSError) as e:
-            await session.close()
-            raise APIError(500, "InternalError", f"error dialing node {pod['spec']['nodeName']}: {e}") from None
-        downstream = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol else protocols,
-                                           max_msg_size=0)
-        await downstream.prepare(request)
-
-        async def copy(src, dst) -> None:
-            async for msg in src:
-                if msg.type == aiohttp.WSMsgType.BINARY:
-                    await dst.send_bytes(msg.data)
-                elif msg.type == aiohttp.WSMsgType.TEXT:
-                    await dst.send_str(msg.data)
-                else:
-                    break
-            await dst.close()
-
-        try:
-            up = asyncio.create_task(copy(downstream, upstream))
-            await copy(upstream, downstream)
-            up.cancel()
-        finally:
-            await upstream.close()
-            await session.close()
-        return downstream

@@ -1,4 +1,5 @@
-"""Container logs: the agent's HTTPS endpoint (the kubelet's /containerLogs) and the API server's proxy to it.
+"""Container logs: the agent's HTTPS endpoint (the kubelet's /containerLogs); the API server's proxy to it is
+kfab.api.kubelet_proxy.
 
 The agent serves `GET /containerLogs/{namespace}/{pod}/{container}?follow&tailLines&previous` on port 10250
 with a serving certificate from the cluster CA, and only to clients whose certificate the cluster CA signed
@@ -23,10 +24,9 @@ from kfab.node import podstatus as ps
 from kfab.node.exec import serve_exec
 from kfab.node.portforward import serve_port_forward
 from kfab.node.runtime import PodmanRuntime
+from kfab.objects.kubelet import KUBELET_PORT
 
 log = logging.getLogger(__name__)
-
-KUBELET_PORT = 10250
 
 # (namespace, pod name) -> the pod's uid on this node, or None
 PodUID = Callable[[str, str], "str | None"]
@@ -133,95 +133,3 @@ class LogServer:
 
 def _error(code: int, message: str) -> web.Response:
     return web.Response(status=code, text=message)
-
-
-class NodeLogProxy:
-    """The API server's side: `pod_logs(pod, query)` for kfab.api.subresources, relaying the agent's stream.
-
-    `node_of(name)` returns the Node object (read from the API server's store); `ssl_context` presents the
-    API server's kubelet-client certificate and verifies the agent's serving certificate with the cluster CA.
-    """
-
-    def __init__(self, node_of: Callable, ssl_context: ssl.SSLContext):
-        self.node_of = node_of
-        self.ssl_context = ssl_context
-
-    async def __call__(self, pod: dict, query) -> AsyncIterator[bytes]:
-        from kfab.api.errors import APIError, bad_request  # the API server's errors, only on its side
-
-        address, port = await kubelet_endpoint(self.node_of, pod["spec"]["nodeName"])
-        containers = [c["name"] for c in pod["spec"].get("containers") or []]
-        every = containers + [c["name"] for c in pod["spec"].get("initContainers") or []]
-        container = query.get("container")
-        if not container:
-            if len(containers) != 1:
-                raise bad_request(f'a container name must be specified for pod {pod["metadata"]["name"]}, '
-                                  f'choose one of: {containers}')
-            container = containers[0]
-        if container not in every:
-            raise bad_request(f'container {container} is not valid for pod {pod["metadata"]["name"]}')
-        params = {k: query[k] for k in ("follow", "tailLines", "previous") if k in query}
-        meta = pod["metadata"]
-        host = f"[{address}]" if ":" in address else address
-        url = f"https://{host}:{port}/containerLogs/{meta['namespace']}/{meta['name']}/{container}"
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
-        try:
-            resp = await session.get(url, params=params, ssl=self.ssl_context)
-        except (aiohttp.ClientError, OSError) as e:
-            await session.close()
-            raise APIError(500, "InternalError", f'Get "{url}": {e}') from None
-        if resp.status >= 400:
-            text = await resp.text()
-            resp.release()
-            await session.close()
-            raise bad_request(text.strip())
-
-        async def relay() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in resp.content.iter_any():
-                    yield chunk
-            finally:
-                resp.release()
-                await session.close()
-        return relay()
-
-
-async def kubelet_endpoint(node_of: Callable, node_name: str) -> tuple[str, int]:
-    """(InternalIP, kubelet port) from the Node's status; APIError 503 when the node has none."""
-    from kfab.api.errors import APIError
-
-    status = ((await node_of(node_name)) or {}).get("status") or {}
-    address = next((a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP"), None)
-    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or KUBELET_PORT
-    if not address:
-        raise APIError(503, "ServiceUnavailable", f'node "{node_name}" has no InternalIP address')
-    return address, int(port)
-
-
-def node_reader(store) -> Callable:
-    """Read a Node straight from the store (the API server's own view, no extra authorization)."""
-    from kfab.objects.registry import REGISTRY
-
-    rt = REGISTRY.by_kind("v1", "Node")
-
-    async def node_of(name: str) -> dict | None:
-        kv = await store.get(rt.store_key(None, name))
-        return json.loads(kv.value) if kv is not None else None
-    return node_of
-
-
-def kubelet_client_ssl_context(pki) -> ssl.SSLContext:
-    """The API server's client side towards node agents: a cluster-CA client cert, agents verified by the CA."""
-    import tempfile
-
-    from kfab.pki import issue_client_cert
-
-    cert, key = issue_client_cert(pki, "kube-apiserver-kubelet-client", ["system:masters"])
-    ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
-    with tempfile.TemporaryDirectory(prefix="kfab-kubelet-client-") as tmp:
-        cert_file, key_file = Path(tmp, "c.crt"), Path(tmp, "c.key")
-        cert_file.write_bytes(cert)
-        key_file.write_bytes(key)
-        key_file.chmod(0o600)
-        ctx.load_cert_chain(cert_file, key_file)
-    return ctx

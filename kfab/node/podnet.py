@@ -125,7 +125,7 @@ class HostRoutes:
 async def run_pod_network(client, node_name: str, cluster_cidr: str, prefix: tuple[str, ...] = ()) -> None:
     """Keep routes to every other node's pod CIDR and the no-SNAT rule; runs until cancelled."""
     from kfab.client import rt_of
-    from kfab.controllers.informer import Informer
+    from kfab.machinery.informer import Informer
 
     nodes = Informer(client, rt_of("Node"))
     host = HostRoutes(cluster_cidr, prefix)

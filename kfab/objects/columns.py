@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kfab.objects.tables import (
+from kfab.objects import columns_core  # core/v1 and the smaller groups
+from kfab.objects.cells import (
     age_column, age_of, column, container_cells, describe, format_selector, name_column, name_of, selector_string,
     since,
 )
@@ -222,8 +223,6 @@ def controllerrevision_row(obj: dict, now: datetime) -> list:
 
 
 # --- Registry of printers (the rest are in columns_core) ----------------------------------------------------
-
-from kfab.objects import columns_core  # noqa: E402  (core/v1 and the smaller groups)
 
 PRINTERS: dict[str, tuple[list[dict], object]] = {
     "Pod": (POD_COLUMNS, pod_row),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kfab.objects.tables import age_column, age_of, column, describe, format_labels, name_column, name_of, since
+from kfab.objects.cells import age_column, age_of, column, describe, format_labels, name_column, name_of, since
 
 _CORE = "io.k8s.api.core.v1."
 

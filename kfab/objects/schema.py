@@ -22,7 +22,7 @@ import binascii
 import base64
 import re
 
-from kfab.api.errors import APIError, Cause, invalid
+from kfab.objects.errors import APIError, Cause, invalid
 from kfab.objects import schema_defs
 from kfab.objects.registry import ResourceType
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kfab.api.errors import bad_request
+from kfab.objects.errors import bad_request
 
 # Label keys: optional DNS-subdomain prefix + "/" + name; values may be empty (k8s.io/apimachinery validation).
 _NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"

@@ -12,7 +12,11 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import yaml
+from cryptography import x509
 
+from kfab.pki import ca as ca_mod
+from kfab.pki.ca import PKIError
+from kfab.pki.kubeconfig import kubeconfig
 from kfab.provision.context import RunVars, resolve_path
 from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.inventory import Inventory, load_inventory
@@ -122,7 +126,7 @@ class Cluster:
     def connect(self, host: str) -> RemoteHost:
         """The host over the provisioner's SSH (same connection variables, host key checks, errors)."""
         v = self.run_vars.host_vars(host)
-        base = self.inventory.path.parent
+        base = self.inventory.base
         key = v.get("ansible_ssh_private_key_file")
         try:
             target = Target(
@@ -156,8 +160,26 @@ class Cluster:
 
     # ---- the API ------------------------------------------------------------------------------------
     def admin_kubeconfig(self) -> dict:
-        from kfab.ops.kubeconfig import admin_kubeconfig
-        return admin_kubeconfig(self)
+        """The cluster admin's kubeconfig, from the CA and admin pair `kfab up` keeps on this machine."""
+        pki = self.pki_dir
+        ca_cert, cert, key = pki / "ca.crt", pki / "issued" / "admin.crt", pki / "issued" / "admin.key"
+        for path in (ca_cert, cert, key):
+            if not path.is_file():
+                raise OpsError(f"{path} is missing: the cluster of {self.inventory_path} has no admin certificate "
+                               f"yet (run `kfab up -i {self.inventory_path}` first)")
+        try:
+            pair = ca_mod.load(cert, key)
+            ca_pem = ca_cert.read_bytes()
+            if not ca_mod.signed_by(pair.cert, x509.load_pem_x509_certificate(ca_pem)):
+                raise OpsError(f"{cert} is not signed by {ca_cert}: run `kfab up -i {self.inventory_path}` again")
+        except (PKIError, ValueError, OSError) as exc:
+            raise OpsError(f"{pki}: {exc}") from None
+        name = self.name
+        config = kubeconfig(self.server_url, ca_pem, pair.cert_pem, pair.key_pem, user=f"{name}-admin",
+                            cluster=name)
+        config["contexts"][0]["name"] = name
+        config["current-context"] = name
+        return config
 
     @asynccontextmanager
     async def client(self):

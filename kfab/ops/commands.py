@@ -1,11 +1,14 @@
 """The lifecycle commands' arguments (kfab add-node, remove-node, drain, uncordon, reset, upgrade, backup,
-restore, rotate-certs); `kfab kubeconfig -i` is wired in kfab/pki/commands.py. Each runs a module of kfab.ops."""
+restore, rotate-certs, kubeconfig). Each runs a module of kfab.ops; `kfab kubeconfig --data-dir` (no
+inventory: a control plane's data directory) runs kfab.pki's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from kfab.ops import backup, certs, kubeconfig, nodes, reset, upgrade
 from kfab.ops.cluster import DEFAULT_PLAYBOOK
+from kfab.pki import commands as pki_commands
 
 
 def _common(p, extra_vars: bool = False) -> None:
@@ -24,8 +27,6 @@ def _drain_options(p) -> None:
 
 
 def add_commands(subparsers) -> None:
-    from kfab.ops import backup, certs, nodes, reset, upgrade
-
     p = subparsers.add_parser("add-node", help="provision a host of group workers and wait for its Node",
                               description="Run site.yml for HOST alone (HOST must be in the inventory's group "
                                           "workers) and wait until its Node is Ready and schedulable.")
@@ -86,3 +87,23 @@ def add_commands(subparsers) -> None:
                                                    "at a time")
     _common(p, extra_vars=True)
     p.set_defaults(func=certs.run)
+
+    p = subparsers.add_parser(
+        "kubeconfig", help="write a kubeconfig for the cluster admin or a named user",
+        description="Write a kubeconfig signed by the cluster CA in DIR/pki: the admin (CN=kubernetes-admin, "
+                    "O=system:masters) by default, or --user with --group memberships (RBAC decides what they may do).")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-i", "--inventory", help="the admin of the cluster `kfab up -i INVENTORY` installed; without "
+                                                 "-o, merged into ~/.kube/config as a context named after the cluster")
+    where.add_argument("--data-dir", type=Path, help="the API server's data directory (holds pki/)")
+    p.add_argument("--playbook", default="site.yml", help="with -i: the play file the cluster was installed with")
+    p.add_argument("--user", help="user name (certificate CN); default: the cluster admin")
+    p.add_argument("--group", action="append", default=[], help="group (certificate O); repeatable")
+    p.add_argument("--server", help="API server URL; default: the one the API server recorded in DIR")
+    p.add_argument("-o", "--output", type=Path, help="write here (mode 0600) instead of standard output "
+                                                     "(with -i: instead of merging; '-' prints it)")
+    p.set_defaults(func=run_kubeconfig)
+
+
+def run_kubeconfig(args) -> int:
+    return kubeconfig.run(args) if args.inventory else pki_commands.run_kubeconfig(args)

@@ -13,36 +13,10 @@ import sys
 from pathlib import Path
 
 import yaml
-from cryptography import x509
-
 from kfab.ops.cluster import Cluster, OpsError
-from kfab.pki import ca as ca_mod
-from kfab.pki.ca import PKIError, write_private
-from kfab.pki.kubeconfig import kubeconfig
+from kfab.pki.ca import write_private
 
 SECTIONS = ("clusters", "users", "contexts")
-
-
-def admin_kubeconfig(cluster: Cluster) -> dict:
-    pki = cluster.pki_dir
-    ca_cert, cert, key = pki / "ca.crt", pki / "issued" / "admin.crt", pki / "issued" / "admin.key"
-    for path in (ca_cert, cert, key):
-        if not path.is_file():
-            raise OpsError(f"{path} is missing: the cluster of {cluster.inventory_path} has no admin certificate "
-                           f"yet (run `kfab up -i {cluster.inventory_path}` first)")
-    try:
-        pair = ca_mod.load(cert, key)
-        ca_pem = ca_cert.read_bytes()
-        if not ca_mod.signed_by(pair.cert, x509.load_pem_x509_certificate(ca_pem)):
-            raise OpsError(f"{cert} is not signed by {ca_cert}: run `kfab up -i {cluster.inventory_path}` again")
-    except (PKIError, ValueError, OSError) as exc:
-        raise OpsError(f"{pki}: {exc}") from None
-    name = cluster.name
-    config = kubeconfig(cluster.server_url, ca_pem, pair.cert_pem, pair.key_pem, user=f"{name}-admin",
-                        cluster=name)
-    config["contexts"][0]["name"] = name
-    config["current-context"] = name
-    return config
 
 
 def default_kubeconfig_path() -> Path:
@@ -83,7 +57,7 @@ def run(args) -> int:
             raise OpsError("with -i INVENTORY, --data-dir/--user/--group/--server do not apply "
                            "(the admin of the inventory's cluster is written)")
         cluster = Cluster(args.inventory, args.playbook)
-        config = admin_kubeconfig(cluster)
+        config = cluster.admin_kubeconfig()
         text = yaml.safe_dump(config, sort_keys=False)
         if args.output and str(args.output) == "-":
             sys.stdout.write(text)

@@ -147,6 +147,18 @@ def issue_client_cert(pki: ControlPlanePKI, user: str, groups: list[str] | tuple
     return _pems(ca_mod.issue(pki.load_ca(), user, tuple(groups), client=True))
 
 
+def write_node_serving_cert(data_dir: Path, node_name: str, ips: list[str], out_dir: Path) -> Path:
+    """A node agent's serving certificate from the cluster CA in data_dir: out_dir/node.crt, node.key and
+    ca.crt (CN system:node:<name>, O system:nodes, as the kubelet's). Returns the certificate's path."""
+    pki = load_control_plane_pki(data_dir)
+    pair = ca_mod.issue(pki.load_ca(), f"system:node:{node_name}", ("system:nodes",),
+                        server_names=(node_name,), server_ips=tuple(ips))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ca_mod.save(pair, out_dir / "node.crt", out_dir / "node.key")
+    (out_dir / "ca.crt").write_bytes(pki.ca_cert_pem)
+    return out_dir / "node.crt"
+
+
 def _pems(pair: KeyPair) -> tuple[bytes, bytes]:
     return pair.cert_pem, pair.key_pem
 

@@ -1,4 +1,5 @@
-"""`kfab kubeconfig`: a kubeconfig for the admin, or a client certificate for any user, signed by the cluster CA."""
+"""`kfab pki` (the cluster PKI without a server) and `kfab kubeconfig --data-dir` (a kubeconfig for the admin, or
+for any user with a client certificate signed by the cluster CA)."""
 
 from __future__ import annotations
 
@@ -17,22 +18,6 @@ ADMIN_KUBECONFIG = "admin.kubeconfig"
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
-        "kubeconfig", help="write a kubeconfig for the cluster admin or a named user",
-        description="Write a kubeconfig signed by the cluster CA in DIR/pki: the admin (CN=kubernetes-admin, "
-                    "O=system:masters) by default, or --user with --group memberships (RBAC decides what they may do).")
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("-i", "--inventory", help="the admin of the cluster `kfab up -i INVENTORY` installed; without "
-                                                 "-o, merged into ~/.kube/config as a context named after the cluster")
-    where.add_argument("--data-dir", type=Path, help="the API server's data directory (holds pki/)")
-    p.add_argument("--playbook", default="site.yml", help="with -i: the play file the cluster was installed with")
-    p.add_argument("--user", help="user name (certificate CN); default: the cluster admin")
-    p.add_argument("--group", action="append", default=[], help="group (certificate O); repeatable")
-    p.add_argument("--server", help="API server URL; default: the one the API server recorded in DIR")
-    p.add_argument("-o", "--output", type=Path, help="write here (mode 0600) instead of standard output "
-                                                     "(with -i: instead of merging; '-' prints it)")
-    p.set_defaults(func=run_kubeconfig)
-
-    p = subparsers.add_parser(
         "pki", help="create the cluster PKI (CA, API server and admin certificates) without starting a server",
         description="Create what is missing of DIR/pki (keeps existing files). Control-plane hosts of one cluster "
                     "share the CA: create it once, copy DIR/pki to each host; each API server then issues "
@@ -44,9 +29,7 @@ def add_commands(subparsers) -> None:
 
 
 def run_kubeconfig(args) -> int:
-    if args.inventory:
-        from kfab.ops.kubeconfig import run
-        return run(args)
+    """`kfab kubeconfig --data-dir DIR` (the parser is kfab.ops.commands': it also takes -i INVENTORY)."""
     data_dir: Path = args.data_dir
     pki = ControlPlanePKI(data_dir / "pki")
     if args.group and not args.user:

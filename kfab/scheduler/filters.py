@@ -9,51 +9,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+from kfab.objects.node_affinity import matches_node_selector_and_affinity
+from kfab.objects.taints import UNSCHEDULABLE_TAINT, condition_taints, tolerated
 from kfab.scheduler.nodeinfo import CPU, EPHEMERAL, MEMORY, PODS, NodeInfo, PodUsage
-
-UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
-NOT_READY_TAINT = "node.kubernetes.io/not-ready"
-UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 REASON_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 REASON_PORTS = "node(s) didn't have free ports for the requested pod ports"
 REASON_TOO_MANY_PODS = "Too many pods"
-
-
-# --- tolerations and taints --------------------------------------------------------------------------
-
-def tolerates(toleration: dict, taint: dict) -> bool:
-    """ToleratesTaint of k8s.io/api/core/v1: effect, key and (for Equal) value must match."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    operator = toleration.get("operator") or "Equal"
-    if key and key != taint.get("key"):
-        return False
-    if operator == "Exists":
-        return True  # an empty key with Exists tolerates every taint
-    if operator == "Equal":
-        return bool(key) and (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
-def tolerated(tolerations: list[dict], taint: dict) -> bool:
-    return any(tolerates(t, taint) for t in tolerations)
-
-
-def condition_taints(node: dict) -> list[dict]:
-    """The NoSchedule taint a node's Ready condition implies (TaintNodesByCondition), in case the node
-    lifecycle controller has not put it on the Node yet."""
-    ready = None
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            ready = cond.get("status")
-    if ready == "True":
-        return []
-    key = UNREACHABLE_TAINT if ready in (None, "Unknown") else NOT_READY_TAINT
-    return [{"key": key, "effect": "NoSchedule"}]
 
 
 def blocking_taints(info: NodeInfo) -> list[dict]:
@@ -88,55 +51,6 @@ def check_unschedulable(pod: dict, info: NodeInfo, usage: PodUsage | None = None
 
 
 # --- node selector and required node affinity ---------------------------------------------------------
-
-def match_expression(expr: dict, labels: dict) -> bool:
-    """One NodeSelectorRequirement: In, NotIn, Exists, DoesNotExist, Gt, Lt."""
-    key, op, values = expr.get("key"), expr.get("operator"), [str(v) for v in expr.get("values") or []]
-    present = key in labels
-    value = labels.get(key)
-    if op == "In":
-        return present and value in values
-    if op == "NotIn":
-        return not present or value not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt"):
-        if not present or len(values) != 1:
-            return False
-        try:
-            have, want = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
-
-
-def match_term(term: dict, node: dict) -> bool:
-    """A NodeSelectorTerm: all matchExpressions (labels) and matchFields (metadata.name); empty matches nothing."""
-    exprs, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
-    if not exprs and not fields:
-        return False
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    node_fields = {"metadata.name": node["metadata"]["name"]}
-    return (all(match_expression(e, labels) for e in exprs)
-            and all(match_expression(f, node_fields) for f in fields))
-
-
-def matches_node_selector_and_affinity(pod: dict, node: dict) -> bool:
-    spec = pod.get("spec") or {}
-    labels = (node.get("metadata") or {}).get("labels") or {}
-    for key, value in (spec.get("nodeSelector") or {}).items():
-        if labels.get(key) != value:
-            return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
-    if required is not None:
-        # The terms are ORed; no terms at all matches no node.
-        return any(match_term(t, node) for t in required.get("nodeSelectorTerms") or [])
-    return True
-
 
 def check_node_affinity(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -> list[str]:
     spec = pod.get("spec") or {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import Controller, ControllerContext, key_of, now_rfc3339
+from kfab.machinery.controller import Controller, ControllerContext, key_of, now_rfc3339
 from kfab.scheduler.filters import node_fit_reasons, unschedulable_message
 from kfab.scheduler.nodeinfo import NodeInfo, PodUsage
 from kfab.scheduler.scores import select_node

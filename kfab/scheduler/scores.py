@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from kfab.scheduler.filters import tolerated
+from kfab.objects.taints import tolerated
 from kfab.scheduler.nodeinfo import CPU, MEMORY, NodeInfo, PodUsage
 
 MAX_SCORE = 100

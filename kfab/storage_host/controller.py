@@ -16,12 +16,12 @@ Keys: "claim:<ns>/<name>" and "volume:<name>".
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.base import key_of, now_rfc3339
+from kfab.machinery.controller import key_of, now_rfc3339
 from kfab.controllers.pv_binder import (BETA_STORAGE_PROVISIONER, PROVISIONED_BY, STORAGE_PROVISIONER,
                                         ClaimVolumeController, claim_class, claim_request, provisioned_volume,
                                         volume_capacity, volume_name_for)
-from kfab.storage.access import ProvisioningError
-from kfab.storage.config import ProvisionerConfig
+from kfab.storage_host.access import ProvisioningError
+from kfab.storage_host.config import ProvisionerConfig
 
 PV = rt_of("PersistentVolume")
 PVC = rt_of("PersistentVolumeClaim")

@@ -16,9 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from kfab.storage.access import NFS_MODES, ProvisioningError, check_access_modes
-from kfab.storage.config import ProvisionerConfig
-from kfab.storage.naming import nfs_directory
+from kfab.storage_host.access import NFS_MODES, ProvisioningError, check_access_modes
+from kfab.storage_host.config import ProvisionerConfig
+from kfab.storage_host.naming import nfs_directory
 
 
 class NFSProvisioner:

@@ -144,9 +144,9 @@ class DirectoryProvisioner:
 @pytest.fixture
 def own_binder(tmp_path):
     from kfab.client import Client
-    from kfab.controllers.base import ControllerContext
-    from kfab.controllers.events import EventRecorder
-    from kfab.controllers.informer import InformerFactory
+    from kfab.machinery.controller import ControllerContext
+    from kfab.machinery.events import EventRecorder
+    from kfab.machinery.informer import InformerFactory
     from kfab.controllers.provisioners import ProvisionerRegistry
     from kfab.controllers.pv_binder import PersistentVolumeBinder
 

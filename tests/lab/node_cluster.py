@@ -115,7 +115,7 @@ class NodeCluster:
             subprocess.run(KFAB + ["node-cert", "--data-dir", str(self.data_dir), "--node-name", host,
                                    "--ip", self.lab.hosts[host], "--out-dir", str(out)],
                            check=True, capture_output=True, text=True)
-        from kfab.ship.wheelhouse import build
+        from kfab.install.wheelhouse import build
         wheelhouse = build()
         image_tar = build_busybox_image(self.workdir)
         proc = subprocess.run(KFAB + ["up", "-i", str(self.lab.inventory), "--limit", ",".join(self.workers),

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from kfab.api.errors import APIError
-from kfab.objects.admission import AdmissionRequest
+from kfab.objects.errors import APIError
+from kfab.api.admission import AdmissionRequest
 from tests.unit.admission_helpers import create_request, kind, open_chain, run, update_request
 from tests.unit.test_admission_defaults import NGINX_DEPLOYMENT, WEB_STATEFULSET
 

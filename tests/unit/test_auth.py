@@ -19,7 +19,7 @@ from kfab.api.auth import (
     forbidden_error,
     load_token_file,
 )
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.api.rbac import ROLE_BINDINGS, RBACAuthorizer, bootstrap_rbac
 from kfab.pki import client_ssl_context, ensure_control_plane_pki, issue_client_cert, server_ssl_context
 from kfab.store import open_store

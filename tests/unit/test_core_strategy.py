@@ -5,7 +5,7 @@ from multidict import MultiDict
 
 from kfab.api import strategy
 from kfab.api.deletion import DeleteOptions, parse_delete_options, plan_deletion
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY
 
 DEPLOY = REGISTRY.by_kind("apps/v1", "Deployment")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.api.patch import JSON_PATCH, MERGE_PATCH, apply_patch, merge_patch
 from kfab.objects.registry import REGISTRY
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.objects.selectors import (parse_field_selector, parse_label_selector, selector_from_object)
 
 WEB = {"app": "web", "tier": "frontend", "release": "3"}

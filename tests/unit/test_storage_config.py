@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kfab.storage.config import ConfigError, load_config, parse_config
-from kfab.storage.tgt import Tgt, parse_accounts, parse_targets, render_target_conf
+from kfab.storage_host.config import ConfigError, load_config, parse_config
+from kfab.storage_host.tgt import Tgt, parse_accounts, parse_targets, render_target_conf
 
 ISCSI = {"portal": "10.95.0.11:3260", "iqn_base": "iqn.2024-01.io.kfab", "lun_dir": "/srv/kfab-iscsi",
          "initiators": ["10.95.0.12", "10.95.0.0/24"], "chap_user": "kfab", "chap_password": "twelve-chars"}
@@ -144,6 +144,6 @@ def test_a_half_made_target_gets_only_what_it_lacks(tmp_path):
 
 
 def test_a_target_in_use_is_not_deleted(tmp_path):
-    from kfab.storage.tgt import TgtError
+    from kfab.storage_host.tgt import TgtError
     with pytest.raises(TgtError, match="still has 1 session"):
         Tgt(str(tmp_path), Tgtadm(SHOW, "")).delete_target("static1", "iqn.2024-01.io.kfab:static1")

@@ -4,9 +4,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kfab.api.errors import APIError
+from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY
-from kfab.objects.tables import format_selector, human_duration, selector_string, to_table
+from kfab.objects.cells import format_selector, human_duration, selector_string
+from kfab.objects.tables import to_table
 
 NOW = datetime(2026, 11, 27, 20, 0, 0, tzinfo=timezone.utc)
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import copy
 
-from kfab.api.errors import Cause
+from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.validation.field import (child, forbidden, immutable, invalid, not_supported, required,
                                            too_long)

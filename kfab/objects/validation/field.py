@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from kfab.api.errors import APIError, Cause
+from kfab.objects.errors import APIError, Cause
 
 
 def path(*parts: str | int) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kfab.api.errors import Cause
+from kfab.objects.errors import Cause
 from kfab.objects.validation.field import child, forbidden, invalid, not_supported, required
 from kfab.objects.validation.meta import as_dict, as_list, as_str
 

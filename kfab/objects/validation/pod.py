@@ -6,7 +6,7 @@ import copy
 import re
 from decimal import Decimal, InvalidOperation
 
-from kfab.api.errors import Cause
+from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.validation.field import (child, duplicate, forbidden, invalid, not_found, not_supported,
                                            required)

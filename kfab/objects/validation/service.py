@@ -5,7 +5,7 @@ Range checks of clusterIP and nodePort values belong to the allocator, which kno
 
 from __future__ import annotations
 
-from kfab.api.errors import Cause
+from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.validation.field import child, duplicate, forbidden, invalid, not_supported, required
 from kfab.objects.validation.meta import as_dict, as_list, as_str, validate_labels

@@ -1,7 +1,7 @@
 """kfab_install: this very kfab (the sources `kfab up` runs from) in a venv on the host.
 
 The wheelhouse — kfab and every dependency as wheels — is built on the control machine by
-kfab.ship.wheelhouse (cached by content: a second run reuses it), then installed like the `venv`
+kfab.install.wheelhouse (cached by content: a second run reuses it), then installed like the `venv`
 module does it, with `pip --no-index`: hosts never need PyPI. Same sources again -> `ok`.
 `wheelhouse`: use this prebuilt wheelhouse directory instead (e.g. one built once for a whole rollout, so that
 edits to the sources during the run do not make hosts differ).
@@ -18,7 +18,7 @@ _build_lock = threading.Lock()   # hosts run in threads; build the wheelhouse on
 
 
 def plan(args, host, files):
-    from kfab.ship.wheelhouse import WheelhouseError, build
+    from kfab.install.wheelhouse import WheelhouseError, build
     wheelhouse = args["wheelhouse"]
     if not wheelhouse:
         try:

@@ -1,0 +1,60 @@
+"""The `kfab proxy` process: one Proxier for this node until SIGTERM/SIGINT, or the cleanup of its table."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from kfab.client import APIStatusError, Client, KubeconfigError, rt_of
+from kfab.daemon import run_until_signal, setup_logging
+from kfab.proxy.proxier import NftError, Proxier, bridged_traffic_filtered, run_nft
+from kfab.proxy.rules import TABLE
+
+
+async def _node_facts(client, node_name: str) -> tuple[list[str], str | None]:
+    node = await client.get(rt_of("Node"), None, node_name)
+    ips = [a["address"] for a in (node.get("status") or {}).get("addresses") or [] if a.get("type") == "InternalIP"]
+    return ips, (node.get("spec") or {}).get("podCIDR")
+
+
+def cleanup(nft: list[str], verbose: bool = False) -> int:
+    """Remove the table `ip kfab` (and nothing else)."""
+    setup_logging(verbose, verbose_level=logging.DEBUG, quiet_level=logging.INFO)
+    try:
+        asyncio.run(run_nft(nft, f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n"))
+    except (NftError, OSError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(kubeconfig: str, node_name: str | None, node_ips: list[str], cluster_cidr: str | None, nft: list[str],
+        verbose: bool = False) -> int:
+    """NodePorts answer on `node_ips` (default: the Node's InternalIPs); the Node's podCIDR is the local pod
+    network unless bridged traffic is filtered."""
+    setup_logging(verbose, verbose_level=logging.DEBUG, quiet_level=logging.INFO)
+    try:
+        client = Client.from_kubeconfig(kubeconfig, user_agent="kfab-proxy")
+    except KubeconfigError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 2
+
+    async def serve() -> int:
+        nonlocal node_ips
+        pod_cidr = None
+        try:
+            if node_name:
+                try:
+                    ips, pod_cidr = await _node_facts(client, node_name)
+                except APIStatusError as e:
+                    print(f"ERROR: node {node_name}: {e}", file=sys.stderr)
+                    return 1
+                node_ips = node_ips or ips
+            local = None if bridged_traffic_filtered() else pod_cidr
+            await Proxier(client, node_ips, cluster_cidr, local, nft, node_name).run()
+        finally:
+            await client.close()
+        return 0
+
+    return run_until_signal(serve())
