@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from kfab.provision.playbook import load_playbook
 from kfab.provision.preflight import preflight
 from kfab.provision.runner import Options, Runner
 from kfab.provision.variables import parse_extra_vars
+from kfab.provision.vault import Vault
 
 EXIT_INVALID = 1   # the inputs are invalid: nothing ran on any host
 # kfab up: 2: some host failed; 4: some host was unreachable (as ansible-playbook)
@@ -62,13 +64,19 @@ def add_commands(subparsers) -> None:
 def _connection_options(p) -> None:
     p.add_argument("-K", "--ask-become-pass", action="store_true",
                    help="ask for the sudo password (else ansible_become_password, else sudo -n)")
+    p.add_argument("--vault-password-file", action="append", default=[], metavar="FILE",
+                   help="decrypt ansible-vault files and !vault strings with this password (repeatable; "
+                        "default $ANSIBLE_VAULT_PASSWORD_FILE)")
 
 
 def run_up(args) -> int:
     try:
-        inventory = load_inventory(args.inventory)
-        plays = load_playbook(args.playbook)
-        extra = parse_extra_vars(args.extra_vars, Path.cwd())
+        password_files = args.vault_password_file or (
+            [os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]] if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") else [])
+        vault = Vault.from_files(password_files) if password_files else None
+        inventory = load_inventory(args.inventory, vault)
+        plays = load_playbook(args.playbook, vault)
+        extra = parse_extra_vars(args.extra_vars, Path.cwd(), vault)
     except ProvisionError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_INVALID

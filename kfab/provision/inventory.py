@@ -18,7 +18,8 @@ from pathlib import Path
 
 from kfab.provision.errors import ProvisionError
 from kfab.provision.inventory_ini import expand_hosts, looks_like_ini, parse_ini
-from kfab.provision.yamlfile import line_of, load_yaml
+from kfab.provision.vault import Vault, decrypt_text, is_encrypted
+from kfab.provision.yamlfile import line_of, load_yaml, parse_yaml
 
 GROUP_KEYS = ("hosts", "children", "vars")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -140,7 +141,7 @@ class Inventory:
 IGNORED_SUFFIXES = (".retry", ".pyc", ".pyo", ".orig", ".cfg", ".md", ".txt", "~")
 
 
-def load_inventory(path: str | Path) -> Inventory:
+def load_inventory(path: str | Path, vault: Vault | None = None) -> Inventory:
     """Read an inventory file (YAML or INI) or a directory of them, and the group_vars/ and host_vars/
     beside it."""
     path = Path(path)
@@ -153,18 +154,21 @@ def load_inventory(path: str | Path) -> Inventory:
         files = [path]
     else:
         raise ProvisionError("inventory file not found", file=str(path))
-    loader = _InventoryLoader(path)
+    loader = _InventoryLoader(path, vault)
     for file in files:
         loader.file = str(file)
-        loader.read(_inventory_data(file))
+        loader.read(_inventory_data(file, vault))
     loader.file = str(path)
     return loader.build()
 
 
-def _inventory_data(path: Path) -> dict:
-    if path.suffix not in (".yml", ".yaml", ".json") and looks_like_ini(path.read_text(errors="replace")):
-        return parse_ini(path.read_text(errors="replace"), str(path))
-    data = load_yaml(path)
+def _inventory_data(path: Path, vault: Vault | None) -> dict:
+    text = path.read_text(errors="replace")
+    if is_encrypted(text):
+        text = decrypt_text(text, vault, str(path), None)
+    if path.suffix not in (".yml", ".yaml", ".json") and looks_like_ini(text):
+        return parse_ini(text, str(path))
+    data = parse_yaml(text, str(path), vault)
     if data is None:
         raise ProvisionError("inventory is empty", file=str(path))
     if not isinstance(data, dict):
@@ -175,8 +179,9 @@ def _inventory_data(path: Path) -> dict:
 
 
 class _InventoryLoader:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, vault: Vault | None = None):
         self.path = path
+        self.vault = vault
         self.file = str(path)
         self.groups: dict[str, Group] = {"all": Group("all")}
         self.host_vars_inline: dict[str, dict] = {}
@@ -247,7 +252,7 @@ class _InventoryLoader:
                 raise ProvisionError(f"'{name}' is both a host and a group name", file=self.file)
         self._set_depths()
         base = self.path if self.path.is_dir() else self.path.parent
-        group_files = {g: _vars_from_dir(base / "group_vars", g) for g in self.groups}
+        group_files = {g: _vars_from_dir(base / "group_vars", g, self.vault) for g in self.groups}
         hosts: dict[str, Host] = {}
         for name in self.host_order:
             member_of = [g for g in self.groups.values() if self._contains(g.name, name)]
@@ -260,7 +265,7 @@ class _InventoryLoader:
                 host.layers += group_files[g.name]
             if self.host_vars_inline.get(name):
                 host.layers.append(Layer(f"{self.file} (host {name})", self.host_vars_inline[name]))
-            host.layers += _vars_from_dir(base / "host_vars", name)
+            host.layers += _vars_from_dir(base / "host_vars", name, self.vault)
             _check_connection_vars(host)
             hosts[name] = host
         # Hosts listed only under children groups still belong to 'all' (Ansible's implicit membership).
@@ -284,22 +289,22 @@ class _InventoryLoader:
             g.depth = depth(g.name, ())
 
 
-def _vars_from_dir(directory: Path, name: str) -> list[Layer]:
+def _vars_from_dir(directory: Path, name: str, vault: Vault | None = None) -> list[Layer]:
     """group_vars/<name>.yml (or .yaml, .json, no extension) or a directory group_vars/<name>/*.yml."""
     layers: list[Layer] = []
     candidates = [directory / f"{name}{ext}" for ext in (".yml", ".yaml", ".json", "")]
     for path in candidates:
         if path.is_file():
-            layers.append(_vars_file(path))
+            layers.append(_vars_file(path, vault))
         elif path.is_dir():
             for sub in sorted(path.iterdir()):
                 if sub.is_file() and sub.suffix in (".yml", ".yaml", ".json"):
-                    layers.append(_vars_file(sub))
+                    layers.append(_vars_file(sub, vault))
     return layers
 
 
-def _vars_file(path: Path) -> Layer:
-    data = load_yaml(path)
+def _vars_file(path: Path, vault: Vault | None = None) -> Layer:
+    data = load_yaml(path, vault)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kfab.provision.errors import ProvisionError
 from kfab.provision.roles import Role, RoleLoader, Task, walk_tasks
+from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import line_of, load_yaml
 
 PLAY_KEYS = ("name", "hosts", "roles", "vars", "become", "become_user", "tags", "gather_facts", "serial",
@@ -61,17 +62,17 @@ class Play:
         return list(found.values())
 
 
-def load_playbook(path: str | Path) -> list[Play]:
+def load_playbook(path: str | Path, vault: Vault | None = None) -> list[Play]:
     path = Path(path)
     file = str(path)
     if not path.is_file():
         raise ProvisionError("play file not found", file=file)
-    data = load_yaml(path)
+    data = load_yaml(path, vault)
     if not isinstance(data, list) or not data:
         raise ProvisionError("a play file is a list of plays ('- hosts: <group>' with 'roles: [...]')",
                              file=file, line=line_of(data))
     base = path.parent
-    loader = RoleLoader(base / "roles", base / "templates")
+    loader = RoleLoader(base / "roles", base / "templates", vault)
     plays = [_play(item, file, base, loader) for item in data]
     for play in plays:
         handlers = play.handlers()

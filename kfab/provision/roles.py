@@ -16,6 +16,7 @@ from kfab.provision.inventory import Layer
 from kfab.provision.modules import MODULES, canonical_name
 from kfab.provision.modules.base import Module, octal_mode
 from kfab.provision.templating import check_syntax, expression_names, file_environment, is_template
+from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import line_of, load_yaml
 
 TASK_KEYS = ("name", "when", "loop", "register", "notify", "tags", "become", "become_user", "changed_when",
@@ -147,9 +148,10 @@ class RoleLoader:
     """Loads each role once per play file (roles/ beside it, shared templates/), so include_role and
     meta dependencies of the same role share one Role."""
 
-    def __init__(self, roles_dir: Path, shared_templates: Path):
+    def __init__(self, roles_dir: Path, shared_templates: Path, vault: Vault | None = None):
         self.roles_dir = roles_dir
         self.shared_templates = shared_templates
+        self.vault = vault
         self.cache: dict[str, Role] = {}
 
     def __call__(self, name: str) -> Role:
@@ -163,10 +165,11 @@ def load_role(name: str, roles_dir: Path, shared_templates: Path, loader: RoleLo
     path = roles_dir / name
     if not path.is_dir():
         raise ProvisionError(f"role '{name}' not found (looked in {roles_dir})")
-    defaults = _mapping_file(path / "defaults" / "main.yml")
+    defaults = _mapping_file(path / "defaults" / "main.yml", vault=loader.vault)
     dirs = [d for d in (path / "templates", shared_templates) if d.is_dir()]
     role = Role(name, path, Layer(str(path / "defaults" / "main.yml"), defaults),
-                vars=Layer(str(path / "vars" / "main.yml"), _mapping_file(path / "vars" / "main.yml")),
+                vars=Layer(str(path / "vars" / "main.yml"),
+                           _mapping_file(path / "vars" / "main.yml", vault=loader.vault)),
                 template_env=file_environment(dirs), template_dirs=dirs)
     loader.cache[name] = role   # before its tasks: a role that includes itself finds itself, not a loop
     for d in dirs:
@@ -204,10 +207,10 @@ def _meta(role: Role, path: Path, loader: RoleLoader) -> None:
             raise exc.located(file=str(path), line=line_of(dep)) from None
 
 
-def _mapping_file(path: Path, what: str = "variables") -> dict:
+def _mapping_file(path: Path, what: str = "variables", vault: Vault | None = None) -> dict:
     if not path.is_file():
         return {}
-    data = load_yaml(path)
+    data = load_yaml(path, vault)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -17,6 +17,7 @@ import yaml
 from kfab.provision.errors import ProvisionError
 from kfab.provision.inventory import Layer
 from kfab.provision.templating import render_value
+from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import load_yaml
 
 
@@ -79,14 +80,14 @@ def _file_of(source: str | None) -> str | None:
     return source.split(" (")[0] if source else None
 
 
-def parse_extra_vars(items: list[str], base: Path = Path(".")) -> dict:
+def parse_extra_vars(items: list[str], base: Path = Path("."), vault: Vault | None = None) -> dict:
     """`-e key=value` (several pairs may share one -e), `-e @file.yml`, or `-e '{"k": "v"}'` (YAML/JSON)."""
     result: dict = {}
     for item in items or []:
         item = item.strip()
         if item.startswith("@"):
             path = base / item[1:]
-            data = load_yaml(path)
+            data = load_yaml(path, vault)
             if not isinstance(data, dict):
                 raise ProvisionError("extra vars file must be a mapping", file=str(path))
             result.update(data)

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from kfab.provision.errors import ProvisionError
+from kfab.provision.vault import Vault, VaultError, decrypt_text, is_encrypted
 
 
 class LineDict(dict):
@@ -42,12 +43,28 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return result
 
 
+class VaultText(str):
+    """A `!vault |` string as written (still encrypted), with its line; decrypted by reveal()."""
+    line: int | None = None
+
+
+def _construct_vault(loader: _LineLoader, node: yaml.ScalarNode) -> VaultText:
+    text = VaultText(loader.construct_scalar(node))
+    text.line = node.start_mark.line + 1
+    return text
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor("!vault", _construct_vault)
 
 
-def parse_yaml(text: str, file: str):
+def parse_yaml(text: str, file: str, vault: Vault | None = None):
+    """YAML with line numbers. Text encrypted by ansible-vault (a whole file, or `!vault` strings in it)
+    is decrypted with the run's vault passwords; without them it is an error naming file and line."""
+    if is_encrypted(text):
+        text = decrypt_text(text, vault, file, None)
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        return _reveal(yaml.load(text, Loader=_LineLoader), vault, file)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -57,13 +74,24 @@ def parse_yaml(text: str, file: str):
                              line=mark.line + 1 if mark else None) from None
 
 
-def load_yaml(path: Path | str):
+def load_yaml(path: Path | str, vault: Vault | None = None):
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ProvisionError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    return parse_yaml(text, str(path))
+    return parse_yaml(text, str(path), vault)
+
+
+def _reveal(value, vault: Vault | None, file: str):
+    if isinstance(value, VaultText):
+        return decrypt_text(str(value), vault, file, value.line)
+    if isinstance(value, dict):
+        for key in value:
+            value[key] = _reveal(value[key], vault, file)
+    elif isinstance(value, list):
+        value[:] = [_reveal(v, vault, file) for v in value]
+    return value
 
 
 def line_of(value, key=None) -> int | None:
