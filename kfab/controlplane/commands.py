@@ -3,7 +3,6 @@ kfab.controlplane.server."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -12,10 +11,6 @@ from kfab.controllers.manager import select
 from kfab.controlplane import server
 from kfab.machinery.leader import LeaderElectionConfig
 from kfab.machinery.leader_args import add_leader_election_args
-from kfab.store import open_store
-from kfab.store.base import StoreError
-from kfab.store.encryption import CONFIG_FILE as ENCRYPTION_CONFIG_FILE
-from kfab.store.encryption import rotate_key
 
 
 def _common(p) -> None:
@@ -45,15 +40,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--disable-controllers", action="store_true",
                    help="do not run the controller-manager in this process (run `kfab controller-manager` instead)")
     p.set_defaults(func=server_command)
-
-    p = subparsers.add_parser(
-        "rotate-encryption-key", help="new key for Secrets at rest in DATA_DIR (kfab server stopped)",
-        description="Rotate the key that encrypts Secrets at rest for `kfab server --data-dir DATA_DIR`: a new "
-                    "key is added first (it encrypts from now on), every Secret is rewritten with it, then the old "
-                    "key is dropped from DATA_DIR/pki/encryption-config.yaml. The server must be stopped (the "
-                    "SQLite store is one process's); start it again afterwards.")
-    p.add_argument("--data-dir", required=True, type=Path)
-    p.set_defaults(func=rotate_encryption_key_command)
 
     p = subparsers.add_parser(
         "apiserver", help="run the API server alone over a store URL (sqlite:///, etcd:// or etcd+https://)",
@@ -139,27 +125,3 @@ def scheduler_command(args) -> int:
         print(f"kfab scheduler: {e}", file=sys.stderr)
         return 2
     return server.run_scheduler(args.kubeconfig, election, args.scheduler_name, args.verbose)
-
-
-def rotate_encryption_key_command(args) -> int:
-    data_dir = args.data_dir.resolve()
-    config = data_dir / "pki" / ENCRYPTION_CONFIG_FILE
-    if not config.exists():
-        print(f"kfab rotate-encryption-key: {config} does not exist (has kfab server run in {data_dir}?)",
-              file=sys.stderr)
-        return 1
-
-    async def rotate() -> int:
-        store = await open_store(f"sqlite:///{data_dir / 'state.db'}")
-        try:
-            return await rotate_key(store, config)
-        finally:
-            await store.close()
-
-    try:
-        rewritten = asyncio.run(rotate())
-    except StoreError as e:
-        print(f"kfab rotate-encryption-key: {e}", file=sys.stderr)
-        return 1
-    print(f"new encryption key in {config}; {rewritten} stored objects re-encrypted, the old key removed")
-    return 0
