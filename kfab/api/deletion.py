@@ -11,6 +11,7 @@ deletes the pod again with grace 0 when its containers stopped), a namespace's `
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -49,6 +50,20 @@ def _int_or_400(value, name: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise bad_request(f"{name} must be an integer, got {value!r}") from None
+
+
+# pkg/registry/batch/job/storage: batch/v1 Jobs keep their pods unless the client chose a policy.
+JOB_ORPHAN_WARNING = ("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background "
+                      "to remove them or set propagationPolicy=Orphan to suppress this warning")
+
+
+def kind_default_policy(rt: ResourceType, opts: DeleteOptions) -> tuple[DeleteOptions, list[str]]:
+    """The kind's default propagation when the client named none (jobStrategy's OrphanDependents for batch/v1,
+    kept for compatibility), with the warning kube-apiserver sends then."""
+    if (rt.group, rt.version, rt.kind) == ("batch", "v1", "Job") and opts.propagation is None \
+            and opts.orphan_dependents is None:
+        return dataclasses.replace(opts, propagation="Orphan"), [JOB_ORPHAN_WARNING]
+    return opts, []
 
 
 def parse_delete_options(query, body: bytes, content_type: str = "") -> DeleteOptions:
@@ -142,8 +157,9 @@ class DeleteHandlers(HandlerBase):
     async def delete(self, request: web.Request, rp: ResourcePath) -> web.Response:
         opts = parse_delete_options(request.query, await read_body(request, self.body_limit),
                                     request.headers.get("Content-Type", ""))
+        opts, kind_warnings = kind_default_policy(rp.rt, opts)
         obj, deleted, warnings = await self.delete_object(request, rp, rp.name, opts)
-        headers = warning_headers(warnings)
+        headers = warning_headers(kind_warnings + list(warnings))
         if deleted and not delete_returns_object(rp.rt):
             return dump(status_success(rp.rt, obj, code=None), negotiate(request), 200, headers)
         # Still there (finalizers, graceful shutdown): the marked object. kube-apiserver answers 202 only when
@@ -189,6 +205,7 @@ class DeleteHandlers(HandlerBase):
     async def delete_collection(self, request: web.Request, rp: ResourcePath) -> web.Response:
         opts = parse_delete_options(request.query, await read_body(request, self.body_limit),
                                     request.headers.get("Content-Type", ""))
+        opts, _ = kind_default_policy(rp.rt, opts)
         labels = parse_label_selector(request.query.get("labelSelector"))
         fields = parse_field_selector(request.query.get("fieldSelector"), rp.rt.kind)
         items, _ = await self.storage.list(rp.rt, rp.namespace)

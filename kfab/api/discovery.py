@@ -7,6 +7,7 @@ APIGroupDiscoveryList) that kubectl asks for first so that one request per root 
 
 from __future__ import annotations
 
+import json
 import platform
 
 from aiohttp import web
@@ -141,43 +142,47 @@ class Discovery:
             app.router.add_get(path + "/", handler)
 
     async def version(self, request: web.Request) -> web.Response:
-        return web.json_response(version_info())
+        return _json_response(version_info())
 
     async def core_versions(self, request: web.Request) -> web.Response:
         if wants_aggregated(request):
             return _aggregated_response(aggregated(self.registry, core=True))
         host = request.host
-        return web.json_response({"kind": "APIVersions", "versions": ["v1"],
+        return _json_response({"kind": "APIVersions", "versions": ["v1"],
                                   "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]})
 
     async def core_resources(self, request: web.Request) -> web.Response:
         version = request.match_info["version"]
         if version not in self.registry.group_versions().get("", []):
             raise _not_found()
-        return web.json_response(api_resource_list(self.registry, "", version))
+        return _json_response(api_resource_list(self.registry, "", version))
 
     async def groups(self, request: web.Request) -> web.Response:
         if wants_aggregated(request):
             return _aggregated_response(aggregated(self.registry, core=False))
-        return web.json_response(api_group_list(self.registry))
+        return _json_response(api_group_list(self.registry))
 
     async def group(self, request: web.Request) -> web.Response:
         group = request.match_info["group"]
         if not group or group not in self.registry.group_versions():
             raise _not_found()
-        return web.json_response(api_group(self.registry, group))
+        return _json_response(api_group(self.registry, group))
 
     async def group_resources(self, request: web.Request) -> web.Response:
         group, version = request.match_info["group"], request.match_info["version"]
         if not group or version not in self.registry.group_versions().get(group, []):
             raise _not_found()
-        return web.json_response(api_resource_list(self.registry, group, version))
+        return _json_response(api_resource_list(self.registry, group, version))
 
 
 def _not_found() -> APIError:
     return APIError(404, "NotFound", "the server could not find the requested resource")
 
 
+def _json_response(body: dict) -> web.Response:
+    # kube-apiserver labels discovery documents `application/json`, without aiohttp's charset parameter
+    return web.Response(body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+
+
 def _aggregated_response(body: dict) -> web.Response:
-    import json
     return web.Response(body=json.dumps(body).encode(), headers={"Content-Type": AGGREGATED_CONTENT_TYPE})

@@ -82,7 +82,7 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                 4: ("terminationGracePeriodSeconds", "int"), 5: ("activeDeadlineSeconds", "int"),
                 6: ("dnsPolicy", "string"), 7: ("nodeSelector", "map"), 8: ("serviceAccountName", "string"),
                 9: ("serviceAccount", "string"), 10: ("nodeName", "string"), 11: ("hostNetwork", "bool"),
-                12: ("hostPID", "bool"), 13: ("hostIPC", "bool"),
+                12: ("hostPID", "bool"), 13: ("hostIPC", "bool"), 14: ("securityContext", "PodSecurityContext"),
                 15: ("imagePullSecrets", "[]LocalObjectReference"), 16: ("hostname", "string"),
                 17: ("subdomain", "string"), 19: ("schedulerName", "string"), 20: ("initContainers", "[]Container"),
                 21: ("automountServiceAccountToken", "bool"), 24: ("priorityClassName", "string"),
@@ -109,6 +109,24 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "DeploymentStrategy": {1: ("type", "string"), 2: ("rollingUpdate", "RollingUpdateDeployment")},
     "RollingUpdateDeployment": {1: ("maxUnavailable", "IntOrString"), 2: ("maxSurge", "IntOrString")},
     "DeploymentStatus": {1: ("observedGeneration", "int"), 2: ("replicas", "int")},
+    # batch/v1: `kubectl create job|cronjob`, `kubectl create job --from=cronjob/X` (a defaulted jobTemplate)
+    "Job": _object("JobSpec", "JobStatus"),
+    "JobSpec": {1: ("parallelism", "int"), 2: ("completions", "int"), 3: ("activeDeadlineSeconds", "int"),
+                4: ("selector", "LabelSelector"), 5: ("manualSelector", "bool"), 6: ("template", "PodTemplateSpec"),
+                7: ("backoffLimit", "int"), 8: ("ttlSecondsAfterFinished", "int"), 9: ("completionMode", "string"),
+                10: ("suspend", "bool"), 12: ("backoffLimitPerIndex", "int"), 13: ("maxFailedIndexes", "int"),
+                14: ("podReplacementPolicy", "string"), 15: ("managedBy", "string")},
+    "JobStatus": {2: ("startTime", "Time"), 3: ("completionTime", "Time"), 4: ("active", "int"),
+                  5: ("succeeded", "int"), 6: ("failed", "int")},
+    "CronJob": _object("CronJobSpec", "CronJobStatus"),
+    "CronJobSpec": {1: ("schedule", "string"), 2: ("startingDeadlineSeconds", "int"),
+                    3: ("concurrencyPolicy", "string"), 4: ("suspend", "bool"), 5: ("jobTemplate", "JobTemplateSpec"),
+                    6: ("successfulJobsHistoryLimit", "int"), 7: ("failedJobsHistoryLimit", "int"),
+                    8: ("timeZone", "string")},
+    "JobTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec")},
+    "CronJobStatus": {4: ("lastScheduleTime", "Time"), 5: ("lastSuccessfulTime", "Time")},
+    "PodSecurityContext": {2: ("runAsUser", "int"), 3: ("runAsNonRoot", "bool"), 4: ("supplementalGroups", "[]int"),
+                           5: ("fsGroup", "int"), 6: ("runAsGroup", "int")},
     # rbac.authorization.k8s.io/v1
     "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[]PolicyRule")},
     "ClusterRole": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[]PolicyRule"),
@@ -158,15 +176,22 @@ POINTERS = {
     ("PodSpec", "enableServiceLinks"), ("DeploymentSpec", "replicas"), ("DeploymentSpec", "revisionHistoryLimit"),
     ("DeploymentSpec", "progressDeadlineSeconds"), ("DeleteOptions", "gracePeriodSeconds"),
     ("DeleteOptions", "orphanDependents"),
+    ("JobSpec", "parallelism"), ("JobSpec", "completions"), ("JobSpec", "activeDeadlineSeconds"),
+    ("JobSpec", "manualSelector"), ("JobSpec", "backoffLimit"), ("JobSpec", "ttlSecondsAfterFinished"),
+    ("JobSpec", "suspend"), ("JobSpec", "backoffLimitPerIndex"), ("JobSpec", "maxFailedIndexes"),
+    ("CronJobSpec", "startingDeadlineSeconds"), ("CronJobSpec", "suspend"),
+    ("CronJobSpec", "successfulJobsHistoryLimit"), ("CronJobSpec", "failedJobsHistoryLimit"),
+    ("PodSecurityContext", "runAsUser"), ("PodSecurityContext", "runAsNonRoot"), ("PodSecurityContext", "fsGroup"),
+    ("PodSecurityContext", "runAsGroup"),
 }
 # Status is the server's to set (reset on create); kfab reads what it knows of it and skips the rest.
-LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "SubjectAccessReviewStatus",
+LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "JobStatus", "CronJobStatus", "SubjectAccessReviewStatus",
            "SubjectRulesReviewStatus", "SelfSubjectReviewStatus"}
 
 # kind (in runtime.Unknown's typeMeta) -> message
 KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "Role",
                         "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
-                        "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions")}
+                        "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions", "Job", "CronJob")}
 
 
 class _Reader:

@@ -30,6 +30,8 @@ _CREATE_STATUS = {
     ("apps", "Deployment"): {},
     ("apps", "ReplicaSet"): {"replicas": 0},
     ("apps", "StatefulSet"): {"replicas": 0, "availableReplicas": 0},
+    ("batch", "Job"): {},
+    ("batch", "CronJob"): {},
 }
 
 # Kinds where PUT of a missing object creates it (AllowCreateOnUpdate in kube-apiserver).
@@ -40,7 +42,7 @@ _CREATE_ON_UPDATE = {("", "Endpoints"), ("", "Event"), ("coordination.k8s.io", "
 
 # Kinds with metadata.generation (the ones whose controllers report status.observedGeneration).
 _GENERATION_KINDS = {("", "Pod"), ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"),
-                     ("apiextensions.k8s.io", "CustomResourceDefinition")}
+                     ("apiextensions.k8s.io", "CustomResourceDefinition"), ("batch", "Job"), ("batch", "CronJob")}
 
 # Fields the server owns: never taken from a client's body.
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",

@@ -18,7 +18,9 @@ from kfab.controllers.deployment import DeploymentController
 from kfab.controllers.endpoints import EndpointsController
 from kfab.controllers.endpointslice import EndpointSliceController
 from kfab.machinery.events import EventRecorder
+from kfab.controllers.cronjob import CronJobController
 from kfab.controllers.garbage_collector import GarbageCollector
+from kfab.controllers.job import JobController
 from kfab.machinery.informer import InformerFactory
 from kfab.machinery.leader import LeaderElectionConfig, LeaderElector
 from kfab.controllers.namespace import NamespaceController
@@ -26,6 +28,7 @@ from kfab.controllers.node_lifecycle import NodeLifecycleController
 from kfab.controllers.pv_binder import PersistentVolumeBinder
 from kfab.controllers.replicaset import ReplicaSetController
 from kfab.controllers.statefulset import StatefulSetController
+from kfab.controllers.ttl_after_finished import TTLAfterFinishedController
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,9 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "endpoint": EndpointsController,
     "endpointslice": EndpointSliceController,
     "statefulset": StatefulSetController,
+    "job": JobController,
+    "cronjob": CronJobController,
+    "ttl-after-finished": TTLAfterFinishedController,
     "nodelifecycle": NodeLifecycleController,
     "persistentvolume-binder": PersistentVolumeBinder,
 }

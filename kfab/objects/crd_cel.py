@@ -3,9 +3,8 @@
 A rule sees the value at its schema node as `self`; a failed rule is a field error worded as
 apiextensions-apiserver's CEL validator words it: `spec: Invalid value: "object": <message>` (the value
 shown is the type name, the message the rule's `message`, else `failed rule: <rule>`). Transition rules
-(those that use `oldSelf`) need the stored object and are only checked on update, as upstream does;
-kfab evaluates rules on create and update against the new object only, so a rule mentioning `oldSelf`
-is skipped (said in docs/crd.md).
+(those that use `oldSelf`) compare with the stored object on update; kfab evaluates rules against the
+new object only, so a rule mentioning `oldSelf` is not enforced yet.
 """
 
 from __future__ import annotations

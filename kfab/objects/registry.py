@@ -80,6 +80,8 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     _grp("apps", "ReplicaSet", "replicasets", short=["rs"], cats=["all"], sub=["status", "scale"]),
     _grp("apps", "StatefulSet", "statefulsets", short=["sts"], cats=["all"], sub=["status", "scale"]),
     _grp("apps", "ControllerRevision", "controllerrevisions"),
+    _grp("batch", "Job", "jobs", cats=["all"], sub=["status"]),
+    _grp("batch", "CronJob", "cronjobs", short=["cj"], cats=["all"], sub=["status"]),
     _grp("discovery.k8s.io", "EndpointSlice", "endpointslices"),
     _grp("storage.k8s.io", "StorageClass", "storageclasses", namespaced=False, short=["sc"]),
     _grp("coordination.k8s.io", "Lease", "leases"),

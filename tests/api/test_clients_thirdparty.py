@@ -43,10 +43,13 @@ def notes(kubectl):
     kubectl("delete", "crd", f"notes.{group}", "--timeout=30s", check=False)
 
 
-def test_trailing_slash_discovery_paths_answer_as_without(kfab_server):
+def test_trailing_slash_discovery_paths_answer_as_without(kfab_server, kubectl):
     ctx = ssl.create_default_context(cafile=str(kfab_server.data_dir / "pki" / "ca.crt"))
     with urllib.request.urlopen(f"{kfab_server.url}/version/", context=ctx, timeout=10) as resp:
         assert json.loads(resp.read())["major"] == "1"
+        assert resp.headers["Content-Type"] == "application/json"
+    for path in ("/api", "/apis", "/api/v1", "/apis/apps", "/apis/apps/v1"):
+        assert json.loads(kubectl("get", "--raw", path + "/").stdout) == json.loads(kubectl("get", "--raw", path).stdout)
 
 
 # --- kr8s -------------------------------------------------------------------------------------------------

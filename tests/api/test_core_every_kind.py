@@ -32,6 +32,9 @@ SAMPLES = {
     "ReplicaSet": {"spec": {"replicas": 0, "selector": {"matchLabels": {"app": "k"}}, "template": TEMPLATE}},
     "StatefulSet": {"spec": {"replicas": 0, "serviceName": "k", "selector": {"matchLabels": {"app": "k"}},
                              "template": TEMPLATE}},
+    "Job": {"spec": {"suspend": True, "template": {"spec": dict(TEMPLATE["spec"], restartPolicy="Never")}}},
+    "CronJob": {"spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {"template": {
+        "spec": dict(TEMPLATE["spec"], restartPolicy="Never")}}}}},
     "ControllerRevision": {"revision": 1, "data": {"spec": {"template": TEMPLATE}}},
     "EndpointSlice": {"addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.9"]}],
                       "ports": [{"port": 80, "protocol": "TCP"}]},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from kfab.objects.defaults import apps, core, pod
+from kfab.objects.defaults import apps, batch, core, pod
 from kfab.objects.registry import ResourceType
 
 _DEFAULTS: dict[str, Callable[[dict], None]] = {
@@ -27,6 +27,8 @@ _DEFAULTS: dict[str, Callable[[dict], None]] = {
     "Deployment": apps.default_deployment,
     "ReplicaSet": apps.default_replica_set,
     "StatefulSet": apps.default_stateful_set,
+    "Job": batch.default_job,
+    "CronJob": batch.default_cron_job,
 }
 
 
@@ -40,4 +42,6 @@ def apply_defaults(rt: ResourceType, obj: dict, operation: str = "CREATE") -> di
     fill = _DEFAULTS.get(rt.kind)
     if fill:
         fill(obj)
+    if rt.kind == "Job" and operation == "CREATE":
+        batch.generate_job_selector(obj)  # needs the uid the API core has given the new object
     return obj

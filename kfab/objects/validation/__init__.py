@@ -12,7 +12,7 @@ from typing import Callable
 from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.registry import ResourceType
-from kfab.objects.validation import apiextensions, apps, core, other, pod, service
+from kfab.objects.validation import apiextensions, apps, batch, core, other, pod, service
 from kfab.objects.validation.field import nonnegative
 from kfab.objects.validation.meta import as_dict, validate_object_meta, validate_object_meta_update
 
@@ -42,6 +42,8 @@ _CREATE: dict[str, Callable[[dict], list[Cause]]] = {
     "Deployment": apps.validate_deployment,
     "ReplicaSet": apps.validate_replica_set,
     "StatefulSet": apps.validate_stateful_set,
+    "Job": batch.validate_job,
+    "CronJob": batch.validate_cron_job,
     "ControllerRevision": apps.validate_controller_revision,
     "Role": lambda obj: other.validate_rules(obj, namespaced=True),
     "ClusterRole": lambda obj: other.validate_rules(obj, namespaced=False),
@@ -64,6 +66,7 @@ _UPDATE: dict[str, Callable[[dict, dict], list[Cause]]] = {
     "ReplicaSet": apps.validate_selector_update,
     "StatefulSet": lambda obj, old: apps.validate_selector_update(obj, old) + apps.validate_stateful_set_update(obj, old),
     "ControllerRevision": apps.validate_controller_revision_update,
+    "Job": batch.validate_job_update,
     "RoleBinding": other.validate_binding_update,
     "ClusterRoleBinding": other.validate_binding_update,
     "StorageClass": other.validate_storage_class_update,
