@@ -23,7 +23,7 @@ from kfab.provision.playbook import Play
 from kfab.provision.remote import RemoteHost
 from kfab.provision.report import Report
 from kfab.provision.roles import Task
-from kfab.provision.ssh import Target, connect
+from kfab.provision.ssh import Target, connect, with_ssh_config
 from kfab.provision.variables import HostVars
 
 LOCALHOST = ("localhost", "127.0.0.1", "::1")
@@ -203,12 +203,15 @@ class Runner:
     def _target(self, host: str, v: HostVars) -> Target:
         base = self.inventory.base
         key = v.get("ansible_ssh_private_key_file")
-        return Target(
+        target = Target(
             name=host, address=str(v.get("ansible_host", host)), port=int(v.get("ansible_port", 22)),
             user=str(v.get("ansible_user", "root")), key_file=resolve_path(key, base) if key else None,
             known_hosts=resolve_path(v.get("kfab_known_hosts_file", "~/.ssh/known_hosts"), base),
             host_key_checking=str(v.get("kfab_host_key_checking", "strict")),
             timeout=float(v.get("kfab_ssh_timeout", 10)))
+        explicit = {field for field, name in (("user", "ansible_user"), ("port", "ansible_port"),
+                                              ("key_file", "ansible_ssh_private_key_file")) if name in v}
+        return with_ssh_config(target, resolve_path(v.get("kfab_ssh_config", "~/.ssh/config"), base), explicit)
 
 
 def batches(hosts: list[str], serial: list) -> list[list[str]]:

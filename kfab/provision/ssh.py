@@ -1,4 +1,6 @@
-"""SSH connections (one Fabric Connection per host) with host keys checked against a known_hosts file.
+"""SSH connections (one Fabric Connection per host) with host keys checked against a known_hosts file,
+and ~/.ssh/config honoured as OpenSSH (so Ansible) does: HostName, User, Port, IdentityFile and ProxyJump
+for the host's address, below what the inventory sets (ansible_user, ansible_port, ...).
 
 An unknown key is refused, naming host and fingerprint, unless the inventory sets
 `kfab_host_key_checking: accept-new` (trust on first use: the key is recorded and the run goes on).
@@ -42,6 +44,50 @@ class Target:
     known_hosts: str = "~/.ssh/known_hosts"
     host_key_checking: str = "strict"
     timeout: float = 10.0
+    jump: "Target | None" = None     # ProxyJump: reached through this host's SSH connection
+
+
+def with_ssh_config(target: Target, config_file: str, explicit: set[str]) -> Target:
+    """The target with what ~/.ssh/config says for its address filled in where the inventory is silent
+    (`explicit`: the fields the inventory set). ProxyJump hops are looked up the same way."""
+    path = Path(os.path.expanduser(config_file))
+    if not path.is_file():
+        return target
+    try:
+        config = paramiko.SSHConfig.from_path(str(path))
+    except (OSError, paramiko.ConfigParseError) as exc:
+        raise HostUnreachable(f"{path}: {exc}") from None
+    return _configured(target, config, explicit, depth=0)
+
+
+def _configured(target: Target, config: paramiko.SSHConfig, explicit: set[str], depth: int) -> Target:
+    found = config.lookup(target.address)
+    result = Target(**{**vars(target)})
+    result.address = found.get("hostname", target.address)
+    if "user" not in explicit and "user" in found:
+        result.user = found["user"]
+    if "port" not in explicit and "port" in found:
+        result.port = int(found["port"])
+    if "key_file" not in explicit and found.get("identityfile"):
+        existing = [f for f in found["identityfile"] if os.path.isfile(os.path.expanduser(f))]
+        result.key_file = existing[0] if existing else None
+    jumps = found.get("proxyjump")
+    if jumps and jumps.lower() != "none":
+        if depth > 8:
+            raise HostUnreachable(f"ProxyJump chain for {target.name} is longer than 8 hops")
+        # "a,b": through a, then b, then the target: the last hop is the one next to the target.
+        hop: Target | None = None
+        for spec in jumps.split(","):
+            user, _, rest = spec.strip().rpartition("@")
+            host, _, port = rest.partition(":")
+            nxt = Target(name=f"{host} (ProxyJump)", address=host, port=int(port) if port else 22,
+                         user=user or target.user, known_hosts=target.known_hosts,
+                         host_key_checking=target.host_key_checking, timeout=target.timeout)
+            nxt = _configured(nxt, config, {k for k, v in (("user", user), ("port", port)) if v}, depth + 1)
+            nxt.jump = nxt.jump or hop
+            hop = nxt
+        result.jump = hop
+    return result
 
 
 class KnownHostsFile:
@@ -85,34 +131,18 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
 
 def connect(target: Target) -> fabric.Connection:
     """Open and authenticate a Connection, or raise HostUnreachable with one clear line."""
-    if target.host_key_checking not in HOST_KEY_POLICIES:
-        raise HostUnreachable(f"kfab_host_key_checking must be one of {', '.join(HOST_KEY_POLICIES)}, "
-                              f"got {target.host_key_checking!r}")
-    connect_kwargs = {"banner_timeout": target.timeout, "auth_timeout": target.timeout}
-    if target.key_file:
-        key_file = os.path.expanduser(target.key_file)
-        if not os.path.isfile(key_file):
-            raise HostUnreachable(f"ansible_ssh_private_key_file {key_file} does not exist")
-        connect_kwargs.update(key_filename=key_file, look_for_keys=False)
-    # load_ssh_configs=False: the inventory, not ~/.ssh/config, says how to reach a host.
-    config = fabric.Config(overrides={"load_ssh_configs": False})
-    conn = fabric.Connection(target.address, user=target.user, port=target.port, config=config,
-                             connect_timeout=int(max(1, target.timeout)), connect_kwargs=connect_kwargs)
-    client = paramiko.SSHClient()
-    known = KnownHostsFile(target.known_hosts)
-    known.load_into(client)
-    client.set_missing_host_key_policy(_HostKeyPolicy(target, known))
-    conn.client = client
-    where = f"{target.address}:{target.port}"
+    conn = _connection(target)
+    where = f"{target.address}:{target.port}" + (f" (through {target.jump.address})" if target.jump else "")
     try:
         try:
             conn.open()
         except BaseException:
-            client.close()
+            conn.client.close()
             raise
     except HostUnreachable:
         raise
     except paramiko.BadHostKeyException as exc:
+        known = KnownHostsFile(target.known_hosts)
         raise HostUnreachable(
             f"SSH host key for {target.name} ({where}) CHANGED: the host offers {fingerprint(exc.key)}, "
             f"{known.path} has {fingerprint(exc.expected_key)}: refused (if the host was reinstalled, "
@@ -126,4 +156,31 @@ def connect(target: Target) -> fabric.Connection:
         raise HostUnreachable(f"cannot connect to {where}: {'; '.join(sorted(reasons))}") from None
     except (paramiko.SSHException, OSError, EOFError) as exc:
         raise HostUnreachable(f"cannot connect to {where}: {exc or type(exc).__name__}") from None
+    return conn
+
+
+def _connection(target: Target) -> fabric.Connection:
+    """A Connection (not yet open) with kfab's host key policy; a ProxyJump hop becomes its gateway,
+    which Fabric opens first and tunnels through (direct-tcpip, as ssh -J)."""
+    if target.host_key_checking not in HOST_KEY_POLICIES:
+        raise HostUnreachable(f"kfab_host_key_checking must be one of {', '.join(HOST_KEY_POLICIES)}, "
+                              f"got {target.host_key_checking!r}")
+    connect_kwargs = {"banner_timeout": target.timeout, "auth_timeout": target.timeout}
+    if target.key_file:
+        key_file = os.path.expanduser(target.key_file)
+        if not os.path.isfile(key_file):
+            raise HostUnreachable(f"ansible_ssh_private_key_file {key_file} does not exist")
+        connect_kwargs.update(key_filename=key_file, look_for_keys=False)
+    # load_ssh_configs=False: ~/.ssh/config was applied to the target already (with_ssh_config), below
+    # what the inventory says; Fabric must not apply it again on top.
+    config = fabric.Config(overrides={"load_ssh_configs": False})
+    gateway = _connection(target.jump) if target.jump is not None else None
+    conn = fabric.Connection(target.address, user=target.user, port=target.port, config=config,
+                             connect_timeout=int(max(1, target.timeout)), connect_kwargs=connect_kwargs,
+                             gateway=gateway)
+    client = paramiko.SSHClient()
+    known = KnownHostsFile(target.known_hosts)
+    known.load_into(client)
+    client.set_missing_host_key_policy(_HostKeyPolicy(target, known))
+    conn.client = client
     return conn
