@@ -17,7 +17,7 @@ from kfab.lab import Lab
 
 HOST_COMMANDS = (
     "journalctl -u 'kfab*' -n 80 --no-pager -o short-precise 2>&1 | tail -n 80",
-    "podman pod ps -a 2>&1",
+    "podman pod ps 2>&1",
     "podman ps -a --format '{{.ID}} {{.Names}} {{.Status}} {{.Labels}}' 2>&1 | cut -c1-220",
 )
 SEARCH_DEPTH = 3
