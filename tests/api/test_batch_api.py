@@ -178,6 +178,18 @@ def test_deleting_a_job_with_kubectl_deletes_its_pods(cluster, ns):
     wait_for(lambda: not job_pods(cluster, ns, "running"), 30, "the Job's pods to be garbage collected")
 
 
+def test_a_job_deleted_without_a_policy_orphans_its_pods(cluster, ns):
+    # batch/v1 keeps the pods by default (kube's compatibility default); kubectl always sends Background.
+    apply(cluster, ns, job_manifest("kept", run=120))
+    wait_for(lambda: [p for p in job_pods(cluster, ns, "kept") if p.status.phase == "Running"], 30, "a running pod")
+    batch(cluster).delete_namespaced_job("kept", ns)
+    wait_for(lambda: "kept" not in [j.metadata.name for j in batch(cluster).list_namespaced_job(ns).items], 30,
+             "the Job to go")
+    [pod] = wait_for(lambda: [p for p in job_pods(cluster, ns, "kept") if not p.metadata.owner_references
+                              and not p.metadata.finalizers], 30, "its pod orphaned and released")
+    assert pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
+
+
 def test_cronjob_starts_missed_run_and_forbid_skips_while_active(cluster, ns):
     job = job_manifest("unused", run=600)
     cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
