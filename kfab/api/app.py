@@ -26,6 +26,7 @@ from kfab.api.discovery import Discovery
 from kfab.api.rbac import RBACAuthorizer
 from kfab.objects.errors import APIError, unauthorized
 from kfab.api.impersonation import impersonated_user
+from kfab.api.inflight import InFlight, InFlightLimits
 from kfab.api.openapi import add_openapi_routes
 from kfab.api.portforward import attach, port_forward
 from kfab.api.resources import ObjectHandlers
@@ -60,6 +61,7 @@ class APIServices:
     custom_resources: CustomResourceServing | None = None  # keeps `registry` in step with the CRDs
     body_limit: int = BODY_LIMIT
     ready: bool = True
+    inflight: InFlightLimits = field(default_factory=InFlightLimits)
 
 
 @web.middleware
@@ -91,7 +93,8 @@ def _retry_after(e: APIError) -> dict | None:
 
 
 def build_app(services: APIServices) -> web.Application:
-    app = web.Application(middlewares=[status_errors, _auth_middleware(services)],
+    app = web.Application(middlewares=[status_errors, _auth_middleware(services),
+                                       InFlight(services.inflight).middleware()],
                           client_max_size=services.body_limit)
     api = ResourceAPI(services)
     for path in ("/healthz", "/livez", "/readyz"):

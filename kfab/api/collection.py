@@ -7,6 +7,7 @@ import json
 
 from aiohttp import web
 
+from kfab.api.decoding import quoted
 from kfab.objects.errors import APIError, bad_request
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import render_list
@@ -42,21 +43,24 @@ def matches(obj: dict, labels: LabelSelector, fields: FieldSelector) -> bool:
     return labels.matches((obj.get("metadata") or {}).get("labels")) and fields.matches(obj)
 
 
-def _list_revision(query) -> int:
-    """The revision to read at: 0 (now) unless the client asks for an exact one."""
+def _list_revision(query) -> tuple[int, int]:
+    """(the revision to read at, 0 for now; the revision the answer must have reached)."""
     rv, match = query.get("resourceVersion", ""), query.get("resourceVersionMatch", "")
     if match and match not in ("Exact", "NotOlderThan"):
         raise bad_request(f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", '
                           '"NotOlderThan"')
     if match and not rv:
         raise bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided")
-    if match == "Exact":
-        try:
-            return int(rv)
-        except ValueError:
-            raise bad_request(f"invalid resourceVersion {rv!r}") from None
-    # "", "0" and NotOlderThan N: the current state is always at least as new as what was asked for
-    return 0
+    if rv in ("", "0") and match != "Exact":
+        return 0, 0
+    try:
+        revision = int(rv)
+    except ValueError:
+        raise bad_request(f"invalid resourceVersion {quoted(rv)}: expected a number") from None
+    if revision < 0:
+        raise bad_request(f"invalid resourceVersion {quoted(rv)}: expected a number")
+    # Exact N: the state at N. NotOlderThan N (or N without a match rule): now, once now has reached N.
+    return (revision if match == "Exact" else 0), revision
 
 
 class ListHandler:
@@ -88,7 +92,10 @@ class ListHandler:
                                    "parameter.") from None
                 raise
         else:
-            items, revision = await self.storage.list(rt, rp.namespace, _list_revision(query))
+            at, not_older_than = _list_revision(query)
+            if not_older_than:
+                await self.storage.wait_for_revision(not_older_than)
+            items, revision = await self.storage.list(rt, rp.namespace, at)
         name = rp.name
         selected = [o for o in items if (not start or object_key(rt, o) >= start)
                     and (name is None or o["metadata"]["name"] == name) and matches(o, labels, fields)]

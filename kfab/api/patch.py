@@ -9,11 +9,12 @@ Server-side apply (`application/apply-patch+yaml`) is `kfab.api.apply.server_sid
 from __future__ import annotations
 
 import copy
-import json
+import re
 
 import jsonpatch
 import jsonpointer
 
+from kfab.api.decoding import Decoded, json_type, load_json, quoted
 from kfab.objects.errors import APIError, bad_request, unsupported_media_type
 from kfab.api.patch_schema import Field
 from kfab.api.strategic_merge import PatchError, strategic_merge
@@ -23,6 +24,7 @@ JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+# In kube-apiserver's order (its 415 lists them so).
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
 
@@ -31,25 +33,42 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def decode_patch(content_type: str | None, body: bytes) -> Decoded:
+    """The PATCH body of a supported patch type, decoded once (415 for another type, 400 when malformed)."""
+    kind = media_type(content_type)
+    if kind not in PATCH_TYPES:
+        raise unsupported_media_type(PATCH_TYPES)
+    what = {JSON_PATCH: "JSON patch", MERGE_PATCH: "JSON merge patch",
+            STRATEGIC_MERGE_PATCH: "strategic merge patch"}.get(kind, "apply patch")
+    try:
+        return load_json(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad_request(f"{what}: the body is not valid JSON: {e}") from None
+
+
 def apply_patch(rt: ResourceType, original: dict, content_type: str, body: bytes) -> dict:
     """The object `original` becomes after the PATCH body; `original` itself is not modified.
 
     Raises APIError: 400 malformed body, 415 unknown content type, 422 for a JSON patch whose `test`
     fails or whose path does not exist, or a patch that would turn the object into another kind.
     """
+    return apply_decoded_patch(rt, original, content_type, decode_patch(content_type, body).value)
+
+
+def apply_decoded_patch(rt: ResourceType, original: dict, content_type: str, patch: object) -> dict:
+    """apply_patch with a body decode_patch already decoded (a retried update decodes once)."""
     kind = media_type(content_type)
     if kind == STRATEGIC_MERGE_PATCH and rt.custom is not None:
         # Custom resources have no Go types carrying patch strategies: kube-apiserver refuses this patch type.
         raise unsupported_media_type((JSON_PATCH, MERGE_PATCH, APPLY_PATCH))
     if kind == JSON_PATCH:
-        patched = _json_patch(original, _decode(body, "JSON patch"))
+        patched = _json_patch(original, patch)
     elif kind == MERGE_PATCH:
-        patched = merge_patch(original, _decode(body, "JSON merge patch"))
+        patched = merge_patch(original, patch)
     elif kind == STRATEGIC_MERGE_PATCH:
-        patch = _decode(body, "strategic merge patch")
         if not isinstance(patch, dict):
             raise bad_request("strategic merge patch: the body must be a JSON object, "
-                              f"got {type(patch).__name__}")
+                              f"got {json_type(patch)}")
         try:
             patched = strategic_merge(original, patch, Field.for_kind(rt))
         except PatchError as e:
@@ -57,7 +76,7 @@ def apply_patch(rt: ResourceType, original: dict, content_type: str, body: bytes
     elif kind == APPLY_PATCH:
         raise bad_request("apply patches are handled by server-side apply, not apply_patch")
     else:
-        raise unsupported_media_type(content_type)
+        raise unsupported_media_type(PATCH_TYPES)
     return _same_kind(rt, original, patched)
 
 
@@ -74,29 +93,46 @@ def merge_patch(target, patch):
     return result
 
 
+# kube-apiserver refuses longer JSON patches with 413 (maxJSONPatchOperations).
+MAX_JSON_PATCH_OPERATIONS = 10000
+
+
 def _json_patch(original: dict, operations) -> dict:
     if not isinstance(operations, list):
         raise bad_request("JSON patch: the body must be a JSON array of operations, "
-                          f"got {type(operations).__name__}")
+                          f"got {json_type(operations)}")
+    if len(operations) > MAX_JSON_PATCH_OPERATIONS:
+        raise APIError(413, "RequestEntityTooLarge", f"The allowed maximum operations in a JSON patch is "
+                       f"{MAX_JSON_PATCH_OPERATIONS}, got {len(operations)}")
     for i, op in enumerate(operations):
         if not isinstance(op, dict) or not isinstance(op.get("op"), str) or not isinstance(op.get("path"), str):
             raise bad_request(f"JSON patch: operation {i} must be an object with string \"op\" and \"path\"")
-    try:
-        patch = jsonpatch.JsonPatch(operations)
-        return patch.apply(copy.deepcopy(original))
-    except jsonpatch.JsonPatchTestFailed as e:
-        raise APIError(422, "Invalid", f"JSON patch test operation failed: {e}") from None
-    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as e:
-        raise APIError(422, "Invalid", f"JSON patch cannot be applied: {e}") from None
-    except jsonpatch.InvalidJsonPatch as e:
-        raise bad_request(f"JSON patch is malformed: {e}") from None
+    for op in operations:
+        if op["op"] not in ("add", "remove", "replace", "move", "copy", "test"):
+            raise bad_request(f"Unexpected kind: {op['op']}")  # evanphx/json-patch's words
+    doc = copy.deepcopy(original)
+    # One operation at a time, so that a failure names its operation in evanphx/json-patch's words (kube's
+    # library) rather than in the Python library's (which quotes Python types).
+    for op in operations:
+        name, path = op["op"], op["path"]
+        try:
+            doc = jsonpatch.JsonPatch([op]).apply(doc)
+        except jsonpatch.JsonPatchTestFailed:
+            raise APIError(422, "Invalid", f"testing value {path} failed: test failed") from None
+        except jsonpatch.InvalidJsonPatch as e:
+            raise bad_request(f"JSON patch is malformed: {_without_python_types(str(e))}") from None
+        except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException, TypeError, KeyError, IndexError,
+                ValueError, AttributeError):
+            where = op.get("from", path) if name in ("move", "copy") else path
+            raise APIError(422, "Invalid", f"{name} operation does not apply: doc is missing path: "
+                           f"{quoted(where)}: missing value") from None
+    return doc
 
 
-def _decode(body: bytes, what: str):
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad_request(f"{what}: the body is not valid JSON: {e}") from None
+def _without_python_types(message: str) -> str:
+    return re.sub(r"<class '(\w+)'>", lambda m: {"str": "string", "dict": "object", "list": "array",
+                                                  "int": "number", "float": "number", "bool": "boolean",
+                                                  "NoneType": "null"}.get(m.group(1), "value"), message)
 
 
 def _same_kind(rt: ResourceType, original: dict, patched) -> dict:
@@ -109,5 +145,5 @@ def _same_kind(rt: ResourceType, original: dict, patched) -> dict:
         if value is None:
             patched[field] = expected
         elif value != expected:
-            raise bad_request(f"a patch may not change {field} of a {rt.kind} (from {expected!r} to {value!r})")
+            raise bad_request(f"a patch may not change {field} of a {rt.kind} (from {quoted(expected)} to {quoted(value)})")
     return patched

@@ -7,10 +7,12 @@ from aiohttp import web
 from kfab.api import strategy
 from kfab.api.apply import record_update, server_side_apply
 from kfab.api.context import HandlerBase, RequestOptions, warning_headers
-from kfab.objects.errors import APIError, Cause, already_exists, bad_request, conflict, invalid
-from kfab.api.patch import APPLY_PATCH, apply_patch, media_type
+from kfab.objects.errors import (APIError, Cause, already_exists, bad_request, conflict, invalid,
+                                 unsupported_media_type)
+from kfab.api.decoding import strict_object_errors, strict_patch_errors
+from kfab.api.patch import APPLY_PATCH, JSON_PATCH, PATCH_TYPES, apply_decoded_patch, decode_patch, media_type
 from kfab.api.routing import ResourcePath
-from kfab.api.serialize import content_type, parse_object, read_body, render_object
+from kfab.api.serialize import content_type, decode_object, parse_object, read_body, render_object
 
 # generateName: a fresh random suffix this many times before giving up on AlreadyExists.
 GENERATE_NAME_ATTEMPTS = 8
@@ -19,9 +21,14 @@ GENERATE_NAME_ATTEMPTS = 8
 class ObjectHandlers(HandlerBase):
     async def create(self, request: web.Request, rp: ResourcePath) -> web.Response:
         opts = RequestOptions.from_request(request)
-        body = parse_object(await read_body(request, self.body_limit), content_type(request))
+        body, decode_warnings = await self._decoded_body(request, rp, opts)
         obj, warnings = await self.create_object(request, rp, body, opts)
-        return render_object(request, rp.rt, obj, 201, warning_headers(warnings))
+        return render_object(request, rp.rt, obj, 201, warning_headers(decode_warnings + warnings))
+
+    async def _decoded_body(self, request: web.Request, rp: ResourcePath,
+                            opts: RequestOptions) -> tuple[object, list[str]]:
+        decoded = decode_object(await read_body(request, self.body_limit), content_type(request))
+        return decoded.value, strict_object_errors(rp.rt.kind, rp.rt.version, decoded, opts.field_validation)
 
     async def create_object(self, request: web.Request, rp: ResourcePath, body: object, opts: RequestOptions,
                             track_fields: bool = True) -> tuple[dict, list[str]]:
@@ -55,7 +62,7 @@ class ObjectHandlers(HandlerBase):
 
     async def update(self, request: web.Request, rp: ResourcePath) -> web.Response:
         opts = RequestOptions.from_request(request)
-        body = parse_object(await read_body(request, self.body_limit), content_type(request))
+        body, decode_warnings = await self._decoded_body(request, rp, opts)
         body = strategy.check_type(rp.rt, body)
         body_name = body["metadata"].get("name")
         if body_name != rp.name:
@@ -64,28 +71,33 @@ class ObjectHandlers(HandlerBase):
         if strategy.allow_create_on_update(rp.rt) and precondition is None:
             if await self.storage.get_or_none(rp.rt, rp.namespace, rp.name) is None:
                 obj, warnings = await self.create_object(request, rp, body, opts)
-                return render_object(request, rp.rt, obj, 201, warning_headers(warnings))
+                return render_object(request, rp.rt, obj, 201, warning_headers(decode_warnings + warnings))
         obj, warnings = await self.update_object(
             request, rp, opts, lambda old: strategy.prepare_update(rp.rt, body, old), precondition)
-        return render_object(request, rp.rt, obj, 200, warning_headers(warnings))
+        return render_object(request, rp.rt, obj, 200, warning_headers(decode_warnings + warnings))
 
     async def patch(self, request: web.Request, rp: ResourcePath, subresource: str | None = None) -> web.Response:
         """PATCH of the main resource or of `status` (the other subresources patch their own shapes)."""
         opts = RequestOptions.from_request(request)
         patch_type = media_type(content_type(request))
+        if patch_type not in PATCH_TYPES:  # before the body is read, as kube-apiserver
+            raise unsupported_media_type(PATCH_TYPES)
         body = await read_body(request, self.body_limit)
         if patch_type == APPLY_PATCH and subresource is None:
             return await self._apply(request, rp, body, opts)
+        patch = decode_patch(patch_type, body)
+        decode_warnings: list[str] = []
 
         def prepare(old: dict) -> dict:
-            patched = apply_patch(rp.rt, old, patch_type, body)
+            patched = apply_decoded_patch(rp.rt, old, patch_type, patch.value)
+            decode_warnings[:] = strict_patch_errors(patch, opts.field_validation, patched, patch_type == JSON_PATCH)
             _check_patched_version(rp, patched, old)
             if subresource == "status":
                 return strategy.prepare_status_update(rp.rt, patched, old)
             return strategy.prepare_update(rp.rt, patched, old)
 
         obj, warnings = await self.update_object(request, rp, opts, prepare, subresource=subresource)
-        return render_object(request, rp.rt, obj, 200, warning_headers(warnings))
+        return render_object(request, rp.rt, obj, 200, warning_headers(decode_warnings + warnings))
 
     async def _apply(self, request: web.Request, rp: ResourcePath, body: bytes, opts: RequestOptions):
         """Server-side apply: create when absent, else merge the applied configuration by field ownership."""

@@ -13,7 +13,8 @@ import yaml
 from aiohttp import web
 
 from kfab.api import protobuf
-from kfab.objects.errors import APIError, bad_request
+from kfab.api.decoding import EXCEEDED, Decoded, load_json, load_yaml_documents, yaml_message
+from kfab.objects.errors import APIError, bad_request, unsupported_media_type
 from kfab.objects.registry import ResourceType
 from kfab.objects.tables import to_table
 
@@ -74,28 +75,38 @@ def content_type(request: web.Request) -> str:
 
 def parse_object(body: bytes, content_type: str) -> object:
     """Decode a JSON or YAML body; 400 with the parser's message when malformed, 415 for other media types."""
+    return decode_object(body, content_type).value
+
+
+# What kube-apiserver's create and update decode (its serializers' media types, in its order).
+OBJECT_MEDIA_TYPES = (JSON, YAML, protobuf.MEDIA_TYPE)
+
+
+def decode_object(body: bytes, content_type: str) -> Decoded:
+    """parse_object, keeping the duplicate keys it saw (for fieldValidation)."""
     media = content_type.split(";")[0].strip().lower()
     if not body.strip():
         raise bad_request("the body of the request was empty")
     if media in (JSON, "", "application/merge-patch+json", "application/strategic-merge-patch+json",
-                 "application/json-patch+json", "text/plain"):
+                 "application/json-patch+json"):
         try:
-            return json.loads(body)
+            return load_json(body)
         except (ValueError, UnicodeDecodeError) as e:
-            if media == JSON:
-                raise bad_request(f"couldn't decode the request body as JSON: {e}") from None
+            if media == JSON or str(e) == EXCEEDED:
+                raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
     if media == protobuf.MEDIA_TYPE:
-        return protobuf.decode(body)
-    if media in (YAML, "application/x-yaml", "text/yaml", "application/apply-patch+yaml", "", "text/plain"):
+        return Decoded(protobuf.decode(body))
+    if media in (YAML, "application/x-yaml", "text/yaml", "application/apply-patch+yaml", ""):
         try:
-            docs = [d for d in yaml.safe_load_all(body) if d is not None]
+            docs = load_yaml_documents(body)
         except yaml.YAMLError as e:
-            raise bad_request(f"couldn't decode the request body as YAML: {e}") from None
+            raise bad_request(f"error converting YAML to JSON: {yaml_message(e)}") from None
+        except ValueError as e:
+            raise bad_request(f"error converting YAML to JSON: {e}") from None
         if len(docs) != 1:
             raise bad_request(f"the request body must hold exactly one object, found {len(docs)} documents")
         return docs[0]
-    raise APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted "
-                   f"media types include: {JSON}, {YAML}, {protobuf.MEDIA_TYPE}; got {content_type!r}")
+    raise unsupported_media_type(OBJECT_MEDIA_TYPES)
 
 
 def partial_metadata(obj: dict) -> dict:

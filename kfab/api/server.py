@@ -20,6 +20,7 @@ from aiohttp import web
 from kfab.api.app import APIServices, build_app
 from kfab.api.auth import Authenticator
 from kfab.api.crd_serving import CustomResourceServing
+from kfab.api.inflight import InFlightLimits
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.watchhub import WatchHub
@@ -27,7 +28,10 @@ from kfab.api.admission import AdmissionChain
 from kfab.api.kubelet_proxy import NodeExecProxy, NodeLogProxy, kubelet_client_ssl_context, node_reader
 from kfab.objects.registry import ResourceRegistry
 from kfab.pki import ensure_control_plane_pki, server_ssl_context, write_kubeconfig
+from kfab.pki.encryption import CONFIG_FILE as ENCRYPTION_CONFIG_FILE
+from kfab.pki.encryption import ensure_config
 from kfab.store import open_store
+from kfab.store.encryption import EncryptedStore, Transformer, reencrypt
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ class ServerConfig:
     compaction_interval: float = COMPACTION_INTERVAL
     advertise_address: str | None = None  # the IP the `kubernetes` Service's Endpoints name
     components: Sequence[Component] = ()
+    inflight: InFlightLimits = field(default_factory=InFlightLimits)
+    encryption_config: Path | None = None  # default: DATA_DIR/pki/encryption-config.yaml
 
 
 def _certificate_names(config: ServerConfig) -> tuple[list[str], list[str]]:
@@ -109,10 +115,22 @@ async def _compact_periodically(store, interval: float) -> None:
         previous = current
 
 
+async def _reencrypt(store: EncryptedStore) -> None:
+    """Rewrite what is stored in plaintext or with an old key (after encryption is turned on, or a key rotation)."""
+    try:
+        rewritten = await reencrypt(store)
+    except Exception as e:  # noqa: BLE001 - the next start tries again; serving goes on meanwhile
+        log.warning("re-encrypting stored objects failed: %s", e)
+        return
+    if rewritten:
+        log.info("re-encrypted %d stored objects with the current write key", rewritten)
+
+
 async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[str], None] | None = None) -> None:
     """Serve until `stop` is set. `started(url)` is called once the server accepts requests."""
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.chmod(0o700)  # state, keys and kubeconfigs: for this host's root only
     except OSError as e:
         raise OSError(f"cannot create the data directory {config.data_dir}: {e.strerror or e}") from None
     store = await open_store(config.store_url)
@@ -123,6 +141,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
     try:
         hostnames, ips = _certificate_names(config)
         pki = ensure_control_plane_pki(config.data_dir, hostnames, ips)
+        # Secrets at rest: `kfab up` puts the cluster's one configuration here (every API server shares its keys);
+        # `kfab server` makes its own on first start.
+        encryption = ensure_config(config.encryption_config or pki.dir / ENCRYPTION_CONFIG_FILE)
+        store = EncryptedStore(store, Transformer(encryption))
+        tasks.append(asyncio.create_task(_reencrypt(store), name="reencrypt"))
         await bootstrap_rbac(store)
         await bootstrap_namespaces(store)
         await authorizer.start()
@@ -139,7 +162,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
             authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
             authorizer=authorizer, admission=admission, registry=registry, custom_resources=custom_resources,
             pod_logs=NodeLogProxy(node_reader(store), kubelet_ssl),
-            pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl))
+            pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl), inflight=config.inflight)
         app = build_app(services)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from kfab.api import strategy
-from kfab.objects.errors import APIError, already_exists, conflict, gone, not_found
+from kfab.objects.errors import APIError, Cause, already_exists, conflict, gone, not_found
 from kfab.objects.registry import ResourceType
 from kfab.store.base import (KeyExists, KeyNotFound, RevisionCompacted, RevisionConflict, Store,
                              StoreUnavailable)
@@ -20,9 +22,35 @@ def expired(error: RevisionCompacted) -> APIError:
     return gone(f"too old resource version: {error.requested} ({error.compacted + 1})")
 
 
+# kube-apiserver's watch cache waits this long for a resourceVersion it has not seen yet (waitUntilFreshAndBlock).
+FRESHNESS_WAIT = 3.0
+
+
+def too_large(requested: int, current: int) -> APIError:
+    """504 as kube-apiserver's storage.NewTooLargeResourceVersionError: clients (reflectors) relist on it."""
+    return APIError(504, "Timeout", f"Timeout: Too large resource version: {requested}, current: {current}",
+                     causes=[Cause("", "Too large resource version", "ResourceVersionTooLarge")],
+                     retry_after_seconds=1)
+
+
 class ResourceStorage:
     def __init__(self, store: Store):
         self.store = store
+
+    async def wait_for_revision(self, revision: int, timeout: float = FRESHNESS_WAIT) -> None:
+        """Return once the store has reached `revision`; 504 Too large resource version after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                current = await self.store.current_revision()
+            except StoreUnavailable as e:
+                raise unavailable(e) from None
+            if current >= revision:
+                return
+            if loop.time() >= deadline:
+                raise too_large(revision, current)
+            await asyncio.sleep(0.1)
 
     async def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict:
         obj = await self.get_or_none(rt, namespace, name)

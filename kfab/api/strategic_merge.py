@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 
+from kfab.api.decoding import quoted
 from kfab.api.patch_schema import Field
 
 DIRECTIVE = "$patch"
@@ -96,7 +97,7 @@ def _apply_retain_keys(original: dict, patch: dict) -> None:
         if value is None or key.startswith((DELETE_FROM_PRIMITIVE_LIST, SET_ELEMENT_ORDER)):
             continue
         if key not in retain:
-            raise PatchError(f"invalid patch format of retainKeys: {key!r} is in the patch but not in $retainKeys")
+            raise PatchError(f"invalid patch format of retainKeys: {quoted(key)} is in the patch but not in $retainKeys")
     for key in [k for k in original if k not in retain]:
         del original[key]
 
@@ -314,7 +315,7 @@ def _directive_target(key: str, prefix: str) -> str:
     head, sep, rest = key.partition("/")
     if not sep or head != prefix:
         what = "primitive list" if prefix == DELETE_FROM_PRIMITIVE_LIST else "setElementOrder list"
-        raise PatchError(f"invalid patch format of {what}: {key!r}")
+        raise PatchError(f"invalid patch format of {what}: {quoted(key)}")
     return rest
 
 

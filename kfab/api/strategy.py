@@ -13,8 +13,11 @@ import json
 import secrets
 import uuid
 
+from kfab.api.decoding import json_type, quoted
 from kfab.objects.errors import Cause, bad_request, invalid
 from kfab.objects.registry import ResourceType
+from kfab.objects.validation import field as field_errors
+from kfab.objects.validation.field import invalid_error
 from kfab.store.base import KeyValue
 
 # generateName suffix alphabet: no vowels (no accidental words) and no look-alike characters (as k8s).
@@ -99,7 +102,7 @@ def check_type(rt: ResourceType, obj: object) -> dict:
     defaults them from the endpoint."""
     if not isinstance(obj, dict):
         raise bad_request(f"the body of the request must be a JSON or YAML object ({rt.kind}), "
-                          f"not {type(obj).__name__}")
+                          f"not {json_type(obj)}")
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if api_version is not None and api_version != rt.api_version:
         raise bad_request(f"the API version in the data ({api_version}) does not match the expected API version "
@@ -199,6 +202,12 @@ def prepare_update(rt: ResourceType, new: dict, old: dict) -> dict:
                           f"({old_meta['name']})")
     if rt.namespaced and meta.get("namespace") and meta["namespace"] != old_meta.get("namespace"):
         raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+    uid = meta.get("uid")
+    if uid not in (None, "") and uid != old_meta.get("uid"):
+        # As kube-apiserver's ValidateObjectMetaUpdate (an empty uid takes the old one; a changed one is refused;
+        # a changed creationTimestamp is silently put back, as its BeforeUpdate does).
+        raise invalid_error(rt.kind, rt.group, old_meta["name"],
+                            [field_errors.invalid("metadata.uid", uid, "field is immutable")])
     meta["name"] = old_meta["name"]
     if rt.namespaced:
         meta["namespace"] = old_meta.get("namespace")
@@ -254,8 +263,8 @@ def resource_version_of(obj: dict) -> int | None:
     try:
         value = int(rv)
     except (TypeError, ValueError):
-        raise bad_request(f"invalid resourceVersion {rv!r}: expected a number") from None
+        raise bad_request(f"invalid resourceVersion {quoted(rv)}: expected a number") from None
     if value <= 0:
-        raise bad_request(f"invalid resourceVersion {rv!r}")
+        raise bad_request(f"invalid resourceVersion {quoted(rv)}")
     return value
 

@@ -155,7 +155,8 @@ class SubresourceHandlers(ObjectHandlers):
         if not isinstance(binding, dict) or binding.get("kind", "Binding") != "Binding":
             raise bad_request("the body of pods/binding must be a v1 Binding")
         target = binding.get("target") or {}
-        if target.get("kind", "Node") not in ("Node", "") or not target.get("name"):
+        if not isinstance(target, dict) or target.get("kind", "Node") not in ("Node", "") \
+                or not isinstance(target.get("name"), str) or not target["name"]:
             raise invalid("Binding", rp.name, [Cause("target", "must name a Node (target.kind Node, target.name)",
                                                      "FieldValueRequired")])
         node = target["name"]

@@ -19,7 +19,8 @@ from aiohttp import web
 
 from kfab.api import strategy
 from kfab.api.collection import selectors
-from kfab.objects.errors import bad_request, gone
+from kfab.api.decoding import quoted
+from kfab.objects.errors import APIError, bad_request, gone
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import negotiate, partial_metadata, to_table
 from kfab.api.storage import ResourceStorage, expired
@@ -97,13 +98,21 @@ class WatchHandler:
             try:
                 start = int(rv_text)
             except ValueError:
-                raise bad_request(f"invalid resourceVersion {rv_text!r}: expected a number") from None
+                raise bad_request(f"invalid resourceVersion {quoted(rv_text)}: expected a number") from None
+            if start < 0:
+                raise bad_request(f"invalid resourceVersion {quoted(rv_text)}: expected a number")
 
         resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         stream = _Stream(resp, rt, form, request.query.get("includeObject", "Metadata"))
         try:
+            if not initial:
+                try:  # as kube-apiserver's watch cache: a revision not reached yet is waited for, then an ERROR
+                    await self.storage.wait_for_revision(start)
+                except APIError as e:
+                    await stream.status_error(e.status())
+                    return resp
             for obj in initial:
                 await stream.send("ADDED", obj)
             if send_initial and bookmarks:
@@ -197,6 +206,9 @@ class _Stream:
             meta["annotations"] = annotations
         await self._write({"type": "BOOKMARK", "object": {"kind": self.rt.kind, "apiVersion": self.rt.api_version,
                                                           "metadata": meta}})
+
+    async def status_error(self, status: dict) -> None:
+        await self._write({"type": "ERROR", "object": status})
 
     async def error(self, error: Exception) -> None:
         if isinstance(error, WatchTooSlow):  # Expired too: the client relists, as after a compaction

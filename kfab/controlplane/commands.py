@@ -3,14 +3,21 @@ kfab.controlplane.server."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
+from kfab.api.inflight import InFlightLimits
 from kfab.api.server import ServerConfig
 from kfab.controllers.manager import select
 from kfab.controlplane import server
+from kfab.controlplane.encryption_keys import rotate_key
 from kfab.machinery.leader import LeaderElectionConfig
 from kfab.machinery.leader_args import add_leader_election_args
+from kfab.pki.encryption import CONFIG_FILE as ENCRYPTION_CONFIG_FILE
+from kfab.pki.encryption import EncryptionConfigError
+from kfab.store import open_store
+from kfab.store.base import StoreError
 
 
 def _common(p) -> None:
@@ -27,6 +34,17 @@ def _common(p) -> None:
                         "endpoint); default: --bind, or this host's outgoing address when binding all")
     p.add_argument("--compaction-interval", type=float, default=300.0, metavar="SECONDS",
                    help="every SECONDS, forget store history older than the previous interval (default 300)")
+    p.add_argument("--metric-resolution", type=float, default=15.0, metavar="SECONDS",
+                   help="scrape the node agents' resource metrics (kubectl top, autoscaling) every SECONDS "
+                        "(default 15, as k3s's metrics-server)")
+    p.add_argument("--encryption-provider-config", type=Path, metavar="FILE",
+                   help="EncryptionConfiguration for data at rest (default DATA_DIR/pki/encryption-config.yaml, "
+                        "made with a fresh AES-GCM key for Secrets when missing)")
+    p.add_argument("--max-requests-inflight", type=int, default=400, metavar="N",
+                   help="read-only requests served at once before 429 (0: no limit; default 400; one client "
+                        "gets at most half)")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=200, metavar="N",
+                   help="mutating requests served at once before 429 (0: no limit; default 200)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each component's progress")
 
 
@@ -40,6 +58,15 @@ def add_commands(subparsers) -> None:
     p.add_argument("--disable-controllers", action="store_true",
                    help="do not run the controller-manager in this process (run `kfab controller-manager` instead)")
     p.set_defaults(func=server_command)
+
+    p = subparsers.add_parser(
+        "rotate-encryption-key", help="new key for Secrets at rest in DATA_DIR (kfab server stopped)",
+        description="Rotate the key that encrypts Secrets at rest for `kfab server --data-dir DATA_DIR`: a new "
+                    "key is added first (it encrypts from now on), every Secret is rewritten with it, then the old "
+                    "key is dropped from DATA_DIR/pki/encryption-config.yaml. The server must be stopped (the "
+                    "SQLite store is one process's); start it again afterwards.")
+    p.add_argument("--data-dir", required=True, type=Path)
+    p.set_defaults(func=rotate_encryption_key_command)
 
     p = subparsers.add_parser(
         "apiserver", help="run the API server alone over a store URL (sqlite:///, etcd:// or etcd+https://)",
@@ -84,7 +111,10 @@ def add_commands(subparsers) -> None:
 def _server_config(args, store_url: str) -> ServerConfig:
     return ServerConfig(store_url=store_url, data_dir=args.data_dir.resolve(), bind=args.bind, port=args.port,
                         tokens_file=args.token_auth_file, tls_sans=args.tls_san,
-                        compaction_interval=args.compaction_interval, advertise_address=args.advertise_address)
+                        compaction_interval=args.compaction_interval, advertise_address=args.advertise_address,
+                        metric_resolution=args.metric_resolution,
+                        inflight=InFlightLimits(args.max_requests_inflight, args.max_mutating_requests_inflight),
+                        encryption_config=args.encryption_provider_config)
 
 
 def _election(args, **lease) -> LeaderElectionConfig | None:
@@ -125,3 +155,27 @@ def scheduler_command(args) -> int:
         print(f"kfab scheduler: {e}", file=sys.stderr)
         return 2
     return server.run_scheduler(args.kubeconfig, election, args.scheduler_name, args.verbose)
+
+
+def rotate_encryption_key_command(args) -> int:
+    data_dir = args.data_dir.resolve()
+    config = data_dir / "pki" / ENCRYPTION_CONFIG_FILE
+    if not config.exists():
+        print(f"kfab rotate-encryption-key: {config} does not exist (has kfab server run in {data_dir}?)",
+              file=sys.stderr)
+        return 1
+
+    async def rotate() -> int:
+        store = await open_store(f"sqlite:///{data_dir / 'state.db'}")
+        try:
+            return await rotate_key(store, config)
+        finally:
+            await store.close()
+
+    try:
+        rewritten = asyncio.run(rotate())
+    except (StoreError, EncryptionConfigError) as e:
+        print(f"kfab rotate-encryption-key: {e}", file=sys.stderr)
+        return 1
+    print(f"new encryption key in {config}; {rewritten} stored objects re-encrypted, the old key removed")
+    return 0

@@ -37,7 +37,9 @@ class APIError(Exception):
         if self.kind is not None:
             details["kind"] = self.kind
         if self.causes:
-            details["causes"] = [{"reason": c.reason, "message": c.message, "field": c.field} for c in self.causes]
+            # Go's omitempty: a cause about no particular field has no "field" key
+            details["causes"] = [{"reason": c.reason, "message": c.message, **({"field": c.field} if c.field else {})}
+                                 for c in self.causes]
         if self.retry_after_seconds is not None:
             details["retryAfterSeconds"] = self.retry_after_seconds
         body = {
@@ -99,5 +101,7 @@ def gone(message: str) -> APIError:
     return APIError(410, "Expired", message)
 
 
-def unsupported_media_type(content_type: str) -> APIError:
-    return APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json; got {content_type!r}")
+def unsupported_media_type(accepted) -> APIError:
+    """415 as kube-apiserver words it; `accepted` are the media types the verb takes, in kube's order."""
+    return APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                    f"media types include: {', '.join(accepted)}")

@@ -61,7 +61,7 @@ def backup(cluster: Cluster, output: Path) -> Path:
         raise OpsError(f"{output} exists already: not overwritten")
     if not output.parent.is_dir() and output.parent != default_output(cluster, backend).parent:
         raise OpsError(f"{output.parent}: no such directory")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     host = cluster.control_plane[0] if backend == "sqlite" else cluster.group("etcd")[0]
     tmp = f"/root/.kfab-backup-{_stamp()}"
     with cluster.ssh(host) as remote:
@@ -69,12 +69,14 @@ def backup(cluster: Cluster, output: Path) -> Path:
             if backend == "sqlite":
                 if remote.file(path) is None:
                     raise OpsError(f"host {host}: {path} does not exist (is the cluster installed?)")
-                cluster.run(remote, f"python3 -c {q(SQLITE_BACKUP)} {q(path)} {q(tmp)}", f"backing up {path}")
+                # umask 077: the copy holds every object the store does (Secrets encrypted, the rest not)
+                cluster.run(remote, f"umask 077 && python3 -c {q(SQLITE_BACKUP)} {q(path)} {q(tmp)}",
+                            f"backing up {path}")
             else:
                 url, tls = etcd_local(cluster, host)
                 _ensure_etcdctl(cluster, remote)
-                cluster.run(remote, f"ETCDCTL_API=3 etcdctl --endpoints={url} {tls} snapshot save {q(tmp)} "
-                                    f">/dev/null", "etcdctl snapshot save")
+                cluster.run(remote, f"umask 077 && ETCDCTL_API=3 etcdctl --endpoints={url} {tls} snapshot save "
+                                    f"{q(tmp)} >/dev/null", "etcdctl snapshot save")
             remote.conn.sftp().get(tmp, str(output))
         finally:
             remote.run(f"rm -f {q(tmp)}")

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from typing import Callable
@@ -49,11 +50,25 @@ def store_url(path) -> str:
     return f"sqlite://{path}" if str(path).startswith("/") else f"sqlite:{path}"
 
 
+def _private_files(path: str) -> None:
+    """The database and its companions readable by their owner only: they hold every Secret's bytes.
+
+    SQLite gives the -wal and -shm files the database file's mode, so the database is made 0600 before
+    SQLite first opens it; files an older kfab made 0644 are narrowed on the way.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + ".lock"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def _lock_exclusively(path: str):
     """Hold <path>.lock for as long as the store is open: a second process would never see this one's
     writes in its watches, so it is refused up front. The kernel drops the lock if the process dies."""
     try:
-        lock = open(path + ".lock", "a")
+        lock = os.fdopen(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
     except OSError as e:
         raise StoreUnavailable(f"{store_url(path)}: cannot create the lock file {path}.lock: "
                                f"{e.strerror or e}") from None
@@ -76,6 +91,10 @@ class SQLiteDatabase:
         self.path = path
         self._revision_of = revision
         self._committed = committed
+        try:
+            _private_files(path)
+        except OSError as e:
+            raise StoreUnavailable(f"{store_url(path)}: cannot create the state database: {e.strerror or e}") from None
         self._lock = _lock_exclusively(path)
         try:
             self._conn = _connect(path)  # the one writer connection

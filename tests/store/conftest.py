@@ -6,7 +6,11 @@ import uuid
 import pytest
 
 from kfab.store import open_store
+from kfab.pki.encryption import EncryptionConfig, Key, ResourceProviders
+from kfab.store.encryption import EncryptedStore, Transformer
 from tests.etcd_cluster import EtcdCluster
+
+ENCRYPTED = "encrypted+"
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +26,12 @@ def etcd_tls_cluster():
         yield cluster
 
 
-@pytest.fixture(params=["sqlite", "etcd", "etcd-tls"])
+@pytest.fixture(params=["sqlite", "sqlite-encrypted", "etcd", "etcd-tls"])
 def store_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite://{tmp_path}/state.db"
+    if request.param == "sqlite-encrypted":  # every key through the encryption-at-rest wrapper
+        return f"{ENCRYPTED}sqlite://{tmp_path}/state.db"
     if request.param == "etcd-tls":
         return request.getfixturevalue("etcd_tls_cluster").url
     return request.getfixturevalue("etcd_cluster").url
@@ -43,7 +49,10 @@ def with_store(store_url):
 
     def run(fn, timeout: float = 60):
         async def main():
-            store = await open_store(store_url)
+            store = await open_store(store_url.removeprefix(ENCRYPTED))
+            if store_url.startswith(ENCRYPTED):
+                config = EncryptionConfig([ResourceProviders(["*.*"], [Key.new("key1")])])
+                store = EncryptedStore(store, Transformer(config))
             try:
                 return await asyncio.wait_for(fn(store), timeout)
             finally:

@@ -77,3 +77,18 @@ def test_bad_arguments_are_named(tmp_path: Path):
         Fail("name must be a relative path such as 'kt1/apiserver', got '../x'")]
     out = plan("cluster_cert", FakeHost(), pki_dir=str(tmp_path), name="x", cn="a")
     assert isinstance(out[0], Fail) and "dns/ips" in out[0].message
+
+
+def test_every_control_plane_host_gets_the_one_encryption_config_never_in_a_diff(tmp_path: Path):
+    configs = []
+    for name in ("h1", "h2"):
+        host = FakeHost()
+        changes = plan("cluster_cert", host, pki_dir=str(tmp_path), encryption_config="/p/encryption-config.yaml",
+                       **(ARGS | {"name": f"{name}/apiserver"}))
+        put = next(c for c in changes if isinstance(c, PutFile) and c.path == "/p/encryption-config.yaml")
+        diff = next(c for c in changes if isinstance(c, Diff) and c.path == "/p/encryption-config.yaml")
+        assert put.mode == "0600" and b"kind: EncryptionConfiguration" in put.content
+        assert "aesgcm" not in diff.after and "secret" not in diff.after.replace("not shown", "")
+        configs.append(put.content)
+    assert configs[0] == configs[1], "HA API servers must share their keys"
+    assert (tmp_path / "encryption-config.yaml").stat().st_mode & 0o777 == 0o600

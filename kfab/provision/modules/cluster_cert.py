@@ -8,7 +8,8 @@ unchanged, it chains to the CA and is not near expiry — so a second run puts t
 What goes to the host (each optional): `cert`/`key` files, the CA certificate (`ca_cert`), the CA key
 (`ca_key`, for control-plane hosts whose API server issues its own client certificates), the key that
 signs ServiceAccount tokens (`sa_key`: one per cluster, made next to the CA, so every API server verifies
-the tokens the others issued), and a
+the tokens the others issued), the EncryptionConfiguration of Secrets at rest (`encryption_config`: one per
+cluster too, so every API server reads what the others encrypted), and a
 `kubeconfig` embedding the pair for `server`. `local_kubeconfig` also writes that kubeconfig on the
 control machine (the admin's). Private keys are written 0600 and never shown: their diff reads
 "<private key>" (the runner prints diffs as given). In check mode nothing is saved locally.
@@ -27,6 +28,8 @@ from pathlib import Path
 import yaml
 
 from kfab.pki import ca as ca_mod
+from kfab.pki.encryption import CONFIG_FILE as ENCRYPTION_CONFIG_FILE
+from kfab.pki.encryption import EncryptionConfig
 from kfab.pki.kubeconfig import kubeconfig
 from kfab.provision.modules.base import (Arg, Command, Diff, Fail, Module, PutFile, Result, as_bool, as_list,
                                         octal_mode, q)
@@ -65,6 +68,18 @@ def _service_account_key(pki_dir: Path, save: bool) -> bytes:
     if save:
         ca_mod.write_private(path, pem)
     return pem
+
+
+def _encryption_config(pki_dir: Path, save: bool) -> bytes:
+    """The cluster's EncryptionConfiguration (Secrets at rest), one per cluster like sa.key: every API server
+    must read what the others wrote. `kfab rotate-encryption-key -i` changes it here first."""
+    path = pki_dir / ENCRYPTION_CONFIG_FILE
+    if path.exists():
+        return path.read_bytes()
+    config = EncryptionConfig.new()
+    if save:
+        config.save(path)
+    return config.dump()
 
 
 def _issued(pki_dir: Path, ca: ca_mod.KeyPair, name: str, request: dict, save: bool) -> ca_mod.KeyPair:
@@ -125,6 +140,7 @@ def plan(args, host, files):
             ca = _ca(pki_dir, save)
             pair = _issued(pki_dir, ca, name, request, save)
             sa_key = _service_account_key(pki_dir, save) if args["sa_key"] else None
+            encryption = _encryption_config(pki_dir, save) if args["encryption_config"] else None
     except (ca_mod.PKIError, ValueError) as exc:
         yield Fail(str(exc))
         return
@@ -135,6 +151,8 @@ def plan(args, host, files):
         yield from _put(host, str(args["ca_key"]), ca.key_pem, "0600", True)
     if sa_key is not None:
         yield from _put(host, str(args["sa_key"]), sa_key, "0600", True)
+    if encryption is not None:
+        yield from _put(host, str(args["encryption_config"]), encryption, "0600", True)
     if args["cert"]:
         yield from _put(host, str(args["cert"]), pair.cert_pem, mode, False)
     if args["key"]:
@@ -156,6 +174,6 @@ def plan(args, host, files):
 MODULE = Module("cluster_cert", plan, {
     "pki_dir": Arg(required=True), "name": Arg(required=True), "cn": Arg(required=True),
     "groups": Arg(default=[]), "dns": Arg(default=[]), "ips": Arg(default=[]), "client": Arg(default=False),
-    "cert": Arg(), "key": Arg(), "ca_cert": Arg(), "ca_key": Arg(), "sa_key": Arg(), "mode": Arg(),
+    "cert": Arg(), "key": Arg(), "ca_cert": Arg(), "ca_key": Arg(), "sa_key": Arg(), "encryption_config": Arg(), "mode": Arg(),
     "kubeconfig": Arg(), "server": Arg(), "local_kubeconfig": Arg(),
 }, doc="a certificate from the cluster CA kept on the control machine (pki_dir), put on the host")
