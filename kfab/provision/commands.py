@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -70,6 +71,9 @@ def _connection_options(p) -> None:
 
 
 def run_up(args) -> int:
+    # paramiko logs a traceback for every failed connection attempt; the unreachable line says it in one.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    logging.getLogger("paramiko").propagate = False
     try:
         password_files = args.vault_password_file or (
             [os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]] if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") else [])

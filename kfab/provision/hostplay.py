@@ -36,6 +36,8 @@ class Scope:
     become_user: object = None
     ignore_errors: object = None
     check_mode: object = None
+    environment: object = None
+    any_errors_fatal: object = None
 
 
 @dataclass
@@ -85,7 +87,9 @@ class HostPlay:
                         become=_first(block.become, scope.become),
                         become_user=_first(block.become_user, scope.become_user),
                         ignore_errors=_first(block.ignore_errors, scope.ignore_errors),
-                        check_mode=_first(block.check_mode, scope.check_mode))
+                        check_mode=_first(block.check_mode, scope.check_mode),
+                        environment=_first(block.environment, scope.environment),
+                        any_errors_fatal=_first(block.any_errors_fatal, scope.any_errors_fatal))
         ok = self.nodes(block.block, inner)
         if not ok and block.rescue and self.failure is not None and not self.runner.stop.is_set():
             stats = self.runner.stats[self.host]
@@ -179,14 +183,18 @@ class HostPlay:
         else:
             # A loop's items were reported one by one; its summary line needs no repeated message.
             message = None if task.loop is not None and outcome.status == "failed" else outcome.message
+            show_diff = runner.options.diff if task.diff is None else as_bool(resolve(task.diff, variables, where))
             runner.output.result(self.host, label, outcome.status, message,
-                                 diffs=outcome.diffs if runner.options.diff else (), commands=outcome.commands)
+                                 diffs=outcome.diffs if show_diff else (), commands=outcome.commands)
         runner.count(self.host, status)
         runner.report.task(self.host, label, status, outcome, time.monotonic() - started)
         if outcome.status == "changed":
             self.notified.update(task.notify)
         if outcome.status == "failed" and not ignored:
             self.failure = Failure(task, outcome.result | {"msg": outcome.message})
+            if as_bool(_first(task.any_errors_fatal, scope.any_errors_fatal, self.play.any_errors_fatal, False)):
+                runner.output.note(f"any_errors_fatal: {self.host} failed '{task.label}', every host stops")
+                runner.stop.set()
             return False
         return True
 
@@ -283,11 +291,16 @@ class HostPlay:
                               variables.get("ansible_become_user"), "root")
         check_mode = _first(task.check_mode, scope.check_mode)
         check = runner.options.check if check_mode is None else as_bool(resolve(check_mode, variables, where))
+        environment = _first(task.environment, scope.environment)
+        environment = resolve(environment, variables, where) if environment is not None else {}
+        if not isinstance(environment, dict) or not all(str(k).isidentifier() for k in environment):
+            raise ProvisionError(f"environment must be a mapping of variable names, got {environment!r}", **where)
         remote = runner.remote_for(self.play, self.host, task, variables, where)
         with remote.lock:
             remote.become = as_bool(resolve(become, variables, where))
             remote.become_user = str(resolve(become_user, variables, where))
             remote.check = check
+            remote.environment = {str(k): str(v) for k, v in environment.items()}
             out = apply_module(task.module, args, remote, RoleFiles(task.role, variables), check)
         if task.module.name in COMMAND_MODULES and out.status != "skipped" and task.failed_when is None \
                 and command_failed(out):

@@ -29,6 +29,7 @@ class RemoteHost:
         self.become = False
         self.become_user = "root"
         self.become_password = become_password
+        self.environment: dict[str, str] = {}    # the task's `environment`, for the commands it runs
         self.unit_files_changed = False
         self.done_once: set[str] = set()
         self.commands_run = 0
@@ -42,6 +43,8 @@ class RemoteHost:
     # ---- running -----------------------------------------------------------------------------------
     def run(self, cmd: str, become: bool | None = None) -> CommandResult:
         become = self.become if become is None else become
+        if self.environment:
+            cmd = "export " + " ".join(f"{k}={q(v)}" for k, v in self.environment.items()) + "; " + cmd
         stdin = None
         if become and self.conn.user != self.become_user:
             if self.conn.user == "root":

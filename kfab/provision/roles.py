@@ -22,7 +22,7 @@ from kfab.provision.yamlfile import line_of, load_yaml
 TASK_KEYS = ("name", "when", "loop", "register", "notify", "tags", "become", "become_user", "changed_when",
              "failed_when", "ignore_errors", "vars", "loop_control", "until", "retries", "delay", "run_once",
              "delegate_to", "check_mode", "listen", "no_log", "with_items", "with_list", "with_dict",
-             "environment", "diff", "args", "any_errors_fatal", "ignore_unreachable")
+             "environment", "diff", "args", "any_errors_fatal")
 BLOCK_KEYS = ("name", "block", "rescue", "always", "when", "tags", "vars", "become", "become_user",
               "ignore_errors", "check_mode", "no_log", "environment", "any_errors_fatal")
 INCLUDE_KEYS = ("name", "when", "tags", "vars", "loop", "loop_control", "with_items", "with_list", "with_dict",
@@ -60,6 +60,8 @@ class Task:
     check_mode: object = None
     no_log: object = None
     environment: object = None
+    diff: object = None
+    any_errors_fatal: object = None
     meta: str | None = None          # `meta: flush_handlers` and friends: run by the runner itself
 
     @property
@@ -85,6 +87,8 @@ class Block:
     become_user: object = None
     ignore_errors: object = None
     check_mode: object = None
+    environment: object = None
+    any_errors_fatal: object = None
 
 
 @dataclass
@@ -264,7 +268,8 @@ def _block(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple)
     return Block(name=str(item.get("name") or "block"), file=str(path), line=line, role=role,
                  when=_as_list(item.get("when")), tags=_tags(item.get("tags")), vars=block_vars,
                  become=item.get("become"), become_user=item.get("become_user"),
-                 ignore_errors=item.get("ignore_errors"), check_mode=item.get("check_mode"), **parts)
+                 ignore_errors=item.get("ignore_errors"), check_mode=item.get("check_mode"),
+                 environment=item.get("environment"), any_errors_fatal=item.get("any_errors_fatal"), **parts)
 
 
 def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple) -> Include:
@@ -383,7 +388,8 @@ def parse_task(item, file: str, role: Role) -> Task:
                 until=_as_list(item.get("until")), retries=item.get("retries"), delay=item.get("delay"),
                 run_once=item.get("run_once", False), delegate_to=item.get("delegate_to"),
                 check_mode=item.get("check_mode"), no_log=item.get("no_log"),
-                environment=item.get("environment"))
+                environment=item.get("environment"), diff=item.get("diff"),
+                any_errors_fatal=item.get("any_errors_fatal"))
     if task.register is not None and not str(task.register).isidentifier():
         raise fail(f"register name {task.register!r} is not a valid variable name", name)
     if not isinstance(task.vars, dict):

@@ -339,3 +339,22 @@ def test_serial_batches():
     assert batches(hosts, [3]) == [hosts[:3], hosts[3:6], hosts[6:]]
     assert batches(hosts, ["30%"]) == [hosts[:2], hosts[2:4], hosts[4:6], hosts[6:]]
     assert batches(hosts, [1, 2, "100%"]) == [hosts[:1], hosts[1:3], hosts[3:]]
+
+
+def test_become_user_environment_and_any_errors_fatal(tmp_path):
+    project(tmp_path, """\
+        - shell: "id -un; echo $GREETING"
+          become: true
+          become_user: nobody
+          environment: {GREETING: "hi there"}
+          register: as_nobody
+        - shell: "id -un > {{ out }}/root-who"
+        - command: "test {{ inventory_hostname }} != h1"
+          any_errors_fatal: true
+        - command: "touch {{ out }}/after-{{ inventory_hostname }}"
+        """, hosts=("h1", "h2"))
+    runner, code, text = run(tmp_path, forks=1)
+    assert code == 2 and "every host stops" in text
+    assert not list(tmp_path.glob("after-*"))
+    assert (tmp_path / "root-who").read_text().strip() == "root"
+    assert registered(runner)["as_nobody"]["stdout_lines"] == ["nobody", "hi there"]
