@@ -15,86 +15,18 @@ from __future__ import annotations
 from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import Controller, key_of
 from kfab.controllers.provisioners import PROVISIONERS, ProvisionerRegistry
-from kfab.objects.quantity import QuantityError, int_value
-from kfab.objects.selectors import selector_from_object
+from kfab.objects.volumes import (NO_PROVISIONER, SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER, claim_class,
+                                  claim_ref_matches, find_best_volume, volume_allows)
 
 PV = rt_of("PersistentVolume")
 PVC = rt_of("PersistentVolumeClaim")
+NODE = rt_of("Node")
 STORAGE_CLASS = rt_of("StorageClass", "storage.k8s.io/v1")
-NO_PROVISIONER = "kubernetes.io/no-provisioner"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
-
-
-def _storage(resources: dict | None) -> int:
-    try:
-        return int_value(((resources or {}).get("storage")) or 0)
-    except QuantityError:
-        return 0
-
-
-def claim_request(claim: dict) -> int:
-    return _storage(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
-
-
-def volume_capacity(pv: dict) -> int:
-    return _storage((pv.get("spec") or {}).get("capacity"))
-
-
-def claim_class(claim: dict) -> str:
-    return (claim.get("spec") or {}).get("storageClassName") or ""
-
-
-def volume_class(pv: dict) -> str:
-    return (pv.get("spec") or {}).get("storageClassName") or ""
-
-
-def claim_ref_matches(pv: dict, claim: dict) -> bool:
-    ref = (pv.get("spec") or {}).get("claimRef") or {}
-    meta = claim["metadata"]
-    return (ref.get("name") == meta["name"] and ref.get("namespace") == meta["namespace"]
-            and ref.get("uid") in (None, "", meta.get("uid")))
-
-
-def volume_fits(pv: dict, claim: dict) -> bool:
-    """Capacity, access modes, class, volume mode and selector: may this volume serve this claim?"""
-    spec, cspec = pv.get("spec") or {}, claim.get("spec") or {}
-    if volume_capacity(pv) < claim_request(claim):
-        return False
-    if not set(cspec.get("accessModes") or []) <= set(spec.get("accessModes") or []):
-        return False
-    if volume_class(pv) != claim_class(claim):
-        return False
-    if (spec.get("volumeMode") or "Filesystem") != (cspec.get("volumeMode") or "Filesystem"):
-        return False
-    if cspec.get("selector") is not None:
-        try:
-            if not selector_from_object(cspec["selector"]).matches((pv.get("metadata") or {}).get("labels") or {}):
-                return False
-        except ValueError:
-            return False
-    return True
-
-
-def find_best_volume(claim: dict, volumes: list[dict]) -> dict | None:
-    """The volume pre-bound to the claim if it fits, else the smallest free one that fits (kube's choice)."""
-    candidates = []
-    for pv in volumes:
-        if (pv.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        ref = (pv.get("spec") or {}).get("claimRef")
-        if ref:
-            if claim_ref_matches(pv, claim) and volume_fits(pv, claim):
-                return pv
-            continue
-        if (pv.get("status") or {}).get("phase") not in (None, "", "Available"):
-            continue
-        if volume_fits(pv, claim):
-            candidates.append(pv)
-    return min(candidates, key=lambda pv: (volume_capacity(pv), pv["metadata"]["name"]), default=None)
 
 
 def _typed(obj: dict, rt) -> dict:
@@ -162,6 +94,7 @@ class PersistentVolumeBinder(ClaimVolumeController):
         self.volumes = self.ctx.informer(PV)
         self.claims = self.ctx.informer(PVC)
         self.classes = self.ctx.informer(STORAGE_CLASS)
+        self.nodes = self.ctx.informer(NODE)
         self.claims.add_handlers(self._claim_event, lambda old, new: self._claim_event(new), self._claim_deleted)
         self.volumes.add_handlers(self._volume_event, lambda old, new: self._volume_event(new), None)
         self.classes.add_handlers(lambda sc: self._retry_pending(), lambda old, new: self._retry_pending(), None)
@@ -217,7 +150,18 @@ class PersistentVolumeBinder(ClaimVolumeController):
                                                           "bound incorrectly")
 
     async def _bind_unbound(self, claim: dict) -> None:
-        pv = find_best_volume(claim, self.volumes.list())
+        volumes = self.volumes.list()
+        sc = self.classes.get(claim_class(claim)) if claim_class(claim) else None
+        if sc is not None and sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER:
+            node_name = (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE)
+            if not node_name:
+                await self._claim_status(claim, "Pending")
+                self.event(claim, "Normal", "WaitForFirstConsumer",
+                           "waiting for first consumer to be created before binding")
+                return
+            node = self.nodes.get(node_name) or {"metadata": {"name": node_name}}
+            volumes = [pv for pv in volumes if volume_allows(pv, node)]
+        pv = find_best_volume(claim, volumes)
         if pv is not None:
             pv = await self._set_claim_ref(pv, claim)
             await self._volume_status(pv, "Bound")

@@ -1,14 +1,13 @@
 """The lifecycle commands' arguments (kfab add-node, remove-node, drain, uncordon, reset, upgrade, backup,
 restore, rotate-certs, kubeconfig). Each runs a module of kfab.ops; `kfab kubeconfig --data-dir` (no
-inventory: a control plane's data directory) runs kfab.pki's."""
+inventory: a control plane's data directory) runs kfab.ops.local_kubeconfig."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from kfab.ops import backup, certs, kubeconfig, nodes, reset, upgrade
+from kfab.ops import backup, certs, kubeconfig, local_kubeconfig, nodes, reset, upgrade
 from kfab.ops.cluster import DEFAULT_PLAYBOOK
-from kfab.pki import commands as pki_commands
 
 
 def _common(p, extra_vars: bool = False) -> None:
@@ -106,4 +105,4 @@ def add_commands(subparsers) -> None:
 
 
 def run_kubeconfig(args) -> int:
-    return kubeconfig.run(args) if args.inventory else pki_commands.run_kubeconfig(args)
+    return kubeconfig.run(args) if args.inventory else local_kubeconfig.run(args)

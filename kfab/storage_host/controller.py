@@ -18,8 +18,8 @@ from __future__ import annotations
 from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import key_of, now_rfc3339
 from kfab.controllers.pv_binder import (BETA_STORAGE_PROVISIONER, PROVISIONED_BY, STORAGE_PROVISIONER,
-                                        ClaimVolumeController, claim_class, claim_request, provisioned_volume,
-                                        volume_capacity, volume_name_for)
+                                        ClaimVolumeController, provisioned_volume, volume_name_for)
+from kfab.objects.volumes import claim_class, claim_request, volume_capacity
 from kfab.storage_host.access import ProvisioningError
 from kfab.storage_host.config import ProvisionerConfig
 

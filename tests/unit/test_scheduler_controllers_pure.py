@@ -3,7 +3,7 @@
 from kfab.controllers.endpoints import resolve_target_port, service_backends, subsets_for
 from kfab.controllers.endpointslice import desired_slices
 from kfab.controllers.node_lifecycle import eviction_delay, wanted_taint_key
-from kfab.controllers.pv_binder import find_best_volume, volume_fits
+from kfab.objects.volumes import find_best_volume, volume_fits
 from kfab.controllers.statefulset_util import new_claims, new_pod, ordinal_of, revision_data, revision_name
 
 UNREACHABLE = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
