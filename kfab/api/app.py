@@ -21,6 +21,7 @@ from kfab.api.access_review import self_subject_access_review, self_subject_revi
 from kfab.api.auth import Authenticator, forbidden_error, request_attributes
 from kfab.api.collection import ListHandler
 from kfab.api.crd_serving import CustomResourceServing
+from kfab.api.metrics import MetricsProvider
 from kfab.api.deletion import DeleteHandlers
 from kfab.api.discovery import Discovery
 from kfab.api.rbac import RBACAuthorizer
@@ -59,6 +60,7 @@ class APIServices:
     pod_logs: PodLogs | None = None
     pod_exec: PodExec | None = None
     custom_resources: CustomResourceServing | None = None  # keeps `registry` in step with the CRDs
+    metrics: MetricsProvider | None = None  # metrics.k8s.io; None: answered 503
     body_limit: int = BODY_LIMIT
     ready: bool = True
     inflight: InFlightLimits = field(default_factory=InFlightLimits)
@@ -154,6 +156,8 @@ class ResourceAPI:
             raise APIError(405, "MethodNotAllowed", f"{rp.rt.plural} do not support {verb}")
         if rp.rt.group in ("authorization.k8s.io", "authentication.k8s.io"):
             return await self.review(request, rp)
+        if rp.rt.group == "metrics.k8s.io":
+            return await self.resource_metrics(request, rp, verb)
         if rp.subresource is not None:
             return await self.subresource(request, rp, verb)
         if verb == "watch":
@@ -200,6 +204,17 @@ class ResourceAPI:
         if verb == "patch" and rp.subresource in ("status", "scale"):
             return await subs.patch(request, rp)
         raise APIError(405, "MethodNotAllowed", f"{rp.rt.plural}/{rp.subresource} does not support {verb}")
+
+    async def resource_metrics(self, request: web.Request, rp: ResourcePath, verb: str) -> web.Response:
+        """NodeMetrics and PodMetrics: read-only, from the last scrapes of the node agents."""
+        metrics = self.services.metrics
+        if metrics is None:
+            raise APIError(503, "ServiceUnavailable", "the metrics API is not enabled on this API server")
+        if verb == "get":
+            return dump(await metrics.get(rp.rt.plural, rp.namespace, rp.name), "object")
+        if verb == "list":
+            return dump(await metrics.list(rp.rt.plural, rp.namespace, request.query), "object")
+        raise APIError(405, "MethodNotAllowed", f"{rp.rt.plural}.metrics.k8s.io only support get and list")
 
     async def review(self, request: web.Request, rp: ResourcePath) -> web.Response:
         """Access reviews are answered, never stored (kubectl auth can-i, kubectl auth whoami)."""

@@ -23,7 +23,6 @@ from kfab.objects.errors import APIError, bad_request, conflict
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import dump, negotiate, read_body, render_object, status_success
 from kfab.objects.crd import CLEANUP_FINALIZER, CRD_KIND
-from kfab.objects.crd import CLEANUP_FINALIZER, CRD_KIND
 from kfab.objects.registry import ResourceType, delete_returns_object
 from kfab.objects.selectors import parse_field_selector, parse_label_selector
 
@@ -122,8 +121,6 @@ def plan_deletion(rt: ResourceType, obj: dict, opts: DeleteOptions) -> dict | No
         finalizers = [f for f in finalizers if f not in GC_FINALIZERS.values()] + [wanted]
     elif opts.propagation == "Background":
         finalizers = [f for f in finalizers if f not in GC_FINALIZERS.values()]
-    if (rt.group, rt.kind) == CRD_KIND and not meta.get("deletionTimestamp") and CLEANUP_FINALIZER not in finalizers:
-        finalizers.append(CLEANUP_FINALIZER)  # its objects go first (kfab.api.crd_status), as in kube-apiserver
     if (rt.group, rt.kind) == CRD_KIND and not meta.get("deletionTimestamp") and CLEANUP_FINALIZER not in finalizers:
         finalizers.append(CLEANUP_FINALIZER)  # its objects go first (kfab.api.crd_status), as in kube-apiserver
     grace = _pod_grace(obj, opts) if (rt.group, rt.kind) == ("", "Pod") else 0

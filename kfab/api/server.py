@@ -20,6 +20,7 @@ from aiohttp import web
 from kfab.api.app import APIServices, build_app
 from kfab.api.auth import Authenticator
 from kfab.api.crd_serving import CustomResourceServing
+from kfab.api.metrics import RESOLUTION as METRIC_RESOLUTION, MetricsProvider
 from kfab.api.inflight import InFlightLimits
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
@@ -55,6 +56,7 @@ class ServerConfig:
     tokens_file: Path | None = None
     tls_sans: list[str] = field(default_factory=list)  # extra names/IPs for the serving certificate
     compaction_interval: float = COMPACTION_INTERVAL
+    metric_resolution: float = METRIC_RESOLUTION  # how often node agents' resource metrics are scraped
     advertise_address: str | None = None  # the IP the `kubernetes` Service's Endpoints name
     components: Sequence[Component] = ()
     inflight: InFlightLimits = field(default_factory=InFlightLimits)
@@ -157,10 +159,12 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         await custom_resources.refresh()
         tasks.append(asyncio.create_task(custom_resources.run(), name="custom-resources"))
         kubelet_ssl = kubelet_client_ssl_context(pki)  # the API server's client certificate towards node agents
+        metrics = MetricsProvider(store, kubelet_ssl, config.metric_resolution)
+        tasks.append(asyncio.create_task(metrics.run(), name="resource-metrics"))
         services = APIServices(
             store=store, watch_source=hub.subscribe,
             authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
-            authorizer=authorizer, admission=admission, registry=registry, custom_resources=custom_resources,
+            authorizer=authorizer, admission=admission, registry=registry, custom_resources=custom_resources, metrics=metrics,
             pod_logs=NodeLogProxy(node_reader(store), kubelet_ssl),
             pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl), inflight=config.inflight)
         app = build_app(services)

@@ -48,6 +48,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--lease-interval", type=float, default=10.0, metavar="SECONDS",
                    help="renew each node's Lease this often (default 10, as kubelet)")
     p.add_argument("--delete-on-exit", action="store_true", help="delete the Nodes and Leases when stopped")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="the local control plane's data dir: with its CA, each node serves synthetic resource "
+                        "metrics on a 127.250.x.y address (kubectl top, autoscaling tests)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run_hollow_node)
 
@@ -84,4 +87,4 @@ def run_hollow_node(args) -> int:
         print("kfab hollow-node: --count must be at least 1", file=sys.stderr)
         return 2
     return hollow.run(args.kubeconfig, args.count, args.name_prefix, args.lease_interval, args.delete_on_exit,
-                      args.verbose)
+                      args.verbose, args.data_dir)

@@ -20,6 +20,7 @@ import ipaddress
 import itertools
 import logging
 import time
+from pathlib import Path
 
 from kfab.client import APIStatusError, Client, KubeconfigError, rt_of
 from kfab.daemon import run_until_signal, setup_logging
@@ -28,6 +29,7 @@ from kfab.machinery.events import EventRecorder
 from kfab.machinery.informer import InformerFactory
 from kfab.machinery.leader import micro_time
 from kfab.node import hollow_runs
+from kfab.node.hollow_metrics import HollowMetricsServer, loopback_address
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class HollowKubelet(Controller):
         self.nodes = dict(nodes)  # name -> the node's number in the cluster (see claim_numbers)
         self._next_ip: dict[str, int] = {name: 2 for name in nodes}
         self._running_since: dict[str, float] = {}  # pod uid -> when its containers (re)started, for finishing pods
+        self.loopback = False  # InternalIPs on 127.250.x.y, where the nodes serve resource metrics
         super().__init__(ctx)
 
     def setup(self) -> None:
@@ -82,7 +85,12 @@ class HollowKubelet(Controller):
 
     def host_ip(self, node: str) -> str:
         i = self.nodes[node]
+        if self.loopback:
+            return loopback_address(i)
         return f"10.250.{i // 250}.{i % 250 + 1}"
+
+    def pods_on(self, node: str) -> list[dict]:
+        return [p for p in self.pods.list() if (p.get("spec") or {}).get("nodeName") == node]
 
     def _pod_ip(self, node: str) -> str:
         cidr = self.pod_cidr(node)
@@ -235,11 +243,14 @@ class HollowNodes:
     """N hollow nodes in one process: Node objects, their Leases, and one HollowKubelet for their pods."""
 
     def __init__(self, client: Client, numbers: dict[str, int], lease_interval: float = LEASE_INTERVAL,
-                 status_interval: float = STATUS_INTERVAL):
+                 status_interval: float = STATUS_INTERVAL, data_dir: Path | None = None):
         self.client, self.names = client, list(numbers)
         self.lease_interval, self.status_interval = lease_interval, status_interval
         self.informers = InformerFactory(client)
         self.kubelet = HollowKubelet(ControllerContext(client, self.informers, EventRecorder(None)), numbers)
+        # With the control plane's data dir (its CA), the nodes serve synthetic resource metrics.
+        self.metrics = HollowMetricsServer(data_dir, numbers, self.kubelet.pods_on) if data_dir else None
+        self.kubelet.loopback = self.metrics is not None
 
     def node_object(self, name: str) -> dict:
         cidr = str(self.kubelet.pod_cidr(name))
@@ -257,7 +268,7 @@ class HollowNodes:
                 "nodeInfo": {"kubeletVersion": "v1.37.0-kfab-hollow", "kubeProxyVersion": "", "operatingSystem": "linux",
                              "architecture": "amd64", "containerRuntimeVersion": "hollow://0", "osImage": "hollow",
                              "kernelVersion": "", "machineID": name, "systemUUID": name, "bootID": name},
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.metrics.ports[name] if self.metrics else 10250}}}
 
     async def register(self, name: str) -> dict:
         """Create the Node, or take over an existing one of that name (a restarted hollow node)."""
@@ -301,6 +312,8 @@ class HollowNodes:
             await asyncio.sleep(self.lease_interval)
 
     async def run(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.start()
         nodes = await asyncio.gather(*(self.register(n) for n in self.names))
         log.warning("%d hollow nodes registered: %s ... %s", len(nodes), self.names[0], self.names[-1])
         beats = [asyncio.create_task(self._heartbeat(n["metadata"]["name"], n["metadata"]["uid"],
@@ -314,6 +327,8 @@ class HollowNodes:
                 b.cancel()
             await asyncio.gather(*beats, return_exceptions=True)
             await self.informers.stop()
+            if self.metrics is not None:
+                await self.metrics.stop()
 
     async def deregister(self) -> None:
         for name in self.names:
@@ -327,10 +342,10 @@ class HollowNodes:
 
 
 async def run_hollow_nodes(kubeconfig, count: int, prefix: str = "hollow-node-", lease_interval: float = LEASE_INTERVAL,
-                           delete_on_exit: bool = False) -> None:
+                           delete_on_exit: bool = False, data_dir: Path | None = None) -> None:
     names = [f"{prefix}{i}" for i in range(count)]
     async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-hollow-node", pool_size=100) as client:
-        nodes = HollowNodes(client, await claim_numbers(client, names), lease_interval)
+        nodes = HollowNodes(client, await claim_numbers(client, names), lease_interval, data_dir=data_dir)
         try:
             await nodes.run()
         finally:
@@ -338,8 +353,9 @@ async def run_hollow_nodes(kubeconfig, count: int, prefix: str = "hollow-node-",
                 await asyncio.shield(nodes.deregister())
 
 
-def run(kubeconfig, count: int, prefix: str, lease_interval: float, delete_on_exit: bool, verbose: bool = False) -> int:
+def run(kubeconfig, count: int, prefix: str, lease_interval: float, delete_on_exit: bool, verbose: bool = False,
+        data_dir: Path | None = None) -> int:
     """`kfab hollow-node`: the simulated nodes in the foreground until SIGTERM/SIGINT."""
     setup_logging(verbose)
-    return run_until_signal(run_hollow_nodes(kubeconfig, count, prefix, lease_interval, delete_on_exit),
+    return run_until_signal(run_hollow_nodes(kubeconfig, count, prefix, lease_interval, delete_on_exit, data_dir),
                             errors=(KubeconfigError, ValueError, OSError))

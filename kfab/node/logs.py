@@ -23,8 +23,10 @@ from aiohttp import web
 from kfab.node import podstatus as ps
 from kfab.node.exec import serve_exec
 from kfab.node.portforward import serve_port_forward
+from kfab.node.resource_metrics import ResourceSampler
 from kfab.node.runtime import PodmanRuntime
 from kfab.objects.kubelet import KUBELET_PORT
+from kfab.objects.resource_metrics import render
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class LogServer:
     def __init__(self, runtime: PodmanRuntime, pod_uid: PodUID, cert: Path, key: Path, client_ca: Path,
                  bind: str = "0.0.0.0", port: int = KUBELET_PORT):
         self.runtime, self.pod_uid = runtime, pod_uid
+        self.sampler = ResourceSampler(runtime)
         self.cert, self.key, self.client_ca = cert, key, client_ca
         self.bind, self.port = bind, port
         self._runner: web.AppRunner | None = None
@@ -101,6 +104,7 @@ class LogServer:
         app.router.add_get("/portForward/{namespace}/{pod}",
                            lambda r: serve_port_forward(r, self.runtime, self.pod_uid))
         app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        app.router.add_get("/metrics/resource", self.resource_metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.bind, self.port, ssl_context=self.ssl_context()).start()
@@ -108,6 +112,9 @@ class LogServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def resource_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(text=render(await self.sampler.sample()), content_type="text/plain")
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         ns, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))

@@ -87,6 +87,9 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     _grp("coordination.k8s.io", "Lease", "leases"),
     _grp("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
          short=["crd", "crds"], cats=["api-extensions"], sub=["status"]),
+    # Virtual: answered from the node agents' resource metrics, never stored (kfab.api.metrics).
+    _grp("metrics.k8s.io", "NodeMetrics", "nodes", namespaced=False, verbs=("get", "list"), version="v1beta1"),
+    _grp("metrics.k8s.io", "PodMetrics", "pods", verbs=("get", "list"), version="v1beta1"),
     _grp("rbac.authorization.k8s.io", "Role", "roles"),
     _grp("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
     _grp("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
