@@ -58,6 +58,7 @@ class RunVars:
         layers += self.inventory.hosts[host].layers
         if play is not None:
             layers.append(Layer(f"{play.file} (play vars)", play.vars))
+            layers += play.vars_files
             if ref is not None and ref.role.vars is not None and ref.role.vars.vars:
                 layers.append(ref.role.vars)
         layers += scopes

@@ -58,7 +58,13 @@ class HostPlay:
     def run(self) -> bool:
         """False when the host failed (and stays out of the rest of the run)."""
         try:
+            section = None
             for ref in self.play.roles:
+                # Handlers run after pre_tasks, after roles and tasks, and after post_tasks (Ansible's order).
+                if section is not None and ref.section != section and {section, ref.section} != {"roles", "tasks"}:
+                    if not self.flush_handlers():
+                        return False
+                section = ref.section
                 scope = Scope(ref, when=tuple(ref.when), tags=frozenset(ref.tags) | frozenset(self.play.tags))
                 if not self.nodes(ref.role.tasks, scope):
                     return False

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfab.provision.errors import ProvisionError
-from kfab.provision.roles import Role, RoleLoader, Task, walk_tasks
+from kfab.provision.inventory import Layer
+from kfab.provision.roles import Role, RoleLoader, Task, play_tasks, walk_tasks
 from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import line_of, load_yaml
 
 PLAY_KEYS = ("name", "hosts", "roles", "vars", "become", "become_user", "tags", "gather_facts", "serial",
-             "max_fail_percentage", "any_errors_fatal")
+             "max_fail_percentage", "any_errors_fatal", "vars_files", "pre_tasks", "tasks", "post_tasks", "handlers")
+# Ansible runs a play's parts in this order, with notified handlers flushed after each section.
+SECTIONS = ("pre_tasks", "roles", "tasks", "post_tasks")
 ROLE_REF_KEYS = ("role", "name", "vars", "tags", "when")
 
 
@@ -22,6 +25,7 @@ class RoleRef:
     vars: dict = field(default_factory=dict)    # role params: above registered results, below -e
     tags: list[str] = field(default_factory=list)
     when: list = field(default_factory=list)
+    section: str = "roles"                      # pre_tasks | roles | tasks | post_tasks
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Play:
     max_fail_percentage: float | None = None
     any_errors_fatal: bool = False
     become_user: str | None = None
+    vars_files: list = field(default_factory=list)   # Layers, in order (above play vars)
 
     def all_roles(self) -> list[Role]:
         """Roles of this play, their meta dependencies and the roles they include, each once."""
@@ -116,8 +121,7 @@ def _play(item, file: str, base: Path, loader: RoleLoader) -> Play:
         raise ProvisionError("a play must be a mapping", file=file, line=line)
     for key in item:
         if key not in PLAY_KEYS:
-            hint = " (kfab plays list roles; put tasks in a role)" if key == "tasks" else ""
-            raise ProvisionError(f"unknown play key '{key}'{hint}", file=file, line=line)
+            raise ProvisionError(f"unknown play key '{key}'", file=file, line=line)
     if not item.get("hosts"):
         raise ProvisionError("play has no 'hosts'", file=file, line=line)
     hosts = item["hosts"]
@@ -155,7 +159,28 @@ def _play(item, file: str, base: Path, loader: RoleLoader) -> Play:
             raise ProvisionError(f"serial: {size!r} is not a number of hosts or a percentage", file=file,
                                  line=line)
     max_fail = item.get("max_fail_percentage")
-    return Play(name=str(item.get("name") or hosts), hosts=str(hosts), roles=_with_dependencies(refs),
+    own: dict[str, RoleRef] = {}
+    handlers = item.get("handlers") or []
+    for section in ("pre_tasks", "tasks", "post_tasks"):
+        tasks = item.get(section)
+        if tasks is None and not (section == "tasks" and handlers):
+            continue
+        if not isinstance(tasks or [], list) or not isinstance(handlers, list):
+            raise ProvisionError(f"play '{section}' and 'handlers' must be lists of tasks", file=file, line=line)
+        role = play_tasks(str(item.get("name") or hosts), section, tasks or [],
+                          handlers if section == "tasks" else [], Path(file), loader)
+        own[section] = RoleRef(role, section=section)
+    refs = ([own["pre_tasks"]] if "pre_tasks" in own else []) + _with_dependencies(refs) \
+        + [own[s] for s in ("tasks", "post_tasks") if s in own]
+    vars_files = []
+    for name in item.get("vars_files") or []:
+        path = base / str(name)
+        data = load_yaml(path, loader.vault) if path.is_file() else None
+        if not isinstance(data, dict):
+            raise ProvisionError(f"vars_files: {path} " + ("is not a mapping of variables" if path.is_file()
+                                                           else "not found"), file=file, line=line)
+        vars_files.append(Layer(str(path), data))
+    return Play(name=str(item.get("name") or hosts), hosts=str(hosts), roles=refs, vars_files=vars_files,
                 vars=play_vars, become=bool(item.get("become", False)),
                 tags=[str(t) for t in (tags if isinstance(tags, list) else [tags])], file=file, line=line,
                 serial=serial, max_fail_percentage=None if max_fail is None else float(max_fail),

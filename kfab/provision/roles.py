@@ -66,7 +66,7 @@ class Task:
 
     @property
     def label(self) -> str:
-        return f"{self.role.name} : {self.name}"
+        return self.name if self.role.of_play else f"{self.role.name} : {self.name}"
 
 
 @dataclass
@@ -112,7 +112,7 @@ class Include:
 
     @property
     def label(self) -> str:
-        return f"{self.role.name} : {self.name}"
+        return self.name if self.role.of_play else f"{self.role.name} : {self.name}"
 
 
 Node = Task | Block | Include
@@ -130,6 +130,7 @@ class Role:
     template_dirs: list[Path] = field(default_factory=list)
     dependencies: list[tuple["Role", dict]] = field(default_factory=list)   # meta/main.yml, in order
     allow_duplicates: bool = False
+    of_play: bool = False     # a play's own pre_tasks/tasks/post_tasks/handlers (files beside the play file)
 
     def find_file(self, src: str) -> Path | None:
         # An absolute src is a file on the machine running kfab (e.g. a freshly built wheel).
@@ -162,6 +163,18 @@ class RoleLoader:
         if name not in self.cache:
             load_role(name, self.roles_dir, self.shared_templates, self)
         return self.cache[name]
+
+
+def play_tasks(name: str, section: str, items: list, handlers: list, file: Path, loader: RoleLoader) -> Role:
+    """A play's `tasks:` (or pre_tasks/post_tasks) as a role without defaults: its files and templates are
+    looked up beside the play file (files/, templates/), as Ansible does for play tasks."""
+    base = file.parent
+    dirs = [d for d in (base / "templates", base) if d.is_dir()]
+    role = Role(name, base, Layer(f"{file} ({section})", {}), template_env=file_environment(dirs), template_dirs=dirs,
+                of_play=True)
+    role.tasks = _nodes(items, file, role, loader, (file,))
+    role.handlers = _nodes(handlers, file, role, loader, (file,))
+    return role
 
 
 def load_role(name: str, roles_dir: Path, shared_templates: Path, loader: RoleLoader | None = None) -> Role:

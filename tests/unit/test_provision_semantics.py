@@ -358,3 +358,27 @@ def test_become_user_environment_and_any_errors_fatal(tmp_path):
     assert not list(tmp_path.glob("after-*"))
     assert (tmp_path / "root-who").read_text().strip() == "root"
     assert registered(runner)["as_nobody"]["stdout_lines"] == ["nobody", "hi there"]
+
+
+def test_play_tasks_sections_vars_files_and_handler_flushes(tmp_path):
+    (tmp_path / "vars.yml").write_text("from_file: vf\n")
+    project(tmp_path, "- shell: 'echo role >> {{ out }}/order'\n  notify: h\n", site="""\
+        - hosts: all
+          vars_files: [vars.yml]
+          pre_tasks:
+            - shell: "echo pre-{{ from_file }} >> {{ out }}/order"
+              notify: h
+          roles: [r]
+          tasks:
+            - shell: "echo task >> {{ out }}/order"
+          post_tasks:
+            - shell: "echo post >> {{ out }}/order"
+              notify: h
+          handlers:
+            - name: h
+              shell: "echo handler >> {{ out }}/order"
+        """)
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "order").read_text().split() == ["pre-vf", "handler", "role", "task", "handler", "post",
+                                                        "handler"]
