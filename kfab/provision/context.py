@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from kfab.provision.inventory import Inventory, Layer
+from kfab.provision.lookups import Lookups
 from kfab.provision.playbook import Play, RoleRef
 from kfab.provision.variables import HostVars
 
@@ -68,11 +69,16 @@ class RunVars:
         layers += params
         layers.append(Layer(EXTRA_SOURCE, self.extra_vars))
         magic = self.magic(host)
+        search = [Path(play.file).parent] if play is not None else []
         if ref is not None:
             magic["role_path"] = str(ref.role.path)
             magic["role_name"] = ref.role.name
+            search.insert(0, ref.role.path)
         layers.append(Layer("magic variables", magic))
-        return HostVars(layers)
+        variables = HostVars(layers)
+        lookups = Lookups(search, variables)
+        magic.update(lookup=lookups.lookup, query=lookups.query, q=lookups.query)
+        return variables
 
 
 class _AllHostVars(Mapping):

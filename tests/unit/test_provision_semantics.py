@@ -382,3 +382,15 @@ def test_play_tasks_sections_vars_files_and_handler_flushes(tmp_path):
     assert code == 0, text
     assert (tmp_path / "order").read_text().split() == ["pre-vf", "handler", "role", "task", "handler", "post",
                                                         "handler"]
+
+
+def test_lookups_file_env_template_pipe(tmp_path, monkeypatch):
+    monkeypatch.setenv("KFAB_TEST_LOOKUP", "from-env")
+    project(tmp_path, """\
+        - copy:
+            content: "{{ lookup('file', 'motd') }}|{{ lookup('env', 'KFAB_TEST_LOOKUP') }}|{{ lookup('template', 'x.j2') }}|{{ query('pipe', 'echo piped') }}"
+            dest: "{{ out }}/looked-up"
+        """, files={"files/motd": "hello\n", "templates/x.j2": "t={{ inventory_hostname }}"})
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "looked-up").read_text() == "hello|from-env|t=h1|['piped']"
