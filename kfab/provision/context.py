@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kfab.provision.inventory import Inventory, Layer
 from kfab.provision.lookups import Lookups
+from kfab.provision.templating import OMIT
 from kfab.provision.playbook import Play, RoleRef
 from kfab.provision.variables import HostVars
 
@@ -41,6 +42,7 @@ class RunVars:
             "inventory_file": str(self.inventory.path),
             "kfab_check_mode": self.check,
             "ansible_check_mode": self.check,
+            "omit": OMIT,
         }
 
     def host_vars(self, host: str, play: Play | None = None, ref: RoleRef | None = None,

@@ -17,6 +17,7 @@ from kfab.provision.inventory import Layer
 from kfab.provision.modules.base import as_bool
 from kfab.provision.playbook import Play, RoleRef
 from kfab.provision.roles import Block, Include, Task
+from kfab.provision.templating import OMIT
 from kfab.provision.variables import HostVars
 
 
@@ -291,7 +292,7 @@ class HostPlay:
     def module(self, task: Task, scope: Scope, variables: HostVars) -> Outcome:
         where = {"file": task.file, "line": task.line, "task": task.label}
         runner = self.runner
-        args = task.module.with_defaults(resolve(task.args, variables, where))
+        args = task.module.with_defaults({k: v for k, v in resolve(task.args, variables, where).items() if v != OMIT})
         become = _first(task.become, scope.become, variables.get("ansible_become"), self.play.become)
         become_user = _first(task.become_user, scope.become_user, self.play.become_user,
                               variables.get("ansible_become_user"), "root")

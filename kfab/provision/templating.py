@@ -23,6 +23,11 @@ from jinja2.nativetypes import NativeEnvironment
 from kfab.provision.errors import ProvisionError
 
 
+# `{{ x | default(omit) }}`: a module argument given this value is left out, as if never written
+# (Ansible's own placeholder works the same way).
+OMIT = "__omit_place_holder__kfab"
+
+
 def _to_bool(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("yes", "true", "on", "1", "y")

@@ -122,7 +122,7 @@ def test_extra_vars_beat_task_vars_and_set_fact_beats_role_vars(tmp_path):
           vars: {v: from-task}
         - set_fact: {w: from-set-fact}
         - copy: {content: "{{ w }}", dest: "{{ out }}/set-fact"}
-        - copy: {content: "{{ t }}", dest: "{{ out }}/task-over-role"}
+        - copy: {content: "{{ t }}", dest: "{{ out }}/task-over-role", mode: "{{ no_such_mode | default(omit) }}"}
           vars: {t: from-task}
         """, defaults="v: default\n", files={"vars/main.yml": "w: from-role-vars\nt: from-role-vars\n"})
     _, code, text = run(tmp_path, extra={"v": "from-extra"})
