@@ -25,12 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from hollow_cluster import ready_nodes, start, start_server, stop, wait_until  # bench/ is on sys.path
+from hollow_cluster import run_measurements, start, start_server, stop, wait_until  # bench/ is on sys.path
 
 from kfab.client import Client, rt_of
 
 POD = rt_of("Pod")
-DEPLOYMENT, NAMESPACE = rt_of("Deployment", "apps/v1"), rt_of("Namespace")
+DEPLOYMENT = rt_of("Deployment", "apps/v1")
 
 
 def deployment(name: str, replicas: int, image: str = "nginx:1.25") -> dict:
@@ -145,18 +145,6 @@ async def replacement(client: Client, ns: str, args) -> dict:
 MEASUREMENTS = {"deployment-1000": deployment_1000, "rolling-100": rolling_100, "replacement": replacement}
 
 
-async def run(args, kubeconfig: Path) -> dict:
-    results = {}
-    async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-bench") as client:
-        await ready_nodes(client, args.nodes, 120)
-        for name in args.only or MEASUREMENTS:
-            ns = f"bench-{name}"
-            await client.create(NAMESPACE, {"metadata": {"name": ns}})
-            results[name] = await MEASUREMENTS[name](client, ns, args)
-            print(f"{name}: {json.dumps(results[name])}", flush=True)
-    return results
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=100)
@@ -179,7 +167,7 @@ def main() -> int:
                     procs.append(start([component, "--kubeconfig", str(kubeconfig)], data_dir / f"{component}.log"))
             procs.append(start(["hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(args.nodes)],
                                data_dir / "hollow.log"))
-            results = asyncio.run(run(args, kubeconfig))
+            results = asyncio.run(run_measurements(MEASUREMENTS, args, kubeconfig, args.nodes))
             print(json.dumps({"nodes": args.nodes, "mode": "split" if args.split else "in-process", **results},
                              indent=2))
         finally:

@@ -4,6 +4,7 @@ stop them by PID, a `kfab server` on a fresh data dir, waiting on a condition, a
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from kfab.client import Client, rt_of
 
 REPO = Path(__file__).resolve().parents[1]
-NODE = rt_of("Node")
+NODE, NAMESPACE = rt_of("Node"), rt_of("Namespace")
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen:
@@ -59,3 +60,17 @@ async def ready_nodes(c: Client, count: int, timeout: float = 180) -> None:
         return sum(1 for n in nodes if any(x.get("type") == "Ready" and x.get("status") == "True"
                                            for x in (n.get("status") or {}).get("conditions") or [])) >= count
     await wait_until(check, timeout, f"{count} nodes Ready", 0.5)
+
+
+async def run_measurements(measurements: dict, args, kubeconfig: Path, nodes: int) -> dict:
+    """Once `nodes` nodes are Ready: each chosen measurement (args.only, else all) in a namespace of its own,
+    bench-<name>, its result printed as soon as it is there."""
+    results = {}
+    async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-bench") as client:
+        await ready_nodes(client, nodes, 120)
+        for name in args.only or measurements:
+            ns = f"bench-{name}"
+            await client.create(NAMESPACE, {"metadata": {"name": ns}})
+            results[name] = await measurements[name](client, ns, args)
+            print(f"{name}: {json.dumps(results[name])}", flush=True)
+    return results

@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hollow_cluster import ready_nodes, start, start_server, stop  # bench/ is on sys.path
+from hollow_cluster import run_measurements, start, start_server, stop  # bench/ is on sys.path
 
 from kfab.client import Client, rt_of
 
-POD, NAMESPACE = rt_of("Pod"), rt_of("Namespace")
+POD = rt_of("Pod")
 JOB, CRONJOB = rt_of("Job", "batch/v1"), rt_of("CronJob", "batch/v1")
 SCHEDULED = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
@@ -127,18 +127,6 @@ async def cronjob_drift(client: Client, ns: str, args) -> dict:
 MEASUREMENTS = {"job-500": job_500, "cronjob-drift": cronjob_drift}
 
 
-async def run(args, kubeconfig: Path) -> dict:
-    results = {}
-    async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-bench") as client:
-        await ready_nodes(client, args.nodes, 120)
-        for name in args.only or MEASUREMENTS:
-            ns = f"bench-{name}"
-            await client.create(NAMESPACE, {"metadata": {"name": ns}})
-            results[name] = await MEASUREMENTS[name](client, ns, args)
-            print(f"{name}: {json.dumps(results[name])}", flush=True)
-    return results
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=20)
@@ -159,7 +147,7 @@ def main() -> int:
         try:
             procs.append(start(["hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(args.nodes)],
                                data_dir / "hollow.log"))
-            results = asyncio.run(run(args, kubeconfig))
+            results = asyncio.run(run_measurements(MEASUREMENTS, args, kubeconfig, args.nodes))
             print(json.dumps({"nodes": args.nodes, **results}, indent=2))
         finally:
             for proc in reversed(procs):
