@@ -16,7 +16,7 @@ from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.inventory import Layer
 from kfab.provision.modules.base import as_bool
 from kfab.provision.playbook import Play, RoleRef
-from kfab.provision.roles import Block, Include, Task
+from kfab.provision.roles import Block, Include, Keywords, Task
 from kfab.provision.templating import OMIT
 from kfab.provision.variables import HostVars
 
@@ -33,12 +33,7 @@ class Scope:
     tags: frozenset = frozenset()
     scopes: tuple = ()                     # block and task vars layers
     params: tuple = ()                     # include vars (and loop items of includes)
-    become: object = None
-    become_user: object = None
-    ignore_errors: object = None
-    check_mode: object = None
-    environment: object = None
-    any_errors_fatal: object = None
+    keywords: Keywords = Keywords()
 
 
 @dataclass
@@ -91,12 +86,7 @@ class HostPlay:
         inner = replace(scope, when=scope.when + tuple(block.when), tags=scope.tags | frozenset(block.tags),
                         scopes=scope.scopes + ((Layer(f"{block.file} (block vars)", block.vars),)
                                                if block.vars else ()),
-                        become=_first(block.become, scope.become),
-                        become_user=_first(block.become_user, scope.become_user),
-                        ignore_errors=_first(block.ignore_errors, scope.ignore_errors),
-                        check_mode=_first(block.check_mode, scope.check_mode),
-                        environment=_first(block.environment, scope.environment),
-                        any_errors_fatal=_first(block.any_errors_fatal, scope.any_errors_fatal))
+                        keywords=block.keywords.over(scope.keywords))
         ok = self.nodes(block.block, inner)
         if not ok and block.rescue and self.failure is not None and not self.runner.stop.is_set():
             stats = self.runner.stats[self.host]
@@ -122,8 +112,7 @@ class HostPlay:
         ref = scope.ref if node.target is None else RoleRef(node.target, {}, list(tags))
         where = {"file": node.file, "line": node.line, "host": self.host, "task": node.label}
         variables = self.variables(scope)
-        inner = replace(scope, ref=ref, tags=tags, become=_first(node.become, scope.become),
-                        become_user=_first(node.become_user, scope.become_user))
+        inner = replace(scope, ref=ref, tags=tags, keywords=node.keywords.over(scope.keywords))
         if node.target is not None:
             # The included role's defaults and vars replace the including role's; its conditions stay.
             inner = replace(inner, scopes=())
@@ -183,7 +172,7 @@ class HostPlay:
             return True     # run_once: the host that ran it reported and counted it
         ignored = outcome.status == "failed" and as_bool(_first(
             resolve(task.ignore_errors, variables, where) if task.ignore_errors is not None else None,
-            scope.ignore_errors, False))
+            scope.keywords.ignore_errors, False))
         status = "ignored" if ignored else outcome.status
         if ignored:
             runner.output.result(self.host, label, "failed", (outcome.message or "") + " (ignored)")
@@ -199,7 +188,8 @@ class HostPlay:
             self.notified.update(task.notify)
         if outcome.status == "failed" and not ignored:
             self.failure = Failure(task, outcome.result | {"msg": outcome.message})
-            if as_bool(_first(task.any_errors_fatal, scope.any_errors_fatal, self.play.any_errors_fatal, False)):
+            if as_bool(_first(task.any_errors_fatal, scope.keywords.any_errors_fatal, self.play.any_errors_fatal,
+                              False)):
                 runner.output.note(f"any_errors_fatal: {self.host} failed '{task.label}', every host stops")
                 runner.stop.set()
             return False
@@ -293,12 +283,13 @@ class HostPlay:
         where = {"file": task.file, "line": task.line, "task": task.label}
         runner = self.runner
         args = task.module.with_defaults({k: v for k, v in resolve(task.args, variables, where).items() if v != OMIT})
-        become = _first(task.become, scope.become, variables.get("ansible_become"), self.play.become)
-        become_user = _first(task.become_user, scope.become_user, self.play.become_user,
+        inherited = scope.keywords
+        become = _first(task.become, inherited.become, variables.get("ansible_become"), self.play.become)
+        become_user = _first(task.become_user, inherited.become_user, self.play.become_user,
                               variables.get("ansible_become_user"), "root")
-        check_mode = _first(task.check_mode, scope.check_mode)
+        check_mode = _first(task.check_mode, inherited.check_mode)
         check = runner.options.check if check_mode is None else as_bool(resolve(check_mode, variables, where))
-        environment = _first(task.environment, scope.environment)
+        environment = _first(task.environment, inherited.environment)
         environment = resolve(environment, variables, where) if environment is not None else {}
         if not isinstance(environment, dict) or not all(str(k).isidentifier() for k in environment):
             raise ProvisionError(f"environment must be a mapping of variable names, got {environment!r}", **where)

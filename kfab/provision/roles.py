@@ -69,10 +69,28 @@ class Task:
         return self.name if self.role.of_play else f"{self.role.name} : {self.name}"
 
 
+@dataclass(frozen=True)
+class Keywords:
+    """Keywords a block or include passes down to the tasks inside it; the innermost one given wins."""
+    become: object = None
+    become_user: object = None
+    ignore_errors: object = None
+    check_mode: object = None
+    environment: object = None
+    any_errors_fatal: object = None
+
+    @classmethod
+    def of(cls, item: dict) -> "Keywords":
+        return cls(**{k: item.get(k) for k in cls.__dataclass_fields__})
+
+    def over(self, outer: "Keywords") -> "Keywords":
+        return Keywords(**{k: outer.__dict__[k] if v is None else v for k, v in self.__dict__.items()})
+
+
 @dataclass
 class Block:
     """block/rescue/always: `rescue` runs when a task of `block` fails (and clears the failure if it
-    succeeds); `always` runs either way. when/tags/vars/become apply to every task inside."""
+    succeeds); `always` runs either way. when/tags/vars and the keywords apply to every task inside."""
     name: str
     block: list
     rescue: list
@@ -83,12 +101,7 @@ class Block:
     when: list = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     vars: dict = field(default_factory=dict)
-    become: object = None
-    become_user: object = None
-    ignore_errors: object = None
-    check_mode: object = None
-    environment: object = None
-    any_errors_fatal: object = None
+    keywords: Keywords = Keywords()
 
 
 @dataclass
@@ -107,8 +120,7 @@ class Include:
     vars: dict = field(default_factory=dict)
     loop: object = None
     loop_control: dict = field(default_factory=dict)
-    become: object = None
-    become_user: object = None
+    keywords: Keywords = Keywords()
 
     @property
     def label(self) -> str:
@@ -280,9 +292,7 @@ def _block(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple)
         raise ProvisionError("block 'vars' must be a mapping", file=str(path), line=line)
     return Block(name=str(item.get("name") or "block"), file=str(path), line=line, role=role,
                  when=_as_list(item.get("when")), tags=_tags(item.get("tags")), vars=block_vars,
-                 become=item.get("become"), become_user=item.get("become_user"),
-                 ignore_errors=item.get("ignore_errors"), check_mode=item.get("check_mode"),
-                 environment=item.get("environment"), any_errors_fatal=item.get("any_errors_fatal"), **parts)
+                 keywords=Keywords.of(item), **parts)
 
 
 def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple) -> Include:
@@ -332,7 +342,7 @@ def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tupl
     node.vars = dict(item.get("vars") or {})
     node.loop = _loop_of(item, loop_key)
     node.loop_control = dict(item.get("loop_control") or {})
-    node.become, node.become_user = item.get("become"), item.get("become_user")
+    node.keywords = Keywords.of(item)
     return node
 
 
