@@ -2,8 +2,9 @@
 
     schema decoding (wrong types: 400; unknown fields per fieldValidation: 400 under Strict, warnings under
     Warn, dropped unless Strict) -> namespace lifecycle (404/403) -> kind defaults (+ the default admission
-    plugins: service account, tolerations, priority, default StorageClass) -> validation, schema and
-    semantic causes together (422: names, labels, required, ranges, immutables) -> allocation (Service
+    plugins: tolerations, default StorageClass; for new Pods LimitRanger defaults, service account,
+    priority) -> validation, schema and semantic causes together (422: names, labels, required, ranges,
+    immutables) -> LimitRanger limits, ResourceQuota (403, charging the quota) -> allocation (Service
     ClusterIP/NodePorts, 422 on conflicts)
 
 Use from the API core:
@@ -27,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator
 
+from kfab.api import limitrange_admission, priority_admission, quota_admission, serviceaccount_admission
 from kfab.objects.errors import APIError, Cause, bad_request
 from kfab.objects import crd_schema, schema, validation
 from kfab.api.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
@@ -89,6 +91,8 @@ class AdmissionChain:
             carry_over(obj, old)
         if req.operation == "CREATE" and rt.kind == "PersistentVolumeClaim":
             await self._default_storage_class(obj)
+        if req.operation == "CREATE" and rt.kind == "Pod" and rt.group == "":
+            await self._admit_new_pod(req, obj)
         if req.operation == "CREATE":
             causes = validation.validate_create(rt, obj)
         else:
@@ -96,6 +100,13 @@ class AdmissionChain:
         causes = _merge(schema_causes, causes)
         if causes:
             raise invalid_error(rt.kind, rt.group, self._name(req, obj), causes)
+        if req.operation == "CREATE" and req.subresource is None:
+            if limitrange_admission.applies(rt):
+                limitrange_admission.validate(rt, obj, await limitrange_admission.limit_ranges(self.store,
+                                                                                                req.namespace))
+            await quota_admission.admit(self.store, rt, obj, req.namespace, req.dry_run)
+        if rt.kind == "PriorityClass" and rt.group == "scheduling.k8s.io" and req.subresource is None:
+            await priority_admission.admit_priority_class(self.store, obj)
         if rt.kind == "Service" and req.subresource is None:
             req.allocation = await self.allocator.allocate(obj, req.old, req.dry_run)
         return obj, warnings
@@ -199,6 +210,12 @@ class AdmissionChain:
         warnings = schema.unknown_field_warnings(unknown) if req.field_validation == "Warn" else []
         crd_schema.default(rt.custom.schema, obj)
         return warnings, crd_schema.validate(rt.custom.schema, obj)
+
+    async def _admit_new_pod(self, req: AdmissionRequest, pod: dict) -> None:
+        """The mutating plugins a new Pod passes, in kube-apiserver's order: LimitRanger, ServiceAccount, Priority."""
+        limitrange_admission.default_pod(pod, await limitrange_admission.limit_ranges(self.store, req.namespace))
+        await serviceaccount_admission.admit_pod(self.store, pod, req.namespace)
+        await priority_admission.admit_pod(self.store, pod, (req.obj or {}).get("spec") or {})
 
     async def _default_storage_class(self, pvc: dict) -> None:
         """The DefaultStorageClass admission plugin: a claim that names no class gets the default one."""

@@ -34,7 +34,9 @@ from kfab.api.resources import ObjectHandlers
 from kfab.api.routing import ResourcePath, parse_resource_path, request_verb
 from kfab.api.serialize import content_type, dump, parse_object, read_body
 from kfab.api.storage import ResourceStorage
+from kfab.api.serviceaccount_tokens import TokenSigner
 from kfab.api.subresources import PodExec, PodLogs, SubresourceHandlers
+from kfab.api.token_request import TokenRequests
 from kfab.api.watch import WatchHandler, WatchSource
 from kfab.api.admission import AdmissionChain
 from kfab.objects.registry import REGISTRY, ResourceRegistry
@@ -59,6 +61,7 @@ class APIServices:
     registry: ResourceRegistry = field(default_factory=lambda: REGISTRY)
     pod_logs: PodLogs | None = None
     pod_exec: PodExec | None = None
+    token_signer: TokenSigner | None = None  # serviceaccounts/token; None: answered 503
     custom_resources: CustomResourceServing | None = None  # keeps `registry` in step with the CRDs
     metrics: MetricsProvider | None = None  # metrics.k8s.io; None: answered 503
     body_limit: int = BODY_LIMIT
@@ -122,7 +125,7 @@ def _auth_middleware(services: APIServices):
     async def authenticate_and_authorize(request: web.Request, handler):
         if request.path in PUBLIC_PATHS:
             return await handler(request)
-        user = services.authenticator.authenticate(request)
+        user = await services.authenticator.authenticate_request(request)
         if user is None:
             raise unauthorized()
         user = await impersonated_user(services.authorizer, user, request.headers)
@@ -146,6 +149,7 @@ class ResourceAPI:
         self.deletes = DeleteHandlers(*args)
         self.subresources = SubresourceHandlers(*args, pod_logs=services.pod_logs,
                                                 pod_exec=services.pod_exec)
+        self.tokens = TokenRequests(storage, services.token_signer, services.body_limit)
         self.lists = ListHandler(storage)
         self.watches = WatchHandler(storage, services.watch_source)
 
@@ -192,6 +196,8 @@ class ResourceAPI:
         subs = self.subresources
         if rp.subresource == "binding" and verb == "create":
             return await subs.bind(request, rp)
+        if rp.subresource == "token" and verb == "create":
+            return await self.tokens.create(request, rp)
         if verb == "get" and rp.subresource == "exec":
             return await subs.exec(request, rp)
         if verb == "get" and rp.subresource in ("portforward", "attach"):

@@ -1,6 +1,6 @@
 """What every cluster has from its first start: the system namespaces (as kube-apiserver's
-system-namespaces controller creates them) and the `kubernetes` Service. Idempotent and safe to run from
-two API servers at once."""
+system-namespaces controller creates them), the system PriorityClasses (its scheduling post-start hook)
+and the `kubernetes` Service. Idempotent and safe to run from two API servers at once."""
 
 from __future__ import annotations
 
@@ -31,6 +31,31 @@ async def bootstrap_namespaces(store: Store) -> list[str]:
             if e.reason != "AlreadyExists":  # another API server made it first: fine
                 raise
     return created
+
+
+# scheduling.SystemPriorityClasses(): for the cluster's own critical pods (DNS, proxies, agents as pods).
+SYSTEM_PRIORITY_CLASSES = (
+    ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their "
+                                            "current node."),
+    ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but "
+                                               "can be moved to another node if necessary."),
+)
+
+
+async def bootstrap_priority_classes(store: Store) -> None:
+    storage = ResourceStorage(store)
+    rt = REGISTRY.by_kind("scheduling.k8s.io/v1", "PriorityClass")
+    for name, value, description in SYSTEM_PRIORITY_CLASSES:
+        if await storage.get_or_none(rt, None, name) is not None:
+            continue
+        obj = strategy.prepare_create(rt, {"apiVersion": rt.api_version, "kind": rt.kind, "metadata": {"name": name},
+                                           "value": value, "globalDefault": False, "description": description,
+                                           "preemptionPolicy": "PreemptLowerPriority"}, None)
+        try:
+            await storage.create(rt, obj)
+        except APIError as e:
+            if e.reason != "AlreadyExists":
+                raise
 
 
 async def bootstrap_kubernetes_service(store: Store, admission: AdmissionChain, port: int, address: str) -> None:

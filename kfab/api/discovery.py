@@ -31,6 +31,7 @@ _SUBRESOURCES = {
     "portforward": ("", "v1", "PodPortForwardOptions", ("create", "get")),
     "proxy": ("", "v1", "PodProxyOptions", ("create", "delete", "get", "patch", "update")),
     "eviction": ("policy", "v1", "Eviction", ("create",)),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest", ("create",)),
 }
 
 

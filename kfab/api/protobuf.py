@@ -160,6 +160,22 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                       3: ("orphanDependents", "bool"), 4: ("propagationPolicy", "string"), 5: ("dryRun", "[]string"),
                       6: ("ignoreStoreReadErrorWithClusterBreakingPotential", "bool")},
     "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
+    # authentication/v1 TokenRequest: `kubectl create token` POSTs it to serviceaccounts/<name>/token
+    "TokenRequest": _object("TokenRequestSpec", "TokenRequestStatus"),
+    "TokenRequestSpec": {1: ("audiences", "[]string"), 3: ("boundObjectRef", "BoundObjectReference"),
+                         4: ("expirationSeconds", "int")},
+    "BoundObjectReference": {1: ("kind", "string"), 2: ("apiVersion", "string"), 3: ("name", "string"),
+                             4: ("uid", "string")},
+    "TokenRequestStatus": {1: ("token", "string"), 2: ("expirationTimestamp", "Time")},
+    # `kubectl create quota` and `kubectl create priorityclass`
+    "ResourceQuota": _object("ResourceQuotaSpec", "ResourceQuotaStatus"),
+    "ResourceQuotaSpec": {1: ("hard", "mapquantity"), 2: ("scopes", "[]string"), 3: ("scopeSelector", "ScopeSelector")},
+    "ScopeSelector": {1: ("matchExpressions", "[]ScopedResourceSelectorRequirement")},
+    "ScopedResourceSelectorRequirement": {1: ("scopeName", "string"), 2: ("operator", "string"),
+                                          3: ("values", "[]string")},
+    "ResourceQuotaStatus": {1: ("hard", "mapquantity"), 2: ("used", "mapquantity")},
+    "PriorityClass": {1: ("metadata", "ObjectMeta"), 2: ("value", "int"), 3: ("globalDefault", "bool"),
+                      4: ("description", "string"), 5: ("preemptionPolicy", "string")},
 }
 
 # Go pointer fields: sent only when set, so a zero there is a real value. Every other scalar is sent even
@@ -191,7 +207,8 @@ LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "JobStatus", 
 # kind (in runtime.Unknown's typeMeta) -> message
 KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "Role",
                         "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
-                        "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions", "Job", "CronJob")}
+                        "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions", "Job", "CronJob",
+                        "TokenRequest", "ResourceQuota", "PriorityClass")}
 
 
 class _Reader:

@@ -71,6 +71,10 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
                     "replicationcontrollers"], READ),
         rule([""], ["pods/binding", "bindings"], ["create"]),
         rule([""], ["pods/status"], ["patch", "update"]),
+        rule([""], ["pods"], ["delete"]),  # preemption's victims
+        rule([""], ["persistentvolumeclaims"], ["patch", "update"]),  # volume.kubernetes.io/selected-node
+        rule(["policy"], ["poddisruptionbudgets"], READ),
+        rule(["scheduling.k8s.io"], ["priorityclasses"], READ),
         rule([""], ["events"], ["create", "patch", "update"]),
         rule(["apps"], ["replicasets", "statefulsets"], READ),
         rule(["storage.k8s.io"], ["storageclasses"], READ),
@@ -96,6 +100,8 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
                     "persistentvolumeclaims", "serviceaccounts"], READ),
         # The agent fetches a pod's Secrets by name; listing every Secret of the cluster is not for a node.
         rule([""], ["secrets"], ["get"]),
+        # Tokens for projected volumes; the TokenRequest handler allows only pods bound to the node itself.
+        rule([""], ["serviceaccounts/token"], ["create"]),
         rule([""], ["events"], ["create", "patch", "update"]),
         rule(["coordination.k8s.io"], ["leases"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
         rule(["storage.k8s.io"], ["storageclasses"], READ),

@@ -22,8 +22,9 @@ from kfab.api.auth import Authenticator
 from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.metrics import RESOLUTION as METRIC_RESOLUTION, MetricsProvider
 from kfab.api.inflight import InFlightLimits
-from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces
+from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces, bootstrap_priority_classes
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
+from kfab.api.serviceaccount_tokens import ServiceAccountTokenAuthenticator, TokenSigner
 from kfab.api.watchhub import WatchHub
 from kfab.api.admission import AdmissionChain
 from kfab.api.kubelet_proxy import NodeExecProxy, NodeLogProxy, kubelet_client_ssl_context, node_reader
@@ -150,6 +151,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         tasks.append(asyncio.create_task(_reencrypt(store), name="reencrypt"))
         await bootstrap_rbac(store)
         await bootstrap_namespaces(store)
+        await bootstrap_priority_classes(store)
         await authorizer.start()
         hub = WatchHub(store)  # one store watch shared by every client's watch
         await hub.start()
@@ -160,11 +162,14 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         tasks.append(asyncio.create_task(custom_resources.run(), name="custom-resources"))
         kubelet_ssl = kubelet_client_ssl_context(pki)  # the API server's client certificate towards node agents
         metrics = MetricsProvider(store, kubelet_ssl, config.metric_resolution)
+        token_signer = TokenSigner.from_file(pki.service_account_key_path)
         tasks.append(asyncio.create_task(metrics.run(), name="resource-metrics"))
         services = APIServices(
             store=store, watch_source=hub.subscribe,
-            authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path),
-            authorizer=authorizer, admission=admission, registry=registry, custom_resources=custom_resources, metrics=metrics,
+            authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path,
+                                        token_authenticators=[ServiceAccountTokenAuthenticator(token_signer, store)]),
+            authorizer=authorizer, admission=admission, token_signer=token_signer,
+            registry=registry, custom_resources=custom_resources, metrics=metrics,
             pod_logs=NodeLogProxy(node_reader(store), kubelet_ssl),
             pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl), inflight=config.inflight)
         app = build_app(services)

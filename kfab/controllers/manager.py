@@ -27,6 +27,9 @@ from kfab.controllers.namespace import NamespaceController
 from kfab.controllers.node_lifecycle import NodeLifecycleController
 from kfab.controllers.pv_binder import PersistentVolumeBinder
 from kfab.controllers.replicaset import ReplicaSetController
+from kfab.controllers.resourcequota import ResourceQuotaController
+from kfab.controllers.root_ca_publisher import RootCAPublisher
+from kfab.controllers.serviceaccounts import ServiceAccountsController
 from kfab.controllers.statefulset import StatefulSetController
 from kfab.controllers.ttl_after_finished import TTLAfterFinishedController
 
@@ -45,6 +48,9 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "ttl-after-finished": TTLAfterFinishedController,
     "nodelifecycle": NodeLifecycleController,
     "persistentvolume-binder": PersistentVolumeBinder,
+    "serviceaccount": ServiceAccountsController,
+    "root-ca-cert-publisher": RootCAPublisher,
+    "resourcequota": ResourceQuotaController,
 }
 
 

@@ -10,7 +10,7 @@
              <class>.storageclass.storage.k8s.io/{requests.storage,persistentvolumeclaims}
     any      count/<resource>[.<group>] (configmaps, secrets, ... also by their bare names in the core group)
 
-Quantities keep the suffix family of the first value added, as resource.Quantity.Add does.
+Quantities keep the suffix family of the first non-zero value added, as resource.Quantity.Add does.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ def count_name(rt: ResourceType) -> str:
 
 def add(total: dict[str, Quantity], name: str, amount: Quantity) -> None:
     have = total.get(name)
-    total[name] = amount if have is None else Quantity(have.value + amount.value, have.format)
+    if have is None or have.value == 0:  # as resource.Quantity.Add: a zero takes the other's format
+        total[name] = amount if have is None else Quantity(amount.value, amount.format)
+    else:
+        total[name] = Quantity(have.value + amount.value, have.format)
 
 
 def _quantity(value) -> Quantity | None:

@@ -75,7 +75,9 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     _core("Event", "events", short=["ev"]),
     _core("PersistentVolume", "persistentvolumes", namespaced=False, short=["pv"], sub=["status"]),
     _core("PersistentVolumeClaim", "persistentvolumeclaims", short=["pvc"], sub=["status"]),
-    _core("ServiceAccount", "serviceaccounts", short=["sa"]),
+    _core("ServiceAccount", "serviceaccounts", short=["sa"], sub=["token"]),
+    _core("ResourceQuota", "resourcequotas", short=["quota"], sub=["status"]),
+    _core("LimitRange", "limitranges", short=["limits"]),
     _grp("apps", "Deployment", "deployments", short=["deploy"], cats=["all"], sub=["status", "scale"]),
     _grp("apps", "ReplicaSet", "replicasets", short=["rs"], cats=["all"], sub=["status", "scale"]),
     _grp("apps", "StatefulSet", "statefulsets", short=["sts"], cats=["all"], sub=["status", "scale"]),
@@ -85,6 +87,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     _grp("discovery.k8s.io", "EndpointSlice", "endpointslices"),
     _grp("storage.k8s.io", "StorageClass", "storageclasses", namespaced=False, short=["sc"]),
     _grp("coordination.k8s.io", "Lease", "leases"),
+    _grp("scheduling.k8s.io", "PriorityClass", "priorityclasses", namespaced=False, short=["pc"]),
     _grp("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False,
          short=["crd", "crds"], cats=["api-extensions"], sub=["status"]),
     # Virtual: answered from the node agents' resource metrics, never stored (kfab.api.metrics).

@@ -4,6 +4,8 @@ Files (all mode 0600):
     ca.crt, ca.key                 the cluster CA (10 years)
     apiserver.crt, apiserver.key   the API server's serving certificate
     admin.crt, admin.key           the admin client certificate (CN=kubernetes-admin, O=system:masters)
+    sa.key                         the key that signs ServiceAccount tokens (every API server of a cluster
+                                   has the same one: each verifies the others' tokens)
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class ControlPlanePKI:
     @property
     def admin_key_path(self) -> Path:
         return self.dir / "admin.key"
+
+    @property
+    def service_account_key_path(self) -> Path:
+        return self.dir / "sa.key"
 
     @property
     def ca_cert_pem(self) -> bytes:
@@ -130,6 +136,9 @@ def ensure_control_plane_pki(data_dir: Path, hostnames: list[str], ips: list[str
     if admin is None or not _still_good(admin, ca):
         admin = ca_mod.issue(ca, ADMIN_USER, ADMIN_GROUPS, client=True)
         ca_mod.save(admin, pki.admin_cert_path, pki.admin_key_path)
+
+    if not pki.service_account_key_path.exists():  # `kfab up` puts the cluster's own key here first
+        ca_mod.write_private(pki.service_account_key_path, ca_mod.key_to_pem(ca_mod.new_key()))
     return pki
 
 

@@ -101,6 +101,16 @@ def test_job_failing_past_backoff_limit_ends_failed_after_the_backoff(cluster, n
     assert (pods[1].metadata.creation_timestamp - first_failed).total_seconds() >= 9
 
 
+def test_on_failure_restarts_in_place_count_against_the_backoff_limit(cluster, ns):
+    apply(cluster, ns, job_manifest("flaky", run=0.3, exit_code=3, backoffLimit=2, restartPolicy="OnFailure"))
+    cluster.kubectl("wait", "-n", ns, "--for=condition=Failed", "job/flaky", "--timeout=60s", check=True)
+    assert condition(batch(cluster).read_namespaced_job("flaky", ns), "Failed").reason == "BackoffLimitExceeded"
+    # The kubelet restarted the container in place: one pod was made, and deleted when the Job failed.
+    events = [e for e in cluster.core.list_namespaced_event(ns).items if e.involved_object.name == "flaky"]
+    assert sorted(e.reason for e in events if e.reason.startswith("Successful")) == [
+        "SuccessfulCreate", "SuccessfulDelete"]
+
+
 def test_indexed_job_completes_every_index_once(cluster, ns):
     apply(cluster, ns, job_manifest("idx", completions=6, parallelism=3, completionMode="Indexed"))
     cluster.kubectl("wait", "-n", ns, "--for=condition=Complete", "job/idx", "--timeout=60s", check=True)
@@ -218,7 +228,8 @@ def test_cronjob_starts_missed_run_and_forbid_skips_while_active(cluster, ns):
     assert cj.status.last_schedule_time == minute
     table = cluster.kubectl("get", "cronjobs", "-n", ns, check=True).stdout.split("\n")
     assert table[0].split() == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
-    assert table[1].split()[:6] == ["tick", "*", "*", "*", "*", "*"] and table[1].split()[6:9] == ["<none>", "False", "1"]
+    assert table[1].split()[:6] == ["tick", "*", "*", "*", "*", "*"]
+    assert table[1].split()[6:9] == ["<none>", "False", "1"]
     # `kubectl create job --from=cronjob/...` runs the template now, owned by the CronJob, marked manual.
     cluster.kubectl("create", "job", "by-hand", "--from=cronjob/tick", "-n", ns, check=True)
     manual = api.read_namespaced_job("by-hand", ns)

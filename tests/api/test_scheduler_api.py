@@ -66,7 +66,9 @@ def test_insufficient_cpu_then_scheduled_when_resources_free_up(cluster, ns):
     nodes = {wait_bound(cluster, ns, f"big-{i}") for i in range(3)}
     assert len(nodes) == 3
     cluster.core.create_namespaced_pod(ns, pod("big-3", cpu="5000m"))
-    wait_unschedulable(cluster, ns, "big-3", "0/3 nodes are available: 3 Insufficient cpu.")
+    # Every pod has priority 0: evicting cannot make room (kube-scheduler's PostFilter says so too).
+    wait_unschedulable(cluster, ns, "big-3", "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes "
+                                             "are available: 3 No preemption victims found for incoming pod.")
     described = cluster.kubectl("describe", "pod", "big-3", "-n", ns).stdout
     assert "FailedScheduling" in described and "0/3 nodes are available: 3 Insufficient cpu." in described
     cluster.core.delete_namespaced_pod("big-0", ns, grace_period_seconds=0)
@@ -76,7 +78,8 @@ def test_insufficient_cpu_then_scheduled_when_resources_free_up(cluster, ns):
 def test_pod_waits_for_a_matching_node_and_is_scheduled_when_it_appears(cluster, ns):
     cluster.core.create_namespaced_pod(ns, pod("picky", nodeSelector={"kubernetes.io/hostname": "late-0"}))
     wait_unschedulable(cluster, ns, "picky", "0/3 nodes are available: 3 node(s) didn't match Pod's node "
-                                             "affinity/selector.")
+                                             "affinity/selector. preemption: 0/3 nodes are available: 3 Preemption "
+                                             "is not helpful for scheduling.")
     cluster.add_nodes("late-", 1)
     assert wait_bound(cluster, ns, "picky") == "late-0"
     cluster.stop_nodes("late-")
@@ -105,7 +108,8 @@ def test_taints_cordon_and_node_affinity_are_respected(cluster, ns):
         cluster.core.create_namespaced_pod(ns, pod("intolerant", nodeSelector={"kubernetes.io/hostname": a}))
         wait_unschedulable(cluster, ns, "intolerant",
                            "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
-                           "1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable.")
+                           "1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable. "
+                           "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.")
     finally:
         cluster.kubectl("taint", "node", a, "dedicated=db:NoSchedule-")
         cluster.kubectl("uncordon", b)
@@ -137,11 +141,13 @@ def test_host_ports_conflict_keeps_pods_apart(cluster, ns):
     assert len({wait_bound(cluster, ns, f"hp-{i}") for i in range(3)}) == 3
     cluster.core.create_namespaced_pod(ns, {"metadata": {"name": "hp-3"}, "spec": {"containers": [with_port]}})
     wait_unschedulable(cluster, ns, "hp-3", "0/3 nodes are available: 3 node(s) didn't have free ports for the "
-                                            "requested pod ports.")
+                                            "requested pod ports. preemption: 0/3 nodes are available: 3 No "
+                                            "preemption victims found for incoming pod.")
 
 
 def test_official_client_reads_the_unschedulable_condition(cluster, ns):
     """The official client reads the Unschedulable condition as kube's own types."""
     cluster.core.create_namespaced_pod(ns, pod("huge", cpu="1000"))
-    wait_unschedulable(cluster, ns, "huge", "0/3 nodes are available: 3 Insufficient cpu.")
+    wait_unschedulable(cluster, ns, "huge", "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes "
+                                            "are available: 3 No preemption victims found for incoming pod.")
     assert isinstance(scheduled_condition(cluster, ns, "huge"), client.V1PodCondition)

@@ -17,6 +17,8 @@ def cluster(tmp_path):
     proc, server = start_server(tmp_path, "--disable-controllers")   # no in-process scheduler
     procs = [start_hollow_nodes(server.kubeconfig, tmp_path, 2, "le-")]
     api = config.new_client_from_config(config_file=str(server.kubeconfig))
+    # No controllers: the default ServiceAccount pods run as (and admission requires) is made by hand.
+    client.CoreV1Api(api).create_namespaced_service_account("default", {"metadata": {"name": "default"}})
     try:
         yield server, api, procs, tmp_path
     finally:

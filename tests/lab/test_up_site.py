@@ -163,6 +163,30 @@ def test_the_cluster_ip_answers_from_pods_on_both_workers(site, workload):
         wait_for(f"both web replicas answering the ClusterIP from {host} (seen {seen})", all_seen, timeout=60)
 
 
+def test_a_pod_reads_its_namespace_with_its_service_account_token_and_rbac_refuses_the_rest(site, workload):
+    """An in-cluster client: the projected token, CA and namespace under /var/run/secrets/kubernetes.io/
+    serviceaccount reach kubernetes.default as the pod's ServiceAccount, with that account's RBAC."""
+    site.kubectl("create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=other:default",
+                 "-n", "other")
+    pod = _get(site, "pod", "client-other", "other")
+    secrets_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert exec_in(site, pod, f"cat {secrets_dir}/namespace") == "other"
+    cluster = yaml.safe_load(Path(site.kubeconfig).read_text())["clusters"][0]["cluster"]
+    assert exec_in(site, pod, f"cat {secrets_dir}/ca.crt") == \
+        base64.b64decode(cluster["certificate-authority-data"]).decode()
+
+    def api(path: str) -> str:
+        # busybox wget checks no certificate at all; the CA file's content is checked above instead
+        return exec_in(site, pod, f'wget -qO- --no-check-certificate --header "Authorization: Bearer '
+                                  f'$(cat {secrets_dir}/token)" https://kubernetes.default{path} 2>&1; true')
+    listed = wait_for("its namespace's pods listed with its token",
+                      lambda: (lambda out: out if '"PodList"' in out else None)(api("/api/v1/namespaces/other/pods")),
+                      timeout=60)
+    assert '"client-other"' in listed
+    assert "403 Forbidden" in api("/api/v1/namespaces/other/secrets")
+    assert "403 Forbidden" in api("/api/v1/namespaces/default/pods")
+
+
 def _subjects(site, host: str) -> dict[str, tuple[str, list[str]]]:
     """Every certificate under /etc/kfab on `host` (files and kubeconfig users): path -> (CN, O list)."""
     out = {}

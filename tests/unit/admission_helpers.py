@@ -1,4 +1,5 @@
-"""Shared by the admission unit tests: a chain over a real SQLite store with namespaces in it."""
+"""Shared by the admission unit tests: a chain over a real SQLite store with namespaces in it, each with its
+`default` ServiceAccount (the controller's work in a cluster; pods are refused without it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from kfab.objects.registry import REGISTRY
 from kfab.store import open_store
 
 NAMESPACE = REGISTRY.by_kind("v1", "Namespace")
+SERVICE_ACCOUNT = REGISTRY.by_kind("v1", "ServiceAccount")
 _DB_NUMBERS = itertools.count()
 
 
@@ -23,6 +25,8 @@ async def open_chain(tmp_path, namespaces=("default",), **kwargs):
     for ns in namespaces:
         await store.create(NAMESPACE.store_key(None, ns),
                            json.dumps({"metadata": {"name": ns}, "status": {"phase": "Active"}}).encode())
+        await store.create(SERVICE_ACCOUNT.store_key(ns, "default"),
+                           json.dumps({"metadata": {"name": "default", "namespace": ns, "uid": f"sa-{ns}"}}).encode())
     return store, AdmissionChain(store, **kwargs)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from kfab.objects import limitrange
 from kfab.objects.defaults import apps, batch, core, pod
 from kfab.objects.registry import ResourceType
 
@@ -29,6 +30,8 @@ _DEFAULTS: dict[str, Callable[[dict], None]] = {
     "StatefulSet": apps.default_stateful_set,
     "Job": batch.default_job,
     "CronJob": batch.default_cron_job,
+    "LimitRange": limitrange.default_limit_range,
+    "PriorityClass": core.default_priority_class,
 }
 
 

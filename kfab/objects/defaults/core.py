@@ -112,3 +112,8 @@ def default_binding(binding: dict) -> None:
 def default_storage_class(sc: dict) -> None:
     sc.setdefault("reclaimPolicy", "Delete")
     sc.setdefault("volumeBindingMode", "Immediate")
+
+
+def default_priority_class(pc: dict) -> None:
+    pc.setdefault("value", 0)  # int32, not a pointer: an unset value is Go's zero
+    pc.setdefault("preemptionPolicy", "PreemptLowerPriority")

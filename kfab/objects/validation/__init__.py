@@ -12,7 +12,7 @@ from typing import Callable
 from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.registry import ResourceType
-from kfab.objects.validation import apiextensions, apps, batch, core, other, pod, service
+from kfab.objects.validation import apiextensions, apps, batch, core, other, pod, policy_limits, service
 from kfab.objects.validation.field import nonnegative
 from kfab.objects.validation.meta import as_dict, validate_object_meta, validate_object_meta_update
 
@@ -52,6 +52,9 @@ _CREATE: dict[str, Callable[[dict], list[Cause]]] = {
     "Lease": other.validate_lease,
     "StorageClass": other.validate_storage_class,
     "CustomResourceDefinition": apiextensions.validate_crd,
+    "ResourceQuota": policy_limits.validate_resource_quota,
+    "LimitRange": policy_limits.validate_limit_range,
+    "PriorityClass": policy_limits.validate_priority_class,
 }
 
 # Extra rules on update: what may not change (immutables).
@@ -71,6 +74,7 @@ _UPDATE: dict[str, Callable[[dict, dict], list[Cause]]] = {
     "ClusterRoleBinding": other.validate_binding_update,
     "StorageClass": other.validate_storage_class_update,
     "CustomResourceDefinition": apiextensions.validate_crd_update,
+    "PriorityClass": policy_limits.validate_priority_class_update,
 }
 
 # Virtual kinds answered but never stored carry no ObjectMeta to check.
