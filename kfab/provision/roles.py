@@ -208,7 +208,7 @@ def load_role(name: str, roles_dir: Path, shared_templates: Path, loader: RoleLo
     tasks_file = path / "tasks" / "main.yml"
     if not tasks_file.is_file():
         raise ProvisionError(f"role '{name}' has no tasks/main.yml", file=str(tasks_file))
-    role.tasks = _task_list(tasks_file, role, loader)
+    role.tasks = _argument_spec_check(role, path) + _task_list(tasks_file, role, loader)
     handlers_file = path / "handlers" / "main.yml"
     if handlers_file.is_file():
         role.handlers = _task_list(handlers_file, role, loader)
@@ -234,6 +234,26 @@ def _meta(role: Role, path: Path, loader: RoleLoader) -> None:
             role.dependencies.append((loader(name), params))
         except ProvisionError as exc:
             raise exc.located(file=str(path), line=line_of(dep)) from None
+
+
+def _argument_spec_check(role: Role, path: Path) -> list:
+    """meta/argument_specs.yml (or argument_specs in meta/main.yml): its `main` entry point becomes the
+    role's first task, validate_argument_spec, as Ansible inserts it."""
+    file = path / "meta" / "argument_specs.yml"
+    specs = _mapping_file(file, what="argument specs").get("argument_specs")
+    if specs is None:
+        file = path / "meta" / "main.yml"
+        specs = _mapping_file(file, what="role metadata").get("argument_specs")
+    if not specs:
+        return []
+    main = specs.get("main") if isinstance(specs, dict) else None
+    if not isinstance(main, dict) or not isinstance(main.get("options") or {}, dict):
+        raise ProvisionError("argument_specs: expected 'main: {options: {name: {type, required, ...}}}'",
+                             file=str(file), line=line_of(specs))
+    title = f" - {main['short_description']}" if main.get("short_description") else ""
+    return [Task(name=f"Validating arguments against arg spec 'main'{title}", module=MODULES["validate_argument_spec"],
+                 args={"argument_spec": main.get("options") or {}, "name": "main"}, file=str(file),
+                 line=line_of(specs), role=role, tags=["always"])]
 
 
 def _mapping_file(path: Path, what: str = "variables", vault: Vault | None = None) -> dict:

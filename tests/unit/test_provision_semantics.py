@@ -189,7 +189,8 @@ def test_block_rescue_always(tmp_path):
               command: "false"
             - command: "touch {{ out }}/never"
           rescue:
-            - copy: {content: "{{ ansible_failed_task.name }} {{ ansible_failed_result.rc }}", dest: "{{ out }}/rescued"}
+            - copy: {content: "{{ ansible_failed_task.name }} {{ ansible_failed_result.rc }}",
+                     dest: "{{ out }}/rescued"}
           always:
             - command: "touch {{ out }}/always"
           when: true
@@ -388,9 +389,33 @@ def test_lookups_file_env_template_pipe(tmp_path, monkeypatch):
     monkeypatch.setenv("KFAB_TEST_LOOKUP", "from-env")
     project(tmp_path, """\
         - copy:
-            content: "{{ lookup('file', 'motd') }}|{{ lookup('env', 'KFAB_TEST_LOOKUP') }}|{{ lookup('template', 'x.j2') }}|{{ query('pipe', 'echo piped') }}"
+            content: "{{ lookup('file', 'motd') }}|{{ lookup('env', 'KFAB_TEST_LOOKUP') }}|\\
+              {{ lookup('template', 'x.j2') }}|{{ query('pipe', 'echo piped') }}"
             dest: "{{ out }}/looked-up"
         """, files={"files/motd": "hello\n", "templates/x.j2": "t={{ inventory_hostname }}"})
     _, code, text = run(tmp_path)
     assert code == 0, text
     assert (tmp_path / "looked-up").read_text() == "hello|from-env|t=h1|['piped']"
+
+
+def test_role_argument_specs_are_validated_before_the_role_runs(tmp_path):
+    spec = """\
+        argument_specs:
+          main:
+            short_description: the app
+            options:
+              app_port: {type: int, required: true}
+              app_mode: {type: str, choices: [fast, safe]}
+              app_users: {type: list, elements: str}
+        """
+    project(tmp_path, "- command: 'touch {{ out }}/ran'\n", defaults="app_mode: fast\napp_users: [a, b]\n",
+            files={"meta/argument_specs.yml": spec})
+    _, code, text = run(tmp_path, extra={"app_port": "8080"})
+    assert code == 0 and (tmp_path / "ran").exists(), text
+    (tmp_path / "ran").unlink()
+    _, code, text = run(tmp_path, extra={"app_mode": "slow"})
+    assert code == 2 and not (tmp_path / "ran").exists()
+    assert "Validating arguments against arg spec 'main' - the app" in text
+    assert "missing required arguments: app_port" in text and "value of app_mode must be one of: fast, safe" in text
+    _, code, text = run(tmp_path, extra={"app_port": "eighty"})
+    assert code == 2 and "argument 'app_port' is of type str and we were unable to convert to int" in text
