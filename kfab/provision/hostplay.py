@@ -242,9 +242,7 @@ class HostPlay:
                 self.runner.output.result(self.host, label, outcome.status, outcome.message, item=shown,
                                           diffs=outcome.diffs if self.runner.options.diff else (),
                                           commands=outcome.commands)
-            if outcome.status == "failed":
-                # Ansible runs the remaining items too, then fails the task.
-                continue
+        # A failed item does not stop the loop (Ansible runs the remaining items, then fails the task).
         summary = {"results": results, "msg": "All items completed"}
         if statuses and all(s == "skipped" for s in statuses) or not statuses:
             return Outcome("skipped", result=summary | {"skipped": True})
@@ -267,7 +265,7 @@ class HostPlay:
                 return outcome     # check mode did not run it: nothing to wait for
             outcome.result["attempts"] = attempt
             bound = variables.scoped("this task's result", {task.register: _registered(outcome)}
-                                     if task.register else {}).scoped("result fields", outcome.result)
+                                     if task.register else {})
             if condition(task.until, bound, where):
                 return outcome
             if attempt < attempts:
