@@ -175,6 +175,13 @@ class RemoteHost:
             info["checksum"] = lines[5]
         return info
 
+    def group(self, name: str) -> dict | None:
+        result = self.run(f"getent group {q(name)}", become=False)
+        if result.rc != 0 or not result.stdout.strip():
+            return None
+        fields = result.stdout.strip().split(":")
+        return {"name": fields[0], "gid": int(fields[2]), "members": [m for m in fields[3].split(",") if m]}
+
     def current_hostname(self) -> str:
         return self.run("hostname", become=False).stdout.strip()
 

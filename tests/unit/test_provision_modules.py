@@ -133,7 +133,8 @@ def test_copy_from_files_or_content():
 
 def test_file_states():
     d = FileInfo("directory", "0755", "root", "root")
-    assert cmds(plan("file", FakeHost(), path="/srv/d", state="directory", mode="0750")) == ["mkdir -p -m 0750 -- /srv/d"]
+    assert cmds(plan("file", FakeHost(), path="/srv/d", state="directory", mode="0750")) == [
+        "mkdir -p -m 0750 -- /srv/d"]
     assert plan("file", FakeHost(files={"/srv/d": d}), path="/srv/d", state="directory", mode="0755") == []
     assert cmds(plan("file", FakeHost(files={"/srv/d": d}), path="/srv/d", state="absent")) == ["rm -rf -- /srv/d"]
     assert plan("file", FakeHost(), path="/srv/d", state="absent") == []
@@ -271,5 +272,37 @@ def test_venv_installs_from_the_wheelhouse_once():
     done = FakeHost(files={"/opt/kfab/venv/.kfab-wheelhouse": regular(stamp.encode()),
                            "/opt/kfab/venv/bin/python": FileInfo("link", "0777", "root", "root", "python3")})
     assert plan("venv", done, path="/opt/kfab/venv", wheelhouse="/wh", packages=["a"]) == []
-    assert cmds(plan("venv", done, path="/opt/kfab/venv", wheelhouse="/wh", packages=["a", "b"]))[0].startswith("rm -rf")
+    changed = plan("venv", done, path="/opt/kfab/venv", wheelhouse="/wh", packages=["a", "b"])
+    assert cmds(changed)[0].startswith("rm -rf")
     assert isinstance(plan("venv", FakeHost(), path="/v", wheelhouse="/empty", packages=["a"])[0], Fail)
+
+
+# ---- replace, group, blockinfile ---------------------------------------------------------------------
+
+def test_replace_between_after_and_before():
+    from kfab.provision.modules.replace import replace_text
+    text = "a=1\n[main]\na=2\nb=2\n[other]\na=3\n"
+    assert replace_text(text, r"^a=(\d)$", r"a=\1\1", after=r"\[main\]", before=r"\[other\]") == (
+        "a=1\n[main]\na=22\nb=2\n[other]\na=3\n", 1)
+    host = FakeHost(files={"/etc/f": FileInfo("file", "0644", "root", "root", content=text.encode())})
+    assert plan("replace", host, path="/etc/f", regexp="^zzz", replace="x") == []
+    assert plan("replace", host, path="/etc/f", regexp="^a=", replace="A=")[-1].content.count(b"A=") == 3
+
+
+def test_group_added_changed_removed():
+    host = FakeHost()
+    host.group = lambda name: {"name": "web", "gid": 1001, "members": []} if name == "web" else None
+    assert [c.cmd for c in plan("group", host, name="db", gid=1200, system=True)] == ["groupadd -g 1200 -r db"]
+    assert plan("group", host, name="web", gid=1001) == []
+    assert [c.cmd for c in plan("group", host, name="web", gid=1002)] == ["groupmod -g 1002 web"]
+    assert [c.cmd for c in plan("group", host, name="web", state="absent")] == ["groupdel web"]
+
+
+def test_blockinfile_replaces_its_block_and_inserts_after_an_anchor():
+    from kfab.provision.modules.blockinfile import edit_block
+    text = "a\nanchor\nz\n"
+    once = edit_block(text, "x\ny", True, insertafter="^anchor")
+    assert once == "a\nanchor\n# BEGIN ANSIBLE MANAGED BLOCK\nx\ny\n# END ANSIBLE MANAGED BLOCK\nz\n"
+    assert edit_block(once, "x\ny", True, insertafter="^anchor") == once
+    assert edit_block(once, "w", True) == once.replace("x\ny\n", "w\n")
+    assert edit_block(once, "", False) == text
