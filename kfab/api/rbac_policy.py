@@ -32,6 +32,7 @@ VIEW_RULES = [
                                   "namespaces/status", "resourcequotas", "limitranges", "bindings"], READ),
     rule([""], ["namespaces"], READ),
     rule(["apps"], _APPS + ["deployments/status", "replicasets/status", "statefulsets/status"], READ),
+    rule(["batch"], ["jobs", "jobs/status", "cronjobs", "cronjobs/status"], READ),
     rule(["discovery.k8s.io"], ["endpointslices"], READ),
     rule(["events.k8s.io"], ["events"], READ),
 ]
@@ -44,6 +45,7 @@ EDIT_RULES = VIEW_RULES + [
     rule([""], ["secrets"], READ),
     rule([""], ["serviceaccounts/token"], ["create"]),
     rule(["apps"], _APPS, WRITE),
+    rule(["batch"], ["jobs", "cronjobs"], WRITE),
     rule(["discovery.k8s.io"], ["endpointslices"], WRITE),
 ]
 
