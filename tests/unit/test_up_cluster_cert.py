@@ -92,3 +92,18 @@ def test_every_control_plane_host_gets_the_one_encryption_config_never_in_a_diff
         configs.append(put.content)
     assert configs[0] == configs[1], "HA API servers must share their keys"
     assert (tmp_path / "encryption-config.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_every_control_plane_host_gets_the_one_service_account_key(tmp_path: Path):
+    """HA API servers verify each other's ServiceAccount tokens: they must sign with the same key."""
+    keys = []
+    for name in ("h1", "h2"):
+        host = FakeHost()
+        changes = plan("cluster_cert", host, pki_dir=str(tmp_path), **(ARGS | {"name": f"{name}/apiserver",
+                                                                              "sa_key": "/p/sa.key"}))
+        put = next(c for c in changes if isinstance(c, PutFile) and c.path == "/p/sa.key")
+        assert put.mode == "0600"
+        assert not any(isinstance(c, Diff) and "PRIVATE" in c.after for c in changes)
+        keys.append(put.content)
+    assert keys[0] == keys[1] == (tmp_path / "sa.key").read_bytes()
+    assert b"PRIVATE KEY" in keys[0]
