@@ -8,9 +8,13 @@ owns the client, the informers and the failure backoff records.
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
 from kfab.controllers import job_util as ju
 from kfab.machinery.controller import parse_time
+
+if TYPE_CHECKING:  # the controller builds JobSyncs; only its type is named here
+    from kfab.controllers.job import JobController
 
 
 class JobSync:
