@@ -4,8 +4,8 @@ Each hollow node registers a Node (capacity, allocatable, a pod CIDR, the Ready 
 in `kube-node-lease` every `lease_interval` seconds, and makes the pods bound to it Running with a pod IP and
 containerStatuses - no containers are run. A pod's readinessProbe.initialDelaySeconds is honoured (Ready after
 that long), so rollouts see pods that take time to become ready. Pods meant to finish (restartPolicy Never or
-OnFailure, e.g. a Job's) exit after a while, as kfab.node.hollow_runs describes. A pod deleted with a grace period is then
-removed with grace 0, as a kubelet does once its containers stopped. N nodes share one process and one pod
+OnFailure, e.g. a Job's) exit after a while, as kfab.node.hollow_runs describes. A pod deleted with a grace
+period is then removed with grace 0, as a kubelet does once its containers stopped. N nodes share one process and one pod
 watch, which is the part of a kubelet the control plane sees.
 
 Each hollow node's number (from which its host IP and pod CIDR follow) comes from one table for the whole
