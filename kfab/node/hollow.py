@@ -5,8 +5,8 @@ in `kube-node-lease` every `lease_interval` seconds, and makes the pods bound to
 containerStatuses - no containers are run. A pod's readinessProbe.initialDelaySeconds is honoured (Ready after
 that long), so rollouts see pods that take time to become ready. Pods meant to finish (restartPolicy Never or
 OnFailure, e.g. a Job's) exit after a while, as kfab.node.hollow_runs describes. A pod deleted with a grace
-period is then removed with grace 0, as a kubelet does once its containers stopped. N nodes share one process and one pod
-watch, which is the part of a kubelet the control plane sees.
+period is then removed with grace 0, as a kubelet does once its containers stopped. N nodes share one process
+and one pod watch, which is the part of a kubelet the control plane sees.
 
 Each hollow node's number (from which its host IP and pod CIDR follow) comes from one table for the whole
 cluster, the ConfigMap kube-system/kfab-hollow-nodes ({node name: number}), written with resourceVersion
