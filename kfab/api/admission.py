@@ -32,6 +32,7 @@ from kfab.api import limitrange_admission, priority_admission, quota_admission, 
 from kfab.objects.errors import APIError, Cause, bad_request
 from kfab.objects import crd_schema, schema, validation
 from kfab.api.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
+from kfab.api import node_restriction
 from kfab.objects.defaults import apply_defaults
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.validation.field import invalid_error
@@ -72,6 +73,7 @@ class AdmissionChain:
     # --- the chain --------------------------------------------------------------------------------
     async def admit(self, req: AdmissionRequest) -> tuple[dict | None, list[str]]:
         rt = req.resource
+        node_restriction.admit(req)
         if req.operation == "DELETE":
             self._check_delete(req)
             return None, []

@@ -23,6 +23,7 @@ from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.metrics import RESOLUTION as METRIC_RESOLUTION, MetricsProvider
 from kfab.api.inflight import InFlightLimits
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces, bootstrap_priority_classes
+from kfab.api.node_authorizer import NodeAuthorizer, NodeGraph
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.serviceaccount_tokens import ServiceAccountTokenAuthenticator, TokenSigner
 from kfab.api.watchhub import WatchHub
@@ -139,7 +140,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
     store = await open_store(config.store_url)
     tasks: list[asyncio.Task] = []
     hub = None
-    authorizer = RBACAuthorizer(store)
+    authorizer = NodeAuthorizer(RBACAuthorizer(store), NodeGraph(store))  # Node, then RBAC (as --authorization-mode)
     runner = None
     try:
         hostnames, ips = _certificate_names(config)
