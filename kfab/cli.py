@@ -8,6 +8,7 @@ import sys
 from kfab.cache import commands as cache_commands
 from kfab.controlplane import commands as controlplane_commands
 from kfab.dns import commands as dns_commands
+from kfab.ingress import commands as ingress_commands
 from kfab.lab import commands as lab_commands
 from kfab.node import commands as node_commands
 from kfab.ops import commands as ops_commands
@@ -19,7 +20,7 @@ from kfab.storage_host import commands as storage_commands
 
 # Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
 COMPONENTS = (lab_commands, provision_commands, controlplane_commands, pki_commands, node_commands, proxy_commands,
-              dns_commands, registry_commands, cache_commands, storage_commands, ops_commands)
+              ingress_commands, dns_commands, registry_commands, cache_commands, storage_commands, ops_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

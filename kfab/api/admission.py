@@ -2,9 +2,9 @@
 
     schema decoding (wrong types: 400; unknown fields per fieldValidation: 400 under Strict, warnings under
     Warn, dropped unless Strict) -> namespace lifecycle (404/403) -> kind defaults (+ the default admission
-    plugins: tolerations, default StorageClass; for new Pods LimitRanger defaults, service account,
-    priority) -> validation, schema and semantic causes together (422: names, labels, required, ranges,
-    immutables) -> LimitRanger limits, ResourceQuota (403, charging the quota) -> allocation (Service
+    plugins: tolerations, default StorageClass and IngressClass; for new Pods LimitRanger defaults, service
+    account, priority) -> validation, schema and semantic causes together (422: names, labels, required,
+    ranges, immutables) -> LimitRanger limits, ResourceQuota (403, charging the quota) -> allocation (Service
     ClusterIP/NodePorts, 422 on conflicts)
 
 Use from the API core:
@@ -46,6 +46,9 @@ IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 _NAMESPACE = REGISTRY.by_kind("v1", "Namespace")
 _STORAGE_CLASS = REGISTRY.by_kind("storage.k8s.io/v1", "StorageClass")
+DEFAULT_INGRESS_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
+INGRESS_CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+_INGRESS_CLASS = REGISTRY.by_kind("networking.k8s.io/v1", "IngressClass")
 
 
 @dataclass
@@ -93,6 +96,8 @@ class AdmissionChain:
             carry_over(obj, old)
         if req.operation == "CREATE" and rt.kind == "PersistentVolumeClaim":
             await self._default_storage_class(obj)
+        if req.operation == "CREATE" and rt.kind == "Ingress" and rt.group == "networking.k8s.io":
+            await self._default_ingress_class(obj)
         if req.operation == "CREATE" and rt.kind == "Pod" and rt.group == "":
             await self._admit_new_pod(req, obj)
         if req.operation == "CREATE":
@@ -224,22 +229,40 @@ class AdmissionChain:
         spec = pvc.get("spec")
         if not isinstance(spec, dict) or "storageClassName" in spec:
             return
-        classes, _ = await self.store.list(_STORAGE_CLASS.store_prefix())
+        default = await self._newest_default(_STORAGE_CLASS, DEFAULT_STORAGE_CLASS_ANNOTATION)
+        if default:
+            spec["storageClassName"] = default
+
+    async def _default_ingress_class(self, ingress: dict) -> None:
+        """The DefaultIngressClass admission plugin: an Ingress that names no class (by field or by the old
+        annotation) gets the default one."""
+        spec = ingress.get("spec")
+        annotations = (ingress.get("metadata") or {}).get("annotations") or {}
+        if not isinstance(spec, dict) or spec.get("ingressClassName") or INGRESS_CLASS_ANNOTATION in annotations:
+            return
+        default = await self._newest_default(_INGRESS_CLASS, DEFAULT_INGRESS_CLASS_ANNOTATION)
+        if default:
+            spec["ingressClassName"] = default
+
+    async def _newest_default(self, rt: ResourceType, annotation: str) -> str | None:
+        """The class marked default by `annotation`; of several, the newest, as kube-apiserver has chosen since 1.28."""
+        classes, _ = await self.store.list(rt.store_prefix())
         defaults = []
         for kv in classes:
-            sc = json.loads(kv.value)
-            meta = sc.get("metadata") or {}
-            if (meta.get("annotations") or {}).get(DEFAULT_STORAGE_CLASS_ANNOTATION) == "true":
+            meta = json.loads(kv.value).get("metadata") or {}
+            if (meta.get("annotations") or {}).get(annotation) == "true":
                 defaults.append((meta.get("creationTimestamp") or "", meta.get("name") or ""))
-        if defaults:
-            # Several defaults: the newest wins, as kube-apiserver has done since 1.28.
-            spec["storageClassName"] = max(defaults)[1]
+        return max(defaults)[1] if defaults else None
 
 
 def _merge(schema_causes: list[Cause], causes: list[Cause]) -> list[Cause]:
     """Schema causes first; a semantic cause for the same field and reason says the same thing again."""
+    # ...unless it says more (`Required value: pathType must be specified`): then it takes the schema's place.
+    semantic = {(c.field, c.reason): c for c in causes}
+    merged = [semantic[(c.field, c.reason)] if len(semantic.get((c.field, c.reason), c).message) > len(c.message)
+              else c for c in schema_causes]
     seen = {(c.field, c.reason) for c in schema_causes}
-    return list(schema_causes) + [c for c in causes if (c.field, c.reason) not in seen]
+    return merged + [c for c in causes if (c.field, c.reason) not in seen]
 
 
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

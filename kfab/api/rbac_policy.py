@@ -35,6 +35,7 @@ VIEW_RULES = [
     rule(["batch"], ["jobs", "jobs/status", "cronjobs", "cronjobs/status"], READ),
     rule(["discovery.k8s.io"], ["endpointslices"], READ),
     rule(["events.k8s.io"], ["events"], READ),
+    rule(["networking.k8s.io"], ["ingresses", "ingresses/status", "networkpolicies"], READ),
 ]
 
 EDIT_RULES = VIEW_RULES + [
@@ -47,6 +48,7 @@ EDIT_RULES = VIEW_RULES + [
     rule(["apps"], _APPS, WRITE),
     rule(["batch"], ["jobs", "cronjobs"], WRITE),
     rule(["discovery.k8s.io"], ["endpointslices"], WRITE),
+    rule(["networking.k8s.io"], ["ingresses", "networkpolicies"], WRITE),
 ]
 
 ADMIN_RULES = EDIT_RULES + [
@@ -109,9 +111,23 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
         rule(["storage.k8s.io"], ["storageclasses"], READ),
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
     ],
+    # `kfab proxy` also enforces NetworkPolicies (it reads the pods and namespaces they select) and announces
+    # LoadBalancer pool addresses from the node holding each address's Lease (kube-system/kfab-lb-*).
     "system:node-proxier": [
-        rule([""], ["services", "endpoints", "nodes"], READ),
+        rule([""], ["services", "endpoints", "nodes", "pods", "namespaces"], READ),
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        rule(["networking.k8s.io"], ["networkpolicies"], READ),
+        rule(["coordination.k8s.io"], ["leases"], ["create", "get", "update"]),
+        rule([""], ["events"], ["create", "patch", "update"]),
+    ],
+    # `kfab ingress` on the workers (user system:kfab-ingress), as ingress-nginx's ClusterRole: reads what it
+    # routes to and the TLS Secrets, writes Ingress status, keeps its own IngressClass.
+    "system:kfab-ingress": [
+        rule([""], ["services", "endpoints", "secrets", "nodes"], READ),
+        rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        rule(["networking.k8s.io"], ["ingresses", "ingressclasses"], READ),
+        rule(["networking.k8s.io"], ["ingressclasses"], ["create"]),
+        rule(["networking.k8s.io"], ["ingresses/status"], ["update", "patch"]),
         rule([""], ["events"], ["create", "patch", "update"]),
     ],
     # `kfab dns` (user system:kube-dns): reads what it serves; keeps its Service and its own EndpointSlice
@@ -136,4 +152,5 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "system:node": ("system:node", [("Group", "system:nodes")]),
     "system:node-proxier": ("system:node-proxier", [("User", "system:kube-proxy")]),
     "system:kube-dns": ("system:kube-dns", [("User", "system:kube-dns")]),
+    "system:kfab-ingress": ("system:kfab-ingress", [("User", "system:kfab-ingress")]),
 }

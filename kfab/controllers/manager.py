@@ -27,6 +27,7 @@ from kfab.controllers.namespace import NamespaceController
 from kfab.controllers.node_lifecycle import NodeLifecycleController
 from kfab.controllers.pv_binder import PersistentVolumeBinder
 from kfab.controllers.replicaset import ReplicaSetController
+from kfab.controllers.service_lb import ServiceLoadBalancerController
 from kfab.controllers.resourcequota import ResourceQuotaController
 from kfab.controllers.root_ca_publisher import RootCAPublisher
 from kfab.controllers.serviceaccounts import ServiceAccountsController
@@ -48,6 +49,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "ttl-after-finished": TTLAfterFinishedController,
     "nodelifecycle": NodeLifecycleController,
     "persistentvolume-binder": PersistentVolumeBinder,
+    "service-lb": ServiceLoadBalancerController,
     "serviceaccount": ServiceAccountsController,
     "root-ca-cert-publisher": RootCAPublisher,
     "resourcequota": ResourceQuotaController,

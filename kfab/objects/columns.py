@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kfab.objects import columns_batch, columns_core  # batch/v1; core/v1 and the smaller groups
+from kfab.objects import columns_networking  # networking.k8s.io/v1
 from kfab.objects import columns_quota  # ResourceQuota, LimitRange, PriorityClass
 from kfab.objects.cells import (
     age_column, age_of, column, container_cells, describe, format_selector, name_column, name_of, selector_string,
@@ -232,6 +233,7 @@ PRINTERS: dict[str, tuple[list[dict], object]] = {
     "StatefulSet": (STATEFULSET_COLUMNS, statefulset_row),
     "ControllerRevision": (CONTROLLERREVISION_COLUMNS, controllerrevision_row),
     **columns_batch.PRINTERS,
+    **columns_networking.PRINTERS,
     **columns_core.PRINTERS,
     **columns_quota.PRINTERS,
 }

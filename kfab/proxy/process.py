@@ -8,6 +8,9 @@ import sys
 
 from kfab.client import APIStatusError, Client, KubeconfigError, rt_of
 from kfab.daemon import run_until_signal, setup_logging
+from kfab.proxy.announce import Announcer
+from kfab.proxy.policy import PolicyEnforcer
+from kfab.proxy.policy_rules import TABLE as POLICY_TABLE
 from kfab.proxy.proxier import NftError, Proxier, bridged_traffic_filtered, run_nft
 from kfab.proxy.rules import TABLE
 
@@ -19,10 +22,11 @@ async def _node_facts(client, node_name: str) -> tuple[list[str], str | None]:
 
 
 def cleanup(nft: list[str], verbose: bool = False) -> int:
-    """Remove the table `ip kfab` (and nothing else)."""
+    """Remove the tables `ip kfab` and `inet kfab-policy` (and nothing else)."""
     setup_logging(verbose, verbose_level=logging.DEBUG, quiet_level=logging.INFO)
     try:
-        asyncio.run(run_nft(nft, f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n"))
+        asyncio.run(run_nft(nft, f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n"
+                                 f"table inet {POLICY_TABLE} {{}}\ndelete table inet {POLICY_TABLE}\n"))
     except (NftError, OSError) as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1
@@ -52,7 +56,12 @@ def run(kubeconfig: str, node_name: str | None, node_ips: list[str], cluster_cid
                     return 1
                 node_ips = node_ips or ips
             local = None if bridged_traffic_filtered() else pod_cidr
-            await Proxier(client, node_ips, cluster_cidr, local, nft, node_name).run()
+            parts = [Proxier(client, node_ips, cluster_cidr, local, nft, node_name).run()]
+            if node_name:  # NetworkPolicies are enforced per node, for the node's own pods
+                parts.append(PolicyEnforcer(client, node_name, nft).run())
+            if node_name and node_ips:  # this node may be elected to announce LoadBalancer pool addresses
+                parts.append(Announcer(client, node_name, node_ips[0]).run())
+            await asyncio.gather(*parts)
         finally:
             await client.close()
         return 0

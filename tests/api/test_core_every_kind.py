@@ -39,6 +39,10 @@ SAMPLES = {
     "EndpointSlice": {"addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.9"]}],
                       "ports": [{"port": 80, "protocol": "TCP"}]},
     "StorageClass": {"provisioner": "example.com/none"},
+    "Ingress": {"spec": {"rules": [{"host": "every.example.com", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    "IngressClass": {"spec": {"controller": "example.com/none"}},
+    "NetworkPolicy": {"spec": {"podSelector": {"matchLabels": {"app": "k"}}, "policyTypes": ["Ingress"]}},
     "Lease": {"spec": {"holderIdentity": "tests", "leaseDurationSeconds": 15}},
     "Role": {"rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]},
     "RoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},

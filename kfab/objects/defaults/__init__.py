@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from kfab.objects import limitrange
-from kfab.objects.defaults import apps, batch, core, pod
+from kfab.objects.defaults import apps, batch, core, networking, pod
 from kfab.objects.registry import ResourceType
 
 _DEFAULTS: dict[str, Callable[[dict], None]] = {
@@ -28,6 +28,8 @@ _DEFAULTS: dict[str, Callable[[dict], None]] = {
     "Deployment": apps.default_deployment,
     "ReplicaSet": apps.default_replica_set,
     "StatefulSet": apps.default_stateful_set,
+    "NetworkPolicy": networking.default_network_policy,
+    "IngressClass": networking.default_ingress_class,
     "Job": batch.default_job,
     "CronJob": batch.default_cron_job,
     "LimitRange": limitrange.default_limit_range,

@@ -12,7 +12,7 @@ from typing import Callable
 from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.registry import ResourceType
-from kfab.objects.validation import apiextensions, apps, batch, core, other, pod, policy_limits, service
+from kfab.objects.validation import apiextensions, apps, batch, core, networking, other, pod, policy_limits, service
 from kfab.objects.validation.field import nonnegative
 from kfab.objects.validation.meta import as_dict, validate_object_meta, validate_object_meta_update
 
@@ -51,10 +51,18 @@ _CREATE: dict[str, Callable[[dict], list[Cause]]] = {
     "ClusterRoleBinding": lambda obj: other.validate_binding(obj, cluster=True),
     "Lease": other.validate_lease,
     "StorageClass": other.validate_storage_class,
+    "Ingress": networking.validate_ingress,
+    "IngressClass": networking.validate_ingress_class,
+    "NetworkPolicy": networking.validate_network_policy,
     "CustomResourceDefinition": apiextensions.validate_crd,
     "ResourceQuota": policy_limits.validate_resource_quota,
     "LimitRange": policy_limits.validate_limit_range,
     "PriorityClass": policy_limits.validate_priority_class,
+}
+
+# Rules only a new object must follow.
+_CREATE_ONLY: dict[str, Callable[[dict], list[Cause]]] = {
+    "Ingress": networking.validate_ingress_create,
 }
 
 # Extra rules on update: what may not change (immutables).
@@ -73,6 +81,7 @@ _UPDATE: dict[str, Callable[[dict, dict], list[Cause]]] = {
     "RoleBinding": other.validate_binding_update,
     "ClusterRoleBinding": other.validate_binding_update,
     "StorageClass": other.validate_storage_class_update,
+    "IngressClass": networking.validate_ingress_class_update,
     "CustomResourceDefinition": apiextensions.validate_crd_update,
     "PriorityClass": policy_limits.validate_priority_class_update,
 }
@@ -89,9 +98,10 @@ def validate_create(rt: ResourceType, obj: dict) -> list[Cause]:
     causes: list[Cause] = []
     if rt.kind not in _NO_META:
         causes += validate_object_meta(obj.get("metadata"), rt.namespaced, name_rule(rt.kind))
-    check = _CREATE.get(rt.kind) if rt.custom is None else None  # a CRD's kinds have their schema only
-    if check:
-        causes += check(obj)
+    for checks in (_CREATE, _CREATE_ONLY):
+        check = checks.get(rt.kind) if rt.custom is None else None  # a CRD's kinds have their schema only
+        if check:
+            causes += check(obj)
     return causes
 
 

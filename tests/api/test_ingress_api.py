@@ -1,0 +1,258 @@
+"""`kfab ingress` against a real `kfab server`, with its own narrow credentials (user system:kfab-ingress):
+Ingresses applied with kubectl route real HTTP(S) requests to stand-in pods on loopback addresses (listed in
+EndpointSlices as a pod's IP would be), balanced, with TLS by SNI from Secrets, 404/503/308 as ingress-nginx
+answers, WebSocket and streaming pass-through, and status.loadBalancer filled."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+from cryptography import x509
+from kubernetes import client
+
+from kfab.pki.ca import issue, new_ca
+from tests.api.conftest import REPO, user_kubeconfig, wait_until
+
+PODS = ("127.0.0.21", "127.0.0.22")
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def pods(tmp_path_factory):
+    """Two stand-in pods on one port of two loopback addresses."""
+    port = free_port(PODS[0])
+    logs = tmp_path_factory.mktemp("pods")
+    procs = [subprocess.Popen([sys.executable, str(REPO / "tests/api/ingress_backend.py"), ip, str(port)],
+                              stdout=(logs / f"{ip}.log").open("wb"), stderr=subprocess.STDOUT, cwd=REPO)
+             for ip in PODS]
+    try:
+        for ip in PODS:
+            wait_until(lambda ip=ip: _connects(ip, port), f"stand-in pod {ip}:{port}")
+        yield port
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def _connects(ip: str, port: int) -> bool:
+    try:
+        socket.create_connection((ip, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ingress(kfab_server, tmp_path_factory):
+    """`kfab ingress` on two free loopback ports: (http port, https port, log path)."""
+    out = tmp_path_factory.mktemp("ingress")
+    kubeconfig = user_kubeconfig(kfab_server.data_dir, out, "system:kfab-ingress")
+    http_port, https_port = free_port(), free_port()
+    log = out / "ingress.log"
+    proc = subprocess.Popen([sys.executable, "-m", "kfab", "ingress", "--kubeconfig", str(kubeconfig), "--bind",
+                             "127.0.0.1", "--http-port", str(http_port), "--https-port", str(https_port), "-v"],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        def listening():
+            assert proc.poll() is None, log.read_text()
+            return _connects("127.0.0.1", http_port)
+        wait_until(listening, "kfab ingress to listen")
+        yield http_port, https_port, log
+    finally:
+        stop(proc)
+
+
+def get(port: int, host: str, path: str = "/", headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def get_tls(port: int, host: str, path: str = "/") -> tuple[int, bytes, dict]:
+    """GET over TLS with SNI `host`; also returns the certificate the server presented (decoded, unverified)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=host)
+        der = conn.sock.getpeercert(binary_form=True)
+        conn.request("GET", path, headers={"Host": host})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), _subject(der)
+    finally:
+        conn.close()
+
+
+def _subject(der: bytes) -> dict:
+    cert = x509.load_der_x509_certificate(der)
+    return {"cn": cert.subject.rfc4514_string()}
+
+
+def setup_backend(kubectl, namespace: str, name: str, port: int, ips=PODS) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}},
+        {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+         "metadata": {"name": f"{name}-pods", "labels": {"kubernetes.io/service-name": name}},
+         "addressType": "IPv4", "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+         "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}]}))
+
+
+def apply_ingress(kubectl, namespace: str, name: str, host: str, service: str, **spec) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+        "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+            "service": {"name": service, "port": {"number": 80}}}}]}}], **spec}}))
+
+
+def test_the_controller_keeps_its_default_ingress_class(kubectl, ingress):
+    out = json.loads(kubectl("get", "ingressclass", "kfab", "-o", "json").stdout)
+    assert out["spec"]["controller"] == "kfab.io/ingress"
+    assert out["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
+
+
+def test_host_routes_to_pods_in_turn_with_forwarded_headers(kubectl, namespace, ingress, pods):
+    http_port = ingress[0]
+    host = f"web.{namespace}.test"
+    setup_backend(kubectl, namespace, "web", pods)
+    apply_ingress(kubectl, namespace, "web", host, "web")
+    wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+    seen = set()
+    for _ in range(10):
+        status, _, body = get(http_port, host, "/hello?x=1", {"X-Forwarded-For": "198.51.100.7"})
+        answer = json.loads(body)
+        assert status == 200 and answer["path"] == "/hello?x=1"
+        assert answer["headers"]["X-Forwarded-For"] == "198.51.100.7, 127.0.0.1"
+        assert answer["headers"]["X-Forwarded-Proto"] == "http"
+        assert answer["headers"]["X-Forwarded-Host"] == host and answer["headers"]["Host"] == host
+        seen.add(answer["pod"])
+    assert seen == set(PODS)
+    assert get(http_port, f"nobody.{namespace}.test")[0] == 404
+
+
+def test_backend_without_ready_endpoints_answers_503(kubectl, namespace, ingress, pods):
+    http_port = ingress[0]
+    host = f"empty.{namespace}.test"
+    setup_backend(kubectl, namespace, "empty", pods, ips=())
+    apply_ingress(kubectl, namespace, "empty", host, "empty")
+    wait_until(lambda: get(http_port, host)[0] == 503, f"{host} to answer 503")
+
+
+def test_tls_by_sni_from_a_secret_and_http_redirects(kubectl, k8s, namespace, ingress, pods):
+    http_port, https_port, _ = ingress
+    host, other = f"secure.{namespace}.test", f"plain.{namespace}.test"
+    ca = new_ca("tests-ingress")
+    pair = issue(ca, host, server_names=(host,))
+    client.CoreV1Api(k8s).create_namespaced_secret(namespace, {
+        "metadata": {"name": "secure-tls"}, "type": "kubernetes.io/tls",
+        "data": {"tls.crt": base64.b64encode(pair.cert_pem).decode(), "tls.key": base64.b64encode(pair.key_pem).decode()}})
+    setup_backend(kubectl, namespace, "web", pods)
+    apply_ingress(kubectl, namespace, "secure", host, "web", tls=[{"hosts": [host], "secretName": "secure-tls"}])
+    apply_ingress(kubectl, namespace, "plain", other, "web")
+    wait_until(lambda: get_tls(https_port, host)[2]["cn"] == f"CN={host}", f"{host}'s certificate by SNI")
+    status, body, _ = get_tls(https_port, host, "/x")
+    assert status == 200 and json.loads(body)["headers"]["X-Forwarded-Proto"] == "https"
+    # A host without TLS gets the default certificate on :443, and no redirect on :80.
+    assert get_tls(https_port, other)[2]["cn"] == "CN=Kubernetes Ingress Controller Fake Certificate"
+    assert get(http_port, other)[0] == 200
+    status, headers, _ = get(http_port, host, "/x?y=1")
+    assert status == 308 and headers["Location"] == f"https://{host}/x?y=1"
+
+
+def test_missing_tls_secret_is_an_event_and_the_default_certificate(kubectl, namespace, ingress, pods):
+    https_port = ingress[1]
+    host = f"broken.{namespace}.test"
+    setup_backend(kubectl, namespace, "web", pods)
+    apply_ingress(kubectl, namespace, "broken", host, "web", tls=[{"hosts": [host], "secretName": "nowhere"}])
+
+    def warned():
+        events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        return [e for e in events if e["involvedObject"].get("name") == "broken" and e["reason"] == "InvalidTLSSecret"]
+    event = wait_until(warned, "an InvalidTLSSecret event")[0]
+    assert f'secret "{namespace}/nowhere" not found' in event["message"] and event["type"] == "Warning"
+    assert "InvalidTLSSecret" in kubectl("describe", "ingress", "broken", "-n", namespace).stdout
+    status, _, cert = get_tls(https_port, host)
+    assert status == 200 and cert["cn"] == "CN=Kubernetes Ingress Controller Fake Certificate"
+
+
+def test_websocket_and_streaming_pass_through(kubectl, namespace, ingress, pods):
+    http_port = ingress[0]
+    host = f"live.{namespace}.test"
+    setup_backend(kubectl, namespace, "live", pods, ips=PODS[:1])
+    apply_ingress(kubectl, namespace, "live", host, "live")
+    wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+
+    async def talk():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{http_port}/ws", headers={"Host": host}) as ws:
+                await ws.send_str("ping")
+                echoed = (await ws.receive(timeout=5)).data
+            started, arrivals = time.monotonic(), []
+            async with session.get(f"http://127.0.0.1:{http_port}/stream", headers={"Host": host}) as resp:
+                async for chunk in resp.content.iter_any():
+                    arrivals.append((time.monotonic() - started, chunk))
+            return echoed, arrivals
+
+    echoed, arrivals = asyncio.run(talk())
+    assert echoed == f"{PODS[0]}:ping"
+    assert b"".join(c for _, c in arrivals) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    assert arrivals[0][0] < 0.25, "the first event must arrive before the stream ends (no buffering)"
+
+
+def test_changes_keep_open_connections_and_status_lists_node_addresses(kubectl, k8s, namespace, ingress, pods):
+    http_port = ingress[0]
+    host = f"keep.{namespace}.test"
+    node = f"ingress-{namespace}"
+    core = client.CoreV1Api(k8s)
+    core.create_node({"metadata": {"name": node}})
+    try:
+        core.patch_node_status(node, {"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.44"}],
+                                                 "conditions": [{"type": "Ready", "status": "True"}]}})
+        setup_backend(kubectl, namespace, "web", pods)
+        apply_ingress(kubectl, namespace, "keep", host, "web")
+        wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        conn.request("GET", "/", headers={"Host": host})
+        first = conn.getresponse()
+        first.read()
+        apply_ingress(kubectl, namespace, "other", f"other.{namespace}.test", "web")
+        wait_until(lambda: get(http_port, f"other.{namespace}.test")[0] == 200, "the new Ingress to answer")
+        conn.request("GET", "/again", headers={"Host": host})  # the same keep-alive connection
+        assert conn.getresponse().status == 200
+        conn.close()
+        net = client.NetworkingV1Api(k8s)
+        addresses = wait_until(lambda: net.read_namespaced_ingress("keep", namespace).status.load_balancer.ingress,
+                               "status.loadBalancer")
+        assert "192.0.2.44" in [a.ip for a in addresses]
+    finally:
+        core.delete_node(node)

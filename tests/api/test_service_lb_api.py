@@ -1,0 +1,89 @@
+"""LoadBalancer Services get addresses from the service-lb controller: the Ready nodes' addresses without a
+pool (k3s ServiceLB), one pool address each with a pool (ConfigMap kube-system/kfab-loadbalancer, written by
+`kfab up` from loadbalancer_pool), pending with an event when the pool is exhausted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from kubernetes import client
+
+from tests.api.conftest import REPO, wait_until
+from tests.api.test_tables_kubectl import row, table
+
+
+def lb_service(name: str, **spec) -> dict:
+    return {"metadata": {"name": name},
+            "spec": {"type": "LoadBalancer", "selector": {"app": name},
+                     "ports": [{"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                               {"name": "dns-udp", "port": 53, "protocol": "UDP"}], **spec}}
+
+
+def external_ips(core, namespace: str, name: str) -> list[str]:
+    ingress = (core.read_namespaced_service(name, namespace).status.load_balancer.ingress or [])
+    return sorted(i.ip for i in ingress)
+
+
+@pytest.fixture
+def ready_node(k8s, namespace):
+    core = client.CoreV1Api(k8s)
+    name = f"lb-{namespace}"
+    core.create_node({"metadata": {"name": name}})
+    core.patch_node_status(name, {"status": {"addresses": [{"type": "InternalIP", "address": "192.0.2.31"}],
+                                             "conditions": [{"type": "Ready", "status": "True"}]}})
+    yield name
+    core.delete_node(name)
+
+
+def test_without_a_pool_the_service_gets_the_ready_nodes_addresses(kubectl, k8s, namespace, ready_node):
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_service(namespace, lb_service("pihole"))
+    wait_until(lambda: "192.0.2.31" in external_ips(core, namespace, "pihole"), "the node's address")
+    headers, rows = table(kubectl("get", "svc", "-n", namespace).stdout)
+    assert "192.0.2.31" in row(rows, "pihole")[headers.index("EXTERNAL-IP")].split(",")
+    # A node that stops being Ready stops being an address of the Service.
+    core.patch_node_status(ready_node, {"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+    wait_until(lambda: "192.0.2.31" not in external_ips(core, namespace, "pihole"), "the address to go")
+
+
+def put_pool(kfab_server, pool: str) -> str:
+    """What role control-plane runs with the inventory's loadbalancer_pool."""
+    done = subprocess.run([sys.executable, "-m", "kfab.install.loadbalancer_pool", "--kubeconfig",
+                           str(kfab_server.kubeconfig), "--pool", pool], capture_output=True, text=True, cwd=REPO,
+                          check=True, timeout=60)
+    return done.stdout.strip()
+
+
+def test_pool_addresses_are_given_once_and_an_exhausted_pool_leaves_the_service_pending(kubectl, k8s, namespace,
+                                                                                       kfab_server):
+    core = client.CoreV1Api(k8s)
+    assert put_pool(kfab_server, "192.0.2.240-192.0.2.241") == "changed"
+    assert put_pool(kfab_server, "192.0.2.240-192.0.2.241") == "ok"
+    try:
+        for name in ("one", "two"):
+            core.create_namespaced_service(namespace, lb_service(name))
+        wait_until(lambda: external_ips(core, namespace, "one") and external_ips(core, namespace, "two"),
+                   "pool addresses")
+        assert sorted(external_ips(core, namespace, "one") + external_ips(core, namespace, "two")) == \
+            ["192.0.2.240", "192.0.2.241"]
+        core.create_namespaced_service(namespace, lb_service("three"))
+
+        def warned():
+            events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+            return [e for e in events if e["involvedObject"]["name"] == "three" and e["reason"] == "AllocationFailed"]
+        assert "no address left in loadbalancer pool 192.0.2.240-192.0.2.241" in wait_until(warned, "an event")[0][
+            "message"]
+        headers, rows = table(kubectl("get", "svc", "-n", namespace).stdout)
+        assert row(rows, "three")[headers.index("EXTERNAL-IP")] == "<pending>"
+        assert "AllocationFailed" in kubectl("describe", "svc", "three", "-n", namespace).stdout
+        freed = external_ips(core, namespace, "one")
+        core.delete_namespaced_service("one", namespace)
+        wait_until(lambda: external_ips(core, namespace, "three") == freed, "the freed address to move to 'three'")
+    finally:
+        assert put_pool(kfab_server, "") == "changed"
+    # Without the pool the Service that held a pool address gets node addresses instead.
+    wait_until(lambda: not any(ip.startswith("192.0.2.24") for ip in external_ips(core, namespace, "three")),
+               "the pool address to be given back")
