@@ -87,6 +87,8 @@ async def throughput(nodes: int, pods: int, workdir: Path, static: bool = False)
     try:
         async with Client.from_kubeconfig(kubeconfig, pool_size=64) as c:
             await wait_until(lambda: _ok(c), 60, "API up")
+            # No controllers here: the default ServiceAccount pods run as (admission requires it) by hand.
+            await c.create(rt_of("ServiceAccount"), {"metadata": {"name": "default", "namespace": "default"}})
             named = {"apiserver": server}
             if static:
                 await create_static_nodes(c, nodes)
