@@ -33,6 +33,7 @@ from kfab.objects.errors import APIError, Cause, bad_request
 from kfab.objects import crd_schema, schema, validation
 from kfab.api.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
 from kfab.api import node_restriction
+from kfab.api.pod_security import PodSecurityAdmission, PodSecurityConfig
 from kfab.objects.defaults import apply_defaults
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.validation.field import invalid_error
@@ -69,9 +70,10 @@ class AdmissionRequest:
 
 class AdmissionChain:
     def __init__(self, store: Store, service_cidr: str = DEFAULT_SERVICE_CIDR,
-                 node_ports: tuple[int, int] = DEFAULT_NODE_PORTS):
+                 node_ports: tuple[int, int] = DEFAULT_NODE_PORTS, pod_security: PodSecurityConfig | None = None):
         self.store = store
         self.allocator = ServiceAllocator(store, service_cidr, node_ports)
+        self.pod_security = PodSecurityAdmission(store, pod_security)
 
     # --- the chain --------------------------------------------------------------------------------
     async def admit(self, req: AdmissionRequest) -> tuple[dict | None, list[str]]:
@@ -107,6 +109,7 @@ class AdmissionChain:
         causes = _merge(schema_causes, causes)
         if causes:
             raise invalid_error(rt.kind, rt.group, self._name(req, obj), causes)
+        warnings = warnings + await self.pod_security.admit(req, obj)  # before quota charges anything
         if req.operation == "CREATE" and req.subresource is None:
             if limitrange_admission.applies(rt):
                 limitrange_admission.validate(rt, obj, await limitrange_admission.limit_ranges(self.store,

@@ -24,6 +24,7 @@ from kfab.api.metrics import RESOLUTION as METRIC_RESOLUTION, MetricsProvider
 from kfab.api.inflight import InFlightLimits
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces, bootstrap_priority_classes
 from kfab.api.node_authorizer import NodeAuthorizer, NodeGraph
+from kfab.api.pod_security import PodSecurityConfig
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.serviceaccount_tokens import ServiceAccountTokenAuthenticator, TokenSigner
 from kfab.api.watchhub import WatchHub
@@ -63,6 +64,7 @@ class ServerConfig:
     components: Sequence[Component] = ()
     inflight: InFlightLimits = field(default_factory=InFlightLimits)
     encryption_config: Path | None = None  # default: DATA_DIR/pki/encryption-config.yaml
+    pod_security: PodSecurityConfig | None = None  # defaults and exemptions of Pod Security admission
 
 
 def _certificate_names(config: ServerConfig) -> tuple[list[str], list[str]]:
@@ -156,7 +158,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         await authorizer.start()
         hub = WatchHub(store)  # one store watch shared by every client's watch
         await hub.start()
-        admission = AdmissionChain(store)
+        admission = AdmissionChain(store, pod_security=config.pod_security)
         registry = ResourceRegistry()  # this server's own: the CRDs it serves are added to it
         custom_resources = CustomResourceServing(store, hub.subscribe, registry)
         await custom_resources.refresh()

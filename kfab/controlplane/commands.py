@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from kfab.api.inflight import InFlightLimits
+from kfab.api.pod_security import PodSecurityConfig
 from kfab.api.server import ServerConfig
 from kfab.controllers.manager import select
 from kfab.controlplane import server
@@ -40,6 +41,9 @@ def _common(p) -> None:
     p.add_argument("--encryption-provider-config", type=Path, metavar="FILE",
                    help="EncryptionConfiguration for data at rest (default DATA_DIR/pki/encryption-config.yaml, "
                         "made with a fresh AES-GCM key for Secrets when missing)")
+    p.add_argument("--pod-security-config", type=Path, metavar="FILE",
+                   help="PodSecurityConfiguration: default levels for unlabelled namespaces and exemptions "
+                        "(usernames, runtimeClasses, namespaces)")
     p.add_argument("--max-requests-inflight", type=int, default=400, metavar="N",
                    help="read-only requests served at once before 429 (0: no limit; default 400; one client "
                         "gets at most half)")
@@ -109,12 +113,13 @@ def add_commands(subparsers) -> None:
 
 
 def _server_config(args, store_url: str) -> ServerConfig:
+    pod_security = PodSecurityConfig.load(args.pod_security_config) if args.pod_security_config else None
     return ServerConfig(store_url=store_url, data_dir=args.data_dir.resolve(), bind=args.bind, port=args.port,
                         tokens_file=args.token_auth_file, tls_sans=args.tls_san,
                         compaction_interval=args.compaction_interval, advertise_address=args.advertise_address,
                         metric_resolution=args.metric_resolution,
                         inflight=InFlightLimits(args.max_requests_inflight, args.max_mutating_requests_inflight),
-                        encryption_config=args.encryption_provider_config)
+                        encryption_config=args.encryption_provider_config, pod_security=pod_security)
 
 
 def _election(args, **lease) -> LeaderElectionConfig | None:
@@ -127,12 +132,21 @@ def _election(args, **lease) -> LeaderElectionConfig | None:
 
 
 def server_command(args) -> int:
-    config = _server_config(args, f"sqlite:///{args.data_dir.resolve() / 'state.db'}")
+    try:
+        config = _server_config(args, f"sqlite:///{args.data_dir.resolve() / 'state.db'}")
+    except ValueError as e:
+        print(f"kfab server: {e}", file=sys.stderr)
+        return 2
     return server.run_server(config, args.verbose, controllers=not args.disable_controllers)
 
 
 def apiserver_command(args) -> int:
-    return server.run_apiserver(_server_config(args, args.store), args.verbose)
+    try:
+        config = _server_config(args, args.store)
+    except ValueError as e:
+        print(f"kfab apiserver: {e}", file=sys.stderr)
+        return 2
+    return server.run_apiserver(config, args.verbose)
 
 
 def controller_manager_command(args) -> int:
