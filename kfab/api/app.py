@@ -23,6 +23,7 @@ from kfab.api.collection import ListHandler
 from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.metrics import MetricsProvider
 from kfab.api.deletion import DeleteHandlers
+from kfab.api.eviction import EvictionHandler
 from kfab.api.discovery import Discovery
 from kfab.api.rbac import RBACAuthorizer
 from kfab.objects.errors import APIError, unauthorized
@@ -149,6 +150,7 @@ class ResourceAPI:
         self.deletes = DeleteHandlers(*args)
         self.subresources = SubresourceHandlers(*args, pod_logs=services.pod_logs,
                                                 pod_exec=services.pod_exec)
+        self.evictions = EvictionHandler(*args)
         self.tokens = TokenRequests(storage, services.token_signer, services.body_limit)
         self.lists = ListHandler(storage)
         self.watches = WatchHandler(storage, services.watch_source)
@@ -198,6 +200,8 @@ class ResourceAPI:
             return await subs.bind(request, rp)
         if rp.subresource == "token" and verb == "create":
             return await self.tokens.create(request, rp)
+        if rp.subresource == "eviction" and verb == "create":
+            return await self.evictions.evict(request, rp)
         if verb == "get" and rp.subresource == "exec":
             return await subs.exec(request, rp)
         if verb == "get" and rp.subresource in ("portforward", "attach"):

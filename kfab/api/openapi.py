@@ -32,7 +32,8 @@ _INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 # Bodies every group-version's operations refer to, besides the kinds themselves.
 _COMMON = [META + "Status", META + "DeleteOptions", META + "Patch", META + "WatchEvent", META + "APIResourceList"]
-_EXTRA = {"scale": "io.k8s.api.autoscaling.v1.Scale", "binding": "io.k8s.api.core.v1.Binding"}
+_EXTRA = {"scale": "io.k8s.api.autoscaling.v1.Scale", "binding": "io.k8s.api.core.v1.Binding",
+          "eviction": "io.k8s.api.policy.v1.Eviction"}
 _KUBE_VERSION = "v1.37.0"
 
 

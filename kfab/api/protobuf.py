@@ -160,6 +160,30 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                       3: ("orphanDependents", "bool"), 4: ("propagationPolicy", "string"), 5: ("dryRun", "[]string"),
                       6: ("ignoreStoreReadErrorWithClusterBreakingPotential", "bool")},
     "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
+    # policy/v1 Eviction: kubectl drain's typed client POSTs it to pods/<name>/eviction
+    "Eviction": {1: ("metadata", "ObjectMeta"), 2: ("deleteOptions", "DeleteOptions")},
+    # policy/v1 PodDisruptionBudget: `kubectl create pdb`
+    "PodDisruptionBudget": _object("PodDisruptionBudgetSpec", "PodDisruptionBudgetStatus"),
+    "PodDisruptionBudgetSpec": {1: ("minAvailable", "IntOrString"), 2: ("selector", "LabelSelector"),
+                                3: ("maxUnavailable", "IntOrString"), 4: ("unhealthyPodEvictionPolicy", "string")},
+    "PodDisruptionBudgetStatus": {},
+    # autoscaling/v2 HorizontalPodAutoscaler: `kubectl autoscale`
+    "HorizontalPodAutoscaler": _object("HorizontalPodAutoscalerSpec", "HorizontalPodAutoscalerStatus"),
+    "HorizontalPodAutoscalerSpec": {1: ("scaleTargetRef", "CrossVersionObjectReference"), 2: ("minReplicas", "int"),
+                                    3: ("maxReplicas", "int"), 4: ("metrics", "[]MetricSpec"),
+                                    5: ("behavior", "HorizontalPodAutoscalerBehavior")},
+    "CrossVersionObjectReference": {1: ("kind", "string"), 2: ("name", "string"), 3: ("apiVersion", "string")},
+    "MetricSpec": {1: ("type", "string"), 4: ("resource", "ResourceMetricSource"),
+                   7: ("containerResource", "ContainerResourceMetricSource")},
+    "ResourceMetricSource": {1: ("name", "string"), 2: ("target", "MetricTarget")},
+    "ContainerResourceMetricSource": {1: ("name", "string"), 2: ("target", "MetricTarget"), 3: ("container", "string")},
+    "MetricTarget": {1: ("type", "string"), 2: ("value", "Quantity"), 3: ("averageValue", "Quantity"),
+                     4: ("averageUtilization", "int")},
+    "HorizontalPodAutoscalerBehavior": {1: ("scaleUp", "HPAScalingRules"), 2: ("scaleDown", "HPAScalingRules")},
+    "HPAScalingRules": {1: ("selectPolicy", "string"), 2: ("policies", "[]HPAScalingPolicy"),
+                        3: ("stabilizationWindowSeconds", "int")},
+    "HPAScalingPolicy": {1: ("type", "string"), 2: ("value", "int"), 3: ("periodSeconds", "int")},
+    "HorizontalPodAutoscalerStatus": {},
     # authentication/v1 TokenRequest: `kubectl create token` POSTs it to serviceaccounts/<name>/token
     "TokenRequest": _object("TokenRequestSpec", "TokenRequestStatus"),
     "TokenRequestSpec": {1: ("audiences", "[]string"), 3: ("boundObjectRef", "BoundObjectReference"),
@@ -199,16 +223,20 @@ POINTERS = {
     ("CronJobSpec", "successfulJobsHistoryLimit"), ("CronJobSpec", "failedJobsHistoryLimit"),
     ("PodSecurityContext", "runAsUser"), ("PodSecurityContext", "runAsNonRoot"), ("PodSecurityContext", "fsGroup"),
     ("PodSecurityContext", "runAsGroup"),
+    ("HorizontalPodAutoscalerSpec", "minReplicas"), ("MetricTarget", "averageUtilization"),
+    ("HPAScalingRules", "stabilizationWindowSeconds"), ("HPAScalingRules", "selectPolicy"),
 }
 # Status is the server's to set (reset on create); kfab reads what it knows of it and skips the rest.
-LENIENT = {"NamespaceStatus", "ServiceStatus", "DeploymentStatus", "JobStatus", "CronJobStatus", "SubjectAccessReviewStatus",
-           "SubjectRulesReviewStatus", "SelfSubjectReviewStatus"}
+LENIENT = {"HorizontalPodAutoscalerStatus", "PodDisruptionBudgetStatus", "NamespaceStatus", "ServiceStatus",
+           "DeploymentStatus", "JobStatus", "CronJobStatus", "SubjectAccessReviewStatus", "SubjectRulesReviewStatus",
+           "SelfSubjectReviewStatus"}
 
 # kind (in runtime.Unknown's typeMeta) -> message
 KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "Role",
                         "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
-                        "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions", "Job", "CronJob",
-                        "TokenRequest", "ResourceQuota", "PriorityClass")}
+                        "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions",
+                        "Eviction", "PodDisruptionBudget", "TokenRequest", "Job", "CronJob", "ResourceQuota",
+                        "PriorityClass", "HorizontalPodAutoscaler")}
 
 
 class _Reader:

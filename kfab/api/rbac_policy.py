@@ -31,7 +31,9 @@ VIEW_RULES = [
     rule([""], _CORE_WORKLOADS + ["pods/log", "pods/status", "services/status", "persistentvolumeclaims/status",
                                   "namespaces/status", "resourcequotas", "limitranges", "bindings"], READ),
     rule([""], ["namespaces"], READ),
-    rule(["apps"], _APPS + ["deployments/status", "replicasets/status", "statefulsets/status"], READ),
+    rule(["apps"], _APPS + ["deployments/status", "replicasets/status", "statefulsets/status",
+                            "daemonsets/status"], READ),
+    rule(["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"], READ),
     rule(["batch"], ["jobs", "jobs/status", "cronjobs", "cronjobs/status"], READ),
     rule(["discovery.k8s.io"], ["endpointslices"], READ),
     rule(["events.k8s.io"], ["events"], READ),
@@ -46,6 +48,7 @@ EDIT_RULES = VIEW_RULES + [
     rule([""], ["secrets"], READ),
     rule([""], ["serviceaccounts/token"], ["create"]),
     rule(["apps"], _APPS, WRITE),
+    rule(["policy"], ["poddisruptionbudgets"], WRITE),
     rule(["batch"], ["jobs", "cronjobs"], WRITE),
     rule(["discovery.k8s.io"], ["endpointslices"], WRITE),
     rule(["networking.k8s.io"], ["ingresses", "networkpolicies"], WRITE),
@@ -111,23 +114,10 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
         rule(["storage.k8s.io"], ["storageclasses"], READ),
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
     ],
-    # `kfab proxy` also enforces NetworkPolicies (it reads the pods and namespaces they select) and announces
-    # LoadBalancer pool addresses from the node holding each address's Lease (kube-system/kfab-lb-*).
     "system:node-proxier": [
         rule([""], ["services", "endpoints", "nodes", "pods", "namespaces"], READ),
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
         rule(["networking.k8s.io"], ["networkpolicies"], READ),
-        rule(["coordination.k8s.io"], ["leases"], ["create", "get", "update"]),
-        rule([""], ["events"], ["create", "patch", "update"]),
-    ],
-    # `kfab ingress` on the workers (user system:kfab-ingress), as ingress-nginx's ClusterRole: reads what it
-    # routes to and the TLS Secrets, writes Ingress status, keeps its own IngressClass.
-    "system:kfab-ingress": [
-        rule([""], ["services", "endpoints", "secrets", "nodes"], READ),
-        rule(["discovery.k8s.io"], ["endpointslices"], READ),
-        rule(["networking.k8s.io"], ["ingresses", "ingressclasses"], READ),
-        rule(["networking.k8s.io"], ["ingressclasses"], ["create"]),
-        rule(["networking.k8s.io"], ["ingresses/status"], ["update", "patch"]),
         rule([""], ["events"], ["create", "patch", "update"]),
     ],
     # `kfab dns` (user system:kube-dns): reads what it serves; keeps its Service and its own EndpointSlice
@@ -136,6 +126,14 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
         rule([""], ["services", "endpoints", "pods"], READ),
         rule([""], ["services"], ["create"]),
         rule(["discovery.k8s.io"], ["endpointslices"], READ + ["create", "update", "delete"]),
+    ],
+    "system:kfab-ingress": [
+        rule([""], ["services", "endpoints", "secrets", "nodes"], READ),
+        rule(["discovery.k8s.io"], ["endpointslices"], READ),
+        rule(["networking.k8s.io"], ["ingresses", "ingressclasses"], READ),
+        rule(["networking.k8s.io"], ["ingressclasses"], ["create"]),
+        rule(["networking.k8s.io"], ["ingresses/status"], ["update", "patch"]),
+        rule([""], ["events"], ["create", "patch", "update"]),
     ],
 }
 

@@ -33,6 +33,10 @@ _CREATE_STATUS = {
     ("apps", "Deployment"): {},
     ("apps", "ReplicaSet"): {"replicas": 0},
     ("apps", "StatefulSet"): {"replicas": 0, "availableReplicas": 0},
+    ("apps", "DaemonSet"): {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                            "numberReady": 0},
+    ("policy", "PodDisruptionBudget"): {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                                        "expectedPods": 0},
     ("batch", "Job"): {},
     ("batch", "CronJob"): {},
 }
@@ -45,7 +49,12 @@ _CREATE_ON_UPDATE = {("", "Endpoints"), ("", "Event"), ("coordination.k8s.io", "
 
 # Kinds with metadata.generation (the ones whose controllers report status.observedGeneration).
 _GENERATION_KINDS = {("", "Pod"), ("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet"),
-                     ("apiextensions.k8s.io", "CustomResourceDefinition"), ("batch", "Job"), ("batch", "CronJob")}
+                     ("apiextensions.k8s.io", "CustomResourceDefinition"),
+                     ("apps", "DaemonSet"), ("policy", "PodDisruptionBudget"),
+                     ("batch", "Job"), ("batch", "CronJob")}
+
+# apps/v1 shows a DaemonSet's internal spec.templateGeneration as this annotation; the server owns it.
+DAEMONSET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 # Fields the server owns: never taken from a client's body.
 _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
@@ -167,6 +176,8 @@ def prepare_create(rt: ResourceType, obj: dict, namespace: str | None) -> dict:
         obj["status"] = copy.deepcopy(start_status)
     if rt.custom is not None and has_status_subresource(rt):
         obj.pop("status", None)  # a custom resource's status is written through its status subresource only
+    if (rt.group, rt.kind) == ("apps", "DaemonSet"):
+        meta.setdefault("annotations", {})[DAEMONSET_TEMPLATE_GENERATION] = "1"
     if (rt.group, rt.kind) == ("", "Namespace"):
         # Every namespace carries the "kubernetes" finalizer: the namespace controller empties it before
         # the namespace goes away.
@@ -229,7 +240,21 @@ def prepare_update(rt: ResourceType, new: dict, old: dict) -> dict:
         new["spec"] = dict(new.get("spec") or {}, finalizers=(old.get("spec") or {}).get("finalizers", []))
     if has_generation(rt) and _spec_part(new) != _spec_part(old):
         meta["generation"] = int(old_meta.get("generation") or 0) + 1
+    if (rt.group, rt.kind) == ("apps", "DaemonSet"):
+        _next_template_generation(new, old)
     return omit_empty_metadata(new)
+
+
+def _next_template_generation(new: dict, old: dict) -> None:
+    """The DaemonSet strategy's PrepareForUpdate: templateGeneration counts changes of spec.template."""
+    try:
+        generation = int((old["metadata"].get("annotations") or {}).get(DAEMONSET_TEMPLATE_GENERATION) or 0)
+    except ValueError:
+        generation = 0
+    if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+        generation += 1
+    if generation:
+        new["metadata"].setdefault("annotations", {})[DAEMONSET_TEMPLATE_GENERATION] = str(generation)
 
 
 def prepare_status_update(rt: ResourceType, new: dict, old: dict) -> dict:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from kfab.objects import columns_autoscaling  # autoscaling/v2
 from kfab.objects import columns_batch, columns_core  # batch/v1; core/v1 and the smaller groups
 from kfab.objects import columns_networking  # networking.k8s.io/v1
+from kfab.objects import columns_policy  # policy/v1
 from kfab.objects import columns_quota  # ResourceQuota, LimitRange, PriorityClass
 from kfab.objects.cells import (
-    age_column, age_of, column, container_cells, describe, format_selector, name_column, name_of, selector_string,
-    since,
+    age_column, age_of, column, container_cells, describe, format_labels, format_selector, name_column, name_of,
+    selector_string, since,
 )
 
 _CORE = "io.k8s.api.core.v1."
@@ -205,6 +207,30 @@ def statefulset_row(obj: dict, now: datetime) -> list:
             names, images]
 
 
+DAEMONSET_COLUMNS = [
+    name_column(),
+    column("Desired", "integer", describe(_APPS + "DaemonSetStatus", "desiredNumberScheduled")),
+    column("Current", "integer", describe(_APPS + "DaemonSetStatus", "currentNumberScheduled")),
+    column("Ready", "integer", describe(_APPS + "DaemonSetStatus", "numberReady")),
+    column("Up-to-date", "integer", describe(_APPS + "DaemonSetStatus", "updatedNumberScheduled")),
+    column("Available", "integer", describe(_APPS + "DaemonSetStatus", "numberAvailable")),
+    column("Node Selector", description=describe(_CORE + "PodSpec", "nodeSelector")),
+    age_column(),
+    column("Containers", priority=1, description=_CONTAINERS),
+    column("Images", priority=1, description=_IMAGES),
+    column("Selector", priority=1, description=describe(_APPS + "DaemonSetSpec", "selector")),
+]
+
+
+def daemonset_row(obj: dict, now: datetime) -> list:
+    status, pod_spec = _status(obj), _template_spec(obj)
+    names, images = container_cells(pod_spec)
+    return [name_of(obj), status.get("desiredNumberScheduled", 0), status.get("currentNumberScheduled", 0),
+            status.get("numberReady", 0), status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0),
+            format_labels(pod_spec.get("nodeSelector")), age_of(obj, now), names, images,
+            format_selector(_spec(obj).get("selector"))]
+
+
 CONTROLLERREVISION_COLUMNS = [
     name_column(),
     column("Controller", description="Controller of the object"),
@@ -231,9 +257,12 @@ PRINTERS: dict[str, tuple[list[dict], object]] = {
     "Deployment": (DEPLOYMENT_COLUMNS, deployment_row),
     "ReplicaSet": (REPLICASET_COLUMNS, replicaset_row),
     "StatefulSet": (STATEFULSET_COLUMNS, statefulset_row),
+    "DaemonSet": (DAEMONSET_COLUMNS, daemonset_row),
     "ControllerRevision": (CONTROLLERREVISION_COLUMNS, controllerrevision_row),
+    **columns_autoscaling.PRINTERS,
     **columns_batch.PRINTERS,
-    **columns_networking.PRINTERS,
     **columns_core.PRINTERS,
+    **columns_networking.PRINTERS,
+    **columns_policy.PRINTERS,
     **columns_quota.PRINTERS,
 }

@@ -35,6 +35,9 @@ SAMPLES = {
     "Job": {"spec": {"suspend": True, "template": {"spec": dict(TEMPLATE["spec"], restartPolicy="Never")}}},
     "CronJob": {"spec": {"schedule": "0 0 1 1 *", "suspend": True, "jobTemplate": {"spec": {"template": {
         "spec": dict(TEMPLATE["spec"], restartPolicy="Never")}}}}},
+    "DaemonSet": {"spec": {"selector": {"matchLabels": {"app": "k"}}, "template": dict(
+        TEMPLATE, spec=dict(TEMPLATE["spec"], nodeSelector={"kfab-test": "none"}))}},
+    "PodDisruptionBudget": {"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "k"}}}},
     "ControllerRevision": {"revision": 1, "data": {"spec": {"template": TEMPLATE}}},
     "EndpointSlice": {"addressType": "IPv4", "endpoints": [{"addresses": ["10.244.0.9"]}],
                       "ports": [{"port": 80, "protocol": "TCP"}]},

@@ -1,6 +1,6 @@
 """Draining against a real `kfab server` with simulated nodes (`kfab hollow-node`): real `kubectl drain` (its typed
-client DELETEs each pod with a protobuf DeleteOptions body) and kfab's own drain (kfab.ops.drain, used by
-`kfab drain`, `kfab remove-node` and `kfab upgrade`)."""
+client POSTs a protobuf Eviction to pods/<name>/eviction for each pod) and kfab's own drain (kfab.ops.drain, used
+by `kfab drain`, `kfab remove-node` and `kfab upgrade`). Disruption budgets: tests/api/test_disruption_api.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Kind defaults applied on create and update, as kube-apiserver's defaulting and default admission plugins do.
 
-`apply_defaults(rt, obj, operation)` changes obj in place (and returns it). Pod-only admission defaults (service account,
-priority, not-ready/unreachable tolerations) apply to Pods created directly, not to pod templates.
+`apply_defaults(rt, obj, operation)` changes obj in place (and returns it). Pod-only admission defaults
+(service account, priority, not-ready/unreachable tolerations) apply to Pods created directly, not to pod templates.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Callable
 
 from kfab.objects import limitrange
-from kfab.objects.defaults import apps, batch, core, networking, pod
+from kfab.objects.defaults import apps, autoscaling, batch, core, networking, pod
 from kfab.objects.registry import ResourceType
 
 _DEFAULTS: dict[str, Callable[[dict], None]] = {
+    "HorizontalPodAutoscaler": autoscaling.default_hpa,
     "Pod": pod.default_pod,
     "Service": core.default_service,
     "Namespace": core.default_namespace,
@@ -28,10 +29,11 @@ _DEFAULTS: dict[str, Callable[[dict], None]] = {
     "Deployment": apps.default_deployment,
     "ReplicaSet": apps.default_replica_set,
     "StatefulSet": apps.default_stateful_set,
-    "NetworkPolicy": networking.default_network_policy,
-    "IngressClass": networking.default_ingress_class,
     "Job": batch.default_job,
     "CronJob": batch.default_cron_job,
+    "DaemonSet": apps.default_daemon_set,
+    "NetworkPolicy": networking.default_network_policy,
+    "IngressClass": networking.default_ingress_class,
     "LimitRange": limitrange.default_limit_range,
     "PriorityClass": core.default_priority_class,
 }

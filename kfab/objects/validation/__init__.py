@@ -12,7 +12,8 @@ from typing import Callable
 from kfab.objects.errors import Cause
 from kfab.objects import names
 from kfab.objects.registry import ResourceType
-from kfab.objects.validation import apiextensions, apps, batch, core, networking, other, pod, policy_limits, service
+from kfab.objects.validation import (apiextensions, apps, autoscaling, batch, core, networking, other, pod, policy,
+                                     policy_limits, service)
 from kfab.objects.validation.field import nonnegative
 from kfab.objects.validation.meta import as_dict, validate_object_meta, validate_object_meta_update
 
@@ -44,7 +45,9 @@ _CREATE: dict[str, Callable[[dict], list[Cause]]] = {
     "StatefulSet": apps.validate_stateful_set,
     "Job": batch.validate_job,
     "CronJob": batch.validate_cron_job,
+    "DaemonSet": apps.validate_daemon_set,
     "ControllerRevision": apps.validate_controller_revision,
+    "PodDisruptionBudget": policy.validate_pod_disruption_budget,
     "Role": lambda obj: other.validate_rules(obj, namespaced=True),
     "ClusterRole": lambda obj: other.validate_rules(obj, namespaced=False),
     "RoleBinding": lambda obj: other.validate_binding(obj, cluster=False),
@@ -55,6 +58,7 @@ _CREATE: dict[str, Callable[[dict], list[Cause]]] = {
     "IngressClass": networking.validate_ingress_class,
     "NetworkPolicy": networking.validate_network_policy,
     "CustomResourceDefinition": apiextensions.validate_crd,
+    "HorizontalPodAutoscaler": autoscaling.validate_hpa,
     "ResourceQuota": policy_limits.validate_resource_quota,
     "LimitRange": policy_limits.validate_limit_range,
     "PriorityClass": policy_limits.validate_priority_class,
@@ -75,14 +79,16 @@ _UPDATE: dict[str, Callable[[dict, dict], list[Cause]]] = {
     "PersistentVolume": core.validate_pv_update,
     "Deployment": apps.validate_selector_update,
     "ReplicaSet": apps.validate_selector_update,
-    "StatefulSet": lambda obj, old: apps.validate_selector_update(obj, old) + apps.validate_stateful_set_update(obj, old),
+    "StatefulSet": lambda obj, old: (apps.validate_selector_update(obj, old)
+                                     + apps.validate_stateful_set_update(obj, old)),
+    "DaemonSet": apps.validate_selector_update,
     "ControllerRevision": apps.validate_controller_revision_update,
     "Job": batch.validate_job_update,
     "RoleBinding": other.validate_binding_update,
     "ClusterRoleBinding": other.validate_binding_update,
     "StorageClass": other.validate_storage_class_update,
-    "IngressClass": networking.validate_ingress_class_update,
     "CustomResourceDefinition": apiextensions.validate_crd_update,
+    "IngressClass": networking.validate_ingress_class_update,
     "PriorityClass": policy_limits.validate_priority_class_update,
 }
 
