@@ -1,29 +1,8 @@
-"""`kfab up`: provision hosts from an inventory with a play file (default site.yml)."""
+"""`kfab up` and `kfab plan`: their arguments; the run itself is kfab.provision.up."""
 
 from __future__ import annotations
 
-import getpass
-import json
-import logging
-import os
-import sys
-from pathlib import Path
-
-from kfab.provision.errors import ProvisionError
-from kfab.provision.inventory import load_inventory
-from kfab.provision.output import Output
-from kfab.provision.playbook import load_playbook
-from kfab.provision.preflight import preflight
-from kfab.provision.runner import Options, Runner
-from kfab.provision.variables import parse_extra_vars
-from kfab.provision.vault import Vault
-
-EXIT_INVALID = 1   # the inputs are invalid: nothing ran on any host
-# kfab up: 2: some host failed; 4: some host was unreachable (as ansible-playbook)
-# kfab plan (as `terraform plan -detailed-exitcode`): 0 nothing would change, 2 changes pending,
-# 1 the plan could not be made (invalid inputs, or a task failed on some host), 4 a host was unreachable.
-PLAN_CHANGES = 2
-PLAN_FAILED = 1
+from kfab.provision.up import provision
 
 
 def add_commands(subparsers) -> None:
@@ -71,42 +50,9 @@ def _connection_options(p) -> None:
 
 
 def run_up(args) -> int:
-    # paramiko logs a traceback for every failed connection attempt; the unreachable line says it in one.
-    logging.getLogger("paramiko").addHandler(logging.NullHandler())
-    logging.getLogger("paramiko").propagate = False
-    try:
-        password_files = args.vault_password_file or (
-            [os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]] if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") else [])
-        vault = Vault.from_files(password_files) if password_files else None
-        inventory = load_inventory(args.inventory, vault)
-        plays = load_playbook(args.playbook, vault)
-        extra = parse_extra_vars(args.extra_vars, Path.cwd(), vault)
-    except ProvisionError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    hosts = inventory.select(args.limit) if args.limit else list(inventory.hosts)
-    if not hosts:
-        print(f"ERROR: --limit {args.limit!r} matches no host of {args.inventory}", file=sys.stderr)
-        return EXIT_INVALID
-    errors = preflight(inventory, plays, extra, hosts)
-    if errors:
-        for exc in errors:
-            print(f"ERROR: {exc}", file=sys.stderr)
-        print(f"ERROR: nothing was run: fix the {'error' if len(errors) == 1 else f'{len(errors)} errors'} "
-              f"above first", file=sys.stderr)
-        return EXIT_INVALID
-    become_password = getpass.getpass("BECOME password: ") if args.ask_become_pass else None
-    options = Options(check=args.check, diff=args.diff, verbose=args.verbose, forks=args.forks,
-                      fail_fast=args.fail_fast, limit=args.limit,
-                      tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()),
-                      become_password=become_password)
-    output = Output(stream=sys.stderr if args.json else None, verbose=args.verbose)
-    runner = Runner(inventory, plays, extra, options, output)
-    code = runner.run()
-    if args.json:
-        print(json.dumps(runner.report.as_dict(runner.stats), indent=2, default=str))
-    if not getattr(args, "plan", False) or code == 4:
-        return code
-    if code != 0:
-        return PLAN_FAILED
-    return PLAN_CHANGES if any(s.changed for s in runner.stats.values()) else 0
+    """`kfab up` / `kfab plan` from parsed arguments (kfab/ops builds a Namespace with the older fields only)."""
+    return provision(args.inventory, args.playbook, args.extra_vars, limit=args.limit, tags=args.tags,
+                     check=args.check, diff=args.diff, verbose=args.verbose, forks=args.forks,
+                     fail_fast=args.fail_fast, plan=getattr(args, "plan", False), as_json=getattr(args, "json", False),
+                     ask_become_pass=getattr(args, "ask_become_pass", False),
+                     vault_password_files=getattr(args, "vault_password_file", []))
