@@ -12,8 +12,8 @@ and the time from a write until 100 concurrent watchers have all received its ev
 Targets: mutating p99 <= 50 ms at 100 req/s; get p99 <= 20 ms; watch fan-out to 100 watchers <= 200 ms.
 
 --layer store runs the same phases on the Store interface directly (no API server), to tell the store's
-share of a figure from the API layer's. The client is aiohttp over TLS with the admin kubeconfig's client certificate. Everything it starts (the
-API server, etcd members) it stops by PID, also on error or Ctrl-C.
+share of a figure from the API layer's. The client is aiohttp over TLS with the admin kubeconfig's client
+certificate. Everything it starts (the API server, etcd members) it stops by PID, also on error or Ctrl-C.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def wide_schema() -> dict:
 
 def wide_spec() -> dict:
     spec = {}
-    for name, schema in wide_schema()["properties"]["spec"]["properties"].items():
+    for name in wide_schema()["properties"]["spec"]["properties"]:
         if name.startswith("count"):
             spec[name] = 42
         elif name.startswith("name"):

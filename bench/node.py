@@ -112,7 +112,7 @@ async def restarts(client: Client, lab: LabHosts, count: int) -> tuple[list[floa
         container = f"$(podman ps -q --filter label=kfab.io/pod-name={name} --filter label=kfab.io/container=main)"
         sent = time.monotonic()
         await asyncio.to_thread(lab.ssh, node, f"kill -9 $(podman inspect -f '{{{{.State.Pid}}}}' {container})")
-        async for kind, obj in client.watch(pods, "default", rv, field_selector=f"metadata.name={name}"):
+        async for _kind, obj in client.watch(pods, "default", rv, field_selector=f"metadata.name={name}"):
             st = ((obj.get("status") or {}).get("containerStatuses") or [{}])[0]
             if st.get("restartCount") == 1 and "running" in (st.get("state") or {}):
                 observed.append(time.monotonic() - sent)

@@ -193,8 +193,8 @@ def main() -> int:
             cache.down()
             if not args.keep:
                 Lab(inventory).down()
-    print(f"kfab up, lab of 3 hosts (+1 for add-node); targets: first run warm <= 90 s, no-op <= 10 s, "
-          f"add-node <= 30 s")
+    print("kfab up, lab of 3 hosts (+1 for add-node); targets: first run warm <= 90 s, no-op <= 10 s, "
+          "add-node <= 30 s")
     print("\n".join(results))
     return 0
 

@@ -279,7 +279,8 @@ def forbidden_error(attrs: RequestAttributes, reason: str = "") -> APIError:
         msg = (f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}" '
                f'in the namespace "{attrs.namespace}"')
     else:
-        msg = f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}" at the cluster scope'
+        msg = (f'User "{user}" cannot {attrs.verb} resource "{resource}" in API group "{attrs.api_group}" '
+               f'at the cluster scope')
     if reason:
         msg = f"{msg}: {reason}"
     qualified = f"{attrs.resource}.{attrs.api_group}" if attrs.api_group else attrs.resource

@@ -1,4 +1,5 @@
-"""RBAC authorization, evaluated as Kubernetes' RBAC authorizer does (k8s.io/kubernetes plugin/pkg/auth/authorizer/rbac).
+"""RBAC authorization, evaluated as Kubernetes' RBAC authorizer does (k8s.io/kubernetes
+plugin/pkg/auth/authorizer/rbac).
 
 A request is allowed when any rule of any role bound to the user allows it: ClusterRoleBindings first
 (their ClusterRole applies cluster-wide), then the RoleBindings of the request's namespace (their Role, or

@@ -104,4 +104,4 @@ def request_verb(method: str, rp: ResourcePath, query) -> str:
     elif method == "DELETE":
         if rp.subresource is None:
             return "deletecollection" if rp.is_collection else "delete"
-    raise APIError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+    raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")

@@ -122,7 +122,8 @@ class CronJobController(Controller):
         try:
             schedule = Schedule(spec.get("schedule", ""), zone_name)
         except ScheduleError as e:
-            self.event(cronjob, "Warning", "UnparseableSchedule", f"unparseable schedule: {spec.get('schedule')!r} : {e}")
+            self.event(cronjob, "Warning", "UnparseableSchedule",
+                       f"unparseable schedule: {spec.get('schedule')!r} : {e}")
             return None
         now = self.clock()
         view = dict(cronjob, status=status)

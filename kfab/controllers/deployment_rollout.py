@@ -55,7 +55,8 @@ class RolloutMixin:
             else:
                 wanted = du.new_rs_replicas(d, rs_list, new_rs)
                 if wanted != du.replicas_of(new_rs) and await self.scale_rs(d, new_rs, wanted):
-                    return await self.sync_rollout_status(d, self.replicasets_of(d), self.find_new(d, self.replicasets_of(d)))
+                    rs_now = self.replicasets_of(d)
+                    return await self.sync_rollout_status(d, rs_now, self.find_new(d, rs_now))
         if await self.reconcile_old(d, rs_list, [rs for rs in old if du.replicas_of(rs) > 0], new_rs):
             return await self.sync_rollout_status(d, self.replicasets_of(d), new_rs)
         status = self.calculate_status(d, rs_list, new_rs)

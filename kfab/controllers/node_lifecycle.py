@@ -204,5 +204,6 @@ class NodeLifecycleController(Controller):
                 if not (e.not_found or e.code == 409):
                     raise
                 continue
-            self.event(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {meta['namespace']}/{meta['name']}")
+            self.event(pod, "Normal", "TaintManagerEviction",
+                       f"Marking for deletion Pod {meta['namespace']}/{meta['name']}")
         return next_due

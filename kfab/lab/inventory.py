@@ -67,7 +67,7 @@ def load_lab_spec(path: str | Path) -> LabSpec:
     try:
         subnet = ipaddress.IPv4Network(subnet_text)
     except ValueError as exc:
-        raise LabError(f"{path}: kfab_lab_subnet {subnet_text!r} is not an IPv4 subnet: {exc}")
+        raise LabError(f"{path}: kfab_lab_subnet {subnet_text!r} is not an IPv4 subnet: {exc}") from None
     if subnet.num_addresses < 4:
         raise LabError(f"{path}: kfab_lab_subnet {subnet} is too small for a lab")
 
@@ -84,7 +84,7 @@ def load_lab_spec(path: str | Path) -> LabSpec:
         try:
             ip = ipaddress.IPv4Address(str(ip_text))
         except ValueError:
-            raise LabError(f"{path}: host {name}: ansible_host {ip_text!r} is not an IPv4 address")
+            raise LabError(f"{path}: host {name}: ansible_host {ip_text!r} is not an IPv4 address") from None
         if ip not in subnet:
             raise LabError(f"{path}: host {name}: ansible_host {ip} is outside the lab subnet {subnet}")
         if ip in (subnet.network_address, subnet.broadcast_address, gateway):
@@ -144,7 +144,7 @@ def _vm_vars(path: Path, name: str, host_vars: dict) -> dict:
         try:
             number = int(str(value))
         except ValueError:
-            raise LabError(f"{path}: host {name}: {var} {value!r} is not a whole number of {unit}")
+            raise LabError(f"{path}: host {name}: {var} {value!r} is not a whole number of {unit}") from None
         if not low <= number <= high:
             raise LabError(f"{path}: host {name}: {var} {number} is outside {low}..{high} {unit}")
         result[field] = number

@@ -46,7 +46,8 @@ tar -x -f {SEED_DEVICE} -C / --no-overwrite-dir
 install -d -m 700 /root/.ssh
 touch /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
-grep -qxF "$(cat {OPERATOR_KEY_PATH})" /root/.ssh/authorized_keys || cat {OPERATOR_KEY_PATH} >> /root/.ssh/authorized_keys
+grep -qxF "$(cat {OPERATOR_KEY_PATH})" /root/.ssh/authorized_keys \\
+  || cat {OPERATOR_KEY_PATH} >> /root/.ssh/authorized_keys
 . /etc/kfab-lab/vm-net
 ip link set lo up
 ip link set eth0 up

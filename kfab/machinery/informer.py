@@ -200,7 +200,7 @@ class Informer:
             old = self._pop(key)
             self._dispatch("delete", old, None)
         self._tombstones.clear()
-        for key, obj in fresh.items():
+        for obj in fresh.values():
             old = self._put(obj)
             if old is None:
                 self._dispatch("add", None, obj)

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import pty
-import ssl
 from typing import Callable
 
 import aiohttp

@@ -166,7 +166,8 @@ class HollowKubelet(Controller):
 
         containers = []
         for c in spec.get("containers") or []:
-            containers.append({"name": c.get("name"), "image": c.get("image", ""), "imageID": f"hollow://{c.get('image', '')}",
+            containers.append({"name": c.get("name"), "image": c.get("image", ""),
+                               "imageID": f"hollow://{c.get('image', '')}",
                                "containerID": f"hollow://{pod['metadata']['uid']}/{c.get('name')}",
                                "ready": ready, "started": True, "restartCount": 0,
                                "state": {"running": {"startedAt": start}}})
@@ -266,7 +267,8 @@ class HollowNodes:
         return {"capacity": dict(CAPACITY), "allocatable": dict(CAPACITY), "conditions": node_conditions(now),
                 "addresses": [{"type": "InternalIP", "address": self.kubelet.host_ip(name)},
                               {"type": "Hostname", "address": name}],
-                "nodeInfo": {"kubeletVersion": "v1.37.0-kfab-hollow", "kubeProxyVersion": "", "operatingSystem": "linux",
+                "nodeInfo": {"kubeletVersion": "v1.37.0-kfab-hollow", "kubeProxyVersion": "",
+                             "operatingSystem": "linux",
                              "architecture": "amd64", "containerRuntimeVersion": "hollow://0", "osImage": "hollow",
                              "kernelVersion": "", "machineID": name, "systemUUID": name, "bootID": name},
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": self.metrics.ports[name] if self.metrics else 10250}}}

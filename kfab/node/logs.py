@@ -10,14 +10,12 @@ with a serving certificate from the cluster CA, and only to clients whose certif
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 import threading
 from pathlib import Path
 from typing import AsyncIterator, Callable
 
-import aiohttp
 from aiohttp import web
 
 from kfab.node import podstatus as ps

@@ -18,7 +18,7 @@ import time
 from typing import Callable
 
 import podman
-from podman.errors import APIError, ImageNotFound, NotFound
+from podman.errors import APIError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ class PodmanRuntime:
                     item = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(item, dict) and (item.get("error") or item.get("message") and response.status_code >= 400):
+                if isinstance(item, dict) and (item.get("error")
+                                               or item.get("message") and response.status_code >= 400):
                     errors.append(item.get("error") or item.get("message"))
             if response.status_code >= 400 or errors or not self.client.images.exists(image):
                 reason = "; ".join(errors) or response.text.strip()[:300] or f"HTTP {response.status_code}"

@@ -2,9 +2,10 @@
 
 Each pod has `<root>/<pod uid>/volumes/<volume name>`. configMap, secret, downwardAPI and projected volumes
 (with ServiceAccount tokens, renewed before they expire) are files written there and rewritten on every
-sync, so a changed ConfigMap reaches running containers (the bind mount shows the directory, not a copy); each file is replaced atomically (write + rename) so a reader never sees
-half a file. PVCs resolve to their PV; hostPath/local PVs are used in place; NFS and iSCSI (PV sources and
-inline pod volumes) are mounted on the host by kfab/node/storage before any container of the pod starts.
+sync, so a changed ConfigMap reaches running containers (the bind mount shows the directory, not a copy);
+each file is replaced atomically (write + rename) so a reader never sees half a file. PVCs resolve to their
+PV; hostPath/local PVs are used in place; NFS and iSCSI (PV sources and inline pod volumes) are mounted on
+the host by kfab/node/storage before any container of the pod starts.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def _type_invalid(path: str, value, detail: str) -> Cause:
 # --- formats (the ones kube-openapi's strfmt registry knows and CRD authors use) -----------------------
 
 _FORMATS = {
-    "date-time": lambda v: _parses(lambda: datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))) and "T" in v.upper(),
+    "date-time": lambda v: (_parses(lambda: datetime.datetime.fromisoformat(v.replace("Z", "+00:00")))
+                            and "T" in v.upper()),
     "date": lambda v: bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", v)) and _parses(lambda: datetime.date.fromisoformat(v)),
     "email": lambda v: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)),
     "hostname": lambda v: bool(re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"

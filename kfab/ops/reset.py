@@ -52,11 +52,13 @@ if command -v podman >/dev/null; then
     for c in $(podman ps -aq --filter pod="$p"); do timeout 30 podman rm -f -t 0 --depend "$c" >/dev/null 2>&1; done
     err=$(timeout 60 podman pod rm -f -t 0 "$p" 2>&1 >/dev/null) && continue
     name=$(timeout 10 podman pod inspect --format '{{{{.Name}}}}' "$p" 2>/dev/null || echo "$p")
-    echo "{FAILED_MARK} podman pod $name: $(echo "${{err:-podman pod rm did not answer within 60 s}}" | tail -n 1 | cut -c1-300)"
+    err=${{err:-podman pod rm did not answer within 60 s}}
+    echo "{FAILED_MARK} podman pod $name: $(echo "$err" | tail -n 1 | cut -c1-300)"
   done
   for c in $(podman ps -aq --filter label={POD_LABEL}); do
     err=$(timeout 60 podman rm -f -t 0 "$c" 2>&1 >/dev/null) && continue
-    echo "{FAILED_MARK} podman container $c: $(echo "${{err:-podman rm did not answer within 60 s}}" | tail -n 1 | cut -c1-300)"
+    err=${{err:-podman rm did not answer within 60 s}}
+    echo "{FAILED_MARK} podman container $c: $(echo "$err" | tail -n 1 | cut -c1-300)"
   done
   podman network rm -f podnet >/dev/null 2>&1
 fi
@@ -75,7 +77,8 @@ for u in {' '.join(KFAB_UNITS)}; do systemctl cat "$u.service" >/dev/null 2>&1 &
 for d in "$@"; do [ -e "$d" ] && echo "path $d"; done
 nft list table {NFT_TABLE} >/dev/null 2>&1 && echo "nftables table {NFT_TABLE}"
 [ -n "$(ip route show proto {ROUTE_PROTO})" ] && echo "routes proto {ROUTE_PROTO}"
-command -v podman >/dev/null && podman pod ps --filter label={POD_LABEL} --format 'podman pod {{{{.Name}}}} ({{{{.Status}}}})' 
+command -v podman >/dev/null \\
+  && podman pod ps --filter label={POD_LABEL} --format 'podman pod {{{{.Name}}}} ({{{{.Status}}}})'
 true
 """
 

@@ -146,7 +146,7 @@ def upgrade(cluster: Cluster, wheelhouse: Path, timeout: float, extra: list[str]
 def run(args) -> int:
     try:
         cluster = Cluster(args.inventory, args.playbook, args.extra_vars)
-        cluster.control_plane
+        _ = cluster.control_plane   # no control-plane host: that error before any other
         wheelhouse = check_wheelhouse(args.wheelhouse)
         log(f"upgrading cluster {cluster.name} to kfab {wheel_version(wheelhouse)} ({wheelhouse})")
         upgrade(cluster, wheelhouse, args.timeout)

@@ -162,7 +162,7 @@ def resolve(value, variables: HostVars, where: dict):
     except jinja2.TemplateError as exc:
         raise ProvisionError(f"template error: {exc}", **where) from None
     except ProvisionError as exc:
-        raise exc.located(**where)
+        raise exc.located(**where) from None
 
 
 def condition(expressions, variables: HostVars, where: dict) -> bool:
@@ -183,7 +183,7 @@ def _one_condition(expression, variables: HostVars, where: dict) -> bool:
     except jinja2.TemplateError as exc:
         raise ProvisionError(f"condition {expression!r}: {exc}", **where) from None
     except ProvisionError as exc:
-        raise exc.located(**where)
+        raise exc.located(**where) from None
     if isinstance(value, str):
         # `when: "{{ flag }}"` with flag "false" (a string from -e) is false, as Ansible's bool conversion.
         return value.strip().lower() not in ("", "false", "no", "off", "0", "n", "none")

@@ -1,6 +1,7 @@
 """Checks every host's tasks before any connection is opened: each variable a task, condition, loop or
-template uses must be defined for that host, and local files a task uploads must exist. Facts and registered results are not known yet, so they
-stand in as `Unknown` values that absorb any use; only what is certainly undefined is reported."""
+template uses must be defined for that host, and local files a task uploads must exist. Facts and registered
+results are not known yet, so they stand in as `Unknown` values that absorb any use; only what is certainly
+undefined is reported."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ class HostVars(Mapping):
         except ProvisionError as exc:
             if not exc.file and source:
                 exc.message = f"variable '{key}': {exc.message}"
-            raise exc.located(file=_file_of(source))
+            raise exc.located(file=_file_of(source)) from None
         finally:
             self._resolving.pop()
 

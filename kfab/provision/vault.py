@@ -75,7 +75,7 @@ def decrypt(envelope: str, password: bytes) -> str:
         raise VaultError(f"unsupported vault header {lines[0].strip()!r} (kfab reads 1.1/1.2 AES256)")
     try:
         salt, mac, ciphertext = (binascii.unhexlify(part) for part in
-                                 binascii.unhexlify("".join(l.strip() for l in lines[1:])).split(b"\n", 2))
+                                 binascii.unhexlify("".join(hexline.strip() for hexline in lines[1:])).split(b"\n", 2))
     except (binascii.Error, ValueError):
         raise VaultError("the vault data is not valid hex: the file or string is damaged") from None
     derived = PBKDF2HMAC(algorithm=hashes.SHA256(), length=80, salt=salt, iterations=10000).derive(password)

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from kfab.provision.errors import ProvisionError
-from kfab.provision.vault import Vault, VaultError, decrypt_text, is_encrypted
+from kfab.provision.vault import Vault, decrypt_text, is_encrypted
 
 
 class LineDict(dict):

@@ -317,7 +317,9 @@ class EtcdStore(Store):
                 now = loop.time()
                 failing_since = failing_since or now
                 if now - failing_since > RETRY_FOR:
-                    raise self._unavailable(e) if isinstance(e, rpc.AioRpcError) else e
+                    if isinstance(e, rpc.AioRpcError):
+                        raise self._unavailable(e) from e
+                    raise
                 log.debug("etcd %s: watch interrupted (%s); resuming after revision %d", self.name, e, after)
                 if self._failed_over(member):
                     await asyncio.sleep(delay)

@@ -2,7 +2,6 @@
 what it was sent (JSON), streams on /stream, echoes WebSocket messages on /ws."""
 
 import asyncio
-import json
 import sys
 
 from aiohttp import web

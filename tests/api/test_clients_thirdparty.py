@@ -49,7 +49,8 @@ def test_trailing_slash_discovery_paths_answer_as_without(kfab_server, kubectl):
         assert json.loads(resp.read())["major"] == "1"
         assert resp.headers["Content-Type"] == "application/json"
     for path in ("/api", "/apis", "/api/v1", "/apis/apps", "/apis/apps/v1"):
-        assert json.loads(kubectl("get", "--raw", path + "/").stdout) == json.loads(kubectl("get", "--raw", path).stdout)
+        with_slash = json.loads(kubectl("get", "--raw", path + "/").stdout)
+        assert with_slash == json.loads(kubectl("get", "--raw", path).stdout)
 
 
 # --- kr8s -------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import secrets
 import threading
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import watch
 
 from tests.api.controllers_cluster import UNSCHEDULABLE, running_cluster, wait_for
 

@@ -6,7 +6,6 @@ import secrets
 import time
 
 import pytest
-from kubernetes import client
 from kubernetes.client import ApiException
 
 from tests.api.controllers_cluster import running_cluster, wait_for

@@ -168,7 +168,7 @@ def test_schema_errors_read_as_kube_apiserver_words_them(kubectl, namespace, cro
     result = kubectl("apply", "-n", namespace, "-f", "-", input=bad, check=False)
     assert result.returncode != 0
     err = result.stderr
-    assert f'The CronTab "bad" is invalid' in err
+    assert 'The CronTab "bad" is invalid' in err
     assert 'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"' in err
     assert 'spec.size: Unsupported value: "huge": supported values: "small", "large"' in err
     assert "spec.image: Too long: may not be more than 20 bytes" in err

@@ -162,8 +162,8 @@ def test_wait_for_a_condition_set_later(kubectl, namespace, k8s, kfab_server):
     core.create_namespaced_pod(namespace, {"metadata": {"name": "p"},
                                            "spec": {"schedulerName": "tests-bind-by-hand",
                                                     "containers": [{"name": "c", "image": "busybox"}]}})
-    waiter = subprocess.Popen([KUBECTL, "--kubeconfig", str(kfab_server.kubeconfig), "wait", "--for=condition=Ready", "pod/p",
-                               "-n", namespace, "--timeout=30s"],
+    waiter = subprocess.Popen([KUBECTL, "--kubeconfig", str(kfab_server.kubeconfig), "wait",
+                               "--for=condition=Ready", "pod/p", "-n", namespace, "--timeout=30s"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         core.patch_namespaced_pod_status("p", namespace, {"status": {"conditions": [

@@ -118,7 +118,8 @@ def test_unregistered_provisioner_leaves_the_claim_pending_with_kubernetes_event
     core.create_namespaced_persistent_volume_claim(ns, pvc("dyn", "1Gi", ["ReadWriteMany"], sc=f"nfs-{tag}"))
     message = ('waiting for a volume to be created, either by external provisioner "example.com/nfs" or manually '
                'created by system administrator')
-    wait_for(lambda: message in kubectl("describe", "pvc", "dyn", "-n", ns).stdout, 20, "the ExternalProvisioning event")
+    wait_for(lambda: message in kubectl("describe", "pvc", "dyn", "-n", ns).stdout, 20,
+             "the ExternalProvisioning event")
     claim = core.read_namespaced_persistent_volume_claim("dyn", ns)
     assert claim.status.phase == "Pending"
     assert claim.metadata.annotations["volume.kubernetes.io/storage-provisioner"] == "example.com/nfs"

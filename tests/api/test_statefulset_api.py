@@ -61,8 +61,8 @@ class PodStream:
 
     def leaving(self, name: str, after: int = 0) -> int:
         """First event at or after `after` where the pod is terminating or gone."""
-        return next((i for i, e in enumerate(self.events) if i >= after and e[1] == name and (e[3] or e[0] == "DELETED")),
-                    -1)
+        return next((i for i, e in enumerate(self.events)
+                     if i >= after and e[1] == name and (e[3] or e[0] == "DELETED")), -1)
 
     def deleted(self, name: str, after: int = 0) -> int:
         return next((i for i, e in enumerate(self.events) if i >= after and e[1] == name and e[0] == "DELETED"), -1)
@@ -89,8 +89,10 @@ def ready_pods(cluster, ns: str, app: str = "web") -> dict:
 
 
 def wait_ready(cluster, ns: str, names: list[str], app: str = "web", timeout: float = 60) -> dict:
-    return wait_for(lambda: (lambda pods: pods if sorted(pods) == sorted(names) else None)(ready_pods(cluster, ns, app)),
-                    timeout, f"exactly {names} Running and Ready")
+    def all_ready():
+        pods = ready_pods(cluster, ns, app)
+        return pods if sorted(pods) == sorted(names) else None
+    return wait_for(all_ready, timeout, f"exactly {names} Running and Ready")
 
 
 def claim_uids(cluster, ns: str) -> dict:

@@ -1,7 +1,7 @@
 """The pod network, the service proxy and cluster DNS on real lab workers (nw2, nw3 of a lab of their own,
 tests/lab/inventory/network.yml): `kfab server` on this machine, `kfab node` (with its host-gw routes) on
-each worker, and `kfab proxy` + `kfab dns` started on the workers as transient systemd units by this test — driven with kubectl, checked from inside pods
-(`podman exec` over SSH) and from the hosts."""
+each worker, and `kfab proxy` + `kfab dns` started on the workers as transient systemd units by this test —
+driven with kubectl, checked from inside pods (`podman exec` over SSH) and from the hosts."""
 
 from __future__ import annotations
 

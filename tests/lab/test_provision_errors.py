@@ -51,7 +51,8 @@ def assert_no_host_has(lab, marker):
 
 
 def assert_one_error_line(result, *fragments):
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:") and "nothing was run" not in line]
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith("ERROR:") and "nothing was run" not in line]
     assert errors, result.stdout + result.stderr
     assert any(all(f in line for f in fragments) for line in errors), result.stderr
     assert result.returncode == 1
@@ -114,7 +115,7 @@ def test_unknown_host_key_is_refused_naming_host_and_fingerprint(lab, tmp_path, 
     result = kfab_up("-i", str(lab.inventory), "--limit", "kt1", "-e", f"kfab_known_hosts_file={empty}",
                      "-e", "kfab_host_key_checking=strict", str(project(tmp_path, marker)))
     assert result.returncode == 4, result.stdout + result.stderr
-    line = next(l for l in result.stdout.splitlines() if "unreachable kt1" in l)
+    line = next(out for out in result.stdout.splitlines() if "unreachable kt1" in out)
     assert "unknown SSH host key" in line and "refused" in line
     assert any(fp in line for fp in _known_fingerprints(lab, lab.hosts["kt1"])), line
     assert empty.read_text() == ""

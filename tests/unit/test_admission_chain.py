@@ -67,8 +67,9 @@ BAD_INPUT = [
     ("wrong type", deployment(spec__replicas="three"), 400, "cannot unmarshal string into Go struct field"),
     ("unknown field", deployment(spec__replica=3), 400, 'strict decoding error: unknown field "spec.replica"'),
     ("pod without containers", with_(POD, spec__containers=[]), 422, ["spec.containers"]),
-    ("duplicate container names", with_(POD, spec__containers=[{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]),
-     422, ["spec.containers[1].name"]),
+    ("duplicate container names",
+     with_(POD, spec__containers=[{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]), 422,
+     ["spec.containers[1].name"]),
     ("mount of an unknown volume", with_(POD, spec__containers=[
         {"name": "a", "image": "x", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]), 422,
      ["spec.containers[0].volumeMounts[0].name"]),
@@ -302,7 +303,8 @@ def test_metadata_uid_and_name_are_immutable(tmp_path):
     new = copy.deepcopy(old)
     new["metadata"]["uid"] = "other"
     error = update_error(tmp_path, new, old)
-    assert [(c.field, c.message) for c in error.causes] == [("metadata.uid", 'Invalid value: "other": field is immutable')]
+    assert [(c.field, c.message) for c in error.causes] == [
+        ("metadata.uid", 'Invalid value: "other": field is immutable')]
 
 
 def test_statefulset_spec_beyond_replicas_and_template_is_frozen(tmp_path):

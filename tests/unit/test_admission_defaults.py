@@ -34,7 +34,8 @@ WEB_STATEFULSET = {
                                                    "volumeMounts": [{"name": "www",
                                                                      "mountPath": "/usr/share/nginx/html"}]}]}},
              "volumeClaimTemplates": [{"metadata": {"name": "www"},
-                                       "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "my-storage-class",
+                                       "spec": {"accessModes": ["ReadWriteOnce"],
+                                                "storageClassName": "my-storage-class",
                                                 "resources": {"requests": {"storage": "1Gi"}}}}]},
 }
 

@@ -31,7 +31,8 @@ def test_pod_fields_use_list_keys_sets_and_atomic_lists():
         "f:spec": {
             "f:containers": {'k:{"name":"c"}': {
                 ".": {}, "f:args": {}, "f:image": {}, "f:name": {}, "f:resources": {},
-                "f:ports": {'k:{"containerPort":53,"protocol":"UDP"}': {".": {}, "f:containerPort": {}, "f:protocol": {}}},
+                "f:ports": {'k:{"containerPort":53,"protocol":"UDP"}': {
+                    ".": {}, "f:containerPort": {}, "f:protocol": {}}},
             }},
             "f:nodeSelector": {},  # x-kubernetes-map-type: atomic in the published schema
         },

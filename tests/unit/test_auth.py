@@ -131,7 +131,8 @@ def test_client_certificate_and_tokens_identify_the_caller(tls_server, tmp_path)
 
     got = asyncio.run(serve(calls))
     assert got["nothing"] == (401, {"user": None})
-    assert got["admin cert"] == (200, {"user": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]})
+    assert got["admin cert"] == (200, {"user": "kubernetes-admin",
+                                       "groups": ["system:masters", "system:authenticated"]})
     assert got["alice cert"] == (200, {"user": "alice", "groups": ["dev", "system:authenticated"]})
     assert got["token"] == (200, {"user": "bob", "groups": ["system:authenticated"]})
     assert got["lowercase scheme"] == got["token"]
@@ -249,7 +250,8 @@ def test_self_subject_review_says_who_the_caller_is():
     review = self_subject_review(UserInfo("bob", ("dev", "system:authenticated"), "uid-3"),
                                  {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"})
     assert review["kind"] == "SelfSubjectReview" and review["apiVersion"] == "authentication.k8s.io/v1"
-    assert review["status"]["userInfo"] == {"username": "bob", "groups": ["dev", "system:authenticated"], "uid": "uid-3"}
+    assert review["status"]["userInfo"] == {"username": "bob", "groups": ["dev", "system:authenticated"],
+                                            "uid": "uid-3"}
 
 
 def test_impersonation_needs_the_impersonate_verb(tmp_path):

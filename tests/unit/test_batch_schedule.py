@@ -33,7 +33,8 @@ def test_nothing_due_before_the_first_start_time():
 
 
 def test_the_start_time_just_passed_is_due():
-    due = cu.most_recent_schedule_time(cronjob("2026-01-01T10:00:30Z"), t("2026-01-01T10:01:00.2"), Schedule("* * * * *"))
+    due = cu.most_recent_schedule_time(cronjob("2026-01-01T10:00:30Z"), t("2026-01-01T10:01:00.2"),
+                                       Schedule("* * * * *"))
     assert due.most_recent == t("2026-01-01T10:01:00")
 
 
@@ -94,7 +95,8 @@ def test_history_limits_keep_the_newest_finished_jobs():
 
 @pytest.mark.parametrize("schedule,problem", [
     ("@hourly", None), ("*/15 1-5 * * MON-FRI", None), ("0 0 1 JAN *", None),
-    ("x", "expected exactly 5 fields, found 1: [x]"), ("* * * * * *", "expected exactly 5 fields, found 6: [* * * * * *]"),
+    ("x", "expected exactly 5 fields, found 1: [x]"),
+    ("* * * * * *", "expected exactly 5 fields, found 6: [* * * * * *]"),
     ("@every 1h", "unrecognized descriptor: @every 1h")])
 def test_schedule_syntax(schedule, problem):
     assert schedule_problem(schedule) == problem

@@ -59,7 +59,8 @@ def test_unknown_host_gets_the_default_backend_else_nothing():
 
 
 def test_rules_without_a_host_serve_every_other_host():
-    table = build_routes([ingress("a", [rule("", ("/", "Prefix", "any")), rule("web.example.com", ("/x", "Exact", "x"))])])
+    table = build_routes([ingress("a", [rule("", ("/", "Prefix", "any")),
+                                        rule("web.example.com", ("/x", "Exact", "x"))])])
     assert backend_of(table, "203.0.113.9", "/") == "any"
     assert backend_of(table, "web.example.com", "/x") == "x"
     assert backend_of(table, "web.example.com", "/") is None  # a named host does not fall back to host-less rules

@@ -71,8 +71,9 @@ def test_port_names_follow_iana_service_names():
     assert names.is_valid_port_name("web-1") == []
     assert names.is_valid_port_name("80") == ["must contain at least one letter (a-z)"]
     assert names.is_valid_port_name("a--b") == ["must not contain consecutive hyphens"]
-    assert names.is_valid_port_name("HTTP") == ["must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
-                                                "must contain at least one letter (a-z)"]
+    assert names.is_valid_port_name("HTTP") == [
+        "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+        "must contain at least one letter (a-z)"]
     assert names.is_valid_port_name("averyveryverylongname") == ["must be no more than 15 characters"]
 
 

@@ -67,7 +67,8 @@ def test_json_patch_malformed_is_400(deploy, body):
 def test_merge_patch_replaces_lists_and_null_deletes(deploy):
     out = apply_patch(DEPLOYMENT, deploy, MERGE_PATCH + "; charset=utf-8", json.dumps(
         {"metadata": {"labels": {"app": None, "tier": "db"}},
-         "spec": {"template": {"spec": {"containers": [{"name": "patch-demo-ctr-3", "image": "gcr.io/google-samples/node-hello:1.0"}]}}}}
+         "spec": {"template": {"spec": {"containers": [
+             {"name": "patch-demo-ctr-3", "image": "gcr.io/google-samples/node-hello:1.0"}]}}}}
     ).encode())
     # The docs: with a JSON merge patch the containers list is replaced, not merged.
     assert out["spec"]["template"]["spec"]["containers"] == [

@@ -29,7 +29,7 @@ def ansible(root: Path, home: Path) -> dict[str, int]:
                            "site.yml"], cwd=ROLE_DIR, env=env, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("localhost") and "changed=" in l)
+    line = next(out for out in proc.stdout.splitlines() if out.startswith("localhost") and "changed=" in out)
     return {k: int(re.search(rf"{k}=(\d+)", line).group(1)) for k in COUNTS}
 
 

@@ -59,7 +59,8 @@ def test_kfab_up_uses_vaulted_variables(tmp_path, monkeypatch, capsys):
     inventory = vaulted_inventory(tmp_path)
     role = tmp_path / "roles" / "r" / "tasks"
     role.mkdir(parents=True)
-    (role / "main.yml").write_text(f"- copy: {{content: '{{{{ db_password }}}}', dest: '{tmp_path}/out', mode: '0600'}}\n")
+    (role / "main.yml").write_text(
+        f"- copy: {{content: '{{{{ db_password }}}}', dest: '{tmp_path}/out', mode: '0600'}}\n")
     (tmp_path / "site.yml").write_text("- hosts: all\n  roles: [r]\n")
     monkeypatch.chdir(tmp_path)
     assert main(["up", "-i", str(inventory), "--vault-password-file", str(tmp_path / "vault-pass")]) == 0

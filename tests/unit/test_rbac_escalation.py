@@ -56,8 +56,8 @@ async def _outcomes(tmp_path):
                                                         _rb("b", "dev", "ClusterRole", "view", "bob")),
             "bind edit in own namespace": await outcome(ANNA, ROLE_BINDINGS, "dev",
                                                         _rb("b", "dev", "ClusterRole", "edit", "bob")),
-            "bind cluster-admin in own namespace": await outcome(ANNA, ROLE_BINDINGS, "dev",
-                                                                 _rb("b", "dev", "ClusterRole", "cluster-admin", "anna")),
+            "bind cluster-admin in own namespace": await outcome(
+                ANNA, ROLE_BINDINGS, "dev", _rb("b", "dev", "ClusterRole", "cluster-admin", "anna")),
             "role within her rights": await outcome(ANNA, ROLES, "dev", _role("r", "dev", [
                 {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}])),
             "role with nodes": await outcome(ANNA, ROLES, "dev", _role("r", "dev", [
@@ -68,7 +68,8 @@ async def _outcomes(tmp_path):
                                                    _rb("b", "ops", "ClusterRole", "cluster-admin", "anna")),
             "missing role": await outcome(ANNA, ROLE_BINDINGS, "dev", _rb("b", "dev", "Role", "nope", "bob")),
             "system:masters": await outcome(ROOT, CLUSTER_ROLE_BINDINGS, None, {
-                "metadata": {"name": "x"}, "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "cluster-admin"},
+                "metadata": {"name": "x"},
+                "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "cluster-admin"},
                 "subjects": [{"kind": "User", "name": "anna"}]}),
         }
     finally:
@@ -105,9 +106,12 @@ def test_escalation_message_lists_what_is_not_held(outcomes):
 
 
 @pytest.mark.parametrize("owner,sub,covers", [
-    ({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"apiGroups": ["x"], "resources": ["y"], "verbs": ["z"]}, True),
-    ({"apiGroups": [""], "resources": ["*/scale"], "verbs": ["get"]}, {"apiGroups": [""], "resources": ["rc/scale"], "verbs": ["get"]}, True),
-    ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}, {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}, False),
+    ({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+     {"apiGroups": ["x"], "resources": ["y"], "verbs": ["z"]}, True),
+    ({"apiGroups": [""], "resources": ["*/scale"], "verbs": ["get"]},
+     {"apiGroups": [""], "resources": ["rc/scale"], "verbs": ["get"]}, True),
+    ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}, False),
     ({"apiGroups": [""], "resources": ["cm"], "verbs": ["get"], "resourceNames": ["a"]},
      {"apiGroups": [""], "resources": ["cm"], "verbs": ["get"]}, False),
     ({"apiGroups": [""], "resources": ["cm"], "verbs": ["get"]},

@@ -14,7 +14,8 @@ def pod(name, ip, ready=True, port=8080, labels=None, deleting=False):
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     return {"metadata": meta,
-            "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": port}]}]},
+            "spec": {"nodeName": "n1",
+                     "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": port}]}]},
             "status": {"phase": "Running", "podIP": ip,
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
@@ -52,7 +53,8 @@ def test_statefulset_names_pods_and_claims():
     sts = {"metadata": {"name": "web", "namespace": "ns", "uid": "u"}, "apiVersion": "apps/v1", "kind": "StatefulSet",
            "spec": {"serviceName": "nginx", "selector": {"matchLabels": {"app": "web"}},
                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c"}]}},
-                    "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}}
+                    "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                                              "spec": {"accessModes": ["ReadWriteOnce"]}}]}}
     p = new_pod(sts, sts["spec"]["template"], 2, "web-abc")
     assert p["metadata"]["name"] == "web-2"
     assert p["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "web-2"

@@ -98,7 +98,8 @@ def test_toleration_semantics():
 
 
 def test_not_ready_nodes_are_refused_as_if_tainted():
-    assert node_fit_reasons(pod(), node(ready="False")) == ["node(s) had untolerated taint {node.kubernetes.io/not-ready: }"]
+    assert node_fit_reasons(pod(), node(ready="False")) == [
+        "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"]
     assert node_fit_reasons(pod(), node(ready="Unknown")) == [
         "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"]
     tol = [{"key": "node.kubernetes.io/unreachable", "operator": "Exists"}]

@@ -101,10 +101,12 @@ def validate_job_spec(spec: dict, path: str = "spec", in_template: bool = False)
             causes.append(required(child(path, "completions"), "when completion mode is Indexed"))
         elif _is_int(completions) and completions > MAX_COMPLETIONS_INDEXED:
             causes.append(invalid(child(path, "completions"), completions,
-                                  f"must be less than or equal to {MAX_COMPLETIONS_INDEXED} when completion mode is Indexed"))
+                                  f"must be less than or equal to {MAX_COMPLETIONS_INDEXED} "
+                                  f"when completion mode is Indexed"))
         if _is_int(parallelism) and parallelism > MAX_PARALLELISM_INDEXED:
             causes.append(invalid(child(path, "parallelism"), parallelism,
-                                  f"must be less than or equal to {MAX_PARALLELISM_INDEXED} when completion mode is Indexed"))
+                                  f"must be less than or equal to {MAX_PARALLELISM_INDEXED} "
+                                  f"when completion mode is Indexed"))
     if spec.get("podFailurePolicy") is not None:
         causes += _validate_pod_failure_policy(spec["podFailurePolicy"], spec, child(path, "podFailurePolicy"))
     selector = spec.get("selector")

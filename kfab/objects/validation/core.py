@@ -175,7 +175,8 @@ def validate_pv_update(pv: dict, old: dict) -> list[Cause]:
     old_source = {k: v for k, v in old_spec.items() if k not in _PV_NON_SOURCE_FIELDS}
     causes = []
     if source != old_source:
-        causes.append(forbidden("spec.persistentvolumesource", "spec.persistentvolumesource is immutable after creation"))
+        causes.append(forbidden("spec.persistentvolumesource",
+                                "spec.persistentvolumesource is immutable after creation"))
     if old_spec.get("volumeMode") and spec.get("volumeMode") != old_spec.get("volumeMode"):
         causes.append(immutable("spec.volumeMode", spec.get("volumeMode")))
     return causes

@@ -63,7 +63,8 @@ def _validate_backend(backend: dict, path: str) -> list[Cause]:
                 causes.append(required(child(path, "resource", key)))
         group = as_str(resource.get("apiGroup"))
         if group:
-            causes += [invalid(child(path, "resource", "apiGroup"), group, m) for m in names.is_dns1123_subdomain(group)]
+            field = child(path, "resource", "apiGroup")
+            causes += [invalid(field, group, m) for m in names.is_dns1123_subdomain(group)]
         return causes
     if service is None:
         return [invalid(path, "", "resource or service backend is required")]
@@ -81,7 +82,8 @@ def _validate_backend(backend: dict, path: str) -> list[Cause]:
         causes += [invalid(child(path, "service", "port", "name"), port_name, m)
                    for m in names.is_valid_port_name(port_name)]
     elif number:
-        causes += [invalid(child(path, "service", "port", "number"), number, m) for m in names.is_valid_port_num(number)]
+        field = child(path, "service", "port", "number")
+        causes += [invalid(field, number, m) for m in names.is_valid_port_num(number)]
     else:
         causes.append(required(path, "port name or number is required"))
     return causes

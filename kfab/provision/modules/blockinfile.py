@@ -15,7 +15,7 @@ def edit_block(text: str, block: str, present: bool, marker: str = DEFAULT_MARKE
     lines = text.splitlines(keepends=True)
     first = marker.replace("{mark}", begin) + "\n"
     last = marker.replace("{mark}", end) + "\n"
-    wanted = [first] + [l + "\n" for l in block.splitlines()] + [last] if present and block else []
+    wanted = [first] + [text + "\n" for text in block.splitlines()] + [last] if present and block else []
     start = stop = None
     for i, line in enumerate(lines):
         if line == first:

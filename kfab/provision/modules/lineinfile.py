@@ -15,7 +15,7 @@ def edit_lines(text: str, line: str | None, regexp: str | None, present: bool, *
                firstmatch: bool = False, search_string: str | None = None) -> str:
     lines = text.splitlines(keepends=True)
     if not present:
-        return "".join(l for l in lines if not _matches(l, line, regexp, search_string))
+        return "".join(kept for kept in lines if not _matches(kept, line, regexp, search_string))
     assert line is not None
     pattern = re.compile(regexp) if regexp is not None else None
     anchor = insertafter or insertbefore
