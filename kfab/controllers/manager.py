@@ -20,6 +20,7 @@ from kfab.controllers.endpointslice import EndpointSliceController
 from kfab.machinery.events import EventRecorder
 from kfab.controllers.cronjob import CronJobController
 from kfab.controllers.garbage_collector import GarbageCollector
+from kfab.controllers.hpa import HorizontalPodAutoscalerController
 from kfab.controllers.job import JobController
 from kfab.machinery.informer import InformerFactory
 from kfab.machinery.leader import LeaderElectionConfig, LeaderElector
@@ -53,6 +54,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "serviceaccount": ServiceAccountsController,
     "root-ca-cert-publisher": RootCAPublisher,
     "resourcequota": ResourceQuotaController,
+    "horizontalpodautoscaling": HorizontalPodAutoscalerController,
 }
 
 

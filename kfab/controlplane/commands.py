@@ -94,6 +94,8 @@ def add_commands(subparsers) -> None:
                    help="a node whose Lease is not renewed for this long becomes Unknown (default 20)")
     p.add_argument("--pod-eviction-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="pods on an unreachable/not-ready node are evicted this long after it was tainted (default 10)")
+    p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float, default=15.0, metavar="SECONDS",
+                   help="look at every HorizontalPodAutoscaler this often (default 15)")
     p.add_argument("--controllers", default="*",
                    help="comma-separated: '*' all, 'name' enable, '-name' disable (default '*')")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -158,7 +160,8 @@ def controller_manager_command(args) -> int:
         print(f"kfab controller-manager: {e}", file=sys.stderr)
         return 2
     options = {"node-monitor-grace-period": args.node_monitor_grace_period,
-               "pod-eviction-timeout": args.pod_eviction_timeout}
+               "pod-eviction-timeout": args.pod_eviction_timeout,
+               "horizontal-pod-autoscaler-sync-period": args.horizontal_pod_autoscaler_sync_period}
     return server.run_controller_manager(args.kubeconfig, election, names, options, args.verbose)
 
 

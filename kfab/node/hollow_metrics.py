@@ -107,5 +107,6 @@ class HollowMetricsServer:
         node = self._by_address.get(address)
         if node is None:
             raise web.HTTPNotFound()
-        return web.Response(text=render(node_sample(self.pods_of(node), self._booted, time.time())),
+        now = int(time.time() * 1000) / 1000  # the text carries milliseconds: no rate error from the rounding
+        return web.Response(text=render(node_sample(self.pods_of(node), self._booted, now)),
                             content_type="text/plain")

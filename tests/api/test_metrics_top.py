@@ -78,3 +78,88 @@ def test_metrics_objects_read_as_metrics_server_writes_them(cluster):
     assert one["metadata"]["name"] == pod["metadata"]["name"]
     missing = cluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes/no-such-node", check=False)
     assert missing.returncode != 0 and 'nodes.metrics.k8s.io "no-such-node" not found' in missing.stderr
+
+
+SCALED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+      annotations: {{kfab.io/hollow-cpu: {cpu}}}
+    spec:
+      containers:
+      - name: main
+        image: busybox:1.36
+        resources: {{requests: {{cpu: 100m}}}}
+"""
+
+
+def _hpa(cluster, name: str) -> dict:
+    return json.loads(cluster.kubectl("get", "hpa", name, "-o", "json").stdout)
+
+
+def _replicas(cluster, name: str) -> int:
+    return json.loads(cluster.kubectl("get", "deployment", name, "-o", "json").stdout)["spec"]["replicas"]
+
+
+def test_kubectl_autoscale_scales_a_busy_deployment_up_and_an_idle_one_down(cluster):
+    cluster.kubectl("apply", "-f", "-", input=SCALED.format(name="hot", cpu="200m"))
+    wait_for(lambda: "hot-" in cluster.kubectl("top", "pods", "-l", "app=hot", check=False).stdout, 60,
+             "metrics of the hot pod")
+    cluster.kubectl("autoscale", "deployment", "hot", "--min=1", "--max=6", "--cpu=50%")
+    # 200m of a 100m request is 200% against 50%: ceil(4.0 x 1) = 4, within the default rate (max(1+4, 2))
+    wait_for(lambda: _replicas(cluster, "hot") == 4, 60, "the HPA to scale hot to 4")
+    hpa = _hpa(cluster, "hot")
+    conditions = {c["type"]: c for c in hpa["status"]["conditions"]}
+    assert conditions["ScalingActive"]["reason"] == "ValidMetricFound"
+    assert hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 200
+    assert hpa["status"]["lastScaleTime"]
+    events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=hot,reason=SuccessfulRescale",
+                             "-o", "json").stdout
+    assert "New size: 4; reason: cpu resource utilization (percentage of request) above target" in events
+    row = cluster.kubectl("get", "hpa", "hot").stdout.splitlines()
+    assert row[0].split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    assert "Deployment/hot" in row[1] and "cpu: " in row[1] and "/50%" in row[1]
+
+    # Idle pods: without a behavior the scale-down waits 5 minutes, so this HPA asks for none.
+    cluster.kubectl("patch", "hpa", "hot", "--type=merge", "-p",
+                    '{"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}}')
+    cluster.kubectl("patch", "deployment", "hot", "--type=merge", "-p",
+                    '{"spec": {"template": {"metadata": {"annotations": {"kfab.io/hollow-cpu": "5m"}}}}}')
+    wait_for(lambda: _replicas(cluster, "hot") == 1, 90, "the HPA to scale the idle hot deployment back to 1")
+    behavior = _hpa(cluster, "hot")["spec"]["behavior"]
+    assert behavior["scaleDown"]["policies"] == [{"type": "Percent", "value": 100, "periodSeconds": 15}]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0  # defaults filled in for a given behavior
+
+
+def test_usage_within_the_tolerance_leaves_the_replicas_alone(cluster):
+    cluster.kubectl("apply", "-f", "-", input=SCALED.format(name="steady", cpu="54m"))
+    cluster.kubectl("autoscale", "deployment", "steady", "--min=1", "--max=5", "--cpu=50%")
+
+    def computed():
+        conditions = {c["type"]: c for c in (_hpa(cluster, "steady").get("status") or {}).get("conditions") or []}
+        return conditions.get("ScalingActive", {}).get("reason") == "ValidMetricFound"
+    wait_for(computed, 60, "the HPA to compute from metrics")
+    status = _hpa(cluster, "steady")["status"]
+    assert status["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 54  # 8% over: tolerated
+    assert status["desiredReplicas"] == 1 and _replicas(cluster, "steady") == 1
+
+
+def test_an_hpa_without_requests_reports_why_it_cannot_scale(cluster):
+    cluster.kubectl("apply", "-f", "-", input=SCALED.format(name="norequest", cpu="50m").replace(
+        "        resources: {requests: {cpu: 100m}}\n", ""))
+    cluster.kubectl("autoscale", "deployment", "norequest", "--max=3", "--cpu=50%")
+
+    def failed():
+        conditions = {c["type"]: c for c in (_hpa(cluster, "norequest").get("status") or {}).get("conditions") or []}
+        active = conditions.get("ScalingActive") or {}
+        # before the pod's first metrics the reason is their absence; then the missing request
+        return active if "missing request for cpu" in active.get("message", "") else None
+    condition = wait_for(failed, 60, "ScalingActive False for the missing request")
+    assert (condition["status"], condition["reason"]) == ("False", "FailedGetResourceMetric")
+    assert _replicas(cluster, "norequest") == 1
