@@ -38,6 +38,9 @@ POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
 POD_UID_EXTRA = "authentication.kubernetes.io/pod-uid"
 CREDENTIAL_ID_EXTRA = "authentication.kubernetes.io/credential-id"
 LEEWAY = 60  # seconds of clock skew between API servers, as kube's validator allows for nbf/exp
+# A pod (or account) being deleted keeps its tokens this long past its deletionTimestamp, as kube's validator:
+# a terminating pod may still release its leases and report on its way out.
+DELETION_GRACE = datetime.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -172,4 +175,13 @@ class ServiceAccountTokenAuthenticator:
 
 def _same_live_object(obj: dict | None, uid: str) -> bool:
     meta = (obj or {}).get("metadata") or {}
-    return obj is not None and meta.get("uid") == uid and not meta.get("deletionTimestamp")
+    if obj is None or meta.get("uid") != uid:
+        return False
+    deleted = meta.get("deletionTimestamp")
+    if not deleted:
+        return True
+    try:
+        when = datetime.datetime.fromisoformat(deleted.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return when + DELETION_GRACE > datetime.datetime.now(datetime.timezone.utc)

@@ -78,8 +78,12 @@ class Scheduler(Controller):
         self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
         self.nodes.add_handlers(self._node_added, self._node_updated, self._node_deleted)
         self.claims = self.ctx.informer(PVC)
-        self.volume_binding = VolumeBinding(self.claims, self.ctx.informer(PV), self.ctx.informer(STORAGE_CLASS))
-        self.claims.add_handlers(None, lambda old, new: self._retry_unschedulable(), None)
+        volumes, classes = self.ctx.informer(PV), self.ctx.informer(STORAGE_CLASS)
+        self.volume_binding = VolumeBinding(self.claims, volumes, classes)
+        # A claim made or bound, a volume or class added: pods waiting on volume binding may fit now.
+        for informer in (self.claims, volumes, classes):
+            informer.add_handlers(lambda obj: self._retry_unschedulable(),
+                                  lambda old, new: self._retry_unschedulable(), None)
         self.budgets = self.ctx.informer(PDB) if PDB is not None else None
 
     # --- the cache of placed pods ----------------------------------------------------------------------
