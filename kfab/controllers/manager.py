@@ -14,13 +14,15 @@ from typing import Iterable
 
 from kfab.client import Client
 from kfab.machinery.controller import Controller, ControllerContext
+from kfab.controllers.daemonset import DaemonSetController
 from kfab.controllers.deployment import DeploymentController
+from kfab.controllers.disruption import DisruptionController
 from kfab.controllers.endpoints import EndpointsController
 from kfab.controllers.endpointslice import EndpointSliceController
 from kfab.machinery.events import EventRecorder
-from kfab.controllers.cronjob import CronJobController
 from kfab.controllers.garbage_collector import GarbageCollector
 from kfab.controllers.hpa import HorizontalPodAutoscalerController
+from kfab.controllers.cronjob import CronJobController
 from kfab.controllers.job import JobController
 from kfab.machinery.informer import InformerFactory
 from kfab.machinery.leader import LeaderElectionConfig, LeaderElector
@@ -28,9 +30,9 @@ from kfab.controllers.namespace import NamespaceController
 from kfab.controllers.node_lifecycle import NodeLifecycleController
 from kfab.controllers.pv_binder import PersistentVolumeBinder
 from kfab.controllers.replicaset import ReplicaSetController
-from kfab.controllers.service_lb import ServiceLoadBalancerController
 from kfab.controllers.resourcequota import ResourceQuotaController
 from kfab.controllers.root_ca_publisher import RootCAPublisher
+from kfab.controllers.service_lb import ServiceLoadBalancerController
 from kfab.controllers.serviceaccounts import ServiceAccountsController
 from kfab.controllers.statefulset import StatefulSetController
 from kfab.controllers.ttl_after_finished import TTLAfterFinishedController
@@ -48,10 +50,12 @@ CONTROLLERS: dict[str, type[Controller]] = {
     "job": JobController,
     "cronjob": CronJobController,
     "ttl-after-finished": TTLAfterFinishedController,
+    "daemonset": DaemonSetController,
+    "disruption": DisruptionController,
     "nodelifecycle": NodeLifecycleController,
     "persistentvolume-binder": PersistentVolumeBinder,
-    "service-lb": ServiceLoadBalancerController,
     "serviceaccount": ServiceAccountsController,
+    "service-lb": ServiceLoadBalancerController,
     "root-ca-cert-publisher": RootCAPublisher,
     "resourcequota": ResourceQuotaController,
     "horizontalpodautoscaling": HorizontalPodAutoscalerController,
