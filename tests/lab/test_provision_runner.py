@@ -240,3 +240,36 @@ def test_venv_is_filled_from_a_local_wheelhouse_without_an_index(lab, tmp_path):
         assert lab.ssh("kt2", python).stdout.strip() == "two"
     finally:
         lab.ssh("kt2", f"rm -rf /opt/probe-{tag}", check=False)
+
+
+def test_become_with_a_password_never_shows_it(lab, tmp_path):
+    # A sudo user that needs its password: ansible_become_password feeds `sudo -S` through a here-document.
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    setup = project(tmp_path / "setup", f"""\
+        - package: {{name: sudo}}
+        - user: {{name: kfabpw, shell: /bin/bash}}
+        - shell: "echo 'kfabpw:{password}' | chpasswd"
+        - file: {{path: /home/kfabpw/.ssh, state: directory, mode: "0700", owner: kfabpw, group: kfabpw}}
+        - command: install -m 600 -o kfabpw -g kfabpw /root/.ssh/authorized_keys /home/kfabpw/.ssh/
+        - copy: {{content: "kfabpw ALL=(ALL) ALL\\n", dest: /etc/sudoers.d/kfabpw, mode: "0440"}}
+        """)
+    result = kfab_up("-i", str(lab.inventory), "--limit", "kt3", str(setup))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    tag = uuid.uuid4().hex[:8]
+    site = project(tmp_path / "work", f"""\
+        - name: a root-owned file
+          shell: "id -un > /etc/kfab-become-pw-{tag}"
+        """, play="  become: true\n")
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    inventory["all"]["vars"]["ansible_user"] = "kfabpw"
+    (tmp_path / "nopw.yml").write_text(yaml.safe_dump(inventory))
+    refused = kfab_up("-i", str(tmp_path / "nopw.yml"), "--limit", "kt3", str(site))
+    assert refused.returncode == 2 and "password is required" in refused.stdout, refused.stdout + refused.stderr
+    inventory["all"]["vars"]["ansible_become_password"] = password
+    (tmp_path / "pw.yml").write_text(yaml.safe_dump(inventory))
+    result = kfab_up("-i", str(tmp_path / "pw.yml"), "--limit", "kt3", "-vv", str(site))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lab.ssh("kt3", f"cat /etc/kfab-become-pw-{tag}").stdout == "root\n"
+    assert password not in result.stdout + result.stderr
+    lab.ssh("kt3", f"rm -f /etc/kfab-become-pw-{tag}")
