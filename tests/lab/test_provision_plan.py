@@ -76,3 +76,30 @@ def test_a_host_reached_through_proxyjump_in_ssh_config(lab, tmp_path):
     # SSH_CONNECTION starts with the client's address: the jump host's, not this machine's.
     seen = lab.ssh(target, f"cat /root/jumped-{tag} && rm /root/jumped-{tag}").stdout.split()
     assert seen[0] == lab.hosts[jump] and seen[2] == lab.hosts[target]
+
+
+def test_delegate_to_run_once_and_serial_over_ssh(lab, tmp_path):
+    first, *others = sorted(lab.hosts)
+    tag = uuid.uuid4().hex[:8]
+    role = tmp_path / "roles" / "probe" / "tasks"
+    role.mkdir(parents=True)
+    (role / "main.yml").write_text(f"""\
+- name: every host leaves a line on the first one
+  shell: "echo {{{{ inventory_hostname }}}} on $(hostname) >> /root/delegated-{tag}"
+  delegate_to: {first}
+- name: once per batch
+  shell: "echo once >> /root/once-{tag}"
+  run_once: true
+""")
+    (tmp_path / "site.yml").write_text("- hosts: all\n  serial: 2\n  roles: [probe]\n")
+    proc = subprocess.run(KFAB + ["up", "-i", str(lab.inventory), str(tmp_path / "site.yml")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = lab.ssh(first, f"cat /root/delegated-{tag}").stdout.split("\n")
+    assert sorted(l.split()[0] for l in lines if l) == sorted(lab.hosts)
+    assert all(l.endswith(f"on {first}") for l in lines if l)
+    # 3 hosts in batches of 2: two batches, so run_once ran twice, each time on one host of the batch.
+    ran = [lab.ssh(h, f"cat /root/once-{tag} 2>/dev/null || true").stdout.count("once") for h in sorted(lab.hosts)]
+    assert sum(ran) == 2, ran
+    for h in lab.hosts:
+        lab.ssh(h, f"rm -f /root/delegated-{tag} /root/once-{tag}")

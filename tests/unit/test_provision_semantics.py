@@ -419,3 +419,19 @@ def test_role_argument_specs_are_validated_before_the_role_runs(tmp_path):
     assert "missing required arguments: app_port" in text and "value of app_mode must be one of: fast, safe" in text
     _, code, text = run(tmp_path, extra={"app_port": "eighty"})
     assert code == 2 and "argument 'app_port' is of type str and we were unable to convert to int" in text
+
+
+def test_serial_batches_run_once_per_batch_and_delegate_to_an_inventory_host(tmp_path):
+    project(tmp_path, """\
+        - shell: "echo {{ inventory_hostname }} >> {{ out }}/order"
+        - shell: "echo once >> {{ out }}/once"
+          run_once: true
+        - shell: "echo {{ inventory_hostname }} >> {{ out }}/delegated"
+          delegate_to: h1
+        """, hosts=("h1", "h2", "h3"), site="- hosts: all\n  serial: [1, '100%']\n  roles: [r]\n")
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    order = (tmp_path / "order").read_text().split()
+    assert order[0] == "h1" and sorted(order[1:]) == ["h2", "h3"]      # h1 alone, then the rest
+    assert (tmp_path / "once").read_text().split() == ["once", "once"]    # once per batch
+    assert sorted((tmp_path / "delegated").read_text().split()) == ["h1", "h2", "h3"]
