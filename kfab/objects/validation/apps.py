@@ -46,7 +46,7 @@ def _validate_template(spec: dict, kind: str, with_pod_spec: bool) -> list[Cause
     return causes
 
 
-def _int_or_percent(value: object) -> int | None:
+def int_or_percent_value(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and not names.is_valid_percent(value):
@@ -54,9 +54,13 @@ def _int_or_percent(value: object) -> int | None:
     return None
 
 
-def _validate_int_or_percent(value: object, path: str) -> list[Cause]:
+def validate_int_or_percent(value: object, path: str, at_most_100_percent: bool = False) -> list[Cause]:
+    """ValidatePositiveIntOrPercent (and with at_most_100_percent, IsNotMoreThan100Percent)."""
     if isinstance(value, str):
-        return [invalid(path, value, m) for m in names.is_valid_percent(value)]
+        causes = [invalid(path, value, m) for m in names.is_valid_percent(value)]
+        if at_most_100_percent and not causes and int(value[:-1]) > 100:
+            causes.append(invalid(path, value, "must not be greater than 100%"))
+        return causes
     if isinstance(value, int) and not isinstance(value, bool):
         return nonnegative(path, value)
     return [invalid(path, value, "must be an integer or percentage (e.g '5%')")]
@@ -76,11 +80,11 @@ def _validate_strategy(strategy: object) -> list[Cause]:
     rolling = as_dict(rolling)
     path = "spec.strategy.rollingUpdate"
     unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
-    causes = _validate_int_or_percent(unavailable, child(path, "maxUnavailable"))
-    causes += _validate_int_or_percent(surge, child(path, "maxSurge"))
-    if _int_or_percent(unavailable) == 0 and _int_or_percent(surge) == 0:
+    causes = validate_int_or_percent(unavailable, child(path, "maxUnavailable"))
+    causes += validate_int_or_percent(surge, child(path, "maxSurge"))
+    if int_or_percent_value(unavailable) == 0 and int_or_percent_value(surge) == 0:
         causes.append(invalid(child(path, "maxUnavailable"), unavailable, "may not be 0 when `maxSurge` is 0"))
-    if isinstance(unavailable, str) and (_int_or_percent(unavailable) or 0) > 100:
+    if isinstance(unavailable, str) and (int_or_percent_value(unavailable) or 0) > 100:
         causes.append(invalid(child(path, "maxUnavailable"), unavailable, "must not be greater than 100%"))
     return causes
 
@@ -198,12 +202,9 @@ def _validate_daemon_set_strategy(strategy: object) -> list[Cause]:
     rolling, path = as_dict(strategy.get("rollingUpdate")), child(path, "rollingUpdate")
     causes = []
     for key in ("maxUnavailable", "maxSurge"):
-        value = rolling.get(key)
-        causes += _validate_int_or_percent(value, child(path, key))
-        if isinstance(value, str) and (_int_or_percent(value) or 0) > 100:
-            causes.append(invalid(child(path, key), value, "must not be greater than 100%"))
+        causes += validate_int_or_percent(rolling.get(key), child(path, key), at_most_100_percent=True)
     unavailable, surge = rolling.get("maxUnavailable"), rolling.get("maxSurge")
-    has_unavailable, has_surge = bool(_int_or_percent(unavailable)), bool(_int_or_percent(surge))
+    has_unavailable, has_surge = bool(int_or_percent_value(unavailable)), bool(int_or_percent_value(surge))
     if has_unavailable and has_surge:
         causes.append(invalid(child(path, "maxSurge"), surge, "may not be set when maxUnavailable is non-zero"))
     elif not has_unavailable and not has_surge:

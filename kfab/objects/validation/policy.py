@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kfab.objects.errors import Cause
-from kfab.objects.validation.apps import _int_or_percent, _validate_int_or_percent
+from kfab.objects.validation.apps import validate_int_or_percent
 from kfab.objects.validation.field import child, invalid, not_supported
 from kfab.objects.validation.meta import as_dict, validate_label_selector
 
@@ -19,9 +19,7 @@ def validate_pod_disruption_budget(obj: dict) -> list[Cause]:
         value = spec.get(key)
         if value is None:
             continue
-        causes += _validate_int_or_percent(value, child("spec", key))
-        if isinstance(value, str) and (_int_or_percent(value) or 0) > 100:
-            causes.append(invalid(child("spec", key), value, "must not be greater than 100%"))
+        causes += validate_int_or_percent(value, child("spec", key), at_most_100_percent=True)
     if spec.get("selector") is not None:
         causes += validate_label_selector(spec.get("selector"), "spec.selector")
     policy = spec.get("unhealthyPodEvictionPolicy")
