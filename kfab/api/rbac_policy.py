@@ -38,6 +38,9 @@ VIEW_RULES = [
     rule(["discovery.k8s.io"], ["endpointslices"], READ),
     rule(["events.k8s.io"], ["events"], READ),
     rule(["networking.k8s.io"], ["ingresses", "ingresses/status", "networkpolicies"], READ),
+    rule(["autoscaling"], ["horizontalpodautoscalers", "horizontalpodautoscalers/status"], READ),
+    # metrics-server's system:aggregated-metrics-reader, aggregated into view/edit/admin
+    rule(["metrics.k8s.io"], ["pods", "nodes"], READ),
 ]
 
 EDIT_RULES = VIEW_RULES + [
@@ -52,6 +55,7 @@ EDIT_RULES = VIEW_RULES + [
     rule(["batch"], ["jobs", "cronjobs"], WRITE),
     rule(["discovery.k8s.io"], ["endpointslices"], WRITE),
     rule(["networking.k8s.io"], ["ingresses", "networkpolicies"], WRITE),
+    rule(["autoscaling"], ["horizontalpodautoscalers"], WRITE),
 ]
 
 ADMIN_RULES = EDIT_RULES + [
@@ -72,6 +76,7 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
     "admin": ADMIN_RULES,
     "edit": EDIT_RULES,
     "view": VIEW_RULES,
+    "system:aggregated-metrics-reader": [rule(["metrics.k8s.io"], ["pods", "nodes"], READ)],
     # The cluster's own components (client certs issued with these user/group names).
     "system:kube-scheduler": [
         rule([""], ["pods", "nodes", "namespaces", "services", "persistentvolumes", "persistentvolumeclaims",

@@ -163,3 +163,17 @@ def test_an_hpa_without_requests_reports_why_it_cannot_scale(cluster):
     condition = wait_for(failed, 60, "ScalingActive False for the missing request")
     assert (condition["status"], condition["reason"]) == ("False", "FailedGetResourceMetric")
     assert _replicas(cluster, "norequest") == 1
+
+
+def test_a_viewer_reads_metrics_and_autoscalers_but_cannot_change_them(cluster, tmp_path):
+    from tests.api.conftest import run_kubectl, user_kubeconfig
+
+    cluster.kubectl("apply", "-f", "-", input=DEPLOYMENT)
+    cluster.kubectl("create", "rolebinding", "viewer", "--clusterrole=view", "--user=vera", "-n", "default")
+    vera = user_kubeconfig(cluster.data_dir, tmp_path, "vera")
+    assert run_kubectl(vera, "top", "pods", "-n", "default", check=True).returncode == 0
+    assert run_kubectl(vera, "get", "hpa", "-n", "default", check=True).returncode == 0
+    hpa = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: burner}\nspec:\n"
+           "  maxReplicas: 2\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: burner}\n")
+    denied = run_kubectl(vera, "create", "-n", "default", "-f", "-", input=hpa)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr
