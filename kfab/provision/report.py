@@ -19,9 +19,26 @@ class Report:
         if outcome.message:
             entry["message"] = outcome.message
         if outcome.diffs:
-            entry["diff"] = [{"path": d.path, "diff": unified_diff(d.path, d.before, d.after)} for d in outcome.diffs]
+            # hostplay hands over outcomes already masked (MaskedDiff.text); a bare Diff is printed as it is
+            entry["diff"] = [{"path": d.path,
+                              "diff": getattr(d, "text", None) or unified_diff(d.path, d.before, d.after)}
+                             for d in outcome.diffs]
         with self.lock:
             self.hosts.setdefault(host, []).append(entry)
+
+    def profile(self, most: int = 15) -> str:
+        """The slowest tasks (summed over hosts and loop runs), as Ansible's profile_tasks callback lists them."""
+        totals: dict[str, list] = {}
+        for tasks in self.hosts.values():
+            for entry in tasks:
+                total = totals.setdefault(entry["task"], [0.0, 0])
+                total[0] += entry["duration"]
+                total[1] += 1
+        rows = sorted(totals.items(), key=lambda kv: -kv[1][0])[:most]
+        width = max([len(name) for name, _ in rows] + [4])
+        return "PROFILE (seconds, summed over hosts)\n" + "\n".join(
+            f"{name:<{width}}  {seconds:8.2f}  ({hosts} run{'s' if hosts > 1 else ''})"
+            for name, (seconds, hosts) in rows)
 
     def as_dict(self, stats: dict) -> dict:
         return {"changed": any(s.changed for s in stats.values()),

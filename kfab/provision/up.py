@@ -30,7 +30,7 @@ PLAN_FAILED = 1
 def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limit: str | None = None,
               tags: str = "", check: bool = False, diff: bool = False, verbose: int = 0, forks: int = 10,
               fail_fast: bool = False, plan: bool = False, as_json: bool = False, ask_become_pass: bool = False,
-              vault_password_files: list[str] = ()) -> int:
+              vault_password_files: list[str] = (), profile: bool = False) -> int:
     # paramiko logs a traceback for every failed connection attempt; the unreachable line says it in one.
     logging.getLogger("paramiko").addHandler(logging.NullHandler())
     logging.getLogger("paramiko").propagate = False
@@ -61,6 +61,8 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
     output = Output(stream=sys.stderr if as_json else None, verbose=verbose)
     runner = Runner(inventory, plays, extra, options, output)
     code = runner.run()
+    if profile:
+        output.note(runner.report.profile())
     if as_json:
         print(json.dumps(runner.report.as_dict(runner.stats), indent=2, default=str))
     if not plan or code == 4:
