@@ -187,6 +187,22 @@ def test_a_pod_reads_its_namespace_with_its_service_account_token_and_rbac_refus
     assert "403 Forbidden" in api("/api/v1/namespaces/default/pods")
 
 
+def test_an_indexed_job_runs_to_completion_on_the_workers_and_kubectl_logs_shows_it(site, workload):
+    """A Job's pods on real node agents: each gets JOB_COMPLETION_INDEX through the downward API, exits 0, the
+    Job completes (`kubectl wait`), and `kubectl logs job/...` reads a pod's output through the API server."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "count", "namespace": "default"},
+           "spec": {"completions": 2, "parallelism": 2, "completionMode": "Indexed", "template": {"spec": {
+               "restartPolicy": "Never",
+               "containers": [{"name": "count", "image": workload["image"],
+                               "command": ["sh", "-c", "echo index=$JOB_COMPLETION_INDEX"]}]}}}}
+    site.kubectl("apply", "-f", "-", input=yaml.safe_dump(job))
+    site.kubectl("wait", "--for=condition=Complete", "job/count", "--timeout=180s", timeout=200)
+    status = _get(site, "job", "count")["status"]
+    assert (status["succeeded"], status["completedIndexes"]) == (2, "0,1")
+    assert site.kubectl("logs", "job/count").stdout.strip() in ("index=0", "index=1")
+    site.kubectl("delete", "job", "count")
+
+
 def _subjects(site, host: str) -> dict[str, tuple[str, list[str]]]:
     """Every certificate under /etc/kfab on `host` (files and kubeconfig users): path -> (CN, O list)."""
     out = {}
