@@ -114,6 +114,19 @@ def wait_until(condition, what: str, timeout: float = 30.0, interval: float = 0.
         time.sleep(interval)
 
 
+def exists(read) -> bool:
+    """Whether the official client's read() finds the object (False on 404, other errors raised)."""
+    from kubernetes import client
+
+    try:
+        read()
+        return True
+    except client.ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+
+
 def user_kubeconfig(data_dir: Path | str, out_dir: Path, user: str, *groups: str, server: str = "") -> Path:
     """`kfab kubeconfig --user USER [--group G]...`: what an admin hands a user (a certificate, CN=user, O=groups)."""
     out = out_dir / f"{user.replace(':', '-')}.kubeconfig"

@@ -8,6 +8,7 @@ import secrets
 import pytest
 from kubernetes import client
 
+from tests.api.conftest import exists
 from tests.api.hollow_cluster import hollow_cluster, wait_for
 
 
@@ -20,20 +21,10 @@ def cluster(tmp_path_factory):
 def ns(cluster):
     name = f"q-{secrets.token_hex(3)}"
     cluster.core.create_namespace({"metadata": {"name": name}})
-    wait_for(lambda: _exists(lambda: cluster.core.read_namespaced_service_account("default", name)), 10,
+    wait_for(lambda: exists(lambda: cluster.core.read_namespaced_service_account("default", name)), 10,
              "the default ServiceAccount")
     yield name
     cluster.core.delete_namespace(name)
-
-
-def _exists(read) -> bool:
-    try:
-        read()
-        return True
-    except client.ApiException as e:
-        if e.status == 404:
-            return False
-        raise
 
 
 def pod(name: str, cpu: str | None = None, limits: dict | None = None, **spec) -> dict:

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from kfab.client import Client, rt_of
 from kfab.node.serviceaccount_tokens import ServiceAccountTokens, TokenFetchError
-from tests.api.conftest import run_kubectl, user_kubeconfig, wait_until
+from tests.api.conftest import exists, run_kubectl, user_kubeconfig, wait_until
 
 MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -36,16 +36,6 @@ def token_kubeconfig(kfab_server, tmp_path, token: str):
         "users": [{"name": "sa", "user": {"token": token}}],
         "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}]}))
     return path
-
-
-def exists(read) -> bool:
-    try:
-        read()
-        return True
-    except client.ApiException as e:
-        if e.status == 404:
-            return False
-        raise
 
 
 def test_every_namespace_has_a_default_service_account_and_the_root_ca(kfab_server, core, namespace):
@@ -97,7 +87,7 @@ def test_token_requests_are_validated_and_bound_tokens_die_with_their_pod(kfab_s
     wait_until(lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), "default SA", 10)
     short = kubectl("create", "token", "default", "-n", namespace, "--duration", "5m", check=False)
     assert short.returncode != 0
-    assert (f'TokenRequest.authentication.k8s.io "default" is invalid: spec.expirationSeconds: Invalid value: 300: '
+    assert ('TokenRequest.authentication.k8s.io "default" is invalid: spec.expirationSeconds: Invalid value: 300: '
             "may not specify a duration less than 10 minutes") in short.stderr
     missing = kubectl("create", "token", "nobody", "-n", namespace, check=False)
     assert 'serviceaccounts "nobody" not found' in missing.stderr

@@ -120,5 +120,6 @@ def test_candidate_node_with_lower_priority_victims_wins():
     low, mid = pod("low", priority=1), pod("mid", priority=5)
     pick = preemption.pick([preemption.Candidate("n1", [mid], order=0), preemption.Candidate("n2", [low], order=1)])
     assert pick.node == "n2"
-    pick = preemption.pick([preemption.Candidate("n1", [low, low], order=0), preemption.Candidate("n2", [low], order=1)])
+    pick = preemption.pick([preemption.Candidate("n1", [low, low], order=0),
+                            preemption.Candidate("n2", [low], order=1)])
     assert pick.node == "n2"
