@@ -17,6 +17,7 @@ from kfab.provision.inventory import Layer
 from kfab.provision.modules.base import as_bool
 from kfab.provision.playbook import Play, RoleRef
 from kfab.provision.roles import Block, Include, Keywords, Task
+from kfab.provision.secrets import secret_values
 from kfab.provision.templating import OMIT
 from kfab.provision.variables import HostVars
 
@@ -174,16 +175,17 @@ class HostPlay:
             resolve(task.ignore_errors, variables, where) if task.ignore_errors is not None else None,
             scope.keywords.ignore_errors, False))
         status = "ignored" if ignored else outcome.status
+        shown = self.printable(task, variables, where, outcome)
         if ignored:
-            runner.output.result(self.host, label, "failed", (outcome.message or "") + " (ignored)")
+            runner.output.result(self.host, label, "failed", (shown.message or "") + " (ignored)")
         else:
             # A loop's items were reported one by one; its summary line needs no repeated message.
-            message = None if task.loop is not None and outcome.status == "failed" else outcome.message
+            message = None if task.loop is not None and outcome.status == "failed" else shown.message
             show_diff = runner.options.diff if task.diff is None else as_bool(resolve(task.diff, variables, where))
             runner.output.result(self.host, label, outcome.status, message,
-                                 diffs=outcome.diffs if show_diff else (), commands=outcome.commands)
+                                 diffs=shown.diffs if show_diff else (), commands=shown.commands)
         runner.count(self.host, status)
-        runner.report.task(self.host, label, status, outcome, time.monotonic() - started)
+        runner.report.task(self.host, label, status, shown, time.monotonic() - started)
         if outcome.status == "changed":
             self.notified.update(task.notify)
         if outcome.status == "failed" and not ignored:
@@ -194,6 +196,13 @@ class HostPlay:
                 runner.stop.set()
             return False
         return True
+
+    def printable(self, task: Task, variables: HostVars, where: dict, outcome: Outcome) -> Outcome:
+        """The outcome as it may be shown: secret-named variables' values masked, all of it under no_log."""
+        masker = self.runner.output.masker
+        masker.learn(secret_values(variables))
+        no_log = task.no_log is not None and as_bool(resolve(task.no_log, variables, where))
+        return masker.outcome(outcome, no_log)
 
     def record(self, task: Task, scope: Scope, variables: HostVars, outcome: Outcome) -> None:
         """register and set_fact, as Ansible: a registered failure says failed: true (so `is failed` works
@@ -239,9 +248,10 @@ class HostPlay:
                                              "failed": outcome.status == "failed"})
             statuses.append(outcome.status)
             if outcome.status != "ok" or outcome.diffs or outcome.message:
-                self.runner.output.result(self.host, label, outcome.status, outcome.message, item=shown,
-                                          diffs=outcome.diffs if self.runner.options.diff else (),
-                                          commands=outcome.commands)
+                printed = self.printable(task, scoped, where, outcome)
+                self.runner.output.result(self.host, label, outcome.status, printed.message, item=shown,
+                                          diffs=printed.diffs if self.runner.options.diff else (),
+                                          commands=printed.commands)
         # A failed item does not stop the loop (Ansible runs the remaining items, then fails the task).
         summary = {"results": results, "msg": "All items completed"}
         if statuses and all(s == "skipped" for s in statuses) or not statuses:

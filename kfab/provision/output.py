@@ -9,6 +9,8 @@ import sys
 import threading
 from dataclasses import dataclass, fields
 
+from kfab.provision.secrets import Masker
+
 COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31", "skipped": "36", "rescued": "35",
           "ignored": "35"}
 
@@ -32,6 +34,7 @@ class Output:
         self.lock = threading.Lock()
         self.current: dict[str, str] = {}
         self._status_shown = False
+        self.masker = Masker()  # secret values seen in this run: never printed
 
     # ---- low level ---------------------------------------------------------------------------------
     def _color(self, status: str, text: str) -> str:
@@ -86,23 +89,24 @@ class Output:
             text += f" (item={item_label(item)})"
         if message:
             text += f": {message}"
-        lines = [] if quiet else [text]
+        lines = [] if quiet else [self.masker.text(text)]
         for d in diffs:
-            lines.append(unified_diff(d.path, d.before, d.after).rstrip("\n"))
+            lines.append(diff_text(d, self.masker).rstrip("\n"))
         if self.verbose:
             for cmd, result in commands:
-                lines.append(f"         $ {cmd}" + (f"  (rc={result.rc})" if result else "  (check mode: not run)"))
+                lines.append(f"         $ {self.masker.text(cmd)}"
+                             + (f"  (rc={result.rc})" if result else "  (check mode: not run)"))
                 if result and self.verbose > 1:
                     for out in (result.stdout, result.stderr):
-                        lines += [f"           {ln}" for ln in out.rstrip().splitlines()]
+                        lines += [f"           {ln}" for ln in self.masker.text(out).rstrip().splitlines()]
         if lines:
             self._write("\n".join(lines))
 
     def note(self, text: str) -> None:
-        self._write("\n" + text)
+        self._write("\n" + self.masker.text(text))
 
     def error(self, line: str) -> None:
-        self._write(f"ERROR: {line}")
+        self._write(f"ERROR: {self.masker.text(line)}")
 
     def recap(self, stats: dict[str, HostStats]) -> None:
         names = [f.name for f in fields(HostStats)]
@@ -125,6 +129,11 @@ def item_label(item) -> str:
                 return str(item[key])
     text = str(item)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def diff_text(d, masker: Masker) -> str:
+    """A diff as printed: already masked (kfab.provision.secrets.MaskedDiff), else masked here."""
+    return getattr(d, "text", None) or masker.diff(d.path, d.before, d.after)
 
 
 def unified_diff(path: str, before: str, after: str) -> str:
