@@ -4,6 +4,7 @@ replies from every pod, by its DNS name from a pod; a ConfigMap change shows aft
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 from pathlib import Path
@@ -120,3 +121,26 @@ def test_configmap_change_shows_after_rollout_restart(site, demo):
     replies = curl_service(site, worker, ip)
     assert all(r.startswith("Bonjour from pod ") for r in replies), replies
     assert {pod_of(r) for r in replies} == after
+
+
+def test_demo_answers_this_machine_by_ingress_host_and_on_its_load_balancer_address(site, demo):
+    """examples/demo/ingress.yaml and loadbalancer.yaml, reached from outside the cluster as the quick start
+    shows: demo.home.arpa on a worker's port 80 (kfab ingress), and the demo-lb Service's pool address."""
+    names = {p["metadata"]["name"] for p in demo_pods(site)}
+
+    def get(ip: str, host: str) -> str | None:
+        try:
+            conn = http.client.HTTPConnection(ip, 80, timeout=5)
+            conn.request("GET", "/", headers={"Host": host})
+            return conn.getresponse().read().decode().strip()
+        except OSError:
+            return None
+    for worker in workers(site):
+        ip = site.lab.hosts[worker]
+        reply = wait_until(lambda ip=ip: get(ip, "demo.home.arpa"), f"demo.home.arpa on {worker}", timeout=60)
+        assert pod_of(reply) in names, reply
+    address = wait_until(lambda: site.kubectl(
+        "get", "service", "demo-lb", "-n", NAMESPACE, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout,
+        "demo-lb's address", timeout=60)
+    reply = wait_until(lambda: get(address, address), f"the demo at {address}", timeout=60)
+    assert pod_of(reply) in names, reply

@@ -107,7 +107,7 @@ def test_every_worker_is_a_ready_node_with_a_pod_cidr(site):
     cidrs = {n["metadata"]["name"]: _node_ready(site, n["metadata"]["name"])["spec"]["podCIDR"] for n in nodes}
     assert len(set(cidrs.values())) == 2 and all(c.startswith("10.244.") for c in cidrs.values()), cidrs
     for host in WORKERS:
-        for unit in ("podman.socket", "kfab-node", "kfab-proxy", "kfab-dns"):
+        for unit in ("podman.socket", "kfab-node", "kfab-proxy", "kfab-dns", "kfab-ingress"):
             assert site.ssh(host, f"systemctl is-active {unit}").stdout.strip() == "active", (host, unit)
             assert site.ssh(host, f"systemctl is-enabled {unit}").stdout.strip() == "enabled", (host, unit)
 
@@ -229,7 +229,8 @@ def test_workers_hold_only_their_own_credentials(site):
         assert not [p for p, (_, orgs) in subjects.items() if "system:masters" in orgs], subjects
         assert {p: cn for p, (cn, _) in subjects.items() if p != "ca.crt"} == {
             "node.kubeconfig": f"system:node:{host}", "node.crt": f"system:node:{host}",
-            "proxy.kubeconfig": "system:kube-proxy", "dns.kubeconfig": "system:kube-dns"}
+            "proxy.kubeconfig": "system:kube-proxy", "dns.kubeconfig": "system:kube-dns",
+            "ingress.kubeconfig": "system:kfab-ingress"}
         assert site.ssh(host, "ls /var/lib/kfab/pki", check=False).returncode != 0   # no CA key, no admin pair
         modes = site.ssh(host, "stat -c '%a %n' /etc/kfab/*.key /etc/kfab/*.kubeconfig").stdout.split("\n")
         assert all(line.startswith("600 ") for line in modes if line), modes
