@@ -131,8 +131,7 @@ class HostPlay:
                 continue
             # The include's own `when` was just evaluated; the tasks inside do not inherit it (a dynamic
             # include's conditions apply to the include, as in Ansible).
-            body = node.target.tasks if node.target is not None else node.tasks
-            if not self.nodes(body, replace(inner, params=params, when=())):
+            if not self.nodes(node.body, replace(inner, params=params, when=())):
                 return False
         return True
 

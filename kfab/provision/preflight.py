@@ -105,7 +105,7 @@ def _tasks_in_play(play: Play):
     """(role ref, task, variable layers of what encloses it, inherited conditions) for every task and
     handler, through blocks and includes. What only a run can know (an include's loop item, the failed
     task in a rescue) is Unknown."""
-    seen_roles: set[int] = set()
+    seen_roles: set[tuple[int, int]] = set()
 
     def walk(nodes, ref, scopes: tuple, when: tuple):
         for node in nodes:
@@ -123,9 +123,9 @@ def _tasks_in_play(play: Play):
                                            if node.loop is not None else {})
                 inner = scopes + (Layer(f"{node.kind} vars", extra),)
                 if node.target is not None:
-                    if id(node.target) not in seen_roles:
-                        seen_roles.add(id(node.target))
-                        yield from walk(node.target.tasks, RoleRef(node.target), (inner[-1],), ())
+                    if (id(node.target), id(node.body)) not in seen_roles:
+                        seen_roles.add((id(node.target), id(node.body)))
+                        yield from walk(node.body, RoleRef(node.target), (inner[-1],), ())
                 else:
                     yield from walk(node.tasks, ref, inner, ())
 

@@ -26,7 +26,8 @@ TASK_KEYS = ("name", "when", "loop", "register", "notify", "tags", "become", "be
 BLOCK_KEYS = ("name", "block", "rescue", "always", "when", "tags", "vars", "become", "become_user",
               "ignore_errors", "check_mode", "no_log", "environment", "any_errors_fatal")
 INCLUDE_KEYS = ("name", "when", "tags", "vars", "loop", "loop_control", "with_items", "with_list", "with_dict",
-                "apply", "become", "become_user", "no_log")
+                "become", "become_user", "no_log")
+ROLE_INCLUDE_KEYS = ("name", "tasks_from")
 INCLUDES = ("include_tasks", "import_tasks", "include_role", "import_role")
 META_ACTIONS = ("flush_handlers", "noop", "end_host", "end_play", "clear_facts", "refresh_inventory")
 
@@ -125,6 +126,11 @@ class Include:
     @property
     def label(self) -> str:
         return self.name if self.role.of_play else f"{self.role.name} : {self.name}"
+
+    @property
+    def body(self) -> list:
+        """What the include runs: its task file's tasks, or the role's (tasks_from's file, else main.yml)."""
+        return self.target.tasks if self.target is not None and not self.tasks else self.tasks
 
 
 Node = Task | Block | Include
@@ -326,6 +332,10 @@ def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tupl
     if kind in ("include_role", "import_role"):
         if not isinstance(spec, dict) or not spec.get("name"):
             raise ProvisionError(f"{kind} needs 'name: <role>'", file=str(path), line=line)
+        unsupported = set(spec) - set(ROLE_INCLUDE_KEYS)
+        if unsupported:
+            raise ProvisionError(f"{kind}: {', '.join(sorted(unsupported))} not supported by kfab "
+                                 f"(it takes {', '.join(ROLE_INCLUDE_KEYS)})", file=str(path), line=line)
         target_name = str(spec["name"])
         if is_template(target_name):
             raise ProvisionError(f"{kind}: the role name must be written out, not a template "
@@ -336,6 +346,14 @@ def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tupl
             raise exc.located(file=str(path), line=line) from None
         node = Include(name=str(item.get("name") or f"{kind} {target_name}"), kind=kind, file=str(path),
                        line=line, role=role, target=target)
+        if spec.get("tasks_from"):
+            # The role's other task file instead of main.yml (its defaults, vars and handlers as usual).
+            entry = target.path / "tasks" / str(spec["tasks_from"])
+            entry = entry if entry.suffix else entry.with_suffix(".yml")
+            if not entry.is_file():
+                raise ProvisionError(f"{kind}: tasks_from {spec['tasks_from']!r}: {entry} not found",
+                                     file=str(path), line=line)
+            node.tasks = _task_list(entry, target, loader, trail)
     else:
         name = spec.get("file") if isinstance(spec, dict) else spec
         if not name or is_template(str(name)):
@@ -557,10 +575,11 @@ def walk_tasks(nodes: list) -> Iterator[Task]:
             elif isinstance(node, Block):
                 yield from walk(node.block + node.rescue + node.always)
             elif isinstance(node, Include):
-                yield from walk(node.tasks)
-                if node.target is not None and id(node.target) not in visited:
-                    visited.add(id(node.target))
-                    yield from walk(node.target.tasks)
+                if node.target is None:
+                    yield from walk(node.tasks)
+                elif (id(node.target), id(node.body)) not in visited:
+                    visited.add((id(node.target), id(node.body)))
+                    yield from walk(node.body)
 
     yield from walk(nodes)
 

@@ -241,16 +241,19 @@ def test_include_tasks_with_loop_and_vars_and_include_role(tmp_path):
           loop: [a, b]
           vars: {suffix: "-x"}
         - ansible.builtin.include_role: {name: other}
+        - import_role: {name: other, tasks_from: extra}
         - import_tasks: static.yml
           when: false
         """, files={"tasks/one.yml": "- command: 'touch {{ out }}/{{ item }}{{ suffix }}'\n",
                     "tasks/static.yml": "- command: 'touch {{ out }}/static'\n"},
             roles={"other": {"tasks/main.yml": "- command: 'touch {{ out }}/{{ other_name }}'\n",
+                             "tasks/extra.yml": "- command: 'touch {{ out }}/extra-{{ other_name }}'\n",
                              "defaults/main.yml": "other_name: from-other-defaults\n"}})
     _, code, text = run(tmp_path)
     assert code == 0, text
     assert (tmp_path / "a-x").exists() and (tmp_path / "b-x").exists()
     assert (tmp_path / "from-other-defaults").exists() and not (tmp_path / "static").exists()
+    assert (tmp_path / "extra-from-other-defaults").exists()
 
 
 def test_handlers_listen_and_flush_run_once_in_definition_order(tmp_path):
