@@ -316,9 +316,20 @@ def _block(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple)
     block_vars = item.get("vars") or {}
     if not isinstance(block_vars, dict):
         raise ProvisionError("block 'vars' must be a mapping", file=str(path), line=line)
+    _hide_output(parts["block"] + parts["rescue"] + parts["always"], item.get("no_log"))
     return Block(name=str(item.get("name") or "block"), file=str(path), line=line, role=role,
                  when=_as_list(item.get("when")), tags=_tags(item.get("tags")), vars=block_vars,
                  keywords=Keywords.of(item), **parts)
+
+
+def _hide_output(nodes: list, no_log) -> None:
+    """A block's (or included file's) no_log applies to every task inside that says nothing itself; set
+    when loading, since these tasks belong to this block or include alone."""
+    if no_log is None:
+        return
+    for task in walk_tasks(nodes):
+        if task.no_log is None:
+            task.no_log = no_log
 
 
 def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple) -> Include:
@@ -332,6 +343,9 @@ def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tupl
     if kind in ("include_role", "import_role"):
         if not isinstance(spec, dict) or not spec.get("name"):
             raise ProvisionError(f"{kind} needs 'name: <role>'", file=str(path), line=line)
+        if "no_log" in item:
+            raise ProvisionError(f"{kind}: no_log is not supported on a role include (its tasks are shared); "
+                                 f"set no_log on the role's tasks", file=str(path), line=line)
         unsupported = set(spec) - set(ROLE_INCLUDE_KEYS)
         if unsupported:
             raise ProvisionError(f"{kind}: {', '.join(sorted(unsupported))} not supported by kfab "
@@ -369,6 +383,7 @@ def _include(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tupl
             if "import_tasks loop" in exc.message:
                 raise
             raise exc.located(file=str(path), line=line) from None
+        _hide_output(tasks, item.get("no_log"))
         node = Include(name=str(item.get("name") or f"{kind} {name}"), kind=kind, file=str(path), line=line,
                        role=role, tasks=tasks)
     loop_key = next((k for k in ("loop", "with_items", "with_list", "with_dict") if k in item), None)

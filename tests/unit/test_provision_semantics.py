@@ -438,3 +438,18 @@ def test_serial_batches_run_once_per_batch_and_delegate_to_an_inventory_host(tmp
     assert order[0] == "h1" and sorted(order[1:]) == ["h2", "h3"]      # h1 alone, then the rest
     assert (tmp_path / "once").read_text().split() == ["once", "once"]    # once per batch
     assert sorted((tmp_path / "delegated").read_text().split()) == ["h1", "h2", "h3"]
+
+
+def test_no_log_on_a_block_or_include_hides_every_task_inside(tmp_path):
+    project(tmp_path, """\
+        - block:
+            - shell: "echo block-secret-output; exit 3"
+          rescue:
+            - debug: {msg: "rescue-secret-message"}
+          no_log: true
+        - include_tasks: quiet.yml
+          no_log: true
+        """, files={"tasks/quiet.yml": "- debug: {msg: included-secret-message}\n"})
+    _, code, text = run(tmp_path, verbose=2)
+    assert code == 0, text
+    assert "secret" not in text
