@@ -306,3 +306,39 @@ def test_blockinfile_replaces_its_block_and_inserts_after_an_anchor():
     assert edit_block(once, "x\ny", True, insertafter="^anchor") == once
     assert edit_block(once, "w", True) == once.replace("x\ny\n", "w\n")
     assert edit_block(once, "", False) == text
+
+
+def test_apt_maps_onto_package():
+    host = FakeHost(installed={"curl"})
+    assert plan("apt", host, name=["curl"], update_cache=True) == []
+    cmds = [c.cmd for c in plan("apt", host, name="jq", state="installed", install_recommends=False)]
+    assert cmds[-1].endswith("--no-install-recommends install jq")
+    assert [c.cmd for c in plan("apt", host, name="curl", state="absent")][-1].endswith("remove curl")
+    assert plan("apt", host, update_cache=True) == []
+
+
+def test_authorized_key_adds_once_and_exclusive_keeps_only_given_keys():
+    key = "ssh-ed25519 AAAAC3Nza alice@laptop"
+    other = "ssh-rsa AAAAB3Nza old@box"
+    host = FakeHost(users={"alice": {"uid": 1000, "home": "/home/alice", "shell": "/bin/bash", "group": "alice",
+                                     "groups": []}},
+                    files={"/home/alice/.ssh": FileInfo("directory", "0700", "alice", "alice"),
+                           "/home/alice/.ssh/authorized_keys": FileInfo(
+                               "file", "0600", "alice", "alice", content=(other + "\n").encode())})
+    put = plan("authorized_key", host, user="alice", key=key)[-1]
+    assert put.content == f"{other}\n{key}\n".encode() and (put.mode, put.owner) == ("0600", "alice")
+    assert plan("authorized_key", host, user="alice", key=other) == []          # already there
+    assert plan("authorized_key", host, user="alice", key=key, exclusive=True)[-1].content == f"{key}\n".encode()
+    assert plan("authorized_key", host, user="alice", key=other, state="absent")[-1].content == b""
+    assert isinstance(plan("authorized_key", host, user="nobody-here", key=key)[0], Fail)
+
+
+def test_modprobe_loads_and_persists():
+    host = FakeHost()
+    changes = plan("modprobe", host, name="br_netfilter", persistent="present", params="x=1")
+    assert changes[0].cmd == "modprobe br_netfilter x=1"
+    assert [c.path for c in changes if isinstance(c, PutFile)] == ["/etc/modules-load.d/br_netfilter.conf",
+                                                                   "/etc/modprobe.d/br_netfilter.conf"]
+    host.succeeding.add("grep -q '^br_netfilter ' /proc/modules")
+    assert plan("modprobe", host, name="br_netfilter") == []
+    assert [c.cmd for c in plan("modprobe", host, name="br_netfilter", state="absent")] == ["modprobe -r br_netfilter"]

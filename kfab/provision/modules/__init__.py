@@ -1,16 +1,18 @@
 """The task modules kfab knows, by the name a task uses, and the fully qualified names Ansible roles use
 for the same modules (ansible.builtin.copy is kfab's copy)."""
 
-from kfab.provision.modules import (argument_spec, assertion, blockinfile, cluster_cert, command, copy, debug, file,
-                                    group, hostname, kfab_install, lineinfile, package, replace, service, set_fact,
-                                    stat, sysctl, template, user, venv, wait_for)
+from kfab.provision.modules import (apt, argument_spec, assertion, authorized_key, blockinfile, cluster_cert,
+                                    command, copy, debug, file, group, hostname, kfab_install, lineinfile, modprobe,
+                                    package, replace, service, set_fact, stat, sysctl, template, user, venv,
+                                    wait_for)
 from kfab.provision.modules.base import Module
 
 MODULES: dict[str, Module] = {m.name: m for m in (
     package.MODULE, template.MODULE, copy.MODULE, file.MODULE, lineinfile.MODULE, lineinfile.LINE,
     blockinfile.MODULE, sysctl.MODULE, service.MODULE, command.COMMAND, command.SHELL, wait_for.MODULE,
     user.MODULE, hostname.MODULE, venv.MODULE, stat.MODULE, debug.MODULE, assertion.ASSERT, assertion.FAIL,
-    set_fact.MODULE, argument_spec.MODULE, replace.MODULE, group.MODULE,
+    set_fact.MODULE, argument_spec.MODULE, replace.MODULE, group.MODULE, apt.MODULE, authorized_key.MODULE,
+    modprobe.MODULE,
     cluster_cert.MODULE, kfab_install.MODULE,   # issue 6: certificates from the cluster CA, kfab itself
 )}
 
@@ -18,9 +20,10 @@ MODULES: dict[str, Module] = {m.name: m for m in (
 COLLECTION_NAMES: dict[str, str] = {
     **{f"ansible.builtin.{name}": name for name in (
         "package", "template", "copy", "file", "lineinfile", "blockinfile", "service", "systemd",
-        "command", "shell", "wait_for", "user", "group", "replace", "hostname", "stat", "debug", "assert", "fail", "set_fact",
+        "command", "shell", "wait_for", "user", "group", "replace", "hostname", "apt", "stat", "debug", "assert", "fail", "set_fact",
         "systemd_service", "validate_argument_spec", "include_tasks", "import_tasks", "include_role", "import_role", "meta")},
-    "ansible.posix.sysctl": "sysctl",
+    "ansible.posix.sysctl": "sysctl", "ansible.posix.authorized_key": "authorized_key",
+    "community.general.modprobe": "modprobe",
     "systemd": "service", "systemd_service": "service",
 }
 for _name in list(COLLECTION_NAMES):
