@@ -342,3 +342,28 @@ def test_modprobe_loads_and_persists():
     host.succeeding.add("grep -q '^br_netfilter ' /proc/modules")
     assert plan("modprobe", host, name="br_netfilter") == []
     assert [c.cmd for c in plan("modprobe", host, name="br_netfilter", state="absent")] == ["modprobe -r br_netfilter"]
+
+
+def test_mount_writes_fstab_and_mounts():
+    fstab = "UUID=1 / ext4 defaults 0 1\n"
+    host = FakeHost(files={"/etc/fstab": FileInfo("file", "0644", "root", "root", content=fstab.encode())})
+    changes = plan("mount", host, path="/srv/nfs", src="tmpfs", fstype="tmpfs", opts="size=1g", state="mounted")
+    assert changes[-2].content == (fstab + "tmpfs /srv/nfs tmpfs size=1g 0 0\n").encode()
+    assert changes[-1].cmd == "mkdir -p /srv/nfs && mount /srv/nfs"
+    host.files["/etc/fstab"] = FileInfo("file", "0644", "root", "root", content=changes[-2].content)
+    host.succeeding.add("mountpoint -q /srv/nfs")
+    assert plan("mount", host, path="/srv/nfs", src="tmpfs", fstype="tmpfs", opts="size=1g", state="mounted") == []
+    gone = plan("mount", host, path="/srv/nfs", state="absent")
+    assert gone[-2].content == fstab.encode() and gone[-1].cmd == "umount /srv/nfs"
+
+
+def test_cron_job_under_ansible_marker():
+    from kfab.provision.modules.cron import edit_crontab
+    text = "#Ansible: backup\n0 2 * * * /bin/backup\nMAILTO=x\n"
+    assert edit_crontab(text, "backup", "0 3 * * * /bin/backup") == "#Ansible: backup\n0 3 * * * /bin/backup\nMAILTO=x\n"
+    assert edit_crontab(text, "backup", None) == "MAILTO=x\n"
+    assert edit_crontab("", "tick", "@hourly date") == "#Ansible: tick\n@hourly date\n"
+    host = FakeHost(files={"/var/spool/cron/crontabs/root": FileInfo("file", "0600", "root", "crontab",
+                                                                     content=text.encode())})
+    assert plan("cron", host, name="backup", minute="0", hour="2", job="/bin/backup") == []
+    assert "crontab -u root -" in plan("cron", host, name="backup", hour="3", minute="0", job="/bin/backup")[0].cmd
