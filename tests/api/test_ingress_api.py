@@ -22,6 +22,7 @@ from kubernetes import client
 
 from kfab.pki.ca import issue, new_ca
 from tests.api.conftest import REPO, user_kubeconfig, wait_until
+from tests.api.test_dns_api import stop
 
 PODS = ("127.0.0.21", "127.0.0.22")
 
@@ -30,16 +31,6 @@ def free_port(ip: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((ip, 0))
         return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
