@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from kfab.objects.errors import bad_request
-from kfab.objects import schema_defs
+from kfab.objects.cells import OBJECT_META, column, describe, name_column, parse_time
+from kfab.objects.columns import PRINTERS
 from kfab.objects.crd_columns import custom_printer
+from kfab.objects.errors import bad_request
 from kfab.objects.registry import ResourceType
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
