@@ -20,9 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from kfab.cache.acng import CacheConfigError, config_text, read_transfers, this_machines_mirror
-from kfab.provision.context import RunVars
-from kfab.provision.errors import ProvisionError
-from kfab.provision.inventory import load_inventory
+from kfab.provision.api import ProvisionError, Site
 
 STATE_DIR = Path("~/.local/share/kfab/package-cache").expanduser()
 # apt-cacher-ng 3.7 (Debian 12) fails "resolving address for binding" on ports above 32767.
@@ -97,11 +95,11 @@ def _listen_address(args) -> tuple[str, int]:
 
 def inventory_package_proxy(path: str) -> str:
     try:
-        inventory = load_inventory(path)
+        site = Site(path, playbook=None)   # package_proxy is the inventory's, no role defaults it
+        hosts = list(site.inventory.hosts)
+        proxy = str(site.var(hosts[0], "package_proxy") or "") if hosts else ""
     except ProvisionError as exc:
         raise CacheConfigError(str(exc)) from None
-    hosts = list(inventory.hosts)
-    proxy = str(RunVars(inventory, {}).host_vars(hosts[0]).get("package_proxy") or "") if hosts else ""
     if not proxy:
         raise CacheConfigError(f"{path}: no package_proxy set: its hosts would not use the cache "
                                "(set package_proxy: http://ADDRESS:3142 in the inventory's all: vars:)")

@@ -17,16 +17,8 @@ from cryptography import x509
 from kfab.pki import ca as ca_mod
 from kfab.pki.ca import PKIError
 from kfab.pki.kubeconfig import kubeconfig
-from kfab.provision.context import RunVars, resolve_path
-from kfab.provision.errors import HostUnreachable, ProvisionError
-from kfab.provision.inventory import Inventory, load_inventory
+from kfab.provision.api import DEFAULT_PLAYBOOK, HostUnreachable, ProvisionError, RemoteHost, Site
 from kfab.provision.modules.base import CommandResult
-from kfab.provision.playbook import Play, load_playbook
-from kfab.provision.remote import RemoteHost
-from kfab.provision.ssh import Target, connect
-from kfab.provision.variables import parse_extra_vars
-
-DEFAULT_PLAYBOOK = "site.yml"
 
 
 class OpsError(Exception):
@@ -50,27 +42,15 @@ class Cluster:
     def __init__(self, inventory_path: str | Path, playbook: str | Path = DEFAULT_PLAYBOOK,
                  extra_vars: list[str] | None = None):
         self.inventory_path = Path(inventory_path)
-        self.playbook = Path(playbook)
-        self.extra_args = list(extra_vars or [])
         try:
-            self.inventory: Inventory = load_inventory(self.inventory_path)
-            self.plays: list[Play] = load_playbook(self.playbook)
-            self.extra = parse_extra_vars(self.extra_args, Path.cwd())
+            self.site = Site(self.inventory_path, playbook, extra_vars or [])
         except ProvisionError as exc:
             raise OpsError(str(exc)) from None
-        # Every role's defaults in one play, so a variable resolves here as it does in the play that sets it.
-        refs, seen = [], set()
-        for play in self.plays:
-            for ref in play.roles:
-                if ref.role.name not in seen:
-                    seen.add(ref.role.name)
-                    refs.append(ref)
-        self._all_roles = Play("kfab lifecycle", "all", refs, {}, True, [], str(self.playbook), None)
-        self.run_vars = RunVars(self.inventory, self.extra)
+        self.inventory = self.site.inventory
 
     # ---- inventory ----------------------------------------------------------------------------------
     def group(self, name: str) -> list[str]:
-        return self.inventory.group_hosts(name) if name in self.inventory.groups else []
+        return self.site.group(name)
 
     @property
     def control_plane(self) -> list[str]:
@@ -84,17 +64,14 @@ class Cluster:
             raise OpsError(f"{self.inventory_path}: no host {host!r} (hosts: {', '.join(self.inventory.hosts)})")
 
     def select(self, pattern: str | None) -> list[str]:
-        hosts = self.inventory.select(pattern)
+        hosts = self.site.select(pattern)
         if not hosts:
             raise OpsError(f"--limit {pattern!r} matches no host of {self.inventory_path}")
         return hosts
 
     def var(self, host: str, name: str, default=None):
-        variables = self.run_vars.host_vars(host, self._all_roles)
-        if name not in variables:
-            return default
         try:
-            return variables[name]
+            return self.site.var(host, name, default)
         except ProvisionError as exc:
             raise OpsError(f"host {host}: {exc}") from None
 
@@ -125,21 +102,10 @@ class Cluster:
     # ---- SSH ----------------------------------------------------------------------------------------
     def connect(self, host: str) -> RemoteHost:
         """The host over the provisioner's SSH (same connection variables, host key checks, errors)."""
-        v = self.run_vars.host_vars(host)
-        base = self.inventory.base
-        key = v.get("ansible_ssh_private_key_file")
         try:
-            target = Target(
-                name=host, address=str(v.get("ansible_host", host)), port=int(v.get("ansible_port", 22)),
-                user=str(v.get("ansible_user", "root")), key_file=resolve_path(key, base) if key else None,
-                known_hosts=resolve_path(v.get("kfab_known_hosts_file", "~/.ssh/known_hosts"), base),
-                host_key_checking=str(v.get("kfab_host_key_checking", "strict")),
-                timeout=float(v.get("kfab_ssh_timeout", 10)))
-            remote = RemoteHost(host, connect(target))
-        except (HostUnreachable, ProvisionError, ValueError) as exc:
+            return self.site.connect(host)
+        except HostUnreachable as exc:
             raise OpsError(f"host {host}: unreachable: {exc}") from None
-        remote.become = True
-        return remote
 
     @contextmanager
     def ssh(self, host: str):
@@ -222,10 +188,4 @@ class Cluster:
     # ---- provisioning -------------------------------------------------------------------------------
     def up(self, limit: str, extra: list[str] = (), verbose: int = 0) -> int:
         """`kfab up -i INV PLAYBOOK --limit LIMIT`, output and exit code as that command's."""
-        from argparse import Namespace
-
-        from kfab.provision.commands import run_up
-        args = Namespace(inventory=str(self.inventory_path), playbook=str(self.playbook),
-                         extra_vars=self.extra_args + list(extra), limit=limit, tags="", check=False,
-                         diff=False, verbose=verbose, forks=10, fail_fast=False)
-        return run_up(args)
+        return self.site.up(limit, extra, verbose)

@@ -20,7 +20,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("-f", "--forks", type=int, default=10, help="hosts worked on in parallel (default 10)")
     p.add_argument("--fail-fast", action="store_true", help="stop every host when one host fails")
     _connection_options(p)
-    p.set_defaults(func=run_up, json=False)
+    p.set_defaults(func=run_up, json=False, plan=False)
 
     # `kfab plan` (issue 6): `kfab up --check --diff` under the name users look for; same arguments.
     p = subparsers.add_parser("plan", help="show what `kfab up` would change on which host (check + diff)",
@@ -42,6 +42,7 @@ def add_commands(subparsers) -> None:
 
 
 def _connection_options(p) -> None:
+    p.add_argument("--profile", action="store_true", help="after the recap, the slowest tasks and their time")
     p.add_argument("-K", "--ask-become-pass", action="store_true",
                    help="ask for the sudo password (else ansible_become_password, else sudo -n)")
     p.add_argument("--vault-password-file", action="append", default=[], metavar="FILE",
@@ -50,9 +51,8 @@ def _connection_options(p) -> None:
 
 
 def run_up(args) -> int:
-    """`kfab up` / `kfab plan` from parsed arguments (kfab/ops builds a Namespace with the older fields only)."""
     return provision(args.inventory, args.playbook, args.extra_vars, limit=args.limit, tags=args.tags,
                      check=args.check, diff=args.diff, verbose=args.verbose, forks=args.forks,
-                     fail_fast=args.fail_fast, plan=getattr(args, "plan", False), as_json=getattr(args, "json", False),
-                     ask_become_pass=getattr(args, "ask_become_pass", False),
-                     vault_password_files=getattr(args, "vault_password_file", []))
+                     fail_fast=args.fail_fast, plan=args.plan, as_json=args.json,
+                     ask_become_pass=args.ask_become_pass, vault_password_files=args.vault_password_file,
+                     profile=args.profile)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import paramiko
 
 from kfab.provision.apply import Outcome, RoleFiles, resolve  # noqa: F401 - RoleFiles: preflight's import
-from kfab.provision.context import RunVars, resolve_path
+from kfab.provision.context import RunVars
 from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.facts import gather
 from kfab.provision.hostplay import HostPlay
@@ -23,7 +23,7 @@ from kfab.provision.playbook import Play
 from kfab.provision.remote import RemoteHost
 from kfab.provision.report import Report
 from kfab.provision.roles import Task
-from kfab.provision.ssh import Target, connect, with_ssh_config
+from kfab.provision.ssh import connect, target_from_vars
 from kfab.provision.variables import HostVars
 
 LOCALHOST = ("localhost", "127.0.0.1", "::1")
@@ -181,7 +181,7 @@ class Runner:
             conn = LocalConnection()
         else:
             try:
-                target = self._target(host, variables)
+                target = target_from_vars(host, variables, self.inventory.base)
             except ProvisionError as exc:
                 raise HostUnreachable(str(exc)) from None
             except (TypeError, ValueError) as exc:
@@ -200,18 +200,6 @@ class Runner:
             raise HostUnreachable(f"gathering facts failed: {exc}") from None
         return remote
 
-    def _target(self, host: str, v: HostVars) -> Target:
-        base = self.inventory.base
-        key = v.get("ansible_ssh_private_key_file")
-        target = Target(
-            name=host, address=str(v.get("ansible_host", host)), port=int(v.get("ansible_port", 22)),
-            user=str(v.get("ansible_user", "root")), key_file=resolve_path(key, base) if key else None,
-            known_hosts=resolve_path(v.get("kfab_known_hosts_file", "~/.ssh/known_hosts"), base),
-            host_key_checking=str(v.get("kfab_host_key_checking", "strict")),
-            timeout=float(v.get("kfab_ssh_timeout", 10)))
-        explicit = {field for field, name in (("user", "ansible_user"), ("port", "ansible_port"),
-                                              ("key_file", "ansible_ssh_private_key_file")) if name in v}
-        return with_ssh_config(target, resolve_path(v.get("kfab_ssh_config", "~/.ssh/config"), base), explicit)
 
 
 def batches(hosts: list[str], serial: list) -> list[list[str]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import fabric
 import paramiko
 
+from kfab.provision.context import resolve_path
 from kfab.provision.errors import HostUnreachable
 
 HOST_KEY_POLICIES = ("strict", "accept-new")
@@ -45,6 +46,23 @@ class Target:
     host_key_checking: str = "strict"
     timeout: float = 10.0
     jump: "Target | None" = None     # ProxyJump: reached through this host's SSH connection
+
+
+def target_from_vars(host: str, v, base: Path) -> Target:
+    """The Target of an inventory host from its resolved variables (ansible_host, ansible_port, ansible_user,
+    ansible_ssh_private_key_file, kfab_known_hosts_file, kfab_host_key_checking, kfab_ssh_timeout; relative
+    paths from the inventory's directory `base`), with ~/.ssh/config (or kfab_ssh_config) below them.
+    A bad port or timeout raises ValueError or TypeError."""
+    key = v.get("ansible_ssh_private_key_file")
+    target = Target(
+        name=host, address=str(v.get("ansible_host", host)), port=int(v.get("ansible_port", 22)),
+        user=str(v.get("ansible_user", "root")), key_file=resolve_path(key, base) if key else None,
+        known_hosts=resolve_path(v.get("kfab_known_hosts_file", "~/.ssh/known_hosts"), base),
+        host_key_checking=str(v.get("kfab_host_key_checking", "strict")),
+        timeout=float(v.get("kfab_ssh_timeout", 10)))
+    explicit = {field for field, name in (("user", "ansible_user"), ("port", "ansible_port"),
+                                          ("key_file", "ansible_ssh_private_key_file")) if name in v}
+    return with_ssh_config(target, resolve_path(v.get("kfab_ssh_config", "~/.ssh/config"), base), explicit)
 
 
 def with_ssh_config(target: Target, config_file: str, explicit: set[str]) -> Target:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from kfab.provision.context import RunVars
-from kfab.provision.errors import ProvisionError
-from kfab.provision.inventory import load_inventory
+from kfab.provision.api import DEFAULT_PLAYBOOK, ProvisionError, Site
 
 
 def add_commands(subparsers) -> None:
@@ -23,6 +21,9 @@ def add_commands(subparsers) -> None:
                        description="Push IMAGE from this machine's Podman store to the cluster registry and "
                                    "print the image name to use in pod specs.")
     p.add_argument("-i", "--inventory", required=True, help="the cluster's inventory (group `registry`)")
+    p.add_argument("--playbook", default=DEFAULT_PLAYBOOK,
+                   help=f"the play file the cluster was installed with, for role registry's defaults "
+                        f"(default {DEFAULT_PLAYBOOK})")
     p.add_argument("image", help="a local image, e.g. localhost/web:1")
     p.set_defaults(func=run_push)
 
@@ -38,22 +39,22 @@ def repository_of(image: str) -> str:
     return image
 
 
-def registry_address(inventory_path: str) -> tuple[str, str]:
-    """(address this machine pushes to, name pods pull by), both host:port."""
-    inventory = load_inventory(inventory_path)
-    hosts = inventory.group_hosts("registry") if "registry" in inventory.groups else []
+def registry_address(inventory_path: str, playbook: str = DEFAULT_PLAYBOOK) -> tuple[str, str]:
+    """(address this machine pushes to, name pods pull by), both host:port; the port is role registry's
+    kfab_registry_port as the inventory sets it or the role defaults it."""
+    site = Site(inventory_path, playbook)
+    hosts = site.group("registry")
     if not hosts:
         raise ProvisionError("no host in group 'registry': add one (role registry runs the registry there)",
-                             file=str(inventory.path))
+                             file=str(site.inventory.path))
     host = hosts[0]
-    variables = RunVars(inventory, {}).host_vars(host)
-    port = int(variables.get("kfab_registry_port", 5000))
-    return f"{variables.get('ansible_host', host)}:{port}", f"{host}:{port}"
+    port = int(site.var(host, "kfab_registry_port"))
+    return f"{site.var(host, 'ansible_host', host)}:{port}", f"{host}:{port}"
 
 
 def run_push(args) -> int:
     try:
-        address, name = registry_address(args.inventory)
+        address, name = registry_address(args.inventory, args.playbook)
     except ProvisionError as exc:
         print(f"kfab image push: {exc}", file=sys.stderr)
         return 1
