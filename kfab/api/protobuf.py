@@ -200,6 +200,21 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "ResourceQuotaStatus": {1: ("hard", "mapquantity"), 2: ("used", "mapquantity")},
     "PriorityClass": {1: ("metadata", "ObjectMeta"), 2: ("value", "int"), 3: ("globalDefault", "bool"),
                       4: ("description", "string"), 5: ("preemptionPolicy", "string")},
+    # networking/v1 Ingress: `kubectl create ingress`. IngressRuleValue is embedded inline (name ""): its
+    # `http` sits on the rule in JSON.
+    "Ingress": _object("IngressSpec", "IngressStatus"),
+    "IngressSpec": {1: ("defaultBackend", "IngressBackend"), 2: ("tls", "[]IngressTLS"), 3: ("rules", "[]IngressRule"),
+                    4: ("ingressClassName", "string")},
+    "IngressBackend": {3: ("resource", "TypedLocalObjectReference"), 4: ("service", "IngressServiceBackend")},
+    "TypedLocalObjectReference": {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")},
+    "IngressServiceBackend": {1: ("name", "string"), 2: ("port", "ServiceBackendPort")},
+    "ServiceBackendPort": {1: ("name", "string"), 2: ("number", "int")},
+    "IngressTLS": {1: ("hosts", "[]string"), 2: ("secretName", "string")},
+    "IngressRule": {1: ("host", "string"), 2: ("", "IngressRuleValue")},
+    "IngressRuleValue": {1: ("http", "HTTPIngressRuleValue")},
+    "HTTPIngressRuleValue": {1: ("paths", "[]HTTPIngressPath")},
+    "HTTPIngressPath": {1: ("path", "string"), 2: ("backend", "IngressBackend"), 3: ("pathType", "string")},
+    "IngressStatus": {},
 }
 
 # Go pointer fields: sent only when set, so a zero there is a real value. Every other scalar is sent even
@@ -225,18 +240,19 @@ POINTERS = {
     ("PodSecurityContext", "runAsGroup"),
     ("HorizontalPodAutoscalerSpec", "minReplicas"), ("MetricTarget", "averageUtilization"),
     ("HPAScalingRules", "stabilizationWindowSeconds"), ("HPAScalingRules", "selectPolicy"),
+    ("IngressSpec", "ingressClassName"), ("HTTPIngressPath", "pathType"), ("TypedLocalObjectReference", "apiGroup"),
 }
 # Status is the server's to set (reset on create); kfab reads what it knows of it and skips the rest.
 LENIENT = {"HorizontalPodAutoscalerStatus", "PodDisruptionBudgetStatus", "NamespaceStatus", "ServiceStatus",
            "DeploymentStatus", "JobStatus", "CronJobStatus", "SubjectAccessReviewStatus", "SubjectRulesReviewStatus",
-           "SelfSubjectReviewStatus"}
+           "SelfSubjectReviewStatus", "IngressStatus"}
 
 # kind (in runtime.Unknown's typeMeta) -> message
 KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment", "Role",
                         "ClusterRole", "RoleBinding", "ClusterRoleBinding", "SelfSubjectAccessReview",
                         "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions",
                         "Eviction", "PodDisruptionBudget", "TokenRequest", "Job", "CronJob", "ResourceQuota",
-                        "PriorityClass", "HorizontalPodAutoscaler")}
+                        "PriorityClass", "HorizontalPodAutoscaler", "Ingress")}
 
 
 class _Reader:
@@ -370,6 +386,9 @@ def decode_message(message: str, data: bytes) -> dict:
                 out.setdefault(name, []).append(_scalar(item_type, wire, value))
         else:
             converted = _scalar(type_, wire, value)
+            if not name:  # an embedded struct whose fields JSON inlines (IngressRule's IngressRuleValue)
+                out.update(converted)
+                continue
             if converted in ("", 0, False, None) and (message, name) not in POINTERS and type_ != "IntOrString":
                 continue
             out[name] = converted

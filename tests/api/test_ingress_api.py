@@ -166,7 +166,8 @@ def test_tls_by_sni_from_a_secret_and_http_redirects(kubectl, k8s, namespace, in
     pair = issue(ca, host, server_names=(host,))
     client.CoreV1Api(k8s).create_namespaced_secret(namespace, {
         "metadata": {"name": "secure-tls"}, "type": "kubernetes.io/tls",
-        "data": {"tls.crt": base64.b64encode(pair.cert_pem).decode(), "tls.key": base64.b64encode(pair.key_pem).decode()}})
+        "data": {"tls.crt": base64.b64encode(pair.cert_pem).decode(),
+                 "tls.key": base64.b64encode(pair.key_pem).decode()}})
     setup_backend(kubectl, namespace, "web", pods)
     apply_ingress(kubectl, namespace, "secure", host, "web", tls=[{"hosts": [host], "secretName": "secure-tls"}])
     apply_ingress(kubectl, namespace, "plain", other, "web")

@@ -120,3 +120,16 @@ def test_network_policy_bad_peers_and_ports_are_refused(kubectl, namespace):
     assert "spec.ingress[0].from[1]: Required value: must specify a peer" in err
     assert "spec.ingress[0].ports[0].endPort: Invalid value: 90: must be greater than or equal to `port`" in err
     assert "spec.ingress[0].ports[1].endPort: Invalid value: 0: may not be specified when `port` is non-numeric" in err
+
+
+def test_kubectl_create_ingress_sends_protobuf_and_gets_the_ingress_it_means(kubectl, k8s, namespace):
+    kubectl("create", "ingress", "simple", "-n", namespace, "--class=kfab", "--default-backend=fallback:http",
+            "--rule=foo.example.com/bar*=svc1:8080,tls=foo-tls")
+    spec = client.NetworkingV1Api(k8s).read_namespaced_ingress("simple", namespace).spec
+    assert spec.ingress_class_name == "kfab"
+    assert (spec.default_backend.service.name, spec.default_backend.service.port.name) == ("fallback", "http")
+    [rule] = spec.rules
+    [path] = rule.http.paths
+    assert (rule.host, path.path, path.path_type) == ("foo.example.com", "/bar", "Prefix")
+    assert (path.backend.service.name, path.backend.service.port.number) == ("svc1", 8080)
+    assert [(t.hosts, t.secret_name) for t in spec.tls] == [(["foo.example.com"], "foo-tls")]

@@ -217,7 +217,8 @@ def test_a_network_policy_cuts_and_restores_a_cross_namespace_path_as_labels_cha
     for ns in ("np-db", "np-web"):
         site.kubectl("create", "namespace", ns, check=False)
     template = web_deployment("db", "np-db")["spec"]["template"]
-    server = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": "np-db", "labels": {"app": "db"}},
+    server = {"apiVersion": "v1", "kind": "Pod",
+              "metadata": {"name": "db", "namespace": "np-db", "labels": {"app": "db"}},
               "spec": dict(template["spec"], nodeName="u2")}
     client = client_pod("client", "u3", "np-web")
     for p in (server, client):

@@ -89,7 +89,8 @@ def test_policy_lets_the_allowed_namespace_in_keeps_running_connections_and_drop
              "spec": {"nodeName": "w1"}, "status": {"podIP": "10.244.1.6"}},
             {"metadata": {"namespace": "other", "name": "x", "labels": {"app": "fe"}},
              "spec": {"nodeName": "w1"}, "status": {"podIP": "10.244.1.7"}}]
-    namespaces = [{"metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}} for n in ("db", "web", "other")]
+    namespaces = [{"metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}}}
+                  for n in ("db", "web", "other")]
     policy = {"metadata": {"namespace": "db", "name": "pg"}, "spec": {
         "podSelector": {"matchLabels": {"app": "pg"}}, "policyTypes": ["Ingress"],
         "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "web"}}}],

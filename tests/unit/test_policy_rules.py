@@ -52,7 +52,8 @@ def test_only_this_nodes_pods_get_chains():
 
 def test_namespace_selector_picks_pods_of_labelled_namespaces_and_named_ports_resolve():
     rs = rules([policy("db", "from-team-a", podSelector={"matchLabels": {"app": "pg"}}, ingress=[{
-        "from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}], "ports": [{"port": "pg", "protocol": "TCP"}]}])])
+        "from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}],
+        "ports": [{"port": "pg", "protocol": "TCP"}]}])])
     assert rs.ingress["10.244.1.5"] == ["ip saddr { 10.244.2.5 } tcp dport 5432 return"]
 
 
