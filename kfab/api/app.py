@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from kfab.api.access_review import self_subject_access_review, self_subject_review, self_subject_rules_review
+from kfab.api.audit import AuditLog
 from kfab.api.auth import Authenticator, forbidden_error, request_attributes
 from kfab.api.collection import ListHandler
 from kfab.api.crd_serving import CustomResourceServing
@@ -68,6 +69,7 @@ class APIServices:
     body_limit: int = BODY_LIMIT
     ready: bool = True
     inflight: InFlightLimits = field(default_factory=InFlightLimits)
+    audit: AuditLog | None = None  # outermost: sees every authenticated request's final status
 
 
 @web.middleware
@@ -99,7 +101,8 @@ def _retry_after(e: APIError) -> dict | None:
 
 
 def build_app(services: APIServices) -> web.Application:
-    app = web.Application(middlewares=[status_errors, _auth_middleware(services),
+    audit = [services.audit.middleware()] if services.audit is not None else []
+    app = web.Application(middlewares=[*audit, status_errors, _auth_middleware(services),
                                        InFlight(services.inflight).middleware()],
                           client_max_size=services.body_limit)
     api = ResourceAPI(services)

@@ -18,6 +18,7 @@ from typing import Awaitable, Callable, Sequence
 from aiohttp import web
 
 from kfab.api.app import APIServices, build_app
+from kfab.api.audit import AuditConfig
 from kfab.api.auth import Authenticator
 from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.metrics import RESOLUTION as METRIC_RESOLUTION, MetricsProvider
@@ -65,6 +66,7 @@ class ServerConfig:
     inflight: InFlightLimits = field(default_factory=InFlightLimits)
     encryption_config: Path | None = None  # default: DATA_DIR/pki/encryption-config.yaml
     pod_security: PodSecurityConfig | None = None  # defaults and exemptions of Pod Security admission
+    audit: AuditConfig | None = None  # None: no audit log
 
 
 def _certificate_names(config: ServerConfig) -> tuple[list[str], list[str]]:
@@ -174,7 +176,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
             authorizer=authorizer, admission=admission, token_signer=token_signer,
             registry=registry, custom_resources=custom_resources, metrics=metrics,
             pod_logs=NodeLogProxy(node_reader(store), kubelet_ssl),
-            pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl), inflight=config.inflight)
+            pod_exec=NodeExecProxy(node_reader(store), kubelet_ssl), inflight=config.inflight,
+            audit=config.audit.open() if config.audit is not None else None)
         app = build_app(services)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from kfab.api.audit import AuditConfig, Policy
 from kfab.api.inflight import InFlightLimits
 from kfab.api.pod_security import PodSecurityConfig
 from kfab.api.server import ServerConfig
@@ -44,6 +45,16 @@ def _common(p) -> None:
     p.add_argument("--pod-security-config", type=Path, metavar="FILE",
                    help="PodSecurityConfiguration: default levels for unlabelled namespaces and exemptions "
                         "(usernames, runtimeClasses, namespaces)")
+    p.add_argument("--audit-log-path", type=Path, metavar="FILE",
+                   help="write an audit log (audit.k8s.io/v1 Event JSON lines) to FILE")
+    p.add_argument("--audit-policy-file", type=Path, metavar="FILE",
+                   help="audit.k8s.io/v1 Policy: the level of each request (default: --audit-level for all)")
+    p.add_argument("--audit-level", default="Metadata", choices=("None", "Metadata", "Request", "RequestResponse"),
+                   help="without --audit-policy-file, the level of every request (default Metadata)")
+    p.add_argument("--audit-log-maxsize", type=int, default=100, metavar="MB",
+                   help="rotate the audit log at this size (default 100)")
+    p.add_argument("--audit-log-maxbackup", type=int, default=10, metavar="N",
+                   help="old audit log files kept (default 10)")
     p.add_argument("--max-requests-inflight", type=int, default=400, metavar="N",
                    help="read-only requests served at once before 429 (0: no limit; default 400; one client "
                         "gets at most half)")
@@ -116,12 +127,18 @@ def add_commands(subparsers) -> None:
 
 def _server_config(args, store_url: str) -> ServerConfig:
     pod_security = PodSecurityConfig.load(args.pod_security_config) if args.pod_security_config else None
+    audit = None
+    if args.audit_log_path:
+        policy = Policy.load(args.audit_policy_file) if args.audit_policy_file else Policy.everything_at(
+            args.audit_level)
+        audit = AuditConfig(args.audit_log_path, policy, args.audit_log_maxsize, args.audit_log_maxbackup)
     return ServerConfig(store_url=store_url, data_dir=args.data_dir.resolve(), bind=args.bind, port=args.port,
                         tokens_file=args.token_auth_file, tls_sans=args.tls_san,
                         compaction_interval=args.compaction_interval, advertise_address=args.advertise_address,
                         metric_resolution=args.metric_resolution,
                         inflight=InFlightLimits(args.max_requests_inflight, args.max_mutating_requests_inflight),
-                        encryption_config=args.encryption_provider_config, pod_security=pod_security)
+                        encryption_config=args.encryption_provider_config, pod_security=pod_security,
+                        audit=audit)
 
 
 def _election(args, **lease) -> LeaderElectionConfig | None:

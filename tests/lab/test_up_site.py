@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -234,6 +235,26 @@ def test_workers_hold_only_their_own_credentials(site):
         assert site.ssh(host, "ls /var/lib/kfab/pki", check=False).returncode != 0   # no CA key, no admin pair
         modes = site.ssh(host, "stat -c '%a %n' /etc/kfab/*.key /etc/kfab/*.kubeconfig").stdout.split("\n")
         assert all(line.startswith("600 ") for line in modes if line), modes
+
+
+def test_the_control_plane_state_is_roots_only_and_holds_no_secret_in_clear(site):
+    value = f"lab-at-rest-{secrets.token_hex(6)}"
+    site.kubectl("create", "secret", "generic", "at-rest", f"--from-literal=v={value}")
+    try:
+        lines = site.ssh("u1", "stat -c '%a %n' /var/lib/kfab /var/lib/kfab/state /var/lib/kfab/state/state.db* "
+                               "/var/lib/kfab/pki/encryption-config.yaml").stdout.split("\n")
+        modes = dict(reversed(line.split(" ", 1)) for line in lines if line)
+        assert modes.pop("/var/lib/kfab") == "700" and modes.pop("/var/lib/kfab/state") == "700", modes
+        assert set(modes.values()) == {"600"} and "/var/lib/kfab/state/state.db" in modes, modes
+        encoded = base64.b64encode(value.encode()).decode()
+        found = site.ssh("u1", f"grep -rlaF -e {value} -e {encoded} /var/lib/kfab/state || true").stdout.strip()
+        assert found == "", f"the Secret's value in clear in {found}"
+        # kfab up turns the audit log on at Metadata: the create is there, its value is not
+        audit = site.ssh("u1", "stat -c %a /var/log/kfab/audit.log && grep -a '\"name\":\"at-rest\"' "
+                               "/var/log/kfab/audit.log").stdout
+        assert audit.startswith("600\n") and '"level":"Metadata"' in audit and value not in audit, audit
+    finally:
+        site.kubectl("delete", "secret", "at-rest", check=False)
 
 
 def test_worker_credentials_are_refused_what_they_do_not_need(site, tmp_path):

@@ -1,0 +1,92 @@
+"""Audit log overhead: a real `kfab server` driven at a steady 100 requests/s (GET of a ConfigMap, and a
+create every tenth request) without an audit log, at Metadata and at RequestResponse. Prints latency
+p50/p99 and the server's CPU seconds per 1000 requests, side by side.
+
+Usage: .venv/bin/python bench/audit.py [--rate 100] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp  # noqa: E402
+
+from kfab.pki import ControlPlanePKI  # noqa: E402
+from tests.api.conftest import start_server, stop_server  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(url: str, pki: ControlPlanePKI, rate: int, seconds: float) -> list[float]:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+    ctx.load_cert_chain(str(pki.admin_cert_path), str(pki.admin_key_path))
+    latencies: list[float] = []
+    base = f"{url}/api/v1/namespaces/default/configmaps"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=50)) as session:
+        await session.post(base, json={"metadata": {"name": "bench"}, "data": {"k": "v"}})
+
+        async def one(i: int) -> None:
+            t = time.perf_counter()
+            if i % 10 == 0:
+                resp = await session.post(base, json={"metadata": {"name": f"b-{i}"}, "data": {"k": "v" * 200}})
+            else:
+                resp = await session.get(f"{base}/bench")
+            await resp.read()
+            latencies.append(time.perf_counter() - t)
+
+        tasks, start = [], time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def measure(tmp: Path, name: str, rate: int, seconds: float, *flags: str) -> tuple[list[float], float]:
+    data_dir = tmp / name
+    data_dir.mkdir()
+    proc, server = start_server(data_dir, "--disable-controllers", *flags)
+    try:
+        before = cpu_seconds(proc.pid)
+        latencies = asyncio.run(drive(server.url, ControlPlanePKI(data_dir / "pki"), rate, seconds))
+        return latencies, cpu_seconds(proc.pid) - before
+    finally:
+        stop_server(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {"no audit log": (), "Metadata": ("--audit-level", "Metadata"),
+                "RequestResponse": ("--audit-level", "RequestResponse")}
+        results = {}
+        for name, flags in runs.items():
+            log = ["--audit-log-path", str(Path(tmp) / f"{name.replace(' ', '-')}.log")] if flags else []
+            results[name] = measure(Path(tmp), name.replace(" ", "-"), args.rate, args.seconds, *log, *flags)
+    print(f"kfab server at {args.rate} req/s for {args.seconds:.0f} s (90% GET, 10% create), one process")
+    print(f"{'audit':<16} {'p50 ms':>7} {'p99 ms':>7} {'CPU s/1000 req':>15}")
+    for name, (lat, cpu) in results.items():
+        q = statistics.quantiles(lat, n=100)
+        print(f"{name:<16} {q[49] * 1000:>7.2f} {q[98] * 1000:>7.2f} {cpu / len(lat) * 1000:>15.2f}")
+
+
+if __name__ == "__main__":
+    main()

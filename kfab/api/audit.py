@@ -1,0 +1,223 @@
+"""The audit log: one JSON line per request in kube-apiserver's audit.k8s.io/v1 Event shape, by policy.
+
+A Policy (audit.k8s.io/v1, --audit-policy-file) is a list of rules; the first rule matching a request gives
+its level:
+  None             not logged
+  Metadata         who, what (verb, objectRef, requestURI), from where, when, the response code
+  Request          and the request body
+  RequestResponse  and the response body
+A rule matches on users, userGroups, verbs, resources ([{group, resources: [plural or plural/subresource]}]),
+namespaces and nonResourceURLs (a trailing * matches a prefix); an empty selector matches everything.
+Without a policy file, --audit-log-path logs every request at --audit-level (default Metadata).
+
+Each request is written once, at stage ResponseComplete (a watch when it ends). The file is the owner's
+only (0600: request bodies may hold Secrets) and rotates at --audit-log-maxsize MB, keeping
+--audit-log-maxbackup old files (logging.handlers.RotatingFileHandler).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import logging.handlers
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from kfab.api import protobuf
+from kfab.api.auth import request_attributes
+
+LEVELS = ("None", "Metadata", "Request", "RequestResponse")
+
+
+@dataclass
+class Rule:
+    level: str
+    users: list[str] = field(default_factory=list)
+    user_groups: list[str] = field(default_factory=list)
+    verbs: list[str] = field(default_factory=list)
+    resources: list[dict] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=list)
+    non_resource_urls: list[str] = field(default_factory=list)
+
+    def matches(self, attrs) -> bool:
+        user = attrs.user
+        if self.users and user.name not in self.users:
+            return False
+        if self.user_groups and not set(self.user_groups) & set(user.groups):
+            return False
+        if self.verbs and attrs.verb not in self.verbs:
+            return False
+        if not attrs.resource_request:
+            if self.resources or self.namespaces:
+                return False
+            return not self.non_resource_urls or any(
+                attrs.path == u or (u.endswith("*") and attrs.path.startswith(u[:-1])) for u in self.non_resource_urls)
+        if self.non_resource_urls:
+            return False
+        if self.namespaces and attrs.namespace not in self.namespaces:
+            return False
+        if self.resources:
+            full = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+            return any(attrs.api_group == (g.get("group") or "")
+                       and (not g.get("resources") or full in g["resources"] or attrs.resource in g["resources"]
+                            or f"{attrs.resource}/*" in g["resources"])
+                       for g in self.resources)
+        return True
+
+
+@dataclass
+class Policy:
+    rules: list[Rule]
+
+    @classmethod
+    def everything_at(cls, level: str) -> "Policy":
+        if level not in LEVELS:
+            raise ValueError(f"audit level {level} is not one of {', '.join(LEVELS)}")
+        return cls([Rule(level)])
+
+    @classmethod
+    def load(cls, path: Path) -> "Policy":
+        try:
+            doc = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"{path}: cannot read the audit policy: {e}") from None
+        if not isinstance(doc, dict) or doc.get("kind") != "Policy":
+            raise ValueError(f"{path}: not an audit.k8s.io/v1 Policy")
+        rules = []
+        for i, r in enumerate(doc.get("rules") or []):
+            if not isinstance(r, dict) or r.get("level") not in LEVELS:
+                raise ValueError(f"{path}: rules[{i}].level must be one of {', '.join(LEVELS)}")
+            rules.append(Rule(r["level"], list(r.get("users") or []), list(r.get("userGroups") or []),
+                              list(r.get("verbs") or []), list(r.get("resources") or []),
+                              list(r.get("namespaces") or []), list(r.get("nonResourceURLs") or [])))
+        return cls(rules)
+
+    def level(self, attrs) -> str:
+        for rule in self.rules:
+            if rule.matches(attrs):
+                return rule.level
+        return "None"
+
+
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """Every file it starts after a rotation is 0600 too (the stdlib opens with the process umask)."""
+
+    def _open(self):
+        return os.fdopen(os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a",
+                         encoding=self.encoding)
+
+
+def open_log(path: Path, max_size_mb: int = 100, max_backups: int = 10) -> logging.Logger:
+    """A logger writing bare lines to `path` (0600), rotated by size."""
+    path = Path(path)
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+    handler = _PrivateRotatingFile(path, maxBytes=max_size_mb * 1024 * 1024, backupCount=max_backups)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"kfab.audit.{path}")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _body(data: bytes | None, content_type: str = "") -> object:
+    """A body as JSON, as kube-apiserver logs it (protobuf bodies converted; YAML and others left out)."""
+    if not data:
+        return None
+    try:
+        if content_type.split(";")[0].strip() == protobuf.MEDIA_TYPE:
+            return protobuf.decode(data)
+        return json.loads(data)
+    except Exception:  # noqa: BLE001 - a body the handler refused is still logged, without its content
+        return None
+
+
+class AuditLog:
+    def __init__(self, policy: Policy, logger: logging.Logger):
+        self.policy = policy
+        self.logger = logger
+
+    def middleware(self):
+        @web.middleware
+        async def audit(request: web.Request, handler):
+            received = _now()
+            response = None
+            code = 500
+            try:
+                response = await handler(request)
+                code = response.status
+                return response
+            except web.HTTPException as e:
+                code = e.status
+                raise
+            finally:
+                await self._record(request, received, code, response)
+        return audit
+
+    async def _record(self, request: web.Request, received: str, code: int, response) -> None:
+        user = request.get("user")
+        if user is None:
+            return  # unauthenticated (401) and public paths: kube's policy sees no user either
+        attrs = request_attributes(user, request.method, request.path, request.query_string)
+        level = self.policy.level(attrs)
+        if level == "None":
+            return
+        event: dict = {
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": str(uuid.uuid4()),
+            "stage": "ResponseComplete", "requestURI": request.path_qs, "verb": attrs.verb,
+            "user": {"username": user.name, "groups": list(user.groups)},
+            "sourceIPs": [request.remote] if request.remote else [],
+            "userAgent": request.headers.get("User-Agent", ""),
+        }
+        response_body = _body(response.body if isinstance(response, web.Response)
+                              and isinstance(response.body, bytes) else None, response.content_type if
+                              isinstance(response, web.Response) else "")
+        if attrs.resource_request:
+            name = attrs.name
+            if not name and attrs.verb == "create" and isinstance(response_body, dict):
+                name = (response_body.get("metadata") or {}).get("name", "")  # as kube fills it from the object
+            ref = {"resource": attrs.resource, "namespace": attrs.namespace, "name": name,
+                   "apiGroup": attrs.api_group, "subresource": attrs.subresource}
+            event["objectRef"] = {k: v for k, v in ref.items() if v}
+            version = request.match_info.get("version")
+            if version:
+                event["objectRef"]["apiVersion"] = version
+        event["responseStatus"] = {"metadata": {}, "code": code}
+        if level in ("Request", "RequestResponse") and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            try:
+                body = _body(await request.read(), request.headers.get("Content-Type", ""))  # aiohttp kept it
+            except Exception:  # noqa: BLE001 - a body too large or cut short: the event goes without it
+                body = None
+            if body is not None:
+                event["requestObject"] = body
+        if level == "RequestResponse" and response_body is not None:
+            event["responseObject"] = response_body
+        event["requestReceivedTimestamp"] = received
+        event["stageTimestamp"] = _now()
+        self.logger.info(json.dumps(event, separators=(",", ":")))
+
+
+@dataclass
+class AuditConfig:
+    """--audit-log-path and friends, as kube-apiserver's flags."""
+
+    log_path: Path
+    policy: Policy
+    max_size_mb: int = 100
+    max_backups: int = 10
+
+    def open(self) -> AuditLog:
+        return AuditLog(self.policy, open_log(self.log_path, self.max_size_mb, self.max_backups))
