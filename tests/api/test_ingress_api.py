@@ -248,3 +248,21 @@ def test_changes_keep_open_connections_and_status_lists_node_addresses(kubectl, 
         assert "192.0.2.44" in [a.ip for a in addresses]
     finally:
         core.delete_node(node)
+
+
+def test_an_overlapping_host_and_path_is_an_event_on_the_newer_ingress_and_the_older_keeps_serving(
+        kubectl, namespace, ingress, pods):
+    http_port = ingress[0]
+    host = f"shared.{namespace}.test"
+    setup_backend(kubectl, namespace, "first", pods, ips=PODS[:1])
+    setup_backend(kubectl, namespace, "second", pods, ips=PODS[1:])
+    apply_ingress(kubectl, namespace, "first", host, "first")
+    wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+    apply_ingress(kubectl, namespace, "second", host, "second")
+
+    def warned():
+        events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        return [e for e in events if e["involvedObject"].get("name") == "second" and e["reason"] == "Conflict"]
+    event = wait_until(warned, "a Conflict event on the newer Ingress")[0]
+    assert f"already defined in ingress {namespace}/first" in event["message"]
+    assert {json.loads(get(http_port, host)[2])["pod"] for _ in range(4)} == {PODS[0]}
