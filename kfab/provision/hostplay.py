@@ -168,11 +168,17 @@ class HostPlay:
         except (paramiko.SSHException, EOFError, ConnectionError) as exc:
             raise HostUnreachable(f"connection lost during task '{task.label}': {exc}") from None
         self.record(task, scope, variables, outcome)
-        if not ran_here:
-            return True     # run_once: the host that ran it reported and counted it
         ignored = outcome.status == "failed" and as_bool(_first(
             resolve(task.ignore_errors, variables, where) if task.ignore_errors is not None else None,
             scope.keywords.ignore_errors, False))
+        if not ran_here:
+            # run_once: the host that ran it reported and counted it; its failure fails the whole batch.
+            if outcome.status == "failed" and not ignored:
+                runner.output.result(self.host, label, "failed", "failed on the host that ran it (run_once)")
+                runner.count(self.host, "failed")
+                self.failure = Failure(task, outcome.result | {"msg": outcome.message})
+                return False
+            return True
         status = "ignored" if ignored else outcome.status
         shown = self.printable(task, variables, where, outcome)
         if ignored:

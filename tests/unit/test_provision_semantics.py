@@ -453,3 +453,14 @@ def test_no_log_on_a_block_or_include_hides_every_task_inside(tmp_path):
     _, code, text = run(tmp_path, verbose=2)
     assert code == 0, text
     assert "secret" not in text
+
+
+def test_a_failed_run_once_task_fails_every_host_of_the_batch(tmp_path):
+    project(tmp_path, """\
+        - command: "false"
+          run_once: true
+        - command: "touch {{ out }}/after-{{ inventory_hostname }}"
+        """, hosts=("h1", "h2"))
+    runner, code, text = run(tmp_path)
+    assert code == 2 and not list(tmp_path.glob("after-*")), text
+    assert runner.stats["h1"].failed == runner.stats["h2"].failed == 1
