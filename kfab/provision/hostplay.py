@@ -172,10 +172,9 @@ class HostPlay:
             resolve(task.ignore_errors, variables, where) if task.ignore_errors is not None else None,
             scope.keywords.ignore_errors, False))
         if not ran_here:
-            # run_once: the host that ran it reported and counted it; its failure fails the whole batch.
+            # run_once: the host that ran it reported and counted it; its failure ends the batch's other
+            # hosts too, uncounted (ansible-core 2.18 leaves them out of the recap the same way).
             if outcome.status == "failed" and not ignored:
-                runner.output.result(self.host, label, "failed", "failed on the host that ran it (run_once)")
-                runner.count(self.host, "failed")
                 self.failure = Failure(task, outcome.result | {"msg": outcome.message})
                 return False
             return True
