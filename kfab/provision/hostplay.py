@@ -265,12 +265,13 @@ class HostPlay:
         return Outcome("changed" if "changed" in statuses else "ok", None, summary)
 
     def attempts(self, task: Task, scope: Scope, variables: HostVars, label: str) -> Outcome:
-        """The module once, or until `until` holds (retries, delay as Ansible: default 3 attempts, 5 s)."""
+        """The module once, or until `until` holds: 1 + retries runs (retries 3 and delay 5 s unless given),
+        as ansible-core 2.18 (checked with ansible-playbook), whose result then says attempts = retries."""
         if not task.until:
             return self.module(task, scope, variables)
         where = {"file": task.file, "line": task.line, "host": self.host, "task": task.label}
         retries = resolve(task.retries, variables, where)
-        attempts = 3 if retries is None else max(1, int(retries) + 1)
+        attempts = 4 if retries is None else max(1, int(retries) + 1)
         delay = float(resolve(task.delay, variables, where) if task.delay is not None else 5)
         outcome = Outcome("failed")
         for attempt in range(1, attempts + 1):
@@ -287,6 +288,7 @@ class HostPlay:
                                           f"FAILED - RETRYING ({attempts - attempt} retries left)")
                 if self.runner.stop.wait(delay):
                     break
+        outcome.result["attempts"] = max(1, attempts - 1)
         if outcome.status != "failed":
             outcome.status, outcome.message = "failed", f"until {task.until} not true after {attempts} attempts"
         return outcome

@@ -222,7 +222,7 @@ def test_until_retries(tmp_path):
           until: c.stdout | int >= 3
           retries: 5
           delay: 0
-        - shell: "exit 1"
+        - shell: "echo run >> {{ out }}/never-runs; exit 1"
           register: never
           until: never.rc == 0
           retries: 1
@@ -231,8 +231,9 @@ def test_until_retries(tmp_path):
         """)
     runner, code, text = run(tmp_path)
     assert code == 0, text
-    assert registered(runner)["c"]["attempts"] == 3 and registered(runner)["never"]["attempts"] == 2
-    assert "FAILED - RETRYING" in text
+    # Two runs for retries: 1, and then ansible-core 2.18 registers attempts: 1 (its quirk, matched).
+    assert registered(runner)["c"]["attempts"] == 3 and registered(runner)["never"]["attempts"] == 1
+    assert "FAILED - RETRYING" in text and len((tmp_path / "never-runs").read_text().split()) == 2
 
 
 def test_include_tasks_with_loop_and_vars_and_include_role(tmp_path):
