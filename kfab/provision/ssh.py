@@ -13,7 +13,7 @@ import hashlib
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fabric
@@ -46,6 +46,7 @@ class Target:
     host_key_checking: str = "strict"
     timeout: float = 10.0
     jump: "Target | None" = None     # ProxyJump: reached through this host's SSH connection
+    password: str | None = field(default=None, repr=False)   # ansible_password: password login when asked
 
 
 def target_from_vars(host: str, v, base: Path) -> Target:
@@ -59,9 +60,11 @@ def target_from_vars(host: str, v, base: Path) -> Target:
         user=str(v.get("ansible_user", "root")), key_file=resolve_path(key, base) if key else None,
         known_hosts=resolve_path(v.get("kfab_known_hosts_file", "~/.ssh/known_hosts"), base),
         host_key_checking=str(v.get("kfab_host_key_checking", "strict")),
-        timeout=float(v.get("kfab_ssh_timeout", 10)))
-    explicit = {field for field, name in (("user", "ansible_user"), ("port", "ansible_port"),
-                                          ("key_file", "ansible_ssh_private_key_file")) if name in v}
+        timeout=float(v.get("kfab_ssh_timeout", 10)),
+        password=None if v.get("ansible_password", v.get("ansible_ssh_pass")) is None
+        else str(v.get("ansible_password", v.get("ansible_ssh_pass"))))
+    explicit = {attr for attr, name in (("user", "ansible_user"), ("port", "ansible_port"),
+                                        ("key_file", "ansible_ssh_private_key_file")) if name in v}
     return with_ssh_config(target, resolve_path(v.get("kfab_ssh_config", "~/.ssh/config"), base), explicit)
 
 
@@ -189,6 +192,8 @@ def _connection(target: Target) -> fabric.Connection:
         if not os.path.isfile(key_file):
             raise HostUnreachable(f"ansible_ssh_private_key_file {key_file} does not exist")
         connect_kwargs.update(key_filename=key_file, look_for_keys=False)
+    if target.password is not None:
+        connect_kwargs["password"] = target.password
     # load_ssh_configs=False: ~/.ssh/config was applied to the target already (with_ssh_config), below
     # what the inventory says; Fabric must not apply it again on top.
     config = fabric.Config(overrides={"load_ssh_configs": False})

@@ -273,3 +273,23 @@ def test_become_with_a_password_never_shows_it(lab, tmp_path):
     assert lab.ssh("kt3", f"cat /etc/kfab-become-pw-{tag}").stdout == "root\n"
     assert password not in result.stdout + result.stderr
     lab.ssh("kt3", f"rm -f /etc/kfab-become-pw-{tag}")
+
+
+def test_password_login_when_asked(lab, tmp_path):
+    # ansible_password and no key: paramiko logs in with the password. The lab's sshd refuses passwords
+    # but for this one user, for this test.
+    password = f"pw-{uuid.uuid4().hex[:12]}"
+    lab.ssh("kt3", f"id kfabpw || useradd -m -s /bin/bash kfabpw; echo 'kfabpw:{password}' | chpasswd; "
+                   "printf 'Match User kfabpw\\n  PasswordAuthentication yes\\n' > /etc/ssh/sshd_config.d/zz-kfabpw.conf; "
+                   "systemctl reload ssh")
+    inventory = yaml.safe_load(lab.inventory.read_text())
+    inventory["all"]["vars"].pop("ansible_ssh_private_key_file")
+    inventory["all"]["vars"].update(ansible_user="kfabpw", ansible_password=password)
+    (tmp_path / "pw-login.yml").write_text(yaml.safe_dump(inventory))
+    site = project(tmp_path / "work", "- command: id -un\n  register: who\n  failed_when: who.stdout != 'kfabpw'\n")
+    try:
+        result = kfab_up("-i", str(tmp_path / "pw-login.yml"), "--limit", "kt3", str(site))
+    finally:
+        lab.ssh("kt3", "rm -f /etc/ssh/sshd_config.d/zz-kfabpw.conf && systemctl reload ssh")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert password not in result.stdout + result.stderr
