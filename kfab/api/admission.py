@@ -219,7 +219,7 @@ class AdmissionChain:
             raise schema.unknown_fields_error(rt, unknown)
         warnings = schema.unknown_field_warnings(unknown) if req.field_validation == "Warn" else []
         crd_schema.default(rt.custom.schema, obj)
-        return warnings, crd_schema.validate(rt.custom.schema, obj)
+        return warnings, crd_schema.validate(rt.custom.schema, obj, req.old)
 
     async def _admit_new_pod(self, req: AdmissionRequest, pod: dict) -> None:
         """The mutating plugins a new Pod passes, in kube-apiserver's order: LimitRanger, ServiceAccount, Priority."""

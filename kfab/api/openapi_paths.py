@@ -53,6 +53,9 @@ WRITE = ["dryRun", "fieldManager", "fieldValidation"]
 DELETE = ["dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy"]
 PATCH_TYPES = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json"]
+# A custom resource has no strategic merge keys: kube-apiserver's document leaves that patch type out, and
+# kubectl apply reads it to choose a JSON merge patch.
+CUSTOM_PATCH_TYPES = [t for t in PATCH_TYPES if t != "application/strategic-merge-patch+json"]
 RESPONSE_TYPES = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
 
 
@@ -101,6 +104,10 @@ _SUBRESOURCE_KINDS = {
 }
 
 
+def _patch_types(rt: ResourceType) -> list[str]:
+    return CUSTOM_PATCH_TYPES if rt.custom is not None else PATCH_TYPES
+
+
 def resource_paths(rt: ResourceType) -> list[PathItem]:
     """Every path of one resource: collection, object, all-namespaces list, and subresources."""
     prefix = f"/apis/{rt.group}/{rt.version}" if rt.group else f"/api/{rt.version}"
@@ -135,7 +142,7 @@ def resource_paths(rt: ResourceType) -> list[PathItem]:
                                  definition, definition, codes=("200", "201"))
     if "patch" in verbs:
         named["patch"] = Operation("patch", f"patch{gv}{scope}{kind}", f"partially update the specified {kind}",
-                                   own, WRITE + ["force"], definition, META + "Patch", PATCH_TYPES, ("200", "201"))
+                                   own, WRITE + ["force"], definition, META + "Patch", _patch_types(rt), ("200", "201"))
     if "delete" in verbs:
         # Namespace's own REST hides that it returns the object, so Kubernetes' document says Status there.
         answer = definition if delete_returns_object(rt) and kind != "Namespace" else META + "Status"
@@ -170,7 +177,7 @@ def _subresource_paths(rt: ResourceType, sub: str, path: str, params: list[str],
             "put": Operation("put", f"replace{gv}{scope}{kind}{title}", f"replace {what}", sub_gvk, WRITE,
                              definition, definition, codes=("200", "201")),
             "patch": Operation("patch", f"patch{gv}{scope}{kind}{title}", f"partially update {what}", sub_gvk,
-                               WRITE + ["force"], definition, META + "Patch", PATCH_TYPES, ("200", "201")),
+                               WRITE + ["force"], definition, META + "Patch", _patch_types(rt), ("200", "201")),
         })]
     if sub == "binding":
         return [PathItem(path, params, {"post": Operation(

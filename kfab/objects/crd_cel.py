@@ -3,8 +3,8 @@
 A rule sees the value at its schema node as `self`; a failed rule is a field error worded as
 apiextensions-apiserver's CEL validator words it: `spec: Invalid value: "object": <message>` (the value
 shown is the type name, the message the rule's `message`, else `failed rule: <rule>`). Transition rules
-(those that use `oldSelf`) compare with the stored object on update; kfab evaluates rules against the
-new object only, so a rule mentioning `oldSelf` is not enforced yet.
+(those that use `oldSelf`) are checked on updates only, where the field had a value before, with `oldSelf`
+bound to that value - as upstream, so `self == oldSelf` makes a field immutable once set.
 """
 
 from __future__ import annotations
@@ -32,17 +32,22 @@ def compile_error(rule: str) -> str | None:
     return None
 
 
+NO_OLD = object()  # the field had no value before (a create, or a new field)
+
 _TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
-def check(schema: dict, value, path: str) -> list[Cause]:
+def check(schema: dict, value, path: str, old=NO_OLD) -> list[Cause]:
     causes: list[Cause] = []
     for rule in schema.get("x-kubernetes-validations") or ():
         text = rule.get("rule", "")
+        bindings = {"self": celpy.json_to_cel(value)}
         if "oldSelf" in text:
-            continue
+            if old is NO_OLD:
+                continue  # a transition rule: nothing to compare with
+            bindings["oldSelf"] = celpy.json_to_cel(old)
         try:
-            result = _program(text).evaluate({"self": celpy.json_to_cel(value)})
+            result = _program(text).evaluate(bindings)
         except (celpy.CELParseError, celpy.CELEvalError) as e:
             result = e
         if not isinstance(result, Exception) and bool(result):

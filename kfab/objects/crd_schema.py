@@ -94,15 +94,19 @@ def _parses(parse) -> bool:
 
 # --- validation ---------------------------------------------------------------------------------------
 
-def validate(schema: dict, obj: dict) -> list[Cause]:
+NO_OLD = crd_cel.NO_OLD
+
+
+def validate(schema: dict, obj: dict, old: dict | None = None) -> list[Cause]:
     """Every field error of `obj` against the CRD version's schema (root: apiVersion/kind/metadata are the API
-    server's to check, as in kube-apiserver)."""
+    server's to check, as in kube-apiserver). `old` is the stored object on an update: CEL transition rules
+    (`oldSelf`) compare each field with its old value where it had one."""
     causes: list[Cause] = []
-    _object(schema, obj, "", causes, root=True)
+    _object(schema, obj, "", causes, root=True, old=old if old is not None else NO_OLD)
     return causes
 
 
-def _value(schema: dict, value, path: str, causes: list[Cause]) -> None:
+def _value(schema: dict, value, path: str, causes: list[Cause], old=NO_OLD) -> None:
     if value is None:
         if not schema.get("nullable") and schema.get("type"):
             causes.append(_type_invalid(path, "null", f"{path} in body must be of type {schema['type']}: \"null\""))
@@ -125,8 +129,8 @@ def _value(schema: dict, value, path: str, causes: list[Cause]) -> None:
     elif isinstance(value, list):
         _array(schema, value, path, causes)
     elif isinstance(value, dict):
-        _object(schema, value, path, causes)
-    _cel_rules(schema, value, path, causes)
+        _object(schema, value, path, causes, old=old)
+    _cel_rules(schema, value, path, causes, old)
 
 
 def _enum_text(value) -> str:
@@ -187,7 +191,7 @@ def _array(schema: dict, value: list, path: str, causes: list[Cause]) -> None:
             _value(items, item, _path(path, i), causes)
 
 
-def _object(schema: dict, value: dict, path: str, causes: list[Cause], root: bool = False) -> None:
+def _object(schema: dict, value: dict, path: str, causes: list[Cause], root: bool = False, old=NO_OLD) -> None:
     props = schema.get("properties") or {}
     for key in schema.get("required") or ():
         if key not in value and not (root and key in _ROOT_META):
@@ -210,14 +214,14 @@ def _object(schema: dict, value: dict, path: str, causes: list[Cause], root: boo
         if child is None and isinstance(extra, dict):
             child = extra
         if child is not None:
-            _value(child, item, _path(path, key), causes)
+            _value(child, item, _path(path, key), causes, old.get(key, NO_OLD) if isinstance(old, dict) else NO_OLD)
     if root:
-        _cel_rules(schema, value, path, causes)
+        _cel_rules(schema, value, path, causes, old)
 
 
-def _cel_rules(schema: dict, value, path: str, causes: list[Cause]) -> None:
+def _cel_rules(schema: dict, value, path: str, causes: list[Cause], old=NO_OLD) -> None:
     if schema.get("x-kubernetes-validations"):
-        causes.extend(crd_cel.check(schema, value, path))
+        causes.extend(crd_cel.check(schema, value, path, old))
 
 
 # --- pruning and defaulting -----------------------------------------------------------------------------
@@ -277,13 +281,3 @@ def _default_value(schema: dict, value) -> None:
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for item in value:
             _default_value(schema["items"], item)
-
-
-def field_at(schema: dict, path: str) -> dict | None:
-    """The schema of a dotted path like `.spec.replicas` (scale subresource paths), or None."""
-    node = schema
-    for part in [p for p in path.split(".") if p]:
-        node = (node.get("properties") or {}).get(part)
-        if node is None:
-            return None
-    return node

@@ -67,6 +67,10 @@ spec:
               email: {{type: string, format: email}}
               tags: {{type: array, maxItems: 2, items: {{type: string}}}}
               extra: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+              region:
+                type: string
+                x-kubernetes-validations:
+                - {{rule: "self == oldSelf", message: region is immutable}}
           status:
             type: object
             properties:
@@ -188,6 +192,15 @@ def test_schema_errors_read_as_kube_apiserver_words_them(kubectl, namespace, cro
     missing = CRONTAB.format(group=crontabs, name="missing").replace('cronSpec: "* * * * */5"', "")
     err = kubectl("apply", "-n", namespace, "-f", "-", input=missing, check=False).stderr
     assert "spec.cronSpec: Required value" in err
+
+
+def test_a_transition_rule_keeps_a_field_immutable(kubectl, namespace, crontabs):
+    manifest = CRONTAB.format(group=crontabs, name="placed").replace("image: cron-image", "region: eu")
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    err = kubectl("apply", "-n", namespace, "-f", "-", input=manifest.replace("eu", "us"), check=False).stderr
+    assert 'spec.region: Invalid value: "string": region is immutable' in err
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest.replace("cronSpec: \"* * * * */5\"",
+                                                                        "cronSpec: \"* * * * */6\""))
 
 
 def test_unknown_fields_are_refused_under_strict_and_pruned_otherwise(kubectl, namespace, crontabs):
