@@ -21,6 +21,12 @@ def cluster(tmp_path_factory):
 def ns(cluster):
     name = f"st-{secrets.token_hex(3)}"
     cluster.core.create_namespace({"metadata": {"name": name}})
+    # The claims of volumeClaimTemplates must be bound before their pods are scheduled (kube-scheduler's volume
+    # binding); hollow nodes have no provisioner: volumes for this namespace's claims, gone with them.
+    for i in range(4):
+        cluster.core.create_persistent_volume({"metadata": {"name": f"{name}-{i}"}, "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": f"/tmp/{name}-{i}"}}})
     yield name
     cluster.core.delete_namespace(name)
 
