@@ -53,7 +53,13 @@ def load_json(body: bytes | str) -> Decoded:
     return Decoded(value, _walk(value, repeated))
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser where PyYAML has it: the pure-Python one takes seconds on a few KB of nested brackets.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Brackets and braces outside quoted strings: how deep a YAML flow collection nests, counted before parsing.
+_FLOW = re.compile(rb'"(?:[^"\\]|\\.)*"|\'[^\']*\'|[\[\]{}]')
+
+
+class _Loader(_SafeLoader):
     """SafeLoader that remembers repeated mapping keys instead of silently keeping the last one."""
 
     def __init__(self, stream):
@@ -77,6 +83,7 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_remembering_m
 
 def load_yaml_documents(body: bytes | str) -> list[Decoded]:
     """Every non-empty YAML document; yaml.YAMLError when malformed, ValueError when nested too deep."""
+    _check_flow_depth(body.encode() if isinstance(body, str) else body)
     loader = _Loader(body)
     docs: list[Decoded] = []
     try:
@@ -89,6 +96,18 @@ def load_yaml_documents(body: bytes | str) -> list[Decoded]:
     finally:
         loader.dispose()
     return docs
+
+
+def _check_flow_depth(body: bytes) -> None:
+    depth = 0
+    for m in _FLOW.finditer(body):
+        token = m.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(f"yaml: {EXCEEDED}")
+        elif token in (b"]", b"}"):
+            depth = max(0, depth - 1)
 
 
 def yaml_message(error: yaml.YAMLError) -> str:
