@@ -20,11 +20,11 @@ BIN = Path(sys.executable).parent
 COUNTS = ("changed", "failed", "skipped", "rescued", "ignored")
 
 
-def ansible(root: Path, home: Path) -> dict[str, int]:
+def ansible(root: Path, home: Path, inventory: Path) -> dict[str, int]:
     env = os.environ | {"ANSIBLE_HOME": str(home), "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
                         "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
                         "ANSIBLE_FORCE_COLOR": "0"}
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory),
                            "-e", f"app_root={root}", "-e", f"ansible_python_interpreter={sys.executable}",
                            "site.yml"], cwd=ROLE_DIR, env=env, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
@@ -66,17 +66,18 @@ def test_a_role_written_for_ansible_runs_the_same_under_kfab(tmp_path):
     by_ansible, by_kfab, home = tmp_path / "ansible", tmp_path / "kfab", tmp_path / "ansible-home"
     for d in (by_ansible, by_kfab, home):
         d.mkdir()
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
+    # One inventory, in Ansible's INI format, for both.
+    inventory = tmp_path / "hosts"
+    inventory.write_text("[app]\nlocalhost ansible_connection=local\n")
 
-    first_ansible = ansible(by_ansible, home)
+    first_ansible = ansible(by_ansible, home, inventory)
     first_kfab = kfab_counts(kfab("up", by_kfab, inventory))
     assert first_kfab == first_ansible
     assert first_kfab["changed"] > 20 and first_kfab["rescued"] == 1 and first_kfab["ignored"] == 1
     assert tree(by_kfab) == tree(by_ansible)
     assert (by_kfab / "etc/sshd_config").read_text().startswith("Port 2222\n# Authentication\nPermitRootLogin no\n")
 
-    again_ansible = ansible(by_ansible, home)
+    again_ansible = ansible(by_ansible, home, inventory)
     again_kfab = kfab_counts(kfab("up", by_kfab, inventory))
     assert again_kfab == again_ansible and again_kfab["changed"] == 0
     assert tree(by_kfab) == tree(by_ansible)
