@@ -15,7 +15,6 @@ import ipaddress
 import logging
 import socket
 import struct
-from pathlib import Path
 
 from kfab.client import Client, rt_of
 from kfab.machinery.informer import Informer
@@ -47,9 +46,9 @@ def pool_addresses(services: list[dict], nodes: list[dict]) -> set[str]:
     return out
 
 
-def gratuitous_arp(interface: str, address: str) -> bytes:
+def gratuitous_arp(mac_text: str, address: str) -> bytes:
     """An Ethernet broadcast ARP request asking for `address` from `address` (RFC 5227's announcement)."""
-    mac = bytes.fromhex(Path(f"/sys/class/net/{interface}/address").read_text().strip().replace(":", ""))
+    mac = bytes.fromhex(mac_text.replace(":", ""))
     ip = ipaddress.IPv4Address(address).packed
     ethernet = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
     arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + b"\x00" * 6 + ip
@@ -63,6 +62,14 @@ async def _ip(*args: str) -> str:
     if proc.returncode != 0:
         raise OSError(f"ip {' '.join(args)}: {err.decode().strip()}")
     return out.decode()
+
+
+async def mac_of(interface: str) -> str:
+    """The interface's Ethernet address, as `ip link` shows it (the namespace's own, unlike a stale /sys)."""
+    fields = (await _ip("-o", "link", "show", "dev", interface)).split()
+    if "link/ether" not in fields:
+        raise OSError(f"{interface} has no Ethernet address")
+    return fields[fields.index("link/ether") + 1]
 
 
 async def interface_of(address: str) -> str:
@@ -90,7 +97,7 @@ class Announcer:
         await _ip("addr", "replace", f"{address}/32", "dev", interface)
         self.held.add(address)
         try:
-            frame = gratuitous_arp(interface, address)
+            frame = gratuitous_arp(await mac_of(interface), address)
             with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
                 raw.bind((interface, ETH_P_ARP))
                 for _ in range(GARP_COUNT):

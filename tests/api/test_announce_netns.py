@@ -1,0 +1,99 @@
+"""A LoadBalancer pool address moves to another node when its holder dies, with real Leases and real
+interfaces: inside a private network namespace (`unshare -n`, nothing of this machine's network touched), a
+`kfab server` and two nodes' announcers (`kfab.proxy.announce`, each its own process, each with an
+interface holding its InternalIP). The holder puts the address on its interface; killed with SIGKILL (no
+release: the node died), the other takes the Lease once it expires and puts the address on its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.api.conftest import REPO
+
+pytestmark = pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("ip"), reason="needs unshare, ip")
+
+ANNOUNCER = textwrap.dedent("""
+    import asyncio, sys
+    from kfab.client import Client
+    from kfab.proxy.announce import Announcer
+    async def main():
+        async with Client.from_kubeconfig(sys.argv[1]) as client:
+            await Announcer(client, sys.argv[2], sys.argv[3]).run()
+    asyncio.run(main())
+""")
+
+INSIDE = textwrap.dedent("""
+    import asyncio, json, signal, subprocess, sys, tempfile, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    from tests.api.conftest import start_server, stop_server
+    from kfab.client import Client, rt_of
+    announcer_code = sys.argv[2]
+    sh = lambda *a: subprocess.run(a, check=True, capture_output=True)
+    sh("ip", "link", "set", "lo", "up")
+    nodes = {"node-a": ("n1", "10.99.0.11"), "node-b": ("n2", "10.99.0.12")}
+    for link, ip in nodes.values():
+        sh("ip", "link", "add", link, "type", "veth", "peer", "name", link + "-peer")  # no dummy module here
+        sh("ip", "addr", "add", ip + "/24", "dev", link)
+        sh("ip", "link", "set", link, "up"); sh("ip", "link", "set", link + "-peer", "up")
+    VIP = "10.99.0.240"
+    def holder():
+        for name, (link, _) in nodes.items():
+            if f"inet {VIP}/32" in subprocess.run(["ip", "-4", "addr", "show", "dev", link], capture_output=True,
+                                                  text=True).stdout:
+                return name
+    def wait(cond, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            value = cond()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise SystemExit(f"timed out: {cond}")
+    data = Path(tempfile.mkdtemp())
+    server_proc, server = start_server(data, "--disable-controllers")
+    procs = {}
+    try:
+        async def setup():
+            async with Client.from_kubeconfig(server.kubeconfig) as client:
+                for name, (_, ip) in nodes.items():
+                    await client.create(rt_of("Node"), {"metadata": {"name": name}})
+                    await client.patch(rt_of("Node"), None, name, {"status": {"addresses": [
+                        {"type": "InternalIP", "address": ip}]}}, subresource="status")
+                await client.create(rt_of("Service"), {"metadata": {"name": "dns", "namespace": "default"}, "spec": {
+                    "type": "LoadBalancer", "ports": [{"port": 53, "protocol": "UDP"}]}}, "default")
+                await client.patch(rt_of("Service"), "default", "dns", {"status": {"loadBalancer": {"ingress": [
+                    {"ip": VIP}]}}}, subresource="status")
+        asyncio.run(setup())
+        for name, (_, ip) in nodes.items():
+            procs[name] = subprocess.Popen([sys.executable, "-c", announcer_code, str(server.kubeconfig), name, ip])
+        first = wait(holder, 30)
+        other = next(n for n in nodes if n != first)
+        procs[first].send_signal(signal.SIGKILL); procs[first].wait()
+        killed = time.monotonic()
+        # the dead node's address goes with it
+        subprocess.run(["ip", "addr", "del", VIP + "/32", "dev", nodes[first][0]], capture_output=True)
+        wait(lambda: holder() == other, 30)
+        print(json.dumps({"first": first, "then": other, "failover_s": round(time.monotonic() - killed, 2)}))
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate(); p.wait()
+        stop_server(server_proc)
+""")
+
+
+def test_the_pool_address_moves_to_the_other_node_when_its_holder_dies():
+    done = subprocess.run(["unshare", "-n", sys.executable, "-c", INSIDE, str(REPO), ANNOUNCER],
+                          capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["then"] != result["first"]
+    assert result["failover_s"] < 10, result     # Lease of 6 s + a retry period of 1 s, and the apply
+    print(f"pool address failover after the holder was killed: {result['failover_s']} s")
