@@ -9,6 +9,7 @@ import copy
 
 from kfab.api.auth import RequestAttributes, UserInfo
 from kfab.objects.errors import Cause, bad_request, invalid
+from kfab.objects.meta import meta_of
 
 KIND = "SelfSubjectAccessReview"
 API_VERSION = "authorization.k8s.io/v1"
@@ -53,7 +54,7 @@ async def self_subject_access_review(authorizer, user: UserInfo, body: dict) -> 
     review = {
         "kind": KIND,
         "apiVersion": API_VERSION,
-        "metadata": copy.deepcopy(body.get("metadata") or {}),
+        "metadata": copy.deepcopy(meta_of(body)),
         "spec": copy.deepcopy(spec),
         "status": {"allowed": bool(allowed)},
     }

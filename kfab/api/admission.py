@@ -38,6 +38,7 @@ from kfab.objects.defaults import apply_defaults
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.validation.field import invalid_error
 from kfab.store.base import Store
+from kfab.objects.meta import meta_of, status_of
 
 if TYPE_CHECKING:
     from kfab.api.auth import UserInfo
@@ -171,8 +172,8 @@ class AdmissionChain:
             raise APIError(404, "NotFound", f'namespaces "{req.namespace}" not found', name=req.namespace,
                            kind="namespaces")
         ns = json.loads(kv.value)
-        terminating = (ns.get("metadata") or {}).get("deletionTimestamp") or \
-            (ns.get("status") or {}).get("phase") == "Terminating"
+        terminating = meta_of(ns).get("deletionTimestamp") or \
+            status_of(ns).get("phase") == "Terminating"
         if terminating:
             resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
             raise APIError(
@@ -240,7 +241,7 @@ class AdmissionChain:
         """The DefaultIngressClass admission plugin: an Ingress that names no class (by field or by the old
         annotation) gets the default one."""
         spec = ingress.get("spec")
-        annotations = (ingress.get("metadata") or {}).get("annotations") or {}
+        annotations = meta_of(ingress).get("annotations") or {}
         if not isinstance(spec, dict) or spec.get("ingressClassName") or INGRESS_CLASS_ANNOTATION in annotations:
             return
         default = await self._newest_default(_INGRESS_CLASS, DEFAULT_INGRESS_CLASS_ANNOTATION)

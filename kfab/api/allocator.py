@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from kfab.objects.errors import APIError
 from kfab.objects.validation.field import invalid, invalid_error
 from kfab.store.base import KeyExists, KeyNotFound, RevisionConflict, Store
+from kfab.objects.meta import meta_of, spec_of
 
 IP_PREFIX = "/registry/ranges/serviceips/"
 PORT_PREFIX = "/registry/ranges/servicenodeports/"
@@ -68,7 +69,7 @@ def _node_ports(spec: dict) -> set[int]:
 def carry_over(svc: dict, old: dict) -> None:
     """On update, keep allocated values a client left out (kubectl replace/apply of the original manifest),
     and drop the ones the new type does not use (patchAllocatedValues, dropTypeDependentFields)."""
-    spec, old_spec = svc.setdefault("spec", {}), old.get("spec") or {}
+    spec, old_spec = svc.setdefault("spec", {}), spec_of(old)
     if not isinstance(spec, dict):
         return
     if spec.get("type") == "ExternalName":
@@ -137,12 +138,12 @@ class ServiceAllocator:
     # --- keys -------------------------------------------------------------------------------------
     @staticmethod
     def _owner(svc: dict) -> str:
-        meta = svc.get("metadata") or {}
+        meta = meta_of(svc)
         return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
     @staticmethod
     def _value(svc: dict) -> bytes:
-        meta = svc.get("metadata") or {}
+        meta = meta_of(svc)
         return json.dumps({"service": ServiceAllocator._owner(svc), "uid": meta.get("uid"),
                            "at": time.time()}).encode()
 
@@ -220,7 +221,7 @@ class ServiceAllocator:
 
     async def release_service(self, svc: dict) -> None:
         """Free what a deleted Service held."""
-        spec = svc.get("spec") or {}
+        spec = spec_of(svc)
         owner = self._owner(svc)
         if _needs_cluster_ip(spec) and spec.get("clusterIP"):
             await self._release(IP_PREFIX + spec["clusterIP"], owner)
@@ -240,7 +241,7 @@ class ServiceAllocator:
             return
         if old_ip:
             alloc.release_on_commit.append(IP_PREFIX + old_ip)
-        name = (svc.get("metadata") or {}).get("name", "")
+        name = meta_of(svc).get("name", "")
         if requested:
             ip = ipaddress.ip_address(requested)  # validation has checked the syntax
             if not self._ip_valid(ip):
@@ -270,7 +271,7 @@ class ServiceAllocator:
             alloc.release_on_commit.append(PORT_PREFIX + str(port))
         if not _needs_node_ports(spec):
             return
-        name = (svc.get("metadata") or {}).get("name", "")
+        name = meta_of(svc).get("name", "")
         lo, hi = self.node_ports
         claimed: set[int] = set()
         for i, port in enumerate(_ports(spec)):
@@ -305,7 +306,7 @@ class ServiceAllocator:
         in_use: dict[str, dict] = {}
         for kv in services:
             svc = json.loads(kv.value)
-            spec = svc.get("spec") or {}
+            spec = spec_of(svc)
             if _needs_cluster_ip(spec) and spec.get("clusterIP"):
                 in_use[IP_PREFIX + spec["clusterIP"]] = svc
             if _needs_node_ports(spec):

@@ -32,6 +32,7 @@ from kfab.api.managedfields import (  # noqa: F401  (record_update and friends a
 )
 from kfab.api.patch_schema import Field
 from kfab.objects.registry import ResourceType
+from kfab.objects.meta import meta_of
 
 
 # -- server-side apply -------------------------------------------------------------------------
@@ -60,11 +61,11 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     field = Field.for_kind(rt)
     config = tracked(rt, applied)
     live = copy.deepcopy(live) if live else {}
-    if live and not (live.get("metadata") or {}).get("managedFields"):
+    if live and not meta_of(live).get("managedFields"):
         # As kube-apiserver: fields of an object nobody owns yet go to "before-first-apply", so the first
         # apply cannot silently change values somebody else set.
         live = record_update(None, live, BEFORE_FIRST_APPLY, now, rt=rt)
-    managers = read_managers((live.get("metadata") or {}).get("managedFields"))
+    managers = read_managers(meta_of(live).get("managedFields"))
     key = (field_manager, "Apply", "")
     mine = find_manager(managers, key)
     previously = set(mine.fields) if mine else set()
@@ -91,7 +92,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
         managers.append(mine)
     # As kube-apiserver (since 1.26): an apply that changes nothing keeps managedFields as they were,
     # timestamps included, so a no-op `kubectl apply --server-side` writes nothing.
-    before = {m.key: m.fields for m in read_managers((live.get("metadata") or {}).get("managedFields")) if m.fields}
+    before = {m.key: m.fields for m in read_managers(meta_of(live).get("managedFields")) if m.fields}
     mine.fields, mine.api_version = applying, rt.api_version
     after = {m.key: m.fields for m in managers if m.fields}
     if mine.time is None or before != after or _without_managed(merged) != _without_managed(live):

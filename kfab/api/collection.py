@@ -14,6 +14,7 @@ from kfab.api.serialize import render_list
 from kfab.api.storage import ResourceStorage
 from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
+from kfab.objects.meta import meta_of
 
 
 def encode_continue(revision: int, last_key: str) -> str:
@@ -40,7 +41,7 @@ def selectors(rt: ResourceType, query) -> tuple[LabelSelector, FieldSelector]:
 
 
 def matches(obj: dict, labels: LabelSelector, fields: FieldSelector) -> bool:
-    return labels.matches((obj.get("metadata") or {}).get("labels")) and fields.matches(obj)
+    return labels.matches(meta_of(obj).get("labels")) and fields.matches(obj)
 
 
 def _list_revision(query) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from kfab.api.crd_status import CustomResourceDefinitionStatus
 from kfab.objects.crd import is_established, served_types
 from kfab.objects.registry import ResourceRegistry
 from kfab.store.base import Store
+from kfab.objects.meta import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class CustomResourceServing:
         """Serve what `crd` says (or stop serving, if it is not established)."""
         name = crd["metadata"]["name"]
         self._crds[name] = crd
-        spec = crd.get("spec") or {}
+        spec = spec_of(crd)
         served = served_types(crd) if is_established(crd) else []
         previous = self._served.get(name)
         target = (spec.get("group", ""), (spec.get("names") or {}).get("plural", ""))

@@ -20,6 +20,7 @@ from kfab.api import strategy
 from kfab.objects.crd import CLEANUP_FINALIZER, accepted_names, condition, names_conflict, served_types
 from kfab.objects.registry import ResourceType
 from kfab.store.base import KeyNotFound, RevisionConflict, Store
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 
 def _condition(kind: str, status: str, reason: str, message: str, old: dict | None) -> dict:
@@ -29,7 +30,7 @@ def _condition(kind: str, status: str, reason: str, message: str, old: dict | No
 
 
 def desired_status(crd: dict, others: list[dict], builtin: list[ResourceType]) -> dict:
-    status = copy.deepcopy(crd.get("status") or {})
+    status = copy.deepcopy(status_of(crd))
     conflict = names_conflict(crd, others, builtin)
     conditions = {c["type"]: c for c in status.get("conditions") or [] if isinstance(c, dict) and "type" in c}
     if conflict is None:
@@ -46,7 +47,7 @@ def desired_status(crd: dict, others: list[dict], builtin: list[ResourceType]) -
             conditions["Established"] = _condition("Established", "False", "NotAccepted",
                                                    "not all names are accepted", conditions.get("Established"))
     status["conditions"] = list(conditions.values())
-    storage = next((v.get("name") for v in (crd.get("spec") or {}).get("versions") or [] if v.get("storage")), None)
+    storage = next((v.get("name") for v in spec_of(crd).get("versions") or [] if v.get("storage")), None)
     stored = list(status.get("storedVersions") or [])
     if storage and storage not in stored:
         stored.append(storage)
@@ -82,7 +83,7 @@ class CustomResourceDefinitionStatus:
         if CLEANUP_FINALIZER not in finalizers:
             return False
         remaining = await self._delete_instances(crd)
-        conditions = [c for c in (crd.get("status") or {}).get("conditions") or [] if c.get("type") != "Terminating"]
+        conditions = [c for c in status_of(crd).get("conditions") or [] if c.get("type") != "Terminating"]
         if remaining:
             conditions.append(_condition("Terminating", "True", "InstanceDeletionInProgress",
                                          "CustomResource deletion is in progress", condition(crd, "Terminating")))
@@ -108,14 +109,14 @@ class CustomResourceDefinitionStatus:
     async def _delete_instances(self, crd: dict) -> int:
         """Delete the CRD's objects (marking those with finalizers); returns how many are still there."""
         types = served_types(dict(crd, spec=dict(crd.get("spec") or {}, versions=[
-            dict(v, served=True) for v in (crd.get("spec") or {}).get("versions") or []][:1])))
+            dict(v, served=True) for v in spec_of(crd).get("versions") or []][:1])))
         if not types:
             return 0
         kvs, _ = await self.store.list(types[0].store_prefix())
         remaining = 0
         for kv in kvs:
             obj = json.loads(kv.value)
-            meta = obj.get("metadata") or {}
+            meta = meta_of(obj)
             try:
                 if meta.get("finalizers"):
                     remaining += 1

@@ -25,6 +25,7 @@ from kfab.api.serialize import dump, negotiate, read_body, render_object, status
 from kfab.objects.crd import CLEANUP_FINALIZER, CRD_KIND
 from kfab.objects.registry import ResourceType, delete_returns_object
 from kfab.objects.selectors import parse_field_selector, parse_label_selector
+from kfab.objects.meta import spec_of, status_of
 
 POLICIES = ("Foreground", "Background", "Orphan")
 GC_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
@@ -103,7 +104,7 @@ def delete_options_of(data: dict, query) -> DeleteOptions:
 
 
 def _pod_grace(obj: dict, opts: DeleteOptions) -> int:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec, status = spec_of(obj), status_of(obj)
     if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
         return 0  # no node agent runs it: nothing to shut down gracefully
     if opts.grace_period is not None:
@@ -139,7 +140,7 @@ def plan_deletion(rt: ResourceType, obj: dict, opts: DeleteOptions) -> dict | No
             return None
         return new
 
-    if not finalizers and grace == 0 and not (is_namespace and (new.get("spec") or {}).get("finalizers")):
+    if not finalizers and grace == 0 and not (is_namespace and spec_of(new).get("finalizers")):
         return None
     meta["deletionTimestamp"] = strategy.timestamp_after(grace)
     meta["deletionGracePeriodSeconds"] = grace

@@ -27,6 +27,7 @@ from kfab.api.serialize import content_type, dump, negotiate, parse_object, read
 from kfab.objects.disruption import DISRUPTION_BUDGET_CAUSE, guards, is_pod_ready, update_disruption_allowed
 from kfab.objects.errors import APIError, Cause, bad_request
 from kfab.objects.registry import REGISTRY
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 PDB = REGISTRY.by_kind("policy/v1", "PodDisruptionBudget")
 TOO_MANY_REQUESTS = "Cannot evict pod as it would violate the pod's disruption budget."
@@ -49,7 +50,7 @@ def _forbidden(pdb_name: str, why: str) -> APIError:
 
 def take_disruption(pdb: dict, pod_name: str, now: str, dry_run: bool) -> dict:
     """checkAndDecrement: the budget's new status with one disruption taken for `pod_name`, or the 429/403."""
-    name, status = pdb["metadata"]["name"], copy.deepcopy(pdb.get("status") or {})
+    name, status = pdb["metadata"]["name"], copy.deepcopy(status_of(pdb))
     if int(status.get("observedGeneration") or 0) < int(pdb["metadata"].get("generation") or 0):
         raise still_processing(name)
     allowed = int(status.get("disruptionsAllowed") or 0)
@@ -70,7 +71,7 @@ def take_disruption(pdb: dict, pod_name: str, now: str, dry_run: bool) -> dict:
 
 def _ignores_budgets(pod: dict) -> bool:
     """canIgnorePDB: the pod disrupts nothing more by going (not running, or on its way out already)."""
-    return ((pod.get("status") or {}).get("phase") in ("Pending", "Succeeded", "Failed")
+    return (status_of(pod).get("phase") in ("Pending", "Succeeded", "Failed")
             or bool(pod["metadata"].get("deletionTimestamp")))
 
 
@@ -86,14 +87,14 @@ class EvictionHandler(DeleteHandlers):
         eviction = parse_object(await read_body(request, self.body_limit), content_type(request))
         if not isinstance(eviction, dict) or eviction.get("kind", "Eviction") != "Eviction":
             raise bad_request(f"not a Eviction object: {type(eviction).__name__}")
-        if (eviction.get("metadata") or {}).get("name") != rp.name:
+        if meta_of(eviction).get("name") != rp.name:
             raise bad_request("name in URL does not match name in Eviction object")
         opts = delete_options_of(eviction.get("deleteOptions") or {}, request.query)
         target = ResourcePath(rp.rt, rp.namespace, rp.name)
         pod = await self.storage.get(rp.rt, rp.namespace, rp.name)
 
         if _ignores_budgets(pod):
-            if pod["metadata"].get("deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Pending":
+            if pod["metadata"].get("deletionTimestamp") or status_of(pod).get("phase") != "Pending":
                 await self.delete_object(request, target, rp.name, opts)
             else:
                 await self.delete_object(request, target, rp.name, _with_resource_version(opts, pod))
@@ -107,7 +108,7 @@ class EvictionHandler(DeleteHandlers):
                                     "subresource does not support.", "code": 500}, negotiate(request), 500)
         if budgets:
             pdb = budgets[0]
-            status, spec = pdb.get("status") or {}, pdb.get("spec") or {}
+            status, spec = status_of(pdb), spec_of(pdb)
             desired = int(status.get("desiredHealthy") or 0)
             if not is_pod_ready(pod) and (spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow" or (
                     int(status.get("currentHealthy") or 0) >= desired > 0)):

@@ -11,6 +11,7 @@ from kfab.objects.defaults.pod import qos_class
 from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.store.base import Store
+from kfab.objects.meta import meta_of, spec_of
 
 LIMIT_RANGE = REGISTRY.by_kind("v1", "LimitRange")
 
@@ -28,7 +29,7 @@ def default_pod(pod: dict, ranges: list[dict]) -> None:
     note = limitrange.default_pod(pod, ranges)
     if note:
         pod.setdefault("metadata", {}).setdefault("annotations", {})[limitrange.ANNOTATION] = note
-        pod.setdefault("status", {})["qosClass"] = qos_class(pod.get("spec") or {})
+        pod.setdefault("status", {})["qosClass"] = qos_class(spec_of(pod))
 
 
 def validate(rt: ResourceType, obj: dict, ranges: list[dict]) -> None:
@@ -36,7 +37,7 @@ def validate(rt: ResourceType, obj: dict, ranges: list[dict]) -> None:
               else limitrange.claim_violations(obj, ranges))
     if not errors:
         return
-    name = (obj.get("metadata") or {}).get("name") or (obj.get("metadata") or {}).get("generateName") or ""
+    name = meta_of(obj).get("name") or meta_of(obj).get("generateName") or ""
     # utilerrors.Aggregate: one error as it is, several in brackets.
     detail = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
     raise APIError(403, "Forbidden", f'{rt.plural} "{name}" is forbidden: {detail}', name=name, kind=rt.plural)

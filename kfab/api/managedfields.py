@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from kfab.api.fieldset import Path, compare, from_fields_v1, items_by_element, to_fields_v1
 from kfab.api.patch_schema import Field
 from kfab.objects.registry import REGISTRY, ResourceType
+from kfab.objects.meta import meta_of
 
 # Fields the apiserver owns itself; never part of anyone's field set (managedfields' stripmeta).
 _SYSTEM_METADATA = ("name", "namespace", "creationTimestamp", "selfLink", "uid", "generation",
@@ -127,7 +128,7 @@ def record_update(old: dict | None, new: dict, manager: str, operation_time=None
     rt = rt or _kind_of(new)
     field = Field.for_kind(rt) if rt else Field.of({})
     old_entries = ((old or {}).get("metadata") or {}).get("managedFields")
-    sent = (new.get("metadata") or {}).get("managedFields")
+    sent = meta_of(new).get("managedFields")
     if sent == [{}]:
         managers: list[Manager] = []
     elif isinstance(sent, list) and sent and sent != old_entries:

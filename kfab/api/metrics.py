@@ -24,6 +24,7 @@ from kfab.objects.registry import REGISTRY
 from kfab.objects.resource_metrics import NodeSample, Usage, parse
 from kfab.objects.selectors import parse_field_selector, parse_label_selector
 from kfab.store.base import Store
+from kfab.objects.meta import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class MetricsProvider:
                 "window": _window(cur.node.timestamp - prev.node.timestamp), "usage": usage}
 
     def pod_metrics(self, pod: dict) -> dict | None:
-        meta, spec = pod["metadata"], pod.get("spec") or {}
+        meta, spec = pod["metadata"], spec_of(pod)
         prev, cur = self.scrapes.get(spec.get("nodeName") or "", (None, None))
         if prev is None or cur is None:
             return None

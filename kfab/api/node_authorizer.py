@@ -22,6 +22,7 @@ import logging
 
 from kfab.api.auth import RequestAttributes
 from kfab.store.base import Store
+from kfab.objects.meta import meta_of, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def node_name(user) -> str | None:
 
 def pod_references(pod: dict) -> set[tuple[str, str, str]]:
     """(kind, namespace, name) of every Secret, ConfigMap and claim a pod uses."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    meta, spec = meta_of(pod), spec_of(pod)
     ns, refs = meta.get("namespace") or "", set()
 
     def add(kind: str, name: object) -> None:

@@ -83,15 +83,6 @@ class Field:
         return "properties" in self.schema
 
     @property
-    def is_map(self) -> bool:
-        """A map with free keys (labels, annotations, ConfigMap data, resource limits)."""
-        return "additionalProperties" in self.schema and "properties" not in self.schema
-
-    @property
-    def is_list(self) -> bool:
-        return "array" in _types(self.schema) or "items" in self.schema
-
-    @property
     def atomic_map(self) -> bool:
         return self.map_type == "atomic"
 

@@ -23,6 +23,7 @@ import yaml
 from kfab.api.pod_security_checks import LEVELS, describe, violations
 from kfab.objects.errors import APIError
 from kfab.store.base import Store
+from kfab.objects.meta import meta_of, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +102,18 @@ class PodSecurityAdmission:
         if req.operation != "CREATE" or req.subresource is not None:
             return []  # upstream re-checks updates only for fields a pod cannot change anyway
         if (rt.group, rt.kind) == ("", "Pod"):
-            meta, spec, is_pod = obj.get("metadata") or {}, obj.get("spec") or {}, True
+            meta, spec, is_pod = meta_of(obj), spec_of(obj), True
         elif (rt.group, rt.kind) in TEMPLATE_PATHS:
             template = obj
             for key in TEMPLATE_PATHS[(rt.group, rt.kind)]:
                 template = (template or {}).get(key) or {}
-            meta, spec, is_pod = template.get("metadata") or {}, template.get("spec") or {}, False
+            meta, spec, is_pod = meta_of(template), spec_of(template), False
         else:
             return []
         if self._exempt(req, spec):
             return []
         modes = policy(await self._namespace_labels(req.namespace), self.config.defaults)
-        name = (obj.get("metadata") or {}).get("name") or req.name
+        name = meta_of(obj).get("name") or req.name
         warnings = []
         level, version = modes["enforce"]
         if is_pod and level != "privileged":
@@ -139,26 +140,26 @@ class PodSecurityAdmission:
 
     async def _namespace_change(self, req, obj: dict) -> list[str]:
         """A new or stricter enforce label: warn about the existing pods it would refuse (they keep running)."""
-        labels = (obj.get("metadata") or {}).get("labels") or {}
+        labels = meta_of(obj).get("labels") or {}
         old_labels = ((req.old or {}).get("metadata") or {}).get("labels") or {}
         level, version = policy(labels, self.config.defaults)["enforce"]
         if req.operation != "UPDATE" or level == "privileged" \
                 or policy(old_labels, self.config.defaults)["enforce"] == (level, version):
             return []
-        namespace = (obj.get("metadata") or {}).get("name") or req.name
+        namespace = meta_of(obj).get("name") or req.name
         if namespace in self.config.exempt_namespaces:
             return []
         kvs, _ = await self.store.list(f"/registry/pods/{namespace}/")
         by_reasons: dict[str, list[str]] = {}
         for kv in kvs:
             pod = json.loads(kv.value)
-            spec = pod.get("spec") or {}
+            spec = spec_of(pod)
             if spec.get("runtimeClassName") in self.config.exempt_runtime_classes:
                 continue
-            found = violations(level, pod.get("metadata") or {}, spec)
+            found = violations(level, meta_of(pod), spec)
             if found:
                 reasons = ", ".join(dict.fromkeys(reason for reason, _ in found))
-                by_reasons.setdefault(reasons, []).append((pod.get("metadata") or {}).get("name", ""))
+                by_reasons.setdefault(reasons, []).append(meta_of(pod).get("name", ""))
         if not by_reasons:
             return []
         warnings = [f'existing pods in namespace "{namespace}" violate the new PodSecurity enforce level '

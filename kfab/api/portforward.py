@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from kfab.objects.errors import APIError, bad_request
+from kfab.objects.meta import spec_of, status_of
 
 PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
 
@@ -25,7 +26,7 @@ async def port_forward(pod: dict, request: web.Request, node_streams) -> web.Str
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
     if PROTOCOLS[0] not in offered:
         raise bad_request(f"port-forward needs the WebSocket subprotocol {PROTOCOLS[0]}, got {offered}")
-    if not (pod.get("spec") or {}).get("nodeName") or (pod.get("status") or {}).get("phase") != "Running":
+    if not spec_of(pod).get("nodeName") or status_of(pod).get("phase") != "Running":
         raise bad_request(f"unable to forward port because pod is not running. Current status="
                           f"{(pod.get('status') or {}).get('phase', 'Pending')}")
     if node_streams is None:
@@ -37,7 +38,7 @@ async def port_forward(pod: dict, request: web.Request, node_streams) -> web.Str
 
 async def attach(pod: dict, request: web.Request, node_streams) -> web.StreamResponse:
     """pods/attach: the WebSocket remote-command protocol of exec, on the container's own process."""
-    if not (pod.get("spec") or {}).get("nodeName") or (pod.get("status") or {}).get("phase") != "Running":
+    if not spec_of(pod).get("nodeName") or status_of(pod).get("phase") != "Running":
         raise bad_request(f'pod {pod["metadata"]["name"]} is not running: cannot attach to a container in it')
     if node_streams is None:
         raise APIError(503, "ServiceUnavailable", "this API server has no connection to node agents configured")

@@ -9,6 +9,7 @@ import json
 from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY
 from kfab.store.base import Store
+from kfab.objects.meta import meta_of
 
 PRIORITY_CLASS = REGISTRY.by_kind("scheduling.k8s.io/v1", "PriorityClass")
 DEFAULT_PREEMPTION = "PreemptLowerPriority"
@@ -22,7 +23,7 @@ async def _classes(store: Store) -> list[dict]:
 async def admit_pod(store: Store, pod: dict, given_spec: dict) -> None:
     """Set priority and preemptionPolicy of a new pod; `given_spec` is the spec as the client sent it."""
     spec = pod.setdefault("spec", {})
-    pod_name = (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("generateName") or ""
+    pod_name = meta_of(pod).get("name") or meta_of(pod).get("generateName") or ""
     class_name = spec.get("priorityClassName")
     if class_name:
         kv = await store.get(PRIORITY_CLASS.store_key(None, class_name))

@@ -12,6 +12,7 @@ from kfab.objects import quota as q
 from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.store.base import RevisionConflict, Store
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 RESOURCE_QUOTA = REGISTRY.by_kind("v1", "ResourceQuota")
 CHARGE_ATTEMPTS = 10
@@ -27,14 +28,14 @@ async def admit(store: Store, rt: ResourceType, obj: dict, namespace: str, dry_r
     """Refuse (403, kube's words) or charge every quota of the namespace that tracks obj."""
     if not rt.namespaced or not namespace:
         return
-    name = (obj.get("metadata") or {}).get("name") or (obj.get("metadata") or {}).get("generateName") or ""
+    name = meta_of(obj).get("name") or meta_of(obj).get("generateName") or ""
     consumed = q.usage(rt, obj)
     kvs, _ = await store.list(RESOURCE_QUOTA.store_prefix(namespace))
     for kv in kvs:
         quota = json.loads(kv.value)
         if not q.selects(quota, rt, obj):
             continue
-        hard = (quota.get("spec") or {}).get("hard") or {}
+        hard = spec_of(quota).get("hard") or {}
         quota_name = quota["metadata"]["name"]
         if rt.group == "" and rt.kind == "Pod" and not q.pod_is_terminal(obj):
             missing = q.missing_compute(hard, obj)
@@ -52,8 +53,8 @@ async def _charge(store: Store, key: str, rt: ResourceType, name: str, requested
         if kv is None:
             return  # deleted meanwhile: it limits nothing any more
         quota = json.loads(kv.value)
-        status = quota.get("status") or {}
-        hard, used = q.parse_list((quota.get("spec") or {}).get("hard")), q.parse_list(status.get("used"))
+        status = status_of(quota)
+        hard, used = q.parse_list(spec_of(quota).get("hard")), q.parse_list(status.get("used"))
         unknown = [r for r in requested if r not in (status.get("hard") or {}) or r not in used]
         if unknown:
             raise _forbidden(rt, name, f"status unknown for quota: {quota['metadata']['name']}, resources: "

@@ -15,6 +15,7 @@ from kfab.api.auth import RequestAttributes, UserInfo
 from kfab.objects.errors import APIError
 from kfab.api.rbac import RBAC_GROUP, SYSTEM_MASTERS
 from kfab.objects.registry import ResourceType
+from kfab.objects.meta import meta_of
 
 
 def breakdown(rule: dict) -> list[dict]:
@@ -103,7 +104,7 @@ async def check_rbac_write(authorizer, user: UserInfo | None, rt: ResourceType, 
     if rt.group != RBAC_GROUP or user is None or SYSTEM_MASTERS in user.groups:
         return
     ns = namespace or ""
-    name = (obj.get("metadata") or {}).get("name", "")
+    name = meta_of(obj).get("name", "")
     if rt.kind in ("Role", "ClusterRole"):
         if await _allowed(authorizer, user, "escalate", rt.plural, ns, name):
             return

@@ -13,6 +13,7 @@ from kfab.api.decoding import strict_object_errors, strict_patch_errors
 from kfab.api.patch import APPLY_PATCH, JSON_PATCH, PATCH_TYPES, apply_decoded_patch, decode_patch, media_type
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import content_type, decode_object, parse_object, read_body, render_object
+from kfab.objects.meta import meta_of
 
 # generateName: a fresh random suffix this many times before giving up on AlreadyExists.
 GENERATE_NAME_ATTEMPTS = 8
@@ -129,6 +130,6 @@ class ObjectHandlers(HandlerBase):
 
 def _check_patched_version(rp: ResourcePath, patched: dict, old: dict) -> None:
     """A patch that sets metadata.resourceVersion is a precondition (kubectl label --resource-version)."""
-    rv = (patched.get("metadata") or {}).get("resourceVersion")
+    rv = meta_of(patched).get("resourceVersion")
     if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
         raise conflict(rp.rt.plural, rp.name, rp.rt.group)

@@ -7,7 +7,6 @@ clients (garbage collectors) ask for `as=PartialObjectMetadata[List]`; everyone 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import yaml
 from aiohttp import web
@@ -20,11 +19,6 @@ from kfab.objects.tables import to_table
 
 JSON = "application/json"
 YAML = "application/yaml"
-
-
-@dataclass(frozen=True)
-class Rendering:
-    form: str  # "object", "table", "partial", "yaml"
 
 
 def _media_types(accept: str):

@@ -13,6 +13,7 @@ import random
 from kfab.objects.errors import APIError
 from kfab.objects.registry import REGISTRY
 from kfab.store.base import Store
+from kfab.objects.meta import meta_of
 
 DEFAULT_SERVICE_ACCOUNT = "default"
 MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -38,12 +39,12 @@ def projected_token_volume(name: str) -> dict:
 async def admit_pod(store: Store, pod: dict, namespace: str) -> None:
     """Check the pod's ServiceAccount exists and add its token volume (changes pod in place)."""
     spec = pod.setdefault("spec", {})
-    if ((pod.get("metadata") or {}).get("annotations") or {}).get("kubernetes.io/config.mirror"):
+    if (meta_of(pod).get("annotations") or {}).get("kubernetes.io/config.mirror"):
         return  # mirror pods of static pods have no ServiceAccount, as upstream
     name = spec.get("serviceAccountName") or DEFAULT_SERVICE_ACCOUNT
     account = await _service_account(store, namespace, name)
     if account is None:
-        pod_name = (pod.get("metadata") or {}).get("name") or (pod.get("metadata") or {}).get("generateName", "")
+        pod_name = meta_of(pod).get("name") or meta_of(pod).get("generateName", "")
         raise APIError(403, "Forbidden", f'pods "{pod_name}" is forbidden: error looking up service account '
                        f'{namespace}/{name}: serviceaccount "{name}" not found', name=pod_name, kind="pods")
     automount = spec.get("automountServiceAccountToken")

@@ -19,6 +19,7 @@ from kfab.objects.registry import ResourceType
 from kfab.objects.validation import field as field_errors
 from kfab.objects.validation.field import invalid_error
 from kfab.store.base import KeyValue
+from kfab.objects.meta import meta_of, spec_of
 
 # generateName suffix alphabet: no vowels (no accidental words) and no look-alike characters (as k8s).
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -89,7 +90,7 @@ def generate_name(prefix: str) -> str:
 # --- encoding: the stored bytes never carry resourceVersion; it is the key's mod_revision -------------
 
 def encode(obj: dict) -> bytes:
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     if "resourceVersion" in meta:
         obj = dict(obj, metadata={k: v for k, v in meta.items() if k != "resourceVersion"})
     return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
@@ -237,7 +238,7 @@ def prepare_update(rt: ResourceType, new: dict, old: dict) -> dict:
             new.pop("status", None)
     if (rt.group, rt.kind) == ("", "Namespace"):
         # spec.finalizers only changes through the finalize subresource
-        new["spec"] = dict(new.get("spec") or {}, finalizers=(old.get("spec") or {}).get("finalizers", []))
+        new["spec"] = dict(new.get("spec") or {}, finalizers=spec_of(old).get("finalizers", []))
     if has_generation(rt) and _spec_part(new) != _spec_part(old):
         meta["generation"] = int(old_meta.get("generation") or 0) + 1
     if (rt.group, rt.kind) == ("apps", "DaemonSet"):
@@ -251,7 +252,7 @@ def _next_template_generation(new: dict, old: dict) -> None:
         generation = int((old["metadata"].get("annotations") or {}).get(DAEMONSET_TEMPLATE_GENERATION) or 0)
     except ValueError:
         generation = 0
-    if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+    if spec_of(new).get("template") != spec_of(old).get("template"):
         generation += 1
     if generation:
         new["metadata"].setdefault("annotations", {})[DAEMONSET_TEMPLATE_GENERATION] = str(generation)
@@ -273,16 +274,16 @@ def prepare_status_update(rt: ResourceType, new: dict, old: dict) -> dict:
 
 def ready_to_vanish(obj: dict) -> bool:
     """A terminating object with no finalizers left (and no graceful pod shutdown pending) is deleted."""
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     if not meta.get("deletionTimestamp") or meta.get("finalizers"):
         return False
-    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
+    if obj.get("kind") == "Namespace" and spec_of(obj).get("finalizers"):
         return False
     return not meta.get("deletionGracePeriodSeconds")
 
 
 def resource_version_of(obj: dict) -> int | None:
-    rv = (obj.get("metadata") or {}).get("resourceVersion")
+    rv = meta_of(obj).get("resourceVersion")
     if rv in (None, ""):
         return None
     try:

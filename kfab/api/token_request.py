@@ -19,6 +19,7 @@ from kfab.api.storage import ResourceStorage
 from kfab.api.strategy import now
 from kfab.objects.errors import APIError, Cause, bad_request, invalid
 from kfab.objects.registry import REGISTRY
+from kfab.objects.meta import spec_of
 
 DEFAULT_EXPIRATION = 3600  # TokenRequestSpec.expirationSeconds' default
 MIN_EXPIRATION = 600  # validation: "may not specify a duration less than 10 minutes"
@@ -40,7 +41,7 @@ class TokenRequests:
         body = parse_object(await read_body(request, self.body_limit), content_type(request))
         if not isinstance(body, dict) or body.get("kind", "TokenRequest") != "TokenRequest":
             raise bad_request("the body of serviceaccounts/token must be an authentication.k8s.io/v1 TokenRequest")
-        spec = dict(body.get("spec") or {})
+        spec = dict(spec_of(body))
         expiration = spec.get("expirationSeconds", DEFAULT_EXPIRATION)
         spec["expirationSeconds"] = expiration
         spec["audiences"] = list(spec.get("audiences") or self.signer.api_audiences)
@@ -68,7 +69,7 @@ class TokenRequests:
             raise bad_request(f"cannot bind token to object of type {api_version}, Kind={kind}")
         obj = await self.storage.get(_BOUND_KINDS[kind], rp.namespace, name)
         uid = obj["metadata"]["uid"]
-        if kind == "Pod" and (obj.get("spec") or {}).get("serviceAccountName") != rp.name:
+        if kind == "Pod" and spec_of(obj).get("serviceAccountName") != rp.name:
             raise bad_request(f'cannot bind token for serviceaccount "{rp.name}" to pod running with different '
                               "serviceaccount name.")
         if ref.get("uid") and ref["uid"] != uid:
@@ -100,7 +101,7 @@ def _node_may_request(user: UserInfo, rp: ResourcePath, pod: dict | None) -> Non
     node = user.name[len("system:node:"):]
     if pod is None:
         reason = "node requested token not bound to a pod"
-    elif (pod.get("spec") or {}).get("nodeName") != node:
+    elif spec_of(pod).get("nodeName") != node:
         reason = "node requested token bound to a pod scheduled on a different node"
     else:
         return

@@ -28,6 +28,7 @@ from kfab.api.watchhub import WatchTooSlow
 from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import FieldSelector, LabelSelector
 from kfab.store.base import RevisionCompacted, StoreUnavailable, WatchEvent
+from kfab.objects.meta import meta_of
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class _Filter:
     def __call__(self, obj: dict | None) -> bool:
         if obj is None:
             return False
-        meta = obj.get("metadata") or {}
+        meta = meta_of(obj)
         if self.name is not None and meta.get("name") != self.name:
             return False
         return self.labels.matches(meta.get("labels")) and self.fields.matches(obj)

@@ -17,6 +17,7 @@ import aiohttp
 
 from kfab.client.kubeconfig import ClientConfig, load_kubeconfig
 from kfab.objects.registry import REGISTRY, ResourceType
+from kfab.objects.meta import meta_of
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -148,14 +149,14 @@ class Client:
         while True:
             page = await self.request("GET", self.path(rt, namespace), params=params)
             items.extend(page.get("items") or [])
-            cont = (page.get("metadata") or {}).get("continue")
+            cont = meta_of(page).get("continue")
             if not cont:
                 page["items"] = items
                 return page
             params["continue"] = cont
 
     async def create(self, rt: ResourceType, obj: dict, namespace: str | None = None) -> dict:
-        namespace = namespace or (obj.get("metadata") or {}).get("namespace")
+        namespace = namespace or meta_of(obj).get("namespace")
         return await self.request("POST", self.path(rt, namespace), body=_typed(rt, obj))
 
     async def update(self, rt: ResourceType, obj: dict, subresource: str | None = None) -> dict:

@@ -18,6 +18,7 @@ from kfab.controllers import cronjob_util as cu
 from kfab.controllers import job_util as ju
 from kfab.machinery.controller import Controller, by_controller_uid, controller_ref
 from kfab.objects.cron import Schedule, ScheduleError
+from kfab.objects.meta import spec_of, status_of
 
 JOB = rt_of("Job", "batch/v1")
 CRONJOB = rt_of("CronJob", "batch/v1")
@@ -50,7 +51,7 @@ class CronJobController(Controller):
         if cronjob is None or cronjob["metadata"].get("deletionTimestamp"):
             return None
         jobs = self.jobs.by_index("controller-uid", cronjob["metadata"]["uid"])
-        status = dict(cronjob.get("status") or {})
+        status = dict(status_of(cronjob))
         await self._track_active(cronjob, jobs, status)
         await self._clean_history(cronjob, jobs)
         requeue = None
@@ -76,7 +77,7 @@ class CronJobController(Controller):
                 self.event(cronjob, "Normal", "SawCompletedJob",
                            f"Saw completed job: {job['metadata']['name']}, condition: {finished}")
             if finished == "Complete":
-                done = (job.get("status") or {}).get("completionTime")
+                done = status_of(job).get("completionTime")
                 if done and (not status.get("lastSuccessfulTime") or done > status["lastSuccessfulTime"]):
                     status["lastSuccessfulTime"] = done
         for ref in list(active):
@@ -92,7 +93,7 @@ class CronJobController(Controller):
         status["active"] = active
 
     async def _clean_history(self, cronjob: dict, jobs: list[dict]) -> None:
-        spec = cronjob.get("spec") or {}
+        spec = spec_of(cronjob)
         for job in cu.jobs_to_clean(jobs, spec.get("successfulJobsHistoryLimit"), spec.get("failedJobsHistoryLimit")):
             await self._delete_job(cronjob, job)
 
@@ -110,7 +111,7 @@ class CronJobController(Controller):
     # --- starting Jobs ---------------------------------------------------------------------------------
 
     async def _maybe_start(self, cronjob: dict, status: dict) -> float | None:
-        spec = cronjob.get("spec") or {}
+        spec = spec_of(cronjob)
         if spec.get("suspend") is True:
             return None
         zone_name = spec.get("timeZone")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from kfab.machinery.controller import owner_ref, parse_time
 from kfab.objects.cron import Schedule
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 TOO_MANY_MISSED = 100  # more missed start times than this -> the TooManyMissedTimes warning
@@ -24,7 +25,7 @@ class Due:
 
 
 def _earliest(cronjob: dict, now: datetime.datetime, with_deadline: bool) -> datetime.datetime:
-    meta, spec, status = cronjob["metadata"], cronjob.get("spec") or {}, cronjob.get("status") or {}
+    meta, spec, status = cronjob["metadata"], spec_of(cronjob), status_of(cronjob)
     earliest = parse_time(status.get("lastScheduleTime")) or parse_time(meta.get("creationTimestamp")) or now
     deadline = spec.get("startingDeadlineSeconds")
     if with_deadline and deadline is not None:
@@ -84,8 +85,8 @@ def job_name(cronjob: dict, scheduled: datetime.datetime) -> str:
 def job_for(cronjob: dict, scheduled: datetime.datetime, zone: datetime.tzinfo) -> dict:
     """getJobFromTemplate2: the jobTemplate's labels, annotations and spec, the scheduled time annotation
     (RFC 3339 in the CronJob's time zone) and the CronJob as controller owner."""
-    template = (cronjob.get("spec") or {}).get("jobTemplate") or {}
-    tmeta = template.get("metadata") or {}
+    template = spec_of(cronjob).get("jobTemplate") or {}
+    tmeta = meta_of(template)
     annotations = dict(tmeta.get("annotations") or {})
     annotations[SCHEDULED_TIMESTAMP] = scheduled.astimezone(zone).isoformat().replace("+00:00", "Z")
     meta = {"name": job_name(cronjob, scheduled), "namespace": cronjob["metadata"]["namespace"],
@@ -93,12 +94,12 @@ def job_for(cronjob: dict, scheduled: datetime.datetime, zone: datetime.tzinfo) 
     if tmeta.get("labels"):
         meta["labels"] = dict(tmeta["labels"])
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
-            "spec": copy.deepcopy(template.get("spec") or {})}
+            "spec": copy.deepcopy(spec_of(template))}
 
 
 def finished_condition(job: dict) -> str | None:
     """"Complete" or "Failed" for a finished Job, else None."""
-    for c in (job.get("status") or {}).get("conditions") or []:
+    for c in status_of(job).get("conditions") or []:
         if c.get("type") in ("Complete", "Failed") and c.get("status") == "True":
             return c["type"]
     return None
@@ -113,7 +114,7 @@ def job_ref(job: dict) -> dict:
 def jobs_to_clean(jobs: list[dict], successful_limit: int | None, failed_limit: int | None) -> list[dict]:
     """Finished Jobs past the history limits, oldest first (by start time, then creation)."""
     def age(job: dict) -> tuple:
-        status = job.get("status") or {}
+        status = status_of(job)
         return (status.get("startTime") or job["metadata"].get("creationTimestamp") or "",
                 job["metadata"].get("creationTimestamp") or "")
 

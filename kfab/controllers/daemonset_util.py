@@ -11,6 +11,7 @@ from kfab.controllers.podutil import pod_from_template
 from kfab.machinery.controller import owner_ref
 from kfab.objects.node_affinity import matches_node_selector_and_affinity
 from kfab.objects.taints import tolerated
+from kfab.objects.meta import meta_of, spec_of
 
 REVISION_LABEL = "controller-revision-hash"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
@@ -31,7 +32,7 @@ HOST_NETWORK_TOLERATION = {"key": "node.kubernetes.io/network-unavailable", "ope
 
 
 def _spec(obj: dict) -> dict:
-    return obj.get("spec") or {}
+    return spec_of(obj)
 
 
 def template_generation(ds: dict) -> str:
@@ -146,7 +147,7 @@ def template_of(revision: dict) -> dict:
 
 def is_updated(pod: dict, revision_hash_: str, generation: str) -> bool:
     """IsPodUpdated: the pod is of the current template, by revision hash or (older pods) by generation."""
-    labels = (pod.get("metadata") or {}).get("labels") or {}
+    labels = meta_of(pod).get("labels") or {}
     return labels.get(REVISION_LABEL) == revision_hash_ or (
         bool(generation) and labels.get(TEMPLATE_GENERATION_LABEL) == generation)
 

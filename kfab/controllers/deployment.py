@@ -18,6 +18,7 @@ from kfab.controllers.deployment_status import StatusMixin
 from kfab.controllers.podutil import is_active, is_available, is_ready, orphan_namespace
 from kfab.controllers.replicaset import REPLICASET
 from kfab.objects.selectors import selector_from_object
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 DEPLOYMENT = rt_of("Deployment", "apps/v1")
 POD = rt_of("Pod")
@@ -51,10 +52,10 @@ class DeploymentController(RolloutMixin, StatusMixin, Controller):
         if controller_ref(rs) is not None:
             self.enqueue_owner(rs, "Deployment", "apps/v1")
             return
-        meta = rs.get("metadata") or {}
+        meta = meta_of(rs)
         for d in self.deployments.list(meta.get("namespace")):  # an orphan: who may adopt it?
             try:
-                if selector_from_object((d.get("spec") or {}).get("selector")).matches(meta.get("labels")):
+                if selector_from_object(spec_of(d).get("selector")).matches(meta.get("labels")):
                     self.enqueue_obj(d)
             except ValueError:
                 continue
@@ -125,8 +126,8 @@ class DeploymentController(RolloutMixin, StatusMixin, Controller):
         return adopted
 
     def find_new(self, d: dict, rs_list: list[dict]) -> dict | None:
-        template = (d.get("spec") or {}).get("template") or {}
-        return next((rs for rs in rs_list if du.equal_ignore_hash((rs.get("spec") or {}).get("template"), template)),
+        template = spec_of(d).get("template") or {}
+        return next((rs for rs in rs_list if du.equal_ignore_hash(spec_of(rs).get("template"), template)),
                     None)
 
     # --- reconcile ----------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ class DeploymentController(RolloutMixin, StatusMixin, Controller):
         if d is None:
             return None
         d = copy.deepcopy(d)
-        spec = d.get("spec") or {}
+        spec = spec_of(d)
         try:
             selector = selector_from_object(spec.get("selector"))
         except ValueError as e:
@@ -226,7 +227,7 @@ class DeploymentController(RolloutMixin, StatusMixin, Controller):
                 rs = await self.write_rs(rs)
             await self.set_revision(d, rs["metadata"]["annotations"][du.REVISION])
             if self.has_deadline(d) and du.condition(d.get("status") or {}, "Progressing") is None:
-                status = copy.deepcopy(d.get("status") or {})
+                status = copy.deepcopy(status_of(d))
                 du.set_condition(status, "Progressing", "True", "FoundNewReplicaSet",
                                  f'Found new replica set "{rs["metadata"]["name"]}"', now_rfc3339())
                 await self.write_status(d, status)
@@ -236,7 +237,7 @@ class DeploymentController(RolloutMixin, StatusMixin, Controller):
         return await self.create_new_rs(d, old, new_revision), old
 
     async def create_new_rs(self, d: dict, old: list[dict], new_revision: int) -> dict | None:
-        status = d.get("status") or {}
+        status = status_of(d)
         template = copy.deepcopy(d["spec"].get("template") or {})
         pod_hash = du.template_hash(template, status.get("collisionCount"))
         template.setdefault("metadata", {}).setdefault("labels", {})[du.HASH_LABEL] = pod_hash
@@ -270,7 +271,7 @@ class DeploymentController(RolloutMixin, StatusMixin, Controller):
                    f"Scaled up replica set {created['metadata']['name']} from 0 to {created['spec']['replicas']}")
         await self.set_revision(d, str(new_revision))
         if self.has_deadline(d):
-            new_status = copy.deepcopy(d.get("status") or {})
+            new_status = copy.deepcopy(status_of(d))
             du.set_condition(new_status, "Progressing", "True", "NewReplicaSetCreated",
                              f'Created new replica set "{created["metadata"]["name"]}"', now_rfc3339())
             await self.write_status(d, new_status)
@@ -286,4 +287,4 @@ class DeploymentController(RolloutMixin, StatusMixin, Controller):
             raise
         updated = dict(updated, apiVersion="apps/v1", kind="Deployment")
         self.deployments.remember_write(updated)
-        d["metadata"], d["status"] = updated["metadata"], updated.get("status") or {}
+        d["metadata"], d["status"] = updated["metadata"], status_of(updated)

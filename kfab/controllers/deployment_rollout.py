@@ -15,6 +15,7 @@ from kfab.client import APIStatusError
 from kfab.controllers import deployment_util as du
 from kfab.controllers.podutil import is_active
 from kfab.controllers.replicaset import REPLICASET
+from kfab.objects.meta import status_of
 
 
 class RolloutMixin:
@@ -113,7 +114,7 @@ class RolloutMixin:
                 scaled |= await self.scale_rs(d, rs, 0)
         if scaled:
             return await self.sync_rollout_status(d, self.replicasets_of(d), new_rs)
-        if any((p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        if any(status_of(p).get("phase") not in ("Succeeded", "Failed")
                for rs in old for p in self.pods_of(rs)):
             return await self.sync_rollout_status(d, self.replicasets_of(d), new_rs)  # old pods still stopping
         if new_rs is None:
@@ -136,7 +137,7 @@ class RolloutMixin:
         if d["spec"].get("paused"):
             await self.cleanup(d, old)
         status = self.calculate_status(d, rs_list, new_rs)
-        if status != (d.get("status") or {}):
+        if status != status_of(d):
             await self.write_status(d, status)
         return None
 
@@ -165,7 +166,7 @@ class RolloutMixin:
         # Growing: bigger (then newer) ReplicaSets first; shrinking: bigger (then older) first.
         order = sorted(active, key=lambda r: r["metadata"].get("creationTimestamp") or "", reverse=to_add > 0)
         order = sorted(order, key=du.replicas_of, reverse=True)
-        status_replicas = int((d.get("status") or {}).get("replicas", 0))
+        status_replicas = int(status_of(d).get("replicas", 0))
         sizes, added = {}, 0
         for rs in order:
             share = du.proportion(rs, d, to_add, added, status_replicas) if to_add else 0
@@ -188,7 +189,7 @@ class RolloutMixin:
         if excess <= 0:
             return
         for rs in sorted(alive, key=du.revision_of)[:excess]:
-            status = rs.get("status") or {}
+            status = status_of(rs)
             if du.replicas_of(rs) or status.get("replicas") or any(is_active(p) for p in self.pods_of(rs)):
                 continue
             if rs["metadata"].get("generation", 0) > status.get("observedGeneration", 0):

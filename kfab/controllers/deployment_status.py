@@ -9,6 +9,7 @@ import datetime
 
 from kfab.controllers import deployment_util as du
 from kfab.machinery.controller import now_rfc3339, parse_time
+from kfab.objects.meta import spec_of, status_of
 
 NO_DEADLINE = 2147483647  # progressDeadlineSeconds = MaxInt32 means "no deadline", as kube
 
@@ -18,7 +19,7 @@ class StatusMixin:
 
     @staticmethod
     def has_deadline(d: dict) -> bool:
-        deadline = (d.get("spec") or {}).get("progressDeadlineSeconds")
+        deadline = spec_of(d).get("progressDeadlineSeconds")
         return deadline is not None and int(deadline) != NO_DEADLINE
 
     def calculate_status(self, d: dict, rs_list: list[dict], new_rs: dict | None) -> dict:
@@ -27,7 +28,7 @@ class StatusMixin:
         actual = lambda rs: self.pod_counts(rs, min_ready)[0]  # noqa: E731
         available = sum(self.available_of(rs, min_ready) for rs in rs_list)
         total = sum(du.replicas_of(rs) for rs in rs_list)
-        status = copy.deepcopy(d.get("status") or {})
+        status = copy.deepcopy(status_of(d))
         status.update({
             "observedGeneration": d["metadata"].get("generation", 1),
             "replicas": sum(actual(rs) for rs in rs_list),
@@ -56,7 +57,7 @@ class StatusMixin:
 
     async def sync_rollout_status(self, d: dict, rs_list: list[dict], new_rs: dict | None) -> float | None:
         """Status plus the Progressing condition; returns when to look again for the progress deadline."""
-        old_status = d.get("status") or {}
+        old_status = status_of(d)
         status = self.calculate_status(d, rs_list, new_rs)
         now = now_rfc3339()
         name = new_rs["metadata"]["name"] if new_rs else ""
@@ -111,7 +112,7 @@ class StatusMixin:
     async def check_paused_condition(self, d: dict) -> None:
         if not self.has_deadline(d):
             return
-        status = copy.deepcopy(d.get("status") or {})
+        status = copy.deepcopy(status_of(d))
         cond = du.condition(status, "Progressing")
         paused = bool(d["spec"].get("paused"))
         if paused and not (cond and cond.get("reason") == "DeploymentPaused"):

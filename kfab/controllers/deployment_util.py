@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from kfab.objects.meta import meta_of, spec_of
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -36,7 +37,7 @@ def template_hash(template: dict, collision_count: int | None = None) -> str:
 
 def without_hash(template: dict) -> dict:
     t = copy.deepcopy(template or {})
-    labels = (t.get("metadata") or {}).get("labels")
+    labels = meta_of(t).get("labels")
     if labels is not None:
         labels.pop(HASH_LABEL, None)
     return t
@@ -63,7 +64,7 @@ def resolve_int_or_percent(value, total: int, round_up: bool) -> int:
 def rolling_params(d: dict) -> tuple[int, int]:
     """(maxSurge, maxUnavailable) of a RollingUpdate Deployment: surge rounds up, unavailable down; both 0
     would never make progress, so unavailable becomes 1 (kube's ResolveFenceposts)."""
-    spec = d.get("spec") or {}
+    spec = spec_of(d)
     rolling = ((spec.get("strategy") or {}).get("rollingUpdate")) or {}
     replicas = int(spec.get("replicas", 1))
     surge = resolve_int_or_percent(rolling.get("maxSurge", "25%"), replicas, True)
@@ -74,7 +75,7 @@ def rolling_params(d: dict) -> tuple[int, int]:
 
 
 def is_rolling(d: dict) -> bool:
-    return ((d.get("spec") or {}).get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
+    return (spec_of(d).get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
 
 
 def max_surge(d: dict) -> int:
@@ -83,7 +84,7 @@ def max_surge(d: dict) -> int:
 
 def max_unavailable(d: dict) -> int:
     """kube's MaxUnavailable: 0 for Recreate or replicas 0; never more than replicas."""
-    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    replicas = int(spec_of(d).get("replicas", 1))
     if not is_rolling(d) or replicas == 0:
         return 0
     return min(rolling_params(d)[1], replicas)
@@ -95,7 +96,7 @@ def replicas_of(rs: dict | None) -> int:
 
 def revision_of(obj: dict) -> int:
     try:
-        return int(((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION, 0))
+        return int((meta_of(obj).get("annotations") or {}).get(REVISION, 0))
     except ValueError:
         return 0
 
@@ -106,7 +107,7 @@ def max_revision(replicasets: list[dict]) -> int:
 
 def new_rs_replicas(d: dict, all_rs: list[dict], new_rs: dict | None) -> int:
     """How big the new ReplicaSet may be now (kube's NewRSNewReplicas)."""
-    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    replicas = int(spec_of(d).get("replicas", 1))
     if not is_rolling(d):
         return replicas
     current = replicas_of(new_rs)
@@ -120,12 +121,12 @@ def new_rs_replicas(d: dict, all_rs: list[dict], new_rs: dict | None) -> int:
 def replicaset_fraction(rs: dict, d: dict, status_replicas: int) -> int:
     """Proportional scaling: how many replicas this ReplicaSet gains (or loses) when the Deployment is resized
     mid-rollout (kube's getReplicaSetFraction)."""
-    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    replicas = int(spec_of(d).get("replicas", 1))
     if replicas == 0:
         return -replicas_of(rs)
     deployment_replicas = replicas + max_surge(d)
     try:
-        annotated = int(((rs.get("metadata") or {}).get("annotations") or {})[MAX_REPLICAS])
+        annotated = int((meta_of(rs).get("annotations") or {})[MAX_REPLICAS])
     except (KeyError, ValueError):
         annotated = status_replicas
     if annotated <= 0:
@@ -143,10 +144,10 @@ def proportion(rs: dict, d: dict, to_add: int, added: int, status_replicas: int)
 
 
 def is_complete(d: dict, status: dict) -> bool:
-    replicas = int((d.get("spec") or {}).get("replicas", 1))
+    replicas = int(spec_of(d).get("replicas", 1))
     return (status.get("updatedReplicas", 0) == replicas and status.get("replicas", 0) == replicas
             and status.get("availableReplicas", 0) == replicas
-            and status.get("observedGeneration", 0) >= (d.get("metadata") or {}).get("generation", 0))
+            and status.get("observedGeneration", 0) >= meta_of(d).get("generation", 0))
 
 
 def is_progressing(old: dict, new: dict) -> bool:

@@ -22,6 +22,7 @@ from kfab.controllers.deployment_util import resolve_int_or_percent
 from kfab.machinery.controller import Controller, controller_ref, parse_time
 from kfab.objects.disruption import SYNC_FAILED, is_pod_ready, set_condition, update_disruption_allowed
 from kfab.objects.selectors import selector_from_object
+from kfab.objects.meta import spec_of, status_of
 
 POD = rt_of("Pod")
 PDB = rt_of("PodDisruptionBudget", "policy/v1")
@@ -37,7 +38,7 @@ class ScaleUnknown(Exception):
 
 def selected_pods(pdb: dict, pods: list[dict]) -> list[dict]:
     """getPodsForPdb: a null selector selects nothing, an empty one every pod of the namespace."""
-    selector = (pdb.get("spec") or {}).get("selector")
+    selector = spec_of(pdb).get("selector")
     if selector is None:
         return []
     try:
@@ -50,7 +51,7 @@ def selected_pods(pdb: dict, pods: list[dict]) -> list[dict]:
 def disrupted_pods(pdb: dict, pods: list[dict], now: datetime.datetime) -> tuple[dict, float | None]:
     """buildDisruptedPodMap: the entries of status.disruptedPods still waiting for their pod's deletion, and
     seconds until the first of them expires."""
-    recorded = (pdb.get("status") or {}).get("disruptedPods") or {}
+    recorded = status_of(pdb).get("disruptedPods") or {}
     kept, recheck = {}, None
     for pod in pods:
         name = pod["metadata"]["name"]
@@ -106,7 +107,7 @@ class DisruptionController(Controller):
         disrupted, recheck = disrupted_pods(pdb, pods, now)
         healthy = count_healthy(pods, disrupted)
         allowed = healthy - desired if expected > 0 and healthy > desired else 0
-        status = dict(pdb.get("status") or {})
+        status = dict(status_of(pdb))
         status.update(currentHealthy=healthy, desiredHealthy=desired, expectedPods=expected,
                       disruptionsAllowed=allowed, observedGeneration=pdb["metadata"].get("generation", 1))
         if disrupted:
@@ -126,7 +127,7 @@ class DisruptionController(Controller):
 
     def _expected_and_desired(self, pdb: dict, pods: list[dict]) -> tuple[int, int]:
         """getExpectedPodCount: (expectedPods, desiredHealthy)."""
-        spec = pdb.get("spec") or {}
+        spec = spec_of(pdb)
         if spec.get("maxUnavailable") is not None:
             expected = self._expected_scale(pdb, pods)
             return expected, max(0, expected - resolve_int_or_percent(spec["maxUnavailable"], expected, True))
@@ -151,7 +152,7 @@ class DisruptionController(Controller):
             uid, replicas = self._scale_of(pod, ref)
             scales[uid] = replicas
         if unmanaged:
-            selector = (pdb.get("spec") or {}).get("selector")
+            selector = spec_of(pdb).get("selector")
             self.event(pdb, "Warning", "UnmanagedPods", f"Pods selected by this PodDisruptionBudget (selector: "
                        f"{selector}) were found to be unmanaged. As a result, the status of the PDB cannot be "
                        "calculated correctly, which may result in undefined behavior. To account for these pods "
@@ -167,10 +168,10 @@ class DisruptionController(Controller):
                 if owner and owner.get("kind") == "Deployment" and owner.get("apiVersion") == "apps/v1":
                     deploy = self.deployments.get_by(namespace, owner["name"])
                     if deploy is not None and deploy["metadata"].get("uid") == owner.get("uid"):
-                        return owner["uid"], int((deploy.get("spec") or {}).get("replicas", 1))
-                return ref["uid"], int((rs.get("spec") or {}).get("replicas", 1))
+                        return owner["uid"], int(spec_of(deploy).get("replicas", 1))
+                return ref["uid"], int(spec_of(rs).get("replicas", 1))
         if ref.get("kind") == "StatefulSet" and ref.get("apiVersion") == "apps/v1":
             sts = self.statefulsets.get_by(namespace, ref["name"])
             if sts is not None and sts["metadata"].get("uid") == ref.get("uid"):
-                return ref["uid"], int((sts.get("spec") or {}).get("replicas", 1))
+                return ref["uid"], int(spec_of(sts).get("replicas", 1))
         raise ScaleUnknown(f'found no controllers for pod "{pod["metadata"]["name"]}"')

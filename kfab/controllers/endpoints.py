@@ -15,6 +15,7 @@ from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import Controller, key_of
 from kfab.controllers.podutil import is_ready
 from kfab.objects.selectors import LabelSelector, selector_from_object
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 POD = rt_of("Pod")
 SERVICE = rt_of("Service")
@@ -33,7 +34,7 @@ class Backend:
 
 def service_selector(service: dict) -> LabelSelector | None:
     """The Service's selector, or None when it has none (its endpoints are managed by hand)."""
-    selector = (service.get("spec") or {}).get("selector")
+    selector = spec_of(service).get("selector")
     if not selector:
         return None
     return selector_from_object({"matchLabels": selector})
@@ -48,7 +49,7 @@ def resolve_target_port(service_port: dict, pod: dict) -> int | None:
     if isinstance(target, str) and target.isdigit():
         return int(target)
     protocol = service_port.get("protocol") or "TCP"
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    for container in spec_of(pod).get("containers") or []:
         for p in container.get("ports") or []:
             if p.get("name") == target and (p.get("protocol") or "TCP") == protocol:
                 return int(p["containerPort"])
@@ -57,11 +58,11 @@ def resolve_target_port(service_port: dict, pod: dict) -> int | None:
 
 def service_backends(service: dict, pods: list[dict]) -> list[Backend]:
     """The endpoints a Service should have, from the pods its selector picked (sorted by IP)."""
-    spec = service.get("spec") or {}
+    spec = spec_of(service)
     publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
     backends = []
     for pod in pods:
-        status, meta = pod.get("status") or {}, pod.get("metadata") or {}
+        status, meta = status_of(pod), meta_of(pod)
         ip = status.get("podIP")
         if not ip or status.get("phase") in ("Succeeded", "Failed"):
             continue
@@ -82,7 +83,7 @@ def service_backends(service: dict, pods: list[dict]) -> list[Backend]:
 def pod_reference(backend: Backend, service: dict) -> dict:
     """What an Endpoints address and an EndpointSlice endpoint both say of their pod: targetRef, nodeName,
     and hostname."""
-    meta, spec = backend.pod["metadata"], backend.pod.get("spec") or {}
+    meta, spec = backend.pod["metadata"], spec_of(backend.pod)
     ref: dict = {"targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
                                "uid": meta.get("uid")}}
     if spec.get("nodeName"):
@@ -100,7 +101,7 @@ def endpoint_address(backend: Backend, service: dict) -> dict:
 def backends_by_ports(service: dict, backends: list[Backend]) -> dict[tuple, list[Backend]]:
     """Backends grouped by their resolved port list, in order; a pod on which none of the Service's ports
     resolves is left out."""
-    has_ports = bool((service.get("spec") or {}).get("ports"))
+    has_ports = bool(spec_of(service).get("ports"))
     groups: dict[tuple, list[Backend]] = {}
     for b in backends:
         if has_ports and not b.ports:
@@ -150,16 +151,16 @@ class ServicePodsController(Controller):
                 if selector.matches(p["metadata"].get("labels") or {})]
 
     def _pod_changed(self, pod: dict) -> None:
-        self._enqueue_selecting(pod, (pod.get("metadata") or {}).get("labels") or {})
+        self._enqueue_selecting(pod, meta_of(pod).get("labels") or {})
 
     def _pod_updated(self, old: dict, new: dict) -> None:
-        old_labels = (old.get("metadata") or {}).get("labels") or {}
-        if old_labels != ((new.get("metadata") or {}).get("labels") or {}):
+        old_labels = meta_of(old).get("labels") or {}
+        if old_labels != (meta_of(new).get("labels") or {}):
             self._enqueue_selecting(old, old_labels)  # the Services that selected it may lose it
         self._pod_changed(new)
 
     def _enqueue_selecting(self, pod: dict, labels: dict) -> None:
-        for service in self.services.list((pod.get("metadata") or {}).get("namespace")):
+        for service in self.services.list(meta_of(pod).get("namespace")):
             selector = service_selector(service)
             if selector is not None and selector.matches(labels):
                 self.enqueue_obj(service)

@@ -14,6 +14,7 @@ from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import owner_ref
 from kfab.controllers.endpoints import (Backend, ServicePodsController, backends_by_ports, pod_reference, port_list,
                                         service_backends, service_selector)
+from kfab.objects.meta import meta_of
 
 ENDPOINT_SLICE = rt_of("EndpointSlice", "discovery.k8s.io/v1")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -23,7 +24,7 @@ MAX_ENDPOINTS = 100   # kube-controller-manager's --max-endpoints-per-slice defa
 
 
 def by_service(obj: dict) -> list[str]:
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     labels = meta.get("labels") or {}
     if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not labels.get(SERVICE_NAME_LABEL):
         return []

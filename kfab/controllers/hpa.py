@@ -20,6 +20,7 @@ from kfab.objects.crd import is_established, served_types
 from kfab.objects.defaults.autoscaling import SCALE_DOWN, SCALE_UP, scaling_rules
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.selectors import parse_label_selector
+from kfab.objects.meta import spec_of, status_of
 
 HPA = rt_of("HorizontalPodAutoscaler", "autoscaling/v2")
 POD = rt_of("Pod")
@@ -48,10 +49,10 @@ def _millis(value) -> int:
 
 
 def _pod_state(pod: dict, resource: str) -> PodState:
-    status = pod.get("status") or {}
+    status = status_of(pod)
     ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
     request, complete = 0, True
-    for c in (pod.get("spec") or {}).get("containers") or []:
+    for c in spec_of(pod).get("containers") or []:
         value = ((c.get("resources") or {}).get("requests") or {}).get(resource)
         if value is None:
             complete = False
@@ -101,8 +102,8 @@ class HorizontalPodAutoscalerController(Controller):
             return None
         if hpa["metadata"].get("deletionTimestamp"):
             return None
-        spec = hpa.get("spec") or {}
-        status = {k: v for k, v in (hpa.get("status") or {}).items()}
+        spec = spec_of(hpa)
+        status = {k: v for k, v in status_of(hpa).items()}
         status["observedGeneration"] = hpa["metadata"].get("generation")
         ref = spec.get("scaleTargetRef") or {}
         reference = f"{ref.get('kind')}/{ref.get('name')}"
@@ -121,8 +122,8 @@ class HorizontalPodAutoscalerController(Controller):
             return self.sync_period
         _condition(status, "AbleToScale", "True", "SucceededGetScale",
                    "the HPA controller was able to get the target's current scale")
-        current = int((scale.get("spec") or {}).get("replicas") or 0)
-        status["currentReplicas"] = int((scale.get("status") or {}).get("replicas") or 0)
+        current = int(spec_of(scale).get("replicas") or 0)
+        status["currentReplicas"] = int(status_of(scale).get("replicas") or 0)
         min_replicas, max_replicas = int(spec.get("minReplicas") or 1), int(spec.get("maxReplicas") or 0)
         memory = self.memory.setdefault(key, Recommendations())
         now = time.time()
@@ -186,7 +187,7 @@ class HorizontalPodAutoscalerController(Controller):
 
     async def _replicas_for_metrics(self, hpa: dict, scale: dict, current: int, now: float):
         """(largest proposal, its metric's name, currentMetrics); MetricError when no metric gives a count."""
-        selector_text = (scale.get("status") or {}).get("selector") or ""
+        selector_text = status_of(scale).get("selector") or ""
         if not selector_text:
             raise MetricError("the HPA target's scale is missing a selector")
         selector = parse_label_selector(selector_text)
@@ -198,7 +199,7 @@ class HorizontalPodAutoscalerController(Controller):
         except APIStatusError as e:
             raise MetricError(f"unable to fetch metrics from resource metrics API: {e.message}") from None
         best, best_name, statuses, errors = None, "", [], []
-        specs = (hpa.get("spec") or {}).get("metrics") or []
+        specs = spec_of(hpa).get("metrics") or []
         for metric in specs:
             if metric.get("type") != "Resource":
                 errors.append(f"the HPA controller only computes Resource metrics, not {metric.get('type')}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from kfab.controllers import job_util as ju
 from kfab.machinery.controller import parse_time
+from kfab.objects.meta import spec_of, status_of
 
 if TYPE_CHECKING:  # the controller builds JobSyncs; only its type is named here
     from kfab.controllers.job import JobController
@@ -23,8 +24,8 @@ class JobSync:
     def __init__(self, ctl: JobController, job: dict, pods: list[dict]):
         self.ctl, self.job, self.pods = ctl, job, pods
         self.now = ju.utcnow()
-        self.spec = job.get("spec") or {}
-        self.status = dict(job.get("status") or {})
+        self.spec = spec_of(job)
+        self.status = dict(status_of(job))
         self.indexed = self.spec.get("completionMode") == "Indexed"
         self.completions = self.spec.get("completions")
         uncounted = self.status.get("uncountedTerminatedPods") or {}
@@ -90,7 +91,7 @@ class JobSync:
             return None
         released = set(await self.ctl._remove_finalizers(to_release))
         still_held = {p["metadata"]["uid"] for p in self.pods if ju.has_finalizer(p)} - released
-        status = dict(job.get("status") or {})
+        status = dict(status_of(job))
         moved_ok = {u for u in self.uncounted_ok if u not in still_held}
         moved_failed = {u for u in self.uncounted_failed if u not in still_held}
         if not self.indexed:
@@ -103,7 +104,7 @@ class JobSync:
         created = [p for p in self.ctl.pods.by_index("controller-uid", self.job["metadata"]["uid"])]
         active_now = [p for p in created if ju.is_active(p)]
         terminating = sum(1 for p in created if ju.is_terminating(p) and
-                          (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+                          status_of(p).get("phase") not in ("Succeeded", "Failed"))
         status["active"] = len(active_now)
         status["ready"] = sum(1 for p in active_now if ju.is_ready(p))
         status["terminating"] = terminating
@@ -139,7 +140,7 @@ class JobSync:
         if not self._countable(pod):
             return False
         policy = self.spec.get("podFailurePolicy")
-        if policy is None or (pod.get("status") or {}).get("phase") != "Failed":
+        if policy is None or status_of(pod).get("phase") != "Failed":
             return True
         return ju.match_pod_failure_policy(policy, pod)[1]
 
@@ -155,7 +156,7 @@ class JobSync:
             if ju.is_succeeded(pod):
                 new_ok.append(pod)
             elif ju.is_failed(pod, self.job) and self._countable(pod):
-                if policy is not None and (pod.get("status") or {}).get("phase") == "Failed":
+                if policy is not None and status_of(pod).get("phase") == "Failed":
                     message = message or ju.match_pod_failure_policy(policy, pod)[0]
                 if self._counts_as_failed(pod):
                     new_failed.append(pod)

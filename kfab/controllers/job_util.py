@@ -10,6 +10,7 @@ import copy
 import datetime
 
 from kfab.machinery.controller import owner_ref, parse_time
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"   # annotation and label
@@ -37,7 +38,7 @@ def rfc3339(t: datetime.datetime) -> str:
 # --- conditions --------------------------------------------------------------------------------------
 
 def condition(job: dict, type_: str) -> dict | None:
-    for c in (job.get("status") or {}).get("conditions") or []:
+    for c in status_of(job).get("conditions") or []:
         if c.get("type") == type_:
             return c
     return None
@@ -76,7 +77,7 @@ def ensure_condition(conditions: list[dict], type_: str, status: str, reason: st
 # --- completion indexes --------------------------------------------------------------------------------
 
 def completion_index(pod: dict) -> int | None:
-    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(COMPLETION_INDEX)
+    value = (meta_of(pod).get("annotations") or {}).get(COMPLETION_INDEX)
     if value is None or not value.isdigit():
         return None
     return int(value)
@@ -132,22 +133,22 @@ def pending_indexes(completions: int, succeeded: set[int], active: set[int], cou
 # --- pods --------------------------------------------------------------------------------------------
 
 def has_finalizer(pod: dict) -> bool:
-    return TRACKING_FINALIZER in ((pod.get("metadata") or {}).get("finalizers") or [])
+    return TRACKING_FINALIZER in (meta_of(pod).get("finalizers") or [])
 
 
 def is_terminating(pod: dict) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    return bool(meta_of(pod).get("deletionTimestamp"))
 
 
 def only_replace_failed(job: dict) -> bool:
-    spec = job.get("spec") or {}
+    spec = spec_of(job)
     return spec.get("podReplacementPolicy") == "Failed" or spec.get("podFailurePolicy") is not None
 
 
 def is_failed(pod: dict, job: dict) -> bool:
     """isPodFailed: Failed phase; or, unless only failed pods are replaced, deleted before it succeeded (an
     orphan that never reaches a phase counts as a failure)."""
-    phase = (pod.get("status") or {}).get("phase")
+    phase = status_of(pod).get("phase")
     if phase == "Failed":
         return True
     if only_replace_failed(job):
@@ -156,31 +157,31 @@ def is_failed(pod: dict, job: dict) -> bool:
 
 
 def is_succeeded(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Succeeded"
+    return status_of(pod).get("phase") == "Succeeded"
 
 
 def is_active(pod: dict) -> bool:
-    phase = (pod.get("status") or {}).get("phase")
+    phase = status_of(pod).get("phase")
     return phase not in ("Succeeded", "Failed") and not is_terminating(pod)
 
 
 def is_ready(pod: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+               for c in status_of(pod).get("conditions") or [])
 
 
 def finished_time(pod: dict, now: datetime.datetime) -> datetime.datetime:
     """When the pod finished: its last container's finishedAt, else its deletion time, else now."""
     latest = None
-    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+    for cs in status_of(pod).get("containerStatuses") or []:
         when = parse_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
         if when and (latest is None or when > latest):
             latest = when
-    return latest or parse_time((pod.get("metadata") or {}).get("deletionTimestamp")) or now
+    return latest or parse_time(meta_of(pod).get("deletionTimestamp")) or now
 
 
 def restarts(pod: dict) -> int:
-    status = pod.get("status") or {}
+    status = status_of(pod)
     return sum(int(cs.get("restartCount") or 0)
                for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []))
 
@@ -188,9 +189,9 @@ def restarts(pod: dict) -> int:
 def pod_for(job: dict, index: int | None) -> dict:
     """The pod the Job creates: its template with the tracking finalizer, an owner reference, and for an
     Indexed Job the completion index (annotation, label, JOB_COMPLETION_INDEX from the downward API, hostname)."""
-    meta, spec = job["metadata"], job.get("spec") or {}
+    meta, spec = job["metadata"], spec_of(job)
     template = copy.deepcopy(spec.get("template") or {})
-    tmeta, pod_spec = template.get("metadata") or {}, template.get("spec") or {}
+    tmeta, pod_spec = meta_of(template), spec_of(template)
     labels = dict(tmeta.get("labels") or {})
     annotations = dict(tmeta.get("annotations") or {})
     generate = f"{meta['name']}-"
@@ -218,8 +219,8 @@ def pod_for(job: dict, index: int | None) -> dict:
 
 def match_pod_failure_policy(policy: dict, pod: dict) -> tuple[str | None, bool, str | None]:
     """matchPodFailurePolicy: (FailJob message or None, count the failure?, action of the matching rule)."""
-    status = pod.get("status") or {}
-    meta = pod.get("metadata") or {}
+    status = status_of(pod)
+    meta = meta_of(pod)
     for i, rule in enumerate(policy.get("rules") or []):
         action = rule.get("action")
         if rule.get("onExitCodes") is not None:

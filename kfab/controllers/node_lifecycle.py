@@ -23,6 +23,7 @@ import time
 from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import Controller, now_rfc3339, parse_time
 from kfab.objects.taints import NOT_READY_TAINT, UNREACHABLE_TAINT, tolerates
+from kfab.objects.meta import spec_of, status_of
 
 NODE = rt_of("Node")
 POD = rt_of("Pod")
@@ -35,12 +36,12 @@ NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
 def by_node_name(pod: dict) -> list[str]:
-    node = (pod.get("spec") or {}).get("nodeName")
+    node = spec_of(pod).get("nodeName")
     return [node] if node else []
 
 
 def ready_status(node: dict) -> str | None:
-    for cond in (node.get("status") or {}).get("conditions") or []:
+    for cond in status_of(node).get("conditions") or []:
         if cond.get("type") == "Ready":
             return cond.get("status")
     return None
@@ -57,7 +58,7 @@ def wanted_taint_key(node: dict, lost: bool) -> str | None:
 def eviction_delay(pod: dict, taint: dict, default_delay: float) -> float | None:
     """Seconds after the taint was added that the pod is evicted; None when it tolerates the taint forever."""
     delays = []
-    for tol in (pod.get("spec") or {}).get("tolerations") or []:
+    for tol in spec_of(pod).get("tolerations") or []:
         if not tolerates(tol, taint):
             continue
         seconds = tol.get("tolerationSeconds")
@@ -95,7 +96,7 @@ class NodeLifecycleController(Controller):
         name = node["metadata"]["name"]
         lease = self.leases.get_by(LEASE_NAMESPACE, name)
         renew = ((lease or {}).get("spec") or {}).get("renewTime")
-        ready_beat = next((c.get("lastHeartbeatTime") for c in (node.get("status") or {}).get("conditions") or []
+        ready_beat = next((c.get("lastHeartbeatTime") for c in status_of(node).get("conditions") or []
                            if c.get("type") == "Ready"), None)
         mark = (renew, ready_beat)
         now = time.monotonic()
@@ -126,7 +127,7 @@ class NodeLifecycleController(Controller):
     async def _mark_unknown(self, node: dict) -> dict:
         now = now_rfc3339()
         conditions = []
-        for cond in (node.get("status") or {}).get("conditions") or []:
+        for cond in status_of(node).get("conditions") or []:
             if cond.get("type") in NODE_CONDITIONS and cond.get("status") != "Unknown":
                 cond = dict(cond, status="Unknown", reason="NodeStatusUnknown",
                             message="Kubelet stopped posting node status.", lastTransitionTime=now)
@@ -146,7 +147,7 @@ class NodeLifecycleController(Controller):
         """As kube's MarkPodsNotReady: traffic stops before the pods are evicted."""
         now = now_rfc3339()
         for pod in self.pods.by_index("node-name", node["metadata"]["name"]):
-            conds = (pod.get("status") or {}).get("conditions") or []
+            conds = status_of(pod).get("conditions") or []
             if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
                 continue
             patch = {"status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}]}}
@@ -159,7 +160,7 @@ class NodeLifecycleController(Controller):
 
     async def _set_taints(self, node: dict, taint_key: str | None) -> dict:
         """Exactly the lifecycle taints `taint_key` calls for (NoSchedule + NoExecute), others untouched."""
-        taints = list((node.get("spec") or {}).get("taints") or [])
+        taints = list(spec_of(node).get("taints") or [])
         ours = [t for t in taints if t.get("key") in (NOT_READY_TAINT, UNREACHABLE_TAINT)]
         keep = [t for t in ours if t.get("key") == taint_key]
         wanted = list(taints)
@@ -180,7 +181,7 @@ class NodeLifecycleController(Controller):
 
     async def _evict(self, node: dict, taint_key: str) -> float | None:
         """Delete the pods whose delay has passed; seconds until the next one is due."""
-        taint = next((t for t in (node.get("spec") or {}).get("taints") or []
+        taint = next((t for t in spec_of(node).get("taints") or []
                       if t.get("key") == taint_key and t.get("effect") == "NoExecute"), None)
         if taint is None:
             return None

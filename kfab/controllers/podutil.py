@@ -8,6 +8,7 @@ import datetime
 from typing import Awaitable, Callable, Iterable
 
 from kfab.machinery.controller import controller_ref, owner_ref, parse_time
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 SLOW_START_INITIAL_BATCH = 1  # as kube-controller-manager: 1, 2, 4, ... so a failing template fails fast
 BURST_REPLICAS = 500          # most pods one reconcile creates or deletes
@@ -15,16 +16,16 @@ BURST_REPLICAS = 500          # most pods one reconcile creates or deletes
 
 def orphan_namespace(obj: dict) -> list[str]:
     """Index function: objects no controller owns, by namespace (the only ones a controller may adopt)."""
-    return [] if controller_ref(obj) else [(obj.get("metadata") or {}).get("namespace", "")]
+    return [] if controller_ref(obj) else [meta_of(obj).get("namespace", "")]
 
 
 def is_active(pod: dict) -> bool:
-    return (not (pod.get("metadata") or {}).get("deletionTimestamp")
-            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+    return (not meta_of(pod).get("deletionTimestamp")
+            and status_of(pod).get("phase") not in ("Succeeded", "Failed"))
 
 
 def ready_condition(pod: dict) -> dict | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
+    for cond in status_of(pod).get("conditions") or []:
         if cond.get("type") == "Ready":
             return cond
     return None
@@ -59,7 +60,7 @@ def deletion_order(pod: dict) -> tuple:
     """Sort key: the pods to delete first come first (kube's ActivePodsWithRanks, simplified):
     unscheduled < scheduled, Pending < Unknown < Running, not ready < ready, ready more recently first,
     more restarts first, newer first."""
-    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, pod.get("metadata") or {}
+    spec, status, meta = spec_of(pod), status_of(pod), meta_of(pod)
     cond = ready_condition(pod) or {}
     restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
     ready_since = cond.get("lastTransitionTime") or "" if is_ready(pod) else ""
@@ -73,7 +74,7 @@ def _negate(timestamp: str) -> tuple:
 
 
 def pod_from_template(template: dict, owner: dict, name_prefix: str, extra_labels: dict | None = None) -> dict:
-    meta = copy.deepcopy(template.get("metadata") or {})
+    meta = copy.deepcopy(meta_of(template))
     labels = dict(meta.get("labels") or {}, **(extra_labels or {}))
     pod_meta = {"generateName": name_prefix, "namespace": owner["metadata"]["namespace"], "labels": labels,
                 "ownerReferences": [owner_ref(owner)]}
@@ -81,7 +82,7 @@ def pod_from_template(template: dict, owner: dict, name_prefix: str, extra_label
         pod_meta["annotations"] = meta["annotations"]
     if meta.get("finalizers"):
         pod_meta["finalizers"] = meta["finalizers"]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": copy.deepcopy(template.get("spec") or {})}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": copy.deepcopy(spec_of(template))}
 
 
 async def slow_start(count: int, create_one: Callable[[], Awaitable[None]], initial: int = SLOW_START_INITIAL_BATCH

@@ -17,6 +17,7 @@ from kfab.machinery.controller import Controller, key_of
 from kfab.controllers.provisioners import PROVISIONERS, ProvisionerRegistry
 from kfab.objects.volumes import (NO_PROVISIONER, SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER, claim_class,
                                   claim_ref_matches, find_best_volume, volume_allows)
+from kfab.objects.meta import spec_of, status_of
 
 PV = rt_of("PersistentVolume")
 PVC = rt_of("PersistentVolumeClaim")
@@ -49,8 +50,8 @@ def provisioned_volume(pv: dict, claim: dict, sc: dict, provisioner_name: str, p
     spec = pv.setdefault("spec", {})
     spec["storageClassName"] = sc["metadata"]["name"]
     spec.setdefault("persistentVolumeReclaimPolicy", sc.get("reclaimPolicy") or "Delete")
-    spec.setdefault("accessModes", list((claim.get("spec") or {}).get("accessModes") or []))
-    spec.setdefault("capacity", dict((((claim.get("spec") or {}).get("resources") or {}).get("requests") or {})))
+    spec.setdefault("accessModes", list(spec_of(claim).get("accessModes") or []))
+    spec.setdefault("capacity", dict(((spec_of(claim).get("resources") or {}).get("requests") or {})))
     if sc.get("mountOptions"):
         spec.setdefault("mountOptions", sc["mountOptions"])
     spec["claimRef"] = claim_ref(claim)
@@ -104,7 +105,7 @@ class PersistentVolumeBinder(ClaimVolumeController):
         self.enqueue(f"claim:{key_of(claim)}")
 
     def _claim_deleted(self, claim: dict) -> None:
-        name = (claim.get("spec") or {}).get("volumeName")
+        name = spec_of(claim).get("volumeName")
         if name:
             self.enqueue(f"volume:{name}")
         for pv in self.volumes.list():
@@ -113,7 +114,7 @@ class PersistentVolumeBinder(ClaimVolumeController):
 
     def _volume_event(self, pv: dict) -> None:
         self.enqueue(f"volume:{pv['metadata']['name']}")
-        ref = (pv.get("spec") or {}).get("claimRef")
+        ref = spec_of(pv).get("claimRef")
         if ref and ref.get("namespace") and ref.get("name"):
             self.enqueue(f"claim:{ref['namespace']}/{ref['name']}")
         elif not ref:
@@ -121,24 +122,24 @@ class PersistentVolumeBinder(ClaimVolumeController):
 
     def _retry_pending(self) -> None:
         for claim in self.claims.list():
-            if not (claim.get("spec") or {}).get("volumeName"):
+            if not spec_of(claim).get("volumeName"):
                 self._claim_event(claim)
 
     # --- claims ----------------------------------------------------------------------------------------
 
     async def sync_claim(self, claim: dict) -> None:
-        name = (claim.get("spec") or {}).get("volumeName")
+        name = spec_of(claim).get("volumeName")
         if not name:
             await self._bind_unbound(claim)
             return
         pv = self.volumes.get(name)
         if pv is None:
-            if (claim.get("status") or {}).get("phase") == "Bound":
+            if status_of(claim).get("phase") == "Bound":
                 await self._claim_status(claim, "Lost")
                 self.event(claim, "Warning", "ClaimLost", "Bound claim has lost its PersistentVolume. "
                                                           "Data on the volume is lost!")
             return
-        ref = (pv.get("spec") or {}).get("claimRef")
+        ref = spec_of(pv).get("claimRef")
         if not ref or claim_ref_matches(pv, claim):
             if not ref or ref.get("uid") != claim["metadata"].get("uid"):
                 pv = await self._set_claim_ref(pv, claim)
@@ -218,7 +219,7 @@ class PersistentVolumeBinder(ClaimVolumeController):
     # --- volumes ---------------------------------------------------------------------------------------
 
     async def sync_volume(self, pv: dict) -> None:
-        ref = (pv.get("spec") or {}).get("claimRef")
+        ref = spec_of(pv).get("claimRef")
         if not ref:
             await self._volume_status(pv, "Available")
             return
@@ -233,7 +234,7 @@ class PersistentVolumeBinder(ClaimVolumeController):
                 return  # the cache is behind; the claim's event brings us back
             await self._release(pv)
             return
-        volume_name = (claim.get("spec") or {}).get("volumeName")
+        volume_name = spec_of(claim).get("volumeName")
         if volume_name == pv["metadata"]["name"]:
             await self._volume_status(pv, "Bound")
         elif not volume_name:
@@ -251,9 +252,9 @@ class PersistentVolumeBinder(ClaimVolumeController):
         return live["metadata"].get("uid") == ref.get("uid")
 
     async def _release(self, pv: dict) -> None:
-        if (pv.get("status") or {}).get("phase") != "Released":
+        if status_of(pv).get("phase") != "Released":
             pv = await self._volume_status(pv, "Released")
-        policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") or "Retain"
+        policy = spec_of(pv).get("persistentVolumeReclaimPolicy") or "Retain"
         if policy != "Delete":
             return
         provisioned_by = (pv["metadata"].get("annotations") or {}).get(PROVISIONED_BY)
@@ -282,7 +283,7 @@ class PersistentVolumeBinder(ClaimVolumeController):
     async def _set_claim_ref(self, pv: dict, claim: dict) -> dict:
         meta = pv["metadata"]
         annotations = dict(meta.get("annotations") or {})
-        if not (pv.get("spec") or {}).get("claimRef"):
+        if not spec_of(pv).get("claimRef"):
             annotations[BOUND_BY_CONTROLLER] = "yes"
         body = dict(pv, metadata=dict(meta, annotations=annotations),
                     spec=dict(pv.get("spec") or {}, claimRef=claim_ref(claim)))
@@ -311,15 +312,15 @@ class PersistentVolumeBinder(ClaimVolumeController):
         return updated
 
     async def _claim_bound(self, claim: dict, pv: dict) -> None:
-        status = dict(claim.get("status") or {})
-        want = dict(status, phase="Bound", accessModes=list((pv.get("spec") or {}).get("accessModes") or []),
-                    capacity=dict((pv.get("spec") or {}).get("capacity") or {}))
+        status = dict(status_of(claim))
+        want = dict(status, phase="Bound", accessModes=list(spec_of(pv).get("accessModes") or []),
+                    capacity=dict(spec_of(pv).get("capacity") or {}))
         if want != status:
             updated = await self.client.update_status(PVC, dict(claim, status=want))
             self.claims.remember_write(_typed(updated, PVC))
 
     async def _claim_status(self, claim: dict, phase: str) -> dict:
-        status = dict(claim.get("status") or {})
+        status = dict(status_of(claim))
         if status.get("phase") == phase:
             return claim
         updated = _typed(await self.client.update_status(PVC, dict(claim, status=dict(status, phase=phase))), PVC)
@@ -327,7 +328,7 @@ class PersistentVolumeBinder(ClaimVolumeController):
         return updated
 
     async def _volume_status(self, pv: dict, phase: str) -> dict:
-        status = dict(pv.get("status") or {})
+        status = dict(status_of(pv))
         if status.get("phase") == phase:
             return pv
         updated = _typed(await self.client.update_status(PV, dict(pv, status=dict(status, phase=phase))), PV)

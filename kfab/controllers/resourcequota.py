@@ -11,6 +11,7 @@ from kfab.machinery.controller import Controller, split_key
 from kfab.objects import quota as q
 from kfab.objects.quantity import parse
 from kfab.objects.registry import REGISTRY, ResourceType
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 RESOURCE_QUOTA = rt_of("ResourceQuota")
 POD, SERVICE, CLAIM = rt_of("Pod"), rt_of("Service"), rt_of("PersistentVolumeClaim")
@@ -51,11 +52,11 @@ class ResourceQuotaController(Controller):
                                   self._object_changed)
 
     def _quota_updated(self, old: dict, new: dict) -> None:
-        if old.get("spec") != new.get("spec") or not (new.get("status") or {}).get("hard"):
+        if old.get("spec") != new.get("spec") or not status_of(new).get("hard"):
             self.enqueue_obj(new)
 
     def _object_changed(self, obj: dict) -> None:
-        namespace = (obj.get("metadata") or {}).get("namespace")
+        namespace = meta_of(obj).get("namespace")
         for quota in self.quotas.list(namespace) if namespace else ():
             self.queue.add_after(f"{namespace}/{quota['metadata']['name']}", BATCH)
 
@@ -70,7 +71,7 @@ class ResourceQuotaController(Controller):
         if quota is None:
             return None
         namespace, _ = split_key(key)
-        hard = (quota.get("spec") or {}).get("hard") or {}
+        hard = spec_of(quota).get("hard") or {}
         by_kind: dict[str, list[str]] = {}
         kinds: dict[str, ResourceType] = {}
         for resource in hard:
@@ -82,7 +83,7 @@ class ResourceQuotaController(Controller):
         for kind_key, resources in by_kind.items():
             rt = kinds[kind_key]
             for obj in await self._objects(rt, namespace):
-                if (obj.get("metadata") or {}).get("deletionTimestamp") and rt.kind != "Pod":
+                if meta_of(obj).get("deletionTimestamp") and rt.kind != "Pod":
                     continue
                 if not q.selects(quota, rt, obj):
                     continue

@@ -17,6 +17,7 @@ from kfab.client import rt_of
 from kfab.machinery.controller import Controller, key_of
 from kfab.machinery.informer import Informer
 from kfab.objects.address_pool import AddressPool, PoolError, parse_pool
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 SERVICE = rt_of("Service")
 NODE = rt_of("Node")
@@ -28,19 +29,19 @@ CONFIGMAP = rt_of("ConfigMap")
 
 
 def is_ours(svc: dict) -> bool:
-    spec = svc.get("spec") or {}
+    spec = spec_of(svc)
     return spec.get("type") == "LoadBalancer" and not spec.get("loadBalancerClass")
 
 
 def lb_addresses(svc: dict) -> list[str]:
-    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ingress = (status_of(svc).get("loadBalancer") or {}).get("ingress") or []
     return [i["ip"] for i in ingress if i.get("ip")]
 
 
 def ready_node_ips(nodes: list[dict], names: set[str] | None = None) -> list[str]:
     ips = set()
     for node in nodes:
-        meta, status = node.get("metadata") or {}, node.get("status") or {}
+        meta, status = meta_of(node), status_of(node)
         if names is not None and meta.get("name") not in names:
             continue
         if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
@@ -112,7 +113,7 @@ class ServiceLoadBalancerController(Controller):
             self._all()  # its address is free again: a pending Service may take it
 
     def _slice(self, s: dict) -> None:
-        meta = s.get("metadata") or {}
+        meta = meta_of(s)
         name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if name:
             self.enqueue(f"{meta.get('namespace')}/{name}")
@@ -122,7 +123,7 @@ class ServiceLoadBalancerController(Controller):
         if svc is None:
             return None
         if not is_ours(svc):
-            if lb_addresses(svc) and (svc.get("spec") or {}).get("type") != "LoadBalancer":
+            if lb_addresses(svc) and spec_of(svc).get("type") != "LoadBalancer":
                 await self.write_status(self.services, svc, dict(svc.get("status") or {}, loadBalancer={}))
             return None
         wanted, retry = (self._from_pool(svc) if self.pool is not None else (self._node_ips(svc), None))
@@ -136,10 +137,10 @@ class ServiceLoadBalancerController(Controller):
         return retry
 
     def _node_ips(self, svc: dict) -> list[str]:
-        if (svc.get("spec") or {}).get("externalTrafficPolicy") == "Local":
+        if spec_of(svc).get("externalTrafficPolicy") == "Local":
             meta = svc["metadata"]
             slices = [s for s in self.slices.list(meta.get("namespace"))
-                      if ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL) == meta["name"]]
+                      if (meta_of(s).get("labels") or {}).get(SERVICE_NAME_LABEL) == meta["name"]]
             return ready_node_ips(self.nodes.list(), nodes_with_endpoints(slices))
         return ready_node_ips(self.nodes.list())
 
@@ -149,7 +150,7 @@ class ServiceLoadBalancerController(Controller):
         if held:
             return held[:1], None
         used = {ip for other in self._lb_services() if key_of(other) != key_of(svc) for ip in lb_addresses(other)}
-        requested = (svc.get("spec") or {}).get("loadBalancerIP")
+        requested = spec_of(svc).get("loadBalancerIP")
         if requested and requested in self.pool and requested not in used:
             return [requested], None
         free = self.pool.first_free(used)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import Controller, split_key
+from kfab.objects.meta import status_of
 
 NAMESPACE = rt_of("Namespace")
 SERVICE_ACCOUNT = rt_of("ServiceAccount")
@@ -17,7 +18,7 @@ def is_active(namespace: dict | None) -> bool:
     if namespace is None:
         return False
     return not namespace["metadata"].get("deletionTimestamp") and \
-        (namespace.get("status") or {}).get("phase") != "Terminating"
+        status_of(namespace).get("phase") != "Terminating"
 
 
 class ServiceAccountsController(Controller):

@@ -10,6 +10,7 @@ import re
 from kfab.machinery.controller import owner_ref
 from kfab.controllers.deployment_util import template_hash
 from kfab.controllers.podutil import is_ready
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -35,37 +36,37 @@ def claim_name(template_name: str, sts: dict, ordinal: int) -> str:
 
 
 def replicas(sts: dict) -> int:
-    value = (sts.get("spec") or {}).get("replicas")
+    value = spec_of(sts).get("replicas")
     return 1 if value is None else int(value)
 
 
 def start_ordinal(sts: dict) -> int:
-    return int(((sts.get("spec") or {}).get("ordinals") or {}).get("start") or 0)
+    return int((spec_of(sts).get("ordinals") or {}).get("start") or 0)
 
 
 def ordered_ready(sts: dict) -> bool:
-    return (sts.get("spec") or {}).get("podManagementPolicy", "OrderedReady") != "Parallel"
+    return spec_of(sts).get("podManagementPolicy", "OrderedReady") != "Parallel"
 
 
 def update_strategy(sts: dict) -> str:
-    return ((sts.get("spec") or {}).get("updateStrategy") or {}).get("type") or "RollingUpdate"
+    return (spec_of(sts).get("updateStrategy") or {}).get("type") or "RollingUpdate"
 
 
 def partition(sts: dict) -> int:
-    rolling = ((sts.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {}
+    rolling = (spec_of(sts).get("updateStrategy") or {}).get("rollingUpdate") or {}
     return int(rolling.get("partition") or 0)
 
 
 def is_running_and_ready(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") == "Running" and is_ready(pod)
+    return status_of(pod).get("phase") == "Running" and is_ready(pod)
 
 
 def is_terminating(pod: dict) -> bool:
-    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+    return bool(meta_of(pod).get("deletionTimestamp"))
 
 
 def is_failed(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
+    return status_of(pod).get("phase") in ("Failed", "Succeeded")
 
 
 def is_healthy(pod: dict) -> bool:
@@ -73,14 +74,14 @@ def is_healthy(pod: dict) -> bool:
 
 
 def pod_revision(pod: dict) -> str:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(REVISION_LABEL, "")
+    return (meta_of(pod).get("labels") or {}).get(REVISION_LABEL, "")
 
 
 # --- revisions -------------------------------------------------------------------------------------
 
 def revision_data(sts: dict) -> dict:
     """What a ControllerRevision of a StatefulSet records: the pod template, as a replace patch (as kube)."""
-    template = copy.deepcopy((sts.get("spec") or {}).get("template") or {})
+    template = copy.deepcopy(spec_of(sts).get("template") or {})
     template["$patch"] = "replace"
     return {"spec": {"template": template}}
 
@@ -108,7 +109,7 @@ def revision_number(revision: dict) -> int:
 
 
 def new_revision(sts: dict, data: dict, number: int, collision_count: int = 0) -> dict:
-    labels = dict(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    labels = dict((spec_of(sts).get("selector") or {}).get("matchLabels") or {})
     labels[HASH_LABEL] = revision_hash(data, collision_count)
     return {"apiVersion": "apps/v1", "kind": "ControllerRevision",
             "metadata": {"name": revision_name(sts, data, collision_count), "namespace": sts["metadata"]["namespace"],
@@ -121,23 +122,23 @@ def new_revision(sts: dict, data: dict, number: int, collision_count: int = 0) -
 def new_claims(sts: dict, ordinal: int) -> list[dict]:
     """The PVCs of an ordinal, from volumeClaimTemplates: `<template>-<set>-<ordinal>`, never owned by the
     set (they outlive its pods and scale-downs: the Retain policy)."""
-    selector_labels = ((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    selector_labels = (spec_of(sts).get("selector") or {}).get("matchLabels") or {}
     claims = []
-    for tpl in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
-        meta = tpl.get("metadata") or {}
+    for tpl in spec_of(sts).get("volumeClaimTemplates") or []:
+        meta = meta_of(tpl)
         labels = dict(meta.get("labels") or {}, **selector_labels)
         claim_meta = {"name": claim_name(meta["name"], sts, ordinal), "namespace": sts["metadata"]["namespace"],
                       "labels": labels}
         if meta.get("annotations"):
             claim_meta["annotations"] = dict(meta["annotations"])
         claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": claim_meta,
-                       "spec": copy.deepcopy(tpl.get("spec") or {})})
+                       "spec": copy.deepcopy(spec_of(tpl))})
     return claims
 
 
 def new_pod(sts: dict, template: dict, ordinal: int, revision: str) -> dict:
     """The pod of one ordinal: stable name, hostname and subdomain, its claims mounted as the templates' volumes."""
-    meta = copy.deepcopy(template.get("metadata") or {})
+    meta = copy.deepcopy(meta_of(template))
     name = pod_name(sts, ordinal)
     labels = dict(meta.get("labels") or {}, **{POD_NAME_LABEL: name, REVISION_LABEL: revision,
                                                POD_INDEX_LABEL: str(ordinal)})
@@ -145,13 +146,13 @@ def new_pod(sts: dict, template: dict, ordinal: int, revision: str) -> dict:
                 "ownerReferences": [owner_ref(sts)]}
     if meta.get("annotations"):
         pod_meta["annotations"] = meta["annotations"]
-    spec = copy.deepcopy(template.get("spec") or {})
+    spec = copy.deepcopy(spec_of(template))
     spec["hostname"] = name
-    service_name = (sts.get("spec") or {}).get("serviceName")
+    service_name = spec_of(sts).get("serviceName")
     if service_name:
         spec["subdomain"] = service_name
     claims = {tpl["metadata"]["name"]: claim_name(tpl["metadata"]["name"], sts, ordinal)
-              for tpl in (sts.get("spec") or {}).get("volumeClaimTemplates") or []}
+              for tpl in spec_of(sts).get("volumeClaimTemplates") or []}
     if claims:
         volumes = [v for v in spec.get("volumes") or [] if v.get("name") not in claims]
         volumes += [{"name": vol, "persistentVolumeClaim": {"claimName": claim}} for vol, claim in claims.items()]

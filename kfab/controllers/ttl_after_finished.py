@@ -9,13 +9,14 @@ import datetime
 from kfab.client import APIStatusError, rt_of
 from kfab.controllers import job_util as ju
 from kfab.machinery.controller import Controller, parse_time
+from kfab.objects.meta import spec_of
 
 JOB = rt_of("Job", "batch/v1")
 
 
 def expires_at(job: dict) -> datetime.datetime | None:
     """When a finished Job with a TTL may go; None for a Job without a TTL or not finished."""
-    ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+    ttl = spec_of(job).get("ttlSecondsAfterFinished")
     if ttl is None or job["metadata"].get("deletionTimestamp"):
         return None
     for kind in ju.FINISHED:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from kfab.objects.meta import meta_of, spec_of
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TTL = 5
@@ -65,12 +66,12 @@ class Records:
         records = cls(domain)
         by_service: dict[tuple[str, str], list[dict]] = {}
         for s in slices:
-            meta = s.get("metadata") or {}
+            meta = meta_of(s)
             svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
             if svc and s.get("addressType", "IPv4") == "IPv4":
                 by_service.setdefault((meta.get("namespace", ""), svc), []).append(s)
         for svc in services:
-            meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+            meta, spec = meta_of(svc), spec_of(svc)
             ns, name = meta.get("namespace", ""), meta.get("name", "")
             records._add_service(ns, name, spec, by_service.get((ns, name), []))
         records.exists.add(records.domain)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.meta import spec_of
 
 SERVICE = rt_of("Service")
 ENDPOINT_SLICE = rt_of("EndpointSlice", "discovery.k8s.io/v1")
@@ -54,7 +55,7 @@ async def ensure_service(client: Client, namespace: str, name: str, cluster_ip: 
             if not e2.already_exists:   # another DNS host made it meanwhile
                 raise
         return
-    if (current.get("spec") or {}).get("clusterIP") != cluster_ip:
+    if spec_of(current).get("clusterIP") != cluster_ip:
         log.warning("Service %s/%s has clusterIP %s, not %s: pods are told to ask %s", namespace, name,
                     current["spec"].get("clusterIP"), cluster_ip, cluster_ip)
 

@@ -1,6 +1,7 @@
 """The resolv.conf a pod gets (ClusterFirst DNS policy), as the kubelet writes it."""
 
 from __future__ import annotations
+from kfab.objects.meta import meta_of, spec_of
 
 
 def pod_resolv_conf(dns_ip: str, namespace: str, domain: str = "cluster.local") -> str:
@@ -25,10 +26,10 @@ def pod_dns_settings(pod: dict, cluster_dns: str | None, domain: str = "cluster.
     ClusterFirst (the default) uses the cluster DNS; without one configured on the node the kubelet falls
     back to the host's resolver, and so do we. Default means the host's resolver; None means only dnsConfig.
     """
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     config = spec.get("dnsConfig") or {}
-    namespace = (pod.get("metadata") or {}).get("namespace", "default")
+    namespace = meta_of(pod).get("namespace", "default")
     if policy == "ClusterFirst" and spec.get("hostNetwork"):
         policy = "Default"  # the kubelet's rule: only ClusterFirstWithHostNet gives host-network pods cluster DNS
     if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and cluster_dns:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 from kfab.ingress.routes import Backend
+from kfab.objects.meta import meta_of, spec_of
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -21,7 +22,7 @@ def _ready(endpoint: dict) -> bool:
 
 def service_port_name(service: dict, backend: Backend) -> str | None:
     """The name ("" for an unnamed port) of the Service port the backend means; None: no such port."""
-    for port in (service.get("spec") or {}).get("ports") or []:
+    for port in spec_of(service).get("ports") or []:
         if (port.get("protocol") or "TCP") != "TCP":
             continue
         if backend.port_number is not None and port.get("port") == backend.port_number:
@@ -40,7 +41,7 @@ def addresses(backend: Backend, service: dict | None, slices: list[dict]) -> lis
         return []
     found: set[tuple[str, int]] = set()
     for s in slices:
-        if ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL) != backend.service:
+        if (meta_of(s).get("labels") or {}).get(SERVICE_NAME_LABEL) != backend.service:
             continue
         port = next((p for p in s.get("ports") or [] if (p.get("name") or "") == name
                      and (p.get("protocol") or "TCP") == "TCP"), None)

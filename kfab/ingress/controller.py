@@ -16,6 +16,7 @@ from kfab.ingress.proxy import Routing
 from kfab.ingress.routes import CLASS_NAME, CONTROLLER, Backend, build_routes, ours
 from kfab.machinery.events import EventRecorder
 from kfab.machinery.informer import Informer
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def node_addresses(nodes: list[dict]) -> list[str]:
     """InternalIPs of the Ready nodes, sorted: where this controller answers."""
     out = set()
     for node in nodes:
-        status = node.get("status") or {}
+        status = status_of(node)
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         if ready:
             out.update(a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP")
@@ -80,10 +81,10 @@ class IngressController:
     def class_names(self) -> set[str]:
         names = set()
         for ic in self.classes.list():
-            if (ic.get("spec") or {}).get("controller") == CONTROLLER:
-                name = (ic.get("metadata") or {}).get("name", "")
+            if spec_of(ic).get("controller") == CONTROLLER:
+                name = meta_of(ic).get("name", "")
                 names.add(name)
-                if ((ic.get("metadata") or {}).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
+                if (meta_of(ic).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
                     names.add("")  # Ingresses without a class are ours too
         return names
 
@@ -100,8 +101,8 @@ class IngressController:
                 contexts[version] = self.contexts.get(version) or context_from_secret(secret, namespace, name)
             except SecretError as e:
                 for ingress in served:
-                    meta = ingress.get("metadata") or {}
-                    uses = any(t.get("secretName") == name for t in (ingress.get("spec") or {}).get("tls") or [])
+                    meta = meta_of(ingress)
+                    uses = any(t.get("secretName") == name for t in spec_of(ingress).get("tls") or [])
                     if meta.get("namespace") == namespace and uses:
                         self._report(ingress, "InvalidTLSSecret", f"{e}; serving the default certificate")
         self.contexts = contexts  # keyed by Secret and resourceVersion: an unchanged Secret is not loaded again
@@ -116,7 +117,7 @@ class IngressController:
         return served
 
     def _report(self, ingress: dict, reason: str, message: str) -> None:
-        meta = ingress.get("metadata") or {}
+        meta = meta_of(ingress)
         seen = (meta.get("uid", ""), reason, message)
         if seen not in self._reported:  # once per Ingress and problem, not on every rebuild
             self._reported.add(seen)
@@ -126,10 +127,10 @@ class IngressController:
     async def write_status(self, served: list[dict]) -> None:
         wanted = [{"ip": ip} for ip in node_addresses(self.nodes.list())]
         for ingress in served:
-            current = ((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            current = (status_of(ingress).get("loadBalancer") or {}).get("ingress") or []
             if current == wanted:
                 continue
-            meta = ingress.get("metadata") or {}
+            meta = meta_of(ingress)
             try:
                 await self.client.patch(INGRESS, meta.get("namespace"), meta.get("name"),
                                         {"status": {"loadBalancer": {"ingress": wanted}}}, subresource="status")

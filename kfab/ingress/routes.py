@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from kfab.objects.meta import meta_of, spec_of
 
 CONTROLLER = "kfab.io/ingress"
 CLASS_NAME = "kfab"
@@ -109,8 +110,8 @@ def _backend(namespace: str, spec: dict | None) -> Backend | None:
 
 
 def ingress_class_of(ingress: dict) -> str | None:
-    annotations = (ingress.get("metadata") or {}).get("annotations") or {}
-    return (ingress.get("spec") or {}).get("ingressClassName") or annotations.get(CLASS_ANNOTATION)
+    annotations = meta_of(ingress).get("annotations") or {}
+    return spec_of(ingress).get("ingressClassName") or annotations.get(CLASS_ANNOTATION)
 
 
 def ours(ingress: dict, class_names: set[str]) -> bool:
@@ -121,7 +122,7 @@ def ours(ingress: dict, class_names: set[str]) -> bool:
 
 
 def _age(ingress: dict) -> tuple[str, str, str]:
-    meta = ingress.get("metadata") or {}
+    meta = meta_of(ingress)
     return meta.get("creationTimestamp") or "", meta.get("namespace", ""), meta.get("name", "")
 
 
@@ -130,7 +131,7 @@ def build_routes(ingresses: list[dict]) -> RouteTable:
     table = RouteTable()
     seen: dict[tuple[str, str, str], str] = {}
     for ingress in sorted(ingresses, key=_age):
-        meta, spec = ingress.get("metadata") or {}, ingress.get("spec") or {}
+        meta, spec = meta_of(ingress), spec_of(ingress)
         ns, key = meta.get("namespace", ""), f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         if spec.get("defaultBackend") and table.default_backend is None:
             table.default_backend = _backend(ns, spec["defaultBackend"])

@@ -97,11 +97,3 @@ def host_keys(name: str) -> list[str]:
         if len(parts) >= 2:
             keys.append(f"{parts[0]} {parts[1]}")
     return keys
-
-
-def machine_facts(name: str) -> dict[str, str]:
-    """machine-id and eth0's MAC, for checks that hosts are really distinct."""
-    proc = run(["podman", "exec", name, "sh", "-c",
-                "cat /etc/machine-id; cat /sys/class/net/eth0/address"])
-    machine_id, mac = proc.stdout.decode().split()[:2]
-    return {"machine_id": machine_id, "mac": mac}

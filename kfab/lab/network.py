@@ -55,11 +55,6 @@ def remove_network(spec: LabSpec) -> bool:
     return True
 
 
-def network_exists(spec: LabSpec) -> bool:
-    info = _inspect_network(spec.network)
-    return info is not None and (info.get("labels") or {}).get(LABEL) == spec.network
-
-
 def _rule_args(spec: LabSpec) -> list[str]:
     # Host -> remote pod traffic keeps the host IP as its source instead of being masqueraded by
     # Podman's rule for the lab network (LAB.md, pod network across hosts).

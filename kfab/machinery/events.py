@@ -14,6 +14,7 @@ import logging
 import time
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.meta import meta_of
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class EventRecorder:
         return True
 
     def record(self, obj: dict, type_: str, reason: str, message: str, component: str) -> None:
-        if self.client is None or not self._allowed((obj.get("metadata") or {}).get("uid"), component):
+        if self.client is None or not self._allowed(meta_of(obj).get("uid"), component):
             return
         if self._queue is None:
             self._queue = asyncio.Queue(QUEUE_LIMIT)
@@ -68,7 +69,7 @@ class EventRecorder:
                 log.debug("event not written: %s", e)
 
     async def _write(self, obj: dict, type_: str, reason: str, message: str, component: str, when: str) -> None:
-        meta = obj.get("metadata") or {}
+        meta = meta_of(obj)
         namespace = meta.get("namespace") or "default"
         agg = (meta.get("uid"), type_, reason, message, component)
         seen = self._seen.get(agg)

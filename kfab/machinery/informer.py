@@ -21,6 +21,7 @@ import aiohttp
 
 from kfab.client import APIStatusError, Client, WatchExpired
 from kfab.objects.registry import ResourceType
+from kfab.objects.meta import meta_of
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ IndexFunc = Callable[[dict], Iterable[str]]
 
 def key_of(obj: dict) -> str:
     """"namespace/name" for namespaced objects, "name" for cluster-scoped ones (client-go's MetaNamespaceKey)."""
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
 
 
@@ -41,22 +42,22 @@ def split_key(key: str) -> tuple[str | None, str]:
 
 def _rv(obj: dict) -> int:
     try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+        return int(meta_of(obj).get("resourceVersion") or 0)
     except ValueError:
         return 0
 
 
 def by_namespace(obj: dict) -> list[str]:
-    ns = (obj.get("metadata") or {}).get("namespace")
+    ns = meta_of(obj).get("namespace")
     return [ns] if ns else []
 
 
 def by_owner_uid(obj: dict) -> list[str]:
-    return [ref["uid"] for ref in (obj.get("metadata") or {}).get("ownerReferences") or [] if ref.get("uid")]
+    return [ref["uid"] for ref in meta_of(obj).get("ownerReferences") or [] if ref.get("uid")]
 
 
 def by_controller_uid(obj: dict) -> list[str]:
-    return [ref["uid"] for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    return [ref["uid"] for ref in meta_of(obj).get("ownerReferences") or []
             if ref.get("controller") and ref.get("uid")]
 
 
@@ -214,14 +215,14 @@ class Informer:
         for item in listed["items"]:
             item.setdefault("apiVersion", self.rt.api_version)
             item.setdefault("kind", self.rt.kind)
-        self.resource_version = (listed.get("metadata") or {}).get("resourceVersion") or "0"
+        self.resource_version = meta_of(listed).get("resourceVersion") or "0"
         self._replace(listed["items"])
         self.synced.set()
 
     async def _watch(self) -> None:
         async for kind, obj in self.client.watch(self.rt, self.namespace, self.resource_version,
                                                  self.label_selector, self.field_selector):
-            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            rv = meta_of(obj).get("resourceVersion")
             if kind != "BOOKMARK":
                 self._apply_event(kind, obj)
             if rv:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.meta import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class LeaderElector:
                 raise
             self._observe(body["spec"])
             return True
-        spec = lease.get("spec") or {}
+        spec = spec_of(lease)
         self._observe(spec)
         holder = spec.get("holderIdentity") or ""
         duration = float(spec.get("leaseDurationSeconds") or cfg.lease_duration)
@@ -140,7 +141,7 @@ class LeaderElector:
         self.is_leader = False
         try:
             lease = await self.client.get(LEASE, self.config.namespace, self.config.name)
-            if (lease.get("spec") or {}).get("holderIdentity") == self.config.identity:
+            if spec_of(lease).get("holderIdentity") == self.config.identity:
                 lease["spec"] = dict(lease["spec"], holderIdentity="", leaseDurationSeconds=1)
                 await self.client.update(LEASE, lease)
         except Exception as e:  # noqa: BLE001 - the lease will expire anyway

@@ -12,6 +12,7 @@ import re
 from typing import Awaitable, Callable
 
 from kfab.node.runtime import LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_INIT, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
+from kfab.objects.meta import meta_of, spec_of
 
 # (kind "ConfigMap"|"Secret", namespace, name) -> the object, or None when absent.
 Lookup = Callable[[str, str, str], Awaitable[dict | None]]
@@ -42,7 +43,7 @@ def _data(obj: dict) -> dict[str, str]:
 
 
 def field_value(pod: dict, path: str, pod_ip: str | None, host_ip: str | None) -> str:
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    meta, spec = meta_of(pod), spec_of(pod)
     simple = {
         "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
         "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
@@ -148,7 +149,7 @@ def create_args(pod: dict, container: dict, *, podman_pod: str, env: dict[str, s
     if limits.get("cpu"):
         kwargs["cpu_period"] = 100000
         kwargs["cpu_quota"] = cpu_millis(limits["cpu"]) * 100
-    security = dict((pod.get("spec") or {}).get("securityContext") or {})
+    security = dict(spec_of(pod).get("securityContext") or {})
     security.update(container.get("securityContext") or {})
     if security.get("runAsUser") is not None:
         user = str(security["runAsUser"])

@@ -31,6 +31,7 @@ from kfab.machinery.informer import InformerFactory
 from kfab.machinery.leader import micro_time
 from kfab.node import hollow_runs
 from kfab.node.hollow_metrics import HollowMetricsServer, loopback_address
+from kfab.objects.meta import spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class HollowKubelet(Controller):
         self.pods.add_handlers(self._pod_event, lambda old, new: self._pod_event(new))
 
     def _pod_event(self, pod: dict) -> None:
-        if (pod.get("spec") or {}).get("nodeName") in self.nodes:
+        if spec_of(pod).get("nodeName") in self.nodes:
             self.enqueue_obj(pod)
 
     def pod_cidr(self, node: str) -> ipaddress.IPv4Network:
@@ -91,7 +92,7 @@ class HollowKubelet(Controller):
         return f"10.250.{i // 250}.{i % 250 + 1}"
 
     def pods_on(self, node: str) -> list[dict]:
-        return [p for p in self.pods.list() if (p.get("spec") or {}).get("nodeName") == node]
+        return [p for p in self.pods.list() if spec_of(p).get("nodeName") == node]
 
     def _pod_ip(self, node: str) -> str:
         cidr = self.pod_cidr(node)
@@ -103,7 +104,7 @@ class HollowKubelet(Controller):
         pod = self.pods.get(key)
         if pod is None:
             return None
-        meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+        meta, spec, status = pod["metadata"], spec_of(pod), status_of(pod)
         if spec.get("nodeName") not in self.nodes:
             return None
         if meta.get("deletionTimestamp"):
@@ -151,7 +152,7 @@ class HollowKubelet(Controller):
         return run_for if restarted else None
 
     def _running_status(self, pod: dict, ready: bool) -> dict:
-        spec, status = pod.get("spec") or {}, dict(pod.get("status") or {})
+        spec, status = spec_of(pod), dict(status_of(pod))
         node = spec["nodeName"]
         now = now_rfc3339()
         start = status.get("startTime") or now

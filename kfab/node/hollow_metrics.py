@@ -23,6 +23,7 @@ from aiohttp import web
 from kfab.objects.quantity import QuantityError, parse_value
 from kfab.objects.resource_metrics import NodeSample, Usage, render
 from kfab.pki import write_node_serving_cert
+from kfab.objects.meta import spec_of, status_of
 
 CPU_ANNOTATION = "kfab.io/hollow-cpu"
 MEMORY_ANNOTATION = "kfab.io/hollow-memory"
@@ -52,14 +53,14 @@ def node_sample(pods: list[dict], booted: float, now: float) -> NodeSample:
     sample = NodeSample()
     total_cpu, total_memory = NODE_CPU * (now - booted), NODE_MEMORY
     for pod in pods:
-        meta, status = pod["metadata"], pod.get("status") or {}
+        meta, status = pod["metadata"], status_of(pod)
         started = _epoch(status.get("startTime"))
         if status.get("phase") != "Running" or started is None:
             continue
         annotations = meta.get("annotations") or {}
         cores = _quantity(annotations.get(CPU_ANNOTATION), DEFAULT_CPU)
         memory = int(_quantity(annotations.get(MEMORY_ANNOTATION), DEFAULT_MEMORY))
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        for c in spec_of(pod).get("containers") or []:
             cpu_seconds = cores * max(0.0, now - started)
             sample.containers[(meta["namespace"], meta["name"], c["name"])] = Usage(cpu_seconds, memory, now)
             total_cpu += cpu_seconds

@@ -9,6 +9,7 @@ Annotations on the pod (or its Job's pod template) choose how:
 """
 
 from __future__ import annotations
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 RUN_SECONDS = "kfab.io/hollow-run-seconds"
 EXIT_CODE = "kfab.io/hollow-exit-code"
@@ -16,12 +17,12 @@ DEFAULT_RUN_SECONDS = 1.0
 
 
 def _annotation(pod: dict, key: str) -> str | None:
-    return ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
+    return (meta_of(pod).get("annotations") or {}).get(key)
 
 
 def run_seconds(pod: dict) -> float | None:
     """Seconds the containers run before they exit; None for pods that run until deleted."""
-    if (pod.get("spec") or {}).get("restartPolicy", "Always") == "Always":
+    if spec_of(pod).get("restartPolicy", "Always") == "Always":
         return None
     try:
         return max(0.0, float(_annotation(pod, RUN_SECONDS) or DEFAULT_RUN_SECONDS))
@@ -44,9 +45,9 @@ def _terminated(code: int, started: str, now: str) -> dict:
 def exited_status(pod: dict, now: str) -> dict:
     """The pod's status once its containers exited: Succeeded/Failed, or (OnFailure, non-zero exit) running
     again after an in-place restart."""
-    status = dict(pod.get("status") or {})
+    status = dict(status_of(pod))
     code = exit_code(pod)
-    restart = code != 0 and (pod.get("spec") or {}).get("restartPolicy") == "OnFailure"
+    restart = code != 0 and spec_of(pod).get("restartPolicy") == "OnFailure"
     containers = []
     for cs in status.get("containerStatuses") or []:
         started = ((cs.get("state") or {}).get("running") or {}).get("startedAt") or now

@@ -22,6 +22,7 @@ import json
 import logging
 
 from kfab.node.runtime import PodmanRuntime
+from kfab.objects.meta import spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class PodNetwork:
 
 
 def internal_ip(node: dict) -> str | None:
-    for a in (node.get("status") or {}).get("addresses") or []:
+    for a in status_of(node).get("addresses") or []:
         if a.get("type") == "InternalIP" and a.get("address"):
             return a["address"]
     return None
@@ -57,7 +58,7 @@ def desired_routes(nodes: list[dict], node_name: str) -> dict[str, str]:
     for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
         if node["metadata"]["name"] == node_name:
             continue
-        cidr, via = (node.get("spec") or {}).get("podCIDR"), internal_ip(node)
+        cidr, via = spec_of(node).get("podCIDR"), internal_ip(node)
         if not cidr or not via:
             continue
         try:

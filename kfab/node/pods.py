@@ -21,6 +21,7 @@ from kfab.node.containers import ContainerConfigError, Lookup, create_args, reso
 from kfab.node.probes import ContainerProbes
 from kfab.node.runtime import ImagePullError, PodmanRuntime, RuntimeError_
 from kfab.node.volumes import PodVolumes, VolumeError
+from kfab.objects.meta import spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ class PodWorker:
             return 0
         self._next = RESYNC
         self._started = False  # set when this sync started a container: the status must re-read Podman
-        spec = pod.get("spec") or {}
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and self.last_status is None:
+        spec = spec_of(pod)
+        if status_of(pod).get("phase") in ("Succeeded", "Failed") and self.last_status is None:
             return RESYNC  # finished before this agent started: nothing to run
         fresh = await self._ensure_sandbox()
         try:
@@ -169,7 +170,7 @@ class PodWorker:
             self.sandbox_broken = False
         labels = {"kfab.io/pod-uid": self.uid, "kfab.io/pod-namespace": self.pod["metadata"]["namespace"],
                   "kfab.io/pod-name": self.pod["metadata"]["name"]}
-        hostname = (self.pod.get("spec") or {}).get("hostname") or self.pod["metadata"]["name"]
+        hostname = spec_of(self.pod).get("hostname") or self.pod["metadata"]["name"]
         options = {**self.ctx.sandbox_options,
                    **pod_dns_settings(self.pod, self.ctx.cluster_dns, self.ctx.cluster_domain)}
         sandbox = await rt.create_pod(name, labels, self.ctx.network, hostname[:63], **options)
@@ -220,7 +221,7 @@ class PodWorker:
                 self._start_failed(c["name"], e)
             return
         self._forget_probes(c["name"])
-        policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
+        policy = spec_of(self.pod).get("restartPolicy", "Always")
         if policy == "Always" or (policy == "OnFailure" and ps.exit_code(latest) != 0):
             await self._restart(c, latest, paths, init)
 
@@ -311,7 +312,7 @@ class PodWorker:
                 del self.probes[cid]
 
     def _grace(self) -> int:
-        meta, spec = self.pod["metadata"], self.pod.get("spec") or {}
+        meta, spec = self.pod["metadata"], spec_of(self.pod)
         value = meta.get("deletionGracePeriodSeconds")
         return int(value if value is not None else spec.get("terminationGracePeriodSeconds", 30))
 
@@ -343,8 +344,8 @@ class PodWorker:
     # --- status ------------------------------------------------------------------------------------
 
     async def _report(self, by_name: dict, init_done: bool, init_failed: bool) -> None:
-        pod, spec = self.pod, self.pod.get("spec") or {}
-        old = pod.get("status") or {}
+        pod, spec = self.pod, spec_of(self.pod)
+        old = status_of(pod)
 
         def statuses(containers: list[dict]) -> list[dict]:
             out = []

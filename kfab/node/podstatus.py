@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 
 from kfab.node.runtime import LABEL_ATTEMPT, LABEL_CONTAINER
+from kfab.objects.meta import spec_of
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -105,7 +106,7 @@ def container_status(spec: dict, attempts: list[dict], waiting: dict | None, rea
 
 
 def phase(pod: dict, init_done: bool, init_failed: bool, statuses: list[dict]) -> str:
-    policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+    policy = spec_of(pod).get("restartPolicy", "Always")
     if init_failed:
         return "Failed"
     if not init_done:

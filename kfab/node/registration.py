@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.meta import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ class NodeRegistration:
             if not e.already_exists:
                 raise
             node = await self.client.get(nodes, None, self.name)
-        self.pod_cidr = (node.get("spec") or {}).get("podCIDR") or await self._claim_cidr()
-        if not (node.get("spec") or {}).get("podCIDR"):
+        self.pod_cidr = spec_of(node).get("podCIDR") or await self._claim_cidr()
+        if not spec_of(node).get("podCIDR"):
             node = await self.client.patch(nodes, None, self.name,
                                            {"spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]}})
         self.node = await self.client.patch(nodes, None, self.name, {"status": self._status(node.get("status"))},
@@ -153,7 +154,7 @@ class NodeRegistration:
         taken = set()
         for lease in existing:
             cidr = (lease["metadata"].get("annotations") or {}).get(CLAIM_LABEL)
-            if (lease.get("spec") or {}).get("holderIdentity") == self.name and cidr:
+            if spec_of(lease).get("holderIdentity") == self.name and cidr:
                 return cidr
             taken.add(cidr)
         for subnet in self.cluster_cidr.subnets(new_prefix=24):

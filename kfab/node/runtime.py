@@ -167,24 +167,6 @@ class PodmanRuntime:
             return was_running, (nets.get(network) or {}).get("IPAddress") or None
         return await self._call(start)
 
-    async def infra_running(self, pod: dict) -> bool:
-        def running():
-            try:
-                infra = self.client.containers.get(pod["InfraContainerID"])
-            except NotFound:
-                return False
-            return infra.status == "running"
-        return await self._call(running)
-
-    async def start_infra(self, pod: dict) -> None:
-        """Start only the pod's infra container: starting the whole pod would rerun finished init containers."""
-        def start():
-            infra = self.client.containers.get(pod["InfraContainerID"])
-            infra.reload()
-            if infra.status != "running":
-                infra.start()
-        await self._call(start)
-
     async def pod_ip(self, pod: dict, network: str) -> str | None:
         def ip():
             infra = self.client.containers.get(pod["InfraContainerID"])

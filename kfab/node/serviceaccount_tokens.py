@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.meta import spec_of
 
 SERVICE_ACCOUNT = rt_of("ServiceAccount")
 REFRESH_AT = 0.8
@@ -27,7 +28,7 @@ class ServiceAccountTokens:
         self._tokens: dict[tuple[str, str, int], tuple[str, float, float]] = {}
 
     async def token(self, pod: dict, source: dict) -> str:
-        meta, spec = pod["metadata"], pod.get("spec") or {}
+        meta, spec = pod["metadata"], spec_of(pod)
         audience = source.get("audience") or ""
         seconds = int(source.get("expirationSeconds") or 3600)
         key = (meta["uid"], audience, seconds)

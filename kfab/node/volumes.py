@@ -18,6 +18,7 @@ from kfab.node.containers import Lookup, field_value
 from kfab.node.serviceaccount_tokens import ServiceAccountTokens, TokenFetchError
 from kfab.node.storage.attach import Attachments
 from kfab.node.storage.manager import NodeStorage, StorageError
+from kfab.objects.meta import spec_of, status_of
 
 DEFAULT_ROOT = Path("/var/lib/kfab/pods")
 # PersistentVolume spec fields that are not its volume source.
@@ -91,7 +92,7 @@ class PodVolumes:
         base = self.pod_dir(pod["metadata"]["uid"]) / "volumes"
         out: dict[str, Path] = {}
         try:
-            for vol in (pod.get("spec") or {}).get("volumes") or []:
+            for vol in spec_of(pod).get("volumes") or []:
                 out[vol["name"]] = await self._volume(pod, vol, base / vol["name"], pod_ip, host_ip)
         except StorageError as e:
             raise VolumeError(str(e), e.reason) from None
@@ -193,13 +194,13 @@ class PodVolumes:
         pvc = await self.lookup("PersistentVolumeClaim", namespace, claim)
         if pvc is None:
             raise VolumeError(f'persistentvolumeclaim "{claim}" not found')
-        pv_name = (pvc.get("spec") or {}).get("volumeName")
-        if not pv_name or (pvc.get("status") or {}).get("phase") != "Bound":
+        pv_name = spec_of(pvc).get("volumeName")
+        if not pv_name or status_of(pvc).get("phase") != "Bound":
             raise VolumeError(f'persistentvolumeclaim "{claim}" is not bound yet')
         pv = await self.lookup("PersistentVolume", "", pv_name)
         if pv is None:
             raise VolumeError(f'persistentvolume "{pv_name}" not found')
-        spec = pv.get("spec") or {}
+        spec = spec_of(pv)
         for local in ("hostPath", "local"):
             if local in spec:
                 path = Path(spec[local]["path"])

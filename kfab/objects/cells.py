@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from kfab.objects import schema_defs
+from kfab.objects.meta import meta_of
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
@@ -80,11 +81,11 @@ def since(value: str | None, now: datetime) -> str:
 
 
 def name_of(obj: dict) -> str:
-    return (obj.get("metadata") or {}).get("name", "")
+    return meta_of(obj).get("name", "")
 
 
 def age_of(obj: dict, now: datetime) -> str:
-    return since((obj.get("metadata") or {}).get("creationTimestamp"), now)
+    return since(meta_of(obj).get("creationTimestamp"), now)
 
 
 def format_labels(labels: dict | None) -> str:

@@ -17,6 +17,7 @@ from kfab.objects.cells import (
     age_column, age_of, column, container_cells, describe, format_labels, format_selector, name_column, name_of,
     selector_string, since,
 )
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 _CORE = "io.k8s.api.core.v1."
 _APPS = "io.k8s.api.apps.v1."
@@ -25,15 +26,15 @@ _IMAGES = "Images referenced by each container in the template."
 
 
 def _meta(obj: dict) -> dict:
-    return obj.get("metadata") or {}
+    return meta_of(obj)
 
 
 def _spec(obj: dict) -> dict:
-    return obj.get("spec") or {}
+    return spec_of(obj)
 
 
 def _status(obj: dict) -> dict:
-    return obj.get("status") or {}
+    return status_of(obj)
 
 
 # --- Pods -------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kfab.objects.cells import age_column, age_of, column, name_column, name_of
+from kfab.objects.meta import spec_of, status_of
 
 MAX_SHOWN_METRICS = 4
 
@@ -43,7 +44,7 @@ def targets(spec_metrics: list, statuses: list) -> str:
 
 
 def hpa_row(obj: dict, now: datetime) -> list:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec, status = spec_of(obj), status_of(obj)
     ref = spec.get("scaleTargetRef") or {}
     min_pods = spec.get("minReplicas")
     return [name_of(obj), f"{ref.get('kind', '')}/{ref.get('name', '')}",

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 from kfab.objects.cells import (age_column, age_of, column, container_cells, describe, format_selector,
                                 human_duration, name_column, name_of, parse_time, since)
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 _BATCH = "io.k8s.api.batch.v1."
 _CONTAINERS = "Names of each container in the template."
@@ -31,12 +32,12 @@ def _has_condition(status: dict, kind: str) -> bool:
 
 
 def job_status_cell(job: dict) -> str:
-    status = job.get("status") or {}
+    status = status_of(job)
     if _has_condition(status, "Complete"):
         return "Complete"
     if _has_condition(status, "Failed"):
         return "Failed"
-    if (job.get("metadata") or {}).get("deletionTimestamp"):
+    if meta_of(job).get("deletionTimestamp"):
         return "Terminating"
     for kind in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
         if _has_condition(status, kind):
@@ -65,7 +66,7 @@ def _duration(status: dict, now: datetime) -> str:
 
 
 def job_row(obj: dict, now: datetime) -> list:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec, status = spec_of(obj), status_of(obj)
     names, images = container_cells((spec.get("template") or {}).get("spec"))
     return [name_of(obj), job_status_cell(obj), _completions(spec, status), _duration(status, now), age_of(obj, now),
             names, images, format_selector(spec.get("selector"))]
@@ -86,7 +87,7 @@ CRONJOB_COLUMNS = [
 
 
 def cronjob_row(obj: dict, now: datetime) -> list:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec, status = spec_of(obj), status_of(obj)
     job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
     names, images = container_cells((job_spec.get("template") or {}).get("spec"))
     suspend = spec.get("suspend")

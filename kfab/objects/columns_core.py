@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from kfab.objects.cells import age_column, age_of, column, describe, format_labels, name_column, name_of, since
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 _CORE = "io.k8s.api.core.v1."
 
 
 def _spec(obj: dict) -> dict:
-    return obj.get("spec") or {}
+    return spec_of(obj)
 
 
 def _status(obj: dict) -> dict:
-    return obj.get("status") or {}
+    return status_of(obj)
 
 
 def _with_more(items: list[str], limit: int = 3, empty: str = "<unset>") -> str:
@@ -124,7 +125,7 @@ def serviceaccount_row(obj: dict, now: datetime) -> list:
 
 def namespace_row(obj: dict, now: datetime) -> list:
     # kube-apiserver sets status.phase on create; show what it would have set when a store lacks it.
-    phase = _status(obj).get("phase") or ("Terminating" if (obj.get("metadata") or {}).get("deletionTimestamp")
+    phase = _status(obj).get("phase") or ("Terminating" if meta_of(obj).get("deletionTimestamp")
                                           else "Active")
     return [name_of(obj), phase, age_of(obj, now)]
 
@@ -152,7 +153,7 @@ def node_row(node: dict, now: datetime) -> list:
     if _spec(node).get("unschedulable"):
         states.append("SchedulingDisabled")
     roles = set()
-    for key, value in ((node.get("metadata") or {}).get("labels") or {}).items():
+    for key, value in (meta_of(node).get("labels") or {}).items():
         if key.startswith("node-role.kubernetes.io/") and key[len("node-role.kubernetes.io/"):]:
             roles.add(key[len("node-role.kubernetes.io/"):])
         elif key == "kubernetes.io/role" and value:
@@ -212,7 +213,7 @@ def _access_modes(modes: list[str] | None) -> str:
 
 
 def _storage_class(obj: dict) -> str:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    annotations = meta_of(obj).get("annotations") or {}
     return annotations.get("volume.beta.kubernetes.io/storage-class") or _spec(obj).get("storageClassName", "")
 
 
@@ -234,7 +235,7 @@ PV_COLUMNS = [
 def pv_row(pv: dict, now: datetime) -> list:
     spec, status = _spec(pv), _status(pv)
     claim = spec.get("claimRef")
-    phase = "Terminating" if (pv.get("metadata") or {}).get("deletionTimestamp") else status.get("phase", "")
+    phase = "Terminating" if meta_of(pv).get("deletionTimestamp") else status.get("phase", "")
     return [name_of(pv), str((spec.get("capacity") or {}).get("storage", "0")), _access_modes(spec.get("accessModes")),
             spec.get("persistentVolumeReclaimPolicy", ""), phase,
             f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else "", _storage_class(pv),
@@ -257,7 +258,7 @@ PVC_COLUMNS = [
 
 def pvc_row(pvc: dict, now: datetime) -> list:
     spec, status = _spec(pvc), _status(pvc)
-    phase = "Terminating" if (pvc.get("metadata") or {}).get("deletionTimestamp") else status.get("phase", "")
+    phase = "Terminating" if meta_of(pvc).get("deletionTimestamp") else status.get("phase", "")
     capacity = modes = ""
     if spec.get("volumeName"):  # kubectl shows capacity and modes only once the claim is bound
         capacity = str((status.get("capacity") or {}).get("storage", "0"))
@@ -278,7 +279,7 @@ STORAGECLASS_COLUMNS = [
 
 
 def storageclass_row(sc: dict, now: datetime) -> list:
-    annotations = (sc.get("metadata") or {}).get("annotations") or {}
+    annotations = meta_of(sc).get("annotations") or {}
     default = "true" in (annotations.get("storageclass.kubernetes.io/is-default-class"),
                          annotations.get("storageclass.beta.kubernetes.io/is-default-class"))
     return [name_of(sc) + (" (default)" if default else ""), sc.get("provisioner", ""),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kfab.objects.cells import age_column, age_of, column, describe, format_selector, name_column, name_of
+from kfab.objects.meta import spec_of, status_of
 
 _NET = "io.k8s.api.networking.v1."
 
@@ -34,9 +35,9 @@ def load_balancer_addresses(status: dict) -> str:
 
 
 def ingress_row(obj: dict, now: datetime) -> list:
-    spec = obj.get("spec") or {}
+    spec = spec_of(obj)
     return [name_of(obj), spec.get("ingressClassName") or "<none>", _hosts(spec.get("rules") or []),
-            load_balancer_addresses(obj.get("status") or {}), "80, 443" if spec.get("tls") else "80",
+            load_balancer_addresses(status_of(obj)), "80, 443" if spec.get("tls") else "80",
             age_of(obj, now)]
 
 
@@ -49,7 +50,7 @@ INGRESSCLASS_COLUMNS = [
 
 
 def ingressclass_row(obj: dict, now: datetime) -> list:
-    spec = obj.get("spec") or {}
+    spec = spec_of(obj)
     params, shown = spec.get("parameters"), "<none>"
     if params:
         shown = params.get("kind", "") + (f".{params['apiGroup']}" if params.get("apiGroup") else "")
@@ -65,7 +66,7 @@ NETWORKPOLICY_COLUMNS = [
 
 
 def networkpolicy_row(obj: dict, now: datetime) -> list:
-    return [name_of(obj), format_selector((obj.get("spec") or {}).get("podSelector")), age_of(obj, now)]
+    return [name_of(obj), format_selector(spec_of(obj).get("podSelector")), age_of(obj, now)]
 
 
 PRINTERS = {

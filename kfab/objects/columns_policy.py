@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from kfab.objects.cells import age_column, age_of, column, name_column, name_of
+from kfab.objects.meta import spec_of, status_of
 
 PDB_COLUMNS = [
     name_column(),
@@ -17,7 +18,7 @@ PDB_COLUMNS = [
 
 
 def pdb_row(obj: dict, now: datetime) -> list:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec, status = spec_of(obj), status_of(obj)
     min_available, max_unavailable = spec.get("minAvailable"), spec.get("maxUnavailable")
     return [name_of(obj), "N/A" if min_available is None else str(min_available),
             "N/A" if max_unavailable is None else str(max_unavailable), int(status.get("disruptionsAllowed") or 0),

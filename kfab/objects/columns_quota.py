@@ -7,6 +7,7 @@ from datetime import datetime
 
 from kfab.objects.cells import OBJECT_META, age_column, age_of, column, describe, name_column, name_of
 from kfab.objects.quantity import QuantityError, parse
+from kfab.objects.meta import meta_of, status_of
 
 _SCHEDULING = "io.k8s.api.scheduling.v1.PriorityClass"
 
@@ -35,7 +36,7 @@ def _canonical(value) -> str:
 
 def resourcequota_row(obj: dict, now: datetime) -> list:
     """`pods: 1/10, requests.cpu: 500m/2` in Request, the limits.* resources in Limit (printResourceQuota)."""
-    status = obj.get("status") or {}
+    status = status_of(obj)
     hard, used = status.get("hard") or {}, status.get("used") or {}
     request, limit = [], []
     for name in sorted(hard):
@@ -45,7 +46,7 @@ def resourcequota_row(obj: dict, now: datetime) -> list:
 
 
 def limitrange_row(obj: dict, now: datetime) -> list:
-    return [name_of(obj), (obj.get("metadata") or {}).get("creationTimestamp")]
+    return [name_of(obj), meta_of(obj).get("creationTimestamp")]
 
 
 def priorityclass_row(obj: dict, now: datetime) -> list:

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from kfab.objects.registry import ResourceType
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 CRD_KIND = ("apiextensions.k8s.io", "CustomResourceDefinition")
@@ -59,7 +60,7 @@ def version_priority(version: str) -> tuple:
 
 def served_types(crd: dict) -> list[ResourceType]:
     """The ResourceTypes a CRD serves, preferred version first."""
-    spec = crd.get("spec") or {}
+    spec = spec_of(crd)
     names = spec.get("names") or {}
     versions = [v for v in spec.get("versions") or [] if v.get("served")]
     storage = next((v.get("name") for v in spec.get("versions") or [] if v.get("storage")), "")
@@ -68,7 +69,7 @@ def served_types(crd: dict) -> list[ResourceType]:
         subresources = v.get("subresources") or {}
         scale = subresources.get("scale")
         custom = CustomKind(
-            crd_name=(crd.get("metadata") or {}).get("name", ""),
+            crd_name=meta_of(crd).get("name", ""),
             schema=((v.get("schema") or {}).get("openAPIV3Schema") or {"type": "object",
                                                                       "x-kubernetes-preserve-unknown-fields": True}),
             storage_version=storage,
@@ -92,7 +93,7 @@ def served_types(crd: dict) -> list[ResourceType]:
 def names_conflict(crd: dict, others: list[dict], builtin: list[ResourceType]) -> tuple[str, str] | None:
     """(reason, message) when the CRD's names clash with another established CRD of the same group or a
     built-in resource, as the NamingConditionController reports them; None when the names are accepted."""
-    spec = crd.get("spec") or {}
+    spec = spec_of(crd)
     group, names = spec.get("group", ""), spec.get("names") or {}
     plural, singular = names.get("plural", ""), names.get("singular") or names.get("kind", "").lower()
     taken_resources: set[str] = set()
@@ -102,10 +103,10 @@ def names_conflict(crd: dict, others: list[dict], builtin: list[ResourceType]) -
             taken_resources |= {rt.plural, rt.singular, *rt.short_names}
             taken_kinds |= {rt.kind, rt.list_kind}
     for other in others:
-        ospec = other.get("spec") or {}
-        if ospec.get("group") != group or (other.get("metadata") or {}).get("name") == crd["metadata"]["name"]:
+        ospec = spec_of(other)
+        if ospec.get("group") != group or meta_of(other).get("name") == crd["metadata"]["name"]:
             continue
-        accepted = (other.get("status") or {}).get("acceptedNames") or {}
+        accepted = status_of(other).get("acceptedNames") or {}
         if not accepted:
             continue
         taken_resources |= {accepted.get("plural", ""), accepted.get("singular", ""),
@@ -128,14 +129,14 @@ def names_conflict(crd: dict, others: list[dict], builtin: list[ResourceType]) -
 
 
 def accepted_names(crd: dict) -> dict:
-    names = dict((crd.get("spec") or {}).get("names") or {})
+    names = dict(spec_of(crd).get("names") or {})
     names.setdefault("singular", names.get("kind", "").lower())
     names.setdefault("listKind", f"{names.get('kind', '')}List")
     return names
 
 
 def condition(crd: dict, kind: str) -> dict | None:
-    return next((c for c in (crd.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
+    return next((c for c in status_of(crd).get("conditions") or [] if c.get("type") == kind), None)
 
 
 def is_established(crd: dict) -> bool:

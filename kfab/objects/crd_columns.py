@@ -11,6 +11,7 @@ from jsonpath_ng.ext import parse
 from kfab.objects.cells import column, human_duration, name_column, parse_time
 from kfab.objects.crd import PrinterColumn
 from kfab.objects.registry import ResourceType
+from kfab.objects.meta import meta_of
 
 _AGE = PrinterColumn("Age", "date", ".metadata.creationTimestamp",
                      description="CreationTimestamp is a timestamp representing the server time when this object "
@@ -50,6 +51,6 @@ def custom_printer(rt: ResourceType):
     definitions = [name_column()] + [column(c.name, c.type, c.description, c.priority, c.format) for c in columns]
 
     def row(obj: dict, now: datetime) -> list:
-        return [(obj.get("metadata") or {}).get("name", "")] + [_cell(c, obj, now) for c in columns]
+        return [meta_of(obj).get("name", "")] + [_cell(c, obj, now) for c in columns]
 
     return definitions, row

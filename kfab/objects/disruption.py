@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 
 from kfab.objects.selectors import selector_from_object
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 DISRUPTION_ALLOWED = "DisruptionAllowed"
 SUFFICIENT_PODS, INSUFFICIENT_PODS, SYNC_FAILED = "SufficientPods", "InsufficientPods", "SyncFailed"
@@ -16,18 +17,18 @@ DISRUPTION_BUDGET_CAUSE = "DisruptionBudget"   # policy/v1 DisruptionBudgetCause
 def guards(pdb: dict, pod: dict) -> bool:
     """The budget's selector matches the pod. As the eviction subresource does, a nil or empty selector
     guards nothing (the controller counts an empty one as every pod; kube keeps that difference)."""
-    selector = (pdb.get("spec") or {}).get("selector")
+    selector = spec_of(pdb).get("selector")
     if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         return False
     try:
-        return selector_from_object(selector).matches((pod.get("metadata") or {}).get("labels"))
+        return selector_from_object(selector).matches(meta_of(pod).get("labels"))
     except ValueError:
         return False   # an invalid selector matches no pod
 
 
 def is_pod_ready(pod: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+               for c in status_of(pod).get("conditions") or [])
 
 
 def _now() -> str:

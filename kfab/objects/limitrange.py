@@ -12,13 +12,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from kfab.objects.quantity import QuantityError, parse
+from kfab.objects.meta import spec_of
 
 ANNOTATION = "kubernetes.io/limit-ranger"
 CONTAINER, POD, CLAIM = "Container", "Pod", "PersistentVolumeClaim"
 
 
 def _items(limit_range: dict, kind: str) -> list[dict]:
-    return [item for item in ((limit_range.get("spec") or {}).get("limits") or [])
+    return [item for item in (spec_of(limit_range).get("limits") or [])
             if isinstance(item, dict) and item.get("type") == kind]
 
 
@@ -43,7 +44,7 @@ def _containers(spec: dict) -> list[tuple[str, dict]]:
 def default_pod(pod: dict, limit_ranges: list[dict]) -> str:
     """Set missing container limits/requests from the first Container item's defaults; the annotation text
     ("" when nothing was set), as mergeContainerResources words it."""
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     defaults = next((item for lr in limit_ranges for item in _items(lr, CONTAINER)
                      if item.get("default") or item.get("defaultRequest")), None)
     if defaults is None:
@@ -145,7 +146,7 @@ def _pod_totals(spec: dict, field: str) -> dict:
 
 
 def pod_violations(pod: dict, limit_ranges: list[dict]) -> list[str]:
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     errors = []
     for lr in limit_ranges:
         for item in _items(lr, CONTAINER):
@@ -167,7 +168,7 @@ def _max_request(kind: str, name: str, enforced, requests: dict, limits: dict) -
 
 def claim_violations(claim: dict, limit_ranges: list[dict]) -> list[str]:
     """A claim's size is its request: both bounds are checked against it (kube's maxRequestConstraint)."""
-    requests = _valid(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
+    requests = _valid((spec_of(claim).get("resources") or {}).get("requests"))
     errors = []
     for lr in limit_ranges:
         for item in _items(lr, CLAIM):

@@ -3,6 +3,7 @@ corev1/nodeaffinity): shared by the scheduler, which filters nodes by it, and th
 decides by it which nodes run a daemon pod."""
 
 from __future__ import annotations
+from kfab.objects.meta import meta_of, spec_of
 
 
 def match_expression(expr: dict, labels: dict) -> bool:
@@ -34,15 +35,15 @@ def match_term(term: dict, node: dict) -> bool:
     exprs, fields = term.get("matchExpressions") or [], term.get("matchFields") or []
     if not exprs and not fields:
         return False
-    labels = (node.get("metadata") or {}).get("labels") or {}
+    labels = meta_of(node).get("labels") or {}
     node_fields = {"metadata.name": node["metadata"]["name"]}
     return (all(match_expression(e, labels) for e in exprs)
             and all(match_expression(f, node_fields) for f in fields))
 
 
 def matches_node_selector_and_affinity(pod: dict, node: dict) -> bool:
-    spec = pod.get("spec") or {}
-    labels = (node.get("metadata") or {}).get("labels") or {}
+    spec = spec_of(pod)
+    labels = meta_of(node).get("labels") or {}
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from kfab.objects.quantity import Quantity, QuantityError, parse
 from kfab.objects.registry import ResourceType
+from kfab.objects.meta import spec_of, status_of
 
 # Core kinds whose object count quota also names without the count/ prefix.
 _BARE_COUNTS = {"pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "replicationcontrollers",
@@ -67,13 +68,13 @@ def _container_totals(spec: dict, field: str) -> dict[str, Quantity]:
 
 
 def pod_is_terminal(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return status_of(pod).get("phase") in ("Succeeded", "Failed")
 
 
 def _pod_usage(pod: dict) -> dict[str, Quantity]:
     if pod_is_terminal(pod):
         return {}
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     out = {"pods": _one(), "count/pods": _one()}
     for name, q in _container_totals(spec, "requests").items():
         out[f"requests.{name}"] = q
@@ -85,7 +86,7 @@ def _pod_usage(pod: dict) -> dict[str, Quantity]:
 
 
 def _service_usage(service: dict) -> dict[str, Quantity]:
-    spec = service.get("spec") or {}
+    spec = spec_of(service)
     out = {"services": _one(), "count/services": _one()}
     kind = spec.get("type") or "ClusterIP"
     if kind in ("NodePort", "LoadBalancer"):
@@ -96,7 +97,7 @@ def _service_usage(service: dict) -> dict[str, Quantity]:
 
 
 def _claim_usage(claim: dict) -> dict[str, Quantity]:
-    spec = claim.get("spec") or {}
+    spec = spec_of(claim)
     out = {"persistentvolumeclaims": _one(), "count/persistentvolumeclaims": _one()}
     storage = _quantity(((spec.get("resources") or {}).get("requests") or {}).get("storage"))
     klass = spec.get("storageClassName")
@@ -124,7 +125,7 @@ def usage(rt: ResourceType, obj: dict) -> dict[str, Quantity]:
 
 
 def qos_best_effort(pod: dict) -> bool:
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         resources = (c or {}).get("resources") or {}
         for field in ("requests", "limits"):
@@ -134,7 +135,7 @@ def qos_best_effort(pod: dict) -> bool:
 
 
 def _scope_matches(scope: str, pod: dict, operator: str = "Exists", values: tuple = ()) -> bool:
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     if scope == "Terminating":
         return spec.get("activeDeadlineSeconds") is not None
     if scope == "NotTerminating":
@@ -152,7 +153,7 @@ def _scope_matches(scope: str, pod: dict, operator: str = "Exists", values: tupl
 
 def selects(quota: dict, rt: ResourceType, obj: dict) -> bool:
     """A quota with scopes (or a scopeSelector) tracks only the pods its scopes match."""
-    spec = quota.get("spec") or {}
+    spec = spec_of(quota)
     scopes = [(s, "Exists", ()) for s in spec.get("scopes") or []]
     for expr in (spec.get("scopeSelector") or {}).get("matchExpressions") or []:
         scopes.append((expr.get("scopeName"), expr.get("operator") or "Exists", tuple(expr.get("values") or ())))
@@ -169,7 +170,7 @@ def missing_compute(hard: dict, pod: dict) -> str:
     if not required:
         return ""
     missing: dict[str, list[str]] = {}
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         resources = (c or {}).get("resources") or {}
         have = set()

@@ -38,10 +38,6 @@ class ResourceType:
     def list_kind(self) -> str:
         return self.list_kind_name or f"{self.kind}List"
 
-    @property
-    def group_version(self) -> str:
-        return self.api_version
-
     def store_prefix(self, namespace: str | None = None) -> str:
         """Key prefix in the state store: /registry/<group>/<plural>/[<namespace>/] (core group: no group part)."""
         base = f"/registry/{self.group}/{self.plural}/" if self.group else f"/registry/{self.plural}/"

@@ -14,6 +14,7 @@ from kfab.objects.columns import PRINTERS
 from kfab.objects.crd_columns import custom_printer
 from kfab.objects.errors import bad_request
 from kfab.objects.registry import ResourceType
+from kfab.objects.meta import status_of
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
@@ -74,7 +75,7 @@ def row_conditions(rt: ResourceType, obj: dict) -> list[dict]:
     """Finished pods are marked Completed, as kube-apiserver's pod printer does."""
     if rt.kind != "Pod":
         return []
-    phase = (obj.get("status") or {}).get("phase")
+    phase = status_of(obj).get("phase")
     if phase == "Succeeded":
         return [{"type": "Completed", "status": "True", "reason": "Succeeded",
                  "message": "The pod has completed successfully."}]

@@ -2,6 +2,7 @@
 filters nodes by them, and the node lifecycle controller, which evicts by them."""
 
 from __future__ import annotations
+from kfab.objects.meta import status_of
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
@@ -32,7 +33,7 @@ def condition_taints(node: dict) -> list[dict]:
     """The NoSchedule taint a node's Ready condition implies (TaintNodesByCondition), in case the node
     lifecycle controller has not put it on the Node yet."""
     ready = None
-    for cond in (node.get("status") or {}).get("conditions") or []:
+    for cond in status_of(node).get("conditions") or []:
         if cond.get("type") == "Ready":
             ready = cond.get("status")
     if ready == "True":

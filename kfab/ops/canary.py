@@ -15,6 +15,7 @@ import time
 import uuid
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.meta import spec_of, status_of
 
 POD = rt_of("Pod")
 NAMESPACE = "kube-system"
@@ -38,7 +39,7 @@ def canary_pod(node: str, image: str) -> dict:
 
 def started(pod: dict) -> bool:
     """A container has started (still running, or ran and ended: an image whose command exits at once)."""
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+    for status in status_of(pod).get("containerStatuses") or []:
         state = status.get("state") or {}
         if "running" in state or (state.get("terminated") or {}).get("startedAt"):
             return True
@@ -48,7 +49,7 @@ def started(pod: dict) -> bool:
 def describe(pod: dict | None) -> str:
     if pod is None:
         return "no pod"
-    status = pod.get("status") or {}
+    status = status_of(pod)
     waiting = [f"{c.get('name')}: {((c.get('state') or {}).get('waiting') or {}).get('reason', '?')}"
                for c in status.get("containerStatuses") or [] if "waiting" in (c.get("state") or {})]
     return f"phase {status.get('phase', 'Pending')}" + (f", waiting ({'; '.join(waiting)})" if waiting else "")
@@ -94,7 +95,7 @@ async def run_canary(client: Client, node: str, image: str, timeout: float) -> f
 def image_for(pods: list[dict]) -> str | None:
     """An image the node ran before: the first container image of the pods drained from it."""
     for pod in pods:
-        for container in (pod.get("spec") or {}).get("containers") or []:
+        for container in spec_of(pod).get("containers") or []:
             if container.get("image"):
                 return container["image"]
     return None

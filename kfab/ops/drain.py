@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kfab.client import APIStatusError, Client, rt_of
 from kfab.objects.disruption import guards
+from kfab.objects.meta import spec_of, status_of
 
 NODE, POD, PDB = rt_of("Node"), rt_of("Pod"), rt_of("PodDisruptionBudget", "policy/v1")
 OWNER_KINDS = {"ReplicaSet": rt_of("ReplicaSet", "apps/v1"), "StatefulSet": rt_of("StatefulSet", "apps/v1")}
@@ -28,7 +29,7 @@ class DrainError(Exception):
 
 
 def is_ready(node: dict) -> bool:
-    conditions = (node.get("status") or {}).get("conditions") or []
+    conditions = status_of(node).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
@@ -60,11 +61,11 @@ def plan_drain(pods: list[dict], force: bool = False, delete_emptydir_data: bool
         if owner and owner.get("kind") == "DaemonSet":
             plan.skipped.append(f"{key} (DaemonSet-managed)")
             continue
-        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        finished = status_of(pod).get("phase") in ("Succeeded", "Failed")
         if owner is None and not force and not finished:
             plan.refused.append(f"{key} is not managed by a controller (--force deletes it for good)")
             continue
-        volumes = (pod.get("spec") or {}).get("volumes") or []
+        volumes = spec_of(pod).get("volumes") or []
         if any("emptyDir" in v for v in volumes) and not delete_emptydir_data and not finished:
             plan.refused.append(f"{key} has emptyDir data (--delete-emptydir-data loses it)")
             continue
@@ -111,8 +112,8 @@ async def _workload_available(client: Client, pod: dict) -> bool:
         if exc.not_found:
             return True
         raise
-    wanted = (obj.get("spec") or {}).get("replicas", 1)
-    status = obj.get("status") or {}
+    wanted = spec_of(obj).get("replicas", 1)
+    status = status_of(obj)
     return status.get("availableReplicas", status.get("readyReplicas", 0)) >= wanted
 
 

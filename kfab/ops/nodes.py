@@ -13,6 +13,7 @@ import time
 from kfab.client import APIStatusError, Client, rt_of
 from kfab.ops import drain as drain_mod
 from kfab.ops.cluster import Cluster, OpsError, command
+from kfab.objects.meta import spec_of
 
 # What a worker runs (role workers/node-agent); stopped and disabled when its Node is removed.
 WORKER_UNITS = ("kfab-node", "kfab-proxy", "kfab-dns")
@@ -49,7 +50,7 @@ def add_node(cluster: Cluster, host: str, timeout: float, extra: list[str] = ())
 
     async def ready(client: Client) -> None:
         obj = await drain_mod.wait_ready(client, node, timeout)
-        if (obj.get("spec") or {}).get("unschedulable"):
+        if spec_of(obj).get("unschedulable"):
             await drain_mod.set_unschedulable(client, node, False)
     cluster.api(ready)
     return time.monotonic() - started

@@ -24,6 +24,7 @@ from kfab.ops import drain as drain_mod
 from kfab.ops.canary import CanaryError, image_for, run_canary
 from kfab.ops.cluster import Cluster, OpsError
 from kfab.ops.nodes import log
+from kfab.objects.meta import status_of
 
 CANARY_TIMEOUT = 120.0   # start and stop a pod whose image is on the node already: seconds even on a loaded host
 
@@ -101,7 +102,7 @@ def check_canary(cluster: Cluster, host: str, node: str, image: str | None, time
 async def cluster_image(client: Client) -> str | None:
     """An image some pod of the cluster runs (the canary's image when the drained node had no pods)."""
     return image_for([p for p in (await client.list(drain_mod.POD))["items"]
-                      if (p.get("status") or {}).get("phase") == "Running"])
+                      if status_of(p).get("phase") == "Running"])
 
 
 def upgrade(cluster: Cluster, wheelhouse: Path, timeout: float, extra: list[str] = ()) -> None:

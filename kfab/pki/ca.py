@@ -160,13 +160,6 @@ def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
         return False
 
 
-def subject_user(cert: x509.Certificate) -> tuple[str, tuple[str, ...]]:
-    """(CN, O values): the user and groups a client certificate names, as kube-apiserver reads them."""
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    orgs = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    return (str(cns[0].value) if cns else ""), tuple(str(o.value) for o in orgs)
-
-
 def san_names(cert: x509.Certificate) -> tuple[set[str], set[str]]:
     """(DNS names, IP strings) in the certificate's subjectAltName."""
     try:

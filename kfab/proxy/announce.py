@@ -19,6 +19,7 @@ import struct
 from kfab.client import Client, rt_of
 from kfab.machinery.informer import Informer
 from kfab.machinery.leader import LeaderElectionConfig, LeaderElector
+from kfab.objects.meta import spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,12 @@ def lease_name(address: str) -> str:
 
 def pool_addresses(services: list[dict], nodes: list[dict]) -> set[str]:
     """LoadBalancer addresses that are not some node's own address."""
-    node_ips = {a.get("address") for n in nodes for a in (n.get("status") or {}).get("addresses") or []}
+    node_ips = {a.get("address") for n in nodes for a in status_of(n).get("addresses") or []}
     out = set()
     for svc in services:
-        if (svc.get("spec") or {}).get("type") != "LoadBalancer":
+        if spec_of(svc).get("type") != "LoadBalancer":
             continue
-        for ingress in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+        for ingress in (status_of(svc).get("loadBalancer") or {}).get("ingress") or []:
             ip = ingress.get("ip")
             if ip and ip not in node_ips:
                 out.add(ip)

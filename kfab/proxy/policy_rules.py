@@ -24,6 +24,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from kfab.objects.validation.meta import selector_matches
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 TABLE = "kfab-policy"
 
@@ -40,7 +41,7 @@ class PodInfo:
 
 def pod_info(pod: dict) -> PodInfo | None:
     """A pod with its own address (not hostNetwork), as policies see it; None for pods they cannot."""
-    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    meta, spec, status = meta_of(pod), spec_of(pod), status_of(pod)
     ip = status.get("podIP")
     if not ip or spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
         return None
@@ -57,12 +58,12 @@ def pod_info(pod: dict) -> PodInfo | None:
 
 
 def _selected(policy: dict, pod: PodInfo) -> bool:
-    meta, spec = policy.get("metadata") or {}, policy.get("spec") or {}
+    meta, spec = meta_of(policy), spec_of(policy)
     return meta.get("namespace") == pod.namespace and selector_matches(spec.get("podSelector"), pod.labels)
 
 
 def _types(policy: dict) -> list[str]:
-    spec = policy.get("spec") or {}
+    spec = spec_of(policy)
     return spec.get("policyTypes") or (["Ingress"] + (["Egress"] if spec.get("egress") else []))
 
 
@@ -170,7 +171,7 @@ class PolicyRuleset:
 
 def build_policy_rules(policies: list[dict], pods: list[dict], namespaces: list[dict], node_name: str) -> PolicyRuleset:
     infos = [i for i in (pod_info(p) for p in pods) if i is not None]
-    ns_labels = {(n.get("metadata") or {}).get("name", ""): (n.get("metadata") or {}).get("labels") or {}
+    ns_labels = {meta_of(n).get("name", ""): meta_of(n).get("labels") or {}
                  for n in namespaces}
     rs = PolicyRuleset()
     for pod in (i for i in infos if i.node == node_name):
@@ -179,9 +180,9 @@ def build_policy_rules(policies: list[dict], pods: list[dict], namespaces: list[
             if not selecting:
                 continue
             lines: list[str] = []
-            for policy in sorted(selecting, key=lambda p: (p.get("metadata") or {}).get("name", "")):
-                ns = (policy.get("metadata") or {}).get("namespace", "")
-                for rule in (policy.get("spec") or {}).get(direction) or []:
+            for policy in sorted(selecting, key=lambda p: meta_of(p).get("name", "")):
+                ns = meta_of(policy).get("namespace", "")
+                for rule in spec_of(policy).get(direction) or []:
                     lines += _rule_lines(direction, rule, pod, ns, infos, ns_labels)
             getattr(rs, direction)[pod.ip] = list(dict.fromkeys(lines))
     return rs

@@ -13,12 +13,13 @@ from kfab.proxy.policy import PolicyEnforcer
 from kfab.proxy.policy_rules import TABLE as POLICY_TABLE
 from kfab.proxy.proxier import NftError, Proxier, bridged_traffic_filtered, run_nft
 from kfab.proxy.rules import TABLE
+from kfab.objects.meta import spec_of, status_of
 
 
 async def _node_facts(client, node_name: str) -> tuple[list[str], str | None]:
     node = await client.get(rt_of("Node"), None, node_name)
-    ips = [a["address"] for a in (node.get("status") or {}).get("addresses") or [] if a.get("type") == "InternalIP"]
-    return ips, (node.get("spec") or {}).get("podCIDR")
+    ips = [a["address"] for a in status_of(node).get("addresses") or [] if a.get("type") == "InternalIP"]
+    return ips, spec_of(node).get("podCIDR")
 
 
 def cleanup(nft: list[str], verbose: bool = False) -> int:

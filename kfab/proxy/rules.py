@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 TABLE = "kfab"
 MASQ_MARK = 0x4000
@@ -75,9 +76,9 @@ def _valid_ipv4(value: str | None) -> bool:
 
 
 def _lb_ips(svc: dict) -> tuple[str, ...]:
-    if (svc.get("spec") or {}).get("type") != "LoadBalancer":
+    if spec_of(svc).get("type") != "LoadBalancer":
         return ()
-    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ingress = (status_of(svc).get("loadBalancer") or {}).get("ingress") or []
     return tuple(sorted({i["ip"] for i in ingress if _valid_ipv4(i.get("ip"))}, key=ipaddress.ip_address))
 
 
@@ -86,13 +87,13 @@ def service_ports(services: list[dict], slices: list[dict], node_name: str | Non
     `node_name`, for externalTrafficPolicy Local)."""
     by_service: dict[tuple[str, str], list[dict]] = {}
     for s in slices:
-        meta = s.get("metadata") or {}
+        meta = meta_of(s)
         svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if svc and s.get("addressType", "IPv4") == "IPv4":
             by_service.setdefault((meta.get("namespace", ""), svc), []).append(s)
     out: list[ServicePort] = []
     for svc in services:
-        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        meta, spec = meta_of(svc), spec_of(svc)
         if spec.get("type") == "ExternalName":
             continue
         cluster_ip = spec.get("clusterIP")

@@ -12,6 +12,7 @@ from typing import Callable
 from kfab.objects.node_affinity import matches_node_selector_and_affinity
 from kfab.objects.taints import UNSCHEDULABLE_TAINT, condition_taints, tolerated
 from kfab.scheduler.nodeinfo import CPU, EPHEMERAL, MEMORY, PODS, NodeInfo, PodUsage
+from kfab.objects.meta import spec_of
 
 REASON_UNSCHEDULABLE = "node(s) were unschedulable"
 REASON_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
@@ -24,7 +25,7 @@ def blocking_taints(info: NodeInfo) -> list[dict]:
     Node version: this runs for every pod against every node)."""
     taints = info.derived.get("blocking_taints")
     if taints is None:
-        taints = [t for t in list((info.node.get("spec") or {}).get("taints") or []) + condition_taints(info.node)
+        taints = [t for t in list(spec_of(info.node).get("taints") or []) + condition_taints(info.node)
                   if t.get("effect") in ("NoSchedule", "NoExecute")]  # PreferNoSchedule only lowers a score
         info.derived["blocking_taints"] = taints
     return taints
@@ -34,7 +35,7 @@ def check_ready_and_taints(pod: dict, info: NodeInfo, usage: PodUsage | None = N
     taints = blocking_taints(info)
     if not taints:
         return []
-    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    tolerations = spec_of(pod).get("tolerations") or []
     for taint in taints:
         if not tolerated(tolerations, taint):
             return [f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"]
@@ -42,10 +43,10 @@ def check_ready_and_taints(pod: dict, info: NodeInfo, usage: PodUsage | None = N
 
 
 def check_unschedulable(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -> list[str]:
-    if not (info.node.get("spec") or {}).get("unschedulable"):
+    if not spec_of(info.node).get("unschedulable"):
         return []
     taint = {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}
-    if tolerated((pod.get("spec") or {}).get("tolerations") or [], taint):
+    if tolerated(spec_of(pod).get("tolerations") or [], taint):
         return []
     return [REASON_UNSCHEDULABLE]
 
@@ -53,7 +54,7 @@ def check_unschedulable(pod: dict, info: NodeInfo, usage: PodUsage | None = None
 # --- node selector and required node affinity ---------------------------------------------------------
 
 def check_node_affinity(pod: dict, info: NodeInfo, usage: PodUsage | None = None) -> list[str]:
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     if not spec.get("nodeSelector") and not spec.get("affinity"):
         return []
     return [] if matches_node_selector_and_affinity(pod, info.node) else [REASON_AFFINITY]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kfab.objects.quantity import QuantityError, int_value, milli_value
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 # kube-scheduler's defaults for pods that request nothing, used only when scoring (so that many
 # "best effort" pods still spread out instead of all landing on the emptiest-looking node).
@@ -35,7 +36,7 @@ def _container_requests(container: dict) -> dict[str, int]:
 
 def pod_requests(pod: dict) -> dict[str, int]:
     """Effective requests: max(sum of containers, any one init container) + overhead, as the scheduler counts."""
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     total: dict[str, int] = {}
     for c in spec.get("containers") or []:
         for name, amount in _container_requests(c).items():
@@ -51,7 +52,7 @@ def pod_requests(pod: dict) -> dict[str, int]:
 def pod_host_ports(pod: dict) -> list[tuple[str, str, int]]:
     """(hostIP, protocol, hostPort) of every container port that claims a host port."""
     ports = []
-    for c in (pod.get("spec") or {}).get("containers") or []:
+    for c in spec_of(pod).get("containers") or []:
         for p in c.get("ports") or []:
             if p.get("hostPort"):
                 ports.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(p["hostPort"])))
@@ -59,7 +60,7 @@ def pod_host_ports(pod: dict) -> list[tuple[str, str, int]]:
 
 
 def pod_owner_uid(pod: dict) -> str | None:
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+    for ref in meta_of(pod).get("ownerReferences") or []:
         if ref.get("controller"):
             return ref.get("uid")
     return None
@@ -103,7 +104,7 @@ class NodeInfo:
     def set_node(self, node: dict) -> None:
         self.node = node
         self.derived = {}
-        status = node.get("status") or {}
+        status = status_of(node)
         source = status.get("allocatable") or status.get("capacity") or {}
         self.allocatable = {name: _amount(name, value) for name, value in source.items()}
 

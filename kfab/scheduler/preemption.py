@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from kfab.objects.selectors import selector_from_object
 from kfab.scheduler.filters import REASON_PORTS, REASON_TOO_MANY_PODS, node_fit_reasons
 from kfab.scheduler.nodeinfo import NodeInfo, PodUsage
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
@@ -26,12 +27,12 @@ _INT32 = 2 ** 31
 
 
 def priority_of(pod: dict) -> int:
-    value = (pod.get("spec") or {}).get("priority")
+    value = spec_of(pod).get("priority")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def start_of(pod: dict) -> str:
-    return (pod.get("status") or {}).get("startTime") or (pod.get("metadata") or {}).get("creationTimestamp") or ""
+    return status_of(pod).get("startTime") or meta_of(pod).get("creationTimestamp") or ""
 
 
 def resolvable(reasons: list[str]) -> bool:
@@ -73,12 +74,12 @@ class Budgets:
     budgets: list[dict] = field(default_factory=list)
 
     def matching(self, pod: dict) -> list[int]:
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         out = []
         for i, pdb in enumerate(self.budgets):
-            if (pdb.get("metadata") or {}).get("namespace") != meta.get("namespace"):
+            if meta_of(pdb).get("namespace") != meta.get("namespace"):
                 continue
-            selector = (pdb.get("spec") or {}).get("selector")
+            selector = spec_of(pdb).get("selector")
             if selector is None:
                 continue
             try:
@@ -91,7 +92,7 @@ class Budgets:
 
     def split(self, pods: list[dict]) -> tuple[list[dict], list[dict]]:
         """(pods whose eviction would break a budget, the others), in the given order."""
-        allowed = [int((pdb.get("status") or {}).get("disruptionsAllowed") or 0) for pdb in self.budgets]
+        allowed = [int(status_of(pdb).get("disruptionsAllowed") or 0) for pdb in self.budgets]
         violating, fine = [], []
         for pod in pods:
             broken = False

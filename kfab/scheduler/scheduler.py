@@ -28,6 +28,7 @@ from kfab.scheduler.filters import node_fit_reasons, unschedulable_message
 from kfab.scheduler.nodeinfo import NodeInfo, PodUsage
 from kfab.scheduler.scores import select_node
 from kfab.scheduler.volume_binding import SELECTED_NODE, VolumeBinding
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 POD = rt_of("Pod")
 NODE = rt_of("Node")
@@ -40,18 +41,18 @@ BIND_CONCURRENCY = 64
 
 
 def _pod_node(pod: dict) -> str | None:
-    return (pod.get("spec") or {}).get("nodeName") or None
+    return spec_of(pod).get("nodeName") or None
 
 
 def _terminal(pod: dict) -> bool:
-    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return status_of(pod).get("phase") in ("Succeeded", "Failed")
 
 
 def _node_facts(node: dict) -> tuple:
     """What about a Node can turn "does not fit" into "fits"."""
-    spec, status = node.get("spec") or {}, node.get("status") or {}
+    spec, status = spec_of(node), status_of(node)
     ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-    return ((node.get("metadata") or {}).get("labels"), spec.get("taints"), spec.get("unschedulable"),
+    return (meta_of(node).get("labels"), spec.get("taints"), spec.get("unschedulable"),
             status.get("allocatable"), ready)
 
 
@@ -110,7 +111,7 @@ class Scheduler(Controller):
     def _account(self, pod: dict) -> None:
         key = key_of(pod)
         node_name = _pod_node(pod)
-        nominated = (pod.get("status") or {}).get("nominatedNodeName")
+        nominated = status_of(pod).get("nominatedNodeName")
         if nominated and not node_name and not _terminal(pod):
             self.nominated[key] = (nominated, PodUsage.of(pod), preemption.priority_of(pod))
         else:
@@ -126,7 +127,7 @@ class Scheduler(Controller):
             self._unplace(key)
 
     def _wants_scheduling(self, pod: dict) -> bool:
-        spec, meta = pod.get("spec") or {}, pod.get("metadata") or {}
+        spec, meta = spec_of(pod), meta_of(pod)
         return (not spec.get("nodeName") and not meta.get("deletionTimestamp") and not _terminal(pod)
                 and (spec.get("schedulerName") or DEFAULT_SCHEDULER_NAME) == self.scheduler_name)
 
@@ -143,7 +144,7 @@ class Scheduler(Controller):
             key = key_of(new)
             # An unschedulable pod's own status write must not wake it; a changed spec or labels do.
             if key not in self.unschedulable or old.get("spec") != new.get("spec") or \
-                    (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+                    meta_of(old).get("labels") != meta_of(new).get("labels"):
                 self.enqueue(key)
 
     def _pod_deleted(self, pod: dict) -> None:
@@ -244,11 +245,11 @@ class Scheduler(Controller):
 
     async def _preempt(self, pod: dict, usage: PodUsage, nodes: list[NodeInfo], reasons: dict) -> str:
         """Evict for pod where that helps and nominate the node (""); else the PostFilter message."""
-        spec = pod.get("spec") or {}
+        spec = spec_of(pod)
         if spec.get("preemptionPolicy") == "Never":
             return f"preemption: {preemption.NEVER}"
         mine = preemption.priority_of(pod)
-        nominated = (pod.get("status") or {}).get("nominatedNodeName")
+        nominated = status_of(pod).get("nominatedNodeName")
         if nominated and any(p["metadata"].get("deletionTimestamp") and preemption.priority_of(p) < mine
                              for p in self._pods_on(nominated)):
             return ""  # its victims are still going away: wait for them rather than evict more
@@ -275,7 +276,7 @@ class Scheduler(Controller):
 
     async def _evict(self, victim: dict, preemptor: dict, node_name: str) -> None:
         meta = victim["metadata"]
-        scheduler = (preemptor.get("spec") or {}).get("schedulerName") or DEFAULT_SCHEDULER_NAME
+        scheduler = spec_of(preemptor).get("schedulerName") or DEFAULT_SCHEDULER_NAME
         condition = {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
                      "message": f"{scheduler}: preempting to accommodate a higher priority pod",
                      "lastTransitionTime": now_rfc3339()}
@@ -293,7 +294,7 @@ class Scheduler(Controller):
     async def _nominate(self, pod: dict, node_name: str) -> None:
         meta = pod["metadata"]
         self.nominated[key_of(pod)] = (node_name, PodUsage.of(pod), preemption.priority_of(pod))
-        if (pod.get("status") or {}).get("nominatedNodeName") == node_name:
+        if status_of(pod).get("nominatedNodeName") == node_name:
             return
         try:
             updated = await self.client.patch(POD, meta["namespace"], meta["name"],
@@ -342,7 +343,7 @@ class Scheduler(Controller):
             self._unplace(key)
 
     async def _mark_unschedulable(self, pod: dict, message: str) -> None:
-        for cond in (pod.get("status") or {}).get("conditions") or []:
+        for cond in status_of(pod).get("conditions") or []:
             if (cond.get("type") == "PodScheduled" and cond.get("status") == "False"
                     and cond.get("reason") == "Unschedulable" and cond.get("message") == message):
                 return  # already says so

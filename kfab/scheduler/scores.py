@@ -13,6 +13,7 @@ import random
 
 from kfab.objects.taints import tolerated
 from kfab.scheduler.nodeinfo import CPU, MEMORY, NodeInfo, PodUsage
+from kfab.objects.meta import spec_of
 
 MAX_SCORE = 100
 WEIGHTS = {"least_allocated": 1, "spread": 2, "taint": 1}   # spread weighs 2 as PodTopologySpread does
@@ -42,7 +43,7 @@ def spread(usage: PodUsage, infos: list[NodeInfo]) -> list[float]:
 
 
 def taint_penalty(pod: dict, infos: list[NodeInfo]) -> list[float]:
-    tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or []
+    tolerations = [t for t in spec_of(pod).get("tolerations") or []
                    if (t.get("effect") or "PreferNoSchedule") == "PreferNoSchedule"]
     counts = [sum(1 for taint in _preferred_taints(info) if not tolerated(tolerations, taint)) for info in infos]
     most = max(counts, default=0)
@@ -54,7 +55,7 @@ def taint_penalty(pod: dict, infos: list[NodeInfo]) -> list[float]:
 def _preferred_taints(info: NodeInfo) -> list[dict]:
     taints = info.derived.get("prefer_no_schedule")
     if taints is None:
-        taints = [t for t in (info.node.get("spec") or {}).get("taints") or [] if t.get("effect") == "PreferNoSchedule"]
+        taints = [t for t in spec_of(info.node).get("taints") or [] if t.get("effect") == "PreferNoSchedule"]
         info.derived["prefer_no_schedule"] = taints
     return taints
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from kfab.objects.volumes import (NO_PROVISIONER, SELECTED_NODE, WAIT_FOR_FIRST_CONSUMER, find_best_volume,
                                   volume_allows)
+from kfab.objects.meta import spec_of
 
 UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 REASON_NODE_CONFLICT = "node(s) had volume node affinity conflict"
@@ -19,7 +20,7 @@ REASON_NO_VOLUME = "node(s) didn't find available persistent volumes to bind"
 
 
 def claim_names(pod: dict) -> list[str]:
-    return [v["persistentVolumeClaim"]["claimName"] for v in (pod.get("spec") or {}).get("volumes") or []
+    return [v["persistentVolumeClaim"]["claimName"] for v in spec_of(pod).get("volumes") or []
             if isinstance(v, dict) and isinstance(v.get("persistentVolumeClaim"), dict)
             and v["persistentVolumeClaim"].get("claimName")]
 
@@ -29,7 +30,7 @@ class VolumeBinding:
         self.claims, self.volumes, self.classes = claims, volumes, classes
 
     def _waits_for_consumer(self, claim: dict) -> bool:
-        sc = self.classes.get((claim.get("spec") or {}).get("storageClassName") or "")
+        sc = self.classes.get(spec_of(claim).get("storageClassName") or "")
         return bool(sc) and sc.get("volumeBindingMode") == WAIT_FOR_FIRST_CONSUMER
 
     def prefilter(self, pod: dict) -> str:
@@ -41,7 +42,7 @@ class VolumeBinding:
                 return f'persistentvolumeclaim "{name}" not found'
             if claim["metadata"].get("deletionTimestamp"):
                 return f'persistentvolumeclaim "{name}" is being deleted'
-            if not (claim.get("spec") or {}).get("volumeName") and not self._waits_for_consumer(claim):
+            if not spec_of(claim).get("volumeName") and not self._waits_for_consumer(claim):
                 return UNBOUND_IMMEDIATE
         return ""
 
@@ -51,7 +52,7 @@ class VolumeBinding:
             claim = self.claims.get_by(namespace, name)
             if claim is None:
                 continue
-            volume_name = (claim.get("spec") or {}).get("volumeName")
+            volume_name = spec_of(claim).get("volumeName")
             if volume_name:
                 pv = self.volumes.get(volume_name)
                 if pv is not None and not volume_allows(pv, node):
@@ -60,7 +61,7 @@ class VolumeBinding:
             allowed = [pv for pv in self.volumes.list() if volume_allows(pv, node)]
             if find_best_volume(claim, allowed) is not None:
                 continue
-            sc = self.classes.get((claim.get("spec") or {}).get("storageClassName") or "") or {}
+            sc = self.classes.get(spec_of(claim).get("storageClassName") or "") or {}
             if (sc.get("provisioner") or NO_PROVISIONER) == NO_PROVISIONER:
                 return [REASON_NO_VOLUME]
         return []
@@ -71,7 +72,7 @@ class VolumeBinding:
         out = []
         for name in claim_names(pod):
             claim = self.claims.get_by(namespace, name)
-            if (claim is not None and not (claim.get("spec") or {}).get("volumeName")
+            if (claim is not None and not spec_of(claim).get("volumeName")
                     and self._waits_for_consumer(claim)
                     and (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE) != node_name):
                 out.append(claim)

@@ -1,6 +1,7 @@
 """Which access modes each backend can serve, checked before anything is made for a claim."""
 
 from __future__ import annotations
+from kfab.objects.meta import spec_of
 
 # An NFS directory mounts on any number of nodes; an iSCSI LUN carries a local filesystem (ext4), which
 # only one node may mount read-write at a time.
@@ -13,7 +14,7 @@ class ProvisioningError(Exception):
 
 
 def check_access_modes(claim: dict, supported: tuple[str, ...], provisioner: str) -> list[str]:
-    modes = list((claim.get("spec") or {}).get("accessModes") or [])
+    modes = list(spec_of(claim).get("accessModes") or [])
     if not modes:
         raise ProvisioningError("the claim has no spec.accessModes")
     refused = [m for m in modes if m not in supported]

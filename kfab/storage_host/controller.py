@@ -22,6 +22,7 @@ from kfab.controllers.pv_binder import (BETA_STORAGE_PROVISIONER, PROVISIONED_BY
 from kfab.objects.volumes import claim_class, claim_request, volume_capacity
 from kfab.storage_host.access import ProvisioningError
 from kfab.storage_host.config import ProvisionerConfig
+from kfab.objects.meta import spec_of, status_of
 
 PV = rt_of("PersistentVolume")
 PVC = rt_of("PersistentVolumeClaim")
@@ -87,7 +88,7 @@ class ExternalProvisioner(ClaimVolumeController):
         sc = self._our_class(claim)
         if sc is None:
             return
-        volume_name = (claim.get("spec") or {}).get("volumeName")
+        volume_name = spec_of(claim).get("volumeName")
         if volume_name:
             await self._maybe_expand(claim, sc, volume_name)
             return
@@ -152,7 +153,7 @@ class ExternalProvisioner(ClaimVolumeController):
             raise
         updated = await self.client.patch(PV, None, volume_name, {"spec": {"capacity": {"storage": capacity}}})
         self.volumes.remember_write(dict(updated, apiVersion="v1", kind="PersistentVolume"))
-        conditions = [c for c in (claim.get("status") or {}).get("conditions") or []
+        conditions = [c for c in status_of(claim).get("conditions") or []
                       if c.get("type") != "FileSystemResizePending"]
         conditions.append({"type": "FileSystemResizePending", "status": "True", "lastTransitionTime": now_rfc3339(),
                            "message": "Waiting for user to (re-)start a pod to finish file system resize of "
@@ -162,10 +163,10 @@ class ExternalProvisioner(ClaimVolumeController):
         self.event(claim, "Normal", "VolumeResizeSuccessful", f"resize volume {volume_name} to {capacity}")
 
     async def sync_volume(self, pv: dict) -> None:
-        meta, spec = pv["metadata"], pv.get("spec") or {}
+        meta, spec = pv["metadata"], spec_of(pv)
         if (meta.get("annotations") or {}).get(PROVISIONED_BY) != self.config.provisioner:
             return
-        if meta.get("deletionTimestamp") or (pv.get("status") or {}).get("phase") != "Released":
+        if meta.get("deletionTimestamp") or status_of(pv).get("phase") != "Released":
             return
         if spec.get("persistentVolumeReclaimPolicy") != "Delete":
             return

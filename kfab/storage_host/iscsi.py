@@ -32,6 +32,7 @@ from kfab.storage_host.config import ProvisionerConfig
 from kfab.storage_host.naming import LUN, lun_file, target_iqn
 from kfab.storage_host.sizes import SizeError, format_bytes, lun_bytes, request_bytes
 from kfab.storage_host.tgt import Tgt
+from kfab.objects.meta import spec_of
 
 CHAP_SECRET_TYPE = "kubernetes.io/iscsi-chap"
 
@@ -55,7 +56,7 @@ class ISCSIProvisioner:
 
     async def provision(self, claim: dict, storage_class: dict, pv_name: str) -> dict:
         modes = check_access_modes(claim, self.access_modes, self.config.provisioner)
-        if (claim.get("spec") or {}).get("volumeMode") == "Block":
+        if spec_of(claim).get("volumeMode") == "Block":
             raise ProvisioningError(f"{self.config.provisioner} serves volumeMode Filesystem only")
         try:
             size = lun_bytes(request_bytes(claim))
@@ -78,7 +79,7 @@ class ISCSIProvisioner:
 
     def _ours(self, pv: dict) -> tuple[str, str, str]:
         name = pv["metadata"]["name"]
-        source = (pv.get("spec") or {}).get("iscsi") or {}
+        source = spec_of(pv).get("iscsi") or {}
         iqn = target_iqn(self.config.iqn_base, name)
         if source.get("iqn") != iqn:
             raise ProvisioningError(f"volume {name}: iqn {source.get('iqn')!r} is not this provisioner's {iqn}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from kfab.storage_host.access import NFS_MODES, ProvisioningError, check_access_modes
 from kfab.storage_host.config import ProvisionerConfig
 from kfab.storage_host.naming import nfs_directory
+from kfab.objects.meta import spec_of
 
 
 class NFSProvisioner:
@@ -31,7 +32,7 @@ class NFSProvisioner:
 
     def directory_of(self, pv: dict) -> Path:
         """The local directory behind a volume this provisioner made; refuses any path outside the root."""
-        path = str((((pv.get("spec") or {}).get("nfs")) or {}).get("path") or "")
+        path = str(((spec_of(pv).get("nfs")) or {}).get("path") or "")
         export = self.config.export_path.rstrip("/") + "/"
         name = path[len(export):] if path.startswith(export) else ""
         if not name or "/" in name or name in (".", "..") or not name.endswith(pv["metadata"]["name"]):

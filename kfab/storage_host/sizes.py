@@ -8,6 +8,7 @@ it) and never below a minimum a filesystem fits in.
 from __future__ import annotations
 
 from kfab.objects.quantity import QuantityError, int_value
+from kfab.objects.meta import spec_of
 
 KI, MI, GI, TI = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 # ext4 with its journal needs a few MiB; smaller LUNs would make mkfs fail on the node.
@@ -20,7 +21,7 @@ class SizeError(ValueError):
 
 def request_bytes(claim: dict) -> int:
     """The claim's storage request in bytes; a clear error when it is missing or not a positive quantity."""
-    requests = (((claim.get("spec") or {}).get("resources") or {}).get("requests") or {})
+    requests = ((spec_of(claim).get("resources") or {}).get("requests") or {})
     text = requests.get("storage")
     if text in (None, ""):
         raise SizeError("the claim has no spec.resources.requests.storage")

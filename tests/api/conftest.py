@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from kfab.pki.kubeconfig import server_url_of
+from tests import waiting
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -103,15 +104,8 @@ def run_kubectl(kubeconfig: Path | str, *args: str, input: str | None = None, ch
 
 
 def wait_until(condition, what: str, timeout: float = 30.0, interval: float = 0.1):
-    """condition()'s first truthy result, polled until `timeout` (then AssertionError naming `what`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """tests.waiting.wait_until in this module's older argument order (new tests: call that one)."""
+    return waiting.wait_until(what, condition, timeout, interval)
 
 
 def exists(read) -> bool:

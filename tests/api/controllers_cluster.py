@@ -6,26 +6,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubernetes import client, config
 
 from tests.api.conftest import REPO, run_kubectl, start_server, stop_server
+from tests.waiting import wait_until
 
 UNSCHEDULABLE = {"kfab-test/no-such-node": "true"}  # a nodeSelector no hollow node matches
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    """tests.waiting.wait_until in this module's older argument order (new tests: call wait_until)."""
+    return wait_until(what, predicate, timeout, interval)
 
 
 def start_kfab(*args: str, log: Path) -> subprocess.Popen:
@@ -57,19 +51,20 @@ class Cluster:
         return client.AppsV1Api(self.api)
 
 
-def start_hollow_nodes(kubeconfig: Path, data_dir: Path, count: int, prefix: str) -> subprocess.Popen:
+def start_hollow_nodes(kubeconfig: Path, data_dir: Path, count: int, prefix: str, *extra: str) -> subprocess.Popen:
     return start_kfab("hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(count), "--name-prefix", prefix,
-                      "--lease-interval", "2", log=data_dir / f"{prefix}hollow.log")
+                      "--lease-interval", "2", *extra, log=data_dir / f"{prefix}hollow.log")
 
 
-def running_cluster(data_dir: Path, nodes: int = 3, server_args: tuple[str, ...] = ()):
+def running_cluster(data_dir: Path, nodes: int = 3, server_args: tuple[str, ...] = (),
+                    hollow_args: tuple[str, ...] = ()):
     """Generator for fixtures: a server and hollow nodes; torn down by PID at the end."""
     server_proc, server = start_server(data_dir, *server_args)
     procs = [server_proc]
     api = None
     try:
         names = [f"hollow-{i}" for i in range(nodes)]
-        procs.append(start_hollow_nodes(server.kubeconfig, data_dir, nodes, "hollow-"))
+        procs.append(start_hollow_nodes(server.kubeconfig, data_dir, nodes, "hollow-", *hollow_args))
         api = config.new_client_from_config(config_file=str(server.kubeconfig))
         core = client.CoreV1Api(api)
 

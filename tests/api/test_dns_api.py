@@ -7,7 +7,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import dns.flags
 import dns.message
@@ -16,6 +15,7 @@ import dns.rcode
 import pytest
 
 from tests.api.conftest import REPO
+from tests.waiting import wait_until
 
 DEADLINE = 20.0
 
@@ -35,17 +35,8 @@ def free_port() -> int:
 
 
 def wait_for(what, check, timeout=DEADLINE):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - keep polling; report the last error
-            last = e
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last!r})" if last else ""))
+    """tests.waiting.wait_until, errors counting as "not yet" (new tests: call wait_until)."""
+    return wait_until(what, check, timeout, retry_on=(Exception,))
 
 
 def query(port, name, rdtype="A", tcp=False):

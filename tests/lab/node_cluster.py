@@ -12,10 +12,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 KFAB = [sys.executable, "-m", "kfab"]
@@ -25,19 +26,8 @@ BUSYBOX_APPLETS = ("sh", "ls", "cat", "echo", "sleep", "httpd", "wget", "nc", "e
 
 
 def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):
-    """Poll `check()` until it returns something truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
-            last_error = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
-                         (f" (last error: {last_error})" if last_error else ""))
+    """tests.waiting.wait_until, errors counting as "not yet" (new tests: call wait_until)."""
+    return wait_until(what, check, timeout, interval, retry_on=(Exception,))
 
 
 def build_busybox_image(workdir: Path) -> Path:

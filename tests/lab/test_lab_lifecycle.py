@@ -9,13 +9,13 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from kfab.lab import Lab
 from kfab.lab.image import ensure_image
+from tests import waiting
 
 pytestmark = pytest.mark.lab
 
@@ -43,11 +43,7 @@ def nat_rules(tag: str) -> list[str]:
 
 
 def wait_until(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return waiting.wait_until(what, condition, timeout, 0.05)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import hashlib
 import logging
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.objects.meta import spec_of
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ class Attachments:
             if not e.already_exists:
                 raise
         lease = await self.client.get(LEASES, LEASE_NAMESPACE, name)
-        holder = (lease.get("spec") or {}).get("holderIdentity")
+        holder = spec_of(lease).get("holderIdentity")
         if holder == self.node_name:
             return
         if holder and await self._node_exists(holder):
             raise MultiAttachError(f'Multi-Attach error for volume "{display}" Volume is already exclusively '
                                    f'attached to one node ({holder}) and can\'t be attached to another')
         log.info("taking over %s from node %s, which no longer exists", unique_name, holder)
-        lease["spec"] = {**(lease.get("spec") or {}), "holderIdentity": self.node_name}
+        lease["spec"] = {**spec_of(lease), "holderIdentity": self.node_name}
         try:
             await self.client.update(LEASES, lease)  # carries resourceVersion: one winner
         except APIStatusError as e:
@@ -78,7 +79,7 @@ class Attachments:
         name = lease_name(unique_name)
         try:
             lease = await self.client.get(LEASES, LEASE_NAMESPACE, name)
-            if (lease.get("spec") or {}).get("holderIdentity") == self.node_name:
+            if spec_of(lease).get("holderIdentity") == self.node_name:
                 await self.client.delete(LEASES, LEASE_NAMESPACE, name,
                                          resource_version=lease["metadata"].get("resourceVersion"))
         except APIStatusError as e:

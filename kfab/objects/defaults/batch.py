@@ -4,6 +4,7 @@ generateSelector, which kube-apiserver runs on create once the uid exists)."""
 from __future__ import annotations
 
 from kfab.objects.defaults.pod import _d, _items, default_pod_template
+from kfab.objects.meta import meta_of
 
 # k8s.io/api/batch/v1 label keys; the unprefixed ones are the legacy spellings kube still writes too.
 JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
@@ -50,7 +51,7 @@ def generate_job_selector(obj: dict) -> None:
     spec = _d(obj, "spec")
     if spec.get("manualSelector") is True:
         return
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     template_meta = _d(_d(spec, "template"), "metadata")
     labels = _d(template_meta, "labels")
     for key in JOB_NAME_LABELS:
