@@ -168,9 +168,8 @@ class HostPlay:
         except (paramiko.SSHException, EOFError, ConnectionError) as exc:
             raise HostUnreachable(f"connection lost during task '{task.label}': {exc}") from None
         self.record(task, scope, variables, outcome)
-        ignored = outcome.status == "failed" and as_bool(_first(
-            resolve(task.ignore_errors, variables, where) if task.ignore_errors is not None else None,
-            scope.keywords.ignore_errors, False))
+        keywords = task.keywords.over(scope.keywords)
+        ignored = outcome.status == "failed" and as_bool(resolve(_first(keywords.ignore_errors, False), variables, where))
         if not ran_here:
             # run_once: the host that ran it reported and counted it; its failure ends the batch's other
             # hosts too, uncounted (ansible-core 2.18 leaves them out of the recap the same way).
@@ -194,8 +193,7 @@ class HostPlay:
             self.notified.update(task.notify)
         if outcome.status == "failed" and not ignored:
             self.failure = Failure(task, outcome.result | {"msg": outcome.message})
-            if as_bool(_first(task.any_errors_fatal, scope.keywords.any_errors_fatal, self.play.any_errors_fatal,
-                              False)):
+            if as_bool(resolve(_first(keywords.any_errors_fatal, self.play.any_errors_fatal), variables, where)):
                 runner.output.note(f"any_errors_fatal: {self.host} failed '{task.label}', every host stops")
                 runner.stop.set()
             return False
@@ -297,14 +295,13 @@ class HostPlay:
         where = {"file": task.file, "line": task.line, "task": task.label}
         runner = self.runner
         args = task.module.with_defaults({k: v for k, v in resolve(task.args, variables, where).items() if v != OMIT})
-        inherited = scope.keywords
-        become = _first(task.become, inherited.become, variables.get("ansible_become"), self.play.become)
-        become_user = _first(task.become_user, inherited.become_user, self.play.become_user,
-                              variables.get("ansible_become_user"), "root")
-        check_mode = _first(task.check_mode, inherited.check_mode)
-        check = runner.options.check if check_mode is None else as_bool(resolve(check_mode, variables, where))
-        environment = _first(task.environment, inherited.environment)
-        environment = resolve(environment, variables, where) if environment is not None else {}
+        keywords = task.keywords.over(scope.keywords)
+        become = _first(keywords.become, variables.get("ansible_become"), self.play.become)
+        become_user = _first(keywords.become_user, self.play.become_user, variables.get("ansible_become_user"),
+                             "root")
+        check = runner.options.check if keywords.check_mode is None else as_bool(
+            resolve(keywords.check_mode, variables, where))
+        environment = resolve(keywords.environment, variables, where) if keywords.environment is not None else {}
         if not isinstance(environment, dict) or not all(str(k).isidentifier() for k in environment):
             raise ProvisionError(f"environment must be a mapping of variable names, got {environment!r}", **where)
         remote = runner.remote_for(self.play, self.host, task, variables, where)

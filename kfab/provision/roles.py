@@ -32,6 +32,25 @@ INCLUDES = ("include_tasks", "import_tasks", "include_role", "import_role")
 META_ACTIONS = ("flush_handlers", "noop", "end_host", "end_play", "clear_facts", "refresh_inventory")
 
 
+@dataclass(frozen=True)
+class Keywords:
+    """Keywords a task takes and a block or include passes down to the tasks inside it; the innermost one
+    given wins."""
+    become: object = None
+    become_user: object = None
+    ignore_errors: object = None
+    check_mode: object = None
+    environment: object = None
+    any_errors_fatal: object = None
+
+    @classmethod
+    def of(cls, item: dict) -> "Keywords":
+        return cls(**{k: item.get(k) for k in cls.__dataclass_fields__})
+
+    def over(self, outer: "Keywords") -> "Keywords":
+        return Keywords(**{k: outer.__dict__[k] if v is None else v for k, v in self.__dict__.items()})
+
+
 @dataclass
 class Task:
     name: str
@@ -47,45 +66,22 @@ class Task:
     notify: list[str] = field(default_factory=list)
     listen: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
-    become: object = None
-    become_user: object = None
+    keywords: Keywords = Keywords()  # become, become_user, ignore_errors, check_mode, environment, ...
     changed_when: object = None
     failed_when: object = None
-    ignore_errors: object = None
     vars: dict = field(default_factory=dict)
     until: list = field(default_factory=list)
     retries: object = None
     delay: object = None
     run_once: object = False
     delegate_to: object = None
-    check_mode: object = None
     no_log: object = None
-    environment: object = None
     diff: object = None
-    any_errors_fatal: object = None
     meta: str | None = None          # `meta: flush_handlers` and friends: run by the runner itself
 
     @property
     def label(self) -> str:
         return self.name if self.role.of_play else f"{self.role.name} : {self.name}"
-
-
-@dataclass(frozen=True)
-class Keywords:
-    """Keywords a block or include passes down to the tasks inside it; the innermost one given wins."""
-    become: object = None
-    become_user: object = None
-    ignore_errors: object = None
-    check_mode: object = None
-    environment: object = None
-    any_errors_fatal: object = None
-
-    @classmethod
-    def of(cls, item: dict) -> "Keywords":
-        return cls(**{k: item.get(k) for k in cls.__dataclass_fields__})
-
-    def over(self, outer: "Keywords") -> "Keywords":
-        return Keywords(**{k: outer.__dict__[k] if v is None else v for k, v in self.__dict__.items()})
 
 
 @dataclass
@@ -458,19 +454,17 @@ def parse_task(item, file: str, role: Role) -> Task:
                 loop_control=dict(item.get("loop_control") or {}), register=item.get("register"),
                 notify=[str(n) for n in _as_list(item.get("notify"))],
                 listen=[str(n) for n in _as_list(item.get("listen"))],
-                tags=_tags(item.get("tags")), become=item.get("become"), become_user=item.get("become_user"),
+                tags=_tags(item.get("tags")), keywords=Keywords.of(item),
                 changed_when=item.get("changed_when"), failed_when=item.get("failed_when"),
-                ignore_errors=item.get("ignore_errors"), vars=item.get("vars") or {},
+                vars=item.get("vars") or {},
                 until=_as_list(item.get("until")), retries=item.get("retries"), delay=item.get("delay"),
                 run_once=item.get("run_once", False), delegate_to=item.get("delegate_to"),
-                check_mode=item.get("check_mode"), no_log=item.get("no_log"),
-                environment=item.get("environment"), diff=item.get("diff"),
-                any_errors_fatal=item.get("any_errors_fatal"))
+                no_log=item.get("no_log"), diff=item.get("diff"))
     if task.register is not None and not str(task.register).isidentifier():
         raise fail(f"register name {task.register!r} is not a valid variable name", name)
     if not isinstance(task.vars, dict):
         raise fail("task 'vars' must be a mapping", name)
-    if task.environment is not None and not isinstance(task.environment, (dict, str)):
+    if task.keywords.environment is not None and not isinstance(task.keywords.environment, (dict, str)):
         raise fail("task 'environment' must be a mapping of variable names to values", name)
     conditions = task.when + task.until + [e for c in (task.changed_when, task.failed_when)
                                            for e in _as_list(c) if isinstance(e, str)]
