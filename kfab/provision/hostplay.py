@@ -346,15 +346,20 @@ class HostPlay:
 
     def flush_handlers(self) -> bool:
         """Notified handlers, once each, in the order they are defined; a handler is notified by its
-        name or by a topic it `listen`s to."""
-        for handler in self.play.handlers():
-            if self.runner.stop.is_set():
-                return False
-            if handler.name in self.notified or self.notified & set(handler.listen):
-                self.notified.discard(handler.name)
-                ref = next((r for r in self.play.roles if r.role is handler.role), RoleRef(handler.role))
-                if not self.task(handler, Scope(ref), handler=True):
+        name or by a topic it `listen`s to. One a handler notifies runs in this flush too (another pass
+        for those defined before it)."""
+        handlers = self.play.handlers()
+        for _ in range(len(handlers) + 1):
+            pending, self.notified = self.notified, set()
+            if not pending:
+                return True
+            for handler in handlers:
+                if self.runner.stop.is_set():
                     return False
+                if handler.name in pending or pending & set(handler.listen):
+                    ref = next((r for r in self.play.roles if r.role is handler.role), RoleRef(handler.role))
+                    if not self.task(handler, Scope(ref), handler=True):
+                        return False
         self.notified.clear()
         return True
 

@@ -465,3 +465,16 @@ def test_a_failed_run_once_task_fails_every_host_of_the_batch(tmp_path):
     runner, code, text = run(tmp_path)
     assert code == 2 and not list(tmp_path.glob("after-*")), text
     assert sorted([runner.stats["h1"].failed, runner.stats["h2"].failed]) == [0, 1]   # counted where it ran
+
+
+def test_a_handler_may_notify_another_handler(tmp_path):
+    project(tmp_path, "- command: 'true'\n  notify: second\n", handlers="""\
+        - name: first
+          shell: "echo first >> {{ out }}/order"
+        - name: second
+          shell: "echo second >> {{ out }}/order"
+          notify: first
+        """)
+    _, code, text = run(tmp_path)
+    assert code == 0, text
+    assert (tmp_path / "order").read_text().split() == ["second", "first"]
