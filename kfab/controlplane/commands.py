@@ -75,12 +75,13 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=server_command)
 
     p = subparsers.add_parser(
-        "rotate-encryption-key", help="new key for Secrets at rest in DATA_DIR (kfab server stopped)",
+        "rotate-encryption-key", help="new key for Secrets at rest (--data-dir: kfab server stopped; -i: a cluster)",
         description="Rotate the key that encrypts Secrets at rest for `kfab server --data-dir DATA_DIR`: a new "
                     "key is added first (it encrypts from now on), every Secret is rewritten with it, then the old "
                     "key is dropped from DATA_DIR/pki/encryption-config.yaml. The server must be stopped (the "
-                    "SQLite store is one process's); start it again afterwards.")
-    p.add_argument("--data-dir", required=True, type=Path)
+                    "SQLite store is one process's); start it again afterwards. With -i INVENTORY instead: the same "
+                    "for a cluster kfab up installed, API servers restarted one at a time (kfab.ops.encryption).")
+    p.add_argument("--data-dir", type=Path, help="the data directory of `kfab server` (or -i INVENTORY: kfab.ops)")
     p.set_defaults(func=rotate_encryption_key_command)
 
     p = subparsers.add_parser(
@@ -192,6 +193,10 @@ def scheduler_command(args) -> int:
 
 
 def rotate_encryption_key_command(args) -> int:
+    if args.data_dir is None:
+        print("kfab rotate-encryption-key: --data-dir DIR (kfab server) or -i INVENTORY (a cluster) is required",
+              file=sys.stderr)
+        return 2
     data_dir = args.data_dir.resolve()
     config = data_dir / "pki" / ENCRYPTION_CONFIG_FILE
     if not config.exists():

@@ -4,9 +4,10 @@ inventory: a control plane's data directory) runs kfab.ops.local_kubeconfig."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from kfab.ops import backup, certs, kubeconfig, local_kubeconfig, nodes, reset, upgrade
+from kfab.ops import backup, certs, encryption, kubeconfig, local_kubeconfig, nodes, reset, upgrade
 from kfab.ops.cluster import DEFAULT_PLAYBOOK
 
 
@@ -17,6 +18,15 @@ def _common(p, extra_vars: bool = False) -> None:
     if extra_vars:
         p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
                        help="extra variables for the kfab up runs, as kfab up takes them")
+
+
+def _either(with_inventory, without):
+    def run(args) -> int:
+        if args.inventory and getattr(args, "data_dir", None):
+            print("kfab rotate-encryption-key: -i and --data-dir exclude each other", file=sys.stderr)
+            return 2
+        return with_inventory(args) if args.inventory else without(args)
+    return run
 
 
 def _drain_options(p) -> None:
@@ -86,6 +96,14 @@ def add_commands(subparsers) -> None:
                                                    "at a time")
     _common(p, extra_vars=True)
     p.set_defaults(func=certs.run)
+
+    # `kfab rotate-encryption-key` is controlplane's command (--data-dir, a stopped kfab server); -i INVENTORY
+    # (a cluster kfab up installed) is added here, so that one command name serves both.
+    p = subparsers.choices["rotate-encryption-key"]
+    p.add_argument("-i", "--inventory", help="inventory file of the cluster (as for kfab up)")
+    p.add_argument("--playbook", default=DEFAULT_PLAYBOOK,
+                   help=f"the play file the cluster was installed with (default {DEFAULT_PLAYBOOK})")
+    p.set_defaults(func=_either(encryption.run, p.get_default("func")), extra_vars=[])
 
     p = subparsers.add_parser(
         "kubeconfig", help="write a kubeconfig for the cluster admin or a named user",

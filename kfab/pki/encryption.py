@@ -110,6 +110,11 @@ class EncryptionConfig:
             entries.append(ResourceProviders(e.resources, [Key.new(f"key{n}"), *e.keys], e.identity, False))
         return EncryptionConfig(entries)
 
+    def with_write_key_reading_only(self) -> "EncryptionConfig":
+        """The first key moved last: every server learns to read it before any writes with it (HA rotation)."""
+        return EncryptionConfig([ResourceProviders(e.resources, [*e.keys[1:], *e.keys[:1]], e.identity,
+                                                   e.identity_first) for e in self.entries])
+
     def without_old_keys(self) -> "EncryptionConfig":
         """Last step of a rotation, once everything is rewritten: only the write key (and identity) remain."""
         return EncryptionConfig([ResourceProviders(e.resources, e.keys[:1], e.identity, e.identity_first)

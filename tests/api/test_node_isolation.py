@@ -114,7 +114,8 @@ def test_a_node_writes_only_its_own_node_and_labels_within_bounds(cluster, objec
     refused = kubectl(cluster, "n1", "taint", "node", "n1", "dedicated=me:NoSchedule")
     assert 'node "n1" is not allowed to modify taints' in refused.stderr
     # the admin still may
-    assert kubectl(cluster, "admin", "label", "node", "n1", "node-restriction.kubernetes.io/trusted=yes").returncode == 0
+    allowed = kubectl(cluster, "admin", "label", "node", "n1", "node-restriction.kubernetes.io/trusted=yes")
+    assert allowed.returncode == 0
 
 
 def test_a_node_creates_only_mirror_pods_and_updates_only_its_pods_status(cluster, objects):
