@@ -10,16 +10,16 @@ As kube-controller-manager's (pkg/controller/daemon):
   with the hash and the template generation, history trimmed to revisionHistoryLimit;
 - RollingUpdate replaces old pods within maxUnavailable (delete, then create) or maxSurge (create, then delete
   the old pod once the new one is available); OnDelete waits for the user to delete pods;
-- failed daemon pods are deleted (and so replaced); pods left on Nodes that no longer exist are deleted here
-  (kfab has no pod garbage collector for vanished nodes).
+- failed daemon pods are deleted (and so replaced); pods left on Nodes that no longer exist are force-deleted
+  here (kfab has no pod garbage collector for vanished nodes).
 """
 
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
 from kfab.controllers.daemonset_util import (REVISION_LABEL, is_updated, new_pod, new_revision, node_should_run,
-                                             revision_data, revision_hash, surge_and_unavailable, target_node,
-                                             template_generation, template_of, update_strategy)
+                                             revision_data, surge_and_unavailable, target_node, template_generation,
+                                             update_strategy)
 from kfab.controllers.podutil import (BURST_REPLICAS, available_in, gather_limited, is_ready, orphan_namespace,
                                       slow_start)
 from kfab.controllers.statefulset_util import revision_number, same_data
@@ -175,11 +175,12 @@ class DaemonSetController(Controller):
                 to_delete += self._duplicates(running, hash_, surge_allowed)
             else:
                 to_delete += [p for p in pods if not _terminating(p)]
-        for name, pods in all_pods.items():
-            if name not in nodes:   # unscheduled for a vanished node, or left behind on one
-                to_delete += [p for p in pods if not _terminating(p)]
-        await self._sync_nodes(ds, to_delete, to_create, hash_)
-        return bool(to_create or to_delete)
+        # Pods of Nodes that are gone: no agent will finish a graceful deletion there (kube's pod GC
+        # force-deletes them; kfab has none, so the owner does it for its own pods).
+        stranded = [p for name, pods in all_pods.items() if name not in nodes for p in pods
+                    if not (_terminating(p) and (p["metadata"].get("deletionGracePeriodSeconds") or 0) == 0)]
+        await self._sync_nodes(ds, to_delete, to_create, hash_, stranded)
+        return bool(to_create or to_delete or stranded)
 
     @staticmethod
     def _duplicates(running: list[dict], hash_: str, surge_allowed: bool) -> list[dict]:
@@ -199,10 +200,13 @@ class DaemonSetController(Controller):
             extra.append(pod)
         return extra
 
-    async def _sync_nodes(self, ds: dict, to_delete: list[dict], to_create: list[str], hash_: str) -> None:
+    async def _sync_nodes(self, ds: dict, to_delete: list[dict], to_create: list[str], hash_: str,
+                          force_delete: list[dict] = ()) -> None:
         errors = []
-        if to_delete:
-            results = await gather_limited(to_delete[:BURST_REPLICAS], lambda pod: self._delete_pod(ds, pod))
+        deletions = [(pod, None) for pod in to_delete] + [(pod, 0) for pod in force_delete]
+        if deletions:
+            results = await gather_limited(deletions[:BURST_REPLICAS],
+                                           lambda item: self._delete_pod(ds, item[0], item[1]))
             errors += [r for r in results if isinstance(r, Exception)]
         if to_create:
             template = (ds.get("spec") or {}).get("template") or {}
@@ -218,21 +222,9 @@ class DaemonSetController(Controller):
         if errors:
             raise errors[0]
 
-    async def _delete_pod(self, ds: dict, pod: dict) -> None:
-        meta = pod["metadata"]
-        try:
-            answer = await self.client.delete(POD, meta["namespace"], meta["name"], uid=meta.get("uid"))
-        except APIStatusError as e:
-            if e.not_found:
-                self.pods.remember_delete(pod)
-                return
-            self.event(ds, "Warning", "FailedDelete", f"Error deleting: {e.message}")
-            raise
-        if answer.get("kind") == "Pod" and _terminating(answer):
-            self.pods.remember_write(answer)   # graceful: the node agent finishes the deletion
-        else:
-            self.pods.remember_delete(pod)
-        self.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+    async def _delete_pod(self, ds: dict, pod: dict, grace_period: int | None = None) -> None:
+        await self.delete_for(ds, self.pods, pod, f"Deleted pod: {pod['metadata']['name']}",
+                              "Error deleting: {error}", grace_period)
 
     # --- rolling update --------------------------------------------------------------------------------
 

@@ -18,10 +18,6 @@ POD = rt_of("Pod")
 REPLICASET = rt_of("ReplicaSet", "apps/v1")
 
 
-def is_deleted_pod(obj: dict) -> bool:
-    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-
-
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
     workers = 5
@@ -129,20 +125,8 @@ class ReplicaSetController(Controller):
 
     async def _delete_pods(self, rs: dict, victims: list[dict]) -> Exception | None:
         async def delete_one(pod: dict) -> None:
-            meta = pod["metadata"]
-            try:
-                answer = await self.client.delete(POD, meta["namespace"], meta["name"], uid=meta.get("uid"))
-            except APIStatusError as e:
-                if e.not_found:
-                    self.pods.remember_delete(pod)
-                    return
-                self.event(rs, "Warning", "FailedDelete", f"Error deleting: {e.message}")
-                raise
-            if answer.get("kind") == "Pod" and is_deleted_pod(answer):
-                self.pods.remember_write(answer)   # graceful: the node agent finishes the deletion
-            else:
-                self.pods.remember_delete(pod)
-            self.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+            await self.delete_for(rs, self.pods, pod, f"Deleted pod: {pod['metadata']['name']}",
+                                  "Error deleting: {error}")
 
         results = await gather_limited(victims, delete_one)
         errors = [r for r in results if isinstance(r, Exception)]

@@ -223,22 +223,9 @@ class StatefulSetController(Controller):
                     raise
 
     async def _delete_pod(self, sts: dict, pod: dict) -> None:
-        meta = pod["metadata"]
-        try:
-            answer = await self.client.delete(POD, meta["namespace"], meta["name"], uid=meta.get("uid"))
-        except APIStatusError as e:
-            if e.not_found:
-                self.pods.remember_delete(pod)
-                return
-            self.event(sts, "Warning", "FailedDelete",
-                       f"delete Pod {meta['name']} in StatefulSet {sts['metadata']['name']} failed error: {e.message}")
-            raise
-        if answer.get("kind") == "Pod" and is_terminating(answer):
-            self.pods.remember_write(answer)   # graceful: the node finishes the deletion
-        else:
-            self.pods.remember_delete(pod)
-        self.event(sts, "Normal", "SuccessfulDelete",
-                   f"delete Pod {meta['name']} in StatefulSet {sts['metadata']['name']} successful")
+        name, set_name = pod["metadata"]["name"], sts["metadata"]["name"]
+        await self.delete_for(sts, self.pods, pod, f"delete Pod {name} in StatefulSet {set_name} successful",
+                              f"delete Pod {name} in StatefulSet {set_name} failed error: {{error}}")
 
     # --- status ----------------------------------------------------------------------------------------
 

@@ -113,6 +113,27 @@ class Controller:
         self.event(owner, "Normal", "SuccessfulCreate", created.format(name=made["metadata"]["name"]))
         return made
 
+    async def delete_for(self, owner: dict, informer: Informer, obj: dict, deleted: str, failed: str,
+                         grace_period: int | None = None) -> None:
+        """Delete obj (its uid as precondition) on behalf of `owner`, remember the outcome in `informer`, and
+        record kube's events on the owner: SuccessfulDelete `deleted` or FailedDelete `failed` ({error}), the
+        error raised again. Already gone counts as done, without an event."""
+        meta, rt = obj["metadata"], informer.rt
+        try:
+            answer = await self.client.delete(rt, meta.get("namespace"), meta["name"], uid=meta.get("uid"),
+                                              grace_period_seconds=grace_period)
+        except APIStatusError as e:
+            if e.not_found:
+                informer.remember_delete(obj)
+                return
+            self.event(owner, "Warning", "FailedDelete", failed.format(error=e.message))
+            raise
+        if answer.get("kind") == rt.kind and (answer.get("metadata") or {}).get("deletionTimestamp"):
+            informer.remember_write(answer)   # graceful (a pod's node agent finishes it) or held by finalizers
+        else:
+            informer.remember_delete(obj)
+        self.event(owner, "Normal", "SuccessfulDelete", deleted)
+
     async def write_status(self, informer: Informer, obj: dict, status: dict) -> bool:
         """Set obj's status subresource to `status` unless it already is, and remember the write in `informer`;
         False when obj is gone meanwhile."""
