@@ -205,31 +205,22 @@ class Recommendations:
     def _changed_in(self, events: list[ScaleEvent], period: float, now: float) -> int:
         return sum(e.change for e in events if e.timestamp > now - period)
 
-    def scale_up_limit(self, current: int, rules: dict, now: float) -> int:
+    def rate_limit(self, current: int, rules: dict, now: float, up: bool) -> int:
+        """The count the behavior's policies allow from the count at the start of each policy's period
+        (calculateScaleUpLimitWithScalingRules / calculateScaleDownLimitWithBehaviors)."""
         if rules.get("selectPolicy") == "Disabled":
             return current
-        pick = min if rules.get("selectPolicy") == "Min" else max
+        # Max picks the policy allowing the most change: the highest count up, the lowest count down.
+        most_change = rules.get("selectPolicy") != "Min"
+        pick = max if most_change == up else min
         result = None
         for policy in rules.get("policies") or []:
             period = float(policy["periodSeconds"])
             start = current - self._changed_in(self.ups, period, now) + self._changed_in(self.downs, period, now)
             if policy["type"] == "Pods":
-                proposed = start + policy["value"]
-            else:
+                proposed = start + policy["value"] if up else start - policy["value"]
+            elif up:
                 proposed = math.ceil(start * (1 + policy["value"] / 100))
-            result = proposed if result is None else pick(result, proposed)
-        return current if result is None else result
-
-    def scale_down_limit(self, current: int, rules: dict, now: float) -> int:
-        if rules.get("selectPolicy") == "Disabled":
-            return current
-        pick = max if rules.get("selectPolicy") == "Min" else min
-        result = None
-        for policy in rules.get("policies") or []:
-            period = float(policy["periodSeconds"])
-            start = current - self._changed_in(self.ups, period, now) + self._changed_in(self.downs, period, now)
-            if policy["type"] == "Pods":
-                proposed = start - policy["value"]
             else:
                 proposed = int(start * (1 - policy["value"] / 100))
             result = proposed if result is None else pick(result, proposed)
@@ -244,7 +235,7 @@ class Recommendations:
                                 float(scale_down.get("stabilizationWindowSeconds") or 0), now)
         wanted = stable.replicas
         if wanted > current:
-            limit = max(self.scale_up_limit(current, scale_up, now), current)
+            limit = max(self.rate_limit(current, scale_up, now, up=True), current)
             if max_replicas > limit:
                 allowed, reason, message = limit, "ScaleUpLimit", ("the desired replica count is increasing faster "
                                                                    "than the maximum scale rate")
@@ -254,7 +245,7 @@ class Recommendations:
             if wanted > allowed:
                 return stable, Limited(allowed, reason, message)
         elif wanted < current:
-            limit = min(self.scale_down_limit(current, scale_down, now), current)
+            limit = min(self.rate_limit(current, scale_down, now, up=False), current)
             if min_replicas < limit:
                 allowed, reason, message = limit, "ScaleDownLimit", ("the desired replica count is decreasing "
                                                                      "faster than the maximum scale rate")

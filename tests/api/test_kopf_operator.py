@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import wait_until
+from tests.api.conftest import stop_server, wait_until
 
 OPERATOR = Path(__file__).parent / "operators" / "kopf_children.py"
 GROUP = "kopf.kfab.test"
@@ -55,12 +55,7 @@ def operator(kfab_server, kubectl, namespace, tmp_path):
         assert proc.poll() is None, log.read_text()
         yield log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_server(proc)  # SIGTERM, SIGKILL if kopf lingers
         kubectl("delete", "crd", f"greetings.{GROUP}", "--timeout=30s", check=False)
 
 

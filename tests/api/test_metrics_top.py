@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from tests.api.controllers_cluster import wait_for
-from tests.api.metrics_cluster import metrics_cluster
+from tests.api.controllers_cluster import running_cluster, wait_for
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -30,7 +29,10 @@ spec:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    yield from metrics_cluster(tmp_path_factory.mktemp("metrics"))
+    """A server scraping every second, and hollow nodes serving synthetic resource metrics from its CA."""
+    data_dir = tmp_path_factory.mktemp("metrics")
+    yield from running_cluster(data_dir, 2, server_args=("--metric-resolution", "1"),
+                               hollow_args=("--data-dir", str(data_dir)))
 
 
 def test_metrics_api_is_discoverable_with_nodes_and_pods(cluster):
