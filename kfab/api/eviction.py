@@ -31,6 +31,7 @@ from kfab.objects.meta import meta_of, spec_of, status_of
 
 PDB = REGISTRY.by_kind("policy/v1", "PodDisruptionBudget")
 TOO_MANY_REQUESTS = "Cannot evict pod as it would violate the pod's disruption budget."
+EVICTION_RETRIES = 20       # kube's EvictionsRetry steps for a pod that changes while it is evicted
 MAX_DISRUPTED_PODS = 2000   # kube's MaxDisruptedPodSize: the controller has not caught up with this many
 
 
@@ -91,13 +92,19 @@ class EvictionHandler(DeleteHandlers):
             raise bad_request("name in URL does not match name in Eviction object")
         opts = delete_options_of(eviction.get("deleteOptions") or {}, request.query)
         target = ResourcePath(rp.rt, rp.namespace, rp.name)
-        pod = await self.storage.get(rp.rt, rp.namespace, rp.name)
-
-        if _ignores_budgets(pod):
-            if pod["metadata"].get("deletionTimestamp") or status_of(pod).get("phase") != "Pending":
-                await self.delete_object(request, target, rp.name, opts)
-            else:
-                await self.delete_object(request, target, rp.name, _with_resource_version(opts, pod))
+        for attempt in range(EVICTION_RETRIES):
+            pod = await self.storage.get(rp.rt, rp.namespace, rp.name)
+            if not _ignores_budgets(pod):
+                break
+            # A Pending pod is deleted only as it was read: it must not start and turn Ready in between.
+            pending = not pod["metadata"].get("deletionTimestamp") and status_of(pod).get("phase") == "Pending"
+            try:
+                await self.delete_object(request, target, rp.name, _with_resource_version(opts, pod) if pending
+                                         else opts)
+            except APIError as e:
+                if e.code != 409 or opts.resource_version is not None or attempt == EVICTION_RETRIES - 1:
+                    raise
+                continue   # it changed meanwhile: look again, as kube retries conflicts here
             return self._evicted(request, rp)
 
         budgets, _ = await self.storage.list(PDB, rp.namespace)
