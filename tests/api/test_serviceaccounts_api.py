@@ -144,6 +144,21 @@ def test_a_node_gets_tokens_only_for_pods_bound_to_it(kfab_server, core, namespa
     claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
     assert claims["kubernetes.io"]["pod"]["name"] == "mine"
     assert claims["exp"] - claims["iat"] == 3607
+
+    async def renewals() -> list[str]:
+        """The kubelet's rule: the same token until 80% of its lifetime has passed, then a new one."""
+        now = [1000.0]
+        async with Client.from_kubeconfig(config) as api:
+            pod = await api.get(rt_of("Pod"), namespace, "mine")
+            tokens = ServiceAccountTokens(api, clock=lambda: now[0])
+            got = [await tokens.token(pod, source)]
+            now[0] += 0.79 * 3607
+            got.append(await tokens.token(pod, source))
+            now[0] += 0.02 * 3607
+            got.append(await tokens.token(pod, source))
+            return got
+    first, before, after = asyncio.run(renewals())
+    assert first == before != after
     with pytest.raises(TokenFetchError) as refused:
         asyncio.run(fetch("theirs"))
     assert "node requested token bound to a pod scheduled on a different node" in str(refused.value)
