@@ -498,14 +498,12 @@ def _loop_of(item: dict, key: str | None):
 
 
 def _module_args(module: Module, raw, fail) -> dict:
-    if isinstance(raw, str) and module.free_form:
-        args = {module.free_form: raw}
-    elif raw is None:
+    if raw is None:
         args = {}
     elif isinstance(raw, dict):
         args = dict(raw)
-    elif isinstance(raw, str) and module.any_args:
-        args = _key_values(raw, fail)
+    elif isinstance(raw, str):
+        args = _key_values(raw, module, fail)
     else:
         raise fail(f"module '{module.name}' takes a mapping of arguments")
     if module.any_args:
@@ -533,16 +531,54 @@ def _module_args(module: Module, raw, fail) -> dict:
     return args
 
 
-def _key_values(text: str, fail) -> dict:
-    """`set_fact: a=1 b={{ x }}`: Ansible's k=v shorthand."""
-    import shlex
-    result = {}
-    for word in shlex.split(text):
+def _key_values(text: str, module: Module, fail) -> dict:
+    """Ansible's `key=value` shorthand (`file: path=/x state=directory`, `debug: msg="hi {{ x }}"`). For a
+    free-form module the words that are not its own arguments are the free form, as Ansible reads
+    `command: make all creates=/x chdir=/src`."""
+    result, rest = {}, text
+    for word in split_args(text):
         key, sep, value = word.partition("=")
-        if not sep:
-            raise fail(f"expected key=value, got {word!r}")
-        result[key] = value
+        own = key in module.args and not (key == module.free_form and module.name in ("command", "shell"))
+        if sep and (module.any_args or own or key in module.aliases):
+            result[key] = _unquote(value)
+            rest = rest.replace(word, "", 1)     # what is left keeps its own spacing and newlines
+        elif not module.free_form:
+            raise fail(f"module '{module.name}': expected key=value, got {word!r}")
+    if rest.strip():
+        result[module.free_form] = rest if not result else rest.strip()
     return result
+
+
+def split_args(text: str) -> list[str]:
+    """Words split on spaces outside quotes and outside Jinja2's {{ }} / {% %} (as Ansible's split_args)."""
+    words, word, quote, depth, i = [], "", None, 0, 0
+    while i < len(text):
+        pair = text[i:i + 2]
+        if quote is None and pair in ("{{", "{%"):
+            depth, word, i = depth + 1, word + pair, i + 2
+            continue
+        if quote is None and depth and pair in ("}}", "%}"):
+            depth, word, i = depth - 1, word + pair, i + 2
+            continue
+        char = text[i]
+        if char in "\"'" and depth == 0 and (quote is None or quote == char) and (i == 0 or text[i - 1] != "\\"):
+            quote = None if quote == char else char
+        if char.isspace() and quote is None and depth == 0:
+            if word:
+                words.append(word)
+            word = ""
+        else:
+            word += char
+        i += 1
+    if word:
+        words.append(word)
+    return words
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
 
 
 def _check_templates_in(value, fail) -> None:

@@ -478,3 +478,20 @@ def test_a_handler_may_notify_another_handler(tmp_path):
     _, code, text = run(tmp_path)
     assert code == 0, text
     assert (tmp_path / "order").read_text().split() == ["second", "first"]
+
+
+def test_key_value_shorthand_as_ansible_reads_it(tmp_path):
+    project(tmp_path, """\
+        - file: path={{ out }}/kv state=directory mode=0750
+        - command: touch made creates={{ out }}/kv/made chdir={{ out }}/kv
+        - debug: msg="in {{ out | basename }} with spaces"
+        - set_fact: a=1 b="{{ out | basename }}"
+        - shell: |
+            x=1
+            echo "$x" > {{ out }}/kv/script
+        """)
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert oct((tmp_path / "kv").stat().st_mode & 0o777) == "0o750" and (tmp_path / "kv" / "made").exists()
+    assert f"in {tmp_path.name} with spaces" in text and registered(runner)["b"] == tmp_path.name
+    assert (tmp_path / "kv" / "script").read_text() == "1\n"
