@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import resource
 import shutil
 import socket
@@ -167,9 +165,9 @@ async def policy_changes(client: Client, changes: int, nft: list[str]) -> list[f
     for name in ("np-db", "np-web"):
         await client.create(ns_rt, {"metadata": {"name": name}})
     for ns, name, ip in (("np-db", "db", "10.244.1.5"), ("np-web", "web", "10.244.2.5")):
-        pod = await client.create(pod_rt, {"metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
-                                           "spec": {"nodeName": "w1", "schedulerName": "bench-none",
-                                                    "containers": [{"name": "c", "image": "busybox"}]}}, ns)
+        await client.create(pod_rt, {"metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+                                     "spec": {"nodeName": "w1", "schedulerName": "bench-none",
+                                              "containers": [{"name": "c", "image": "busybox"}]}}, ns)
         await client.patch(pod_rt, ns, name, {"status": {"podIP": ip, "phase": "Running"}}, subresource="status")
     await client.create(np_rt, {"metadata": {"name": "db", "namespace": "np-db"}, "spec": {
         "podSelector": {"matchLabels": {"app": "db"}},

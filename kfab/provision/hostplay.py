@@ -169,7 +169,8 @@ class HostPlay:
             raise HostUnreachable(f"connection lost during task '{task.label}': {exc}") from None
         self.record(task, scope, variables, outcome)
         keywords = task.keywords.over(scope.keywords)
-        ignored = outcome.status == "failed" and as_bool(resolve(_first(keywords.ignore_errors, False), variables, where))
+        ignored = outcome.status == "failed" and as_bool(resolve(_first(keywords.ignore_errors, False), variables,
+                                                                 where))
         if not ran_here:
             # run_once: the host that ran it reported and counted it; its failure ends the batch's other
             # hosts too, uncounted (ansible-core 2.18 leaves them out of the recap the same way).

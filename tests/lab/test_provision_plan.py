@@ -96,8 +96,8 @@ def test_delegate_to_run_once_and_serial_over_ssh(lab, tmp_path):
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = lab.ssh(first, f"cat /root/delegated-{tag}").stdout.split("\n")
-    assert sorted(l.split()[0] for l in lines if l) == sorted(lab.hosts)
-    assert all(l.endswith(f"on {first}") for l in lines if l)
+    assert sorted(line.split()[0] for line in lines if line) == sorted(lab.hosts)
+    assert all(line.endswith(f"on {first}") for line in lines if line)
     # 3 hosts in batches of 2: two batches, so run_once ran twice, each time on one host of the batch.
     ran = [lab.ssh(h, f"cat /root/once-{tag} 2>/dev/null || true").stdout.count("once") for h in sorted(lab.hosts)]
     assert sum(ran) == 2, ran

@@ -280,7 +280,8 @@ def test_password_login_when_asked(lab, tmp_path):
     # but for this one user, for this test.
     password = f"pw-{uuid.uuid4().hex[:12]}"
     lab.ssh("kt3", f"id kfabpw || useradd -m -s /bin/bash kfabpw; echo 'kfabpw:{password}' | chpasswd; "
-                   "printf 'Match User kfabpw\\n  PasswordAuthentication yes\\n' > /etc/ssh/sshd_config.d/zz-kfabpw.conf; "
+                   "printf 'Match User kfabpw\\n  PasswordAuthentication yes\\n' "
+                   "> /etc/ssh/sshd_config.d/zz-kfabpw.conf; "
                    "systemctl reload ssh")
     inventory = yaml.safe_load(lab.inventory.read_text())
     inventory["all"]["vars"].pop("ansible_ssh_private_key_file")

@@ -360,7 +360,8 @@ def test_mount_writes_fstab_and_mounts():
 def test_cron_job_under_ansible_marker():
     from kfab.provision.modules.cron import edit_crontab
     text = "#Ansible: backup\n0 2 * * * /bin/backup\nMAILTO=x\n"
-    assert edit_crontab(text, "backup", "0 3 * * * /bin/backup") == "#Ansible: backup\n0 3 * * * /bin/backup\nMAILTO=x\n"
+    assert edit_crontab(text, "backup", "0 3 * * * /bin/backup") == (
+        "#Ansible: backup\n0 3 * * * /bin/backup\nMAILTO=x\n")
     assert edit_crontab(text, "backup", None) == "MAILTO=x\n"
     assert edit_crontab("", "tick", "@hourly date") == "#Ansible: tick\n@hourly date\n"
     host = FakeHost(files={"/var/spool/cron/crontabs/root": FileInfo("file", "0600", "root", "crontab",

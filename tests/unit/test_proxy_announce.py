@@ -18,7 +18,8 @@ def test_only_pool_addresses_are_announced_never_node_addresses():
 
 def test_gratuitous_arp_is_a_broadcast_request_for_the_address_from_itself():
     frame = gratuitous_arp("52:54:00:12:34:56", "10.79.0.240")
-    assert frame[:6] == b"\xff" * 6 and frame[6:12] == bytes.fromhex("525400123456") and struct.unpack("!H", frame[12:14])[0] == 0x0806
+    assert frame[:6] == b"\xff" * 6 and frame[6:12] == bytes.fromhex("525400123456")
+    assert struct.unpack("!H", frame[12:14])[0] == 0x0806
     htype, ptype, hlen, plen, oper = struct.unpack("!HHBBH", frame[14:22])
     assert (htype, ptype, hlen, plen, oper) == (1, 0x0800, 6, 4, 1)
     sender_ip, target_ip = frame[28:32], frame[38:42]

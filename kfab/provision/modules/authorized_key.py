@@ -32,11 +32,11 @@ def plan(args, host, files):
     present = args["state"] == "present"
     ids = {kid for kid, _ in wanted}
     if present:
-        kept = [l for l in lines if _key_id(l) in ids or not as_bool(args["exclusive"])]
-        have = {_key_id(l) for l in kept}
+        kept = [line for line in lines if _key_id(line) in ids or not as_bool(args["exclusive"])]
+        have = {_key_id(line) for line in kept}
         kept += [k for kid, k in wanted if kid not in have]
     else:
-        kept = [l for l in lines if _key_id(l) not in ids]
+        kept = [line for line in lines if _key_id(line) not in ids]
     if kept == lines and current is not None:
         return
     if not present and current is None:
