@@ -81,6 +81,16 @@ class RemoteHost:
         owner = change.owner or (self.become_user if self.become else self.conn.user)
         group = change.group or owner
         t, dest, mode, who = q(tmp), q(change.path), change.mode or "0644", q(owner + ":" + group)
+        if change.validate:
+            checked = self.run(f"chmod {mode} {t} && chown {who} {t} && " + change.validate.replace("%s", t))
+            if checked.rc != 0:
+                self.run(f"rm -f {t}")
+                detail = (checked.stderr.strip() or checked.stdout.strip()).splitlines()
+                return CommandResult(checked.rc, checked.stdout, "failed to validate" + (
+                    f": {detail[-1]}" if detail else ""))
+        if change.backup:
+            # Ansible's backup name: the path, a timestamp, a tilde.
+            self.run(f"cp -p {dest} {dest}.$(date +%Y-%m-%d@%H:%M:%S)~")
         # A container's /etc/hosts and /etc/hostname are bind mounts: renaming over them fails (EBUSY),
         # so those are rewritten in place.
         script = (f"chmod {mode} {t} && chown {who} {t} && "

@@ -495,3 +495,20 @@ def test_key_value_shorthand_as_ansible_reads_it(tmp_path):
     assert oct((tmp_path / "kv").stat().st_mode & 0o777) == "0o750" and (tmp_path / "kv" / "made").exists()
     assert f"in {tmp_path.name} with spaces" in text and registered(runner)["b"] == tmp_path.name
     assert (tmp_path / "kv" / "script").read_text() == "1\n"
+
+
+def test_validate_refuses_a_bad_file_and_backup_keeps_the_old_one(tmp_path):
+    project(tmp_path, """\
+        - copy: {content: "good\\n", dest: "{{ out }}/conf"}
+        - copy: {content: "bad\\n", dest: "{{ out }}/conf", validate: "grep -q good %s"}
+          ignore_errors: true
+          register: refused
+        - lineinfile: {path: "{{ out }}/conf", line: "good too", validate: "grep -q good %s", backup: true}
+        """)
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert registered(runner)["refused"]["failed"] and "failed to validate" in text
+    assert (tmp_path / "conf").read_text() == "good\ngood too\n"
+    backups = list(tmp_path.glob("conf.*~"))
+    assert len(backups) == 1 and backups[0].read_text() == "good\n"
+    assert not list(tmp_path.glob(".kfab-*"))     # the refused upload was removed

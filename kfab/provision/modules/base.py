@@ -29,6 +29,8 @@ class PutFile:
     mode: str | None = None    # octal string such as "0644"; None keeps the current mode (0644 if new)
     owner: str | None = None
     group: str | None = None
+    validate: str | None = None   # a command with %s (the new file) that must succeed before it replaces the old
+    backup: bool = False          # keep the old file as <path>.<timestamp>~ first
 
 
 @dataclass
@@ -167,7 +169,17 @@ def attribute_changes(path: str, current: FileInfo, mode, owner, group) -> Itera
         yield Command(f"chown {q(spec)} {q(path)}")
 
 
-def put_file(host: HostState, path: str, content: bytes, mode=None, owner=None, group=None) -> Iterator[Change]:
+# The arguments every module that writes a whole file takes (Ansible's file attributes, validate, backup).
+FILE_ARGS = {"mode": Arg(), "owner": Arg(), "group": Arg(), "validate": Arg(), "backup": Arg(default=False)}
+
+
+def file_attributes(args: dict) -> dict:
+    """put_file's keyword arguments from a task's FILE_ARGS."""
+    return {k: args.get(k) for k in FILE_ARGS}
+
+
+def put_file(host: HostState, path: str, content: bytes, mode=None, owner=None, group=None, validate=None,
+             backup=False) -> Iterator[Change]:
     """The shared shape of template/copy/line: compare the whole content, then the attributes."""
     current = host.file(path, content=True)
     if current is not None and current.kind != "file":
@@ -176,9 +188,13 @@ def put_file(host: HostState, path: str, content: bytes, mode=None, owner=None, 
     before = current.content if current else None
     if before != content:
         yield Diff(path, _text(before), _text(content))
+        if validate is not None and "%s" not in str(validate):
+            yield Fail(f"validate must contain %s (the file to check): {validate!r}")
+            return
         yield PutFile(path, content, octal_mode(mode) or (current.mode if current else None),
                       owner or (current.owner if current else None),
-                      group or (current.group if current else None))
+                      group or (current.group if current else None),
+                      None if validate is None else str(validate), as_bool(backup) and current is not None)
         return
     yield from attribute_changes(path, current, mode, owner, group)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from kfab.provision.modules.base import Arg, Fail, Module, as_bool, put_file
+from kfab.provision.modules.base import Arg, FILE_ARGS, Fail, Module, as_bool, file_attributes, put_file
 
 DEFAULT_MARKER = "# {mark} ANSIBLE MANAGED BLOCK"
 
@@ -70,7 +70,7 @@ def plan(args, host, files):
                        args["insertafter"], args["insertbefore"])
     if after == before and current is not None:
         return
-    yield from put_file(host, path, after.encode(), args["mode"], args["owner"], args["group"])
+    yield from put_file(host, path, after.encode(), **file_attributes(args))
 
 
 MODULE = Module("blockinfile", plan, {
@@ -78,5 +78,5 @@ MODULE = Module("blockinfile", plan, {
     "marker_begin": Arg(default="BEGIN"), "marker_end": Arg(default="END"),
     "state": Arg(choices=("present", "absent"), default="present"),
     "insertafter": Arg(), "insertbefore": Arg(), "create": Arg(default=False),
-    "mode": Arg(), "owner": Arg(), "group": Arg(),
+    **FILE_ARGS,
 }, aliases={"dest": "path", "destfile": "path", "name": "path"})

@@ -3,7 +3,7 @@ an existing file is left as it is (Ansible's way to seed a file that is edited a
 
 from __future__ import annotations
 
-from kfab.provision.modules.base import Arg, Fail, Module, as_bool, put_file
+from kfab.provision.modules.base import Arg, FILE_ARGS, Fail, Module, as_bool, file_attributes, put_file
 
 
 def plan(args, host, files):
@@ -13,10 +13,10 @@ def plan(args, host, files):
     if not as_bool(args["force"]) and host.file(args["dest"]) is not None:
         return
     content = files.read_file(args["src"]) if args["src"] is not None else str(args["content"]).encode()
-    yield from put_file(host, args["dest"], content, args["mode"], args["owner"], args["group"])
+    yield from put_file(host, args["dest"], content, **file_attributes(args))
 
 
 MODULE = Module("copy", plan, {
     "src": Arg(), "content": Arg(), "dest": Arg(required=True),
-    "mode": Arg(), "owner": Arg(), "group": Arg(), "force": Arg(default=True),
+    **FILE_ARGS, "force": Arg(default=True),
 })

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from kfab.provision.modules.base import Arg, Fail, Module, as_bool, attribute_changes, put_file
+from kfab.provision.modules.base import (Arg, FILE_ARGS, Fail, Module, as_bool, attribute_changes, file_attributes,
+                                         put_file)
 
 
 def edit_lines(text: str, line: str | None, regexp: str | None, present: bool, *,
@@ -121,14 +122,14 @@ def plan(args, host, files):
     if after == before and current is not None:
         yield from attribute_changes(path, current, args["mode"], args["owner"], args["group"])
         return
-    yield from put_file(host, path, after.encode(), args["mode"], args["owner"], args["group"])
+    yield from put_file(host, path, after.encode(), **file_attributes(args))
 
 
 ARGS = {
     "path": Arg(required=True), "line": Arg(), "regexp": Arg(), "search_string": Arg(),
     "state": Arg(choices=("present", "absent"), default="present"),
     "insertafter": Arg(), "insertbefore": Arg(), "backrefs": Arg(default=False), "firstmatch": Arg(default=False),
-    "create": Arg(default=False), "mode": Arg(), "owner": Arg(), "group": Arg(),
+    "create": Arg(default=False), **FILE_ARGS,
 }
 ALIASES = {"dest": "path", "destfile": "path", "name": "path"}
 MODULE = Module("lineinfile", plan, dict(ARGS), aliases=ALIASES)

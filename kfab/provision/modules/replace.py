@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from kfab.provision.modules.base import Arg, Fail, Module, put_file
+from kfab.provision.modules.base import Arg, FILE_ARGS, Fail, Module, file_attributes, put_file
 
 
 def replace_text(text: str, regexp: str, replacement: str, after: str | None = None,
@@ -39,10 +39,10 @@ def plan(args, host, files):
         yield Fail(f"invalid regular expression: {exc}")
         return
     if after != before:
-        yield from put_file(host, path, after.encode(), args["mode"], args["owner"], args["group"])
+        yield from put_file(host, path, after.encode(), **file_attributes(args))
 
 
 MODULE = Module("replace", plan, {
     "path": Arg(required=True), "regexp": Arg(required=True), "replace": Arg(default=""),
-    "after": Arg(), "before": Arg(), "mode": Arg(), "owner": Arg(), "group": Arg(),
+    "after": Arg(), "before": Arg(), **FILE_ARGS,
 }, aliases={"dest": "path", "destfile": "path", "name": "path"})

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from kfab.provision.modules.base import Arg, Module, put_file
+from kfab.provision.modules.base import Arg, FILE_ARGS, Module, file_attributes, put_file
 
 
 def plan(args, host, files):
     content = files.render_template(args["src"]).encode()
-    yield from put_file(host, args["dest"], content, args["mode"], args["owner"], args["group"])
+    yield from put_file(host, args["dest"], content, **file_attributes(args))
 
 
 MODULE = Module("template", plan, {
     "src": Arg(required=True), "dest": Arg(required=True),
-    "mode": Arg(), "owner": Arg(), "group": Arg(),
+    **FILE_ARGS,
 })
