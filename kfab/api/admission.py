@@ -111,11 +111,11 @@ class AdmissionChain:
         if causes:
             raise invalid_error(rt.kind, rt.group, self._name(req, obj), causes)
         warnings = warnings + await self.pod_security.admit(req, obj)  # before quota charges anything
-        if req.operation == "CREATE" and req.subresource is None:
-            if limitrange_admission.applies(rt):
-                limitrange_admission.validate(rt, obj, await limitrange_admission.limit_ranges(self.store,
-                                                                                                req.namespace))
-            await quota_admission.admit(self.store, rt, obj, req.namespace, req.dry_run)
+        if req.operation == "CREATE" and req.subresource is None and limitrange_admission.applies(rt):
+            limitrange_admission.validate(rt, obj, await limitrange_admission.limit_ranges(self.store, req.namespace))
+        if req.subresource is None:
+            await quota_admission.admit(self.store, rt, obj, req.namespace, req.dry_run,
+                                        req.old if req.operation == "UPDATE" else None)
         if rt.kind == "PriorityClass" and rt.group == "scheduling.k8s.io" and req.subresource is None:
             await priority_admission.admit_priority_class(self.store, obj)
         if rt.kind == "Service" and req.subresource is None:

@@ -24,12 +24,18 @@ def _forbidden(rt: ResourceType, name: str, message: str) -> APIError:
                     group=rt.group or None, kind=rt.plural)
 
 
-async def admit(store: Store, rt: ResourceType, obj: dict, namespace: str, dry_run: bool) -> None:
-    """Refuse (403, kube's words) or charge every quota of the namespace that tracks obj."""
+async def admit(store: Store, rt: ResourceType, obj: dict, namespace: str, dry_run: bool,
+                old: dict | None = None) -> None:
+    """Refuse (403, kube's words) or charge every quota of the namespace that tracks obj; for an update (`old`
+    given) only what it adds counts, e.g. a claim grown or a Service turned into a NodePort."""
     if not rt.namespaced or not namespace:
         return
     name = meta_of(obj).get("name") or meta_of(obj).get("generateName") or ""
     consumed = q.usage(rt, obj)
+    if old is not None:
+        consumed = q.increase(consumed, q.usage(rt, old))
+        if not consumed:
+            return
     kvs, _ = await store.list(RESOURCE_QUOTA.store_prefix(namespace))
     for kv in kvs:
         quota = json.loads(kv.value)
@@ -37,7 +43,7 @@ async def admit(store: Store, rt: ResourceType, obj: dict, namespace: str, dry_r
             continue
         hard = spec_of(quota).get("hard") or {}
         quota_name = quota["metadata"]["name"]
-        if rt.group == "" and rt.kind == "Pod" and not q.pod_is_terminal(obj):
+        if rt.group == "" and rt.kind == "Pod" and old is None and not q.pod_is_terminal(obj):
             missing = q.missing_compute(hard, obj)
             if missing:
                 raise _forbidden(rt, name, f"failed quota: {quota_name}: must specify {missing}")

@@ -124,6 +124,16 @@ def usage(rt: ResourceType, obj: dict) -> dict[str, Quantity]:
     return out
 
 
+def increase(after: dict[str, Quantity], before: dict[str, Quantity]) -> dict[str, Quantity]:
+    """What `after` uses beyond `before`, resource by resource (an update is charged only for growth)."""
+    out = {}
+    for name, amount in after.items():
+        grown = amount.value - (before[name].value if name in before else 0)
+        if grown > 0:
+            out[name] = Quantity(grown, amount.format)
+    return out
+
+
 def qos_best_effort(pod: dict) -> bool:
     spec = spec_of(pod)
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):

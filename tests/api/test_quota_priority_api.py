@@ -85,6 +85,17 @@ def test_compute_quota_needs_limits_and_counts_them(cluster, ns):
             'requests.cpu=1') in caught.value.body
 
 
+def test_an_update_is_charged_for_what_it_adds(cluster, ns):
+    cluster.kubectl("create", "quota", "ports", "--hard=services.nodeports=0,services=5", "-n", ns)
+    wait_for(lambda: quota_used(cluster, ns, "ports").get("services") == "0", 15, "the quota's status")
+    cluster.kubectl("create", "service", "clusterip", "web", "--tcp=80:8080", "-n", ns)
+    error = kubectl_fails(cluster, "patch", "service", "web", "-n", ns, "-p", '{"spec":{"type":"NodePort"}}')
+    assert error == ('Error from server (Forbidden): services "web" is forbidden: exceeded quota: ports, '
+                     "requested: services.nodeports=1, used: services.nodeports=0, limited: services.nodeports=0")
+    cluster.kubectl("label", "service", "web", "tier=front", "-n", ns)   # what adds nothing passes
+    assert quota_used(cluster, ns, "ports")["services"] == "1"
+
+
 # --- LimitRange ----------------------------------------------------------------------------------------
 
 LIMIT_RANGE = """

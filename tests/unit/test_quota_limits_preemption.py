@@ -34,6 +34,14 @@ def test_sums_keep_the_first_non_zero_format():
     assert quota.as_strings(total) == {"m": "256Mi"}
 
 
+def test_an_update_counts_only_what_grows():
+    before = quota.usage(POD, pod(requests={"cpu": "1"}))
+    after = quota.usage(POD, pod(requests={"cpu": "1500m", "memory": "1Gi"}))
+    assert quota.as_strings(quota.increase(after, before)) == {"cpu": "500m", "memory": "1Gi",
+                                                               "requests.cpu": "500m", "requests.memory": "1Gi"}
+    assert quota.increase(before, after) == {}
+
+
 def test_compute_quota_names_the_containers_missing_what_it_limits():
     missing = quota.missing_compute({"limits.cpu": "2", "requests.memory": "1Gi", "pods": "3"},
                                     pod(requests={"cpu": "1"}))
