@@ -55,13 +55,13 @@ class CustomResourceServing:
         # Objects with finalizers of their own hold a CRD's deletion: look again until they are gone.
         await asyncio.sleep(1)
         self._rechecks.pop(name, None)
-        kv = await self.store.get(key)
+        try:
+            kv = await self.store.get(key)
+        except Exception as e:  # noqa: BLE001 - the store is going away with the server, or briefly unreachable
+            log.info("CustomResourceDefinition %s: looking again failed: %s", name, e)
+            return
         if kv is not None:
             await self._reconcile(key, json.loads(kv.value), kv.mod_revision)
-
-    async def close(self) -> None:
-        for task in list(self._rechecks.values()):
-            task.cancel()
 
     def apply(self, crd: dict) -> None:
         """Serve what `crd` says (or stop serving, if it is not established)."""
@@ -74,7 +74,7 @@ class CustomResourceServing:
         if previous and previous != target:
             self.registry.replace_group_resource(*previous, [])
         current = [rt for rt in self.registry.types if (rt.group, rt.plural) == target]
-        if [(rt, rt.custom) for rt in current] != [(rt, rt.custom) for rt in served]:
+        if _served_as(current) != _served_as(served):
             self.registry.replace_group_resource(*target, served)
         if served:
             self._served[name] = target
@@ -122,3 +122,8 @@ class CustomResourceServing:
             except Exception as e:  # noqa: BLE001 - a broken watch is re-listed, never fatal for the server
                 log.warning("watching CustomResourceDefinitions failed, re-listing: %s", e)
                 await asyncio.sleep(1)
+
+
+def _served_as(types: list) -> list:
+    # CustomKind compares without its schema (a dict): a changed schema must be served too
+    return [(rt, rt.custom, rt.custom.schema) for rt in types]

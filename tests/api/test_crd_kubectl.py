@@ -259,6 +259,20 @@ def test_server_side_apply_tracks_managed_fields(kubectl, namespace, crontabs):
     assert "f:image" in managers["alice"]["fieldsV1"]["f:spec"]
 
 
+def test_a_changed_schema_is_served_at_once(kubectl, namespace, crontabs):
+    extended = CRONTAB_CRD.format(group=crontabs).replace(
+        "              maxReplicas: {type: integer}\n",
+        "              maxReplicas: {type: integer}\n              owner: {type: string, default: ops}\n")
+    kubectl("apply", "-f", "-", input=extended)
+    manifest = CRONTAB.format(group=crontabs, name="owned").replace("image: cron-image", "owner: dev")
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest)  # strict: the new field is known
+    spec = _json(kubectl("get", f"crontabs.{crontabs}", "owned", "-n", namespace, "-o", "json"))["spec"]
+    assert spec["owner"] == "dev"
+    kubectl("apply", "-n", namespace, "-f", "-", input=CRONTAB.format(group=crontabs, name="defaulted"))
+    spec = _json(kubectl("get", f"crontabs.{crontabs}", "defaulted", "-n", namespace, "-o", "json"))["spec"]
+    assert spec["owner"] == "ops"
+
+
 def test_names_taken_by_another_crd_are_not_accepted(kubectl, crontabs):
     clash = CRONTAB_CRD.format(group=crontabs).replace("name: crontabs.", "name: crontables.").replace(
         "plural: crontabs", "plural: crontables").replace("singular: crontab", "singular: crontable").replace(
