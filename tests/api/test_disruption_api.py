@@ -149,9 +149,18 @@ def test_kubectl_drain_waits_for_the_budget(cluster, ns):
         assert proc.wait(timeout=90) == 0, "".join(lines)
         assert "node/pdb-0 drained" in "".join(lines)
 
+    # kubectl drain looks each DaemonSet up before it leaves the DaemonSet's pod alone (--ignore-daemonsets).
+    agent = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+             "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {
+                 "metadata": {"labels": {"app": "agent"}},
+                 "spec": {"containers": [{"name": "agent", "image": "agent:1"}]}}}}
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(agent))
+    wait_for(lambda: len(ready_pods(cluster, ns, "agent")) == 2, 30, "an agent pod on each node")
     try:
         _stuck_and_released(cluster, ns, start, "Cannot evict pod as it would violate the pod's disruption budget",
                             finish)
+        assert f"Warning: ignoring DaemonSet-managed Pods: {ns}/agent-" in "".join(lines)
+        assert "pdb-0" in {p.spec.node_name for p in ready_pods(cluster, ns, "agent")}
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
