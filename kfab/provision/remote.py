@@ -185,6 +185,11 @@ class RemoteHost:
             info["checksum"] = lines[5]
         return info
 
+    def query(self, cmd: str) -> str | None:
+        """stdout of a command that only reads (a module's facts, e.g. `pip list`); None if it failed."""
+        result = self.run(cmd)
+        return result.stdout if result.rc == 0 else None
+
     def group(self, name: str) -> dict | None:
         result = self.run(f"getent group {q(name)}", become=False)
         if result.rc != 0 or not result.stdout.strip():
