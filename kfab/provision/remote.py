@@ -52,8 +52,9 @@ class RemoteHost:
                 cmd = f"runuser -u {q(self.become_user)} -- /bin/sh -c {q(cmd)}"
             elif self.become_password is not None:
                 # -S: the password from stdin (a here-document, never a command line); -p '': no prompt text
-                # in the output.
-                cmd = f"sudo -S -p '' -H -u {q(self.become_user)} -- /bin/sh -c {q(cmd)}"
+                # in the output. The command itself reads /dev/null: when sudo needs no password (cached),
+                # the password would otherwise still wait on its stdin.
+                cmd = f"sudo -S -p '' -H -u {q(self.become_user)} -- /bin/sh -c {q('exec </dev/null; ' + cmd)}"
                 stdin = self.become_password
             else:
                 # -n: never prompt; a sudo that needs a password fails with a clear message instead of hanging.
