@@ -47,6 +47,10 @@ def validate_crd(crd: dict) -> list[Cause]:
     if not names.get("kind"):
         causes.append(required("spec.names.kind"))
     causes += _versions(spec.get("versions"))
+    strategy = _d(spec.get("conversion")).get("strategy")
+    if strategy not in (None, "None"):
+        # kfab runs no conversion webhooks: versions of one CRD must differ only in apiVersion
+        causes.append(not_supported("spec.conversion.strategy", strategy, ["None"]))
     return causes
 
 
