@@ -36,8 +36,9 @@ MAX_DISRUPTED_PODS = 2000   # kube's MaxDisruptedPodSize: the controller has not
 
 
 def _too_many_requests(cause: str, retry_after: int) -> APIError:
+    # retryAfterSeconds 0 is Go's omitted zero: no details field, no Retry-After header
     return APIError(429, "TooManyRequests", TOO_MANY_REQUESTS, causes=[Cause("", cause, DISRUPTION_BUDGET_CAUSE)],
-                    retry_after_seconds=retry_after)
+                    retry_after_seconds=retry_after or None)
 
 
 def still_processing(pdb_name: str) -> APIError:
