@@ -26,11 +26,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from aiohttp import web
 
 from kfab.api import protobuf
 from kfab.api.auth import request_attributes
+from kfab.api.config_file import load_kind
 
 LEVELS = ("None", "Metadata", "Request", "RequestResponse")
 
@@ -83,12 +83,7 @@ class Policy:
 
     @classmethod
     def load(cls, path: Path) -> "Policy":
-        try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read the audit policy: {e}") from None
-        if not isinstance(doc, dict) or doc.get("kind") != "Policy":
-            raise ValueError(f"{path}: not an audit.k8s.io/v1 Policy")
+        doc = load_kind(path, "Policy")
         rules = []
         for i, r in enumerate(doc.get("rules") or []):
             if not isinstance(r, dict) or r.get("level") not in LEVELS:

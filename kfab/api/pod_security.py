@@ -18,8 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
+from kfab.api.config_file import load_kind
 from kfab.api.pod_security_checks import LEVELS, describe, violations
 from kfab.objects.errors import APIError
 from kfab.store.base import Store
@@ -46,12 +46,7 @@ class PodSecurityConfig:
 
     @classmethod
     def load(cls, path: Path) -> "PodSecurityConfig":
-        try:
-            doc = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read the PodSecurityConfiguration: {e}") from None
-        if not isinstance(doc, dict) or doc.get("kind") != "PodSecurityConfiguration":
-            raise ValueError(f"{path}: not a PodSecurityConfiguration")
+        doc = load_kind(path, "PodSecurityConfiguration")
         config = cls()
         for key, value in (doc.get("defaults") or {}).items():
             config.defaults[key] = str(value)
