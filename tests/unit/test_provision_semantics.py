@@ -512,3 +512,39 @@ def test_validate_refuses_a_bad_file_and_backup_keeps_the_old_one(tmp_path):
     backups = list(tmp_path.glob("conf.*~"))
     assert len(backups) == 1 and backups[0].read_text() == "good\n"
     assert not list(tmp_path.glob(".kfab-*"))     # the refused upload was removed
+
+
+def test_get_url_downloads_checks_the_checksum_and_keeps_a_matching_file(tmp_path):
+    import hashlib
+    import http.server
+    import threading
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "tool").write_bytes(b"binary v1\n")
+    digest = hashlib.sha256(b"binary v1\n").hexdigest()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/tool"
+    try:
+        project(tmp_path, f"""\
+            - get_url: {{url: "{url}", dest: "{{{{ out }}}}/tool", checksum: "sha256:{digest}", mode: "0755"}}
+            - get_url: {{url: "{url}", dest: "{{{{ out }}}}/wrong", checksum: "sha256:{'0' * 64}"}}
+              ignore_errors: true
+              register: wrong
+            """)
+        runner, code, text = run(tmp_path)
+        assert code == 0, text
+        assert (tmp_path / "tool").read_bytes() == b"binary v1\n" and oct((tmp_path / "tool").stat().st_mode)[-3:] == "755"
+        assert registered(runner)["wrong"]["failed"] and "did not match" in text and not (tmp_path / "wrong").exists()
+        runner, code, text = run(tmp_path)
+        assert runner.stats["h1"].changed == 0, text
+    finally:
+        server.shutdown()
