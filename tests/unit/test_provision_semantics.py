@@ -548,3 +548,32 @@ def test_get_url_downloads_checks_the_checksum_and_keeps_a_matching_file(tmp_pat
         assert runner.stats["h1"].changed == 0, text
     finally:
         server.shutdown()
+
+
+def test_unarchive_extracts_once_and_again_when_a_member_changed(tmp_path):
+    import io
+    import tarfile
+
+    def archive(text: bytes) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, data in (("app/bin/tool", text), ("app/README", b"read me\n")):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    project(tmp_path, """\
+        - file: {path: "{{ out }}/opt", state: directory}
+        - unarchive: {src: app.tar.gz, dest: "{{ out }}/opt"}
+        """)
+    (tmp_path / "roles/r/files").mkdir()
+    (tmp_path / "roles/r/files/app.tar.gz").write_bytes(archive(b"v1\n"))
+    runner, code, text = run(tmp_path)
+    assert code == 0 and (tmp_path / "opt/app/bin/tool").read_bytes() == b"v1\n", text
+    runner, code, text = run(tmp_path)
+    assert runner.stats["h1"].changed == 0, text
+    (tmp_path / "roles/r/files/app.tar.gz").write_bytes(archive(b"v2 longer\n"))
+    runner, code, text = run(tmp_path)
+    assert runner.stats["h1"].changed == 1 and (tmp_path / "opt/app/bin/tool").read_bytes() == b"v2 longer\n"
+    assert not list((tmp_path / "opt").glob(".kfab-*"))
