@@ -368,3 +368,20 @@ def test_cron_job_under_ansible_marker():
                                                                      content=text.encode())})
     assert plan("cron", host, name="backup", minute="0", hour="2", job="/bin/backup") == []
     assert "crontab -u root -" in plan("cron", host, name="backup", hour="3", minute="0", job="/bin/backup")[0].cmd
+
+
+def test_deb822_repository_writes_sources_and_key_then_refreshes_apt():
+    key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\nabc\n-----END PGP PUBLIC KEY BLOCK-----"
+    host = FakeHost(files={"/etc/apt/keyrings": FileInfo("directory", "0755", "root", "root")})
+    changes = plan("deb822_repository", host, name="grafana", uris="https://apt.grafana.com", suites="stable",
+                   components="main", signed_by=key)
+    puts = {c.path: c.content.decode() for c in changes if isinstance(c, PutFile)}
+    assert puts["/etc/apt/sources.list.d/grafana.sources"] == (
+        "X-Repolib-Name: grafana\nTypes: deb\nURIs: https://apt.grafana.com\nSuites: stable\nComponents: main\n"
+        "Signed-By: /etc/apt/keyrings/grafana.asc\n")
+    assert puts["/etc/apt/keyrings/grafana.asc"].startswith("-----BEGIN PGP")
+    assert changes[-1].cmd.endswith(" update")
+    for path, text in puts.items():
+        host.files[path] = FileInfo("file", "0644", "root", "root", content=text.encode())
+    assert plan("deb822_repository", host, name="grafana", uris="https://apt.grafana.com", suites="stable",
+                components="main", signed_by=key) == []
