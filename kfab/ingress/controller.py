@@ -1,7 +1,13 @@
-"""The control side of `kfab ingress`: informers on Ingresses, IngressClasses, Services, EndpointSlices,
-Secrets and Nodes; every change rebuilds the routing table and the SNI certificates (debounced), reports
-what cannot be served as Events on the Ingress, and writes status.loadBalancer (the Ready nodes' InternalIPs:
-every worker runs this controller and answers on its own address)."""
+"""The control side of `kfab ingress`, on the process's shared informers (Ingresses, IngressClasses, Services,
+EndpointSlices, Secrets, Nodes):
+
+- IngressRouter keeps the data path's configuration: every change rebuilds the routing table and the SNI
+  certificates (debounced) and swaps them in — one table for all Ingresses of our classes, as the proxy's
+  nftables table is one for all Services;
+- IngressStatusController (the machinery's Controller: reconcile(key) per Ingress) writes status.loadBalancer
+  (the Ready nodes' InternalIPs: every worker runs this and answers on its own address) and reports what the
+  router could not serve (a bad TLS Secret, a path another Ingress holds) as Warning events, once each.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,19 @@ import logging
 import ssl
 
 from kfab.client import APIStatusError, Client, rt_of
-from kfab.ingress.backends import addresses
+from kfab.ingress.backends import SERVICE_NAME_LABEL, addresses
 from kfab.ingress.certs import SecretError, context_from_secret
 from kfab.ingress.proxy import Routing
 from kfab.ingress.routes import CLASS_NAME, CONTROLLER, Backend, build_routes, ours
-from kfab.machinery.events import EventRecorder
-from kfab.machinery.informer import Informer
-from kfab.objects.meta import meta_of, spec_of, status_of
+from kfab.machinery.controller import Controller, ControllerContext, key_of
 
 log = logging.getLogger(__name__)
 
 INGRESS = rt_of("Ingress", "networking.k8s.io/v1")
 INGRESS_CLASS = rt_of("IngressClass", "networking.k8s.io/v1")
+SERVICE, SECRET, NODE = rt_of("Service"), rt_of("Secret"), rt_of("Node")
+ENDPOINTSLICE = rt_of("EndpointSlice", "discovery.k8s.io/v1")
 DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
-COMPONENT = "kfab-ingress"
 DEBOUNCE = 0.05
 
 
@@ -33,36 +38,48 @@ def default_ingress_class() -> dict:
             "spec": {"controller": CONTROLLER}}
 
 
+async def ensure_ingress_class(client: Client) -> None:
+    try:
+        await client.create(INGRESS_CLASS, default_ingress_class())
+    except APIStatusError as e:
+        if not e.already_exists:
+            log.warning("cannot create IngressClass %s: %s", CLASS_NAME, e)
+
+
 def node_addresses(nodes: list[dict]) -> list[str]:
-    """InternalIPs of the Ready nodes, sorted: where this controller answers."""
+    """InternalIPs of the Ready nodes, sorted: where the ingress answers."""
     out = set()
     for node in nodes:
-        status = status_of(node)
+        status = node.get("status") or {}
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         if ready:
             out.update(a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP")
     return sorted(out)
 
 
-class IngressController:
-    def __init__(self, client: Client, default_ssl: ssl.SSLContext, host: str = ""):
-        self.client = client
-        self.default_ssl = default_ssl
-        self.ingresses = Informer(client, INGRESS)
-        self.classes = Informer(client, INGRESS_CLASS)
-        self.services = Informer(client, rt_of("Service"))
-        self.slices = Informer(client, rt_of("EndpointSlice", "discovery.k8s.io/v1"))
-        self.secrets = Informer(client, rt_of("Secret"))
-        self.nodes = Informer(client, rt_of("Node"))
-        self.slices.add_index("service", lambda s: [
-            f"{(s.get('metadata') or {}).get('namespace', '')}/"
-            f"{((s.get('metadata') or {}).get('labels') or {}).get('kubernetes.io/service-name', '')}"])
+def _slice_service(s: dict) -> list[str]:
+    meta = s.get("metadata") or {}
+    return [f"{meta.get('namespace', '')}/{(meta.get('labels') or {}).get(SERVICE_NAME_LABEL, '')}"]
+
+
+class IngressRouter:
+    def __init__(self, ctx: ControllerContext):
+        self.ingresses = ctx.informer(INGRESS)
+        self.classes = ctx.informer(INGRESS_CLASS)
+        self.services = ctx.informer(SERVICE)
+        self.slices = ctx.informer(ENDPOINTSLICE)
+        self.secrets = ctx.informer(SECRET)
+        self.slices.add_index("service", _slice_service)
         self.routing = Routing(self._addresses)
-        self.contexts: dict[tuple[str, str], ssl.SSLContext] = {}
+        self.contexts: dict[tuple[str, str], ssl.SSLContext] = {}   # (namespace/name, resourceVersion)
         self.by_secret: dict[str, ssl.SSLContext] = {}
-        self.events = EventRecorder(client, host)
+        self.served: set[str] = set()                                # keys of the Ingresses of our classes
+        self.problems: dict[str, list[tuple[str, str]]] = {}         # Ingress key -> [(reason, message)]
+        self.synced = asyncio.Event()
+        self.on_synced = lambda keys: None                           # set by the status controller
         self._changed = asyncio.Event()
-        self._reported: set[tuple[str, str, str]] = set()
+        for informer in (self.ingresses, self.classes, self.secrets):
+            informer.add_handlers(self._on_change, self._on_change, self._on_change)
 
     # --- what the data path asks ------------------------------------------------------------------------
     def _addresses(self, backend: Backend) -> list[tuple[str, int]]:
@@ -77,22 +94,23 @@ class IngressController:
             if ctx is not None:
                 sslobj.context = ctx
 
-    # --- the loop -------------------------------------------------------------------------------------
+    # --- rebuilding ---------------------------------------------------------------------------------------
     def class_names(self) -> set[str]:
         names = set()
         for ic in self.classes.list():
-            if spec_of(ic).get("controller") == CONTROLLER:
-                name = meta_of(ic).get("name", "")
-                names.add(name)
-                if (meta_of(ic).get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
+            meta = ic.get("metadata") or {}
+            if (ic.get("spec") or {}).get("controller") == CONTROLLER:
+                names.add(meta.get("name", ""))
+                if (meta.get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
                     names.add("")  # Ingresses without a class are ours too
         return names
 
-    def sync(self) -> list[dict]:
-        """Rebuild the table and the certificates; returns the Ingresses served."""
+    def sync(self) -> None:
+        """Rebuild the table and the certificates from the caches and swap them in."""
         names = self.class_names()
-        served = [i for i in self.ingresses.list() if ours(i, names)]
-        table = build_routes(served)
+        served = {key_of(i): i for i in self.ingresses.list() if ours(i, names)}
+        table = build_routes(list(served.values()))
+        problems: dict[str, list[tuple[str, str]]] = {}
         contexts: dict[tuple[str, str], ssl.SSLContext] = {}
         for namespace, name in set(table.tls.values()) | set(table.tls_wildcards.values()):
             secret = self.secrets.get_by(namespace, name)
@@ -100,73 +118,63 @@ class IngressController:
             try:
                 contexts[version] = self.contexts.get(version) or context_from_secret(secret, namespace, name)
             except SecretError as e:
-                for ingress in served:
-                    meta = meta_of(ingress)
-                    uses = any(t.get("secretName") == name for t in spec_of(ingress).get("tls") or [])
-                    if meta.get("namespace") == namespace and uses:
-                        self._report(ingress, "InvalidTLSSecret", f"{e}; serving the default certificate")
-        self.contexts = contexts  # keyed by Secret and resourceVersion: an unchanged Secret is not loaded again
-        self.by_secret = {key: ctx for (key, _), ctx in contexts.items()}
-        self.routing.table = table
-        by_key = {f"{(i.get('metadata') or {}).get('namespace')}/{(i.get('metadata') or {}).get('name')}": i
-                  for i in served}
+                for key, ingress in served.items():
+                    uses = any(t.get("secretName") == name for t in (ingress.get("spec") or {}).get("tls") or [])
+                    if key.startswith(f"{namespace}/") and uses:
+                        problems.setdefault(key, []).append(
+                            ("InvalidTLSSecret", f"{e}; serving the default certificate"))
         for conflict in table.conflicts:
-            if conflict.ingress in by_key:
-                self._report(by_key[conflict.ingress], "Conflict", conflict.message + "; that path is not served "
-                             "from this ingress")
-        return served
-
-    def _report(self, ingress: dict, reason: str, message: str) -> None:
-        meta = meta_of(ingress)
-        seen = (meta.get("uid", ""), reason, message)
-        if seen not in self._reported:  # once per Ingress and problem, not on every rebuild
-            self._reported.add(seen)
-            log.warning("ingress %s/%s: %s", meta.get("namespace"), meta.get("name"), message)
-            self.events.record(ingress, "Warning", reason, message, COMPONENT)
-
-    async def write_status(self, served: list[dict]) -> None:
-        wanted = [{"ip": ip} for ip in node_addresses(self.nodes.list())]
-        for ingress in served:
-            current = (status_of(ingress).get("loadBalancer") or {}).get("ingress") or []
-            if current == wanted:
-                continue
-            meta = meta_of(ingress)
-            try:
-                await self.client.patch(INGRESS, meta.get("namespace"), meta.get("name"),
-                                        {"status": {"loadBalancer": {"ingress": wanted}}}, subresource="status")
-            except APIStatusError as e:
-                if not e.not_found:
-                    log.info("status of ingress %s/%s: %s", meta.get("namespace"), meta.get("name"), e)
-
-    async def ensure_class(self) -> None:
-        try:
-            await self.client.create(INGRESS_CLASS, default_ingress_class())
-        except APIStatusError as e:
-            if not e.already_exists:
-                log.warning("cannot create IngressClass %s: %s", CLASS_NAME, e)
+            problems.setdefault(conflict.ingress, []).append(
+                ("Conflict", conflict.message + "; that path is not served from this ingress"))
+        self.contexts = contexts
+        self.by_secret = {key: ctx for (key, _), ctx in contexts.items()}
+        self.routing.table, self.served, self.problems = table, set(served), problems
 
     def _on_change(self, *_objs) -> None:
         self._changed.set()
 
-    async def run(self, ready: asyncio.Event | None = None) -> None:
-        informers = (self.ingresses, self.classes, self.services, self.slices, self.secrets, self.nodes)
-        for informer in (self.ingresses, self.classes, self.secrets, self.nodes):
-            informer.add_handlers(self._on_change, self._on_change, self._on_change)
-        tasks = [asyncio.create_task(i.run(), name=i.rt.plural) for i in informers]
-        try:
-            await asyncio.gather(*(i.synced.wait() for i in informers))
-            await self.ensure_class()
-            self._changed.set()
-            while True:
-                await self._changed.wait()
-                await asyncio.sleep(DEBOUNCE)
-                self._changed.clear()
-                served = self.sync()
-                if ready is not None:
-                    ready.set()
-                await self.write_status(served)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.events.close()
+    async def run(self) -> None:
+        """After the caches are synced: rebuild on every change, DEBOUNCE after the first of a burst."""
+        self._changed.set()
+        while True:
+            await self._changed.wait()
+            await asyncio.sleep(DEBOUNCE)
+            self._changed.clear()
+            self.sync()
+            self.synced.set()
+            self.on_synced(self.served)
+
+
+class IngressStatusController(Controller):
+    name = "kfab-ingress"
+    workers = 2
+
+    def __init__(self, ctx: ControllerContext, router: IngressRouter):
+        self.router = router
+        super().__init__(ctx)
+
+    def setup(self) -> None:
+        self.ingresses = self.ctx.informer(INGRESS)
+        self.nodes = self.ctx.informer(NODE)
+        self.nodes.add_handlers(self._all, lambda old, new: self._all(), self._all)
+        self.router.on_synced = lambda keys: [self.enqueue(k) for k in keys]
+        self._reported: set[tuple[str, str, str]] = set()
+
+    def _all(self, *_objs) -> None:
+        for key in self.router.served:
+            self.enqueue(key)
+
+    async def reconcile(self, key: str) -> float | None:
+        ingress = self.ingresses.get(key)
+        if ingress is None or key not in self.router.served:
+            return None
+        uid = (ingress.get("metadata") or {}).get("uid", "")
+        for reason, message in self.router.problems.get(key, []):
+            if (uid, reason, message) not in self._reported:  # once per Ingress and problem, not per rebuild
+                self._reported.add((uid, reason, message))
+                log.warning("ingress %s: %s", key, message)
+                self.event(ingress, "Warning", reason, message)
+        ips = node_addresses(self.nodes.list())
+        wanted = {"ingress": [{"ip": ip} for ip in ips]} if ips else {}
+        await self.write_status(self.ingresses, ingress, dict(ingress.get("status") or {}, loadBalancer=wanted))
+        return None
