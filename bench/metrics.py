@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,31 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from kfab.node.resource_metrics import ResourceSampler, node_cpu_seconds, node_working_set  # noqa: E402
-from kfab.node.runtime import LABEL_CONTAINER, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID, PodmanRuntime  # noqa: E402
+from kfab.node.runtime import PodmanRuntime  # noqa: E402
 from kfab.objects.resource_metrics import render  # noqa: E402
-
-
-def start_podman(socket: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not socket.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("the Podman API service did not start")
-        time.sleep(0.1)
-    return proc
-
-
-def run_containers(prefix: str, count: int, image: str) -> list[str]:
-    names = []
-    for i in range(count):
-        name = f"{prefix}-{i}"
-        subprocess.run(["podman", "run", "-d", "--name", name, "--label", f"{LABEL_CONTAINER}=main",
-                        "--label", f"{LABEL_NAME}={name}", "--label", f"{LABEL_NAMESPACE}=bench",
-                        "--label", f"{LABEL_UID}={prefix}-{i}", image, "sleep", "600"],
-                       check=True, capture_output=True)
-        names.append(name)
-    return names
+from tests.podman_service import (remove_containers, run_pod_container, start_podman_service,  # noqa: E402
+                                  stop_podman_service)
 
 
 def timed(samples: int, one) -> list[float]:
@@ -81,23 +59,21 @@ def main() -> int:
     names: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kfab-bench-podman-") as tmp:
         socket = Path(tmp) / "podman.sock"
-        service = start_podman(socket)
+        service = start_podman_service(socket)
         try:
             node = timed(args.samples, lambda: (node_cpu_seconds(), node_working_set()))
             print(f"node-only sample (baseline)         median {statistics.median(node):7.2f} ms")
             runtime = PodmanRuntime(f"unix://{socket}")
             for count in (int(c) for c in args.containers.split(",")):
-                if count > len(names):
-                    names += run_containers(f"{prefix}-{len(names)}", count - len(names), args.image)
+                names += [run_pod_container(f"{prefix}-{i}", args.image, "sleep", "600", namespace="bench")
+                          for i in range(len(names), count)]
                 times, seen, size = asyncio.run(measure(runtime, args.samples))
                 per = (statistics.median(times) - statistics.median(node)) / max(1, seen)
                 print(f"sample with {seen:3d} containers          median {statistics.median(times):7.2f} ms   "
                       f"p99 {times[-1]:7.2f} ms   {per:5.2f} ms per container   {size} bytes of text")
         finally:
-            if names:
-                subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True)
-            service.terminate()
-            service.wait(timeout=20)
+            remove_containers(names)
+            stop_podman_service(service)
     return 0
 
 
