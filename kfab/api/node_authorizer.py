@@ -92,6 +92,10 @@ class NodeGraph:
             self._tasks.append(asyncio.create_task(self._follow(prefix, revision), name=f"node-graph {prefix}"))
         self._synced.set()
 
+    @property
+    def synced(self) -> bool:
+        return self._synced.is_set()
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -212,7 +216,7 @@ class NodeAuthorizer:
             return False, "can only read namespaced object of this type"
         if not attrs.name:
             return False, "No Object name found"
-        if not self.graph._synced.is_set():
+        if not self.graph.synced:
             return False, "node authorizer: the graph has not loaded yet"
         if self.graph.related(node, kind, attrs.namespace, attrs.name):
             return True, ""
