@@ -21,6 +21,7 @@ from kfab.ingress.certs import SecretError, context_from_secret
 from kfab.ingress.proxy import Routing
 from kfab.ingress.routes import CLASS_NAME, CONTROLLER, Backend, build_routes, ours
 from kfab.machinery.controller import Controller, ControllerContext, key_of
+from kfab.objects.meta import meta_of, spec_of, status_of
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def node_addresses(nodes: list[dict]) -> list[str]:
     """InternalIPs of the Ready nodes, sorted: where the ingress answers."""
     out = set()
     for node in nodes:
-        status = node.get("status") or {}
+        status = status_of(node)
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         if ready:
             out.update(a["address"] for a in status.get("addresses") or [] if a.get("type") == "InternalIP")
@@ -58,7 +59,7 @@ def node_addresses(nodes: list[dict]) -> list[str]:
 
 
 def _slice_service(s: dict) -> list[str]:
-    meta = s.get("metadata") or {}
+    meta = meta_of(s)
     return [f"{meta.get('namespace', '')}/{(meta.get('labels') or {}).get(SERVICE_NAME_LABEL, '')}"]
 
 
@@ -98,8 +99,8 @@ class IngressRouter:
     def class_names(self) -> set[str]:
         names = set()
         for ic in self.classes.list():
-            meta = ic.get("metadata") or {}
-            if (ic.get("spec") or {}).get("controller") == CONTROLLER:
+            meta = meta_of(ic)
+            if spec_of(ic).get("controller") == CONTROLLER:
                 names.add(meta.get("name", ""))
                 if (meta.get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
                     names.add("")  # Ingresses without a class are ours too
@@ -114,12 +115,12 @@ class IngressRouter:
         contexts: dict[tuple[str, str], ssl.SSLContext] = {}
         for namespace, name in set(table.tls.values()) | set(table.tls_wildcards.values()):
             secret = self.secrets.get_by(namespace, name)
-            version = (f"{namespace}/{name}", ((secret or {}).get("metadata") or {}).get("resourceVersion", ""))
+            version = (f"{namespace}/{name}", meta_of(secret or {}).get("resourceVersion", ""))
             try:
                 contexts[version] = self.contexts.get(version) or context_from_secret(secret, namespace, name)
             except SecretError as e:
                 for key, ingress in served.items():
-                    uses = any(t.get("secretName") == name for t in (ingress.get("spec") or {}).get("tls") or [])
+                    uses = any(t.get("secretName") == name for t in spec_of(ingress).get("tls") or [])
                     if key.startswith(f"{namespace}/") and uses:
                         problems.setdefault(key, []).append(
                             ("InvalidTLSSecret", f"{e}; serving the default certificate"))
@@ -168,7 +169,7 @@ class IngressStatusController(Controller):
         ingress = self.ingresses.get(key)
         if ingress is None or key not in self.router.served:
             return None
-        uid = (ingress.get("metadata") or {}).get("uid", "")
+        uid = meta_of(ingress).get("uid", "")
         for reason, message in self.router.problems.get(key, []):
             if (uid, reason, message) not in self._reported:  # once per Ingress and problem, not per rebuild
                 self._reported.add((uid, reason, message))
@@ -176,5 +177,5 @@ class IngressStatusController(Controller):
                 self.event(ingress, "Warning", reason, message)
         ips = node_addresses(self.nodes.list())
         wanted = {"ingress": [{"ip": ip} for ip in ips]} if ips else {}
-        await self.write_status(self.ingresses, ingress, dict(ingress.get("status") or {}, loadBalancer=wanted))
+        await self.write_status(self.ingresses, ingress, dict(status_of(ingress), loadBalancer=wanted))
         return None
