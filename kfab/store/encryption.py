@@ -73,9 +73,6 @@ class Transformer:
                 return plain, i != 0 or entry.identity_first
         raise EncryptionError(f"{key}: encrypted with key {name.decode(errors='replace')}, which is not configured")
 
-    def is_stale(self, key: str, stored: bytes) -> bool:
-        return self.decrypt(key, stored)[1]
-
 
 class EncryptedStore(Store):
     """A Store whose configured resources are encrypted on the way in and decrypted on the way out; every
