@@ -18,6 +18,8 @@ from kfab.client import APIStatusError, Client, rt_of
 from kfab.objects.meta import spec_of, status_of
 
 POD = rt_of("Pod")
+SERVICE = rt_of("Service")
+ENDPOINT_SLICE = rt_of("EndpointSlice", "discovery.k8s.io/v1")
 NAMESPACE = "kube-system"
 LABEL = "kfab.io/canary"
 
@@ -99,3 +101,26 @@ def image_for(pods: list[dict]) -> str | None:
             if container.get("image"):
                 return container["image"]
     return None
+
+
+async def controllers_answer(client: Client, timeout: float) -> float:
+    """Proof that the controller-manager works after a control-plane restart: a new Service gets its
+    EndpointSlice from the endpointslice controller (it starts only once its informers are synced). Until
+    then nobody takes a drained pod out of the Services' endpoints, and the proxies send traffic to a pod
+    that is going. Returns the seconds it took; raises CanaryError."""
+    begun = time.monotonic()
+    name = f"kfab-upgrade-check-{uuid.uuid4().hex[:6]}"
+    await client.create(SERVICE, {"apiVersion": "v1", "kind": "Service",
+                                  "metadata": {"name": name, "namespace": NAMESPACE, "labels": {LABEL: "control-plane"}},
+                                  "spec": {"selector": {LABEL: name}, "ports": [{"port": 9, "protocol": "TCP"}]}},
+                        NAMESPACE)
+    try:
+        while not (await client.list(ENDPOINT_SLICE, NAMESPACE,
+                                     label_selector=f"kubernetes.io/service-name={name}"))["items"]:
+            if time.monotonic() - begun > timeout:
+                raise CanaryError(f"the controller-manager made no EndpointSlice for Service {NAMESPACE}/{name} "
+                                  f"within {timeout:g}s of the control plane's upgrade")
+            await asyncio.sleep(0.5)
+    finally:
+        await client.delete(SERVICE, NAMESPACE, name)
+    return time.monotonic() - begun

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kfab.client import Client
 from kfab.ops import drain as drain_mod
-from kfab.ops.canary import CanaryError, image_for, run_canary
+from kfab.ops.canary import CanaryError, controllers_answer, image_for, run_canary
 from kfab.ops.cluster import Cluster, OpsError
 from kfab.ops.nodes import log
 from kfab.objects.meta import status_of
@@ -124,6 +124,15 @@ def upgrade(cluster: Cluster, wheelhouse: Path, timeout: float, extra: list[str]
     for host in control + others:
         provision(host)
         cluster.api(drain_mod.node_names)    # the API answers again before the next host
+    if control:
+        # The API answering is not enough: drained pods leave the Services' endpoints only once the
+        # restarted controller-manager runs (slow to start on a loaded host).
+        try:
+            took = cluster.api(controllers_answer, min(timeout, CANARY_TIMEOUT))
+        except CanaryError as exc:
+            raise OpsError(f"{exc}; no worker was drained yet. Look at `journalctl -u kfab-controller-manager` on "
+                           f"{', '.join(control)}, then run `kfab upgrade -i {cluster.inventory_path}` again") from None
+        log(f"--- controller-manager answers ({took:.1f}s)")
     for host in workers:
         node = cluster.node_name(host)
         if installed_already(cluster, host, wheelhouse):
