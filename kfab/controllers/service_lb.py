@@ -124,13 +124,13 @@ class ServiceLoadBalancerController(Controller):
             return None
         if not is_ours(svc):
             if lb_addresses(svc) and spec_of(svc).get("type") != "LoadBalancer":
-                await self.write_status(self.services, svc, dict(svc.get("status") or {}, loadBalancer={}))
+                await self.write_status(self.services, svc, dict(status_of(svc), loadBalancer={}))
             return None
         wanted, retry = (self._from_pool(svc) if self.pool is not None else (self._node_ips(svc), None))
         current = lb_addresses(svc)
         if wanted == current:
             return retry
-        status = dict(svc.get("status") or {}, loadBalancer={"ingress": [{"ip": ip, "ipMode": "VIP"}
+        status = dict(status_of(svc), loadBalancer={"ingress": [{"ip": ip, "ipMode": "VIP"}
                                                                           for ip in wanted]} if wanted else {})
         if await self.write_status(self.services, svc, status) and wanted:
             self.event(svc, "Normal", "EnsuredLoadBalancer", f"Ensured load balancer at {', '.join(wanted)}")
