@@ -102,8 +102,9 @@ def _with_dependencies(refs: list[RoleRef]) -> list[RoleRef]:
         if ref.role.name in trail:
             raise ProvisionError(f"role dependency loop: {' -> '.join(trail + (ref.role.name,))}",
                                  file=str(ref.role.path / "meta" / "main.yml"))
-        for dep, params in ref.role.dependencies:
-            add(RoleRef(dep, dict(params), list(ref.tags), list(ref.when)), trail + (ref.role.name,))
+        for dep in ref.role.dependencies:
+            add(RoleRef(dep.role, dict(dep.params), list(ref.tags) + dep.tags, list(ref.when) + dep.when),
+                trail + (ref.role.name,))
         key = (id(ref.role), ref.vars)
         if key in seen and not ref.role.allow_duplicates:
             return

@@ -142,7 +142,7 @@ class Role:
     handlers: list = field(default_factory=list)
     template_env: jinja2.Environment | None = None
     template_dirs: list[Path] = field(default_factory=list)
-    dependencies: list[tuple["Role", dict]] = field(default_factory=list)   # meta/main.yml, in order
+    dependencies: list["Dependency"] = field(default_factory=list)   # meta/main.yml, in order
     allow_duplicates: bool = False
     of_play: bool = False     # a play's own pre_tasks/tasks/post_tasks/handlers (files beside the play file)
 
@@ -160,7 +160,16 @@ class Role:
     def included_roles(self) -> list["Role"]:
         """Roles this role's tasks include or import, and their dependencies (for handlers)."""
         found = [i.target for i in walk_nodes(self.tasks) if isinstance(i, Include) and i.target is not None]
-        return found + [dep for dep, _ in self.dependencies]
+        return found + [dep.role for dep in self.dependencies]
+
+
+@dataclass
+class Dependency:
+    """One entry of meta/main.yml's dependencies: the role, its parameters, and its own tags and when."""
+    role: Role
+    params: dict
+    tags: list[str]
+    when: list
 
 
 class RoleLoader:
@@ -233,7 +242,8 @@ def _meta(role: Role, path: Path, loader: RoleLoader) -> None:
         params = {k: v for k, v in dep.items() if k not in ("role", "name", "tags", "when")}
         params = dict(params.pop("vars", None) or {}) | params
         try:
-            role.dependencies.append((loader(name), params))
+            role.dependencies.append(Dependency(loader(name), params, _tags(dep.get("tags")),
+                                                _as_list(dep.get("when"))))
         except ProvisionError as exc:
             raise exc.located(file=str(path), line=line_of(dep)) from None
 

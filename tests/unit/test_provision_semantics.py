@@ -137,7 +137,9 @@ def test_role_meta_dependencies_run_first_and_once(tmp_path):
     project(tmp_path, "- shell: 'echo r >> {{ out }}/order'\n",
             files={"meta/main.yml": "dependencies: [dep]\n"},
             roles={"dep": dep, "r2": {"tasks/main.yml": "- shell: 'echo r2 >> {{ out }}/order'\n",
-                                      "meta/main.yml": "dependencies:\n  - role: dep\n"}},
+                                      "meta/main.yml": "dependencies:\n  - role: dep\n"
+                                                       "  - {role: never_here, when: false}\n"},
+                   "never_here": {"tasks/main.yml": "- shell: 'echo never >> {{ out }}/order'\n"}},
             site="- hosts: all\n  roles: [r, r2]\n")
     _, code, text = run(tmp_path)
     assert code == 0, text
