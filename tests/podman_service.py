@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from kfab.node.runtime import LABEL_CONTAINER, LABEL_NAME, LABEL_NAMESPACE, LABEL_UID
+from tests.api.conftest import stop_server
 
 
 def start_podman_service(socket: Path) -> subprocess.Popen:
@@ -23,12 +24,7 @@ def start_podman_service(socket: Path) -> subprocess.Popen:
 
 
 def stop_podman_service(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+    stop_server(proc)  # SIGTERM, SIGKILL if it lingers: as every process a test starts
 
 
 def run_pod_container(name: str, image: str, *command: str, namespace: str = "test", container: str = "main") -> str:

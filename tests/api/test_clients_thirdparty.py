@@ -11,33 +11,15 @@ import urllib.request
 
 import pytest
 
-CRD = """
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {{name: notes.{group}}}
-spec:
-  group: {group}
-  scope: Namespaced
-  names: {{plural: notes, singular: note, kind: Note}}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              text: {{type: string}}
-"""
+from tests.api.crd_manifests import crd_manifest, object_with_spec
+
 
 
 @pytest.fixture(scope="module")
 def notes(kubectl):
     group = f"n{secrets.token_hex(3)}.example.com"
-    kubectl("apply", "-f", "-", input=CRD.format(group=group))
+    schema = object_with_spec({"text": {"type": "string"}})
+    kubectl("apply", "-f", "-", input=crd_manifest(group, "notes", "Note", schema, singular="note"))
     kubectl("wait", "--for=condition=Established", f"crd/notes.{group}", "--timeout=20s")
     yield group
     kubectl("delete", "crd", f"notes.{group}", "--timeout=30s", check=False)

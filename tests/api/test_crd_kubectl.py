@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from tests.api.conftest import wait_until
+from tests.api.crd_manifests import crd_manifest, object_with_spec
 
 CRONTAB_CRD = """
 apiVersion: apiextensions.k8s.io/v1
@@ -344,28 +345,9 @@ def test_deleting_the_crd_deletes_its_objects_and_stops_serving(kubectl, namespa
 
 def test_a_cluster_scoped_kind_is_served_without_namespaces(kubectl):
     group = f"c{secrets.token_hex(3)}.example.com"
-    crd = f"""
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {{name: clusterthings.{group}}}
-spec:
-  group: {group}
-  scope: Cluster
-  names: {{plural: clusterthings, kind: ClusterThing}}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              template: {{type: object, x-kubernetes-embedded-resource: true,
-                          x-kubernetes-preserve-unknown-fields: true}}
-"""
+    embedded = {"type": "object", "x-kubernetes-embedded-resource": True, "x-kubernetes-preserve-unknown-fields": True}
+    crd = crd_manifest(group, "clusterthings", "ClusterThing", object_with_spec({"template": embedded}),
+                       scope="Cluster")
     kubectl("apply", "-f", "-", input=crd)
     try:
         kubectl("wait", "--for=condition=Established", f"crd/clusterthings.{group}", "--timeout=20s")
