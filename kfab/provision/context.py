@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from kfab.provision.facts import ansible_facts
 from kfab.provision.inventory import Inventory, Layer
 from kfab.provision.lookups import Lookups
 from kfab.provision.templating import OMIT
@@ -59,6 +60,9 @@ class RunVars:
             if ref is not None:
                 layers.append(ref.role.defaults)
         layers += self.inventory.hosts[host].layers
+        if host in self.facts:
+            # Host facts sit above the inventory and below play vars, as in Ansible.
+            layers.append(Layer("facts", ansible_facts(self.facts[host])))
         if play is not None:
             layers.append(Layer(f"{play.file} (play vars)", play.vars))
             layers += play.vars_files

@@ -37,6 +37,34 @@ def parse_facts(output: str) -> dict:
     return facts
 
 
+def ansible_facts(facts) -> dict:
+    """The gathered facts under Ansible's names (ansible_distribution, ansible_os_family, ansible_default_ipv4,
+    ... and the ansible_facts mapping), for roles written against Ansible's setup module. A value that is not
+    a mapping (preflight's stand-in for facts not gathered yet) stands in for each name."""
+    names = ("hostname", "nodename", "fqdn", "distribution", "distribution_release", "distribution_version",
+             "distribution_major_version", "os_family", "architecture", "kernel", "processor_vcpus",
+             "processor_nproc", "memtotal_mb", "default_ipv4", "service_mgr", "user_id", "system")
+    if not isinstance(facts, dict):
+        found = {name: facts for name in names}
+    else:
+        os_id = str(facts.get("os_id") or "")
+        distribution = {"debian": "Debian", "ubuntu": "Ubuntu"}.get(os_id, os_id.capitalize())
+        version = str(facts.get("os_version") or "")
+        found = {
+            "hostname": str(facts.get("hostname") or "").split(".")[0], "nodename": facts.get("hostname"),
+            "fqdn": facts.get("hostname"), "distribution": distribution,
+            "distribution_release": facts.get("os_codename"), "distribution_version": version,
+            "distribution_major_version": version.split(".")[0],
+            "os_family": "Debian" if os_id in ("debian", "ubuntu") else distribution,
+            "architecture": facts.get("arch"), "kernel": facts.get("kernel"),
+            "processor_vcpus": facts.get("cpus"), "processor_nproc": facts.get("cpus"),
+            "memtotal_mb": facts.get("memory_mb"),
+            "default_ipv4": {"address": facts.get("default_ipv4"), "interface": facts.get("default_interface")},
+            "service_mgr": facts.get("init"), "user_id": facts.get("user"), "system": "Linux",
+        }
+    return {f"ansible_{k}": v for k, v in found.items()} | {"ansible_facts": found}
+
+
 def gather(host) -> dict:
     result = host.run(FACTS_SCRIPT, become=False)
     if result.rc != 0 and not result.stdout:

@@ -98,3 +98,31 @@ def test_a_role_written_for_ansible_runs_the_same_under_kfab(tmp_path):
     configuration = next(t for t in tasks if t["task"] == "homelab_app : Configuration")
     assert "-# edited by hand" in configuration["diff"][0]["diff"]
     assert conf.read_text().endswith("# edited by hand\n")     # the plan changed nothing
+
+
+FACTS = ("ansible_distribution", "ansible_distribution_release", "ansible_distribution_major_version",
+         "ansible_os_family", "ansible_architecture", "ansible_kernel", "ansible_processor_vcpus",
+         "ansible_service_mgr", "ansible_user_id", "ansible_system")
+
+
+def test_facts_under_ansible_names_match_ansible_setup(tmp_path):
+    """Roles test ansible_os_family, ansible_distribution_release, ...: kfab's facts under those names agree
+    with what ansible-core's setup module finds on the same machine."""
+    home = tmp_path / "ansible-home"
+    env = os.environ | {"ANSIBLE_HOME": str(home), "ANSIBLE_LOCAL_TEMP": str(home / "tmp"), "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run([str(BIN / "ansible"), "-i", "localhost,", "-c", "local", "localhost", "-m", "setup",
+                           "-e", f"ansible_python_interpreter={sys.executable}"], env=env, capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    setup = json.loads(proc.stdout.split("=>", 1)[1])["ansible_facts"]
+    role = tmp_path / "roles" / "facts" / "tasks"
+    role.mkdir(parents=True)
+    (role / "main.yml").write_text("- copy:\n    dest: " + str(tmp_path / "facts.json") + "\n    content: \"{{ {"
+                                   + ", ".join(f"'{f}': {f}" for f in FACTS) + "} | to_json }}\"\n")
+    (tmp_path / "site.yml").write_text("- hosts: all\n  roles: [facts]\n")
+    (tmp_path / "hosts").write_text("localhost ansible_connection=local\n")
+    proc = subprocess.run([str(BIN / "kfab"), "up", "-i", str(tmp_path / "hosts"), str(tmp_path / "site.yml")],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ours = json.loads((tmp_path / "facts.json").read_text())
+    assert {f: str(ours[f]) for f in FACTS} == {f: str(setup[f]) for f in FACTS}
