@@ -544,7 +544,8 @@ def test_get_url_downloads_checks_the_checksum_and_keeps_a_matching_file(tmp_pat
             """)
         runner, code, text = run(tmp_path)
         assert code == 0, text
-        assert (tmp_path / "tool").read_bytes() == b"binary v1\n" and oct((tmp_path / "tool").stat().st_mode)[-3:] == "755"
+        tool = tmp_path / "tool"
+        assert tool.read_bytes() == b"binary v1\n" and oct(tool.stat().st_mode)[-3:] == "755"
         assert registered(runner)["wrong"]["failed"] and "did not match" in text and not (tmp_path / "wrong").exists()
         runner, code, text = run(tmp_path)
         assert runner.stats["h1"].changed == 0, text

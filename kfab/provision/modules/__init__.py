@@ -21,9 +21,9 @@ MODULES: dict[str, Module] = {m.name: m for m in (
 COLLECTION_NAMES: dict[str, str] = {
     **{f"ansible.builtin.{name}": name for name in (
         "package", "template", "copy", "file", "lineinfile", "blockinfile", "service", "systemd",
-        "command", "shell", "wait_for", "user", "group", "replace", "hostname", "apt", "cron", "pip", "get_url", "unarchive", "deb822_repository", "stat", "debug",
-        "assert", "fail", "set_fact", "systemd_service", "validate_argument_spec", "include_tasks", "import_tasks",
-        "include_role", "import_role", "meta")},
+        "command", "shell", "wait_for", "user", "group", "replace", "hostname", "apt", "cron", "pip", "get_url",
+        "unarchive", "deb822_repository", "stat", "debug", "assert", "fail", "set_fact", "systemd_service",
+        "validate_argument_spec", "include_tasks", "import_tasks", "include_role", "import_role", "meta")},
     "ansible.posix.sysctl": "sysctl", "ansible.posix.authorized_key": "authorized_key",
     "community.general.modprobe": "modprobe", "ansible.posix.mount": "mount",
     "systemd": "service", "systemd_service": "service",
