@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig, wait_until
+from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig
+from tests.waiting import wait_until
 
 POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -61,7 +62,7 @@ def test_each_request_is_one_event_at_its_policys_level(cluster):
     denied = run_kubectl(alice, "get", "secret", "db", "-n", "audited")
     assert denied.returncode != 0
 
-    created = wait_until(lambda: find(log, resource="configmaps", name="game", verb="create"), "configmap event")[0]
+    created = wait_until("configmap event", lambda: find(log, resource="configmaps", name="game", verb="create"))[0]
     assert created["apiVersion"] == "audit.k8s.io/v1" and created["kind"] == "Event"
     assert created["level"] == "RequestResponse" and created["stage"] == "ResponseComplete"
     assert created["user"]["username"] == "kubernetes-admin" and "system:masters" in created["user"]["groups"]
@@ -72,10 +73,11 @@ def test_each_request_is_one_event_at_its_policys_level(cluster):
     assert created["responseObject"]["metadata"]["uid"]
     assert created["userAgent"].startswith("kubectl")
 
-    secret = wait_until(lambda: find(log, resource="secrets", name="db", verb="create"), "secret event")[0]
+    secret = wait_until("secret event", lambda: find(log, resource="secrets", name="db", verb="create"))[0]
     assert secret["level"] == "Metadata" and "requestObject" not in secret and "responseObject" not in secret
-    refused = wait_until(lambda: [e for e in find(log, resource="secrets", name="db", verb="get")
-                                  if e["user"]["username"] == "alice"], "the refused get")[0]
+    refused = wait_until("the refused get",
+                         lambda: [e for e in find(log, resource="secrets", name="db", verb="get")
+                                  if e["user"]["username"] == "alice"])[0]
     assert refused["responseStatus"]["code"] == 403
     assert "do-not-log-me" not in log.read_text() and "ZG8tbm90LWxvZy1tZQ" not in log.read_text()
     assert not [e for e in events(log) if e["requestURI"].startswith(("/healthz", "/readyz"))]
@@ -89,6 +91,6 @@ def test_the_log_rotates_by_size_keeping_its_backups(cluster):
     for i in range(8):  # each create is logged with its body and the response (~600 KB an event)
         assert run_kubectl(server.kubeconfig, "create", "configmap", f"big{i}", "-n", "audited",
                            f"--from-file=v={big}").returncode == 0
-    wait_until(lambda: (log.parent / "audit.log.2").exists(), "rotated files")
+    wait_until("rotated files", lambda: (log.parent / "audit.log.2").exists())
     assert not (log.parent / "audit.log.3").exists(), "--audit-log-maxbackup 2"
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in log.parent.iterdir())

@@ -6,9 +6,10 @@ import contextlib
 
 import pytest
 
-from tests.api.conftest import run_kubectl, stop_server, user_kubeconfig, wait_until
+from tests.api.conftest import run_kubectl, stop_server, user_kubeconfig
 from tests.etcd_cluster import EtcdCluster
 from tests.store.apiservers import start_apiserver
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +30,21 @@ def test_binding_made_through_one_api_server_is_enforced_by_the_other(two_api_se
     assert run_kubectl(hana, "get", "configmaps", "-n", "default").returncode != 0
     assert run_kubectl(a.kubeconfig, "create", "rolebinding", "hana-view", "--clusterrole=view", "--user=hana",
                     "-n", "default").returncode == 0
-    wait_until(lambda: run_kubectl(hana, "get", "configmaps", "-n", "default").returncode == 0,
-                "API server B to allow what a binding made through A grants")
+    wait_until("API server B to allow what a binding made through A grants",
+               lambda: run_kubectl(hana, "get", "configmaps", "-n", "default").returncode == 0)
 
     # With an etcd member gone, B's RBAC cache still follows changes made through A.
     etcd.stop_member(0, kill=True)
     try:
         assert run_kubectl(a.kubeconfig, "delete", "rolebinding", "hana-view", "-n", "default").returncode == 0
-        wait_until(lambda: run_kubectl(hana, "auth", "can-i", "list", "configmaps", "-n", "default").stdout.strip()
-                    == "no", "API server B to stop allowing what a deleted binding granted")
+        wait_until("API server B to stop allowing what a deleted binding granted",
+                   lambda: run_kubectl(hana, "auth", "can-i", "list", "configmaps", "-n", "default").stdout.strip()
+                    == "no")
         assert run_kubectl(a.kubeconfig, "create", "rolebinding", "hana-edit", "--clusterrole=edit", "--user=hana",
                         "-n", "default").returncode == 0
-        wait_until(lambda: run_kubectl(hana, "create", "configmap", "from-hana", "-n", "default",
-                                     "--from-literal=a=b").returncode == 0,
-                    "API server B to allow writes granted through A")
+        wait_until("API server B to allow writes granted through A",
+                   lambda: run_kubectl(hana, "create", "configmap", "from-hana", "-n", "default",
+                                     "--from-literal=a=b").returncode == 0)
     finally:
         etcd.start_member(0)
         run_kubectl(a.kubeconfig, "delete", "rolebinding", "hana-edit", "-n", "default")

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import run_kubectl, user_kubeconfig, wait_until
+from tests.api.conftest import run_kubectl, user_kubeconfig
+from tests.waiting import wait_until
 
 
 def _unique(prefix: str) -> str:
@@ -59,9 +60,9 @@ def test_admin_acts_as_a_user_and_gets_exactly_their_rights(kfab_server, namespa
 
     run_kubectl(admin, "create", "rolebinding", f"{group}-edit", "--clusterrole=edit", f"--group={group}",
                 "-n", namespace, check=True)
-    wait_until(lambda: run_kubectl(admin, "auth", "can-i", "create", "configmaps", "-n", namespace,
-                                   "--as", user, "--as-group", group).returncode == 0,
-               f"{user} in {group} to be allowed to create configmaps")
+    wait_until(f"{user} in {group} to be allowed to create configmaps",
+               lambda: run_kubectl(admin, "auth", "can-i", "create", "configmaps", "-n", namespace,
+                                   "--as", user, "--as-group", group).returncode == 0)
     run_kubectl(admin, "create", "configmap", "made-as-alice", "-n", namespace, "--from-literal=a=b",
                 "--as", user, "--as-group", group, check=True)
     # The group is granted only when asked for: the same user without it is still refused.
@@ -98,8 +99,8 @@ def test_impersonate_rights_are_per_name_and_groups_are_checked_too(kfab_server,
     run_kubectl(kfab_server.kubeconfig, "apply", "-f", "-", check=True,
                 input=IMPERSONATOR.format(name=f"impersonate-{carol}", target=target, user=carol))
     try:
-        info = wait_until(lambda: run_kubectl(carol_config, "auth", "whoami", "-o", "json", "--as", target),
-                          f"{carol} to be allowed to impersonate {target}", timeout=20)
+        info = wait_until(f"{carol} to be allowed to impersonate {target}",
+                          lambda: run_kubectl(carol_config, "auth", "whoami", "-o", "json", "--as", target), 20)
         assert json.loads(info.stdout)["status"]["userInfo"]["username"] == target
         other = run_kubectl(carol_config, "get", "pods", "--as", "kubernetes-admin")
         assert other.returncode != 0 and 'users "kubernetes-admin" is forbidden' in other.stderr

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from kfab.pki.kubeconfig import write_kubeconfig
-from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig, wait_until
+from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig
+from tests.waiting import wait_until
 
 def _ca_context(kfab_server) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(Path(kfab_server.data_dir) / "pki" / "ca.crt"))
@@ -63,8 +64,8 @@ def test_rolebinding_grants_exactly_its_namespace(kfab_server, tmp_path, namespa
     run_kubectl(kfab_server.kubeconfig, "create", "rolebinding", f"{user}-view", "--clusterrole=view",
              f"--user={user}", "-n", namespace, check=True)
 
-    wait_until(lambda: run_kubectl(alice, "get", "configmaps", "-n", namespace).returncode == 0,
-                f"{user} to be allowed to list configmaps in {namespace}")
+    wait_until(f"{user} to be allowed to list configmaps in {namespace}",
+               lambda: run_kubectl(alice, "get", "configmaps", "-n", namespace).returncode == 0)
     proc = run_kubectl(alice, "get", "configmap", "app-config", "-n", namespace, "-o", "jsonpath={.data.mode}",
                     check=True)
     assert proc.stdout == "prod"
@@ -81,8 +82,8 @@ def test_group_from_the_certificate_is_honoured(kfab_server, tmp_path, namespace
     bob = user_kubeconfig(kfab_server.data_dir, tmp_path, "bob", group)
     run_kubectl(kfab_server.kubeconfig, "create", "rolebinding", f"{group}-edit", "--clusterrole=edit",
              f"--group={group}", "-n", namespace, check=True)
-    wait_until(lambda: run_kubectl(bob, "auth", "can-i", "create", "deployments.apps", "-n", namespace).returncode == 0,
-                f"group {group} to be allowed to create deployments")
+    wait_until(f"group {group} to be allowed to create deployments",
+               lambda: run_kubectl(bob, "auth", "can-i", "create", "deployments.apps", "-n", namespace).returncode == 0)
     run_kubectl(bob, "create", "configmap", "made-by-bob", "-n", namespace, "--from-literal=a=b", check=True)
 
 

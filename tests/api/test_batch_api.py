@@ -12,7 +12,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.api.controllers_cluster import running_cluster, wait_for
+from tests.api.controllers_cluster import running_cluster
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -135,15 +136,16 @@ def test_active_deadline_fails_the_job_and_stops_its_pods(cluster, ns):
     assert condition(job, "Failed").reason == "DeadlineExceeded"
     assert condition(job, "Failed").message == "Job was active longer than specified deadline"
     assert job.status.failed == 2 and not job.status.active
-    wait_for(lambda: not job_pods(cluster, ns, "slow") or all(
-        p.metadata.deletion_timestamp or p.status.phase in ("Failed", "Succeeded")
-        for p in job_pods(cluster, ns, "slow")), 15, "the deadline's pods to stop")
+    wait_until("the deadline's pods to stop",
+               lambda: not job_pods(cluster, ns, "slow") or all(
+          p.metadata.deletion_timestamp or p.status.phase in ("Failed", "Succeeded")
+          for p in job_pods(cluster, ns, "slow")), 15)
 
 
 def test_suspended_job_runs_nothing_until_resumed(cluster, ns):
     apply(cluster, ns, job_manifest("later", suspend=True, completions=2))
     api = batch(cluster)
-    wait_for(lambda: condition(api.read_namespaced_job("later", ns), "Suspended"), 15, "the Suspended condition")
+    wait_until("the Suspended condition", lambda: condition(api.read_namespaced_job("later", ns), "Suspended"), 15)
     job = api.read_namespaced_job("later", ns)
     assert condition(job, "Suspended").status == "True" and condition(job, "Suspended").reason == "JobSuspended"
     assert job.status.start_time is None and not job_pods(cluster, ns, "later")
@@ -172,31 +174,32 @@ def test_pod_failure_policy_fail_job_on_exit_code(cluster, ns):
 def test_finished_job_with_ttl_is_deleted_with_its_pods(cluster, ns):
     apply(cluster, ns, job_manifest("brief", ttlSecondsAfterFinished=1))
     api = batch(cluster)
-    wait_for(lambda: api.read_namespaced_job("brief", ns).status.succeeded == 1, 30, "the Job to succeed")
+    wait_until("the Job to succeed", lambda: api.read_namespaced_job("brief", ns).status.succeeded == 1, 30)
 
     def gone():
         names = [j.metadata.name for j in api.list_namespaced_job(ns).items]
         return "brief" not in names and not job_pods(cluster, ns, "brief")
-    wait_for(gone, 30, "the Job and its pods to be deleted after its TTL")
+    wait_until("the Job and its pods to be deleted after its TTL", gone, 30)
 
 
 def test_deleting_a_job_with_kubectl_deletes_its_pods(cluster, ns):
     apply(cluster, ns, job_manifest("running", run=120, parallelism=2, completions=2))
-    wait_for(lambda: len([p for p in job_pods(cluster, ns, "running") if p.status.phase == "Running"]) == 2, 30,
-             "two running pods")
+    wait_until("two running pods",
+               lambda: len([p for p in job_pods(cluster, ns, "running") if p.status.phase == "Running"]) == 2, 30)
     cluster.kubectl("delete", "job", "running", "-n", ns, check=True)
-    wait_for(lambda: not job_pods(cluster, ns, "running"), 30, "the Job's pods to be garbage collected")
+    wait_until("the Job's pods to be garbage collected", lambda: not job_pods(cluster, ns, "running"), 30)
 
 
 def test_a_job_deleted_without_a_policy_orphans_its_pods(cluster, ns):
     # batch/v1 keeps the pods by default (kube's compatibility default); kubectl always sends Background.
     apply(cluster, ns, job_manifest("kept", run=120))
-    wait_for(lambda: [p for p in job_pods(cluster, ns, "kept") if p.status.phase == "Running"], 30, "a running pod")
+    wait_until("a running pod", lambda: [p for p in job_pods(cluster, ns, "kept") if p.status.phase == "Running"], 30)
     batch(cluster).delete_namespaced_job("kept", ns)
-    wait_for(lambda: "kept" not in [j.metadata.name for j in batch(cluster).list_namespaced_job(ns).items], 30,
-             "the Job to go")
-    [pod] = wait_for(lambda: [p for p in job_pods(cluster, ns, "kept") if not p.metadata.owner_references
-                              and not p.metadata.finalizers], 30, "its pod orphaned and released")
+    wait_until("the Job to go",
+               lambda: "kept" not in [j.metadata.name for j in batch(cluster).list_namespaced_job(ns).items], 30)
+    [pod] = wait_until("its pod orphaned and released",
+                       lambda: [p for p in job_pods(cluster, ns, "kept") if not p.metadata.owner_references
+                                and not p.metadata.finalizers], 30)
     assert pod.status.phase == "Running" and not pod.metadata.deletion_timestamp
 
 
@@ -214,7 +217,7 @@ def test_cronjob_starts_missed_run_and_forbid_skips_while_active(cluster, ns):
         "%Y-%m-%dT%H:%M:%SZ")
     cluster.kubectl("patch", "cronjob", "tick", "-n", ns, "--subresource=status", "--type=merge", "-p",
                     json.dumps({"status": {"lastScheduleTime": long_ago}}), check=True)
-    jobs = wait_for(lambda: api.list_namespaced_job(ns).items, 20, "the missed run's Job")
+    jobs = wait_until("the missed run's Job", lambda: api.list_namespaced_job(ns).items, 20)
     started = time.time()
     assert len(jobs) == 1
     first = jobs[0]
@@ -223,7 +226,7 @@ def test_cronjob_starts_missed_run_and_forbid_skips_while_active(cluster, ns):
     assert minute.second == 0 and 0 <= started - minute.timestamp() < 70
     assert first.metadata.name == f"tick-{int(minute.timestamp()) // 60}"
     assert first.metadata.owner_references[0].kind == "CronJob"
-    cj = wait_for(lambda: (c := api.read_namespaced_cron_job("tick", ns)).status.active and c, 10, "status.active")
+    cj = wait_until("status.active", lambda: (c := api.read_namespaced_cron_job("tick", ns)).status.active and c, 10)
     assert [r.name for r in cj.status.active] == [first.metadata.name]
     assert cj.status.last_schedule_time == minute
     table = cluster.kubectl("get", "cronjobs", "-n", ns, check=True).stdout.split("\n")
@@ -240,7 +243,7 @@ def test_cronjob_starts_missed_run_and_forbid_skips_while_active(cluster, ns):
     def skipped():
         events = cluster.core.list_namespaced_event(ns).items
         return [e for e in events if e.reason == "JobAlreadyActive" and e.involved_object.name == "tick"]
-    [event] = wait_for(skipped, 75, "the JobAlreadyActive event of the next start time")
+    [event] = wait_until("the JobAlreadyActive event of the next start time", skipped, 75)
     assert event.message == "Not starting job because prior execution is running and concurrency policy is Forbid"
     names = sorted(j.metadata.name for j in api.list_namespaced_job(ns).items)
     assert names == sorted(["by-hand", first.metadata.name])

@@ -12,7 +12,8 @@ import threading
 import pytest
 from kubernetes import watch
 
-from tests.api.controllers_cluster import UNSCHEDULABLE, running_cluster, wait_for
+from tests.api.controllers_cluster import UNSCHEDULABLE, running_cluster
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +63,14 @@ def test_deployment_scales_up_and_down(cluster, ns):
     assert running_ready(originals) == 2
     # Timestamps have one-second resolution: let the clock pass the originals' so "newest" is well defined.
     latest = max(c.last_transition_time for p in originals for c in p.status.conditions)
-    wait_for(lambda: datetime.datetime.now(datetime.timezone.utc) > latest + datetime.timedelta(seconds=1),
-             5, "the next second")
+    wait_until("the next second",
+               lambda: datetime.datetime.now(datetime.timezone.utc) > latest + datetime.timedelta(seconds=1), 5)
 
     cluster.kubectl("scale", "deployment/web", "--replicas=5", "-n", ns)
-    wait_for(lambda: running_ready(active_pods(cluster, ns, "web")) == 5, 30, "5 running pods")
+    wait_until("5 running pods", lambda: running_ready(active_pods(cluster, ns, "web")) == 5, 30)
 
     cluster.kubectl("scale", "deployment/web", "--replicas=2", "-n", ns)
-    wait_for(lambda: len(active_pods(cluster, ns, "web")) == 2, 30, "scale down to 2")
+    wait_until("scale down to 2", lambda: len(active_pods(cluster, ns, "web")) == 2, 30)
     survivors = {p.metadata.name for p in active_pods(cluster, ns, "web")}
     assert survivors == {p.metadata.name for p in originals}  # newest pods go first
     wait_rolled_out(cluster, ns, "web")
@@ -85,9 +86,9 @@ def test_replicaset_replaces_a_deleted_pod(cluster, ns):
     wait_rolled_out(cluster, ns, "heal")
     victim = active_pods(cluster, ns, "heal")[0].metadata.name
     cluster.kubectl("delete", "pod", victim, "-n", ns)
-    wait_for(lambda: (lambda pods: len(pods) == 3 and running_ready(pods) == 3
-                      and victim not in {p.metadata.name for p in pods})(active_pods(cluster, ns, "heal")),
-             30, "a replacement pod Running")
+    wait_until("a replacement pod Running",
+               lambda: (lambda pods: len(pods) == 3 and running_ready(pods) == 3
+                        and victim not in {p.metadata.name for p in pods})(active_pods(cluster, ns, "heal")), 30)
     reasons = cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout
     reasons = {e["reason"] for e in json.loads(reasons)["items"]}
     assert {"SuccessfulCreate", "ScalingReplicaSet"} <= reasons
@@ -141,8 +142,9 @@ def test_rolling_update_never_drops_below_min_available(cluster, ns):
     try:
         cluster.kubectl("set", "image", "deployment/roll", "web=nginx:1.26", "-n", ns)
         wait_rolled_out(cluster, ns, "roll")
-        wait_for(lambda: watcher.samples and watcher.samples[-1][0] == replicas
-                 and len(watcher.samples[-1][2]) == 1, 30, "the watch to see the finished rollout")
+        wait_until("the watch to see the finished rollout",
+                   lambda: watcher.samples and watcher.samples[-1][0] == replicas
+                   and len(watcher.samples[-1][2]) == 1, 30)
     finally:
         watcher.stop()
     hashes = set().union(*(s[2] for s in watcher.samples))
@@ -189,9 +191,9 @@ def test_rollout_restart_pause_and_resume(cluster, ns):
 
     cluster.kubectl("rollout", "pause", "deployment/pr", "-n", ns)
     cluster.kubectl("set", "image", "deployment/pr", "web=nginx:1.26", "-n", ns)
-    wait_for(lambda: any(c.reason == "DeploymentPaused" for c in
-                         cluster.apps.read_namespaced_deployment("pr", ns).status.conditions or []),
-             20, "the Progressing condition to say paused")
+    wait_until("the Progressing condition to say paused",
+               lambda: any(c.reason == "DeploymentPaused" for c in
+                           cluster.apps.read_namespaced_deployment("pr", ns).status.conditions or []), 20)
     assert len(cluster.apps.list_namespaced_replica_set(ns).items) == 2  # paused: no new ReplicaSet
     cluster.kubectl("rollout", "resume", "deployment/pr", "-n", ns)
     wait_rolled_out(cluster, ns, "pr")
@@ -205,8 +207,9 @@ def test_recreate_stops_all_old_pods_before_starting_new_ones(cluster, ns):
     try:
         cluster.kubectl("set", "image", "deployment/rec", "web=nginx:1.26", "-n", ns)
         wait_rolled_out(cluster, ns, "rec")
-        wait_for(lambda: watcher.samples and watcher.samples[-1][0] == 3 and len(watcher.samples[-1][2]) == 1
-                 and watcher.samples[-1][1] == 3, 30, "the watch to see the new pods")
+        wait_until("the watch to see the new pods",
+                   lambda: watcher.samples and watcher.samples[-1][0] == 3 and len(watcher.samples[-1][2]) == 1
+                   and watcher.samples[-1][1] == 3, 30)
     finally:
         watcher.stop()
     assert all(len(hashes) <= 1 for _, _, hashes in watcher.samples), "old and new pods never side by side"
@@ -216,9 +219,9 @@ def test_recreate_stops_all_old_pods_before_starting_new_ones(cluster, ns):
 def test_progress_deadline_exceeded_fails_rollout_status(cluster, ns):
     cluster.apps.create_namespaced_deployment(ns, deployment("stuck", replicas=1, progressDeadlineSeconds=2,
                                                              node_selector=UNSCHEDULABLE))
-    wait_for(lambda: any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" and c.status == "False"
-                         for c in cluster.apps.read_namespaced_deployment("stuck", ns).status.conditions or []),
-             30, "ProgressDeadlineExceeded")
+    wait_until("ProgressDeadlineExceeded",
+               lambda: any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" and c.status == "False"
+                           for c in cluster.apps.read_namespaced_deployment("stuck", ns).status.conditions or []), 30)
     result = cluster.kubectl("rollout", "status", "deployment/stuck", "-n", ns, "--timeout=10s", check=False)
     assert result.returncode != 0 and "exceeded its progress deadline" in result.stderr
 
@@ -231,8 +234,8 @@ def test_replicaset_adopts_matching_orphan_pods(cluster, ns):
         "spec": {"replicas": 2, "selector": {"matchLabels": {"tier": "cache"}},
                  "template": {"metadata": {"labels": {"tier": "cache"}},
                               "spec": {"containers": [{"name": "c", "image": "redis"}]}}}})
-    wait_for(lambda: (cluster.apps.read_namespaced_replica_set("cache", ns).status.ready_replicas or 0) == 2,
-             30, "2 ready replicas")
+    wait_until("2 ready replicas",
+               lambda: (cluster.apps.read_namespaced_replica_set("cache", ns).status.ready_replicas or 0) == 2, 30)
     stray = cluster.core.read_namespaced_pod("stray", ns)
     assert stray.metadata.owner_references[0].name == "cache"
     assert len(cluster.core.list_namespaced_pod(ns).items) == 2
@@ -245,9 +248,9 @@ def test_min_ready_seconds_delays_availability(cluster, ns):
                  "template": {"metadata": {"labels": {"app": "patient"}},
                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
     read = lambda: cluster.apps.read_namespaced_replica_set("patient", ns).status  # noqa: E731
-    status = wait_for(lambda: (lambda s: s if (s.ready_replicas or 0) == 2 else None)(read()), 30, "2 ready")
+    status = wait_until("2 ready", lambda: (lambda s: s if (s.ready_replicas or 0) == 2 else None)(read()), 30)
     assert not status.available_replicas  # ready, but not for 5 seconds yet
-    wait_for(lambda: (read().available_replicas or 0) == 2, 30, "2 available after minReadySeconds")
+    wait_until("2 available after minReadySeconds", lambda: (read().available_replicas or 0) == 2, 30)
 
 
 def test_scaling_mid_rollout_is_proportional(cluster, ns):
@@ -265,9 +268,9 @@ def test_scaling_mid_rollout_is_proportional(cluster, ns):
         old = next(rs.spec.replicas for rs in sets if rs.metadata.name == old_name)
         new = [rs.spec.replicas for rs in sets if rs.metadata.name != old_name]
         return old, (new[0] if new else None)
-    wait_for(lambda: sizes() == (8, 5), 30, "the rollout to stall at old 8 / new 5", interval=0.2)
+    wait_until("the rollout to stall at old 8 / new 5", lambda: sizes() == (8, 5), 30, 0.2)
     cluster.kubectl("scale", "deployment/prop", "--replicas=15", "-n", ns)
-    wait_for(lambda: sizes() == (11, 7), 30, "old 11 / new 7", interval=0.2)
+    wait_until("old 11 / new 7", lambda: sizes() == (11, 7), 30, 0.2)
 
 
 def test_revision_history_limit_removes_the_oldest_replicasets(cluster, ns):
@@ -276,7 +279,7 @@ def test_revision_history_limit_removes_the_oldest_replicasets(cluster, ns):
     for image in ("nginx:1.26", "nginx:1.27", "nginx:1.28"):
         cluster.kubectl("set", "image", "deployment/hist", f"web={image}", "-n", ns)
         wait_rolled_out(cluster, ns, "hist")
-    wait_for(lambda: len(cluster.apps.list_namespaced_replica_set(ns).items) == 2, 30, "two ReplicaSets left")
+    wait_until("two ReplicaSets left", lambda: len(cluster.apps.list_namespaced_replica_set(ns).items) == 2, 30)
     revisions = sorted(int(rs.metadata.annotations["deployment.kubernetes.io/revision"])
                        for rs in cluster.apps.list_namespaced_replica_set(ns).items)
     assert revisions == [3, 4]

@@ -8,8 +8,9 @@ import time
 import pytest
 from kubernetes.client import ApiException
 
-from tests.api.controllers_cluster import running_cluster, wait_for
+from tests.api.controllers_cluster import running_cluster
 from tests.api.test_controllers_deployment import active_pods, deployment, wait_rolled_out
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,9 @@ def test_background_deletion_removes_replicasets_and_pods(cluster, ns):
     cluster.apps.create_namespaced_deployment(ns, deployment("bg", replicas=3))
     wait_rolled_out(cluster, ns, "bg")
     cluster.kubectl("delete", "deployment", "bg", "-n", ns)  # kubectl's default: background
-    wait_for(lambda: not cluster.apps.list_namespaced_replica_set(ns).items
-             and not cluster.core.list_namespaced_pod(ns).items, 30, "ReplicaSet and pods collected")
+    wait_until("ReplicaSet and pods collected",
+               lambda: not cluster.apps.list_namespaced_replica_set(ns).items
+               and not cluster.core.list_namespaced_pod(ns).items, 30)
 
 
 def test_foreground_deletion_removes_dependents_before_the_owner(cluster, ns):
@@ -91,20 +93,21 @@ def test_orphan_deletion_keeps_replicaset_and_pods_without_owner(cluster, ns):
     cluster.apps.create_namespaced_deployment(ns, deployment("or", replicas=2))
     wait_rolled_out(cluster, ns, "or")
     cluster.kubectl("delete", "deployment", "or", "-n", ns, "--cascade=orphan")
-    wait_for(lambda: not exists(cluster.apps.read_namespaced_deployment, "or", ns), 30, "the Deployment gone")
+    wait_until("the Deployment gone", lambda: not exists(cluster.apps.read_namespaced_deployment, "or", ns), 30)
     sets = cluster.apps.list_namespaced_replica_set(ns).items
     assert len(sets) == 1 and not sets[0].metadata.owner_references
     pods = active_pods(cluster, ns, "or")
     assert len(pods) == 2 and all(p.metadata.owner_references[0].name == sets[0].metadata.name for p in pods)
     # the orphaned ReplicaSet still does its job
     cluster.kubectl("delete", "pod", pods[0].metadata.name, "-n", ns)
-    wait_for(lambda: len([p for p in active_pods(cluster, ns, "or") if p.status.phase == "Running"]) == 2
-             and pods[0].metadata.name not in {p.metadata.name for p in active_pods(cluster, ns, "or")},
-             30, "a replacement pod")
+    wait_until("a replacement pod",
+               lambda: len([p for p in active_pods(cluster, ns, "or") if p.status.phase == "Running"]) == 2
+               and pods[0].metadata.name not in {p.metadata.name for p in active_pods(cluster, ns, "or")}, 30)
     # the same Deployment created again adopts the ReplicaSet instead of starting over
     cluster.apps.create_namespaced_deployment(ns, deployment("or", replicas=2))
-    wait_for(lambda: cluster.apps.read_namespaced_replica_set(sets[0].metadata.name, ns).metadata.owner_references,
-             30, "the ReplicaSet adopted")
+    wait_until("the ReplicaSet adopted",
+               lambda: cluster.apps.read_namespaced_replica_set(sets[0].metadata.name, ns).metadata.owner_references,
+               30)
     wait_rolled_out(cluster, ns, "or")
     assert [rs.metadata.name for rs in cluster.apps.list_namespaced_replica_set(ns).items] == [sets[0].metadata.name]
 
@@ -116,10 +119,11 @@ def test_an_object_whose_owner_does_not_exist_is_collected(cluster, ns):
     ghost = dict(ref, name="ghost", uid="00000000-0000-0000-0000-000000000000")
     cluster.core.create_namespaced_config_map(ns, {"metadata": {"name": "orphaned", "ownerReferences": [ghost]}})
     cluster.core.create_namespaced_config_map(ns, {"metadata": {"name": "half", "ownerReferences": [ref, ghost]}})
-    wait_for(lambda: not exists(cluster.core.read_namespaced_config_map, "orphaned", ns), 30, "orphaned collected")
-    wait_for(lambda: len(cluster.core.read_namespaced_config_map("half", ns).metadata.owner_references) == 1,
-             30, "the dangling reference dropped")
+    wait_until("orphaned collected", lambda: not exists(cluster.core.read_namespaced_config_map, "orphaned", ns), 30)
+    wait_until("the dangling reference dropped",
+               lambda: len(cluster.core.read_namespaced_config_map("half", ns).metadata.owner_references) == 1, 30)
     assert cluster.core.read_namespaced_config_map("child", ns).metadata.owner_references[0].name == "owner"
     cluster.core.delete_namespaced_config_map("owner", ns)
-    wait_for(lambda: not exists(cluster.core.read_namespaced_config_map, "child", ns)
-             and not exists(cluster.core.read_namespaced_config_map, "half", ns), 30, "dependents collected")
+    wait_until("dependents collected",
+               lambda: not exists(cluster.core.read_namespaced_config_map, "child", ns)
+               and not exists(cluster.core.read_namespaced_config_map, "half", ns), 30)

@@ -8,7 +8,8 @@ import ipaddress
 import pytest
 from kubernetes import client
 
-from tests.api.controllers_cluster import running_cluster, start_hollow_nodes, stop, wait_for
+from tests.api.controllers_cluster import running_cluster, start_hollow_nodes, stop
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,9 @@ def test_hollow_nodes_register_with_capacity_and_renew_their_leases(cluster):
     first = leases.read_namespaced_lease(cluster.nodes[0], "kube-node-lease")
     assert first.spec.holder_identity == cluster.nodes[0]
     assert first.metadata.owner_references[0].kind == "Node"
-    wait_for(lambda: leases.read_namespaced_lease(cluster.nodes[0], "kube-node-lease").spec.renew_time
-             > first.spec.renew_time, 15, "the lease to be renewed")
+    wait_until("the lease to be renewed",
+               lambda: leases.read_namespaced_lease(cluster.nodes[0], "kube-node-lease").spec.renew_time
+               > first.spec.renew_time, 15)
 
 
 def test_pods_run_with_addresses_and_honour_readiness_delay(cluster):
@@ -35,16 +37,18 @@ def test_pods_run_with_addresses_and_honour_readiness_delay(cluster):
     cluster.kubectl("create", "namespace", ns)
     cluster.core.create_namespaced_pod(ns, {"metadata": {"name": "slow"}, "spec": {"containers": [{
         "name": "web", "image": "nginx", "readinessProbe": {"tcpSocket": {"port": 80}, "initialDelaySeconds": 2}}]}})
-    pod = wait_for(lambda: (lambda p: p if p.status.phase == "Running" else None)(
-        cluster.core.read_namespaced_pod("slow", ns)), 30, "the pod Running")
+    pod = wait_until("the pod Running",
+                     lambda: (lambda p: p if p.status.phase == "Running" else None)(
+          cluster.core.read_namespaced_pod("slow", ns)), 30)
     ready = {c.type: c.status for c in pod.status.conditions}
     assert ready["Ready"] == "False"  # the probe's initial delay has not passed yet
     node = cluster.core.read_node(pod.spec.node_name)
     assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(node.spec.pod_cidr)
     assert pod.status.host_ip == next(a.address for a in node.status.addresses if a.type == "InternalIP")
     assert pod.status.container_statuses[0].state.running is not None
-    wait_for(lambda: any(c.type == "Ready" and c.status == "True"
-                         for c in cluster.core.read_namespaced_pod("slow", ns).status.conditions), 15, "Ready")
+    wait_until("Ready",
+               lambda: any(c.type == "Ready" and c.status == "True"
+                           for c in cluster.core.read_namespaced_pod("slow", ns).status.conditions), 15)
     # A graceful delete (30 s by default) ends as soon as the "containers" stopped; kubectl waits for it.
     cluster.kubectl("delete", "pod", "slow", "-n", ns, "--timeout=20s")
     assert cluster.core.list_namespaced_pod(ns).items == []
@@ -69,7 +73,7 @@ def test_hollow_node_processes_never_share_addresses_and_a_restart_keeps_them(cl
     procs = [start_hollow_nodes(cluster.kubeconfig, cluster.data_dir, 2, prefix) for prefix in groups]
     everyone = cluster.nodes + groups["second-"] + groups["third-"]
     try:
-        wait_for(lambda: _registered_ready(cluster, everyone), 30, "both groups to register Ready")
+        wait_until("both groups to register Ready", lambda: _registered_ready(cluster, everyone), 30)
         before = _addresses(cluster, everyone)
         cidrs, ips = [c for c, _ in before.values()], [ip for _, ip in before.values()]
         assert len(set(cidrs)) == len(everyone) and len(set(ips)) == len(everyone), before
@@ -80,7 +84,7 @@ def test_hollow_node_processes_never_share_addresses_and_a_restart_keeps_them(cl
         cluster.core.delete_node(name)
     again = start_hollow_nodes(cluster.kubeconfig, cluster.data_dir, 2, "second-")
     try:
-        wait_for(lambda: _registered_ready(cluster, groups["second-"]), 30, "second- registered again")
+        wait_until("second- registered again", lambda: _registered_ready(cluster, groups["second-"]), 30)
         assert _addresses(cluster, groups["second-"]) == {n: before[n] for n in groups["second-"]}
     finally:
         stop(again)

@@ -8,8 +8,9 @@ import json
 import pytest
 from kubernetes import client
 
-from tests.api.controllers_cluster import running_cluster, start_kfab, stop, wait_for
+from tests.api.controllers_cluster import running_cluster, start_kfab, stop
 from tests.api.test_controllers_deployment import deployment, wait_rolled_out
+from tests.waiting import wait_until
 
 ELECTION = ("--leader-elect", "--leader-elect-lease-duration", "4", "--leader-elect-renew-deadline", "3",
             "--leader-elect-retry-period", "0.5")
@@ -48,24 +49,24 @@ def test_only_the_leader_acts_and_the_other_takes_over_when_it_dies(cluster):
         for name in ("cm-a", "cm-b"):
             managers[name] = start_kfab("controller-manager", "--kubeconfig", str(cluster.kubeconfig), *ELECTION,
                                         "--leader-elect-identity", name, log=cluster.data_dir / f"{name}.log")
-        leader = wait_for(lambda: holder(cluster), 30, "a leader")
+        leader = wait_until("a leader", lambda: holder(cluster), 30)
         assert leader in managers
         other = next(n for n in managers if n != leader)
 
         cluster.kubectl("create", "namespace", "ha")
         cluster.apps.create_namespaced_deployment("ha", deployment("web", replicas=2))
         wait_rolled_out(cluster, "ha", "web")
-        wait_for(lambda: reporters(cluster, "ha", "ScalingReplicaSet"), 10, "the Deployment's events")
+        wait_until("the Deployment's events", lambda: reporters(cluster, "ha", "ScalingReplicaSet"), 10)
         assert reporters(cluster, "ha") == {leader}, "only the leader acted"
 
         managers[leader].kill()  # no clean stop: the lease must expire
         managers[leader].wait(timeout=10)
-        wait_for(lambda: holder(cluster) == other, 30, f"{other} to take the lease")
+        wait_until(f"{other} to take the lease", lambda: holder(cluster) == other, 30)
 
         cluster.kubectl("scale", "deployment/web", "--replicas=4", "-n", "ha")
         wait_rolled_out(cluster, "ha", "web")
         assert cluster.apps.read_namespaced_deployment("web", "ha").status.available_replicas == 4
-        wait_for(lambda: other in reporters(cluster, "ha", "ScalingReplicaSet"), 10, "the new leader's events")
+        wait_until("the new leader's events", lambda: other in reporters(cluster, "ha", "ScalingReplicaSet"), 10)
         assert managers[other].poll() is None
     finally:
         for proc in managers.values():

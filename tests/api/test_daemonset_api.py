@@ -11,7 +11,8 @@ import threading
 import pytest
 from kubernetes import watch
 
-from tests.api.hollow_cluster import hollow_cluster, pod_ready, wait_for
+from tests.api.hollow_cluster import hollow_cluster, pod_ready
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def all_nodes(cluster) -> set[str]:
 def test_daemonset_puts_one_pod_on_every_node_and_follows_nodes(cluster, ns):
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=daemonset("agent"))
     nodes = all_nodes(cluster)
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "agent", nodes), 30, "a ready agent pod on every node")
+    wait_until("a ready agent pod on every node", lambda: one_ready_pod_on(cluster, ns, "agent", nodes), 30)
     pod = pods_by_node(cluster, ns, "agent")["ds-0"][0]
     # Pinned by node affinity and bound by the scheduler, as kube's DaemonSet controller does it.
     terms = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
@@ -69,8 +70,9 @@ def test_daemonset_puts_one_pod_on_every_node_and_follows_nodes(cluster, ns):
             ("node.kubernetes.io/disk-pressure", "NoSchedule")} <= tolerated
     assert pod.metadata.labels["pod-template-generation"] == "1" and pod.metadata.labels["controller-revision-hash"]
 
-    ds = wait_for(lambda: (lambda d: d if d.status.number_available == len(nodes) else None)(
-        cluster.apps.read_namespaced_daemon_set("agent", ns)), 20, "status to count the available pods")
+    ds = wait_until("status to count the available pods",
+                    lambda: (lambda d: d if d.status.number_available == len(nodes) else None)(
+          cluster.apps.read_namespaced_daemon_set("agent", ns)), 20)
     assert (ds.status.desired_number_scheduled, ds.status.current_number_scheduled, ds.status.number_ready,
             ds.status.updated_number_scheduled, ds.status.number_misscheduled) == (len(nodes), len(nodes),
                                                                                   len(nodes), len(nodes), 0)
@@ -81,33 +83,34 @@ def test_daemonset_puts_one_pod_on_every_node_and_follows_nodes(cluster, ns):
     assert table[1].split()[:7] == ["agent"] + [str(len(nodes))] * 5 + ["<none>"]
 
     added = cluster.add_nodes("ds-late-", 1)
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "agent", nodes | set(added)), 30, "a pod on the added node")
+    wait_until("a pod on the added node", lambda: one_ready_pod_on(cluster, ns, "agent", nodes | set(added)), 30)
 
     # A NoExecute taint the template does not tolerate takes the pod off that node; removing it brings one back.
     cluster.kubectl("taint", "node", added[0], "dedicated=db:NoExecute")
-    wait_for(lambda: added[0] not in pods_by_node(cluster, ns, "agent"), 30, "the tainted node to lose its pod")
+    wait_until("the tainted node to lose its pod", lambda: added[0] not in pods_by_node(cluster, ns, "agent"), 30)
     cluster.kubectl("taint", "node", added[0], "dedicated=db:NoExecute-")
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "agent", nodes | set(added)), 30, "the pod back after untaint")
+    wait_until("the pod back after untaint", lambda: one_ready_pod_on(cluster, ns, "agent", nodes | set(added)), 30)
 
     # A Node that is gone for good (its agent stopped, the Node deleted) leaves no daemon pod behind.
     cluster.stop_nodes("ds-late-")
     cluster.kubectl("delete", "node", added[0])
-    wait_for(lambda: set(pods_by_node(cluster, ns, "agent")) == nodes and not [
-        p for p in cluster.core.list_namespaced_pod(ns).items if p.spec.node_name == added[0]], 30,
-        "the removed node's pod to be gone")
+    wait_until("the removed node's pod to be gone",
+               lambda: set(pods_by_node(cluster, ns, "agent")) == nodes and not [
+          p for p in cluster.core.list_namespaced_pod(ns).items if p.spec.node_name == added[0]], 30)
 
 
 def test_node_selector_follows_node_labels(cluster, ns):
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=daemonset("edge", node_selector={"kfab-test/edge": "yes"}))
-    ds = wait_for(lambda: (lambda d: d if d.status.observed_generation else None)(
-        cluster.apps.read_namespaced_daemon_set("edge", ns)), 20, "the DaemonSet to be observed")
+    ds = wait_until("the DaemonSet to be observed",
+                    lambda: (lambda d: d if d.status.observed_generation else None)(
+          cluster.apps.read_namespaced_daemon_set("edge", ns)), 20)
     assert ds.status.desired_number_scheduled == 0 and not pods_by_node(cluster, ns, "edge")
     cluster.kubectl("label", "node", "ds-1", "kfab-test/edge=yes")
     try:
-        wait_for(lambda: one_ready_pod_on(cluster, ns, "edge", {"ds-1"}), 30, "a pod on the labelled node")
+        wait_until("a pod on the labelled node", lambda: one_ready_pod_on(cluster, ns, "edge", {"ds-1"}), 30)
     finally:
         cluster.kubectl("label", "node", "ds-1", "kfab-test/edge-")
-    wait_for(lambda: not pods_by_node(cluster, ns, "edge"), 30, "the pod gone once the label is")
+    wait_until("the pod gone once the label is", lambda: not pods_by_node(cluster, ns, "edge"), 30)
 
 
 class ReadyCounter:
@@ -146,10 +149,10 @@ class ReadyCounter:
 def test_rolling_update_rollout_status_history_and_undo(cluster, ns):
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=daemonset("roll", "nginx:1.25"))
     nodes = all_nodes(cluster)
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "roll", nodes), 30, "the first rollout")
+    wait_until("the first rollout", lambda: one_ready_pod_on(cluster, ns, "roll", nodes), 30)
     cluster.kubectl("rollout", "status", "ds/roll", "-n", ns, "--timeout=30s", timeout=40)
     counter = ReadyCounter(cluster.core, ns, "roll", len(nodes))
-    wait_for(lambda: len(counter.ready) == len(nodes), 10, "the watch to list the pods")
+    wait_until("the watch to list the pods", lambda: len(counter.ready) == len(nodes), 10)
     try:
         cluster.kubectl("set", "image", "ds/roll", "agent=nginx:1.26", "-n", ns)
         out = cluster.kubectl("rollout", "status", "ds/roll", "-n", ns, "--timeout=60s", timeout=70).stdout
@@ -166,8 +169,9 @@ def test_rolling_update_rollout_status_history_and_undo(cluster, ns):
     assert "nginx:1.25" in cluster.kubectl("rollout", "history", "ds/roll", "-n", ns, "--revision=1").stdout
     assert cluster.kubectl("rollout", "undo", "ds/roll", "-n", ns).stdout.strip() == "daemonset.apps/roll rolled back"
     cluster.kubectl("rollout", "status", "ds/roll", "-n", ns, "--timeout=60s", timeout=70)
-    wait_for(lambda: {p.spec.containers[0].image for ps in pods_by_node(cluster, ns, "roll").values()
-                      for p in ps} == {"nginx:1.25"}, 30, "pods of the template rolled back to")
+    wait_until("pods of the template rolled back to",
+               lambda: {p.spec.containers[0].image for ps in pods_by_node(cluster, ns, "roll").values()
+                        for p in ps} == {"nginx:1.25"}, 30)
     history = cluster.kubectl("rollout", "history", "ds/roll", "-n", ns).stdout
     assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["2", "3"], history
     ds = cluster.apps.read_namespaced_daemon_set("roll", ns)
@@ -178,9 +182,9 @@ def test_max_surge_starts_the_new_pod_before_the_old_one_goes(cluster, ns):
     cluster.kubectl("apply", "-n", ns, "-f", "-",
                     input=daemonset("surge", rolling={"maxSurge": 1, "maxUnavailable": 0}))
     nodes = all_nodes(cluster)
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "surge", nodes), 30, "the first rollout")
+    wait_until("the first rollout", lambda: one_ready_pod_on(cluster, ns, "surge", nodes), 30)
     counter = ReadyCounter(cluster.core, ns, "surge", len(nodes))
-    wait_for(lambda: len(counter.ready) == len(nodes), 10, "the watch to list the pods")
+    wait_until("the watch to list the pods", lambda: len(counter.ready) == len(nodes), 10)
     try:
         cluster.kubectl("set", "image", "ds/surge", "agent=nginx:1.26", "-n", ns)
         cluster.kubectl("rollout", "status", "ds/surge", "-n", ns, "--timeout=60s", timeout=70)
@@ -188,7 +192,7 @@ def test_max_surge_starts_the_new_pod_before_the_old_one_goes(cluster, ns):
         counter.stop()
     # every node kept a ready pod throughout
     assert counter.lowest == len(nodes), "\n".join(map(str, counter.log))
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "surge", nodes), 30, "one pod per node after the surge")
+    wait_until("one pod per node after the surge", lambda: one_ready_pod_on(cluster, ns, "surge", nodes), 30)
 
 
 def test_on_delete_replaces_only_pods_the_user_deletes(cluster, ns):
@@ -196,14 +200,15 @@ def test_on_delete_replaces_only_pods_the_user_deletes(cluster, ns):
     manifest["spec"]["updateStrategy"] = {"type": "OnDelete"}
     cluster.kubectl("apply", "--server-side", "-n", ns, "-f", "-", input=json.dumps(manifest))
     nodes = all_nodes(cluster)
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "od", nodes), 30, "the first pods")
+    wait_until("the first pods", lambda: one_ready_pod_on(cluster, ns, "od", nodes), 30)
     cluster.kubectl("set", "image", "ds/od", "agent=nginx:1.26", "-n", ns)
-    ds = wait_for(lambda: (lambda d: d if d.status.observed_generation == d.metadata.generation else None)(
-        cluster.apps.read_namespaced_daemon_set("od", ns)), 20, "the new template to be observed")
+    ds = wait_until("the new template to be observed",
+                    lambda: (lambda d: d if d.status.observed_generation == d.metadata.generation else None)(
+          cluster.apps.read_namespaced_daemon_set("od", ns)), 20)
     assert not ds.status.updated_number_scheduled
     victim = pods_by_node(cluster, ns, "od")["ds-0"][0].metadata.name
     cluster.kubectl("delete", "pod", victim, "-n", ns)
-    wait_for(lambda: one_ready_pod_on(cluster, ns, "od", nodes), 30, "a replacement for the deleted pod")
+    wait_until("a replacement for the deleted pod", lambda: one_ready_pod_on(cluster, ns, "od", nodes), 30)
     images = {node: ps[0].spec.containers[0].image for node, ps in pods_by_node(cluster, ns, "od").items()}
     assert images == {"ds-0": "nginx:1.26", "ds-1": "nginx:1.25"}
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import signal
 
-from tests.api.conftest import run_kubectl, user_kubeconfig, wait_until
+from tests.api.conftest import run_kubectl, user_kubeconfig
 from tests.api.test_dns_api import addresses, free_port, query, start_dns, stop
+from tests.waiting import wait_until
 
 DNS_IP = "10.96.0.10"
 
@@ -29,18 +30,18 @@ def test_dns_servers_keep_the_kube_dns_service_and_their_own_slices(kfab_server,
                for name, port in ports.items()}
     try:
         want = {f"kube-dns-{n}": [("127.0.0.1", p)] for n, p in ports.items()}
-        wait_until(lambda: slices(kubectl) == want, "a slice per DNS server")
+        wait_until("a slice per DNS server", lambda: slices(kubectl) == want)
         svc = json.loads(kubectl("get", "service", "kube-dns", "-n", "kube-system", "-o", "json").stdout)
         assert svc["spec"]["clusterIP"] == DNS_IP and "selector" not in svc["spec"]
         # whichever server came first made it, pointing at its port
         targets = sorted((p["protocol"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"])
         assert targets in ([("TCP", 53, port), ("UDP", 53, port)] for port in ports.values()), targets
         name = "kube-dns.kube-system.svc.cluster.local"
-        assert wait_until(lambda: addresses(query(ports["h2"], name)) == [DNS_IP], "the Service's own name")
+        assert wait_until("the Service's own name", lambda: addresses(query(ports["h2"], name)) == [DNS_IP])
 
         servers["h1"].send_signal(signal.SIGTERM)
         assert servers["h1"].wait(15) == 0
-        wait_until(lambda: slices(kubectl) == {"kube-dns-h2": [("127.0.0.1", ports["h2"])]}, "h1's slice gone")
+        wait_until("h1's slice gone", lambda: slices(kubectl) == {"kube-dns-h2": [("127.0.0.1", ports["h2"])]})
     finally:
         for proc in servers.values():
             stop(proc)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
+from tests.waiting import wait_until
 
-from tests.api.controllers_cluster import wait_for
 
 NODE = "no-kubelet-node"
 
@@ -74,48 +74,50 @@ def test_endpoints_follow_readiness_and_resolve_named_ports_per_pod(core, k8s, n
     make_pod(core, ns, "other", "10.9.0.3", 8080, ready=True, labels={"app": "other"})
     service(core, ns)
     want = {"ready": {"10.9.0.1": 8080}, "not_ready": {"10.9.0.2": 9090}}
-    wait_for(lambda: endpoints_view(core, ns) == want, 20, f"Endpoints {want}")
+    wait_until(f"Endpoints {want}", lambda: endpoints_view(core, ns) == want, 20)
     ep = core.read_namespaced_endpoints("web", ns)
     address = next(a for s in ep.subsets for a in s.addresses or [])
     assert (address.target_ref.kind, address.target_ref.name, address.node_name) == ("Pod", "a", NODE)
     assert ep.metadata.labels == {"tier": "front"}
-    assert wait_for(lambda: slices_view(k8s, ns) == {"10.9.0.1": (True, 8080, "a", NODE),
-                                                     "10.9.0.2": (False, 9090, "b", NODE)}, 20, "slices")
+    assert wait_until("slices",
+                      lambda: slices_view(k8s, ns) == {"10.9.0.1": (True, 8080, "a", NODE),
+                                                       "10.9.0.2": (False, 9090, "b", NODE)}, 20)
 
     set_ready(core, ns, "b", True)
     set_ready(core, ns, "a", False)
     want = {"ready": {"10.9.0.2": 9090}, "not_ready": {"10.9.0.1": 8080}}
-    wait_for(lambda: endpoints_view(core, ns) == want, 20, f"Endpoints {want}")
-    wait_for(lambda: slices_view(k8s, ns) == {"10.9.0.1": (False, 8080, "a", NODE),
-                                              "10.9.0.2": (True, 9090, "b", NODE)}, 20, "slices after the flip")
+    wait_until(f"Endpoints {want}", lambda: endpoints_view(core, ns) == want, 20)
+    wait_until("slices after the flip",
+               lambda: slices_view(k8s, ns) == {"10.9.0.1": (False, 8080, "a", NODE),
+                                                "10.9.0.2": (True, 9090, "b", NODE)}, 20)
 
     core.delete_namespaced_pod("b", ns, grace_period_seconds=0)
     want = {"ready": {}, "not_ready": {"10.9.0.1": 8080}}
-    wait_for(lambda: endpoints_view(core, ns) == want, 20, "Endpoints without the deleted pod")
+    wait_until("Endpoints without the deleted pod", lambda: endpoints_view(core, ns) == want, 20)
 
     # Relabelling a pod into the selector adds it.
     core.patch_namespaced_pod("other", ns, {"metadata": {"labels": {"app": "web"}}})
     want = {"ready": {"10.9.0.3": 8080}, "not_ready": {"10.9.0.1": 8080}}
-    wait_for(lambda: endpoints_view(core, ns) == want, 20, "Endpoints with the relabelled pod")
+    wait_until("Endpoints with the relabelled pod", lambda: endpoints_view(core, ns) == want, 20)
 
 
 def test_kubectl_shows_endpoints_and_they_go_with_the_service(core, kubectl, namespace):
     ns = namespace
     make_pod(core, ns, "a", "10.9.1.1", 8080, ready=True)
     service(core, ns)
-    wait_for(lambda: "10.9.1.1:8080" in kubectl("get", "endpoints", "web", "-n", ns).stdout, 20,
-             "kubectl get endpoints to list 10.9.1.1:8080")
+    wait_until("kubectl get endpoints to list 10.9.1.1:8080",
+               lambda: "10.9.1.1:8080" in kubectl("get", "endpoints", "web", "-n", ns).stdout, 20)
     kubectl("delete", "service", "web", "-n", ns)
-    wait_for(lambda: kubectl("get", "endpoints", "web", "-n", ns, check=False).returncode != 0, 20,
-             "the Endpoints to go with the Service")
+    wait_until("the Endpoints to go with the Service",
+               lambda: kubectl("get", "endpoints", "web", "-n", ns, check=False).returncode != 0, 20)
 
 
 def test_publish_not_ready_addresses(core, namespace):
     ns = namespace
     make_pod(core, ns, "a", "10.9.2.1", 8080, ready=False)
     service(core, ns, publishNotReadyAddresses=True)
-    wait_for(lambda: endpoints_view(core, ns) == {"ready": {"10.9.2.1": 8080}, "not_ready": {}}, 20,
-             "a not-ready pod published as ready")
+    wait_until("a not-ready pod published as ready",
+               lambda: endpoints_view(core, ns) == {"ready": {"10.9.2.1": 8080}, "not_ready": {}}, 20)
 
 
 def test_service_without_selector_keeps_its_hand_written_endpoints(core, namespace):
@@ -125,5 +127,5 @@ def test_service_without_selector_keeps_its_hand_written_endpoints(core, namespa
         {"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 5432}]}]})
     make_pod(core, ns, "a", "10.9.3.1", 8080, ready=True)
     service(core, ns, name="marker")   # once the controller handled this one, it has seen everything before
-    wait_for(lambda: endpoints_view(core, ns, "marker")["ready"], 20, "the marker Service's endpoints")
+    wait_until("the marker Service's endpoints", lambda: endpoints_view(core, ns, "marker")["ready"], 20)
     assert endpoints_view(core, ns, "ext") == {"ready": {"192.0.2.10": 5432}, "not_ready": {}}

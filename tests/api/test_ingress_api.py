@@ -21,8 +21,9 @@ from cryptography import x509
 from kubernetes import client
 
 from kfab.pki.ca import issue, new_ca
-from tests.api.conftest import REPO, user_kubeconfig, wait_until
+from tests.api.conftest import REPO, user_kubeconfig
 from tests.api.test_dns_api import stop
+from tests.waiting import wait_until
 
 PODS = ("127.0.0.21", "127.0.0.22")
 
@@ -43,7 +44,7 @@ def pods(tmp_path_factory):
              for ip in PODS]
     try:
         for ip in PODS:
-            wait_until(lambda ip=ip: _connects(ip, port), f"stand-in pod {ip}:{port}")
+            wait_until(f"stand-in pod {ip}:{port}", lambda ip=ip: _connects(ip, port))
         yield port
     finally:
         for proc in procs:
@@ -72,7 +73,7 @@ def ingress(kfab_server, tmp_path_factory):
         def listening():
             assert proc.poll() is None, log.read_text()
             return _connects("127.0.0.1", http_port)
-        wait_until(listening, "kfab ingress to listen")
+        wait_until("kfab ingress to listen", listening)
         yield http_port, https_port, log
     finally:
         stop(proc)
@@ -137,7 +138,7 @@ def test_host_routes_to_pods_in_turn_with_forwarded_headers(kubectl, namespace, 
     host = f"web.{namespace}.test"
     setup_backend(kubectl, namespace, "web", pods)
     apply_ingress(kubectl, namespace, "web", host, "web")
-    wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+    wait_until(f"{host} to answer", lambda: get(http_port, host)[0] == 200)
     seen = set()
     for _ in range(10):
         status, _, body = get(http_port, host, "/hello?x=1", {"X-Forwarded-For": "198.51.100.7"})
@@ -156,7 +157,7 @@ def test_backend_without_ready_endpoints_answers_503(kubectl, namespace, ingress
     host = f"empty.{namespace}.test"
     setup_backend(kubectl, namespace, "empty", pods, ips=())
     apply_ingress(kubectl, namespace, "empty", host, "empty")
-    wait_until(lambda: get(http_port, host)[0] == 503, f"{host} to answer 503")
+    wait_until(f"{host} to answer 503", lambda: get(http_port, host)[0] == 503)
 
 
 def test_tls_by_sni_from_a_secret_and_http_redirects(kubectl, k8s, namespace, ingress, pods):
@@ -171,7 +172,7 @@ def test_tls_by_sni_from_a_secret_and_http_redirects(kubectl, k8s, namespace, in
     setup_backend(kubectl, namespace, "web", pods)
     apply_ingress(kubectl, namespace, "secure", host, "web", tls=[{"hosts": [host], "secretName": "secure-tls"}])
     apply_ingress(kubectl, namespace, "plain", other, "web")
-    wait_until(lambda: get_tls(https_port, host)[2]["cn"] == f"CN={host}", f"{host}'s certificate by SNI")
+    wait_until(f"{host}'s certificate by SNI", lambda: get_tls(https_port, host)[2]["cn"] == f"CN={host}")
     status, body, _ = get_tls(https_port, host, "/x")
     assert status == 200 and json.loads(body)["headers"]["X-Forwarded-Proto"] == "https"
     # A host without TLS gets the default certificate on :443, and no redirect on :80.
@@ -190,7 +191,7 @@ def test_missing_tls_secret_is_an_event_and_the_default_certificate(kubectl, nam
     def warned():
         events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
         return [e for e in events if e["involvedObject"].get("name") == "broken" and e["reason"] == "InvalidTLSSecret"]
-    event = wait_until(warned, "an InvalidTLSSecret event")[0]
+    event = wait_until("an InvalidTLSSecret event", warned)[0]
     assert f'secret "{namespace}/nowhere" not found' in event["message"] and event["type"] == "Warning"
     assert "InvalidTLSSecret" in kubectl("describe", "ingress", "broken", "-n", namespace).stdout
     status, _, cert = get_tls(https_port, host)
@@ -202,7 +203,7 @@ def test_websocket_and_streaming_pass_through(kubectl, namespace, ingress, pods)
     host = f"live.{namespace}.test"
     setup_backend(kubectl, namespace, "live", pods, ips=PODS[:1])
     apply_ingress(kubectl, namespace, "live", host, "live")
-    wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+    wait_until(f"{host} to answer", lambda: get(http_port, host)[0] == 200)
 
     async def talk():
         async with aiohttp.ClientSession() as session:
@@ -232,19 +233,19 @@ def test_changes_keep_open_connections_and_status_lists_node_addresses(kubectl, 
                                                  "conditions": [{"type": "Ready", "status": "True"}]}})
         setup_backend(kubectl, namespace, "web", pods)
         apply_ingress(kubectl, namespace, "keep", host, "web")
-        wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+        wait_until(f"{host} to answer", lambda: get(http_port, host)[0] == 200)
         conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
         conn.request("GET", "/", headers={"Host": host})
         first = conn.getresponse()
         first.read()
         apply_ingress(kubectl, namespace, "other", f"other.{namespace}.test", "web")
-        wait_until(lambda: get(http_port, f"other.{namespace}.test")[0] == 200, "the new Ingress to answer")
+        wait_until("the new Ingress to answer", lambda: get(http_port, f"other.{namespace}.test")[0] == 200)
         conn.request("GET", "/again", headers={"Host": host})  # the same keep-alive connection
         assert conn.getresponse().status == 200
         conn.close()
         net = client.NetworkingV1Api(k8s)
-        addresses = wait_until(lambda: net.read_namespaced_ingress("keep", namespace).status.load_balancer.ingress,
-                               "status.loadBalancer")
+        addresses = wait_until("status.loadBalancer",
+                               lambda: net.read_namespaced_ingress("keep", namespace).status.load_balancer.ingress)
         assert "192.0.2.44" in [a.ip for a in addresses]
     finally:
         core.delete_node(node)
@@ -257,12 +258,12 @@ def test_an_overlapping_host_and_path_is_an_event_on_the_newer_ingress_and_the_o
     setup_backend(kubectl, namespace, "first", pods, ips=PODS[:1])
     setup_backend(kubectl, namespace, "second", pods, ips=PODS[1:])
     apply_ingress(kubectl, namespace, "first", host, "first")
-    wait_until(lambda: get(http_port, host)[0] == 200, f"{host} to answer")
+    wait_until(f"{host} to answer", lambda: get(http_port, host)[0] == 200)
     apply_ingress(kubectl, namespace, "second", host, "second")
 
     def warned():
         events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
         return [e for e in events if e["involvedObject"].get("name") == "second" and e["reason"] == "Conflict"]
-    event = wait_until(warned, "a Conflict event on the newer Ingress")[0]
+    event = wait_until("a Conflict event on the newer Ingress", warned)[0]
     assert f"already defined in ingress {namespace}/first" in event["message"]
     assert {json.loads(get(http_port, host)[2])["pod"] for _ in range(4)} == {PODS[0]}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import stop_server, wait_until
+from tests.api.conftest import stop_server
+from tests.waiting import wait_until
 
 OPERATOR = Path(__file__).parent / "operators" / "kopf_children.py"
 GROUP = "kopf.kfab.test"
@@ -50,8 +51,8 @@ def operator(kfab_server, kubectl, namespace, tmp_path):
                              "--liveness=http://127.0.0.1:0/healthz", str(OPERATOR)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     try:
-        wait_until(lambda: "Initial authentication has finished" in log.read_text() or proc.poll() is not None,
-                   "kopf to log in", 30)
+        wait_until("kopf to log in",
+                   lambda: "Initial authentication has finished" in log.read_text() or proc.poll() is not None, 30)
         assert proc.poll() is None, log.read_text()
         yield log
     finally:
@@ -84,20 +85,20 @@ def _config_map(k8s, namespace: str, name: str):
 def test_kopf_operator_creates_children_reports_status_and_finalizes(operator, k8s, kubectl, namespace):
     kubectl("apply", "-n", namespace, "-f", "-",
             input=f"apiVersion: {GROUP}/v1\nkind: Greeting\nmetadata: {{name: alice}}\nspec: {{who: Alice}}\n")
-    child = wait_until(lambda: _config_map(k8s, namespace, "alice-greeting"), "the child ConfigMap", 30)
+    child = wait_until("the child ConfigMap", lambda: _config_map(k8s, namespace, "alice-greeting"), 30)
     greeting = _get(k8s, namespace, "alice")
     assert child.data == {"text": "hello Alice"}
     ref = child.metadata.owner_references[0]
     assert (ref.kind, ref.name, ref.uid, ref.controller) == ("Greeting", "alice", greeting["metadata"]["uid"], True)
 
-    status = wait_until(lambda: (_get(k8s, namespace, "alice") or {}).get("status", {}).get("create_fn"),
-                        "the handler result in status", 30)
+    status = wait_until("the handler result in status",
+                        lambda: (_get(k8s, namespace, "alice") or {}).get("status", {}).get("create_fn"), 30)
     assert status == {"child": "alice-greeting"}
     assert any(f.startswith("kopf.zalando.org/") for f in _get(k8s, namespace, "alice")["metadata"]["finalizers"])
 
     kubectl("delete", "-n", namespace, f"greetings.{GROUP}", "alice", "--wait=false")
-    wait_until(lambda: _get(k8s, namespace, "alice") is None, "kopf to release its finalizer", 30)
+    wait_until("kopf to release its finalizer", lambda: _get(k8s, namespace, "alice") is None, 30)
     farewell = _config_map(k8s, namespace, "alice-farewell")
     assert farewell is not None and farewell.data == {"said": "goodbye"}, operator.read_text()
-    wait_until(lambda: _config_map(k8s, namespace, "alice-greeting") is None,
-               "the garbage collector to delete the child", 30)
+    wait_until("the garbage collector to delete the child",
+               lambda: _config_map(k8s, namespace, "alice-greeting") is None, 30)

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.api.controllers_cluster import running_cluster, wait_for
+from tests.api.controllers_cluster import running_cluster
+from tests.waiting import wait_until
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -49,7 +50,7 @@ def test_kubectl_top_shows_what_the_nodes_report(cluster):
         out = cluster.kubectl("top", "pods", "-l", "app=burner", check=False)
         rows = [line.split() for line in out.stdout.splitlines()[1:]]
         return rows if out.returncode == 0 and len(rows) == 2 else None
-    rows = wait_for(pods_reported, 60, "kubectl top pods to list both pods")
+    rows = wait_until("kubectl top pods to list both pods", pods_reported, 60)
     for name, cpu, memory in rows:
         assert name.startswith("burner-")
         assert cpu in ("499m", "500m", "501m") and memory == "128Mi"  # two containers of 250m / 64Mi each
@@ -69,9 +70,10 @@ def test_kubectl_top_shows_what_the_nodes_report(cluster):
 
 def test_metrics_objects_read_as_metrics_server_writes_them(cluster):
     cluster.kubectl("apply", "-f", "-", input=DEPLOYMENT)
-    pods = wait_for(lambda: json.loads(cluster.kubectl(
-        "get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dburner").stdout
-    )["items"] or None, 60, "PodMetrics of the burner pods")
+    pods = wait_until("PodMetrics of the burner pods",
+                      lambda: json.loads(cluster.kubectl(
+          "get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dburner").stdout
+      )["items"] or None, 60)
     pod = pods[0]
     assert pod["kind"] == "PodMetrics" and pod["metadata"]["labels"]["app"] == "burner"
     assert pod["window"].endswith("s") and pod["containers"][0]["usage"]["cpu"].endswith("n")
@@ -111,11 +113,11 @@ def _replicas(cluster, name: str) -> int:
 
 def test_kubectl_autoscale_scales_a_busy_deployment_up_and_an_idle_one_down(cluster):
     cluster.kubectl("apply", "-f", "-", input=SCALED.format(name="hot", cpu="200m"))
-    wait_for(lambda: "hot-" in cluster.kubectl("top", "pods", "-l", "app=hot", check=False).stdout, 60,
-             "metrics of the hot pod")
+    wait_until("metrics of the hot pod",
+               lambda: "hot-" in cluster.kubectl("top", "pods", "-l", "app=hot", check=False).stdout, 60)
     cluster.kubectl("autoscale", "deployment", "hot", "--min=1", "--max=6", "--cpu=50%")
     # 200m of a 100m request is 200% against 50%: ceil(4.0 x 1) = 4, within the default rate (max(1+4, 2))
-    wait_for(lambda: _replicas(cluster, "hot") == 4, 60, "the HPA to scale hot to 4")
+    wait_until("the HPA to scale hot to 4", lambda: _replicas(cluster, "hot") == 4, 60)
     hpa = _hpa(cluster, "hot")
     conditions = {c["type"]: c for c in hpa["status"]["conditions"]}
     assert conditions["ScalingActive"]["reason"] == "ValidMetricFound"
@@ -133,7 +135,7 @@ def test_kubectl_autoscale_scales_a_busy_deployment_up_and_an_idle_one_down(clus
                     '{"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}}')
     cluster.kubectl("patch", "deployment", "hot", "--type=merge", "-p",
                     '{"spec": {"template": {"metadata": {"annotations": {"kfab.io/hollow-cpu": "5m"}}}}}')
-    wait_for(lambda: _replicas(cluster, "hot") == 1, 90, "the HPA to scale the idle hot deployment back to 1")
+    wait_until("the HPA to scale the idle hot deployment back to 1", lambda: _replicas(cluster, "hot") == 1, 90)
     behavior = _hpa(cluster, "hot")["spec"]["behavior"]
     assert behavior["scaleDown"]["policies"] == [{"type": "Percent", "value": 100, "periodSeconds": 15}]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0  # defaults filled in for a given behavior
@@ -146,7 +148,7 @@ def test_usage_within_the_tolerance_leaves_the_replicas_alone(cluster):
     def computed():
         conditions = {c["type"]: c for c in (_hpa(cluster, "steady").get("status") or {}).get("conditions") or []}
         return conditions.get("ScalingActive", {}).get("reason") == "ValidMetricFound"
-    wait_for(computed, 60, "the HPA to compute from metrics")
+    wait_until("the HPA to compute from metrics", computed, 60)
     status = _hpa(cluster, "steady")["status"]
     assert status["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 54  # 8% over: tolerated
     assert status["desiredReplicas"] == 1 and _replicas(cluster, "steady") == 1
@@ -162,7 +164,7 @@ def test_an_hpa_without_requests_reports_why_it_cannot_scale(cluster):
         active = conditions.get("ScalingActive") or {}
         # before the pod's first metrics the reason is their absence; then the missing request
         return active if "missing request for cpu" in active.get("message", "") else None
-    condition = wait_for(failed, 60, "ScalingActive False for the missing request")
+    condition = wait_until("ScalingActive False for the missing request", failed, 60)
     assert (condition["status"], condition["reason"]) == ("False", "FailedGetResourceMetric")
     assert _replicas(cluster, "norequest") == 1
 

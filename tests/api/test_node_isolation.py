@@ -8,7 +8,8 @@ import json
 import pytest
 from kubernetes import client, config
 
-from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig, wait_until
+from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig
+from tests.waiting import wait_until
 
 NS = "apps"
 
@@ -72,7 +73,7 @@ def can_get(cluster, who: str, *what: str) -> bool:
 
 
 def test_a_node_reads_only_what_its_pods_use(cluster, objects):
-    wait_until(lambda: can_get(cluster, "n1", "secret", "s1", "-n", NS), "n1 may read its pod's Secret")
+    wait_until("n1 may read its pod's Secret", lambda: can_get(cluster, "n1", "secret", "s1", "-n", NS))
     assert can_get(cluster, "n1", "configmap", "c1", "-n", NS)
     assert can_get(cluster, "n1", "pvc", "data1", "-n", NS)
     assert can_get(cluster, "n1", "pv", "pv1")
@@ -92,9 +93,9 @@ def test_a_node_reads_only_what_its_pods_use(cluster, objects):
 
 def test_the_graph_follows_pods_moving_away(cluster, objects):
     apply(cluster, pod("p3", "n1", "unused", "c2"))
-    wait_until(lambda: can_get(cluster, "n1", "secret", "unused", "-n", NS), "a new pod's Secret becomes readable")
+    wait_until("a new pod's Secret becomes readable", lambda: can_get(cluster, "n1", "secret", "unused", "-n", NS))
     assert kubectl(cluster, "admin", "delete", "pod", "p3", "-n", NS, "--grace-period=0", "--force").returncode == 0
-    wait_until(lambda: not can_get(cluster, "n1", "secret", "unused", "-n", NS), "the Secret closed again")
+    wait_until("the Secret closed again", lambda: not can_get(cluster, "n1", "secret", "unused", "-n", NS))
     assert can_get(cluster, "n1", "secret", "s1", "-n", NS), "p1's Secret is still p1's"
 
 

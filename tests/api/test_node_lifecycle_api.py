@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.hollow_cluster import hollow_cluster, pod_ready, wait_for
+from tests.api.hollow_cluster import hollow_cluster, pod_ready
+from tests.waiting import wait_until
 
 NS = "default"
 
@@ -31,11 +32,11 @@ def test_pods_of_a_lost_node_are_replaced_on_other_nodes(cluster):
                  "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
                                   "effect": "NoExecute"}],
                  "containers": [{"name": "c", "image": "busybox"}]}})
-    placed = wait_for(lambda: (lambda m: m if len(m) == 6 else None)(running_ready_on(cluster, "web")), 60,
-                      "6 web pods Running")
+    placed = wait_until("6 web pods Running",
+                        lambda: (lambda m: m if len(m) == 6 else None)(running_ready_on(cluster, "web")), 60)
     lost = sorted(name for name, node in placed.items() if node == "lose-0")
     assert lost, f"the spread put no pod on lose-0: {placed}"
-    wait_for(lambda: running_ready_on(cluster, "patient"), 30, "patient Running")
+    wait_until("patient Running", lambda: running_ready_on(cluster, "patient"), 30)
 
     cluster.stop_nodes("lose-")
 
@@ -43,16 +44,17 @@ def test_pods_of_a_lost_node_are_replaced_on_other_nodes(cluster):
         node = cluster.core.read_node("lose-0")
         ready = next(c for c in node.status.conditions if c.type == "Ready")
         return node if ready.status == "Unknown" else None
-    node = wait_for(unknown, 60, "lose-0 Ready=Unknown")
+    node = wait_until("lose-0 Ready=Unknown", unknown, 60)
     assert next(c for c in node.status.conditions if c.type == "Ready").reason == "NodeStatusUnknown"
-    wait_for(lambda: {(t.key, t.effect) for t in cluster.core.read_node("lose-0").spec.taints or []} >= {
-        ("node.kubernetes.io/unreachable", "NoExecute"), ("node.kubernetes.io/unreachable", "NoSchedule")}, 20,
-        "unreachable taints")
+    wait_until("unreachable taints",
+               lambda: {(t.key, t.effect) for t in cluster.core.read_node("lose-0").spec.taints or []} >= {
+          ("node.kubernetes.io/unreachable", "NoExecute"), ("node.kubernetes.io/unreachable", "NoSchedule")}, 20)
     assert "NotReady" in cluster.kubectl("get", "node", "lose-0").stdout
 
     # Replaced: 6 Running and Ready again, none on the lost node, the lost ones marked for deletion.
-    replaced = wait_for(lambda: (lambda m: m if len(m) == 6 and "lose-0" not in m.values() else None)(
-        running_ready_on(cluster, "web")), 60, "6 web pods Running on the remaining nodes")
+    replaced = wait_until("6 web pods Running on the remaining nodes",
+                          lambda: (lambda m: m if len(m) == 6 and "lose-0" not in m.values() else None)(
+          running_ready_on(cluster, "web")), 60)
     assert set(replaced.values()) <= {"keep-0", "keep-1"}
     for name in lost:
         assert cluster.core.read_namespaced_pod(name, NS).metadata.deletion_timestamp is not None
@@ -62,5 +64,6 @@ def test_pods_of_a_lost_node_are_replaced_on_other_nodes(cluster):
 
     # The node comes back: it reports Ready, the taints go.
     cluster.add_nodes("lose-", 1)
-    wait_for(lambda: not [t for t in cluster.core.read_node("lose-0").spec.taints or []
-                          if t.key == "node.kubernetes.io/unreachable"], 30, "taints removed")
+    wait_until("taints removed",
+               lambda: not [t for t in cluster.core.read_node("lose-0").spec.taints or []
+                            if t.key == "node.kubernetes.io/unreachable"], 30)

@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from tests.api.conftest import REPO
-from tests.api.test_dns_api import stop, wait_for
+from tests.api.test_dns_api import stop
 from tests.netns import NetNS
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("nft"), reason="needs unshare, nft")
 
@@ -43,7 +44,8 @@ def proxy(kfab_server, netns, tmp_path_factory):
                              "--node-ip", "10.79.0.11", "--nft-command", " ".join([*netns, "nft"]), "-v"],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
     try:
-        wait_for("the proxy's first table", lambda: table(netns) or proc.poll() is not None)
+        wait_until("the proxy's first table",
+                   lambda: table(netns) or proc.poll() is not None, 20.0, retry_on=(Exception,))
         assert proc.poll() is None, log.read_text()
         yield netns
     finally:
@@ -82,7 +84,7 @@ def test_endpoint_changes_reach_the_nftables_rules(kubectl, namespace, proxy):
     node_port = kubectl("get", "service", "web", "-n", namespace,
                         "-o", "jsonpath={.spec.ports[0].nodePort}").stdout
     chain = f"svc-{namespace}-web-tcp-80"
-    wait_for("both endpoints in the rules", lambda: "10.244.2.5 . 8080" in table(proxy))
+    wait_until("both endpoints in the rules", lambda: "10.244.2.5 . 8080" in table(proxy), 20.0, retry_on=(Exception,))
     rules = table(proxy)
     assert f"{ip} . tcp . 80 : goto {chain}" in rules
     assert f"tcp . {node_port} : goto {chain}" in rules
@@ -91,18 +93,20 @@ def test_endpoint_changes_reach_the_nftables_rules(kubectl, namespace, proxy):
 
     # The second endpoint fails its readiness: out of the rules.
     kubectl("apply", "-n", namespace, "-f", "-", input=MANIFEST % "false")
-    wait_for("the unready endpoint to leave the rules", lambda: "10.244.2.5" not in table(proxy))
+    wait_until("the unready endpoint to leave the rules",
+               lambda: "10.244.2.5" not in table(proxy), 20.0, retry_on=(Exception,))
     assert "to 10.244.1.5:8080" in table(proxy)
 
     # No ready endpoint left: the Service is rejected instead of DNATed.
     kubectl("patch", "endpointslice", "web-manual", "-n", namespace, "--type=json",
             "-p", '[{"op": "replace", "path": "/endpoints/0/conditions/ready", "value": false}]')
-    wait_for("the Service to be rejected", lambda: f"{ip} . tcp . 80" in _set(table(proxy), "no-endpoint-services"))
+    wait_until("the Service to be rejected",
+               lambda: f"{ip} . tcp . 80" in _set(table(proxy), "no-endpoint-services"), 20.0, retry_on=(Exception,))
     assert "8080" not in table(proxy)
     assert f"tcp . {node_port}" in _set(table(proxy), "no-endpoint-nodeports")
 
     kubectl("delete", "service", "web", "-n", namespace)
-    wait_for("the deleted Service to leave the rules", lambda: ip not in table(proxy))
+    wait_until("the deleted Service to leave the rules", lambda: ip not in table(proxy), 20.0, retry_on=(Exception,))
 
 
 def _set(rules: str, name: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.api.conftest import start_server, stop_server
-from tests.api.controllers_cluster import wait_for
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -57,12 +57,12 @@ def test_claims_bind_to_the_smallest_volume_that_fits(core, namespace, tag):
     core.create_persistent_volume(pv(f"big-{tag}", "20Gi", ["ReadWriteOnce", "ReadOnlyMany"]))
     core.create_persistent_volume(pv(f"labelled-{tag}", "50Gi", ["ReadWriteOnce"], labels={"disk": f"ssd-{tag}"}))
     core.create_namespaced_persistent_volume_claim(ns, pvc("a", "500Mi", ["ReadWriteOnce"]))
-    assert wait_for(lambda: bound_to(core, ns, "a"), 20, "a bound") == f"small-{tag}"
+    assert wait_until("a bound", lambda: bound_to(core, ns, "a"), 20) == f"small-{tag}"
     core.create_namespaced_persistent_volume_claim(ns, pvc("b", "2Gi", ["ReadOnlyMany"]))
-    assert wait_for(lambda: bound_to(core, ns, "b"), 20, "b bound") == f"mid-{tag}"
+    assert wait_until("b bound", lambda: bound_to(core, ns, "b"), 20) == f"mid-{tag}"
     core.create_namespaced_persistent_volume_claim(ns, pvc("c", "1Gi", ["ReadWriteOnce"],
                                                            selector={"matchLabels": {"disk": f"ssd-{tag}"}}))
-    assert wait_for(lambda: bound_to(core, ns, "c"), 20, "c bound") == f"labelled-{tag}"
+    assert wait_until("c bound", lambda: bound_to(core, ns, "c"), 20) == f"labelled-{tag}"
 
     volume = core.read_persistent_volume(f"small-{tag}")
     assert volume.status.phase == "Bound"
@@ -73,10 +73,10 @@ def test_claims_bind_to_the_smallest_volume_that_fits(core, namespace, tag):
 
     # Nothing left that fits 30Gi RWX: the claim stays Pending.
     core.create_namespaced_persistent_volume_claim(ns, pvc("d", "30Gi", ["ReadWriteMany"]))
-    wait_for(lambda: core.read_namespaced_persistent_volume_claim("d", ns).status.phase == "Pending", 20, "d Pending")
+    wait_until("d Pending", lambda: core.read_namespaced_persistent_volume_claim("d", ns).status.phase == "Pending", 20)
     # A volume that fits appears: the waiting claim takes it.
     core.create_persistent_volume(pv(f"rwx-{tag}", "40Gi", ["ReadWriteMany"]))
-    assert wait_for(lambda: bound_to(core, ns, "d"), 20, "d bound") == f"rwx-{tag}"
+    assert wait_until("d bound", lambda: bound_to(core, ns, "d"), 20) == f"rwx-{tag}"
 
 
 def test_pre_bound_volume_goes_to_its_claim_only(core, namespace, tag):
@@ -85,7 +85,7 @@ def test_pre_bound_volume_goes_to_its_claim_only(core, namespace, tag):
                                      claim_ref={"namespace": ns, "name": "mine"}))
     core.create_namespaced_persistent_volume_claim(ns, pvc("other", "1Gi", ["ReadWriteOnce"]))
     core.create_namespaced_persistent_volume_claim(ns, pvc("mine", "1Gi", ["ReadWriteOnce"]))
-    assert wait_for(lambda: bound_to(core, ns, "mine"), 20, "mine bound") == f"reserved-{tag}"
+    assert wait_until("mine bound", lambda: bound_to(core, ns, "mine"), 20) == f"reserved-{tag}"
     # "other" may take any free volume other tests left, never the reserved one.
     assert core.read_namespaced_persistent_volume_claim("other", ns).spec.volume_name != f"reserved-{tag}"
     assert core.read_persistent_volume(f"reserved-{tag}").spec.claim_ref.name == "mine"
@@ -97,9 +97,9 @@ def test_deleting_a_claim_releases_or_deletes_its_volume(core, kubectl, namespac
     core.create_persistent_volume(pv(f"drop-{tag}", "1Gi", ["ReadWriteOnce"], policy="Delete", sc=f"d-{tag}"))
     core.create_namespaced_persistent_volume_claim(ns, pvc("keep", "1Gi", ["ReadWriteOnce"], sc=f"k-{tag}"))
     core.create_namespaced_persistent_volume_claim(ns, pvc("drop", "1Gi", ["ReadWriteOnce"], sc=f"d-{tag}"))
-    wait_for(lambda: bound_to(core, ns, "keep") and bound_to(core, ns, "drop"), 20, "both bound")
+    wait_until("both bound", lambda: bound_to(core, ns, "keep") and bound_to(core, ns, "drop"), 20)
     kubectl("delete", "pvc", "keep", "drop", "-n", ns)
-    wait_for(lambda: core.read_persistent_volume(f"keep-{tag}").status.phase == "Released", 20, "keep Released")
+    wait_until("keep Released", lambda: core.read_persistent_volume(f"keep-{tag}").status.phase == "Released", 20)
     assert "Released" in kubectl("get", "pv", f"keep-{tag}").stdout
 
     def gone():
@@ -108,7 +108,7 @@ def test_deleting_a_claim_releases_or_deletes_its_volume(core, kubectl, namespac
         except client.ApiException as e:
             return e.status == 404
         return False
-    wait_for(gone, 20, "the Delete-policy volume deleted")
+    wait_until("the Delete-policy volume deleted", gone, 20)
 
 
 def test_unregistered_provisioner_leaves_the_claim_pending_with_kubernetes_event(core, kubectl, k8s, namespace, tag):
@@ -118,8 +118,8 @@ def test_unregistered_provisioner_leaves_the_claim_pending_with_kubernetes_event
     core.create_namespaced_persistent_volume_claim(ns, pvc("dyn", "1Gi", ["ReadWriteMany"], sc=f"nfs-{tag}"))
     message = ('waiting for a volume to be created, either by external provisioner "example.com/nfs" or manually '
                'created by system administrator')
-    wait_for(lambda: message in kubectl("describe", "pvc", "dyn", "-n", ns).stdout, 20,
-             "the ExternalProvisioning event")
+    wait_until("the ExternalProvisioning event",
+               lambda: message in kubectl("describe", "pvc", "dyn", "-n", ns).stdout, 20)
     claim = core.read_namespaced_persistent_volume_claim("dyn", ns)
     assert claim.status.phase == "Pending"
     assert claim.metadata.annotations["volume.kubernetes.io/storage-provisioner"] == "example.com/nfs"
@@ -191,7 +191,7 @@ def test_registered_provisioner_creates_binds_and_deletes_a_volume(own_binder):
     client.StorageV1Api(api).create_storage_class({"metadata": {"name": "dir"}, "provisioner": "kfab.io/test-dir",
                                                    "reclaimPolicy": "Delete"})
     core.create_namespaced_persistent_volume_claim("default", pvc("data", "2Gi", ["ReadWriteOnce"], sc="dir"))
-    name = wait_for(lambda: bound_to(core, "default", "data"), 30, "the claim bound to a provisioned volume")
+    name = wait_until("the claim bound to a provisioned volume", lambda: bound_to(core, "default", "data"), 30)
     claim = core.read_namespaced_persistent_volume_claim("data", "default")
     assert name == f"pvc-{claim.metadata.uid}"
     volume = core.read_persistent_volume(name)
@@ -200,6 +200,6 @@ def test_registered_provisioner_creates_binds_and_deletes_a_volume(own_binder):
         "dir", {"storage": "2Gi"}, "Delete")
     assert (root / name).is_dir()
     core.delete_namespaced_persistent_volume_claim("data", "default")
-    wait_for(lambda: not (root / name).exists(), 30, "the provisioned directory removed")
-    wait_for(lambda: not [v for v in core.list_persistent_volume().items if v.metadata.name == name], 30,
-             "the provisioned volume deleted")
+    wait_until("the provisioned directory removed", lambda: not (root / name).exists(), 30)
+    wait_until("the provisioned volume deleted",
+               lambda: not [v for v in core.list_persistent_volume().items if v.metadata.name == name], 30)

@@ -8,7 +8,8 @@ import secrets
 import pytest
 from kubernetes import client
 
-from tests.api.hollow_cluster import hollow_cluster, pod_ready, wait_for
+from tests.api.hollow_cluster import hollow_cluster, pod_ready
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +42,20 @@ def wait_unschedulable(cluster, ns: str, name: str, message: str):
     def check():
         cond = scheduled_condition(cluster, ns, name)
         return cond if cond and cond.status == "False" and cond.message == message else None
-    cond = wait_for(check, 30, f"{name} to be Unschedulable with {message!r}")
+    cond = wait_until(f"{name} to be Unschedulable with {message!r}", check, 30)
     assert cond.reason == "Unschedulable"
     assert cluster.core.read_namespaced_pod(name, ns).spec.node_name is None
 
 
 def wait_bound(cluster, ns: str, name: str, timeout: float = 30) -> str:
-    return wait_for(lambda: cluster.core.read_namespaced_pod(name, ns).spec.node_name, timeout, f"{name} to be bound")
+    return wait_until(f"{name} to be bound", lambda: cluster.core.read_namespaced_pod(name, ns).spec.node_name, timeout)
 
 
 def test_pods_are_bound_and_run(cluster, ns):
     cluster.kubectl("run", "plain", "--image=busybox", "-n", ns)
     node = wait_bound(cluster, ns, "plain")
     assert node in cluster.nodes
-    wait_for(lambda: pod_ready(cluster.core.read_namespaced_pod("plain", ns)), 30, "plain to run")
+    wait_until("plain to run", lambda: pod_ready(cluster.core.read_namespaced_pod("plain", ns)), 30)
     events = cluster.kubectl("get", "events", "-n", ns, "--field-selector", "reason=Scheduled").stdout
     assert f"Successfully assigned {ns}/plain to {node}" in events
 
@@ -93,8 +94,9 @@ def test_taints_cordon_and_node_affinity_are_respected(cluster, ns):
     cluster.kubectl("cordon", b)
     try:
         cluster.kubectl("create", "deployment", "web", "--image=nginx", "--replicas=4", "-n", ns)
-        wait_for(lambda: len([p for p in cluster.core.list_namespaced_pod(ns, label_selector="app=web").items
-                              if p.spec.node_name]) == 4, 30, "4 web pods bound")
+        wait_until("4 web pods bound",
+                   lambda: len([p for p in cluster.core.list_namespaced_pod(ns, label_selector="app=web").items
+                                if p.spec.node_name]) == 4, 30)
         assert {p.spec.node_name for p in cluster.core.list_namespaced_pod(ns, label_selector="app=web").items} == {c}
 
         tolerant = pod("tolerant", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "db",
@@ -118,8 +120,9 @@ def test_taints_cordon_and_node_affinity_are_respected(cluster, ns):
 
 def test_replicas_spread_across_nodes(cluster, ns):
     cluster.kubectl("create", "deployment", "spread", "--image=nginx", "--replicas=6", "-n", ns)
-    wait_for(lambda: len([p for p in cluster.core.list_namespaced_pod(ns, label_selector="app=spread").items
-                          if p.spec.node_name]) == 6, 30, "6 pods bound")
+    wait_until("6 pods bound",
+               lambda: len([p for p in cluster.core.list_namespaced_pod(ns, label_selector="app=spread").items
+                            if p.spec.node_name]) == 6, 30)
     per_node: dict[str, int] = {}
     for p in cluster.core.list_namespaced_pod(ns, label_selector="app=spread").items:
         per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1

@@ -9,7 +9,8 @@ import pytest
 from kubernetes import client, config
 
 from tests.api.conftest import start_server, stop_server
-from tests.api.controllers_cluster import start_hollow_nodes, start_kfab, stop, wait_for
+from tests.api.controllers_cluster import start_hollow_nodes, start_kfab, stop
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -54,18 +55,19 @@ def test_only_the_leader_schedules_and_the_other_takes_over(cluster):
                                        "--leader-elect-retry-period", "1", "--leader-elect-identity", ident,
                                        log=tmp / f"{ident}.log")
         procs.append(schedulers[ident])
-    leader = wait_for(lambda: holder(api), 30, "a scheduler to hold the lease")
+    leader = wait_until("a scheduler to hold the lease", lambda: holder(api), 30)
     assert leader in schedulers
     core.create_namespaced_pod("default", {"metadata": {"name": "first"},
                                            "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
-    wait_for(lambda: core.read_namespaced_pod("first", "default").spec.node_name, 30, "first bound")
-    assert wait_for(lambda: scheduled_by(core, "first"), 30, "first's Scheduled event") == leader
+    wait_until("first bound", lambda: core.read_namespaced_pod("first", "default").spec.node_name, 30)
+    assert wait_until("first's Scheduled event", lambda: scheduled_by(core, "first"), 30) == leader
 
     schedulers[leader].send_signal(signal.SIGKILL)   # no clean release: the other waits out the lease
     schedulers[leader].wait(timeout=10)
     core.create_namespaced_pod("default", {"metadata": {"name": "second"},
                                            "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
     other = next(i for i in schedulers if i != leader)
-    wait_for(lambda: holder(api) == other, 30, f"{other} to take the lease")
-    wait_for(lambda: core.read_namespaced_pod("second", "default").spec.node_name, 30, "second bound by the new leader")
-    assert wait_for(lambda: scheduled_by(core, "second"), 30, "second's Scheduled event") == other
+    wait_until(f"{other} to take the lease", lambda: holder(api) == other, 30)
+    wait_until("second bound by the new leader",
+               lambda: core.read_namespaced_pod("second", "default").spec.node_name, 30)
+    assert wait_until("second's Scheduled event", lambda: scheduled_by(core, "second"), 30) == other

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from kfab.store import open_store
-from tests.api.conftest import REPO, run_kubectl, start_server, stop_server, wait_until
+from tests.api.conftest import REPO, run_kubectl, start_server, stop_server
+from tests.waiting import wait_until
 
 
 def _strings(path) -> str:
@@ -69,8 +70,9 @@ def test_secret_values_never_reach_the_state_files_and_files_are_private(fresh_d
         assert base64.b64decode(got.stdout).decode() == value
         got = run_kubectl(kubeconfig, "get", "secret", "legacy", "-o", "jsonpath={.data.password}", check=True)
         assert base64.b64decode(got.stdout).decode() == old_value, "a plaintext Secret from before still reads"
-        wait_until(lambda: _stored_value(fresh_dir, "/registry/secrets/default/legacy").startswith(
-            b"k8s:enc:aesgcm:v1:key1:"), "the old plaintext Secret re-encrypted at start")
+        wait_until("the old plaintext Secret re-encrypted at start",
+                   lambda: _stored_value(fresh_dir, "/registry/secrets/default/legacy").startswith(
+            b"k8s:enc:aesgcm:v1:key1:"))
 
         stored = _stored_value(fresh_dir, "/registry/secrets/default/db")
         assert stored.startswith(b"k8s:enc:aesgcm:v1:key1:")

@@ -11,8 +11,9 @@ import sys
 import pytest
 from kubernetes import client
 
-from tests.api.conftest import REPO, wait_until
+from tests.api.conftest import REPO
 from tests.api.test_tables_kubectl import row, table
+from tests.waiting import wait_until
 
 
 def lb_service(name: str, **spec) -> dict:
@@ -41,12 +42,12 @@ def ready_node(k8s, namespace):
 def test_without_a_pool_the_service_gets_the_ready_nodes_addresses(kubectl, k8s, namespace, ready_node):
     core = client.CoreV1Api(k8s)
     core.create_namespaced_service(namespace, lb_service("pihole"))
-    wait_until(lambda: "192.0.2.31" in external_ips(core, namespace, "pihole"), "the node's address")
+    wait_until("the node's address", lambda: "192.0.2.31" in external_ips(core, namespace, "pihole"))
     headers, rows = table(kubectl("get", "svc", "-n", namespace).stdout)
     assert "192.0.2.31" in row(rows, "pihole")[headers.index("EXTERNAL-IP")].split(",")
     # A node that stops being Ready stops being an address of the Service.
     core.patch_node_status(ready_node, {"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
-    wait_until(lambda: "192.0.2.31" not in external_ips(core, namespace, "pihole"), "the address to go")
+    wait_until("the address to go", lambda: "192.0.2.31" not in external_ips(core, namespace, "pihole"))
 
 
 def put_pool(kfab_server, pool: str) -> str:
@@ -65,8 +66,8 @@ def test_pool_addresses_are_given_once_and_an_exhausted_pool_leaves_the_service_
     try:
         for name in ("one", "two"):
             core.create_namespaced_service(namespace, lb_service(name))
-        wait_until(lambda: external_ips(core, namespace, "one") and external_ips(core, namespace, "two"),
-                   "pool addresses")
+        wait_until("pool addresses",
+                   lambda: external_ips(core, namespace, "one") and external_ips(core, namespace, "two"))
         assert sorted(external_ips(core, namespace, "one") + external_ips(core, namespace, "two")) == \
             ["192.0.2.240", "192.0.2.241"]
         core.create_namespaced_service(namespace, lb_service("three"))
@@ -74,16 +75,16 @@ def test_pool_addresses_are_given_once_and_an_exhausted_pool_leaves_the_service_
         def warned():
             events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
             return [e for e in events if e["involvedObject"]["name"] == "three" and e["reason"] == "AllocationFailed"]
-        assert "no address left in loadbalancer pool 192.0.2.240-192.0.2.241" in wait_until(warned, "an event")[0][
+        assert "no address left in loadbalancer pool 192.0.2.240-192.0.2.241" in wait_until("an event", warned)[0][
             "message"]
         headers, rows = table(kubectl("get", "svc", "-n", namespace).stdout)
         assert row(rows, "three")[headers.index("EXTERNAL-IP")] == "<pending>"
         assert "AllocationFailed" in kubectl("describe", "svc", "three", "-n", namespace).stdout
         freed = external_ips(core, namespace, "one")
         core.delete_namespaced_service("one", namespace)
-        wait_until(lambda: external_ips(core, namespace, "three") == freed, "the freed address to move to 'three'")
+        wait_until("the freed address to move to 'three'", lambda: external_ips(core, namespace, "three") == freed)
     finally:
         assert put_pool(kfab_server, "") == "changed"
     # Without the pool the Service that held a pool address gets node addresses instead.
-    wait_until(lambda: not any(ip.startswith("192.0.2.24") for ip in external_ips(core, namespace, "three")),
-               "the pool address to be given back")
+    wait_until("the pool address to be given back",
+               lambda: not any(ip.startswith("192.0.2.24") for ip in external_ips(core, namespace, "three")))

@@ -15,7 +15,8 @@ from kubernetes import client
 
 from kfab.client import Client, rt_of
 from kfab.node.serviceaccount_tokens import ServiceAccountTokens, TokenFetchError
-from tests.api.conftest import exists, run_kubectl, user_kubeconfig, wait_until
+from tests.api.conftest import exists, run_kubectl, user_kubeconfig
+from tests.waiting import wait_until
 
 MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -39,16 +40,17 @@ def token_kubeconfig(kfab_server, tmp_path, token: str):
 
 
 def test_every_namespace_has_a_default_service_account_and_the_root_ca(kfab_server, core, namespace):
-    wait_until(lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), "default SA", 10)
-    cm = wait_until(lambda: exists(lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace)) and
-                    core.read_namespaced_config_map("kube-root-ca.crt", namespace), "kube-root-ca.crt", 10)
+    wait_until("default SA", lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), 10)
+    cm = wait_until("kube-root-ca.crt",
+                    lambda: exists(lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace)) and
+                    core.read_namespaced_config_map("kube-root-ca.crt", namespace), 10)
     assert cm.data == {"ca.crt": (kfab_server.data_dir / "pki" / "ca.crt").read_text()}
     # Deleted or edited, both come back as they were.
     core.delete_namespaced_service_account("default", namespace)
     core.patch_namespaced_config_map("kube-root-ca.crt", namespace, {"data": {"ca.crt": "tampered"}})
-    wait_until(lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), "default SA", 10)
-    wait_until(lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace).data == cm.data,
-               "kube-root-ca.crt restored", 10)
+    wait_until("default SA", lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), 10)
+    wait_until("kube-root-ca.crt restored",
+               lambda: core.read_namespaced_config_map("kube-root-ca.crt", namespace).data == cm.data, 10)
 
 
 def test_created_token_authenticates_with_the_accounts_rbac_until_it_is_deleted(kfab_server, kubectl, namespace,
@@ -74,7 +76,7 @@ def test_created_token_authenticates_with_the_accounts_rbac_until_it_is_deleted(
             f'namespace "{namespace}"') in refused.stderr
     kubectl("create", "rolebinding", "app-view", "--clusterrole=view", f"--serviceaccount={namespace}:app",
             "-n", namespace)
-    wait_until(lambda: run_kubectl(config, "get", "pods", "-n", namespace).returncode == 0, "RBAC to allow", 10)
+    wait_until("RBAC to allow", lambda: run_kubectl(config, "get", "pods", "-n", namespace).returncode == 0, 10)
     assert run_kubectl(config, "get", "secrets", "-n", namespace).returncode != 0   # view has no secrets
 
     kubectl("delete", "serviceaccount", "app", "-n", namespace)
@@ -84,7 +86,7 @@ def test_created_token_authenticates_with_the_accounts_rbac_until_it_is_deleted(
 
 def test_token_requests_are_validated_and_bound_tokens_die_with_their_pod(kfab_server, kubectl, core, namespace,
                                                                           tmp_path):
-    wait_until(lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), "default SA", 10)
+    wait_until("default SA", lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), 10)
     short = kubectl("create", "token", "default", "-n", namespace, "--duration", "5m", check=False)
     assert short.returncode != 0
     assert ('TokenRequest.authentication.k8s.io "default" is invalid: spec.expirationSeconds: Invalid value: 300: '
@@ -103,11 +105,11 @@ def test_token_requests_are_validated_and_bound_tokens_die_with_their_pod(kfab_s
     extra = whoami["status"]["userInfo"]["extra"]
     assert extra["authentication.kubernetes.io/pod-name"] == ["holder"]
     kubectl("delete", "pod", "holder", "-n", namespace, "--grace-period=0", "--force")
-    wait_until(lambda: run_kubectl(config, "auth", "whoami").returncode != 0, "the bound token to be refused", 10)
+    wait_until("the bound token to be refused", lambda: run_kubectl(config, "auth", "whoami").returncode != 0, 10)
 
 
 def test_pods_get_the_projected_token_volume_unless_automount_is_off(kubectl, core, namespace):
-    wait_until(lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), "default SA", 10)
+    wait_until("default SA", lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), 10)
     kubectl("run", "mounted", "--image=busybox", "-n", namespace)
     pod = core.read_namespaced_pod("mounted", namespace)
     volume = next(v for v in pod.spec.volumes if v.name.startswith("kube-api-access-"))
@@ -128,7 +130,7 @@ def test_pods_get_the_projected_token_volume_unless_automount_is_off(kubectl, co
 
 
 def test_a_node_gets_tokens_only_for_pods_bound_to_it(kfab_server, core, namespace, tmp_path):
-    wait_until(lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), "default SA", 10)
+    wait_until("default SA", lambda: exists(lambda: core.read_namespaced_service_account("default", namespace)), 10)
     for name, node in (("mine", "sa-node-a"), ("theirs", "sa-node-b")):
         core.create_namespaced_pod(namespace, {"metadata": {"name": name}, "spec": {
             "nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}})

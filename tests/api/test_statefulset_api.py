@@ -9,7 +9,8 @@ import threading
 import pytest
 from kubernetes import client, watch
 
-from tests.api.hollow_cluster import hollow_cluster, pod_ready, wait_for
+from tests.api.hollow_cluster import hollow_cluster, pod_ready
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def wait_ready(cluster, ns: str, names: list[str], app: str = "web", timeout: fl
     def all_ready():
         pods = ready_pods(cluster, ns, app)
         return pods if sorted(pods) == sorted(names) else None
-    return wait_for(all_ready, timeout, f"exactly {names} Running and Ready")
+    return wait_until(f"exactly {names} Running and Ready", all_ready, timeout)
 
 
 def claim_uids(cluster, ns: str) -> dict:
@@ -129,8 +130,9 @@ def test_ordered_ready_start_scale_down_and_sticky_claims(cluster, ns):
         # A deleted pod comes back with the same name and the same claim.
         old_uid = pods["web-1"].metadata.uid
         cluster.core.delete_namespaced_pod("web-1", ns)
-        back = wait_for(lambda: (lambda p: p if p.get("web-1") and p["web-1"].metadata.uid != old_uid else None)(
-            ready_pods(cluster, ns)), 60, "web-1 to come back")
+        back = wait_until("web-1 to come back",
+                          lambda: (lambda p: p if p.get("web-1") and p["web-1"].metadata.uid != old_uid else None)(
+              ready_pods(cluster, ns)), 60)
         assert [v.persistent_volume_claim.claim_name for v in back["web-1"].spec.volumes
                 if v.persistent_volume_claim] == ["www-web-1"]
 
@@ -138,7 +140,7 @@ def test_ordered_ready_start_scale_down_and_sticky_claims(cluster, ns):
         mark = len(stream.events)
         cluster.kubectl("scale", "statefulset", "web", "--replicas=1", "-n", ns)
         wait_ready(cluster, ns, ["web-0"])
-        wait_for(lambda: stream.deleted("web-1", mark) >= 0, 30, "web-1 gone")
+        wait_until("web-1 gone", lambda: stream.deleted("web-1", mark) >= 0, 30)
         assert 0 <= stream.deleted("web-2", mark) < stream.leaving("web-1", mark), stream.events[mark:]
         assert claim_uids(cluster, ns) == claims
 
@@ -163,7 +165,7 @@ def test_rolling_update_with_partition_goes_from_the_highest_ordinal_down(cluste
             pods = ready_pods(cluster, ns)
             return s if (s.updated_replicas == 1 and len(pods) == 3
                          and pods["web-2"].spec.containers[0].image == "nginx:1.26") else None
-        status = wait_for(partitioned, 60, "only web-2 updated")
+        status = wait_until("only web-2 updated", partitioned, 60)
         assert status.current_revision == old != status.update_revision
         pods = ready_pods(cluster, ns)
         assert [pods[f"web-{i}"].spec.containers[0].image for i in range(3)] == ["nginx:1.25", "nginx:1.25",
@@ -193,7 +195,7 @@ def test_parallel_creates_without_waiting_and_delete_goes_in_reverse_order(clust
         cluster.apps.create_namespaced_stateful_set(ns, statefulset("par", policy="Parallel"))
         wait_ready(cluster, ns, ["par-0", "par-1", "par-2"], app="par")
         # The watch may deliver the Ready updates a moment after the read saw them (flaky under load).
-        wait_for(lambda: all(stream.ready(f"par-{i}") >= 0 for i in range(3)), 30, "Ready events on the watch")
+        wait_until("Ready events on the watch", lambda: all(stream.ready(f"par-{i}") >= 0 for i in range(3)), 30)
         first_ready = min(stream.ready(f"par-{i}") for i in range(3))
         assert max(stream.added(f"par-{i}") for i in range(3)) < first_ready, stream.events
 
@@ -201,7 +203,8 @@ def test_parallel_creates_without_waiting_and_delete_goes_in_reverse_order(clust
         wait_ready(cluster, ns, ["ord-0", "ord-1", "ord-2"], app="ord")
         mark = len(stream.events)
         cluster.kubectl("delete", "statefulset", "ord", "-n", ns, "--timeout=60s", timeout=70)
-        wait_for(lambda: not cluster.core.list_namespaced_pod(ns, label_selector="app=ord").items, 30, "ord pods gone")
+        wait_until("ord pods gone",
+                   lambda: not cluster.core.list_namespaced_pod(ns, label_selector="app=ord").items, 30)
         order = [stream.leaving(f"ord-{i}", mark) for i in (2, 1, 0)]
         assert all(i >= 0 for i in order) and order == sorted(order), stream.events[mark:]
         # Each went only after the higher one was gone.
@@ -216,16 +219,18 @@ def test_parallel_creates_without_waiting_and_delete_goes_in_reverse_order(clust
 def test_events_tell_the_story(cluster, ns):
     cluster.apps.create_namespaced_stateful_set(ns, statefulset("ev", replicas=1))
     wait_ready(cluster, ns, ["ev-0"], app="ev")
-    events = wait_for(lambda: (lambda out: out if "create Pod ev-0 in StatefulSet ev successful" in out else None)(
-        cluster.kubectl("get", "events", "-n", ns).stdout), 20, "SuccessfulCreate events")
+    events = wait_until("SuccessfulCreate events",
+                        lambda: (lambda out: out if "create Pod ev-0 in StatefulSet ev successful" in out else None)(
+          cluster.kubectl("get", "events", "-n", ns).stdout), 20)
     assert "create Claim www-ev-0 Pod ev-0 in StatefulSet ev success" in events
 
 
 def test_statefulset_status_via_official_client_types(cluster, ns):
     cluster.apps.create_namespaced_stateful_set(ns, statefulset("st", replicas=2))
     wait_ready(cluster, ns, ["st-0", "st-1"], app="st")
-    s = wait_for(lambda: (lambda s: s if s.status.ready_replicas == 2 else None)(
-        cluster.apps.read_namespaced_stateful_set("st", ns)), 20, "readyReplicas 2")
+    s = wait_until("readyReplicas 2",
+                   lambda: (lambda s: s if s.status.ready_replicas == 2 else None)(
+          cluster.apps.read_namespaced_stateful_set("st", ns)), 20)
     assert isinstance(s, client.V1StatefulSet) and s.status.observed_generation == s.metadata.generation
     revisions = client.AppsV1Api(cluster.api).list_namespaced_controller_revision(ns).items
     assert [r.metadata.name for r in revisions if r.metadata.owner_references[0].name == "st"] == [
@@ -237,8 +242,9 @@ def test_failed_pod_is_replaced_with_the_same_identity(cluster, ns):
     pods = wait_ready(cluster, ns, ["fl-0", "fl-1"], app="fl")
     old_uid = pods["fl-0"].metadata.uid
     cluster.core.patch_namespaced_pod_status("fl-0", ns, {"status": {"phase": "Failed"}})
-    back = wait_for(lambda: (lambda p: p if p.get("fl-0") and p["fl-0"].metadata.uid != old_uid else None)(
-        ready_pods(cluster, ns, "fl")), 60, "fl-0 recreated after failing")
+    back = wait_until("fl-0 recreated after failing",
+                      lambda: (lambda p: p if p.get("fl-0") and p["fl-0"].metadata.uid != old_uid else None)(
+          ready_pods(cluster, ns, "fl")), 60)
     assert back["fl-0"].spec.hostname == "fl-0"
     events = cluster.kubectl("get", "events", "-n", ns).stdout
     assert "delete Pod fl-0 in StatefulSet fl successful" in events
@@ -257,8 +263,9 @@ def test_min_ready_seconds_holds_the_next_ordinal(cluster, ns):
         ready_since = next(c.last_transition_time for c in pods["mr-0"].status.conditions if c.type == "Ready")
         # mr-1 was created only once mr-0 had been Ready for minReadySeconds (timestamps have 1 s resolution).
         assert (pods["mr-1"].metadata.creation_timestamp - ready_since).total_seconds() >= 3 - 1
-        s = wait_for(lambda: (lambda s: s if s.status.available_replicas == 2 else None)(
-            cluster.apps.read_namespaced_stateful_set("mr", ns)), 30, "availableReplicas 2")
+        s = wait_until("availableReplicas 2",
+                       lambda: (lambda s: s if s.status.available_replicas == 2 else None)(
+              cluster.apps.read_namespaced_stateful_set("mr", ns)), 30)
         assert s.status.ready_replicas == 2
     finally:
         stream.stop()

@@ -13,7 +13,8 @@ import sys
 import pytest
 import yaml
 
-from tests.api.conftest import REPO, run_kubectl, user_kubeconfig, wait_until
+from tests.api.conftest import REPO, run_kubectl, user_kubeconfig
+from tests.waiting import wait_until
 
 SUFFIX = secrets.token_hex(3)
 PROVISIONER = f"kfab.io/nfs-test-{SUFFIX}"   # not kfab.io/nfs: other tests' classes must not reach this one
@@ -59,11 +60,11 @@ def bound(kubectl, namespace, name):
     def check():
         pvc = get(kubectl, "-n", namespace, "pvc", name)
         return pvc if pvc.get("status", {}).get("phase") == "Bound" else None
-    return wait_until(check, f"claim {name} Bound")
+    return wait_until(f"claim {name} Bound", check)
 
 
 def test_it_makes_its_storage_class(kubectl, provisioner):
-    sc = wait_until(lambda: kubectl("get", "sc", CLASS, "-o", "json", check=False).stdout, "the StorageClass")
+    sc = wait_until("the StorageClass", lambda: kubectl("get", "sc", CLASS, "-o", "json", check=False).stdout)
     sc = json.loads(sc)
     assert (sc["provisioner"], sc["reclaimPolicy"], sc["allowVolumeExpansion"], sc["mountOptions"]) == (
         PROVISIONER, "Delete", False, ["nfsvers=4.1"])
@@ -71,7 +72,7 @@ def test_it_makes_its_storage_class(kubectl, provisioner):
 
 
 def test_claim_bound_to_a_new_directory_removed_with_the_claim(kubectl, namespace, provisioner):
-    wait_until(lambda: kubectl("get", "sc", CLASS, check=False).returncode == 0, "the StorageClass")
+    wait_until("the StorageClass", lambda: kubectl("get", "sc", CLASS, check=False).returncode == 0)
     kubectl("apply", "-n", namespace, "-f", "-", input=claim("shared"))
     pvc = bound(kubectl, namespace, "shared")
     pv = get(kubectl, "pv", pvc["spec"]["volumeName"])
@@ -88,7 +89,7 @@ def test_claim_bound_to_a_new_directory_removed_with_the_claim(kubectl, namespac
     assert any(e["reason"] == "ProvisioningSucceeded" and name in e["message"] for e in events)
     (path / "data").write_text("x")
     kubectl("delete", "-n", namespace, "pvc", "shared")
-    wait_until(lambda: kubectl("get", "pv", name, check=False).returncode != 0, "the volume deleted")
+    wait_until("the volume deleted", lambda: kubectl("get", "pv", name, check=False).returncode != 0)
     assert not path.exists()
 
 
@@ -101,7 +102,7 @@ def test_retain_keeps_directory_and_released_volume(kubectl, namespace, provisio
         kubectl("apply", "-n", namespace, "-f", "-", input=claim("keep", cls, ["ReadWriteOnce"]))
         name = bound(kubectl, namespace, "keep")["spec"]["volumeName"]
         kubectl("delete", "-n", namespace, "pvc", "keep")
-        wait_until(lambda: get(kubectl, "pv", name)["status"].get("phase") == "Released", "the volume Released")
+        wait_until("the volume Released", lambda: get(kubectl, "pv", name)["status"].get("phase") == "Released")
         assert (provisioner["root"] / f"{namespace}-keep-{name}").is_dir()
         kubectl("delete", "pv", name)
     finally:

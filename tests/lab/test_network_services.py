@@ -13,7 +13,8 @@ import pytest
 
 from kfab.dns.resolvconf import pod_resolv_conf
 from tests.lab.conftest import fresh_lab
-from tests.lab.node_cluster import BUSYBOX_IMAGE, KFAB, NodeCluster, wait_for
+from tests.lab.node_cluster import BUSYBOX_IMAGE, KFAB, NodeCluster
+from tests.waiting import wait_until
 
 WORKERS = ["nw2", "nw3"]
 INVENTORY = Path(__file__).parent / "inventory" / "network.yml"
@@ -144,8 +145,10 @@ def web(cluster, services):
     cluster.kubectl("create", "namespace", "other")
     cluster.apply(client_pod("client-other", "nw3", namespace="other"))
     for name, ns in [(f"client-{h}", "default") for h in WORKERS] + [("client-other", "other")]:
-        wait_for(f"pod {ns}/{name} running", lambda name=name, ns=ns: running(cluster, name, ns), timeout=120)
-    wait_for("3 ready web endpoints", lambda: len(ready_endpoints(cluster, "web")) == 3, timeout=120)
+        wait_until(f"pod {ns}/{name} running",
+                   lambda name=name, ns=ns: running(cluster, name, ns), 120, 0.2, retry_on=(Exception,))
+    wait_until("3 ready web endpoints",
+               lambda: len(ready_endpoints(cluster, "web")) == 3, 120, 0.2, retry_on=(Exception,))
     return cluster.get("service", "web")["spec"]["clusterIP"]
 
 
@@ -161,9 +164,10 @@ def test_pods_reach_pods_on_the_other_node_with_their_own_address(cluster, web):
     for host in WORKERS:
         client = cluster.get("pod", f"client-{host}")
         for backend in backends:
-            seen = wait_for(f"{client['metadata']['name']} -> {backend['status']['podIP']}",
-                            lambda b=backend, c=client: client_address(exec_in(
-                                cluster, c, f"wget -qO- http://{b['status']['podIP']}:8080/cgi-bin/ip")))
+            seen = wait_until(f"{client['metadata']['name']} -> {backend['status']['podIP']}",
+                              lambda b=backend, c=client: client_address(exec_in(
+                                  cluster, c, f"wget -qO- http://{b['status']['podIP']}:8080/cgi-bin/ip")),
+                              60, 0.2, retry_on=(Exception,))
             assert seen == client["status"]["podIP"]      # no SNAT between pods, same node or not
 
 
@@ -189,7 +193,7 @@ def test_cluster_ip_balances_over_every_replica_from_each_node(cluster, web):
             out = exec_in(cluster, client, f"i=0; while [ $i -lt 20 ]; do wget -qO- http://{web}/; i=$((i+1)); done")
             seen.update(out.split())
             return seen >= names
-        wait_for(f"every replica answering {web} from {host} (seen {seen})", all_seen, timeout=60)
+        wait_until(f"every replica answering {web} from {host} (seen {seen})", all_seen, 60, 0.2, retry_on=(Exception,))
         assert seen == names
 
 
@@ -209,8 +213,9 @@ def test_service_names_resolve_from_pods_through_cluster_dns(cluster, web, servi
     # Nobody touched the pods' resolv.conf: the node agent (--cluster-dns) had Podman write the kubelet's.
     assert resolv_conf(exec_in(cluster, other, "cat /etc/resolv.conf")) == \
         resolv_conf(pod_resolv_conf(DNS_IP, "other"))
-    out = wait_for("wget by FQDN from namespace other",
-                   lambda: exec_in(cluster, other, "wget -qO- http://web.default.svc.cluster.local/"))
+    out = wait_until("wget by FQDN from namespace other",
+                     lambda: exec_in(cluster, other, "wget -qO- http://web.default.svc.cluster.local/"),
+                     60, 0.2, retry_on=(Exception,))
     assert out.strip() in {p["metadata"]["name"] for p in pods(cluster, "app=web")}
     same = cluster.get("pod", "client-nw2")
     assert exec_in(cluster, same, "wget -qO- http://web/").strip()         # short name in its own namespace
@@ -232,7 +237,8 @@ def test_dns_policy_default_none_and_dns_config_as_kubernetes_documents(cluster,
         cluster.apply(manifest)
     got = {}
     for name in ("dns-default", "dns-none", "dns-merged"):
-        ready = wait_for(f"pod {name} running", lambda name=name: running(cluster, name), timeout=120)
+        ready = wait_until(f"pod {name} running",
+                           lambda name=name: running(cluster, name), 120, 0.2, retry_on=(Exception,))
         got[name] = resolv_conf(exec_in(cluster, ready, "cat /etc/resolv.conf"))
     host = resolv_conf(cluster.lab.ssh("nw3", "cat /etc/resolv.conf").stdout)
     # Default: the node's resolver configuration.
@@ -256,16 +262,19 @@ def test_a_pod_failing_readiness_leaves_the_proxy_rules_on_every_node(cluster, w
     victim = pods(cluster, "app=web")[0]
     ip = victim["status"]["podIP"]
     for host in WORKERS:
-        wait_for(f"{ip} in {host}'s rules", lambda host=host: ip in _proxy_rules(cluster, host))
+        wait_until(f"{ip} in {host}'s rules",
+                   lambda host=host: ip in _proxy_rules(cluster, host), 60, 0.2, retry_on=(Exception,))
     exec_in(cluster, victim, "rm /www/ready")
     try:
         for host in WORKERS:
-            wait_for(f"{ip} out of {host}'s rules", lambda host=host: ip not in _proxy_rules(cluster, host))
+            wait_until(f"{ip} out of {host}'s rules",
+                       lambda host=host: ip not in _proxy_rules(cluster, host), 60, 0.2, retry_on=(Exception,))
         assert ip not in ready_endpoints(cluster, "web")
     finally:
         exec_in(cluster, victim, "touch /www/ready")
     for host in WORKERS:
-        wait_for(f"{ip} back in {host}'s rules", lambda host=host: ip in _proxy_rules(cluster, host))
+        wait_until(f"{ip} back in {host}'s rules",
+                   lambda host=host: ip in _proxy_rules(cluster, host), 60, 0.2, retry_on=(Exception,))
 
 
 def test_node_port_answers_on_every_node_and_an_empty_service_refuses_at_once(cluster, web):
@@ -278,15 +287,17 @@ def test_node_port_answers_on_every_node_and_an_empty_service_refuses_at_once(cl
             if source == target:
                 continue
             url = f"http://{cluster.lab.hosts[target]}:{node_port}/"
-            answer = wait_for(f"NodePort {url} from {source}",
-                              lambda s=source, u=url: cluster.lab.ssh(s, f"curl -s --max-time 5 {u}",
-                                                                      check=False).stdout.strip())
+            answer = wait_until(f"NodePort {url} from {source}",
+                                lambda s=source, u=url: cluster.lab.ssh(s, f"curl -s --max-time 5 {u}",
+                                                                        check=False).stdout.strip(),
+                                60, 0.2, retry_on=(Exception,))
             assert answer in names
 
     cluster.kubectl("create", "service", "clusterip", "nobody", "--tcp=80:8080")   # selects no pod
     empty = cluster.get("service", "nobody")["spec"]["clusterIP"]
     for host in WORKERS:
-        wait_for(f"{empty} rejected on {host}", lambda host=host: empty in _proxy_rules(cluster, host))
+        wait_until(f"{empty} rejected on {host}",
+                   lambda host=host: empty in _proxy_rules(cluster, host), 60, 0.2, retry_on=(Exception,))
         client = cluster.get("pod", f"client-{host}")
         # Refused (TCP reset) at once, not a connect timeout.
         out = exec_in(cluster, client, f"wget -qO- http://{empty}/ 2>&1; true")

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from tests.lab.node_cluster import BUSYBOX_IMAGE, NodeCluster, wait_for
+from tests.lab.node_cluster import BUSYBOX_IMAGE, NodeCluster
+from tests.waiting import wait_until
 
 WORKERS = ["kt2", "kt3"]
 
@@ -68,9 +69,10 @@ def test_workers_register_ready_with_capacity_podcidr_and_a_renewed_lease(cluste
         assert cidr.prefixlen == 24 and cidr.subnet_of(ipaddress.ip_network("10.244.0.0/16"))
         cidrs.add(cidr)
         first = cluster.get("lease", host, "kube-node-lease")["spec"]["renewTime"]
-        wait_for(f"lease of {host} renewed",
-                 lambda host=host, first=first:
-                 cluster.get("lease", host, "kube-node-lease")["spec"]["renewTime"] != first, timeout=20)
+        wait_until(f"lease of {host} renewed",
+                   lambda host=host, first=first:
+                   cluster.get("lease", host, "kube-node-lease")["spec"]["renewTime"] != first,
+                   20, 0.2, retry_on=(Exception,))
     assert len(cidrs) == len(WORKERS), "every node has its own podCIDR"
 
 
@@ -93,7 +95,8 @@ def test_pod_runs_with_a_pod_ip_env_and_configmap_volume_and_serves_http(cluster
         "volumeMounts": [{"name": "content", "mountPath": "/www"}],
         "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}}],
         volumes=[{"name": "content", "configMap": {"name": "web-content"}}]))
-    st = wait_for("pod web Running and Ready", lambda: running_and_ready(cluster, "web"), timeout=60)
+    st = wait_until("pod web Running and Ready",
+                    lambda: running_and_ready(cluster, "web"), 60, 0.2, retry_on=(Exception,))
     node_cidr = ipaddress.ip_network(cluster.get("node", "kt2", "")["spec"]["podCIDR"])
     assert ipaddress.ip_address(st["podIP"]) in node_cidr
     assert st["hostIP"] == cluster.lab.hosts["kt2"]
@@ -108,8 +111,9 @@ def test_pod_runs_with_a_pod_ip_env_and_configmap_volume_and_serves_http(cluster
 
     cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-content"},
                    "data": {"index.html": "changed\n", "greeting": "hi"}})
-    wait_for("the changed ConfigMap in the volume",
-             lambda: podman(cluster, "kt2", f"podman exec {name} cat /www/index.html") == "changed\n", timeout=40)
+    wait_until("the changed ConfigMap in the volume",
+               lambda: podman(cluster, "kt2", f"podman exec {name} cat /www/index.html") == "changed\n",
+               40, 0.2, retry_on=(Exception,))
 
 
 def test_container_settings_reach_podman_user_read_only_root_workdir_env_limits_and_volumes(cluster):
@@ -135,7 +139,8 @@ def test_container_settings_reach_podman_user_read_only_root_workdir_env_limits_
                  {"name": "host", "hostPath": {"path": "/var/lib/kfab-test-hostpath", "type": "DirectoryOrCreate"}}])
     manifest["metadata"]["labels"] = {"tier": "test"}
     cluster.apply(manifest)
-    st = wait_for("pod settings Running and Ready", lambda: running_and_ready(cluster, "settings"), timeout=60)
+    st = wait_until("pod settings Running and Ready",
+                    lambda: running_and_ready(cluster, "settings"), 60, 0.2, retry_on=(Exception,))
 
     def sh(cmd: str, check: bool = True):
         return cluster.kubectl("exec", "settings", "-c", "locked", "--", "sh", "-c", cmd, check=check)
@@ -145,7 +150,8 @@ def test_container_settings_reach_podman_user_read_only_root_workdir_env_limits_
     assert (env["POD_IP"], env["NODE"]) == (st["podIP"], "kt2")
     denied = sh("touch /oops", check=False)
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr
-    assert wait_for("the other container's file in the shared emptyDir", lambda: sh("cat /work/note").stdout) \
+    assert wait_until("the other container's file in the shared emptyDir",
+                      lambda: sh("cat /work/note").stdout, 60, 0.2, retry_on=(Exception,)) \
         == "shared\n"
     assert sh("cat /creds/password /creds/token").stdout == "s3cret" + "t0ken"
     assert sh("cat /info/labels").stdout == 'tier="test"'
@@ -161,14 +167,14 @@ def test_container_settings_reach_podman_user_read_only_root_workdir_env_limits_
 
 def test_killed_container_is_restarted_and_counted(cluster):
     cluster.apply(pod("crashy", "kt3", [{"name": "main", "command": ["sh", "-c", "echo up; exec sleep 3600"]}]))
-    wait_for("pod crashy running", lambda: running_and_ready(cluster, "crashy"), timeout=60)
+    wait_until("pod crashy running", lambda: running_and_ready(cluster, "crashy"), 60, 0.2, retry_on=(Exception,))
     name = container_name(cluster, "kt3", "crashy", "main")
     cluster.lab.ssh("kt3", f"kill -9 $(podman inspect -f '{{{{.State.Pid}}}}' {name})")
 
     def restarted():
         st = status(cluster, "crashy")["containerStatuses"][0]
         return st if st["restartCount"] == 1 and "running" in st["state"] else None
-    st = wait_for("restartCount 1 and running again", restarted, timeout=30)
+    st = wait_until("restartCount 1 and running again", restarted, 30, 0.2, retry_on=(Exception,))
     assert st["lastState"]["terminated"]["exitCode"] == 137
     assert cluster.kubectl("logs", "crashy", "--previous").stdout == "up\n"
 
@@ -178,10 +184,11 @@ def test_failing_readiness_probe_makes_the_pod_not_ready(cluster):
         "name": "main", "command": ["sh", "-c", "touch /ready; exec sleep 3600"],
         "readinessProbe": {"exec": {"command": ["test", "-f", "/ready"]}, "periodSeconds": 1,
                            "failureThreshold": 1}}]))
-    wait_for("pod probed Ready", lambda: running_and_ready(cluster, "probed"), timeout=60)
+    wait_until("pod probed Ready", lambda: running_and_ready(cluster, "probed"), 60, 0.2, retry_on=(Exception,))
     name = container_name(cluster, "kt2", "probed", "main")
     cluster.lab.ssh("kt2", f"podman exec {name} rm /ready")
-    wait_for("Ready False", lambda: condition(status(cluster, "probed"), "Ready") == "False", timeout=30)
+    wait_until("Ready False",
+               lambda: condition(status(cluster, "probed"), "Ready") == "False", 30, 0.2, retry_on=(Exception,))
     st = status(cluster, "probed")
     assert st["phase"] == "Running" and st["containerStatuses"][0]["ready"] is False
     assert st["containerStatuses"][0]["restartCount"] == 0
@@ -191,8 +198,9 @@ def test_failing_liveness_probe_restarts_the_container(cluster):
     cluster.apply(pod("unlively", "kt3", [{
         "name": "main", "command": ["sleep", "3600"],
         "livenessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2}}]))
-    wait_for("liveness restart", lambda: status(cluster, "unlively").get("containerStatuses", [{}])[0]
-             .get("restartCount", 0) >= 1, timeout=60)
+    wait_until("liveness restart",
+               lambda: status(cluster, "unlively").get("containerStatuses", [{}])[0]
+.get("restartCount", 0) >= 1, 60, 0.2, retry_on=(Exception,))
 
 
 def test_init_containers_run_in_order_before_the_containers(cluster):
@@ -202,7 +210,7 @@ def test_init_containers_run_in_order_before_the_containers(cluster):
                                        "command": ["sh", "-c", f"echo init{i} >> /work/log"],
                                        "volumeMounts": [{"name": "work", "mountPath": "/work"}]} for i in (1, 2)],
                       volumes=[{"name": "work", "emptyDir": {}}]))
-    wait_for("pod initd running", lambda: running_and_ready(cluster, "initd"), timeout=60)
+    wait_until("pod initd running", lambda: running_and_ready(cluster, "initd"), 60, 0.2, retry_on=(Exception,))
     assert cluster.kubectl("logs", "initd").stdout == "init1\ninit2\n"
     inits = status(cluster, "initd")["initContainerStatuses"]
     assert [s["state"]["terminated"]["reason"] for s in inits] == ["Completed", "Completed"]
@@ -212,8 +220,9 @@ def test_restart_policies_end_in_succeeded_and_failed(cluster):
     cluster.apply(pod("done-ok", "kt3", [{"name": "main", "command": ["true"]}], restartPolicy="OnFailure"))
     cluster.apply(pod("done-bad", "kt3", [{"name": "main", "command": ["sh", "-c", "exit 3"]}],
                       restartPolicy="Never"))
-    wait_for("Succeeded", lambda: status(cluster, "done-ok").get("phase") == "Succeeded", timeout=60)
-    wait_for("Failed", lambda: status(cluster, "done-bad").get("phase") == "Failed", timeout=60)
+    wait_until("Succeeded",
+               lambda: status(cluster, "done-ok").get("phase") == "Succeeded", 60, 0.2, retry_on=(Exception,))
+    wait_until("Failed", lambda: status(cluster, "done-bad").get("phase") == "Failed", 60, 0.2, retry_on=(Exception,))
     term = status(cluster, "done-bad")["containerStatuses"][0]["state"]["terminated"]
     assert term["exitCode"] == 3 and term["reason"] == "Error"
 
@@ -227,17 +236,18 @@ def test_missing_images_report_pull_errors(cluster):
     def waiting(name):
         st = (status(cluster, name).get("containerStatuses") or [{}])[0]
         return (st.get("state") or {}).get("waiting", {}).get("reason")
-    wait_for("ErrImageNeverPull", lambda: waiting("never") == "ErrImageNeverPull", timeout=60)
-    wait_for("ErrImagePull or ImagePullBackOff",
-             lambda: waiting("unpullable") in ("ErrImagePull", "ImagePullBackOff"), timeout=60)
+    wait_until("ErrImageNeverPull", lambda: waiting("never") == "ErrImageNeverPull", 60, 0.2, retry_on=(Exception,))
+    wait_until("ErrImagePull or ImagePullBackOff",
+               lambda: waiting("unpullable") in ("ErrImagePull", "ImagePullBackOff"), 60, 0.2, retry_on=(Exception,))
     cluster.kubectl("delete", "pod", "never", "unpullable", "--wait=false")
 
 
 def test_logs_tail_and_follow(cluster):
     cluster.apply(pod("ticker", "kt3", [{"name": "main", "command": [
         "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.5; done"]}]))
-    wait_for("pod ticker running", lambda: running_and_ready(cluster, "ticker"), timeout=60)
-    wait_for("3 lines of log", lambda: len(cluster.kubectl("logs", "ticker").stdout.splitlines()) >= 3)
+    wait_until("pod ticker running", lambda: running_and_ready(cluster, "ticker"), 60, 0.2, retry_on=(Exception,))
+    wait_until("3 lines of log",
+               lambda: len(cluster.kubectl("logs", "ticker").stdout.splitlines()) >= 3, 60, 0.2, retry_on=(Exception,))
     assert cluster.kubectl("logs", "ticker", "--tail", "1").stdout.count("\n") == 1
     follow = subprocess.Popen([*cluster.kubectl_argv(), "logs", "-f", "ticker", "--tail", "1"],
                               stdout=subprocess.PIPE, text=True)
@@ -252,25 +262,31 @@ def test_logs_tail_and_follow(cluster):
 
 def test_deleting_a_pod_stops_it_and_removes_its_podman_pod(cluster):
     cluster.apply(pod("doomed", "kt2", [{"name": "main", "command": ["sleep", "3600"]}]))
-    wait_for("pod doomed running", lambda: running_and_ready(cluster, "doomed"), timeout=60)
+    wait_until("pod doomed running", lambda: running_and_ready(cluster, "doomed"), 60, 0.2, retry_on=(Exception,))
     cluster.kubectl("delete", "pod", "doomed", "--timeout=60s")
-    wait_for("podman pod removed", lambda: podman(
-        cluster, "kt2", "podman pod ps -q --filter label=kfab.io/pod-name=doomed").strip() == "", timeout=30)
+    wait_until("podman pod removed",
+               lambda: podman(
+cluster, "kt2", "podman pod ps -q --filter label=kfab.io/pod-name=doomed").strip() == "",
+               30, 0.2, retry_on=(Exception,))
 
 
 def test_agent_restart_adopts_running_pods_without_duplicates_or_orphans(cluster):
     cluster.apply(pod("steady", "kt3", [{"name": "main", "command": ["sleep", "3600"]}]))
     cluster.apply(pod("leftover", "kt3", [{"name": "main", "command": ["sleep", "3600"]}]))
     for name in ("steady", "leftover"):
-        wait_for(f"pod {name} running", lambda name=name: running_and_ready(cluster, name), timeout=60)
+        wait_until(f"pod {name} running",
+                   lambda name=name: running_and_ready(cluster, name), 60, 0.2, retry_on=(Exception,))
     before = status(cluster, "steady")["containerStatuses"][0]["containerID"]
     cluster.lab.ssh("kt3", "systemctl stop kfab-node")
     # Deleted while the agent is away: the next agent must remove its Podman pod (force: no agent to finalize).
     cluster.kubectl("delete", "pod", "leftover", "--grace-period=0", "--force")
     cluster.lab.ssh("kt3", "systemctl start kfab-node")
-    wait_for("leftover's Podman pod removed", lambda: podman(
-        cluster, "kt3", "podman pod ps -q --filter label=kfab.io/pod-name=leftover").strip() == "", timeout=60)
-    st = wait_for("steady still running", lambda: running_and_ready(cluster, "steady"), timeout=30)
+    wait_until("leftover's Podman pod removed",
+               lambda: podman(
+cluster, "kt3", "podman pod ps -q --filter label=kfab.io/pod-name=leftover").strip() == "",
+               60, 0.2, retry_on=(Exception,))
+    st = wait_until("steady still running",
+                    lambda: running_and_ready(cluster, "steady"), 30, 0.2, retry_on=(Exception,))
     assert st["containerStatuses"][0]["containerID"] == before
     assert st["containerStatuses"][0]["restartCount"] == 0
     sandboxes = podman(cluster, "kt3", "podman pod ps --format '{{.Name}}' --filter label=kfab.io/pod-name=steady")
@@ -296,8 +312,9 @@ def test_a_claim_whose_volume_cannot_mount_keeps_the_pod_pending_with_an_event(c
     def event_text():
         out = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=nfs-user", "-o", "json").stdout
         return " ".join(e.get("message", "") for e in json.loads(out)["items"])
-    text = wait_for("an event about the volume", lambda: ("MountVolume.SetUp failed" in event_text() or
-                                                          "not bound" in event_text()) and event_text(), timeout=90)
+    text = wait_until("an event about the volume",
+                      lambda: ("MountVolume.SetUp failed" in event_text() or
+                               "not bound" in event_text()) and event_text(), 90, 0.2, retry_on=(Exception,))
     assert "nfs-claim" in text or "nfs" in text
     assert status(cluster, "nfs-user").get("phase") == "Pending"
     cluster.kubectl("delete", "pod", "nfs-user", "--wait=false")
@@ -306,7 +323,7 @@ def test_a_claim_whose_volume_cannot_mount_keeps_the_pod_pending_with_an_event(c
 def test_kubectl_exec_streams_stdin_stdout_stderr_and_the_exit_code(cluster):
     cluster.apply(pod("shell", "kt2", [{"name": "main", "command": ["sleep", "3600"],
                                         "env": [{"name": "WHO", "value": "kfab"}]}]))
-    wait_for("pod shell running", lambda: running_and_ready(cluster, "shell"), timeout=60)
+    wait_until("pod shell running", lambda: running_and_ready(cluster, "shell"), 60, 0.2, retry_on=(Exception,))
     out = cluster.kubectl("exec", "shell", "--", "sh", "-c", "echo $WHO; hostname")
     assert out.stdout == "kfab\nshell\n"
     assert cluster.kubectl("exec", "-i", "shell", "--", "cat", input="through stdin\n").stdout == "through stdin\n"
@@ -323,14 +340,16 @@ def test_kubectl_attach_reaches_the_containers_own_stdin_and_stdout(cluster):
     cluster.apply(pod("talker", "kt2", [{"name": "main", "command": [
         "sh", "-c", "i=0; while true; do echo said $i; i=$((i+1)); sleep 0.3; done"]}]))
     for name in ("echoer", "talker"):
-        wait_for(f"pod {name} running", lambda name=name: running_and_ready(cluster, name), timeout=60)
+        wait_until(f"pod {name} running",
+                   lambda name=name: running_and_ready(cluster, name), 60, 0.2, retry_on=(Exception,))
     attached = subprocess.Popen([*cluster.kubectl_argv(), "attach", "-i", "echoer"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
     assert attached.stdout.readline() == "waiting\n"
     out, _ = attached.communicate("one\ntwo\n", timeout=60)
     assert [line for line in out.splitlines() if line not in ("waiting", "")] == \
         ["got one", "got two", "stdin closed"]
-    wait_for("echoer Succeeded once its stdin closed", lambda: status(cluster, "echoer").get("phase") == "Succeeded")
+    wait_until("echoer Succeeded once its stdin closed",
+               lambda: status(cluster, "echoer").get("phase") == "Succeeded", 60, 0.2, retry_on=(Exception,))
     # Output as the process writes it; detaching (kubectl ends) leaves the container running.
     attached = subprocess.Popen([*cluster.kubectl_argv(), "attach", "talker"], stdout=subprocess.PIPE, text=True)
     try:
@@ -339,8 +358,9 @@ def test_kubectl_attach_reaches_the_containers_own_stdin_and_stdout(cluster):
         attached.terminate()
         attached.wait(10)
     assert all(line.startswith("said ") for line in lines), lines
-    wait_for("the agent's podman attach gone", lambda: not cluster.lab.ssh(
-        "kt2", "pgrep -f '^podman attach' || true").stdout.strip())
+    wait_until("the agent's podman attach gone",
+               lambda: not cluster.lab.ssh(
+"kt2", "pgrep -f '^podman attach' || true").stdout.strip(), 60, 0.2, retry_on=(Exception,))
     assert podman(cluster, "kt2", "podman ps -q --filter label=kfab.io/pod-name=talker "
                                   "--filter label=kfab.io/container=main").strip()
     st = status(cluster, "talker")["containerStatuses"][0]
@@ -366,13 +386,14 @@ def test_kubectl_port_forward_reaches_a_server_bound_to_localhost_in_the_pod(clu
         "sh", "-c", "mkdir -p /www && hostname > /www/index.html && "
                     "dd if=/dev/urandom of=/www/blob bs=64k count=16 2>/dev/null && md5sum /www/blob > /www/sum && "
                     "exec httpd -f -p 127.0.0.1:8080 -h /www"]}]))    # only the pod itself can reach 127.0.0.1
-    wait_for("pod forwarded running", lambda: running_and_ready(cluster, "forwarded"), timeout=60)
+    wait_until("pod forwarded running", lambda: running_and_ready(cluster, "forwarded"), 60, 0.2, retry_on=(Exception,))
     proc, local = port_forward(cluster, "pod/forwarded", 8080)
     try:
         def get(path: str) -> bytes:
             with urllib.request.urlopen(f"http://127.0.0.1:{local}{path}", timeout=30) as answer:
                 return answer.read()
-        assert wait_for("an answer through the forwarded port", lambda: get("/index.html")) == b"forwarded\n"
+        assert wait_until("an answer through the forwarded port",
+                          lambda: get("/index.html"), 60, 0.2, retry_on=(Exception,)) == b"forwarded\n"
         blob = get("/blob")                                   # 1 MiB through SPDY frames, byte for byte
         assert hashlib.md5(blob).hexdigest() == get("/sum").split()[0].decode()
     finally:
@@ -395,7 +416,7 @@ def test_kubectl_port_forward_reaches_a_server_bound_to_localhost_in_the_pod(clu
 def test_host_restart_brings_the_pods_back_without_duplicates(cluster):
     """After a reboot Podman shows the containers only "Created": the agent makes a new sandbox and starts them."""
     cluster.apply(pod("survivor", "kt3", [{"name": "main", "command": ["sleep", "3600"]}]))
-    wait_for("pod survivor running", lambda: running_and_ready(cluster, "survivor"), timeout=60)
+    wait_until("pod survivor running", lambda: running_and_ready(cluster, "survivor"), 60, 0.2, retry_on=(Exception,))
     before = status(cluster, "survivor")["containerStatuses"][0]
     subprocess.run(["podman", "restart", "-t", "2", "kt3"], check=True, capture_output=True, timeout=120)
 
@@ -403,7 +424,7 @@ def test_host_restart_brings_the_pods_back_without_duplicates(cluster):
         st = running_and_ready(cluster, "survivor")
         cs = (st or {}).get("containerStatuses", [{}])[0]
         return st if cs.get("containerID") != before["containerID"] else None
-    st = wait_for("survivor running again after the host restart", back, timeout=120, interval=1)
+    st = wait_until("survivor running again after the host restart", back, 120, 1, retry_on=(Exception,))
     assert st["containerStatuses"][0]["restartCount"] > before["restartCount"]
     sandboxes = podman(cluster, "kt3", "podman pod ps --format '{{.Name}}' --filter label=kfab.io/pod-name=survivor")
     assert len(sandboxes.split()) == 1

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from tests.lab.node_cluster import wait_for
 from tests.lab.storage_site import NS, SLEEP, VMS, StorageSite, claim, pod, pod_spec
+from tests.waiting import wait_until
 
 POD_START = 240  # a pod under TCG emulation: sandbox, NFS mount or iSCSI login + mkfs, container (~10-40 s)
 
@@ -42,9 +42,10 @@ def waiting_reason(site: StorageSite, name: str) -> str | None:
 
 def event(site: StorageSite, name: str, reason: str) -> dict:
     uid = site.get("pod", name)["metadata"]["uid"]  # not an earlier pod's of the same name
-    return wait_for(f"{reason} event of {name}", lambda: next(
-        (e for e in site.events(name) if e["reason"] == reason and e["involvedObject"].get("uid") == uid), None),
-        timeout=180, interval=2)
+    return wait_until(f"{reason} event of {name}",
+                      lambda: next(
+(e for e in site.events(name) if e["reason"] == reason and e["involvedObject"].get("uid") == uid), None),
+                      180, 2, retry_on=(Exception,))
 
 
 def host_mounts(site: StorageSite, host: str) -> str:
@@ -66,7 +67,7 @@ def test_statefulset_replicas_keep_their_data_on_nfs(site):
     sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
     site.apply(sts)
     for i in (0, 1):
-        wait_for(f"web-{i} running", lambda i=i: running(site, f"web-{i}"), timeout=POD_START, interval=2)
+        wait_until(f"web-{i} running", lambda i=i: running(site, f"web-{i}"), POD_START, 2, retry_on=(Exception,))
         assert site.exec(f"web-{i}", "cat /data/ordinal").strip() == f"web-{i}"
     old = site.get("pod", "web-0")
     node, uid = old["spec"]["nodeName"], old["metadata"]["uid"]
@@ -78,18 +79,22 @@ def test_statefulset_replicas_keep_their_data_on_nfs(site):
     # The agent restarts before the pod goes: the new agent tears down the mount its predecessor made.
     since = site.ssh(node, "date -u '+%Y-%m-%d %H:%M:%S'").stdout.strip()
     site.ssh(node, "systemctl restart kfab-node")
-    wait_for("the restarted agent registered", lambda: "registered" in site.ssh(
-        node, f"journalctl -u kfab-node --since '{since}' -o cat").stdout, timeout=120, interval=2)
+    wait_until("the restarted agent registered",
+               lambda: "registered" in site.ssh(
+node, f"journalctl -u kfab-node --since '{since}' -o cat").stdout, 120, 2, retry_on=(Exception,))
     note = "echo written-before-delete > /data/note; echo ok"
-    wait_for("exec through the new agent", lambda: site.exec("web-0", note).strip() == "ok", timeout=60, interval=2)
+    wait_until("exec through the new agent",
+               lambda: site.exec("web-0", note).strip() == "ok", 60, 2, retry_on=(Exception,))
     site.kubectl("delete", "pod", "-n", NS, "web-0", "--wait=false")
-    wait_for("web-0 replaced", lambda: (p := running(site, "web-0")) and p["metadata"]["uid"] != uid,
-             timeout=POD_START, interval=2)
+    wait_until("web-0 replaced",
+               lambda: (p := running(site, "web-0")) and p["metadata"]["uid"] != uid,
+               POD_START, 2, retry_on=(Exception,))
     assert site.exec("web-0", "cat /data/ordinal /data/note").split() == ["web-0", "written-before-delete"]
     new = site.get("pod", "web-0")
     assert host_mounts(site, new["spec"]["nodeName"]).count(f"/pods/{new['metadata']['uid']}/volumes/data ") == 1
     # the old pod's mount went with it
-    wait_for("old pod's NFS mount gone", lambda: f"/pods/{uid}/" not in host_mounts(site, node), timeout=60)
+    wait_until("old pod's NFS mount gone",
+               lambda: f"/pods/{uid}/" not in host_mounts(site, node), 60, 0.2, retry_on=(Exception,))
 
 
 def test_rwx_claim_is_shared_by_pods_on_two_nodes(site):
@@ -101,12 +106,13 @@ def test_rwx_claim_is_shared_by_pods_on_two_nodes(site):
         pods.append(pod(f"rwx-{host}", spec))
     site.apply(*pods)
     for host in VMS:
-        wait_for(f"rwx-{host} running", lambda host=host: running(site, f"rwx-{host}"), timeout=POD_START, interval=2)
+        wait_until(f"rwx-{host} running",
+                   lambda host=host: running(site, f"rwx-{host}"), POD_START, 2, retry_on=(Exception,))
     for host in VMS:
         other = next(h for h in VMS if h != host)
-        wait_for(f"rwx-{host} reads what rwx-{other} wrote",
-                 lambda host=host, other=other: site.exec(f"rwx-{host}", f"cat /shared/{other}").strip() ==
-                 f"from-{other}", timeout=30)
+        wait_until(f"rwx-{host} reads what rwx-{other} wrote",
+                   lambda host=host, other=other: site.exec(f"rwx-{host}", f"cat /shared/{other}").strip() ==
+                   f"from-{other}", 30, 0.2, retry_on=(Exception,))
     site.kubectl("delete", "pod", "-n", NS, *[f"rwx-{h}" for h in VMS], "--wait=true", timeout=180)
 
 
@@ -129,7 +135,7 @@ def attached(site: StorageSite, node: str) -> list[str]:
 
 def test_iscsi_volume_follows_its_pod_and_is_attached_to_one_node_at_a_time(site):
     site.apply(claim("block", "kfab-iscsi"), iscsi_deployment("db", "block"))
-    db = wait_for("db pod running", lambda: deployment_pod(site, "db"), timeout=POD_START, interval=2)
+    db = wait_until("db pod running", lambda: deployment_pod(site, "db"), POD_START, 2, retry_on=(Exception,))
     first, name = db["spec"]["nodeName"], db["metadata"]["name"]
     token = uuid.uuid4().hex
     site.exec(name, f"echo {token} > /data/value && sync")
@@ -146,8 +152,8 @@ def test_iscsi_volume_follows_its_pod_and_is_attached_to_one_node_at_a_time(site
     try:
         message = event(site, "db-intruder", "FailedAttachVolume")["message"]
         assert "Multi-Attach error" in message and first in message
-        wait_for("db-intruder ContainerCreating", lambda: waiting_reason(site, "db-intruder") == "ContainerCreating",
-                 timeout=60)
+        wait_until("db-intruder ContainerCreating",
+                   lambda: waiting_reason(site, "db-intruder") == "ContainerCreating", 60, 0.2, retry_on=(Exception,))
     finally:
         site.kubectl("delete", "pod", "-n", NS, "db-intruder", "--wait=true", timeout=180)
 
@@ -155,8 +161,9 @@ def test_iscsi_volume_follows_its_pod_and_is_attached_to_one_node_at_a_time(site
     try:
         site.kubectl("drain", first, "--ignore-daemonsets", "--delete-emptydir-data", "--force", "--timeout=240s",
                      timeout=300)
-        moved = wait_for("db pod running elsewhere", lambda: (p := deployment_pod(site, "db")) and
-                         p["spec"]["nodeName"] != first and p, timeout=POD_START, interval=2)
+        moved = wait_until("db pod running elsewhere",
+                           lambda: (p := deployment_pod(site, "db")) and
+p["spec"]["nodeName"] != first and p, POD_START, 2, retry_on=(Exception,))
         assert site.exec(moved["metadata"]["name"], "cat /data/value").strip() == token
         assert iqn not in sessions(site, first) and iqn in sessions(site, moved["spec"]["nodeName"])
         assert not any(iqn in v for v in attached(site, first))
@@ -167,8 +174,8 @@ def test_iscsi_volume_follows_its_pod_and_is_attached_to_one_node_at_a_time(site
 
 def test_wrong_chap_secret_is_a_clear_event_and_nothing_is_mounted(site):
     site.apply(claim("chapped", "kfab-iscsi"))
-    wait_for("claim chapped bound", lambda: site.get("pvc", "chapped")["status"].get("phase") == "Bound",
-             timeout=60)
+    wait_until("claim chapped bound",
+               lambda: site.get("pvc", "chapped")["status"].get("phase") == "Bound", 60, 0.2, retry_on=(Exception,))
     source = site.get("pv", site.get("pvc", "chapped")["spec"]["volumeName"], None)["spec"]["iscsi"]
     bad = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "wrong-chap", "namespace": NS},
            "type": "kubernetes.io/iscsi-chap",
@@ -181,8 +188,8 @@ def test_wrong_chap_secret_is_a_clear_event_and_nothing_is_mounted(site):
         message = event(site, "badchap", "FailedMount")["message"]
         assert "authorization failure" in message or "Login failed" in message, message
         assert "not-the-password" not in message
-        wait_for("badchap ContainerCreating", lambda: waiting_reason(site, "badchap") == "ContainerCreating",
-                 timeout=60)
+        wait_until("badchap ContainerCreating",
+                   lambda: waiting_reason(site, "badchap") == "ContainerCreating", 60, 0.2, retry_on=(Exception,))
         assert source["iqn"] not in sessions(site, VMS[0]) and source["iqn"] not in host_mounts(site, VMS[0])
         started = site.ssh(VMS[0], "podman ps -a -q --filter label=kfab.io/pod-name=badchap "
                                    "--filter label=kfab.io/container").stdout
@@ -198,8 +205,8 @@ def test_unknown_nfs_export_is_a_failed_mount_with_the_servers_answer(site):
     try:
         message = event(site, "noexport", "FailedMount")["message"]
         assert "mount.nfs" in message and "/no/such/export" in message, message
-        wait_for("noexport ContainerCreating", lambda: waiting_reason(site, "noexport") == "ContainerCreating",
-                 timeout=60)
+        wait_until("noexport ContainerCreating",
+                   lambda: waiting_reason(site, "noexport") == "ContainerCreating", 60, 0.2, retry_on=(Exception,))
     finally:
         site.kubectl("delete", "pod", "-n", NS, "noexport", "--wait=true", timeout=180)
 
@@ -207,15 +214,17 @@ def test_unknown_nfs_export_is_a_failed_mount_with_the_servers_answer(site):
 def test_deleting_claims_with_delete_policy_removes_directory_and_lun(site):
     site.kubectl("delete", "statefulset,deployment", "-n", NS, "web", "db", "--ignore-not-found", "--wait=true",
                  timeout=180)
-    wait_for("storage pods gone", lambda: not json.loads(site.kubectl(
-        "get", "pods", "-n", NS, "-o", "json").stdout)["items"], timeout=180, interval=2)
+    wait_until("storage pods gone",
+               lambda: not json.loads(site.kubectl(
+"get", "pods", "-n", NS, "-o", "json").stdout)["items"], 180, 2, retry_on=(Exception,))
     claims = ["data-web-0", "data-web-1", "shared", "block", "chapped"]
     pvs = {c: site.get("pv", site.get("pvc", c)["spec"]["volumeName"], None) for c in claims}
     site.kubectl("delete", "pvc", "-n", NS, *claims, "--wait=true", timeout=180)
     for c, pv in pvs.items():
         name = pv["metadata"]["name"]
-        wait_for(f"PV {name} deleted", lambda name=name: site.kubectl("get", "pv", name, check=False).returncode != 0,
-                 timeout=120, interval=1)
+        wait_until(f"PV {name} deleted",
+                   lambda name=name: site.kubectl("get", "pv", name, check=False).returncode != 0,
+                   120, 1, retry_on=(Exception,))
         if "nfs" in pv["spec"]:
             path = pv["spec"]["nfs"]["path"]
             assert site.ssh("st1", f"test -e {path}", check=False).returncode != 0, f"{path} of {c} still there"

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab.conftest import fresh_lab
-from tests.lab.node_cluster import KFAB, REPO, NodeCluster, wait_for
+from tests.lab.node_cluster import KFAB, REPO, NodeCluster
+from tests.waiting import wait_until
 
 INVENTORY = Path(__file__).parent / "inventory" / "storage-servers.yml"
 PLAYBOOK = REPO / "tests" / "lab" / "playbooks" / "storage-servers.yml"
@@ -61,8 +62,10 @@ def cluster(storage_lab):
         first_up = kfab_up(c)
         assert tools.wait(600) == 0, f"installing the client tools on {CLIENT} failed:\n{tools.stdout.read()}"
         assert first_up.returncode == 0, f"kfab up failed:\n{first_up.stdout}{first_up.stderr}"
-        wait_for("StorageClasses kfab-nfs and kfab-iscsi", lambda: {"kfab-nfs", "kfab-iscsi"} <= {
-            sc["metadata"]["name"] for sc in json.loads(c.kubectl("get", "sc", "-o", "json").stdout)["items"]})
+        wait_until("StorageClasses kfab-nfs and kfab-iscsi",
+                   lambda: {"kfab-nfs", "kfab-iscsi"} <= {
+sc["metadata"]["name"] for sc in json.loads(c.kubectl("get", "sc", "-o", "json").stdout)["items"]},
+                   60, 0.2, retry_on=(Exception,))
         yield c
     finally:
         c.stop()
@@ -75,8 +78,9 @@ def claim(name: str, cls: str, size: str, modes=("ReadWriteOnce",)) -> str:
 
 
 def bound_volume(cluster: NodeCluster, name: str) -> dict:
-    pvc = wait_for(f"claim {name} Bound", lambda: (lambda p: p if p["status"].get("phase") == "Bound" else None)(
-        cluster.get("pvc", name)), timeout=60)
+    pvc = wait_until(f"claim {name} Bound",
+                     lambda: (lambda p: p if p["status"].get("phase") == "Bound" else None)(
+cluster.get("pvc", name)), 60, 0.2, retry_on=(Exception,))
     return cluster.get("pv", pvc["spec"]["volumeName"], "")
 
 
@@ -138,7 +142,8 @@ def test_nfs_claim_gets_a_directory_and_delete_removes_it(storage_lab, cluster):
     storage_lab.ssh(SERVER, f"test -d {directory} && echo kept > {directory}/f")
     assert storage_lab.ssh(CLIENT, f"nfs-cat nfs://{SERVER_IP}{directory}/f").stdout == "kept\n"
     cluster.kubectl("delete", "pvc", "web-data")
-    wait_for("the volume deleted", lambda: gone(cluster, "pv", pv["metadata"]["name"]), timeout=60)
+    wait_until("the volume deleted",
+               lambda: gone(cluster, "pv", pv["metadata"]["name"]), 60, 0.2, retry_on=(Exception,))
     assert storage_lab.ssh(SERVER, f"test -e {directory}", check=False).returncode != 0
 
 
@@ -151,7 +156,8 @@ def test_retain_keeps_the_directory_and_the_volume(storage_lab, cluster):
     name, directory = pv["metadata"]["name"], pv["spec"]["nfs"]["path"]
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     cluster.kubectl("delete", "pvc", "keep")
-    wait_for("the volume Released", lambda: cluster.get("pv", name, "")["status"].get("phase") == "Released")
+    wait_until("the volume Released",
+               lambda: cluster.get("pv", name, "")["status"].get("phase") == "Released", 60, 0.2, retry_on=(Exception,))
     assert storage_lab.ssh(SERVER, f"test -d {directory}", check=False).returncode == 0
     cluster.kubectl("delete", "pv", name)
     cluster.kubectl("delete", "sc", cls)
@@ -173,10 +179,12 @@ def test_iscsi_claim_gets_a_lun_of_its_size_and_delete_removes_it(storage_lab, c
     assert lun_size(storage_lab, iqn) == 96 * 1024 * 1024
     # Expansion: the class allows it; the LUN grows while no node is logged in.
     cluster.kubectl("patch", "pvc", "db-data", "-p", '{"spec":{"resources":{"requests":{"storage":"128Mi"}}}}')
-    wait_for("the volume grown", lambda: cluster.get("pv", name, "")["spec"]["capacity"]["storage"] == "128Mi")
+    wait_until("the volume grown",
+               lambda: cluster.get("pv", name, "")["spec"]["capacity"]["storage"] == "128Mi",
+               60, 0.2, retry_on=(Exception,))
     assert lun_size(storage_lab, iqn) == 128 * 1024 * 1024
     cluster.kubectl("delete", "pvc", "db-data")
-    wait_for("the volume deleted", lambda: gone(cluster, "pv", name), timeout=60)
+    wait_until("the volume deleted", lambda: gone(cluster, "pv", name), 60, 0.2, retry_on=(Exception,))
     assert iqn not in storage_lab.ssh(SERVER, "tgtadm --lld iscsi --mode target --op show").stdout
     assert storage_lab.ssh(SERVER, f"ls /srv/kfab-iscsi/{name}.img /etc/tgt/conf.d/kfab-{name}.conf",
                            check=False).returncode != 0
@@ -189,7 +197,7 @@ def test_iscsi_refuses_shared_access_with_an_event(storage_lab, cluster):
             events = json.loads(cluster.kubectl("get", "events", "--field-selector",
                                                 "involvedObject.name=shared", "-o", "json").stdout)["items"]
             return [e["message"] for e in events if e["reason"] == "ProvisioningFailed"]
-        messages = wait_for("a ProvisioningFailed event", refused)
+        messages = wait_until("a ProvisioningFailed event", refused, 60, 0.2, retry_on=(Exception,))
         assert "kfab.io/iscsi does not support access mode ReadWriteMany" in messages[0]
         assert cluster.get("pvc", "shared")["status"]["phase"] == "Pending"
     finally:

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.waiting import wait_until
 
-from tests.api.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "examples" / "demo"
@@ -111,13 +111,14 @@ def test_configmap_change_shows_after_rollout_restart(site, demo):
     assert all(r.startswith("Hello ") for r in curl_service(site, workers(site)[0], ip, times=5))
     site.kubectl("rollout", "restart", "-n", NAMESPACE, "deployment/demo")
     site.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/demo", "--timeout=300s", timeout=330)
-    after = wait_until(lambda: (
+    after = wait_until("3 new demo pods",
+                       lambda: (
         names if len(names := {p["metadata"]["name"] for p in demo_pods(site)}) == 3 and not names & before
-        else None), "3 new demo pods", timeout=180, interval=1)
+        else None), 180, 1)
     worker = workers(site)[0]
     # the service proxy drops the old pods' endpoints as they terminate
-    wait_until(lambda: all(r.startswith("Bonjour from pod ") for r in curl_service(site, worker, ip, times=10)),
-               "only new pods answering", timeout=60, interval=1)
+    wait_until("only new pods answering",
+               lambda: all(r.startswith("Bonjour from pod ") for r in curl_service(site, worker, ip, times=10)), 60, 1)
     replies = curl_service(site, worker, ip)
     assert all(r.startswith("Bonjour from pod ") for r in replies), replies
     assert {pod_of(r) for r in replies} == after
@@ -137,10 +138,10 @@ def test_demo_answers_this_machine_by_ingress_host_and_on_its_load_balancer_addr
             return None
     for worker in workers(site):
         ip = site.lab.hosts[worker]
-        reply = wait_until(lambda ip=ip: get(ip, "demo.home.arpa"), f"demo.home.arpa on {worker}", timeout=60)
+        reply = wait_until(f"demo.home.arpa on {worker}", lambda ip=ip: get(ip, "demo.home.arpa"), 60)
         assert pod_of(reply) in names, reply
-    address = wait_until(lambda: site.kubectl(
-        "get", "service", "demo-lb", "-n", NAMESPACE, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout,
-        "demo-lb's address", timeout=60)
-    reply = wait_until(lambda: get(address, address), f"the demo at {address}", timeout=60)
+    address = wait_until("demo-lb's address",
+                         lambda: site.kubectl(
+        "get", "service", "demo-lb", "-n", NAMESPACE, "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}").stdout, 60)
+    reply = wait_until(f"the demo at {address}", lambda: get(address, address), 60)
     assert pod_of(reply) in names, reply

@@ -23,8 +23,9 @@ import yaml
 from cryptography import x509
 
 from kfab.pki.ca import issue, new_ca
-from tests.lab.node_cluster import build_busybox_image, wait_for
+from tests.lab.node_cluster import build_busybox_image
 from tests.lab.test_network_services import client_pod, exec_in, ready_endpoints, web_deployment
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -84,7 +85,8 @@ def apps(site):
     site.kubectl("apply", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
-    wait_for("2 ready web endpoints", lambda: len(ready_endpoints(site, "web", NS)) == 2, timeout=240)
+    wait_until("2 ready web endpoints",
+               lambda: len(ready_endpoints(site, "web", NS)) == 2, 240, 0.2, retry_on=(Exception,))
     pods = json.loads(site.kubectl("get", "pods", "-n", NS, "-l", "app=web", "-o", "json").stdout)["items"]
     return {"image": image, "names": {p["metadata"]["name"] for p in pods}}
 
@@ -101,14 +103,16 @@ def test_an_ingress_host_answers_on_every_worker_with_its_pods_in_turn(site, app
     site.kubectl("apply", "-f", "-", input=ingress("web", "web.traffic.test"))
     for host in WORKERS:
         ip = site.lab.hosts[host]
-        wait_for(f"web.traffic.test on {host}", lambda ip=ip: (quietly(http_get, ip, "web.traffic.test") or [0])[0]
-                 == 200, timeout=60)
+        wait_until(f"web.traffic.test on {host}",
+                   lambda ip=ip: (quietly(http_get, ip, "web.traffic.test") or [0])[0]
+== 200, 60, 0.2, retry_on=(Exception,))
         seen = {http_get(ip, "web.traffic.test")[2] for _ in range(8)}
         assert seen == apps["names"], (host, seen)
         assert http_get(ip, "nobody.traffic.test")[0] == 404
-    addresses = wait_for("the Ingress's ADDRESS", lambda: site.kubectl(
-        "get", "ingress", "web", "-n", NS, "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}").stdout.split(),
-        timeout=60)
+    addresses = wait_until("the Ingress's ADDRESS",
+                           lambda: site.kubectl(
+"get", "ingress", "web", "-n", NS, "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}").stdout.split(),
+                           60, 0.2, retry_on=(Exception,))
     assert sorted(addresses) == sorted(site.lab.hosts[h] for h in WORKERS)
     assert site.kubectl("get", "ingressclass", "kfab", "-o", "jsonpath={.spec.controller}").stdout == \
         "kfab.io/ingress"
@@ -124,8 +128,9 @@ def test_tls_by_sni_from_a_secret_and_a_redirect_from_http(site, apps):
                  "tls.key": base64.b64encode(pair.key_pem).decode()}}))
     site.kubectl("apply", "-f", "-", input=ingress("secure", host, tls=[{"hosts": [host], "secretName": "secure-tls"}]))
     ip = site.lab.hosts["u2"]
-    status, body, subject = wait_for("the Secret's certificate by SNI", lambda: (lambda r: r if r and
-                                     r[2] == f"CN={host}" else None)(quietly(https_get, ip, host)), timeout=60)
+    status, body, subject = wait_until("the Secret's certificate by SNI",
+                                       lambda: (lambda r: r if r and
+    r[2] == f"CN={host}" else None)(quietly(https_get, ip, host)), 60, 0.2, retry_on=(Exception,))
     assert status == 200 and body in apps["names"]
     status, headers, _ = http_get(ip, host, path="/x")
     assert status == 308 and headers["Location"] == f"https://{host}/x"
@@ -156,13 +161,14 @@ def test_a_load_balancer_on_a_pool_address_answers_tcp_and_udp_on_one_port(site,
          "addressType": "IPv4", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                                           {"name": "dns-tcp", "port": 53, "protocol": "TCP"}],
          "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in workers]}]))
-    [address] = wait_for("a pool address", lambda: _lb_ips(site, "house-dns"), timeout=60)
+    [address] = wait_until("a pool address", lambda: _lb_ips(site, "house-dns"), 60, 0.2, retry_on=(Exception,))
     assert address in POOL
     row = site.kubectl("get", "svc", "house-dns", "-n", NS).stdout.splitlines()[1].split()
     assert row[3] == address                                                     # EXTERNAL-IP
     for tcp in (False, True):
-        assert wait_for(f"DNS over {'TCP' if tcp else 'UDP'} at {address}:53",
-                        lambda tcp=tcp: quietly(_dns_a, address, 53, tcp), timeout=60) == ["10.96.0.1"]
+        answer = wait_until(f"DNS over {'TCP' if tcp else 'UDP'} at {address}:53",
+                            lambda tcp=tcp: quietly(_dns_a, address, 53, tcp), 60, 0.2, retry_on=(Exception,))
+        assert answer == ["10.96.0.1"]
     site.kubectl("delete", "svc", "house-dns", "-n", NS)
 
 
@@ -177,16 +183,17 @@ def test_the_pool_address_moves_to_the_other_worker_when_its_holder_stops(site, 
     site.kubectl("apply", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-lb", "namespace": NS},
         "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}))
-    [address] = wait_for("a pool address", lambda: _lb_ips(site, "web-lb"), timeout=60)
-    wait_for(f"http://{address}/", lambda: (quietly(http_get, address, address) or [0])[0] == 200, timeout=60)
-    holder = wait_for(f"a worker holding {address}", lambda: _holder(site, address), timeout=30)
+    [address] = wait_until("a pool address", lambda: _lb_ips(site, "web-lb"), 60, 0.2, retry_on=(Exception,))
+    wait_until(f"http://{address}/",
+               lambda: (quietly(http_get, address, address) or [0])[0] == 200, 60, 0.2, retry_on=(Exception,))
+    holder = wait_until(f"a worker holding {address}", lambda: _holder(site, address), 30, 0.2, retry_on=(Exception,))
     other = next(h for h in WORKERS if h != holder)
     site.ssh(holder, "systemctl stop kfab-proxy")
     try:
         stopped = time.monotonic()
-        wait_for(f"{address} on {other}", lambda: _holder(site, address) == other, timeout=60)
-        wait_for(f"http://{address}/ through {other}",
-                 lambda: (quietly(http_get, address, address) or [0])[0] == 200, timeout=60)
+        wait_until(f"{address} on {other}", lambda: _holder(site, address) == other, 60, 0.2, retry_on=(Exception,))
+        wait_until(f"http://{address}/ through {other}",
+                   lambda: (quietly(http_get, address, address) or [0])[0] == 200, 60, 0.2, retry_on=(Exception,))
         print(f"pool address failover after a clean stop: {time.monotonic() - stopped:.1f}s")
     finally:
         site.ssh(holder, "systemctl start kfab-proxy")
@@ -204,10 +211,12 @@ def test_a_load_balancer_without_a_pool_answers_on_the_workers_addresses(site, a
             "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
                      "ports": [{"port": 8088, "targetPort": 8080}]}}))
         workers = sorted(site.lab.hosts[h] for h in WORKERS)
-        wait_for("the workers' addresses", lambda: sorted(_lb_ips(site, "web-nodes")) == workers, timeout=60)
+        wait_until("the workers' addresses",
+                   lambda: sorted(_lb_ips(site, "web-nodes")) == workers, 60, 0.2, retry_on=(Exception,))
         for ip in workers:
-            assert wait_for(f"{ip}:8088", lambda ip=ip: (quietly(http_get, ip, ip, 8088) or [0, 0, ""])[2],
-                            timeout=60) in apps["names"]
+            assert wait_until(f"{ip}:8088",
+                              lambda ip=ip: (quietly(http_get, ip, ip, 8088) or [0, 0, ""])[2],
+                              60, 0.2, retry_on=(Exception,)) in apps["names"]
     finally:
         site.kubectl("delete", "svc", "web-nodes", "-n", NS, check=False)
         site.kubectl("create", "configmap", "kfab-loadbalancer", "-n", "kube-system", f"--from-literal=pool={pool}")
@@ -228,22 +237,23 @@ def test_a_network_policy_cuts_and_restores_a_cross_namespace_path_as_labels_cha
     def running(name: str, ns: str) -> dict | None:
         p = json.loads(site.kubectl("get", "pod", name, "-n", ns, "-o", "json").stdout)
         return p if p.get("status", {}).get("phase") == "Running" and p["status"].get("podIP") else None
-    db = wait_for("the db pod running", lambda: running("db", "np-db"), timeout=240)["status"]["podIP"]
-    pod = wait_for("the client running", lambda: running("client", "np-web"), timeout=240)
+    db = wait_until("the db pod running", lambda: running("db", "np-db"), 240, 0.2,
+                    retry_on=(Exception,))["status"]["podIP"]
+    pod = wait_until("the client running", lambda: running("client", "np-web"), 240, 0.2, retry_on=(Exception,))
 
     def reaches() -> bool:
         out = exec_in(site, pod, f"timeout 3 wget -qO- http://{db}:8080/ >/dev/null 2>&1 && echo yes || echo no")
         return out.strip() == "yes"
-    wait_for("the path open before any policy", reaches, timeout=60)
+    wait_until("the path open before any policy", reaches, 60, 0.2, retry_on=(Exception,))
     site.kubectl("apply", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db", "namespace": "np-db"},
         "spec": {"podSelector": {"matchLabels": {"app": "db"}},
                  "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}],
                               "ports": [{"port": 8080}]}]}}))
-    wait_for("the path cut: np-web has no team=web label", lambda: not reaches(), timeout=30)
+    wait_until("the path cut: np-web has no team=web label", lambda: not reaches(), 30, 0.2, retry_on=(Exception,))
     site.kubectl("label", "namespace", "np-web", "team=web")
     labelled = time.monotonic()
-    wait_for("the path restored by the label", reaches, timeout=30)
+    wait_until("the path restored by the label", reaches, 30, 0.2, retry_on=(Exception,))
     print(f"label -> path open: {time.monotonic() - labelled:.1f}s (incl. a podman exec over SSH)")
     site.kubectl("label", "namespace", "np-web", "team-")
-    wait_for("the path cut again without the label", lambda: not reaches(), timeout=30)
+    wait_until("the path cut again without the label", lambda: not reaches(), 30, 0.2, retry_on=(Exception,))

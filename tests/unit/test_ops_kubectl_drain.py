@@ -13,7 +13,8 @@ import pytest
 
 from kfab.client import Client
 from kfab.ops import drain as drain_mod
-from tests.api.conftest import KUBECTL, start_server, stop_server, wait_until
+from tests.api.conftest import KUBECTL, start_server, stop_server
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,10 @@ def ready_on(server, app: str, count: int, nodes: set[str]) -> bool:
 
 def deploy_on_h0(server, name: str, replicas: int) -> None:
     """A Deployment whose pods all run on h-0 (h-1 is cordoned while they are placed)."""
-    wait_until(lambda: kubectl(server, "get", "node", "h-1").returncode == 0, "hollow nodes", timeout=60)
+    wait_until("hollow nodes", lambda: kubectl(server, "get", "node", "h-1").returncode == 0, 60)
     assert kubectl(server, "cordon", "h-1").returncode == 0
     assert kubectl(server, "create", "deployment", name, "--image=x/y:1", f"--replicas={replicas}").returncode == 0
-    wait_until(lambda: ready_on(server, name, replicas, {"h-0"}), f"{name} on h-0", timeout=60)
+    wait_until(f"{name} on h-0", lambda: ready_on(server, name, replicas, {"h-0"}), 60)
     assert kubectl(server, "uncordon", "h-1").returncode == 0
 
 
@@ -61,7 +62,7 @@ def test_kubectl_drain_moves_pods_off_and_cordons(cluster):
     proc = kubectl(cluster, "drain", "h-0", "--ignore-daemonsets", "--timeout=60s")
     assert proc.returncode == 0, proc.stderr
     assert "node/h-0 drained" in proc.stdout
-    wait_until(lambda: ready_on(cluster, "kd", 2, {"h-1"}), "kd on h-1", timeout=60)
+    wait_until("kd on h-1", lambda: ready_on(cluster, "kd", 2, {"h-1"}), 60)
     assert json.loads(kubectl(cluster, "get", "node", "h-0", "-o", "json").stdout)["spec"]["unschedulable"]
     kubectl(cluster, "uncordon", "h-0")
     kubectl(cluster, "delete", "deployment", "kd")
@@ -78,13 +79,13 @@ def test_kfab_drain_moves_a_workload_one_pod_at_a_time(cluster):
     assert len(removed) == 3 and all(k.startswith("default/one-") for k in removed)
     assert seen[0] == "node/h-0 cordoned" and seen[-1] == "node/h-0 drained (3 pods removed)"
     # each removal waited for the workload to be whole again: all 3 ready on h-1 at the end
-    wait_until(lambda: ready_on(cluster, "one", 3, {"h-1"}), "one on h-1", timeout=60)
+    wait_until("one on h-1", lambda: ready_on(cluster, "one", 3, {"h-1"}), 60)
     kubectl(cluster, "uncordon", "h-0")
     kubectl(cluster, "delete", "deployment", "one")
 
 
 def test_kfab_drain_refuses_an_unmanaged_pod_before_cordoning(cluster):
-    wait_until(lambda: kubectl(cluster, "get", "node", "h-0").returncode == 0, "hollow nodes", timeout=60)
+    wait_until("hollow nodes", lambda: kubectl(cluster, "get", "node", "h-0").returncode == 0, 60)
     proc = kubectl(cluster, "run", "bare", "--image=x/y:1", "--overrides",
                    json.dumps({"spec": {"nodeName": "h-0"}}))
     assert proc.returncode == 0, proc.stderr
