@@ -108,8 +108,8 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
                          encoding=self.encoding)
 
 
-def open_log(path: Path, max_size_mb: int = 100, max_backups: int = 10) -> logging.Logger:
-    """A logger writing bare lines to `path` (0600), rotated by size."""
+def open_log(path: Path, max_size_mb: int = 100, max_backups: int = 10) -> logging.Handler:
+    """A handler writing bare lines to `path` (0600), rotated by size."""
     path = Path(path)
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
@@ -117,11 +117,7 @@ def open_log(path: Path, max_size_mb: int = 100, max_backups: int = 10) -> loggi
     os.chmod(path, 0o600)
     handler = _PrivateRotatingFile(path, maxBytes=max_size_mb * 1024 * 1024, backupCount=max_backups)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger(f"kfab.audit.{path}")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
+    return handler
 
 
 def _now() -> str:
@@ -141,9 +137,9 @@ def _body(data: bytes | None, content_type: str = "") -> object:
 
 
 class AuditLog:
-    def __init__(self, policy: Policy, logger: logging.Logger):
+    def __init__(self, policy: Policy, handler: logging.Handler):
         self.policy = policy
-        self.logger = logger
+        self.handler = handler  # called directly: the logging module's dispatch cost as much as the event
 
     def middleware(self):
         @web.middleware
@@ -177,13 +173,16 @@ class AuditLog:
             "sourceIPs": [request.remote] if request.remote else [],
             "userAgent": request.headers.get("User-Agent", ""),
         }
-        response_body = _body(response.body if isinstance(response, web.Response)
-                              and isinstance(response.body, bytes) else None, response.content_type if
-                              isinstance(response, web.Response) else "")
+        # The response is decoded only when the event shows it, or names what a create made (as kube fills
+        # objectRef.name from the object): a list's body can be megabytes.
+        wanted = level == "RequestResponse" or (attrs.verb == "create" and not attrs.name)
+        response_body = _body(response.body if wanted and isinstance(response, web.Response)
+                              and isinstance(response.body, bytes) else None,
+                              response.content_type if isinstance(response, web.Response) else "")
         if attrs.resource_request:
             name = attrs.name
             if not name and attrs.verb == "create" and isinstance(response_body, dict):
-                name = (response_body.get("metadata") or {}).get("name", "")  # as kube fills it from the object
+                name = (response_body.get("metadata") or {}).get("name", "")
             ref = {"resource": attrs.resource, "namespace": attrs.namespace, "name": name,
                    "apiGroup": attrs.api_group, "subresource": attrs.subresource}
             event["objectRef"] = {k: v for k, v in ref.items() if v}
@@ -202,7 +201,7 @@ class AuditLog:
             event["responseObject"] = response_body
         event["requestReceivedTimestamp"] = received
         event["stageTimestamp"] = _now()
-        self.logger.info(json.dumps(event, separators=(",", ":")))
+        self.handler.handle(logging.makeLogRecord({"msg": json.dumps(event, separators=(",", ":"))}))
 
 
 @dataclass
