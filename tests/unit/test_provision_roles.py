@@ -189,3 +189,14 @@ def test_preflight_finds_a_missing_local_file_to_upload(tmp_path):
     (tmp_path / "creds" / "h1").mkdir(parents=True)
     (tmp_path / "creds" / "h1" / "kubeconfig").write_text("x")
     assert preflight(inventory, plays, {}, ["h1"]) == []
+
+
+def test_kfab_plan_exit_codes_failed_and_unreachable(tmp_path, monkeypatch, capsys):
+    project(tmp_path, "- fail: {msg: stop}\n  when: inventory_hostname == 'h1'\n")
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h1: {ansible_connection: local}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "-i", "inv.yml"]) == 1          # a task failed: the plan could not be made
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h2: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
+    assert main(["plan", "-i", "inv.yml"]) == 4          # unreachable, as kfab up
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h3: {ansible_connection: local}\n")
+    assert main(["plan", "-i", "inv.yml"]) == 0          # the fail is skipped: nothing would change
