@@ -10,8 +10,8 @@ from pathlib import Path
 from kfab.provision.facts import ansible_facts
 from kfab.provision.inventory import Inventory, Layer
 from kfab.provision.lookups import Lookups
-from kfab.provision.templating import OMIT
 from kfab.provision.playbook import Play, RoleRef
+from kfab.provision.templating import OMIT
 from kfab.provision.variables import HostVars
 
 EXTRA_SOURCE = "extra vars (-e)"
@@ -49,8 +49,9 @@ class RunVars:
     def host_vars(self, host: str, play: Play | None = None, ref: RoleRef | None = None,
                   scopes: tuple[Layer, ...] = (), params: tuple[Layer, ...] = ()) -> HostVars:
         """Layers lowest first, in Ansible's order (docs: "Understanding variable precedence"): role defaults,
-        inventory, play vars, role vars, `scopes` (block vars, then task vars), registered results and
-        set_fact, role params, `params` (include vars), extra vars (-e) — which beat everything."""
+        inventory, host facts, play vars, vars_files, role vars, `scopes` (block vars, then task vars),
+        registered results and set_fact, role params, `params` (include vars), extra vars (-e) — which beat
+        everything."""
         layers: list[Layer] = []
         if play is not None:
             # Every role's defaults are visible in the play (as in Ansible); the current role's win.
