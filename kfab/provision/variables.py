@@ -2,9 +2,9 @@
 only when something uses it, as in Ansible), with StrictUndefined and loop detection.
 
 Precedence, lowest first (Ansible's order, for the levels kfab has): role defaults < inventory layers
-(see inventory.py) < play vars < role vars < block vars < task vars < registered results and set_fact
-< role params < include vars < extra vars (-e) < magic vars (inventory_hostname, groups, hostvars,
-kfab_facts...) < the loop variable. See context.RunVars.host_vars."""
+(see inventory.py) < host facts < play vars < vars_files < role vars < block vars < task vars < registered
+results and set_fact < role params < include vars < extra vars (-e) < magic vars (inventory_hostname,
+groups, hostvars, kfab_facts...) < the loop variable. See context.RunVars.host_vars."""
 
 from __future__ import annotations
 
