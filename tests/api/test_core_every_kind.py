@@ -47,6 +47,15 @@ SAMPLES = {
     "IngressClass": {"spec": {"controller": "example.com/none"}},
     "NetworkPolicy": {"spec": {"podSelector": {"matchLabels": {"app": "k"}}, "policyTypes": ["Ingress"]}},
     "Lease": {"spec": {"holderIdentity": "tests", "leaseDurationSeconds": 15}},
+    "ResourceQuota": {"spec": {"hard": {"pods": "10"}}},
+    "LimitRange": {"spec": {"limits": [{"type": "Container", "default": {"cpu": "100m"}}]}},
+    "PriorityClass": {"value": 1000},
+    "CustomResourceDefinition": {"spec": {"group": "every.example.com", "scope": "Namespaced",
+                                          "names": {"plural": "everythings", "kind": "EveryThing"},
+                                          "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                                              "openAPIV3Schema": {"type": "object"}}}]}},
+    "HorizontalPodAutoscaler": {"spec": {"maxReplicas": 2, "scaleTargetRef": {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "none"}}},
     "Role": {"rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]},
     "RoleBinding": {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
                     "subjects": [{"kind": "User", "name": "someone", "apiGroup": "rbac.authorization.k8s.io"}]},
@@ -56,7 +65,11 @@ SAMPLES = {
                            "subjects": [{"kind": "Group", "name": "tests", "apiGroup": "rbac.authorization.k8s.io"}]},
 }
 
-STORED_KINDS = [rt for rt in REGISTRY.types if "get" in rt.verbs]
+# A CRD's name is <plural>.<group>.
+NAMES = {"CustomResourceDefinition": "everythings.every.example.com"}
+
+# Kinds clients create and read (the metrics API is read-only, the reviews are create-only).
+STORED_KINDS = [rt for rt in REGISTRY.types if "get" in rt.verbs and "create" in rt.verbs]
 
 
 def test_every_stored_kind_has_a_sample():
@@ -80,7 +93,7 @@ def sample(rt, name: str, namespace: str) -> dict:
 @pytest.mark.parametrize("rt", STORED_KINDS, ids=[rt.kind for rt in STORED_KINDS])
 def test_crud(dynamic, namespace, rt):
     api = dynamic.resources.get(api_version=rt.api_version, kind=rt.kind)
-    name = f"every-{rt.kind.lower()}-{namespace}"
+    name = NAMES.get(rt.kind, f"every-{rt.kind.lower()}-{namespace}")
     ns = namespace if rt.namespaced else None
     made = api.create(body=sample(rt, name, namespace), namespace=ns)
     try:
