@@ -36,7 +36,7 @@ from kfab.pki import ensure_control_plane_pki, server_ssl_context, write_kubecon
 from kfab.pki.encryption import CONFIG_FILE as ENCRYPTION_CONFIG_FILE
 from kfab.pki.encryption import ensure_config
 from kfab.store import open_store
-from kfab.store.encryption import EncryptedStore, Transformer, reencrypt
+from kfab.store.encryption import EncryptedStore, EncryptionError, Transformer, reencrypt, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,13 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         # `kfab server` makes its own on first start.
         encryption = ensure_config(config.encryption_config or pki.dir / ENCRYPTION_CONFIG_FILE)
         store = EncryptedStore(store, Transformer(encryption))
+        bad = await unreadable(store)
+        if bad:
+            # Typically several API servers over one etcd, each with a key of its own: refuse rather than serve
+            # 500s for those objects (and let this server's writes be unreadable to the others).
+            raise EncryptionError(f"{len(bad)} stored objects (e.g. {bad[0]}) are encrypted with a key "
+                                  f"{config.encryption_config or pki.dir / ENCRYPTION_CONFIG_FILE} does not hold: "
+                                  "every API server of a cluster needs the same encryption configuration")
         tasks.append(asyncio.create_task(_reencrypt(store), name="reencrypt"))
         await bootstrap_rbac(store)
         await bootstrap_namespaces(store)

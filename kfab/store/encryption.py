@@ -153,3 +153,16 @@ async def reencrypt(store: EncryptedStore) -> int:
             except (RevisionConflict, KeyNotFound):
                 pass
     return rewritten
+
+
+async def unreadable(store: EncryptedStore) -> list[str]:
+    """The store keys of configured resources no configured key opens (another API server's key, a lost one)."""
+    bad = []
+    for resource in store.transformer.by_resource:
+        kvs, _ = await store.inner.list(f"/registry/{resource}/")
+        for kv in kvs:
+            try:
+                store.transformer.decrypt(kv.key, kv.value)
+            except EncryptionError:
+                bad.append(kv.key)
+    return bad

@@ -109,3 +109,19 @@ def test_secret_values_never_reach_the_state_files_and_files_are_private(fresh_d
         assert refused.returncode == 1 and "already in use" in refused.stderr
     finally:
         stop_server(proc)
+
+
+def test_an_api_server_with_another_key_refuses_to_start_rather_than_serve_500s(fresh_dir, tmp_path):
+    proc, server = start_server(fresh_dir, "--disable-controllers")
+    try:
+        run_kubectl(server.kubeconfig, "create", "secret", "generic", "db", "--from-literal=pw=x", check=True)
+    finally:
+        stop_server(proc)
+    # a second API server over the same store with a data directory (and so a key) of its own
+    other = tmp_path / "other"
+    result = subprocess.run([sys.executable, "-m", "kfab", "apiserver", "--store",
+                             f"sqlite:///{fresh_dir / 'state.db'}", "--data-dir", str(other), "--port", "0"],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1
+    assert "/registry/secrets/default/db) are encrypted with a key" in result.stderr
+    assert "every API server of a cluster needs the same encryption configuration" in result.stderr
