@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from kfab.api import rbac_policy
 from kfab.api.auth import RequestAttributes, UserInfo
 from kfab.objects.registry import REGISTRY
-from kfab.store.base import KeyExists, Store
+from kfab.store.base import KeyExists, KeyNotFound, RevisionConflict, Store
 
 log = logging.getLogger("kfab.rbac")
 
@@ -326,17 +326,37 @@ def bootstrap_objects() -> list[tuple[str, dict]]:
     return out
 
 
+AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
+
+
 async def bootstrap_rbac(store: Store) -> list[str]:
-    """Create the default roles and bindings that are missing; never touch existing ones (users may edit
-    them). Safe to run concurrently from two API servers: a create that loses the race is skipped.
-    Returns the keys created."""
-    created = []
+    """Create the default roles and bindings that are missing, and give those it made (annotated autoupdate
+    "true") what a newer kfab adds (rules, subjects): kube-apiserver's RBAC reconciliation, which adds and
+    never removes, so users' own additions stay. Safe to run concurrently from two API servers: a
+    create or update that loses the race is skipped. Returns the keys created or updated."""
+    changed = []
     for key, obj in bootstrap_objects():
-        if await store.get(key) is not None:
+        kv = await store.get(key)
+        if kv is None:
+            try:
+                await store.create(key, json.dumps(obj, separators=(",", ":")).encode())
+                changed.append(key)
+            except KeyExists:
+                pass
             continue
+        current = json.loads(kv.value)
+        # Only what bootstrap made (autoupdate "true"); a user's own object or one set to "false" is theirs.
+        if ((current.get("metadata") or {}).get("annotations") or {}).get(AUTOUPDATE) != "true":
+            continue
+        field = "rules" if obj["kind"] == "ClusterRole" else "subjects"
+        have = list(current.get(field) or [])
+        missing = [item for item in obj[field] if item not in have]
+        if not missing:
+            continue
+        current[field] = have + missing
         try:
-            await store.create(key, json.dumps(obj, separators=(",", ":")).encode())
-            created.append(key)
-        except KeyExists:
-            pass
-    return created
+            await store.update(key, json.dumps(current, separators=(",", ":")).encode(), kv.mod_revision)
+            changed.append(key)
+        except (KeyNotFound, RevisionConflict):
+            pass  # another API server reconciled it (or it was deleted) meanwhile
+    return changed

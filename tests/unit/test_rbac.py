@@ -311,3 +311,35 @@ def test_cache_resyncs_after_the_watch_breaks(tmp_path):
             await authz.stop()
             await store.close()
     asyncio.run(run())
+
+
+def test_an_older_clusters_default_roles_get_what_a_newer_kfab_adds(tmp_path):
+    """After an upgrade the API server reconciles the bootstrap roles as kube-apiserver does: missing rules are
+    added (nodes may now request ServiceAccount tokens), a user's additions stay, autoupdate "false" is left."""
+    async def run():
+        store = await open_store(f"sqlite:///{tmp_path}/state.db")
+        try:
+            await bootstrap_rbac(store)
+            node_key = CLUSTER_ROLES.store_key(None, "system:node")
+            view_key = CLUSTER_ROLES.store_key(None, "view")
+            token_rule = {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+            user_rule = {"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]}
+            for key, edit in ((node_key, lambda r: [x for x in r if x != token_rule] + [user_rule]),
+                              (view_key, lambda r: [])):
+                obj = json.loads((await store.get(key)).value)
+                obj["rules"] = edit(obj["rules"])
+                if key == view_key:
+                    obj["metadata"]["annotations"]["rbac.authorization.kubernetes.io/autoupdate"] = "false"
+                await store.update(key, json.dumps(obj).encode())
+            changed = await bootstrap_rbac(store)
+            node = json.loads((await store.get(node_key)).value)
+            view = json.loads((await store.get(view_key)).value)
+            return changed, node["rules"], view["rules"]
+        finally:
+            await store.close()
+
+    changed, node_rules, view_rules = asyncio.run(run())
+    assert changed == [CLUSTER_ROLES.store_key(None, "system:node")]
+    assert {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]} in node_rules
+    assert {"apiGroups": ["example.com"], "resources": ["widgets"], "verbs": ["get"]} in node_rules
+    assert view_rules == []
