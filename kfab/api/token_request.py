@@ -49,6 +49,8 @@ class TokenRequests:
         sa = await self.storage.get(rp.rt, rp.namespace, rp.name)
         bound_kind, bound_name, bound_uid, bound_pod = await self._bound_object(rp, spec.get("boundObjectRef"))
         _node_may_request(request["user"], rp, bound_pod)
+        if bound_kind:
+            spec["boundObjectRef"] = dict(spec["boundObjectRef"], uid=bound_uid)  # filled in, as upstream answers
         claims = TokenClaims(rp.namespace, rp.name, sa["metadata"]["uid"], tuple(spec["audiences"]),
                              bound_kind, bound_name, bound_uid)
         token, expiry = self.signer.issue(claims, expiration)
