@@ -175,12 +175,6 @@ _KIND_DOC = ("Kind is a string value representing the REST resource this object 
 _METADATA_DOC = "Standard object's metadata."
 
 
-def _described(rt: ResourceType) -> bool:
-    """Kinds with a published schema (or a CRD's): the metrics API's are not among kubernetes-validate's, and
-    kube-apiserver only shows them through metrics-server's own document."""
-    return rt.custom is not None or schema_defs.definition_name(rt) in schema_defs.definitions()
-
-
 def gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
@@ -191,8 +185,6 @@ def build_v3(registry: ResourceRegistry, group: str, version: str) -> dict:
     prefix = "#/components/schemas/"
     paths = {}
     for rt in types:
-        if not _described(rt):
-            continue
         for item in resource_paths(rt):
             paths[item.path] = render_v3(item)
     return {
@@ -214,8 +206,6 @@ def build_v2(registry: ResourceRegistry) -> dict:
     custom = custom_definitions(types)
     paths = {}
     for rt in types:
-        if not _described(rt):
-            continue
         for item in resource_paths(rt):
             paths[item.path] = render_v2(item)
     return {

@@ -9,6 +9,7 @@ import functools
 import json
 from importlib import resources
 
+from kfab.objects import metrics_schema
 from kfab.objects.registry import ResourceType
 
 SCHEMA_VERSION = "v1.37.0-local"
@@ -18,10 +19,11 @@ SCHEMA_VERSION = "v1.37.0-local"
 def definitions() -> dict[str, dict]:
     """{definition name: JSON schema}, e.g. "io.k8s.api.apps.v1.Deployment"; refs look like "#/$defs/<name>"."""
     path = resources.files("kubernetes_validate") / "kubernetes-json-schema" / SCHEMA_VERSION / "_definitions.json"
-    return json.loads(path.read_text())["$defs"]
+    return {**json.loads(path.read_text())["$defs"], **metrics_schema.DEFINITIONS}
 
 
-_OUTSIDE_K8S_API = {"apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions"}
+_OUTSIDE_K8S_API = {"apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions",
+                    "metrics.k8s.io": "io.k8s.metrics.pkg.apis.metrics"}
 
 
 def definition_name(rt: ResourceType) -> str:
