@@ -6,6 +6,7 @@ import contextlib
 
 import pytest
 
+from kfab.pki import write_kubeconfig
 from tests.api.conftest import run_kubectl, stop_server, user_kubeconfig
 from tests.etcd_cluster import EtcdCluster
 from tests.store.apiservers import start_apiserver
@@ -49,3 +50,14 @@ def test_binding_made_through_one_api_server_is_enforced_by_the_other(two_api_se
         etcd.start_member(0)
         run_kubectl(a.kubeconfig, "delete", "rolebinding", "hana-edit", "-n", "default")
         run_kubectl(a.kubeconfig, "delete", "configmap", "from-hana", "-n", "default")
+
+
+def test_a_service_account_token_from_one_api_server_authenticates_at_the_other(two_api_servers, tmp_path):
+    """Both sign and verify with the cluster's one service-account key (pki/sa.key)."""
+    etcd, a, b = two_api_servers
+    assert run_kubectl(a.kubeconfig, "create", "serviceaccount", "roamer", "-n", "default").returncode == 0
+    token = run_kubectl(a.kubeconfig, "create", "token", "roamer", "-n", "default", check=True).stdout.strip()
+    at_b = write_kubeconfig(tmp_path / "roamer.kubeconfig", b.url, (b.data_dir / "pki" / "ca.crt").read_bytes(),
+                            token=token, user="roamer")
+    whoami = run_kubectl(at_b, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", check=True)
+    assert whoami.stdout == "system:serviceaccount:default:roamer"

@@ -10,11 +10,11 @@ import base64
 import json
 
 import pytest
-import yaml
 from kubernetes import client
 
 from kfab.client import Client, rt_of
 from kfab.node.serviceaccount_tokens import ServiceAccountTokens, TokenFetchError
+from kfab.pki import write_kubeconfig
 from tests.api.conftest import exists, run_kubectl, user_kubeconfig
 from tests.waiting import wait_until
 
@@ -28,15 +28,8 @@ def core(k8s):
 
 def token_kubeconfig(kfab_server, tmp_path, token: str):
     """What an in-cluster client has: the server, the CA, a bearer token (no client certificate)."""
-    ca = (kfab_server.data_dir / "pki" / "ca.crt").read_bytes()
-    path = tmp_path / f"token-{abs(hash(token))}.kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "c", "cluster": {"server": kfab_server.url,
-                                                "certificate-authority-data": base64.b64encode(ca).decode()}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}]}))
-    return path
+    return write_kubeconfig(tmp_path / f"token-{abs(hash(token))}.kubeconfig", kfab_server.url,
+                            (kfab_server.data_dir / "pki" / "ca.crt").read_bytes(), token=token, user="sa")
 
 
 def test_every_namespace_has_a_default_service_account_and_the_root_ca(kfab_server, core, namespace):
