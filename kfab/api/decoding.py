@@ -20,7 +20,7 @@ import yaml
 
 from kfab.objects.errors import APIError, bad_request
 
-MAX_DEPTH = 100
+MAX_DEPTH = 200
 EXCEEDED = "exceeded max depth"
 
 

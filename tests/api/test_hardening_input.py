@@ -15,6 +15,7 @@ import pytest
 from kfab.pki import ControlPlanePKI
 
 from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig
+from tests.waiting import wait_until
 
 # What leaks when Python's own text reaches a client: type and object reprs, tracebacks, dict/list/bytes reprs.
 # (Single quotes alone are no sign: kube's own selector errors use them.)
@@ -301,3 +302,39 @@ def test_max_in_flight_answers_429_with_retry_after_and_is_fair_per_client(limit
         holder.join()
     code, _, _ = admin("GET", "/api/v1/namespaces/default/configmaps")
     assert code == 200
+
+
+def test_deep_but_legal_objects_still_work_through_every_verb(curl, kubectl):
+    """kfab's nesting limit (200) is below Go's (10000) but far above real objects: a custom resource with a
+    free-form spec 190 levels deep is created, patched and read back; 400 levels is refused."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "deeps.hardening.example.com"},
+           "spec": {"group": "hardening.example.com", "scope": "Namespaced",
+                    "names": {"plural": "deeps", "singular": "deep", "kind": "Deep"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {"type": "object",
+                                                              "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
+    kubectl("apply", "-f", "-", input=json.dumps(crd))
+    base = "/apis/hardening.example.com/v1/namespaces/default/deeps"
+
+    def nested(depth):
+        value: object = "leaf"
+        for _ in range(depth):
+            value = {"a": value}
+        return value
+
+    def created():
+        code, _, _ = curl("POST", base, json.dumps({"apiVersion": "hardening.example.com/v1", "kind": "Deep",
+                                                    "metadata": {"name": "d"}, "spec": nested(190)}))
+        return code in (201, 409)
+    wait_until("the custom resource served and created", created)
+    for content_type, patch in (("application/merge-patch+json", {"spec": nested(190)}),
+                                ("application/json-patch+json", [{"op": "replace", "path": "/spec",
+                                                                  "value": nested(189)}])):
+        code, _, text = curl("PATCH", f"{base}/d", json.dumps(patch), content_type)
+        assert code == 200, (content_type, text[:300])
+    code, _, text = curl("GET", f"{base}/d")
+    assert code == 200 and json.loads(text)["spec"] == nested(189)
+    code, _, text = curl("POST", base, json.dumps({"apiVersion": "hardening.example.com/v1", "kind": "Deep",
+                                                   "metadata": {"name": "too-deep"}, "spec": nested(400)}))
+    assert code == 400 and "exceeded max depth" in status(text)["message"]
