@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "storage_host": {"machinery", "client", "objects", "controllers", "daemon"},
     "controlplane": {"api", "controllers", "scheduler", "machinery", "client", "store", "pki", "daemon"},
     "install": {"client"},
-    "provision": {"pki", "store", "install"},
+    "provision": {"pki", "install"},
     "lab": {"provision"},
     "cache": {"provision"},
     "registry": {"provision"},
