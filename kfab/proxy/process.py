@@ -60,7 +60,9 @@ def run(kubeconfig: str, node_name: str | None, node_ips: list[str], cluster_cid
             parts = [Proxier(client, node_ips, cluster_cidr, local, nft, node_name).run()]
             if node_name:  # NetworkPolicies are enforced per node, for the node's own pods
                 parts.append(PolicyEnforcer(client, node_name, nft).run())
-            if node_name and node_ips:  # this node may be elected to announce LoadBalancer pool addresses
+            # This node may be elected to announce LoadBalancer pool addresses — on its own network only (an
+            # --nft-command into another namespace, as tests use, must not put addresses on this host's).
+            if node_name and node_ips and len(nft) == 1:
                 parts.append(Announcer(client, node_name, node_ips[0]).run())
             await asyncio.gather(*parts)
         finally:
