@@ -385,3 +385,14 @@ def test_deb822_repository_writes_sources_and_key_then_refreshes_apt():
         host.files[path] = FileInfo("file", "0644", "root", "root", content=text.encode())
     assert plan("deb822_repository", host, name="grafana", uris="https://apt.grafana.com", suites="stable",
                 components="main", signed_by=key) == []
+
+
+def test_service_masked_and_daemon_reload_alone():
+    host = FakeHost(units={"ntp": UnitInfo(True, "enabled", "active")})
+    assert [c.cmd for c in plan("service", host, name="ntp", masked=True)] == ["systemctl mask ntp"]
+    host.units["ntp"] = UnitInfo(True, "masked", "inactive")
+    assert plan("service", host, name="ntp", masked=True) == []
+    assert [c.cmd for c in plan("service", host, name="ntp", masked=False, state="started")] == [
+        "systemctl unmask ntp", "systemctl start ntp"]
+    assert [c.cmd for c in plan("service", host, daemon_reload=True)] == ["systemctl daemon-reload"]
+    assert isinstance(plan("service", host)[0], Fail)

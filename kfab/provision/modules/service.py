@@ -1,5 +1,6 @@
-"""service: a systemd unit enabled/disabled and started/stopped/restarted/reloaded.
-A daemon-reload comes first when this run changed unit files on the host (or when asked)."""
+"""service (and Ansible's systemd): a systemd unit masked/unmasked, enabled/disabled and
+started/stopped/restarted/reloaded. A daemon-reload comes first when this run changed unit files on the host
+(or when asked; with no name, that is all the task does)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,22 @@ RUNNING = ("active", "activating", "reloading")
 
 
 def plan(args, host, files):
-    name = str(args["name"])
     if host.unit_files_changed or as_bool(args["daemon_reload"]):
         yield Command("systemctl daemon-reload", daemon_reload=True)
+    if args["name"] is None:
+        if not as_bool(args["daemon_reload"]):
+            yield Fail("service needs 'name' (or daemon_reload: true alone)")
+        return
+    name = str(args["name"])
     unit = host.unit(name)
+    if args["masked"] is not None:
+        masked = unit.enabled == "masked"
+        if as_bool(args["masked"]) and not masked:
+            yield Command(f"systemctl mask {q(name)}")
+            return
+        if not as_bool(args["masked"]) and masked:
+            yield Command(f"systemctl unmask {q(name)}")
+            unit = type(unit)(unit.exists, "disabled", unit.active)
     if not unit.exists:
         if host.check:
             # In check mode the package or unit file an earlier task would install is not there yet.
@@ -38,7 +51,7 @@ def plan(args, host, files):
 
 
 MODULE = Module("service", plan, {
-    "name": Arg(required=True),
+    "name": Arg(), "masked": Arg(),
     "state": Arg(choices=("started", "stopped", "restarted", "reloaded")),
     "enabled": Arg(), "daemon_reload": Arg(default=False),
 })
