@@ -111,7 +111,8 @@ async def controllers_answer(client: Client, timeout: float) -> float:
     begun = time.monotonic()
     name = f"kfab-upgrade-check-{uuid.uuid4().hex[:6]}"
     await client.create(SERVICE, {"apiVersion": "v1", "kind": "Service",
-                                  "metadata": {"name": name, "namespace": NAMESPACE, "labels": {LABEL: "control-plane"}},
+                                  "metadata": {"name": name, "namespace": NAMESPACE,
+                                               "labels": {LABEL: "control-plane"}},
                                   "spec": {"selector": {LABEL: name}, "ports": [{"port": 9, "protocol": "TCP"}]}},
                         NAMESPACE)
     try:
