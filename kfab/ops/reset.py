@@ -44,6 +44,10 @@ if grep -qs '{MANAGED}' /etc/docker/registry/config.yml; then
   rm -f /etc/docker/registry/config.yml; find {q(v["registry_dir"])} -mindepth 1 -delete 2>/dev/null
 fi
 if command -v podman >/dev/null; then
+  # The agent is stopped, but Podman's API service may still be carrying out requests it sent (a pod being
+  # made under load): stop the service first, or such a pod appears after the removal below.
+  socket_was=$(systemctl is-active podman.socket 2>/dev/null)
+  systemctl stop podman.socket podman.service >/dev/null 2>&1
   # A pod Podman will not remove as it is (a container stuck stopping, a dead conmon) gets its processes
   # killed and its containers removed one by one first; one that still stays is named, with Podman's reason.
   for p in $(podman pod ps -q --filter label={POD_LABEL}); do
@@ -61,6 +65,7 @@ if command -v podman >/dev/null; then
     echo "{FAILED_MARK} podman container $c: $(echo "$err" | tail -n 1 | cut -c1-300)"
   done
   podman network rm -f podnet >/dev/null 2>&1
+  [ "$socket_was" = active ] && systemctl start podman.socket >/dev/null 2>&1
 fi
 nft delete table {NFT_TABLE} 2>/dev/null
 ip route flush proto {ROUTE_PROTO} 2>/dev/null

@@ -39,3 +39,8 @@ def test_reset_names_a_pod_podman_would_not_remove_with_podmans_reason():
     # A second try after killing the pod and removing its containers one by one, each bounded in time.
     assert script.count('timeout 60 podman pod rm -f -t 0 "$p"') == 2
     assert 'podman pod kill "$p"' in script and "--depend" in script
+    # Podman's API service is stopped before the removal (requests the agent sent may still make a pod),
+    # and its socket started again afterwards if it was active.
+    stop = script.index("systemctl stop podman.socket podman.service")
+    assert stop < script.index('podman pod rm -f -t 0 "$p"')
+    assert script.index('systemctl start podman.socket') > script.index("podman network rm -f podnet")
