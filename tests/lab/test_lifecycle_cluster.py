@@ -145,7 +145,19 @@ def test_kubeconfig_merges_a_context_named_after_the_cluster(ops):
     assert yaml.safe_load(target.read_text())["current-context"] == "kfabops"
 
 
+def daemonset(name: str) -> str:
+    spec = {"containers": [{"name": "agent", "image": "{image}", "command": ["sh", "-c", "sleep 100000"]}],
+            "terminationGracePeriodSeconds": 1}
+    return yaml.safe_dump({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+                           "spec": {"selector": {"matchLabels": {"app": name}},
+                                    "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}})
+
+
 def test_add_node_joins_o4_ready_and_schedulable(ops):
+    # A DaemonSet running before o4 joins gets a pod there too.
+    ops.kubectl("apply", "-f", "-", input=daemonset("node-agent").replace("{image}", ops.image))
+    wait_for("a node-agent pod Ready on o2 and o3",
+             lambda: {p["spec"]["nodeName"] for p in ops.ready_pods_of("node-agent")} == {"o2", "o3"}, timeout=120)
     proc = ops.kfab("add-node", "-i", str(ops.grown), "o4")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "node/o4 is Ready and schedulable" in proc.stdout
@@ -157,6 +169,10 @@ def test_add_node_joins_o4_ready_and_schedulable(ops):
     wait_for("a pod Ready on o4", lambda: [p for p in ops.ready_pods_of("on-o4") if p["spec"]["nodeName"] == "o4"],
              timeout=120)
     ops.kubectl("delete", "deployment", "on-o4", "--wait=true")
+    wait_for("a node-agent pod Ready on every node, o4 included",
+             lambda: sorted(p["spec"]["nodeName"] for p in ops.ready_pods_of("node-agent")) == ["o2", "o3", "o4"],
+             timeout=120)
+    ops.kubectl("delete", "daemonset", "node-agent", "--wait=true")
 
 
 def test_remove_node_drains_o4_first_then_deletes_it_and_stops_its_agent(ops):
