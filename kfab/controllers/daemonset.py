@@ -23,7 +23,7 @@ from kfab.controllers.daemonset_util import (REVISION_LABEL, is_updated, new_pod
 from kfab.controllers.podutil import (BURST_REPLICAS, available_in, gather_limited, is_ready, orphan_namespace,
                                       slow_start)
 from kfab.controllers.statefulset_util import revision_number, same_data
-from kfab.machinery.controller import Controller, by_controller_uid, controller_ref, owner_ref
+from kfab.machinery.controller import Controller, by_controller_uid, controller_ref
 from kfab.objects.selectors import selector_from_object
 
 POD = rt_of("Pod")
@@ -132,18 +132,8 @@ class DaemonSetController(Controller):
 
     async def _adopt_orphans(self, ds: dict) -> None:
         for pod in self.pods.by_index("orphans-by-namespace", ds["metadata"]["namespace"]):
-            meta = pod["metadata"]
-            if controller_ref(pod) or _terminating(pod) or not self._selects(ds, pod):
-                continue
-            refs = list(meta.get("ownerReferences") or []) + [owner_ref(ds)]
-            try:
-                adopted = await self.client.patch(POD, meta["namespace"], meta["name"], {"metadata": {
-                    "ownerReferences": refs, "resourceVersion": meta["resourceVersion"]}})
-            except APIStatusError as e:
-                if e.not_found or e.conflict:
-                    continue
-                raise
-            self.pods.remember_write(adopted)
+            if not controller_ref(pod) and not _terminating(pod) and self._selects(ds, pod):
+                await self.adopt(ds, self.pods, pod)
 
     # --- pods on nodes ---------------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ observedGeneration. Pods of a deleted ReplicaSet are the garbage collector's bus
 
 from __future__ import annotations
 
-from kfab.client import APIStatusError, rt_of
-from kfab.machinery.controller import Controller, by_controller_uid, controller_ref, owner_ref
+from kfab.client import rt_of
+from kfab.machinery.controller import Controller, by_controller_uid, controller_ref
 from kfab.controllers.podutil import (BURST_REPLICAS, available_in, deletion_order, gather_limited, is_active,
                                       orphan_namespace, pod_from_template, slow_start)
 from kfab.objects.selectors import selector_from_object
@@ -92,16 +92,9 @@ class ReplicaSetController(Controller):
             pmeta = pod["metadata"]
             if controller_ref(pod) or pmeta.get("deletionTimestamp") or not selector.matches(pmeta.get("labels")):
                 continue
-            refs = list(pmeta.get("ownerReferences") or []) + [owner_ref(rs)]
-            try:
-                pod = await self.client.patch(POD, pmeta["namespace"], pmeta["name"], {"metadata": {
-                    "ownerReferences": refs, "resourceVersion": pmeta["resourceVersion"]}})
-            except APIStatusError as e:
-                if e.not_found or e.conflict:
-                    continue
-                raise
-            self.pods.remember_write(pod)
-            adopted.append(pod)
+            pod = await self.adopt(rs, self.pods, pod)
+            if pod is not None:
+                adopted.append(pod)
         return adopted
 
     async def _manage(self, rs: dict, active: list[dict], replicas: int) -> Exception | None:

@@ -113,6 +113,21 @@ class Controller:
         self.event(owner, "Normal", "SuccessfulCreate", created.format(name=made["metadata"]["name"]))
         return made
 
+    async def adopt(self, owner: dict, informer: Informer, obj: dict) -> dict | None:
+        """Make `owner` the controller of an orphan (its ownerReferences patched at the version read, as
+        client-go's ClaimObject); None when it changed or went meanwhile (the next reconcile looks again)."""
+        meta, rt = obj["metadata"], informer.rt
+        refs = list(meta.get("ownerReferences") or []) + [owner_ref(owner)]
+        try:
+            adopted = await self.client.patch(rt, meta.get("namespace"), meta["name"], {"metadata": {
+                "ownerReferences": refs, "resourceVersion": meta["resourceVersion"]}})
+        except APIStatusError as e:
+            if e.not_found or e.conflict:
+                return None
+            raise
+        informer.remember_write(adopted)
+        return adopted
+
     async def delete_for(self, owner: dict, informer: Informer, obj: dict, deleted: str, failed: str,
                          grace_period: int | None = None) -> None:
         """Delete obj (its uid as precondition) on behalf of `owner`, remember the outcome in `informer`, and
