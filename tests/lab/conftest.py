@@ -28,6 +28,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
 
 
+_SETUP_DIAGNOSED: set = set()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     # A failed lab test carries the hosts' journals, Podman state and Events into the log (tests/lab/diagnostics.py):
@@ -35,6 +38,12 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed and call.when in ("setup", "call"):
+        if call.when == "setup":
+            # A module fixture that failed fails every later test of the module with the same error: once is enough.
+            key = getattr(item, "module", None)
+            if key in _SETUP_DIAGNOSED:
+                return
+            _SETUP_DIAGNOSED.add(key)
         from tests.lab.diagnostics import collect
         try:
             text = collect(getattr(item, "funcargs", {}), getattr(item, "module", None))
