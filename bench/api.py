@@ -2,7 +2,7 @@
 (`kfab apiserver` over a real 3-member etcd cluster on 127.0.0.1).
 
     .venv/bin/python bench/api.py [--backend sqlite|etcd|both] [--objects 10000] [--rate 100] [--seconds 10]
-                                  [--layer api|store]
+                                  [--layer api|store] [--compare-ref GIT-REV]
 
 Figures (issue 3): p50/p99 of create/get/list/update at a steady --rate (open loop: each request is
 timed from when it was due, so a stall counts against every request behind it), the max sustained
@@ -26,6 +26,7 @@ import json
 import os
 import random
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -288,11 +289,14 @@ async def run_bench(client, args) -> dict:
     for name, op in ops.items():
         results[f"{name} max throughput"] = f"{await throughput(op, args.concurrency, args.seconds / 2):7.0f} req/s"
     full = []
+    cpu = cpu_seconds(args.server_pids)
     for _ in range(5):
         t = time.perf_counter()
         stored = await client.full_list()
         full.append(time.perf_counter() - t)
-    results[f"list all {stored}"] = f"p50 {pct(full, .5):6.1f} ms  max {pct(full, 1):6.1f} ms"
+    cost = (cpu_seconds(args.server_pids) - cpu) / 5 * 1000 if args.server_pids else None
+    results[f"list all {stored}"] = (f"p50 {pct(full, .5):6.1f} ms  max {pct(full, 1):6.1f} ms"
+                                     + (f"  server CPU {cost:.0f} ms/list" if cost is not None else ""))
     fan = await client.fanout(args.watchers, args.fanout_events)
     results[f"watch fan-out to {args.watchers}"] = (f"p50 {pct(fan, .5):6.1f} ms  p99 {pct(fan, .99):6.1f} ms  "
                                                     f"max {pct(fan, 1):6.1f} ms (write + delivery)")
@@ -317,7 +321,7 @@ async def run_store_bench(url: str, args) -> dict:
         await store.close()
 
 
-def bench_backend(backend: str, args) -> dict:
+def bench_backend(backend: str, args, repo: Path = REPO) -> dict:
     args.server_pids = []
     with tempfile.TemporaryDirectory(prefix=f"kfab-bench-api-{backend}-") as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
@@ -325,12 +329,12 @@ def bench_backend(backend: str, args) -> dict:
             url = f"sqlite://{tmp}/state.db" if backend == "sqlite" else stack.enter_context(EtcdCluster()).url
             return asyncio.run(run_store_bench(url, args))
         if backend == "sqlite" and args.sqlite_command == "server":
-            proc, server = start_apiserver(tmp / "server", "", command="server")
+            proc, server = start_apiserver(tmp / "server", "", command="server", repo=repo)
         elif backend == "sqlite":
-            proc, server = start_apiserver(tmp / "server", f"sqlite://{tmp}/state.db")
+            proc, server = start_apiserver(tmp / "server", f"sqlite://{tmp}/state.db", repo=repo)
         else:
             etcd = stack.enter_context(EtcdCluster())
-            proc, server = start_apiserver(tmp / "server", etcd.url)
+            proc, server = start_apiserver(tmp / "server", etcd.url, repo=repo)
             args.server_pids = [p.pid for p in etcd.procs if p is not None]
         stack.callback(stop_server, proc)
         args.server_pids.append(proc.pid)
@@ -352,14 +356,33 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight for max throughput")
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--fanout-events", type=int, default=20)
+    parser.add_argument("--compare-ref", metavar="REV",
+                        help="also run the API server of git revision REV (a worktree in /tmp) first, and print "
+                             "its figures above this tree's")
     args = parser.parse_args()
-    for backend in (["sqlite", "etcd"] if args.backend == "both" else [args.backend]):
-        via = {"sqlite": f"kfab {args.sqlite_command}", "etcd": "kfab apiserver, 3 etcd members"}[backend]
-        print(f"== {backend} ({args.layer} layer, {via}): {args.objects} ConfigMaps stored; machine load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
-        for name, figure in bench_backend(backend, args).items():
-            print(f"  {name:28s} {figure}", flush=True)
-        print(f"  (load average after: {os.getloadavg()[0]:.1f})", flush=True)
+    with contextlib.ExitStack() as stack:
+        trees = [("this tree", REPO)]
+        if args.compare_ref:
+            trees.insert(0, (f"baseline {args.compare_ref}", stack.enter_context(worktree(args.compare_ref))))
+        for backend in (["sqlite", "etcd"] if args.backend == "both" else [args.backend]):
+            via = {"sqlite": f"kfab {args.sqlite_command}", "etcd": "kfab apiserver, 3 etcd members"}[backend]
+            for label, repo in trees:
+                print(f"== {backend} ({args.layer} layer, {via}, {label}): {args.objects} ConfigMaps stored; "
+                      f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+                for name, figure in bench_backend(backend, args, repo).items():
+                    print(f"  {name:28s} {figure}", flush=True)
+                print(f"  (load average after: {os.getloadavg()[0]:.1f})", flush=True)
+
+
+@contextlib.contextmanager
+def worktree(rev: str):
+    """A detached checkout of rev in /tmp, removed afterwards: the baseline's code, run from its own tree."""
+    path = Path(tempfile.mkdtemp(prefix="kfab-bench-ref-"))
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(path), rev], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,13 @@ clients (garbage collectors) ask for `as=PartialObjectMetadata[List]`; everyone 
 
 from __future__ import annotations
 
-import json
 
 import yaml
 from aiohttp import web
 
 from kfab.api import protobuf
 from kfab.api.decoding import EXCEEDED, Decoded, load_json, load_yaml_documents, yaml_message
+from kfab.objects import jsonwire
 from kfab.objects.errors import APIError, bad_request, unsupported_media_type
 from kfab.objects.registry import ResourceType
 from kfab.objects.tables import to_table
@@ -111,7 +111,7 @@ def dump(body: dict, form: str, status: int = 200, headers: dict | None = None) 
     if form == "yaml":
         return web.Response(status=status, body=yaml.safe_dump(body, sort_keys=False).encode(),
                             content_type=YAML, headers=headers)
-    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
+    return web.Response(status=status, body=jsonwire.dumps(body),
                         content_type=JSON, headers=headers)
 
 

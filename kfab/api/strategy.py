@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import secrets
 import uuid
 
 from kfab.api.decoding import json_type, quoted
+from kfab.objects import jsonwire
 from kfab.objects.errors import Cause, bad_request, invalid
 from kfab.objects.registry import ResourceType
 from kfab.objects.validation import field as field_errors
@@ -93,11 +93,11 @@ def encode(obj: dict) -> bytes:
     meta = meta_of(obj)
     if "resourceVersion" in meta:
         obj = dict(obj, metadata={k: v for k, v in meta.items() if k != "resourceVersion"})
-    return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
+    return jsonwire.dumps(obj)
 
 
 def decode(kv: KeyValue, rt: ResourceType | None = None) -> dict:
-    obj = json.loads(kv.value)
+    obj = jsonwire.loads(kv.value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     if rt is not None and rt.custom is not None:
         # A CRD's versions with `conversion: None` differ only in apiVersion: shown as the version asked for.

@@ -11,7 +11,6 @@ watcher's view stays exactly "the objects matching the selector".
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import AsyncIterator, Callable
 
@@ -20,6 +19,7 @@ from aiohttp import web
 from kfab.api import strategy
 from kfab.api.collection import selectors
 from kfab.api.decoding import quoted
+from kfab.objects import jsonwire
 from kfab.objects.errors import APIError, bad_request, gone
 from kfab.api.routing import ResourcePath
 from kfab.api.serialize import negotiate, partial_metadata, to_table
@@ -191,7 +191,7 @@ class _Stream:
         self.resp, self.rt, self.form, self.include_object = resp, rt, form, include_object
 
     async def _write(self, event: dict) -> None:
-        await self.resp.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        await self.resp.write(jsonwire.dumps(event) + b"\n")
 
     async def send(self, type_: str, obj: dict) -> None:
         if self.form == "table":

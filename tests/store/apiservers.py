@@ -17,8 +17,10 @@ from kfab.pki.kubeconfig import server_url_of
 
 
 def start_apiserver(data_dir: Path, store_url: str, pki_from: Path | None = None,
-                    command: str = "apiserver") -> tuple[subprocess.Popen, KfabServer]:
-    """`kfab apiserver --store URL` on a free loopback port (command="server": `kfab server`, SQLite)."""
+                    command: str = "apiserver", repo: Path = REPO) -> tuple[subprocess.Popen, KfabServer]:
+    """`kfab apiserver --store URL` on a free loopback port (command="server": `kfab server`, SQLite).
+
+    repo: the checkout whose kfab runs (a bench compares against an older commit's worktree)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if pki_from is not None:
         shutil.copytree(pki_from / "pki", data_dir / "pki", dirs_exist_ok=True)
@@ -28,7 +30,7 @@ def start_apiserver(data_dir: Path, store_url: str, pki_from: Path | None = None
     store = ["--store", store_url] if command == "apiserver" else []
     proc = subprocess.Popen([sys.executable, "-m", "kfab", command, *store, "--data-dir", str(data_dir),
                              "--port", "0", "--bind", "127.0.0.1"],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=repo)
     deadline = time.monotonic() + STARTUP_DEADLINE
     while time.monotonic() < deadline:
         if proc.poll() is not None:
