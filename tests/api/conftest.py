@@ -6,7 +6,8 @@
     wait_until    wait_until(condition, what, timeout): poll a condition with a deadline
     user_kubeconfig  user_kubeconfig(data_dir, out_dir, user, *groups): a client-cert kubeconfig for a user
     k8s           kubernetes.client.ApiClient for the admin kubeconfig
-    namespace     a fresh namespace for one test (deleted afterwards)
+    namespace     a fresh namespace for one test, holding its default ServiceAccount and kube-root-ca.crt
+                  (deleted afterwards)
 """
 
 from __future__ import annotations
@@ -157,7 +158,14 @@ def namespace(k8s):
     from kubernetes import client
 
     name = f"t-{secrets.token_hex(4)}"
-    client.CoreV1Api(k8s).create_namespace({"metadata": {"name": name}})
+    core = client.CoreV1Api(k8s)
+    core.create_namespace({"metadata": {"name": name}})
+    # as the e2e framework's namespace: ready once the controllers have put in what every namespace holds (the
+    # `default` ServiceAccount, the kube-root-ca.crt ConfigMap), so no test sees them appear halfway through
+    waiting.wait_until(f"the default ServiceAccount and kube-root-ca.crt in {name}",
+                       lambda: exists(lambda: core.read_namespaced_service_account("default", name))
+                       and exists(lambda: core.read_namespaced_config_map("kube-root-ca.crt", name)),
+                       interval=0.05)
     yield name
     try:
         client.CoreV1Api(k8s).delete_namespace(name)

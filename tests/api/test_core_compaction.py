@@ -8,7 +8,8 @@ import time
 import pytest
 from kubernetes import client, config, watch
 
-from tests.api.conftest import start_server, stop_server
+from tests.api.conftest import exists, start_server, stop_server
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +17,10 @@ def compacting_server(tmp_path_factory):
     proc, server = start_server(tmp_path_factory.mktemp("kfab-compacting"), "--compaction-interval", "0.5")
     api = config.new_client_from_config(config_file=str(server.kubeconfig))
     try:
+        # "default" holds kube-root-ca.crt (as every namespace): let the controller put it in before a test lists
+        core = client.CoreV1Api(api)
+        wait_until("kube-root-ca.crt in default", lambda: exists(lambda: core.read_namespaced_config_map(
+            "kube-root-ca.crt", "default")))
         yield api
     finally:
         api.close()
@@ -57,4 +62,4 @@ def test_list_continue_and_watch_from_compacted_revision_are_410(compacting_serv
 
     # what a client does next: list again and watch from there
     fresh = core.list_namespaced_config_map("default")
-    assert [c.metadata.name for c in fresh.items] == ["a", "b", "c", "d"]
+    assert [c.metadata.name for c in fresh.items] == ["a", "b", "c", "d", "kube-root-ca.crt"]

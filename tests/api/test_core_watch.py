@@ -41,8 +41,9 @@ def test_watch_without_resource_version_starts_with_current_state(k8s, namespace
     core = client.CoreV1Api(k8s)
     for name in ("x", "y"):
         core.create_namespaced_config_map(namespace, {"metadata": {"name": name}})
-    assert events(k8s, namespace) == [("ADDED", "x"), ("ADDED", "y")]
-    assert events(k8s, namespace, resource_version="0") == [("ADDED", "x"), ("ADDED", "y")]
+    state = [("ADDED", "kube-root-ca.crt"), ("ADDED", "x"), ("ADDED", "y")]  # kube-root-ca.crt: every namespace's
+    assert events(k8s, namespace) == state
+    assert events(k8s, namespace, resource_version="0") == state
 
 
 def test_label_selector_watch_sees_objects_enter_and_leave(k8s, namespace):
@@ -126,8 +127,10 @@ def test_initial_events_end_with_a_bookmark(kfab_server, k8s, namespace):
             return await read_events(s, url)
 
     got = asyncio.run(run())
-    assert [e["type"] for e in got[:2]] == ["ADDED", "BOOKMARK"]
-    assert got[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    # the namespace's state (with kube-root-ca.crt, as every namespace), then the bookmark that ends it
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in got[:3]] == [
+        ("ADDED", "init"), ("ADDED", "kube-root-ca.crt"), ("BOOKMARK", None)]
+    assert got[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     assert got[-1]["type"] == "BOOKMARK"  # the watch ends at timeoutSeconds with where it got to
 
 

@@ -188,13 +188,12 @@ def test_get_watch_prints_changes(kubectl, namespace, k8s, kfab_server):
                                 namespace, "--watch", "--output-watch-events"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue = queue.Queue()
-    # kube-root-ca.crt (every namespace has it, made by a controller) may show up at any point: not watched for
-    threading.Thread(target=lambda: [lines.put(line.split()[:2]) for line in watcher.stdout
-                                     if "kube-root-ca.crt" not in line], daemon=True).start()
+    threading.Thread(target=lambda: [lines.put(line.split()[:2]) for line in watcher.stdout], daemon=True).start()
     try:
         assert lines.get(timeout=30) == ["EVENT", "NAME"]
-        # the listed state comes first: after it, kubectl is watching from the list's resourceVersion
-        assert lines.get(timeout=30) == ["ADDED", "before"]
+        # the listed state comes first (with kube-root-ca.crt, as every namespace): after it, kubectl is watching
+        # from the list's resourceVersion
+        assert [lines.get(timeout=30), lines.get(timeout=30)] == [["ADDED", "before"], ["ADDED", "kube-root-ca.crt"]]
         core.create_namespaced_config_map(namespace, {"metadata": {"name": "seen"}})
         core.delete_namespaced_config_map("seen", namespace)
         assert [lines.get(timeout=30), lines.get(timeout=30)] == [["ADDED", "seen"], ["DELETED", "seen"]]
@@ -204,12 +203,20 @@ def test_get_watch_prints_changes(kubectl, namespace, k8s, kfab_server):
 
 
 def test_api_resources_short_names(kubectl):
-    rows = {line.split()[0]: line.split() for line in kubectl("api-resources").stdout.splitlines()[1:]}
-    for resource, short in (("pods", "po"), ("services", "svc"), ("deployments", "deploy"),
-                            ("replicasets", "rs"), ("statefulsets", "sts"), ("configmaps", "cm"),
-                            ("namespaces", "ns"), ("nodes", "no"), ("persistentvolumes", "pv"),
-                            ("persistentvolumeclaims", "pvc"), ("storageclasses", "sc"), ("endpoints", "ep")):
-        assert rows[resource][1] == short
+    header, *lines = kubectl("api-resources").stdout.splitlines()
+    # a name can be served by two groups (pods, nodes: also metrics.k8s.io); a row without short names has a
+    # blank column, so read the columns where the header puts them
+    short_at, version_at, namespaced_at = (header.index(c) for c in ("SHORTNAMES", "APIVERSION", "NAMESPACED"))
+    shorts = {(line[:short_at].strip(), line[version_at:namespaced_at].strip()): line[short_at:version_at].strip()
+              for line in lines}
+    for resource, version, short in (
+            ("pods", "v1", "po"), ("services", "v1", "svc"), ("deployments", "apps/v1", "deploy"),
+            ("replicasets", "apps/v1", "rs"), ("statefulsets", "apps/v1", "sts"), ("configmaps", "v1", "cm"),
+            ("namespaces", "v1", "ns"), ("nodes", "v1", "no"), ("persistentvolumes", "v1", "pv"),
+            ("persistentvolumeclaims", "v1", "pvc"), ("storageclasses", "storage.k8s.io/v1", "sc"),
+            ("endpoints", "v1", "ep"),
+            ("pods", "metrics.k8s.io/v1beta1", ""), ("nodes", "metrics.k8s.io/v1beta1", "")):  # as metrics-server
+        assert shorts[resource, version] == short, (resource, version)
     assert kubectl("get", "po", "-n", "default", "-o", "name").returncode == 0
 
 
@@ -231,7 +238,7 @@ def test_bad_manifests_are_refused_with_a_clear_error(kubectl, namespace, tmp_pa
     path.write_text(text)
     result = kubectl("apply", "-n", namespace, "-f", str(path), *flags, check=False)
     assert result.returncode != 0 and message in result.stderr
-    assert kubectl("get", "cm", "-n", namespace, "-o", "name").stdout.split() in ([], ["configmap/kube-root-ca.crt"])
+    assert kubectl("get", "cm", "-n", namespace, "-o", "name").stdout.split() == ["configmap/kube-root-ca.crt"]
 
 
 def test_malformed_json_body_is_400_status(kubectl, namespace, tmp_path):
