@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import podman
@@ -30,6 +31,21 @@ LABEL_CONTAINER = "kfab.io/container"
 LABEL_ATTEMPT = "kfab.io/attempt"
 LABEL_INIT = "kfab.io/init"
 PRESENT_TTL = 5.0  # seconds an image seen present is taken as present without asking Podman
+CLEANUP_WAIT = 15.0  # seconds a removal waits for the pod's containers' own cleanup to finish
+
+
+def cleanups_running(container_ids: set[str], proc: Path = Path("/proc")) -> bool:
+    """Whether a conmon, or the `podman container cleanup` it starts when a container ends, still runs on this
+    host for one of these containers (both name the container's full id on their command line)."""
+    wanted = [i.encode() for i in container_ids]
+    for cmdline in proc.glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes()
+        except OSError:
+            continue
+        if (b"conmon" in text or b"cleanup" in text) and any(i in text for i in wanted):
+            return True
+    return False
 
 
 class RuntimeError_(Exception):
@@ -175,7 +191,24 @@ class PodmanRuntime:
         return await self._call(ip)
 
     async def remove_pod(self, name_or_id: str) -> None:
+        """Stop the pod, let each container's own cleanup finish, then remove it. Podman 4.3 removing a pod
+        (`pod rm -f`) while conmon's `podman container cleanup` of one of its containers still runs can leave a
+        layer half deleted with its rootfs mounted; from then on every Podman call on the host fails with
+        "unlinkat .../merged: device or resource busy" (upstream podman#17216, #11594) — no pod starts or goes
+        until someone repairs the host. Seen under load with fuse-overlayfs."""
         def remove():
+            try:
+                pod = self.client.pods.get(name_or_id)
+            except NotFound:
+                return
+            ids = {c["Id"] for c in pod.attrs.get("Containers") or [] if c.get("Id")}
+            try:
+                pod.stop(timeout=0)
+            except (NotFound, APIError):
+                pass   # stopped already, or going: the removal below says what is wrong
+            deadline = time.monotonic() + CLEANUP_WAIT
+            while cleanups_running(ids) and time.monotonic() < deadline:
+                time.sleep(0.1)
             try:
                 self.client.pods.remove(name_or_id, force=True)
             except NotFound:
