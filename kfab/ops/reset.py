@@ -50,6 +50,10 @@ if command -v podman >/dev/null; then
   systemctl stop podman.socket podman.service >/dev/null 2>&1
   # A pod Podman will not remove as it is (a container stuck stopping, a dead conmon) gets its processes
   # killed and its containers removed one by one first; one that still stays is named, with Podman's reason.
+  # Stop first and let each container's own cleanup finish: Podman 4.3 removing a pod while that cleanup runs
+  # can wreck the host's container store (see kfab/node/runtime.py remove_pod).
+  for p in $(podman pod ps -q --filter label={POD_LABEL}); do timeout 60 podman pod stop -t 0 "$p" >/dev/null 2>&1; done
+  for i in $(seq 75); do pgrep -f 'container cleanup' >/dev/null || break; sleep 0.2; done
   for p in $(podman pod ps -q --filter label={POD_LABEL}); do
     err=$(timeout 60 podman pod rm -f -t 0 "$p" 2>&1 >/dev/null) && continue
     timeout 30 podman pod kill "$p" >/dev/null 2>&1

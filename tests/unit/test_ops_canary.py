@@ -44,3 +44,6 @@ def test_reset_names_a_pod_podman_would_not_remove_with_podmans_reason():
     stop = script.index("systemctl stop podman.socket podman.service")
     assert stop < script.index('podman pod rm -f -t 0 "$p"')
     assert script.index('systemctl start podman.socket') > script.index("podman network rm -f podnet")
+    # Pods are stopped and their containers' cleanup let finish before any removal (Podman 4.3's race).
+    assert script.index('podman pod stop -t 0 "$p"') < script.index("pgrep -f 'container cleanup'") \
+        < script.index('podman pod rm -f -t 0 "$p"')
