@@ -8,20 +8,17 @@ owns the client, the informers and the failure backoff records.
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
 
 from kfab.controllers import job_util as ju
-from kfab.machinery.controller import parse_time
+from kfab.machinery.controller import Controller, parse_time
 from kfab.objects.meta import spec_of, status_of
-
-if TYPE_CHECKING:  # the controller builds JobSyncs; only its type is named here
-    from kfab.controllers.job import JobController
 
 
 class JobSync:
     """One syncJob of one Job: the state read at its start and the steps that follow."""
 
-    def __init__(self, ctl: JobController, job: dict, pods: list[dict]):
+    def __init__(self, ctl: Controller, job: dict, pods: list[dict]):
+        # ctl: the JobController that builds this sync (named by its base class: job.py imports this module)
         self.ctl, self.job, self.pods = ctl, job, pods
         self.now = ju.utcnow()
         self.spec = spec_of(job)
