@@ -5,7 +5,7 @@
 - pods: creates only mirror pods bound to itself; deletes and updates status of pods bound to itself only
 - leases in kube-node-lease: only its own (named after it). kfab addition: a node agent also keeps one Lease
   per attached RWO volume (kfab.node.storage.attach); those it may write while it is, or becomes, the holder,
-  and delete only while it holds them.
+  and delete only while it holds them; and the podCIDR claim Lease it holds (kfab.node.registration).
 
 Messages are upstream's, as `<resource> "<name>" is forbidden: <reason>` (admission.NewForbidden).
 """
@@ -18,6 +18,7 @@ from kfab.objects.errors import APIError
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 VOLUME_LEASE_ANNOTATION = "kfab.io/attached-volume"
+POD_CIDR_CLAIM_LABEL = "kfab.io/podcidr-claim"
 RESTRICTED_PREFIX = "node-restriction.kubernetes.io/"
 # Labels under kubernetes.io / k8s.io a kubelet may set on its Node (upstream's kubeletapis.KubeletLabels).
 ALLOWED_LABELS = {
@@ -118,9 +119,16 @@ def _lease(req, node: str) -> None:
     name = req.name or ((req.obj or {}).get("metadata") or {}).get("name", "")
     if name == node:
         return
-    if _volume_lease_of(req.obj if req.operation != "DELETE" else req.old, node):
+    lease = req.obj if req.operation != "DELETE" else req.old
+    if _volume_lease_of(lease, node) or _pod_cidr_claim_of(lease, node):
         return
     raise _forbidden(req, "can only access node lease with the same name as the requesting node")
+
+
+def _pod_cidr_claim_of(lease: dict | None, node: str) -> bool:
+    """kfab addition: the Lease a node agent claims its podCIDR with (kfab.node.registration), held by it."""
+    meta, spec = (lease or {}).get("metadata") or {}, (lease or {}).get("spec") or {}
+    return POD_CIDR_CLAIM_LABEL in (meta.get("labels") or {}) and spec.get("holderIdentity") == node
 
 
 def _volume_lease_of(lease: dict | None, node: str) -> bool:
