@@ -145,5 +145,6 @@ def _same_kind(rt: ResourceType, original: dict, patched) -> dict:
         if value is None:
             patched[field] = expected
         elif value != expected:
-            raise bad_request(f"a patch may not change {field} of a {rt.kind} (from {quoted(expected)} to {quoted(value)})")
+            raise bad_request(f"a patch may not change {field} of a {rt.kind} "
+                              f"(from {quoted(expected)} to {quoted(value)})")
     return patched

@@ -97,7 +97,8 @@ def _apply_retain_keys(original: dict, patch: dict) -> None:
         if value is None or key.startswith((DELETE_FROM_PRIMITIVE_LIST, SET_ELEMENT_ORDER)):
             continue
         if key not in retain:
-            raise PatchError(f"invalid patch format of retainKeys: {quoted(key)} is in the patch but not in $retainKeys")
+            raise PatchError(f"invalid patch format of retainKeys: {quoted(key)} is in the patch "
+                             f"but not in $retainKeys")
     for key in [k for k in original if k not in retain]:
         del original[key]
 
@@ -232,16 +233,20 @@ def _merge_sorted(left: list, right: list, server_order: list, merge_key: str) -
     out, i, j = [], 0, 0
     while i < len(left) or j < len(right):
         if i >= len(left):
-            out.append(right[j]); j += 1
+            out.append(right[j])
+            j += 1
         elif j >= len(right):
-            out.append(left[i]); i += 1
+            out.append(left[i])
+            i += 1
         else:
             li = _index(server_order, left[i], merge_key)
             ri = _index(server_order, right[j], merge_key)
             if li >= 0 and ri >= 0 and li < ri:
-                out.append(left[i]); i += 1
+                out.append(left[i])
+                i += 1
             else:
-                out.append(right[j]); j += 1
+                out.append(right[j])
+                j += 1
     return out
 
 

@@ -18,9 +18,11 @@ from kfab.api.serialize import (content_type, dump, negotiate, parse_object, rea
 from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import selector_from_object
 
-# (pod, query) -> the log text, or an async iterator of chunks (kfab.api.kubelet_proxy.NodeLogProxy streams the agent's).
+# (pod, query) -> the log text, or an async iterator of chunks (kfab.api.kubelet_proxy.NodeLogProxy streams the
+# agent's).
 PodLogs = Callable[[dict, "web.MultiDictProxy"], Awaitable[bytes]]
-# (pod, request) -> the WebSocket response relaying kubectl exec to the node agent (kfab.api.kubelet_proxy.NodeExecProxy).
+# (pod, request) -> the WebSocket response relaying kubectl exec to the node agent
+# (kfab.api.kubelet_proxy.NodeExecProxy).
 PodExec = Callable[[dict, web.Request], Awaitable[web.StreamResponse]]
 
 

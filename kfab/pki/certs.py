@@ -186,7 +186,8 @@ def server_ssl_context(pki: ControlPlanePKI) -> ssl.SSLContext:
     return ctx
 
 
-def client_ssl_context(pki: ControlPlanePKI, cert_path: Path | None = None, key_path: Path | None = None) -> ssl.SSLContext:
+def client_ssl_context(pki: ControlPlanePKI, cert_path: Path | None = None,
+                       key_path: Path | None = None) -> ssl.SSLContext:
     """TLS for an in-process client of the API server (controllers, tests): trusts the cluster CA only."""
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki.ca_cert_path))
     if cert_path is not None:

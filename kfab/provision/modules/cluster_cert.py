@@ -174,6 +174,7 @@ def plan(args, host, files):
 MODULE = Module("cluster_cert", plan, {
     "pki_dir": Arg(required=True), "name": Arg(required=True), "cn": Arg(required=True),
     "groups": Arg(default=[]), "dns": Arg(default=[]), "ips": Arg(default=[]), "client": Arg(default=False),
-    "cert": Arg(), "key": Arg(), "ca_cert": Arg(), "ca_key": Arg(), "sa_key": Arg(), "encryption_config": Arg(), "mode": Arg(),
+    "cert": Arg(), "key": Arg(), "ca_cert": Arg(), "ca_key": Arg(), "sa_key": Arg(), "encryption_config": Arg(),
+    "mode": Arg(),
     "kubeconfig": Arg(), "server": Arg(), "local_kubeconfig": Arg(),
 }, doc="a certificate from the cluster CA kept on the control machine (pki_dir), put on the host")
