@@ -23,6 +23,7 @@ from kfab.api.auth import Authenticator
 from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.metrics import RESOLUTION as METRIC_RESOLUTION, MetricsProvider
 from kfab.api.inflight import InFlightLimits
+from kfab.api.memory import return_freed_memory, tune_garbage_collector
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces, bootstrap_priority_classes
 from kfab.api.node_authorizer import NodeAuthorizer, NodeGraph
 from kfab.api.pod_security import PodSecurityConfig
@@ -174,8 +175,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         tasks.append(asyncio.create_task(custom_resources.run(), name="custom-resources"))
         kubelet_ssl = kubelet_client_ssl_context(pki)  # the API server's client certificate towards node agents
         metrics = MetricsProvider(store, kubelet_ssl, config.metric_resolution)
-        token_signer = TokenSigner.from_file(pki.service_account_key_path)
         tasks.append(asyncio.create_task(metrics.run(), name="resource-metrics"))
+        token_signer = TokenSigner.from_file(pki.service_account_key_path)
         services = APIServices(
             store=store, watch_source=hub.subscribe,
             authenticator=Authenticator(config.tokens_file, client_ca=pki.ca_cert_path,
@@ -199,6 +200,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         kubeconfig = write_kubeconfig(config.data_dir / ADMIN_KUBECONFIG, url, pki.ca_cert_pem,
                                       pki.admin_cert_pem, pki.admin_key_pem, user="kubernetes-admin")
         tasks.append(asyncio.create_task(_compact_periodically(store, config.compaction_interval), name="compactor"))
+        tasks.append(asyncio.create_task(return_freed_memory(), name="malloc-trim"))
+        tune_garbage_collector()
         for component in config.components:
             tasks.append(asyncio.create_task(component(kubeconfig), name=getattr(component, "__name__", "component")))
         if started:

@@ -1,0 +1,52 @@
+"""Give freed heap memory back to the kernel after load, and keep the garbage collector off the request path.
+
+A large list or a burst of writes allocates hundreds of MB of small objects (decoded dicts, response bytes);
+once they are freed, glibc keeps the pages in its arenas, so the process's RSS stays at its peak for good.
+malloc_trim(0) returns the free pages of every arena. It costs a few ms on a large heap, so it runs on a
+timer, not after each request; elsewhere than glibc (musl, macOS) there is nothing to call and this is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import logging
+
+log = logging.getLogger(__name__)
+
+TRIM_INTERVAL = 10.0  # seconds between trims: memory is back within this long after a load ends
+# Young-generation threshold (CPython's default is 700 allocations). A list of 12,000 objects allocates
+# ~150,000 containers that all survive until the response is written, so with 700 the collector ran ~200
+# times per list, each time scanning the survivors so far: more than half of a list's CPU
+# (12,000 ConfigMaps decoded and encoded: 197 ms CPU, 86 ms with the collector off, 96 ms with 50,000).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Call once the server is up: what startup made (modules, schemas, the registry) lives for the whole
+    process, so it is frozen out of every later collection; and young collections run 70x less often."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+async def return_freed_memory(interval: float = TRIM_INTERVAL) -> None:
+    trim = _malloc_trim()
+    if trim is None:
+        log.debug("no malloc_trim in this C library: freed memory stays with the allocator")
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    while True:
+        await asyncio.sleep(interval)
+        trim(0)
