@@ -23,8 +23,9 @@ def ns(cluster):
     name = f"st-{secrets.token_hex(3)}"
     cluster.core.create_namespace({"metadata": {"name": name}})
     # The claims of volumeClaimTemplates must be bound before their pods are scheduled (kube-scheduler's volume
-    # binding); hollow nodes have no provisioner: volumes for this namespace's claims, gone with them.
-    for i in range(4):
+    # binding); hollow nodes have no provisioner: volumes for this namespace's claims, gone with them. Six: the
+    # most one test claims (par and ord, 3 each); with fewer, whether it passed hung on volumes other tests left.
+    for i in range(6):
         cluster.core.create_persistent_volume({"metadata": {"name": f"{name}-{i}"}, "spec": {
             "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
             "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": f"/tmp/{name}-{i}"}}})
