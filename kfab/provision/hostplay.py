@@ -190,6 +190,7 @@ class HostPlay:
                                  diffs=shown.diffs if show_diff else (), commands=shown.commands)
         runner.count(self.host, status)
         runner.report.task(self.host, label, status, shown, time.monotonic() - started)
+        runner.next_steps.extend(outcome.result.get("next_steps") or [])   # e.g. where the admin kubeconfig is
         if outcome.status == "changed":
             self.notified.update(task.notify)
         if outcome.status == "failed" and not ignored:

@@ -70,7 +70,8 @@ def test_bad_inventory_is_refused_with_file_and_line(lab, tmp_path, marker):
 def test_unknown_module_runs_nothing(lab, tmp_path, marker):
     site = project(tmp_path, marker, "- name: typo here\n  pakage: {name: curl}\n")
     result = kfab_up("-i", str(lab.inventory), str(site))
-    assert_one_error_line(result, "roles/probe/tasks/main.yml:4", "task 'typo here'", "unknown module 'pakage'")
+    assert_one_error_line(result, "roles/probe/tasks/main.yml:4", "task 'typo here'",
+                          "couldn't resolve module/action 'pakage'")
     assert_no_host_has(lab, marker)
 
 
