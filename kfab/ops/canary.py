@@ -15,6 +15,7 @@ import time
 import uuid
 
 from kfab.client import APIStatusError, Client, rt_of
+from kfab.ops.drain import DrainError, wait_gone
 from kfab.objects.meta import spec_of, status_of
 
 POD = rt_of("Pod")
@@ -85,12 +86,11 @@ async def run_canary(client: Client, node: str, image: str, timeout: float) -> f
         except APIStatusError as exc:
             if not exc.not_found:
                 raise
-    deadline = time.monotonic() + timeout
-    while (current := await _get(client, name)) is not None:
-        if time.monotonic() > deadline:
-            raise CanaryError(f"canary pod {NAMESPACE}/{name} was not stopped and removed by node {node}'s agent "
-                              f"within {timeout:g}s: {describe(current)}")
-        await asyncio.sleep(0.5)
+    try:
+        await wait_gone(client, pod, time.monotonic() + timeout)
+    except DrainError:
+        raise CanaryError(f"canary pod {NAMESPACE}/{name} was not stopped and removed by node {node}'s agent "
+                          f"within {timeout:g}s: {describe(await _get(client, name))}") from None
     return time.monotonic() - begun
 
 

@@ -154,7 +154,8 @@ async def _remove(client: Client, pod: dict, evict: bool, deadline: float, grace
             await asyncio.sleep(EVICTION_RETRY)   # a disruption budget says not yet
 
 
-async def _wait_gone(client: Client, pod: dict, deadline: float) -> None:
+async def wait_gone(client: Client, pod: dict, deadline: float) -> None:
+    """Until this pod (this uid) is gone from the API; DrainError at the deadline."""
     meta = pod["metadata"]
     while time.monotonic() < deadline:
         try:
@@ -201,7 +202,7 @@ async def drain(client: Client, node: str, *, timeout: float = 300, force: bool 
             raise DrainError(f"draining node {node}: pod {pod_key(pod)} could not be evicted within {timeout:g}s: "
                              f"{_refusal(exc)}; node left cordoned") from None
         try:
-            await _wait_gone(client, pod, deadline)
+            await wait_gone(client, pod, deadline)
         except DrainError as exc:
             raise DrainError(f"draining node {node}: {exc} after {timeout:g}s; node left cordoned") from None
         removed.append(pod_key(pod))
