@@ -65,7 +65,6 @@ class GarbageCollector(Controller):
             self._watch(served[0])
             self.ctx.informers.start()
 
-
     # --- events -> keys -------------------------------------------------------------------------------
 
     def _enqueue(self, rt: ResourceType, obj: dict) -> None:

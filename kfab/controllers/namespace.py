@@ -30,8 +30,6 @@ def namespaced_kinds(crds: list[dict]) -> list[ResourceType]:
     return kinds
 
 
-
-
 class NamespaceController(Controller):
     name = "namespace-controller"
     workers = 2
