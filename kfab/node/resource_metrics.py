@@ -2,6 +2,11 @@
 the node, from its cgroup (what the host itself accounts, also for a lab host that is a container), and of
 every running container of a pod, from Podman's stats (`podman stats --no-stream`, one API call per sample).
 
+"The node's cgroup" is the one the host's init (PID 1) runs in: the root on a machine (cgroup v1; v2 puts init
+in /init.scope, whose parent is the root), the container's own cgroup on a host that is a container sharing the
+machine's cgroup tree (the lab's hosts, `--cgroupns=host`): there the root would count every process of the
+machine, not the host's. The host's pods live below its init's cgroup (Podman under the host's systemd).
+
 The API server's metrics provider (kfab.api.metrics) scrapes this once per resolution.
 """
 
@@ -33,12 +38,29 @@ def _keyed(text: str | None) -> dict[str, int]:
     return out
 
 
+def host_cgroups(proc: Path = PROC) -> dict[str, str]:
+    """Controller ("" for cgroup v2) -> the path, relative to the hierarchy's root, of the cgroup the host's init
+    runs in ("" for the root itself); systemd's own init.scope stands for its parent (the whole host)."""
+    out = {}
+    for line in (_read(proc / "1" / "cgroup") or "").splitlines():
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        path = path.strip().strip("/")
+        if path == "init.scope" or path.endswith("/init.scope"):
+            path = path[:-len("init.scope")].rstrip("/")
+        for controller in controllers.split(","):
+            out[controller] = path
+    return out
+
+
 def node_cpu_seconds(cgroup: Path = CGROUP, proc: Path = PROC) -> float:
     """Cumulative CPU seconds of everything on the node: cgroup v2 cpu.stat, cgroup v1 cpuacct, else /proc/stat."""
-    usage = _keyed(_read(cgroup / "cpu.stat")).get("usage_usec")
+    own = host_cgroups(proc)
+    usage = _keyed(_read(cgroup / own.get("", "") / "cpu.stat")).get("usage_usec")
     if usage is not None:
         return usage / 1e6
-    v1 = _read(cgroup / "cpuacct" / "cpuacct.usage") or _read(cgroup / "cpu,cpuacct" / "cpuacct.usage")
+    where = own.get("cpuacct", "")
+    v1 = (_read(cgroup / "cpuacct" / where / "cpuacct.usage")
+          or _read(cgroup / "cpu,cpuacct" / where / "cpuacct.usage"))
     if v1 and v1.strip().isdigit():
         return int(v1) / 1e9
     fields = (_read(proc / "stat") or "cpu 0").splitlines()[0].split()[1:]
@@ -49,13 +71,16 @@ def node_cpu_seconds(cgroup: Path = CGROUP, proc: Path = PROC) -> float:
 
 def node_working_set(cgroup: Path = CGROUP, proc: Path = PROC) -> int:
     """Bytes in use that the kernel cannot simply drop: usage minus inactive file pages, as the kubelet counts."""
-    current = _read(cgroup / "memory.current")
+    own = host_cgroups(proc)
+    current = _read(cgroup / own.get("", "") / "memory.current")
     if current and current.strip().isdigit():
-        return max(0, int(current) - _keyed(_read(cgroup / "memory.stat")).get("inactive_file", 0))
-    v1 = _read(cgroup / "memory" / "memory.usage_in_bytes")
-    limit = _read(cgroup / "memory" / "memory.limit_in_bytes")
-    if v1 and v1.strip().isdigit() and limit and int(limit) < 1 << 60:  # a limited cgroup: not the whole host
-        return max(0, int(v1) - _keyed(_read(cgroup / "memory" / "memory.stat")).get("total_inactive_file", 0))
+        return max(0, int(current) - _keyed(_read(cgroup / own.get("", "") / "memory.stat")).get("inactive_file", 0))
+    where = cgroup / "memory" / own.get("memory", "")
+    v1 = _read(where / "memory.usage_in_bytes")
+    limit = _read(where / "memory.limit_in_bytes")
+    # The host's own cgroup when it is a container (or a limited one): the root's figure would be the machine's.
+    if v1 and v1.strip().isdigit() and (own.get("memory") or (limit and int(limit) < 1 << 60)):
+        return max(0, int(v1) - _keyed(_read(where / "memory.stat")).get("total_inactive_file", 0))
     info = {k.rstrip(":"): int(v) * 1024 for k, v, *_ in
             (line.split() for line in (_read(proc / "meminfo") or "").splitlines() if len(line.split()) >= 2)}
     return max(0, info.get("MemTotal", 0) - info.get("MemAvailable", 0))
