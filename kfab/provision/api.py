@@ -9,6 +9,7 @@ from pathlib import Path
 from kfab.provision.context import RunVars
 from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.inventory import Inventory, load_inventory
+from kfab.provision.inputs import every_role_play
 from kfab.provision.playbook import Play, load_playbook
 from kfab.provision.remote import RemoteHost
 from kfab.provision.ssh import connect, target_from_vars
@@ -32,20 +33,7 @@ class Site:
         self.inventory: Inventory = load_inventory(self.inventory_path)
         self.plays: list[Play] = load_playbook(self.playbook) if self.playbook is not None else []
         self._vars = RunVars(self.inventory, parse_extra_vars(self.extra_vars, Path.cwd()))
-        self._all_roles = self._play_of_every_role()
-
-    def _play_of_every_role(self) -> Play | None:
-        """Every role's defaults in one play, so a variable resolves here as in the play that sets it."""
-        if not self.plays:
-            return None
-        refs, seen = [], set()
-        for play in self.plays:
-            for ref in play.roles:
-                if ref.role.name not in seen:
-                    seen.add(ref.role.name)
-                    refs.append(ref)
-        return Play(name="every role", hosts="all", roles=refs, vars={}, become=True, tags=[],
-                    file=str(self.playbook), line=None)
+        self._all_roles = every_role_play(self.plays)
 
     # ---- hosts and their variables ------------------------------------------------------------------
     def group(self, name: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kfab.provision.doctor import doctor
 from kfab.provision.up import provision
 
 
@@ -19,8 +20,27 @@ def add_commands(subparsers) -> None:
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v: commands run; -vv: their output")
     p.add_argument("-f", "--forks", type=int, default=10, help="hosts worked on in parallel (default 10)")
     p.add_argument("--fail-fast", action="store_true", help="stop every host when one host fails")
+    p.add_argument("--skip-doctor", action="store_true",
+                   help="do not stop on kfab doctor's fatal findings before changing anything")
     _connection_options(p)
     p.set_defaults(func=run_up, json=False, plan=False)
+
+    p = subparsers.add_parser("doctor", help="check every host before `kfab up`: SSH, sudo, OS, clock, disk, memory, "
+                                             "cgroups, kernel features, ports, swap, network, conflicting software",
+                              description="A preflight of every host, in parallel; nothing is changed. Each finding "
+                              "has a severity (fatal, warning, info), the host, what is wrong and the fix. Exit code "
+                              "0: nothing fatal; 1: a fatal finding (kfab up would stop on it).")
+    p.add_argument("-i", "--inventory", required=True, help="inventory file (Ansible YAML format)")
+    p.add_argument("playbook", nargs="?", default="site.yml",
+                   help="play file whose roles say what each host needs (default: site.yml)")
+    p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS")
+    p.add_argument("-l", "--limit", help="only these hosts/groups (Ansible host pattern)")
+    p.add_argument("-f", "--forks", type=int, default=10, help="hosts examined in parallel (default 10)")
+    p.add_argument("--json", action="store_true", help="the findings as JSON (with -v: each host's facts too)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="show info findings too")
+    p.add_argument("-K", "--ask-become-pass", action="store_true", help="ask for the sudo password")
+    p.add_argument("--vault-password-file", action="append", default=[], metavar="FILE")
+    p.set_defaults(func=run_doctor)
 
     # `kfab plan` (issue 6): `kfab up --check --diff` under the name users look for; same arguments.
     p = subparsers.add_parser("plan", help="show what `kfab up` would change on which host (check + diff)",
@@ -55,4 +75,10 @@ def run_up(args) -> int:
                      check=args.check, diff=args.diff, verbose=args.verbose, forks=args.forks,
                      fail_fast=args.fail_fast, plan=args.plan, as_json=args.json,
                      ask_become_pass=args.ask_become_pass, vault_password_files=args.vault_password_file,
-                     profile=args.profile)
+                     profile=args.profile, skip_doctor=getattr(args, "skip_doctor", False))
+
+
+def run_doctor(args) -> int:
+    return doctor(args.inventory, args.playbook, args.extra_vars, limit=args.limit, as_json=args.json,
+                  verbose=args.verbose, forks=args.forks, ask_become_pass=args.ask_become_pass,
+                  vault_password_files=args.vault_password_file)

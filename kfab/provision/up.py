@@ -6,18 +6,14 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
 import sys
-from pathlib import Path
 
+from kfab.provision.doctor import CONNECTION_CHECKS, examine, render
 from kfab.provision.errors import ProvisionError
-from kfab.provision.inventory import load_inventory
+from kfab.provision.inputs import load_inputs
 from kfab.provision.output import Output
-from kfab.provision.playbook import load_playbook
 from kfab.provision.preflight import preflight
 from kfab.provision.runner import Options, Runner
-from kfab.provision.variables import parse_extra_vars
-from kfab.provision.vault import Vault
 
 EXIT_INVALID = 1   # the inputs are invalid: nothing ran on any host
 # kfab up: 2: some host failed; 4: some host was unreachable (as ansible-playbook)
@@ -30,20 +26,17 @@ PLAN_FAILED = 1
 def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limit: str | None = None,
               tags: str = "", check: bool = False, diff: bool = False, verbose: int = 0, forks: int = 10,
               fail_fast: bool = False, plan: bool = False, as_json: bool = False, ask_become_pass: bool = False,
-              vault_password_files: list[str] = (), profile: bool = False) -> int:
+              vault_password_files: list[str] = (), profile: bool = False,
+              skip_doctor: bool = False) -> int:
     # paramiko logs a traceback for every failed connection attempt; the unreachable line says it in one.
     logging.getLogger("paramiko").addHandler(logging.NullHandler())
     logging.getLogger("paramiko").propagate = False
     try:
-        password_files = list(vault_password_files) or (
-            [os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]] if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") else [])
-        vault = Vault.from_files(password_files) if password_files else None
-        inventory = load_inventory(inventory_path, vault)
-        plays = load_playbook(playbook, vault)
-        extra = parse_extra_vars(extra_vars, Path.cwd(), vault)
+        inputs = load_inputs(inventory_path, playbook, extra_vars, vault_password_files)
     except ProvisionError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    inventory, plays, extra = inputs.inventory, inputs.plays, inputs.extra_vars
     hosts = inventory.select(limit) if limit else list(inventory.hosts)
     if not hosts:
         print(f"ERROR: --limit {limit!r} matches no host of {inventory_path}", file=sys.stderr)
@@ -56,6 +49,17 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
               f"above first", file=sys.stderr)
         return EXIT_INVALID
     become_password = getpass.getpass("BECOME password: ") if ask_become_pass else None
+    if not check and not skip_doctor:
+        # kfab doctor's fatal findings stop the run before any host changes (unreachable hosts and sudo are
+        # left to the run itself, which reports them per host).
+        exam = examine(inventory, plays, extra, hosts, become_password, forks, include_local=False)
+        fatal = [f for f in exam.fatal if f.check not in CONNECTION_CHECKS]
+        if fatal:
+            exam.findings = fatal
+            print(render(exam), file=sys.stderr)
+            print(f"ERROR: nothing was changed: fix the fatal finding{'s' if len(fatal) > 1 else ''} above first "
+                  f"(kfab doctor -i {inventory_path} shows every finding)", file=sys.stderr)
+            return EXIT_INVALID
     options = Options(check=check, diff=diff, verbose=verbose, forks=forks, fail_fast=fail_fast, limit=limit,
                       tags=tuple(t.strip() for t in tags.split(",") if t.strip()), become_password=become_password)
     output = Output(stream=sys.stderr if as_json else None, verbose=verbose)
