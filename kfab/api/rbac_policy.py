@@ -132,6 +132,8 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
         rule([""], ["services"], ["create"]),
         rule(["discovery.k8s.io"], ["endpointslices"], READ + ["create", "update", "delete"]),
     ],
+    # `kfab vip` on control-plane hosts (user system:kfab-vip): the Lease of the API's virtual IP, as kube-vip's.
+    "system:kfab-vip": [rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"])],
     "system:kfab-ingress": [
         rule([""], ["services", "endpoints", "secrets", "nodes"], READ),
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
@@ -156,4 +158,5 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "system:node-proxier": ("system:node-proxier", [("User", "system:kube-proxy")]),
     "system:kube-dns": ("system:kube-dns", [("User", "system:kube-dns")]),
     "system:kfab-ingress": ("system:kfab-ingress", [("User", "system:kfab-ingress")]),
+    "system:kfab-vip": ("system:kfab-vip", [("User", "system:kfab-vip")]),
 }

@@ -4,6 +4,8 @@ kfab.controlplane.server."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import sys
 from pathlib import Path
 
@@ -12,7 +14,8 @@ from kfab.api.inflight import InFlightLimits
 from kfab.api.pod_security import PodSecurityConfig
 from kfab.api.server import ServerConfig
 from kfab.controllers.manager import select
-from kfab.controlplane import server
+from kfab.client import KubeconfigError
+from kfab.controlplane import server, vip
 from kfab.controlplane.encryption_keys import rotate_key
 from kfab.machinery.leader import LeaderElectionConfig
 from kfab.machinery.leader_args import add_leader_election_args
@@ -125,6 +128,20 @@ def add_commands(subparsers) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=scheduler_command)
 
+    p = subparsers.add_parser(
+        "vip", help="hold the API's virtual IP while this host's API server holds the Lease (as kube-vip)",
+        description="Contend for the Lease kube-system/kfab-control-plane-vip through the API server the "
+                    "kubeconfig names (this host's own); while holding it, put ADDRESS on the interface that "
+                    "carries --own-address and announce it with gratuitous ARP. Run one on every control-plane "
+                    "host; needs CAP_NET_ADMIN and CAP_NET_RAW.")
+    p.add_argument("address", help="the virtual IP (IPv4, on the hosts' network)")
+    p.add_argument("--kubeconfig", required=True, type=Path)
+    p.add_argument("--own-address", required=True, metavar="IP",
+                   help="this host's address on that network: the VIP goes on the interface holding it")
+    p.add_argument("--identity", default="", help="this candidate's name in the Lease (default: hostname)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=vip_command)
+
 
 def _server_config(args, store_url: str) -> ServerConfig:
     pod_security = PodSecurityConfig.load(args.pod_security_config) if args.pod_security_config else None
@@ -190,6 +207,21 @@ def scheduler_command(args) -> int:
         print(f"kfab scheduler: {e}", file=sys.stderr)
         return 2
     return server.run_scheduler(args.kubeconfig, election, args.scheduler_name, args.verbose)
+
+
+def vip_command(args) -> int:
+    try:
+        ipaddress.IPv4Address(args.address)
+        ipaddress.IPv4Address(args.own_address)
+    except ValueError as e:
+        print(f"kfab vip: {e}", file=sys.stderr)
+        return 2
+    try:
+        return vip.run(args.kubeconfig, args.address, args.own_address, args.identity or socket.gethostname(),
+                       verbose=args.verbose)
+    except KubeconfigError as e:
+        print(f"kfab vip: {e}", file=sys.stderr)
+        return 1
 
 
 def rotate_encryption_key_command(args) -> int:

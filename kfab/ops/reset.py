@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from kfab.ops.cluster import Cluster, OpsError
 from kfab.provision.modules.base import q
 
-KFAB_UNITS = ("kfab-node", "kfab-proxy", "kfab-dns", "kfab-ingress", "kfab-scheduler", "kfab-controller-manager",
-              "kfab-apiserver")
+KFAB_UNITS = ("kfab-node", "kfab-proxy", "kfab-dns", "kfab-ingress", "kfab-vip", "kfab-scheduler",
+              "kfab-controller-manager", "kfab-apiserver")
 POD_LABEL = "kfab.io/pod-uid"      # kfab/node/runtime.py LABEL_UID
 NFT_TABLE = "ip kfab"              # kfab/proxy/rules.py TABLE
 ROUTE_PROTO = "77"                 # kfab/node/podnet.py ROUTE_PROTO

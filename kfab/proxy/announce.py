@@ -2,7 +2,7 @@
 the Lease kube-system/kfab-lb-<address> — puts it on the interface that carries its own InternalIP and sends
 gratuitous ARP, so the LAN's switches and hosts send that address's traffic to it; the proxy's rules there
 forward it to the Service's endpoints. When the holder stops renewing (it died, or its proxy stopped), another
-node takes the Lease after LEASE_DURATION and announces the address from its interface.
+node takes the Lease after its duration and announces the address from its interface (kfab.machinery.leased_address).
 
 Addresses that are node InternalIPs (Services without a pool) are the nodes' own and never announced.
 """
@@ -10,23 +10,17 @@ Addresses that are node InternalIPs (Services without a pool) are the nodes' own
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import logging
-import socket
-import struct
 
 from kfab.client import Client, rt_of
 from kfab.machinery.informer import Informer
-from kfab.machinery.leader import LeaderElectionConfig, LeaderElector
+from kfab.machinery.leased_address import LeaseTiming, contend_for_address
 from kfab.objects.meta import spec_of, status_of
 
 log = logging.getLogger(__name__)
 
 LEASE_NAMESPACE = "kube-system"
-LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 6.0, 4.0, 1.0
-GARP_COUNT = 3
-ETH_P_ARP = 0x0806
+TIMING = LeaseTiming(lease_duration=6.0, renew_deadline=4.0, retry_period=1.0)
 
 
 def lease_name(address: str) -> str:
@@ -47,41 +41,6 @@ def pool_addresses(services: list[dict], nodes: list[dict]) -> set[str]:
     return out
 
 
-def gratuitous_arp(mac_text: str, address: str) -> bytes:
-    """An Ethernet broadcast ARP request asking for `address` from `address` (RFC 5227's announcement)."""
-    mac = bytes.fromhex(mac_text.replace(":", ""))
-    ip = ipaddress.IPv4Address(address).packed
-    ethernet = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip + b"\x00" * 6 + ip
-    return ethernet + arp
-
-
-async def _ip(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec("ip", *args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise OSError(f"ip {' '.join(args)}: {err.decode().strip()}")
-    return out.decode()
-
-
-async def mac_of(interface: str) -> str:
-    """The interface's Ethernet address, as `ip link` shows it (the namespace's own, unlike a stale /sys)."""
-    fields = (await _ip("-o", "link", "show", "dev", interface)).split()
-    if "link/ether" not in fields:
-        raise OSError(f"{interface} has no Ethernet address")
-    return fields[fields.index("link/ether") + 1]
-
-
-async def interface_of(address: str) -> str:
-    """The interface that holds `address` (the node's InternalIP)."""
-    for line in (await _ip("-o", "-4", "addr", "show")).splitlines():
-        fields = line.split()
-        if len(fields) > 3 and fields[3].split("/")[0] == address:
-            return fields[1].split("@")[0]
-    raise OSError(f"no interface holds {address}")
-
-
 class Announcer:
     def __init__(self, client: Client, node_name: str, node_ip: str):
         self.client = client
@@ -92,36 +51,9 @@ class Announcer:
         self.held: set[str] = set()
         self._changed = asyncio.Event()
 
-    async def _hold(self, address: str) -> None:
-        """While holding the address's Lease: the address on our interface, announced; removed after."""
-        interface = await interface_of(self.node_ip)
-        await _ip("addr", "replace", f"{address}/32", "dev", interface)
-        self.held.add(address)
-        try:
-            frame = gratuitous_arp(await mac_of(interface), address)
-            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as raw:
-                raw.bind((interface, ETH_P_ARP))
-                for _ in range(GARP_COUNT):
-                    raw.send(frame)
-                    await asyncio.sleep(0.2)
-            log.warning("announcing %s from %s (%s)", address, self.node_name, interface)
-            await asyncio.Event().wait()
-        finally:
-            self.held.discard(address)
-            with contextlib.suppress(OSError):
-                await _ip("addr", "del", f"{address}/32", "dev", interface)
-
     async def _contend(self, address: str) -> None:
-        config = LeaderElectionConfig(name=lease_name(address), namespace=LEASE_NAMESPACE,
-                                      identity=self.node_name, lease_duration=LEASE_DURATION,
-                                      renew_deadline=RENEW_DEADLINE, retry_period=RETRY_PERIOD)
-        elector = LeaderElector(self.client, config)
-        while True:
-            try:
-                await elector.run(lambda: self._hold(address))
-            except OSError as e:
-                log.error("cannot announce %s: %s", address, e)
-                await asyncio.sleep(RETRY_PERIOD)
+        await contend_for_address(self.client, address, self.node_ip, self.node_name, lease_name(address),
+                                  LEASE_NAMESPACE, TIMING, self.held)
 
     def _on_change(self, *_objs) -> None:
         self._changed.set()

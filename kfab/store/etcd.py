@@ -171,6 +171,7 @@ class EtcdStore(Store):
                 if e.code() not in RETRYABLE or loop.time() + delay > deadline or (
                         mutation and not _never_applied(e)):
                     if e.code() in RETRYABLE:
+                        self._failed_over(member)  # the next call tries another member, not this one again
                         raise self._unavailable(e, mutation) from e
                     raise StoreError(f"{self.name}: {e.code().name}: {e.details()}") from e
                 log.debug("etcd %s: %s, trying the next member", self.name, e.details())

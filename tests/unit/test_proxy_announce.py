@@ -2,7 +2,8 @@
 
 import struct
 
-from kfab.proxy.announce import gratuitous_arp, lease_name, pool_addresses
+from kfab.machinery.leased_address import gratuitous_arp
+from kfab.proxy.announce import lease_name, pool_addresses
 
 
 def test_only_pool_addresses_are_announced_never_node_addresses():

@@ -1,0 +1,34 @@
+"""The virtual IP holder's systemd unit, rendered as role control-plane renders it, parses as a `kfab vip` command
+line for the host's own address; `kfab vip` refuses an address that is not IPv4 with one line."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from kfab.cli import build_parser
+from kfab.provision.templating import file_environment
+
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "control-plane"
+
+
+def test_the_unit_is_a_valid_kfab_vip_command():
+    unit = file_environment([ROLE / "templates"]).get_template("kfab-vip.service.j2").render(
+        kfab_venv="/opt/kfab/venv", control_plane_vip="10.87.0.100", kfab_config_dir="/etc/kfab",
+        control_plane_advertise_address="10.87.0.11", inventory_hostname="ha1")
+    command = unit.split("ExecStart=", 1)[1].split("\nRestart=", 1)[0]
+    argv = shlex.split(command.replace("\\\n", " "))
+    assert argv[0] == "/opt/kfab/venv/bin/kfab"
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.address, args.own_address, args.identity) == ("vip", "10.87.0.100", "10.87.0.11", "ha1")
+    assert str(args.kubeconfig) == "/etc/kfab/vip.kubeconfig"
+    assert "Restart=always" in unit
+
+
+def test_a_bad_address_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "kfab", "vip", "10.87.0", "--kubeconfig", "/nonexistent",
+                           "--own-address", "10.87.0.11"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["kfab vip: Expected 4 octets in '10.87.0'"]
