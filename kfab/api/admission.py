@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from kfab.api import limitrange_admission, priority_admission, quota_admission, serviceaccount_admission
 from kfab.objects.errors import APIError, Cause, bad_request
-from kfab.objects import crd_schema, schema, validation
+from kfab.objects import conversion, crd_schema, schema, validation
 from kfab.api.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
 from kfab.api import node_restriction
 from kfab.api.pod_security import PodSecurityAdmission, PodSecurityConfig
@@ -67,6 +67,8 @@ class AdmissionRequest:
     field_validation: str = "Strict"  # Strict | Warn | Ignore
     # Set by admit() for Services: the IPs/ports this request holds until commit()/abort().
     allocation: Allocation | None = field(default=None, repr=False)
+    # Set by admission plugins (Pod Security): key -> value for the request's audit event
+    audit_annotations: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class AdmissionChain:
@@ -93,6 +95,9 @@ class AdmissionChain:
         if req.operation == "CREATE":
             await self._check_namespace(req)
         old = req.old or {}
+        stored = conversion.stored_version(rt.group, rt.kind)
+        if stored is not None:  # defaulted and validated in its stored version, as kube-apiserver in its internal one
+            rt, obj, old = REGISTRY.by_kind(stored, rt.kind), conversion.to_stored(obj), conversion.to_stored(old)
         if rt.custom is None:
             apply_defaults(rt, obj, req.operation)
         if req.operation == "UPDATE" and rt.kind == "Service" and req.subresource is None:
@@ -120,7 +125,7 @@ class AdmissionChain:
             await priority_admission.admit_priority_class(self.store, obj)
         if rt.kind == "Service" and req.subresource is None:
             req.allocation = await self.allocator.allocate(obj, req.old, req.dry_run)
-        return obj, warnings
+        return conversion.to_version(obj, req.resource.api_version), warnings
 
     async def commit(self, req: AdmissionRequest) -> None:
         """The object admit() returned is stored: let go of what the old object held and the new one dropped."""

@@ -105,6 +105,8 @@ def build_app(services: APIServices) -> web.Application:
     app = web.Application(middlewares=[*audit, status_errors, _auth_middleware(services),
                                        InFlight(services.inflight).middleware()],
                           client_max_size=services.body_limit)
+    if services.audit is not None:
+        app.on_response_prepare.append(services.audit.on_response_prepare)
     api = ResourceAPI(services)
     for path in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(path, _health(services))
@@ -132,6 +134,8 @@ def _auth_middleware(services: APIServices):
         user = await services.authenticator.authenticate_request(request)
         if user is None:
             raise unauthorized()
+        if services.audit is not None:
+            services.audit.authenticated(request, user)  # upstream audits before impersonating and authorizing
         user = await impersonated_user(services.authorizer, user, request.headers)
         request["user"] = user
         attrs = request_attributes(user, request.method, request.path, request.query_string)

@@ -1,4 +1,4 @@
-"""The audit log: one JSON line per request in kube-apiserver's audit.k8s.io/v1 Event shape, by policy.
+"""The audit log: JSON lines in kube-apiserver's audit.k8s.io/v1 Event shape, per request stage, by policy.
 
 A Policy (audit.k8s.io/v1, --audit-policy-file) is a list of rules; the first rule matching a request gives
 its level:
@@ -10,13 +10,20 @@ A rule matches on users, userGroups, verbs, resources ([{group, resources: [plur
 namespaces and nonResourceURLs (a trailing * matches a prefix); an empty selector matches everything.
 Without a policy file, --audit-log-path logs every request at --audit-level (default Metadata).
 
-Each request is written once, at stage ResponseComplete (a watch when it ends). The file is the owner's
-only (0600: request bodies may hold Secrets) and rotates at --audit-log-maxsize MB, keeping
---audit-log-maxbackup old files (logging.handlers.RotatingFileHandler).
+Stages, as upstream: RequestReceived once the user is known (before authorization), ResponseStarted when a
+long-running request (watch, proxy, exec/attach/portforward/log) sends its headers, ResponseComplete when the
+response is done. A policy's omitStages (top level and per rule) leaves stages out; --audit-level without a
+policy file omits RequestReceived (one line per ordinary request). The events of one request share an
+auditID, which every response carries as the Audit-Id header. Admission's audit annotations (Pod Security's
+enforce-policy, audit-violations, exempt) are in the event's `annotations`.
+
+The file is the owner's only (0600: request bodies may hold Secrets) and rotates at --audit-log-maxsize MB,
+keeping --audit-log-maxbackup old files (logging.handlers.RotatingFileHandler).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -33,6 +40,10 @@ from kfab.api.auth import request_attributes
 from kfab.api.config_file import load_kind
 
 LEVELS = ("None", "Metadata", "Request", "RequestResponse")
+STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
+# upstream's BasicLongRunningRequestCheck: these verbs and subresources hold the connection open
+LONG_RUNNING_VERBS = {"watch", "proxy"}
+LONG_RUNNING_SUBRESOURCES = {"attach", "exec", "proxy", "log", "portforward"}
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Rule:
     resources: list[dict] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
     non_resource_urls: list[str] = field(default_factory=list)
+    omit_stages: list[str] = field(default_factory=list)
 
     def matches(self, attrs) -> bool:
         user = attrs.user
@@ -71,15 +83,24 @@ class Rule:
         return True
 
 
+def _stages(path: Path, where: str, value) -> list[str]:
+    stages = list(value or [])
+    for stage in stages:
+        if stage not in STAGES:
+            raise ValueError(f"{path}: {where}: {stage!s} is not one of {', '.join(STAGES)}")
+    return stages
+
+
 @dataclass
 class Policy:
     rules: list[Rule]
+    omit_stages: list[str] = field(default_factory=list)
 
     @classmethod
     def everything_at(cls, level: str) -> "Policy":
         if level not in LEVELS:
             raise ValueError(f"audit level {level} is not one of {', '.join(LEVELS)}")
-        return cls([Rule(level)])
+        return cls([Rule(level)], omit_stages=["RequestReceived"])
 
     @classmethod
     def load(cls, path: Path) -> "Policy":
@@ -90,14 +111,19 @@ class Policy:
                 raise ValueError(f"{path}: rules[{i}].level must be one of {', '.join(LEVELS)}")
             rules.append(Rule(r["level"], list(r.get("users") or []), list(r.get("userGroups") or []),
                               list(r.get("verbs") or []), list(r.get("resources") or []),
-                              list(r.get("namespaces") or []), list(r.get("nonResourceURLs") or [])))
-        return cls(rules)
+                              list(r.get("namespaces") or []), list(r.get("nonResourceURLs") or []),
+                              _stages(path, f"rules[{i}].omitStages", r.get("omitStages"))))
+        return cls(rules, _stages(path, "omitStages", doc.get("omitStages")))
 
     def level(self, attrs) -> str:
+        return self.decide(attrs)[0]
+
+    def decide(self, attrs) -> tuple[str, set[str]]:
+        """(level, stages left out) of the first matching rule."""
         for rule in self.rules:
             if rule.matches(attrs):
-                return rule.level
-        return "None"
+                return rule.level, set(self.omit_stages) | set(rule.omit_stages)
+        return "None", set()
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
@@ -136,6 +162,21 @@ def _body(data: bytes | None, content_type: str = "") -> object:
         return None
 
 
+@dataclass
+class _Request:
+    """What the events of one request share, fixed when its user is known."""
+
+    audit_id: str
+    user: object  # as authenticated; an impersonated one is the event's impersonatedUser
+    level: str
+    omit: set[str]
+    attrs: object
+    received: str
+    long_running: bool
+    started: bool = False
+    status: int | None = None  # of the response whose headers went out
+
+
 class AuditLog:
     def __init__(self, policy: Policy, handler: logging.Handler):
         self.policy = policy
@@ -144,7 +185,7 @@ class AuditLog:
     def middleware(self):
         @web.middleware
         async def audit(request: web.Request, handler):
-            received = _now()
+            request["audit_received"] = _now()
             response = None
             code = 500
             try:
@@ -154,41 +195,85 @@ class AuditLog:
             except web.HTTPException as e:
                 code = e.status
                 raise
+            except asyncio.CancelledError:  # the client went (a watch it stopped): what it was sent stands
+                ctx = request.get("audit")
+                code = ctx.status if ctx is not None and ctx.status is not None else code
+                raise
             finally:
-                await self._record(request, received, code, response)
+                await self._complete(request, code, response)
         return audit
 
-    async def _record(self, request: web.Request, received: str, code: int, response) -> None:
-        user = request.get("user")
-        if user is None:
-            return  # unauthenticated (401) and public paths: kube's policy sees no user either
+    def authenticated(self, request: web.Request, user) -> None:
+        """The user is known (the auth middleware calls this before impersonation and authorization, as
+        upstream's filter order): the request's level by that user, and its RequestReceived event."""
         attrs = request_attributes(user, request.method, request.path, request.query_string)
-        level = self.policy.level(attrs)
-        if level == "None":
+        level, omit = self.policy.decide(attrs)
+        audit_id = request.headers.get("Audit-ID") or str(uuid.uuid4())
+        long_running = attrs.verb in LONG_RUNNING_VERBS or attrs.subresource in LONG_RUNNING_SUBRESOURCES
+        ctx = _Request(audit_id, user, level, omit, attrs, request.get("audit_received") or _now(), long_running)
+        request["audit"] = ctx
+        if level != "None" and "RequestReceived" not in omit:
+            self._write(self._event(request, ctx, "RequestReceived"))
+
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        """aiohttp's signal before the headers go: the Audit-Id header, and ResponseStarted for a
+        long-running request (a watch's events follow for minutes; upstream logs that it began)."""
+        ctx: _Request | None = request.get("audit")
+        if ctx is None:
             return
+        response.headers["Audit-Id"] = ctx.audit_id
+        ctx.status = response.status
+        if ctx.long_running and not ctx.started and ctx.level != "None" and "ResponseStarted" not in ctx.omit:
+            ctx.started = True
+            event = self._event(request, ctx, "ResponseStarted")
+            event["responseStatus"] = {"metadata": {}, "code": response.status}
+            self._write(event)
+
+    def _event(self, request: web.Request, ctx: _Request, stage: str) -> dict:
+        attrs, user, acting = ctx.attrs, ctx.user, request.get("user")
         event: dict = {
-            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": str(uuid.uuid4()),
-            "stage": "ResponseComplete", "requestURI": request.path_qs, "verb": attrs.verb,
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": ctx.level, "auditID": ctx.audit_id,
+            "stage": stage, "requestURI": request.path_qs, "verb": attrs.verb,
             "user": {"username": user.name, "groups": list(user.groups)},
+        }
+        if acting is not None and acting != user:
+            event["impersonatedUser"] = {"username": acting.name, "groups": list(acting.groups)}
+        event |= {
             "sourceIPs": [request.remote] if request.remote else [],
             "userAgent": request.headers.get("User-Agent", ""),
         }
+        if attrs.resource_request:
+            ref = {"resource": attrs.resource, "namespace": attrs.namespace, "name": attrs.name,
+                   "apiGroup": attrs.api_group, "subresource": attrs.subresource}
+            event["objectRef"] = {k: v for k, v in ref.items() if v}
+            version = request.match_info.get("version")
+            if version:
+                event["objectRef"]["apiVersion"] = version
+        event["requestReceivedTimestamp"] = ctx.received
+        event["stageTimestamp"] = ctx.received if stage == "RequestReceived" else _now()
+        return event
+
+    def _write(self, event: dict) -> None:
+        self.handler.handle(logging.makeLogRecord({"msg": json.dumps(event, separators=(",", ":"))}))
+
+    async def _complete(self, request: web.Request, code: int, response) -> None:
+        ctx: _Request | None = request.get("audit")
+        if ctx is None:
+            return  # unauthenticated (401) and public paths: kube's policy sees no user either
+        if ctx.level == "None" or "ResponseComplete" in ctx.omit:
+            return
+        event = self._event(request, ctx, "ResponseComplete")
+        level, attrs = ctx.level, ctx.attrs
         # The response is decoded only when the event shows it, or names what a create made (as kube fills
         # objectRef.name from the object): a list's body can be megabytes.
         wanted = level == "RequestResponse" or (attrs.verb == "create" and not attrs.name)
         response_body = _body(response.body if wanted and isinstance(response, web.Response)
                               and isinstance(response.body, bytes) else None,
                               response.content_type if isinstance(response, web.Response) else "")
-        if attrs.resource_request:
-            name = attrs.name
-            if not name and attrs.verb == "create" and isinstance(response_body, dict):
-                name = (response_body.get("metadata") or {}).get("name", "")
-            ref = {"resource": attrs.resource, "namespace": attrs.namespace, "name": name,
-                   "apiGroup": attrs.api_group, "subresource": attrs.subresource}
-            event["objectRef"] = {k: v for k, v in ref.items() if v}
-            version = request.match_info.get("version")
-            if version:
-                event["objectRef"]["apiVersion"] = version
+        if "objectRef" in event and not attrs.name and attrs.verb == "create" and isinstance(response_body, dict):
+            name = (response_body.get("metadata") or {}).get("name", "")
+            if name:
+                event["objectRef"]["name"] = name
         event["responseStatus"] = {"metadata": {}, "code": code}
         if level in ("Request", "RequestResponse") and request.method in ("POST", "PUT", "PATCH", "DELETE"):
             try:
@@ -199,9 +284,10 @@ class AuditLog:
                 event["requestObject"] = body
         if level == "RequestResponse" and response_body is not None:
             event["responseObject"] = response_body
-        event["requestReceivedTimestamp"] = received
-        event["stageTimestamp"] = _now()
-        self.handler.handle(logging.makeLogRecord({"msg": json.dumps(event, separators=(",", ":"))}))
+        annotations = request.get("audit_annotations")
+        if annotations:
+            event["annotations"] = dict(annotations)
+        self._write(event)
 
 
 @dataclass

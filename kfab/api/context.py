@@ -92,10 +92,14 @@ class HandlerBase:
             operation=operation, resource=rp.rt, subresource=subresource, namespace=rp.namespace, name=name,
             obj=obj, old=old, user=request.get("user"), dry_run=opts.dry_run,
             field_validation=opts.field_validation)
-        async with self.admission.admitted(req) as (admitted, warnings):
-            if operation != "DELETE" and self.authorizer is not None:
-                await check_rbac_write(self.authorizer, request.get("user"), rp.rt, rp.namespace, admitted)
-            yield admitted, list(warnings or [])
+        try:
+            async with self.admission.admitted(req) as (admitted, warnings):
+                if operation != "DELETE" and self.authorizer is not None:
+                    await check_rbac_write(self.authorizer, request.get("user"), rp.rt, rp.namespace, admitted)
+                yield admitted, list(warnings or [])
+        finally:  # a refusal is audited with the annotations that explain it
+            if req.audit_annotations:
+                request.setdefault("audit_annotations", {}).update(req.audit_annotations)
 
     async def deleted(self, rp: ResourcePath, obj: dict, expected: int) -> dict:
         """Remove from the store, then let admission free what the object held (a Service's IPs/ports)."""

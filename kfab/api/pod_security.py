@@ -7,25 +7,27 @@
 
 Pods are checked when created; workload objects (Deployments, Jobs, ...) by their pod template, for warn and
 audit only, as upstream. Changing a namespace's enforce label warns about the existing pods that would
-violate it. A PodSecurityConfiguration (pod-security.admission.config.k8s.io/v1) gives the defaults for
+violate it. A Namespace with an invalid level or version label is refused (422, upstream's words); one
+stored before is evaluated as restricted:latest for that mode. The audit log's event of each checked
+request carries upstream's annotations: pod-security.kubernetes.io/enforce-policy (the level:version
+enforced), audit-violations (what the audit level found) and exempt (user, namespace or runtimeClass).
+A PodSecurityConfiguration (pod-security.admission.config.k8s.io/v1) gives the defaults for
 unlabelled namespaces and the exemptions (usernames, runtimeClasses, namespaces).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 from kfab.api.config_file import load_kind
-from kfab.api.pod_security_checks import LEVELS, describe, violations
-from kfab.objects.errors import APIError
+from kfab.api.pod_security_checks import LEVELS, describe, parse_version, violations
+from kfab.objects.errors import APIError, Cause
+from kfab.objects.validation.field import invalid, invalid_error
 from kfab.store.base import Store
 from kfab.objects.meta import meta_of, spec_of
-
-log = logging.getLogger(__name__)
 
 LABEL_PREFIX = "pod-security.kubernetes.io/"
 MODES = ("enforce", "audit", "warn")
@@ -35,6 +37,7 @@ TEMPLATE_PATHS = {("apps", "Deployment"): ("spec", "template"), ("apps", "Replic
                   ("", "ReplicationController"): ("spec", "template"), ("batch", "Job"): ("spec", "template"),
                   ("batch", "CronJob"): ("spec", "jobTemplate", "spec", "template")}
 MAX_POD_WARNINGS = 10  # namespace label changes: at most this many pod lines (upstream caps them too)
+ANNOTATION_PREFIX = "pod-security.kubernetes.io/"  # audit annotations: enforce-policy, audit-violations, exempt
 
 
 @dataclass
@@ -60,14 +63,34 @@ class PodSecurityConfig:
         return config
 
 
+def label_errors(labels: dict) -> list[Cause]:
+    """Invalid pod-security.kubernetes.io/ level and version labels, as upstream's PolicyToEvaluate words them."""
+    causes = []
+    for mode in MODES:
+        key = LABEL_PREFIX + mode
+        if key in labels and labels[key] not in LEVELS:
+            causes.append(invalid(f"metadata.labels[{key}]", labels[key], f"must be one of {', '.join(LEVELS)}"))
+        if f"{key}-version" in labels:
+            try:
+                parse_version(labels[f"{key}-version"])
+            except ValueError as e:
+                causes.append(invalid(f"metadata.labels[{key}-version]", labels[f"{key}-version"], str(e)))
+    return causes
+
+
 def policy(labels: dict, defaults: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """mode -> (level, version) from a namespace's labels; an unknown level falls back to the default."""
+    """mode -> (level, version) from a namespace's labels, else the defaults; a label that does not parse
+    counts as restricted / latest (upstream: an invalid label must not loosen anything)."""
     out = {}
     for mode in MODES:
         level = labels.get(LABEL_PREFIX + mode) or defaults.get(mode, "privileged")
         if level not in LEVELS:
-            level = defaults.get(mode, "privileged")
+            level = "restricted"
         version = labels.get(f"{LABEL_PREFIX}{mode}-version") or defaults.get(f"{mode}-version", "latest")
+        try:
+            parse_version(version)
+        except ValueError:
+            version = "latest"
         out[mode] = (level, version)
     return out
 
@@ -105,38 +128,48 @@ class PodSecurityAdmission:
             meta, spec, is_pod = meta_of(template), spec_of(template), False
         else:
             return []
-        if self._exempt(req, spec):
+        exempt = self._exemption(req, spec)
+        if exempt:
+            req.audit_annotations[ANNOTATION_PREFIX + "exempt"] = exempt
             return []
         modes = policy(await self._namespace_labels(req.namespace), self.config.defaults)
         name = meta_of(obj).get("name") or req.name
         warnings = []
         level, version = modes["enforce"]
-        if is_pod and level != "privileged":
-            found = violations(level, meta, spec)
+        if is_pod:
+            req.audit_annotations[ANNOTATION_PREFIX + "enforce-policy"] = f"{level}:{version}"
+            found = violations(level, meta, spec, version)
             if found:
                 raise _forbidden(rt, name, f'violates PodSecurity "{level}:{version}": {describe(found)}')
         level, version = modes["warn"]
-        if level != "privileged":
-            found = violations(level, meta, spec)
-            if found:
-                warnings.append(f'would violate PodSecurity "{level}:{version}": {describe(found)}')
+        found = violations(level, meta, spec, version)
+        if found:
+            warnings.append(f'would violate PodSecurity "{level}:{version}": {describe(found)}')
         level, version = modes["audit"]
-        if level != "privileged":
-            found = violations(level, meta, spec)
-            if found:
-                log.warning("audit: %s %s/%s would violate PodSecurity \"%s:%s\": %s", rt.kind, req.namespace,
-                            name, level, version, describe(found))
+        found = violations(level, meta, spec, version)
+        if found:
+            req.audit_annotations[ANNOTATION_PREFIX + "audit-violations"] = \
+                f'would violate PodSecurity "{level}:{version}": {describe(found)}'
         return warnings
 
-    def _exempt(self, req, spec: dict) -> bool:
-        user = getattr(req.user, "name", None)
-        return (req.namespace in self.config.exempt_namespaces or user in self.config.exempt_usernames
-                or spec.get("runtimeClassName") in self.config.exempt_runtime_classes)
+    def _exemption(self, req, spec: dict) -> str | None:
+        """Which exemption applies (upstream's annotation values), if any."""
+        if getattr(req.user, "name", None) in self.config.exempt_usernames:
+            return "user"
+        if req.namespace in self.config.exempt_namespaces:
+            return "namespace"
+        if spec.get("runtimeClassName") in self.config.exempt_runtime_classes:
+            return "runtimeClass"
+        return None
 
     async def _namespace_change(self, req, obj: dict) -> list[str]:
-        """A new or stricter enforce label: warn about the existing pods it would refuse (they keep running)."""
+        """Invalid labels are refused; a new or stricter enforce label warns about the existing pods it would
+        refuse (they keep running)."""
         labels = meta_of(obj).get("labels") or {}
         old_labels = ((req.old or {}).get("metadata") or {}).get("labels") or {}
+        causes = label_errors(labels)
+        if causes and (req.operation == "CREATE" or label_errors(old_labels) != causes):
+            raise invalid_error("Namespace", "", meta_of(obj).get("name") or req.name, causes)
         level, version = policy(labels, self.config.defaults)["enforce"]
         if req.operation != "UPDATE" or level == "privileged" \
                 or policy(old_labels, self.config.defaults)["enforce"] == (level, version):
@@ -151,7 +184,7 @@ class PodSecurityAdmission:
             spec = spec_of(pod)
             if spec.get("runtimeClassName") in self.config.exempt_runtime_classes:
                 continue
-            found = violations(level, meta_of(pod), spec)
+            found = violations(level, meta_of(pod), spec, version)
             if found:
                 reasons = ", ".join(dict.fromkeys(reason for reason, _ in found))
                 by_reasons.setdefault(reasons, []).append(meta_of(pod).get("name", ""))

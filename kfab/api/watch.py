@@ -37,6 +37,9 @@ WatchSource = Callable[[str, int], AsyncIterator[WatchEvent]]
 # kube-apiserver ends watches after a random 30-60 min so clients re-establish them; one fixed value here.
 DEFAULT_TIMEOUT = 1800
 BOOKMARK_INTERVAL = 30.0
+# How often an idle watch looks whether its client is still connected (aiohttp does not cancel a handler
+# whose client left; Go's request context does): abandoned watches end within this many seconds.
+CLIENT_CHECK_INTERVAL = 2.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
@@ -118,7 +121,8 @@ class WatchHandler:
                 await stream.send("ADDED", obj)
             if send_initial and bookmarks:
                 await stream.bookmark(start, {INITIAL_EVENTS_END: "true"})
-            await self._follow(stream, rt.store_prefix(rp.namespace), start, want, bookmarks, timeout)
+            await self._follow(stream, rt.store_prefix(rp.namespace), start, want, bookmarks, timeout,
+                               lambda: request.transport is None or request.transport.is_closing())
         except (ConnectionResetError, asyncio.CancelledError):
             pass  # the client went away
         return resp
@@ -135,24 +139,32 @@ class WatchHandler:
         return value if value > 0 else DEFAULT_TIMEOUT
 
     async def _follow(self, stream: "_Stream", prefix: str, start: int, want: _Filter, bookmarks: bool,
-                      timeout: float) -> None:
+                      timeout: float, client_gone: Callable[[], bool] = lambda: False) -> None:
         """Pump store events into the response until the timeout, the client leaving, or an error."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=1000)
         pump = asyncio.create_task(self._pump(prefix, start, queue))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        next_bookmark = loop.time() + self.bookmark_interval  # after this long without an event
         last_rev = start
         try:
             while True:
-                remaining = deadline - loop.time()
+                now = loop.time()
+                remaining = deadline - now
                 if remaining <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(queue.get(), min(remaining, self.bookmark_interval))
+                    item = await asyncio.wait_for(queue.get(), max(0.0, min(remaining, next_bookmark - now,
+                                                                            CLIENT_CHECK_INTERVAL)))
                 except asyncio.TimeoutError:
-                    if bookmarks and deadline - loop.time() > 0:
-                        await stream.bookmark(last_rev)
+                    if client_gone():
+                        return
+                    if loop.time() >= next_bookmark:
+                        next_bookmark = loop.time() + self.bookmark_interval
+                        if bookmarks and deadline - loop.time() > 0:
+                            await stream.bookmark(last_rev)
                     continue
+                next_bookmark = loop.time() + self.bookmark_interval
                 if isinstance(item, Exception):
                     await stream.error(item)
                     return

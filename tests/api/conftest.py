@@ -5,6 +5,8 @@
     run_kubectl   run_kubectl(kubeconfig, *args, ...): real kubectl as any user (their kubeconfig)
     wait_until    wait_until(condition, what, timeout): poll a condition with a deadline
     user_kubeconfig  user_kubeconfig(data_dir, out_dir, user, *groups): a client-cert kubeconfig for a user
+    service_account_kubeconfig  (admin kubeconfig, url, ca, out_dir, namespace, name): a bearer-token
+                  kubeconfig as that ServiceAccount (the account is made if missing; `kubectl create token`)
     k8s           kubernetes.client.ApiClient for the admin kubeconfig
     namespace     a fresh namespace for one test, holding its default ServiceAccount and kube-root-ca.crt
                   (deleted afterwards)
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from kfab.pki.kubeconfig import server_url_of
+from kfab.pki.kubeconfig import server_url_of, write_kubeconfig
 from tests import waiting
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,6 +134,14 @@ def user_kubeconfig(data_dir: Path | str, out_dir: Path, user: str, *groups: str
         args += ["--server", server]
     subprocess.run(args, check=True, capture_output=True, cwd=REPO, timeout=60)
     return out
+
+
+def service_account_kubeconfig(admin: Path, url: str, ca: Path, out_dir: Path, namespace: str, name: str) -> Path:
+    """A kubeconfig with only a `kubectl create token` bearer token: what a pod of that ServiceAccount has."""
+    run_kubectl(admin, "create", "serviceaccount", name, "-n", namespace)  # already there: fine
+    token = run_kubectl(admin, "create", "token", name, "-n", namespace, "--duration", "1h", check=True).stdout
+    return write_kubeconfig(out_dir / f"sa-{namespace}-{name}.kubeconfig", url, Path(ca).read_bytes(),
+                            token=token.strip(), user=f"{namespace}-{name}")
 
 
 @pytest.fixture(scope="session")

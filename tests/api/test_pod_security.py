@@ -1,5 +1,6 @@
-"""Pod Security admission through real kubectl: namespace labels enforce, warn about, and audit the Pod
-Security Standards with kube's texts; exemptions from a PodSecurityConfiguration."""
+"""Pod Security admission through real kubectl as the admin, an exempt user and a ServiceAccount: namespace
+labels enforce and warn about the Pod Security Standards at a level and version with kube's texts (audit mode:
+tests/api/test_audit_log.py); invalid labels refused; exemptions from a PodSecurityConfiguration."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from tests.api.conftest import run_kubectl, start_server, stop_server, user_kubeconfig
+from tests.api.conftest import run_kubectl, service_account_kubeconfig, start_server, stop_server, user_kubeconfig
 
 PRIVILEGED = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
               "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]}}
@@ -30,7 +31,7 @@ def cluster(tmp_path_factory):
     proc, server = start_server(data_dir, "--pod-security-config", str(config))
     out = tmp_path_factory.mktemp("kubeconfigs")
     try:
-        yield {"admin": server.kubeconfig,
+        yield {"admin": server.kubeconfig, "server": server, "out": out,
                "robot": user_kubeconfig(data_dir, out, "ops-robot", "system:masters")}
     finally:
         stop_server(proc)
@@ -108,3 +109,91 @@ def test_exempt_users_and_runtime_classes_pass(cluster):
     kata = dict(PRIVILEGED, metadata={"name": "k"}, spec=dict(PRIVILEGED["spec"], runtimeClassName="kata"))
     assert create(cluster, ns, kata).returncode == 0
     assert create(cluster, ns, dict(PRIVILEGED, metadata={"name": "y"})).returncode != 0
+
+
+def test_apparmor_host_process_and_probe_hosts_are_baseline_checks(cluster):
+    ns = namespace(cluster, "baseline-more", **{"pod-security.kubernetes.io/enforce": "baseline"})
+    unconfined = {"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": "aa", "annotations": {
+                      "container.apparmor.security.beta.kubernetes.io/c": "unconfined"}},
+                  "spec": {"securityContext": {"appArmorProfile": {"type": "Unconfined"}},
+                           "containers": [{"name": "c", "image": "busybox"}]}}
+    refused = create(cluster, ns, unconfined)
+    assert ('violates PodSecurity "baseline:latest": forbidden AppArmor profiles (pod and annotation must not set '
+            'AppArmor profile type to "Unconfined", "container.apparmor.security.beta.kubernetes.io/c='
+            '"unconfined"")') in refused.stderr, refused.stderr
+    allowed = dict(unconfined, metadata={"name": "aa-ok", "annotations": {
+        "container.apparmor.security.beta.kubernetes.io/c": "localhost/k8s-nginx"}},
+        spec={"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}},
+              "containers": PLAIN["spec"]["containers"]})
+    assert create(cluster, ns, allowed).returncode == 0
+    host_process = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hp"},
+                    "spec": {"hostNetwork": True, "containers": [
+                        {"name": "c", "image": "busybox",
+                         "securityContext": {"windowsOptions": {"hostProcess": True}},
+                         "livenessProbe": {"httpGet": {"host": "10.0.0.1", "port": 80}}}]}}
+    refused = create(cluster, ns, host_process)
+    assert ('probe or lifecycle host (container "c" uses probe or lifecycle host "10.0.0.1"), hostProcess '
+            '(container "c" must not set securityContext.windowsOptions.hostProcess=true)') in refused.stderr, \
+        refused.stderr
+
+
+def test_the_version_label_picks_the_checks_of_that_release(cluster):
+    sysctl = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tuned"},
+              "spec": {"securityContext": {"sysctls": [{"name": "net.ipv4.tcp_keepalive_time", "value": "60"}]},
+                       "containers": [{"name": "c", "image": "busybox",
+                                       "livenessProbe": {"tcpSocket": {"host": "db", "port": 5432}}}]}}
+    old = namespace(cluster, "v126", **{"pod-security.kubernetes.io/enforce": "baseline",
+                                        "pod-security.kubernetes.io/enforce-version": "v1.26"})
+    refused = create(cluster, old, sysctl)
+    assert ('violates PodSecurity "baseline:v1.26": forbidden sysctls (net.ipv4.tcp_keepalive_time)'
+            in refused.stderr), "v1.29 allowed that sysctl; v1.26 did not"
+    assert "probe or lifecycle host" not in refused.stderr, "a v1.34 check"
+    new = namespace(cluster, "v133", **{"pod-security.kubernetes.io/enforce": "baseline",
+                                        "pod-security.kubernetes.io/enforce-version": "v1.33"})
+    assert create(cluster, new, sysctl).returncode == 0
+    root = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "root"},
+            "spec": {"securityContext": {"runAsNonRoot": True, "runAsUser": 0,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "c", "image": "busybox", "securityContext": {
+                         "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}}
+    before = namespace(cluster, "r122", **{"pod-security.kubernetes.io/enforce": "restricted",
+                                           "pod-security.kubernetes.io/enforce-version": "v1.22"})
+    assert create(cluster, before, root).returncode == 0, "runAsUser=0 is a restricted check from v1.23"
+    latest = namespace(cluster, "rlatest", **{"pod-security.kubernetes.io/enforce": "restricted"})
+    assert 'runAsUser=0 (pod must not set runAsUser=0)' in create(cluster, latest, root).stderr
+    windows = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "win"},
+               "spec": {"os": {"name": "windows"}, "securityContext": {"runAsNonRoot": True},
+                        "containers": [{"name": "c", "image": "busybox"}]}}
+    assert create(cluster, latest, windows).returncode == 0, "from v1.25 Windows pods skip the Linux-only checks"
+
+
+def test_invalid_labels_are_refused_in_kubes_words(cluster):
+    made = kubectl(cluster, "create", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "typo", "labels": {
+            "pod-security.kubernetes.io/enforce": "strict", "pod-security.kubernetes.io/warn-version": "1.30"}}}))
+    assert made.returncode != 0
+    # kubectl lists the causes of a 422 one a line
+    assert ('The Namespace "typo" is invalid: \n'
+            '* metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: "strict": must be one of '
+            'privileged, baseline, restricted\n'
+            '* metadata.labels[pod-security.kubernetes.io/warn-version]: Invalid value: "1.30": must be "latest" '
+            'or "v1.x"') in made.stderr, made.stderr
+    ns = namespace(cluster, "relabel")
+    refused = kubectl(cluster, "label", "namespace", ns, "pod-security.kubernetes.io/audit=Restricted")
+    assert refused.returncode != 0 and 'must be one of privileged, baseline, restricted' in refused.stderr
+
+
+def test_a_service_accounts_pods_are_held_to_the_namespace_level(cluster):
+    ns = namespace(cluster, "team", **{"pod-security.kubernetes.io/enforce": "baseline"})
+    server = cluster["server"]
+    assert kubectl(cluster, "create", "rolebinding", "deployer", "--clusterrole=edit",
+                   "--serviceaccount=team:deployer", "-n", ns).returncode == 0
+    deployer = service_account_kubeconfig(server.kubeconfig, server.url, server.data_dir / "pki" / "ca.crt",
+                                          cluster["out"], ns, "deployer")
+    pod = dict(PRIVILEGED, spec=dict(PRIVILEGED["spec"], serviceAccountName="deployer"))
+    refused = run_kubectl(deployer, "create", "-n", ns, "-f", "-", input=json.dumps(pod))
+    assert refused.returncode != 0 and 'violates PodSecurity "baseline:latest": privileged' in refused.stderr
+    plain = dict(PLAIN, spec=dict(PLAIN["spec"], serviceAccountName="deployer"))
+    made = run_kubectl(deployer, "create", "-n", ns, "-f", "-", input=json.dumps(plain))
+    assert made.returncode == 0, made.stderr
