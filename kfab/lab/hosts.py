@@ -18,8 +18,18 @@ class Container:
     name: str
     running: bool
     image: str
-    ip: str | None
+    ip: str | None  # the address it was created with (Podman shows none while it is stopped)
     network: str | None  # value of the lab label; None when the container is not a lab host
+    status: str = "running"  # Podman's: running, paused, exited, created, ...
+    pid: int = 0  # its init's PID on this machine while it runs or is paused
+
+    @property
+    def paused(self) -> bool:
+        return self.status == "paused"
+
+    @property
+    def stopped(self) -> bool:
+        return not self.running and not self.paused
 
 
 def inspect(name: str) -> Container | None:
@@ -29,13 +39,31 @@ def inspect(name: str) -> Container | None:
     data = json.loads(proc.stdout)[0]
     networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
     ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+    state = data["State"]
+    config = data.get("Config") or {}
     return Container(
         name=name,
-        running=bool(data["State"].get("Running")),
+        running=bool(state.get("Running")),
         image=data.get("ImageName") or "",
-        ip=ip,
-        network=((data.get("Config") or {}).get("Labels") or {}).get(LABEL),
+        ip=ip or _created_ip(config.get("CreateCommand") or []),
+        network=(config.get("Labels") or {}).get(LABEL),
+        status=state.get("Status") or "",
+        pid=int(state.get("Pid") or 0),
     )
+
+
+def _created_ip(create_command: list[str]) -> str | None:
+    """The --ip a stopped host was created with: it gets that address again when it starts."""
+    for flag, value in zip(create_command, create_command[1:]):
+        if flag == "--ip":
+            return value
+    return None
+
+
+def mac_address(ip: str) -> str:
+    """A fixed, locally administered MAC per lab address: a host keeps it across restarts, as hardware does,
+    so the others' ARP caches stay right (a new MAC at each start left them sending to the old one for seconds)."""
+    return "02:6b:" + ":".join(f"{int(octet):02x}" for octet in ip.split("."))
 
 
 def lab_containers(spec: LabSpec) -> list[str]:
@@ -46,8 +74,8 @@ def lab_containers(spec: LabSpec) -> list[str]:
 
 
 def is_current(container: Container | None, spec: LabSpec, host: LabHost, image: str) -> bool:
-    """A running host of this lab, from this image, with the inventory's IP: keep it as it is."""
-    return (container is not None and container.running and container.network == spec.network
+    """A host of this lab, from this image, with the inventory's IP: keep it (and its disk), running or not."""
+    return (container is not None and container.network == spec.network
             and container.image == image and container.ip == host.ip)
 
 
@@ -69,7 +97,7 @@ def start_host(spec: LabSpec, host: LabHost, image: str, public_key: Path) -> No
         # same MAC address and the bridge delivers frames to the wrong host (LAB.md).
         "-v", "/dev/null:/etc/systemd/network/99-default.link:ro",
         "-v", f"{public_key}:{OPERATOR_KEY_PATH}:ro",
-        "--network", spec.network, "--ip", host.ip,
+        "--network", spec.network, "--ip", host.ip, "--mac-address", mac_address(host.ip),
         image, "/sbin/init", f"--machine-id={secrets.token_hex(16)}",
     ]
     # A killed `kfab lab up` may leave its own `podman run` of this host still going: it can create

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kfab.lab import hosts, network, vm
+from kfab.lab import faults, hosts, network, vm
 from kfab.lab.errors import LabError
 from kfab.lab.image import ensure_image
 from kfab.lab.vm_image import ensure_vm_image
@@ -30,6 +30,7 @@ LOGIN_TIMEOUT_S = {False: 10.0, True: 60.0}
 @dataclass
 class UpResult:
     started: list[str] = field(default_factory=list)   # hosts (re)created by this run
+    restarted: list[str] = field(default_factory=list)  # stopped, paused or cut-off hosts brought back as they were
     removed: list[str] = field(default_factory=list)   # stale lab containers removed
     changed: bool = False                               # False: the lab was already up as listed
 
@@ -41,6 +42,7 @@ class HostStatus:
     running: bool
     ssh: str  # "ok", "answers, login failed: ...", or "no answer"
     kind: str = "container"  # or "vm"
+    state: str = ""  # running, paused, partitioned, stopped, missing
 
     @property
     def ready(self) -> bool:
@@ -76,9 +78,13 @@ class Lab:
         return file_lock(self.spec.state_dir / "lab.lock")
 
     # -- up ---------------------------------------------------------------------------------------
-    def up(self) -> UpResult:
+    def up(self, replace: tuple[str, ...] = ()) -> UpResult:
+        """Every listed host running and answering SSH. A host that is stopped, paused or partitioned comes back
+        with its disk as it was; only the hosts named in `replace` (and stale ones) are created afresh."""
         spec = self.spec
         result = UpResult()
+        for name in replace:
+            spec.host(name)  # an unknown name is an error before anything changes
         with self._lock():
             vm.check_vms(spec)
             image = ensure_image(log=self.log)
@@ -108,7 +114,8 @@ class Lab:
                 result.removed.append(vm.holder_name(spec))
             to_start = [h for h in self.containers
                         if net_changed or new_key  # hosts authorise the key at boot
-                        or not hosts.is_current(current[h.name], spec, h, image)]
+                        or h.name in replace or not hosts.is_current(current[h.name], spec, h, image)]
+            result.restarted = [h.name for h in self.containers if h not in to_start and self._bring_back(h.name)]
             to_start += [h for h in self.vms
                          if net_changed or new_key or not vm.is_current(spec, h, vm_image, public_key)]
             for host in self.vms:
@@ -121,11 +128,16 @@ class Lab:
                                      else hosts.start_host(spec, h, image, public_key)), to_start)
                 result.started = [h.name for h in to_start]
             rule_changed = network.ensure_nat_rule(spec)
-            if to_start or not self._all_log_in():
+            if to_start or result.restarted or not self._all_log_in():
                 self._wait_ready()
-            result.changed = bool(result.started or result.removed or net_changed or rule_changed
-                                  or holder_changed)
+            result.changed = bool(result.started or result.restarted or result.removed or net_changed
+                                  or rule_changed or holder_changed)
         return result
+
+    def _bring_back(self, name: str) -> bool:
+        """Start a stopped host, thaw a paused one, heal a cut one; True if any was needed."""
+        changed = faults.start(self.spec, name)
+        return faults.heal(self.spec, name) or changed
 
     def _all_log_in(self) -> bool:
         """Every host accepts the lab key and matches known_hosts (the no-op `up` check)."""
@@ -172,6 +184,55 @@ class Lab:
         tmp.write_text(text)
         os.replace(tmp, path)
 
+    # -- faults -----------------------------------------------------------------------------------
+    def stop(self, name: str, kill: bool = False) -> bool:
+        """Power a host off (orderly, or cut with `kill`), keeping its disk; False if it was off already."""
+        with self._lock():
+            return faults.stop(self.spec, name, kill)
+
+    def start(self, name: str) -> bool:
+        """Boot a stopped host from its disk and wait until it answers SSH; False if it was running."""
+        with self._lock():
+            started = faults.start(self.spec, name)
+            self._wait_host(name)
+        return started
+
+    def restart(self, name: str, kill: bool = False) -> None:
+        with self._lock():
+            faults.stop(self.spec, name, kill)
+            faults.start(self.spec, name)
+            self._wait_host(name)
+
+    def pause(self, name: str) -> bool:
+        with self._lock():
+            return faults.pause(self.spec, name)
+
+    def unpause(self, name: str) -> bool:
+        with self._lock():
+            return faults.unpause(self.spec, name)
+
+    def partition(self, name: str) -> bool:
+        with self._lock():
+            return faults.partition(self.spec, name)
+
+    def heal(self, name: str) -> bool:
+        with self._lock():
+            return faults.heal(self.spec, name)
+
+    def _wait_host(self, name: str) -> None:
+        """One host's SSH answers and takes the lab key again (its host keys are on its disk, unchanged)."""
+        host = self.spec.host(name)
+        deadline = time.monotonic() + SSH_DEADLINE_S
+        wait_for_banner(host.name, host.ip, deadline, BANNER_TIMEOUT_S[False])
+        while True:
+            ok, err = login_works(host.ip, self.spec.key_file, self.spec.known_hosts_file, LOGIN_TIMEOUT_S[False])
+            if ok:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"{self.spec.inventory}: lab host {name} ({host.ip}) booted again but SSH login "
+                               f"failed: {err}")
+            time.sleep(0.2)
+
     # -- down -------------------------------------------------------------------------------------
     def down(self) -> list[str]:
         """Remove the lab's containers, network and NAT rule; returns what was removed."""
@@ -203,14 +264,20 @@ class Lab:
             kind = "vm" if host.vm else "container"
             if host.vm:
                 running = vm.running(spec, host.name)
+                state = "running" if running else "stopped"
             else:
                 container = hosts.inspect(host.name)
-                running = bool(container and container.running and container.network == spec.network)
+                ours = container is not None and container.network == spec.network
+                running = bool(ours and container.running)
+                state = ("missing" if not ours else "paused" if container.paused else
+                         "stopped" if not running else
+                         "partitioned" if faults.is_partitioned(spec, host.name, container) else "running")
             if not running or not ssh_banner(host.ip, timeout=BANNER_TIMEOUT_S[host.vm]):
-                return HostStatus(host.name, host.ip, running, "no answer", kind)
+                return HostStatus(host.name, host.ip, running, "no answer", kind, state)
             ok, err = (login_works(host.ip, spec.key_file, spec.known_hosts_file, LOGIN_TIMEOUT_S[host.vm])
                        if spec.known_hosts_file.exists() else (False, "no known_hosts (run kfab lab up)"))
-            return HostStatus(host.name, host.ip, running, "ok" if ok else f"answers, login failed: {err}", kind)
+            return HostStatus(host.name, host.ip, running, "ok" if ok else f"answers, login failed: {err}", kind,
+                              state)
         return _parallel(one, spec.hosts)
 
     def ssh_command(self, host: str, *, batch: bool = True) -> list[str]:

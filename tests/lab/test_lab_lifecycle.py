@@ -140,7 +140,7 @@ def test_up_copes_with_stopped_hosts_duplicate_rules_and_a_stale_network(life):
 
     assert kfab("lab", "up", "-i", str(INVENTORY)).returncode == 0
     assert_ready(life)
-    assert container_id("lf1") != old_id
+    assert container_id("lf1") == old_id                # booted again with its disk, not replaced
     assert len(nat_rules("kfab-lab:kfablife")) == 1
 
     # A network left from an older lab with another subnet, and a created-but-never-started host.
@@ -177,3 +177,97 @@ def test_up_after_the_lab_key_was_lost_authorises_the_new_key(life):
     assert up.returncode == 0, up.stderr
     assert Path(str(life.spec.key_file) + ".pub").read_text() != old_public
     assert_ready(life)
+
+
+def reaches(lab: Lab, src: str, dst_ip: str) -> bool:
+    """Whether `src` opens a TCP connection to dst_ip:22 (run through Podman: it works while src is cut off)."""
+    proc = podman("exec", src, "timeout", "3", "bash", "-c", f"</dev/tcp/{dst_ip}/22")
+    return proc.returncode == 0
+
+
+def test_stop_start_and_restart_keep_the_disk_and_up_brings_back_without_replacing(life):
+    life.up()
+    lf2 = life.hosts["lf2"]
+    # A file on its disk, and an enabled unit that marks each boot in /run (a tmpfs: gone at power-off).
+    unit = "[Service]\nType=oneshot\nExecStart=/usr/bin/touch /run/booted\n[Install]\nWantedBy=multi-user.target\n"
+    assert life.ssh("lf2", f"echo kept > /root/marker && printf '{unit}' > /etc/systemd/system/booted.service"
+                           " && systemctl enable booted.service").returncode == 0
+    old_id = container_id("lf2")
+
+    stop = kfab("lab", "stop", "lf2", "-i", str(INVENTORY))
+    assert stop.returncode == 0 and "stopped (disk kept)" in stop.stdout, stop.stderr
+    status = kfab("lab", "status", "-i", str(INVENTORY))
+    assert status.returncode == 3 and any(line.split()[:5] == ["lf2", "container", "no", lf2, "stopped"]
+                                          for line in status.stdout.splitlines()), status.stdout
+    assert "was stopped already" in kfab("lab", "stop", "lf2", "-i", str(INVENTORY)).stdout
+
+    start = kfab("lab", "start", "lf2", "-i", str(INVENTORY))
+    assert start.returncode == 0, start.stderr
+    assert life.ssh("lf2", "cat /root/marker").stdout.strip() == "kept"
+    assert life.ssh("lf2", "systemctl is-system-running --wait").stdout.strip() == "running"
+    assert life.ssh("lf2", "test -e /run/booted").returncode == 0     # enabled units started at boot
+
+    restart = kfab("lab", "restart", "--kill", "lf2", "-i", str(INVENTORY))   # a power cut and back
+    assert restart.returncode == 0, restart.stderr
+    assert life.ssh("lf2", "cat /root/marker").stdout.strip() == "kept"
+    assert life.ssh("lf2", "systemctl is-system-running --wait && test -e /run/booted").returncode == 0
+    assert container_id("lf2") == old_id
+
+    assert kfab("lab", "stop", "--kill", "lf2", "-i", str(INVENTORY)).returncode == 0
+    up = kfab("lab", "up", "-i", str(INVENTORY))
+    assert up.returncode == 0 and "brought back: lf2" in up.stdout, up.stdout + up.stderr
+    assert_ready(life)
+    assert container_id("lf2") == old_id and life.ssh("lf2", "cat /root/marker").stdout.strip() == "kept"
+
+    replace = kfab("lab", "up", "--replace", "lf2", "-i", str(INVENTORY))   # replacing is explicit
+    assert replace.returncode == 0, replace.stderr
+    assert container_id("lf2") != old_id
+    assert life.ssh("lf2", "test -e /root/marker").returncode == 1
+    assert_ready(life)
+
+
+def test_pause_freezes_a_host_and_partition_cuts_its_link_both_ways_until_healed(life):
+    life.up()
+    lf1, lf2 = life.hosts["lf1"], life.hosts["lf2"]
+    assert reaches(life, "lf1", lf2) and reaches(life, "lf2", lf1)
+
+    assert kfab("lab", "pause", "lf2", "-i", str(INVENTORY)).returncode == 0
+    assert json.loads(podman("inspect", "lf2").stdout)[0]["State"]["Status"] == "paused"
+    assert not reaches(life, "lf1", lf2)                 # its sshd is frozen: the port takes no connection
+    assert "paused" in kfab("lab", "status", "-i", str(INVENTORY)).stdout
+    assert kfab("lab", "unpause", "lf2", "-i", str(INVENTORY)).returncode == 0
+    wait_until(lambda: reaches(life, "lf1", lf2), "lf2 to answer again after unpause", 30)
+
+    rules_before = podman("exec", "lf2", "sh", "-c", "ip route; ip addr").stdout
+    cut = kfab("lab", "partition", "lf2", "-i", str(INVENTORY))
+    assert cut.returncode == 0 and "cut off" in cut.stdout, cut.stderr
+    assert not reaches(life, "lf1", lf2) and not reaches(life, "lf2", lf1)    # both ways
+    status = kfab("lab", "status", "-i", str(INVENTORY))
+    assert any(line.split()[:5] == ["lf2", "container", "yes", lf2, "partitioned"]
+               for line in status.stdout.splitlines()), status.stdout
+    assert kfab("lab", "heal", "lf2", "-i", str(INVENTORY)).returncode == 0
+    assert reaches(life, "lf1", lf2) and reaches(life, "lf2", lf1)
+    assert podman("exec", "lf2", "sh", "-c", "ip route; ip addr").stdout == rules_before
+    assert "was not cut off" in kfab("lab", "heal", "lf2", "-i", str(INVENTORY)).stdout
+
+    # `up` brings a paused and a cut-off host back as they were.
+    assert kfab("lab", "partition", "lf1", "-i", str(INVENTORY)).returncode == 0
+    assert kfab("lab", "pause", "lf2", "-i", str(INVENTORY)).returncode == 0
+    ids = {name: container_id(name) for name in life.hosts}
+    up = kfab("lab", "up", "-i", str(INVENTORY))
+    assert up.returncode == 0, up.stderr
+    assert_ready(life)
+    assert {name: container_id(name) for name in life.hosts} == ids
+
+
+def test_fault_commands_name_the_host_and_the_inventory(life):
+    missing = kfab("lab", "stop", "lf9", "-i", str(INVENTORY))
+    assert missing.returncode == 1
+    assert "no lab host named 'lf9'" in missing.stderr and str(INVENTORY) in missing.stderr
+    absent = kfab("lab", "pause", "lf1", "-i", str(INVENTORY))   # the lab is down (fixture)
+    assert absent.returncode == 1 and "host lf1 has no container of lab kfablife" in absent.stderr
+    life.up()
+    assert kfab("lab", "stop", "lf1", "-i", str(INVENTORY)).returncode == 0
+    for action in ("pause", "partition"):
+        proc = kfab("lab", action, "lf1", "-i", str(INVENTORY))
+        assert proc.returncode == 1 and "host lf1 is exited" in proc.stderr, proc.stderr
