@@ -38,6 +38,7 @@ def reset_script(v: dict) -> str:
 for u in {units}; do systemctl disable --now "$u" >/dev/null 2>&1; done
 if grep -qs '{MANAGED}' /etc/default/etcd; then
   systemctl disable --now etcd.service >/dev/null 2>&1; rm -f /etc/default/etcd
+  rm -f /etc/systemd/system/etcd.service.d/kfab-restart.conf; systemctl daemon-reload
 fi
 if grep -qs '{MANAGED}' /etc/docker/registry/config.yml; then
   systemctl disable --now docker-registry.service >/dev/null 2>&1
