@@ -18,6 +18,7 @@ class RunInputs:
     inventory: Inventory
     plays: list[Play]
     extra_vars: dict
+    secrets: frozenset[str] = frozenset()  # what the vault decrypted: masked in the run's output
 
 
 def load_inputs(inventory_path: str, playbook: str, extra_vars: list[str],
@@ -25,8 +26,10 @@ def load_inputs(inventory_path: str, playbook: str, extra_vars: list[str],
     password_files = list(vault_password_files) or (
         [os.environ["ANSIBLE_VAULT_PASSWORD_FILE"]] if os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE") else [])
     vault = Vault.from_files(password_files) if password_files else None
-    return RunInputs(load_inventory(inventory_path, vault), load_playbook(playbook, vault),
-                     parse_extra_vars(extra_vars, Path.cwd(), vault))
+    inputs = RunInputs(load_inventory(inventory_path, vault), load_playbook(playbook, vault),
+                       parse_extra_vars(extra_vars, Path.cwd(), vault))
+    inputs.secrets = frozenset(vault.revealed) if vault is not None else frozenset()
+    return inputs
 
 
 def every_role_play(plays: list[Play]) -> Play | None:

@@ -63,6 +63,7 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
     options = Options(check=check, diff=diff, verbose=verbose, forks=forks, fail_fast=fail_fast, limit=limit,
                       tags=tuple(t.strip() for t in tags.split(",") if t.strip()), become_password=become_password)
     output = Output(stream=sys.stderr if as_json else None, verbose=verbose)
+    output.masker.learn(inputs.secrets | ({become_password} if become_password else set()))
     runner = Runner(inventory, plays, extra, options, output)
     code = runner.run()
     if profile:

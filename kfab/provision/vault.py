@@ -31,6 +31,19 @@ class Vault:
 
     def __init__(self, passwords: list[bytes]):
         self.passwords = passwords
+        # Every string it decrypted (a !vault value, each string in an encrypted file): secrets by where they
+        # came from, whatever their variable is called; a run masks them in everything it prints.
+        self.revealed: set[str] = set()
+
+    def remember(self, value) -> None:
+        if isinstance(value, str):
+            self.revealed.add(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                self.remember(v)
+        elif isinstance(value, list):
+            for v in value:
+                self.remember(v)
 
     @classmethod
     def from_files(cls, files: list[str]) -> "Vault":

@@ -61,10 +61,14 @@ _LineLoader.add_constructor("!vault", _construct_vault)
 def parse_yaml(text: str, file: str, vault: Vault | None = None):
     """YAML with line numbers. Text encrypted by ansible-vault (a whole file, or `!vault` strings in it)
     is decrypted with the run's vault passwords; without them it is an error naming file and line."""
-    if is_encrypted(text):
+    whole_file_secret = is_encrypted(text)
+    if whole_file_secret:
         text = decrypt_text(text, vault, file, None)
     try:
-        return _reveal(yaml.load(text, Loader=_LineLoader), vault, file)  # noqa: S506 - a SafeLoader subclass
+        data = _reveal(yaml.load(text, Loader=_LineLoader), vault, file)  # noqa: S506 - a SafeLoader subclass
+        if whole_file_secret and vault is not None:
+            vault.remember(data)
+        return data
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -85,7 +89,10 @@ def load_yaml(path: Path | str, vault: Vault | None = None):
 
 def _reveal(value, vault: Vault | None, file: str):
     if isinstance(value, VaultText):
-        return decrypt_text(str(value), vault, file, value.line)
+        plain = decrypt_text(str(value), vault, file, value.line)
+        if vault is not None:
+            vault.remember(plain)
+        return plain
     if isinstance(value, dict):
         for key in value:
             value[key] = _reveal(value[key], vault, file)

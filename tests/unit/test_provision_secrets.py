@@ -7,8 +7,11 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+from kfab.cli import main
 from kfab.provision.inventory import load_inventory
 from kfab.provision.output import Output
 from kfab.provision.playbook import load_playbook
@@ -89,3 +92,37 @@ def test_secret_names_and_the_values_they_mask():
     masker = Masker()
     masker.learn({"hunter22", "no"})  # too short to mask ("no" would hide every "no")
     assert masker.text("password hunter22 says no") == f"password {MASK} says no"
+
+
+def test_values_from_the_vault_are_masked_whatever_their_variables_are_called(tmp_path, monkeypatch, capsys):
+    """A vault-encrypted group_vars file and a !vault string with names no pattern matches: what they hold is
+    secret by where it came from (ansible-vault encrypts them here, as a user would)."""
+    ansible_vault = str(Path(sys.executable).parent / "ansible-vault")
+    env = {"ANSIBLE_HOME": str(tmp_path / "ah"), "PATH": "/usr/bin:/bin"}
+    password = tmp_path / "vault-pass"
+    password.write_text("correct horse\n")
+    (tmp_path / "group_vars").mkdir()
+    whole = tmp_path / "group_vars" / "all.yml"
+    whole.write_text("motd_line: open-sesame-4711\n")
+    subprocess.run([ansible_vault, "encrypt", "--vault-password-file", str(password), str(whole)], check=True,
+                   capture_output=True, env=env)
+    greeting = subprocess.run([ansible_vault, "encrypt_string", "--vault-password-file", str(password),
+                               "mellon-2718", "--name", "greeting"], check=True, capture_output=True, text=True,
+                              env=env).stdout
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h1:\n      ansible_connection: local\n      "
+                                      + greeting.strip().replace("\n", "\n      ") + "\n")
+    (tmp_path / "out").write_text("old\n")
+    role = tmp_path / "roles" / "r" / "tasks"
+    role.mkdir(parents=True)
+    (role / "main.yml").write_text(
+        f"- copy: {{content: \"{{{{ motd_line }}}} {{{{ greeting }}}}\\n\", dest: '{tmp_path}/out', mode: '0600'}}\n"
+        "- command: \"echo {{ greeting }} {{ motd_line }}\"\n  changed_when: false\n"
+        "- fail: {msg: \"refusing {{ greeting }}\"}\n")
+    (tmp_path / "site.yml").write_text("- hosts: all\n  roles: [r]\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["plan", "-i", str(tmp_path / "inv.yml"), "-vv", "--vault-password-file", str(password)])
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert code != 0 and "refusing " + MASK in text, text    # the error line, masked
+    assert "-old" in text and f"+{MASK} {MASK}" in text, "the plan still shows the line that changes"
+    assert "open-sesame-4711" not in text and "mellon-2718" not in text, text
