@@ -7,6 +7,7 @@ import sys
 
 from kfab.cache import commands as cache_commands
 from kfab.controlplane import commands as controlplane_commands
+from kfab.dashboard import commands as dashboard_commands
 from kfab.dns import commands as dns_commands
 from kfab.ingress import commands as ingress_commands
 from kfab.lab import commands as lab_commands
@@ -20,7 +21,8 @@ from kfab.storage_host import commands as storage_commands
 
 # Each module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit code).
 COMPONENTS = (lab_commands, provision_commands, controlplane_commands, pki_commands, node_commands, proxy_commands,
-              ingress_commands, dns_commands, registry_commands, cache_commands, storage_commands, ops_commands)
+              ingress_commands, dns_commands, registry_commands, cache_commands, storage_commands, ops_commands,
+              dashboard_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,8 @@ APT_PACKAGES=(podman runc debootstrap iptables nftables iproute2 openssh-client 
               apt-cacher-ng qemu-system-x86 qemu-utils)  # qemu: the lab's VM hosts (kfab lab up --vms)
 # libnfs/libiscsi userspace clients: storage lab tests reach the lab's NFS and iSCSI servers from here
 APT_PACKAGES+=(libnfs-utils libiscsi-bin)
+# chromium: the dashboard's test drives the page in headless Chromium; faketime: kfab doctor's clock-skew lab test
+APT_PACKAGES+=(chromium faketime)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "cache": {"provision"},
     "registry": {"provision"},
     "ops": {"provision", "client", "objects", "pki", "install"},
+    "dashboard": {"ops", "machinery", "client", "objects", "daemon"},
     "cli": set(),  # only packages' `commands` modules, checked below
     "__main__": {"cli"},
 }
