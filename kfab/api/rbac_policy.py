@@ -119,10 +119,14 @@ CLUSTER_ROLES: dict[str, list[dict]] = {
         rule(["storage.k8s.io"], ["storageclasses"], READ),
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
     ],
+    # `kfab proxy` also enforces NetworkPolicies (it reads the pods and namespaces they select) and announces
+    # LoadBalancer pool addresses from the node holding each address's Lease (kube-system/kfab-lb-*): without
+    # the Lease verbs no worker ever holds a pool address and it answers nowhere.
     "system:node-proxier": [
         rule([""], ["services", "endpoints", "nodes", "pods", "namespaces"], READ),
         rule(["discovery.k8s.io"], ["endpointslices"], READ),
         rule(["networking.k8s.io"], ["networkpolicies"], READ),
+        rule(["coordination.k8s.io"], ["leases"], ["create", "get", "update"]),
         rule([""], ["events"], ["create", "patch", "update"]),
     ],
     # `kfab dns` (user system:kube-dns): reads what it serves; keeps its Service and its own EndpointSlice

@@ -1,8 +1,10 @@
 """A LoadBalancer pool address moves to another node when its holder dies, with real Leases and real
 interfaces: inside a private network namespace (`unshare -n`, nothing of this machine's network touched), a
 `kfab server` and two nodes' announcers (`kfab.proxy.announce`, each its own process, each with an
-interface holding its InternalIP). The holder puts the address on its interface; killed with SIGKILL (no
-release: the node died), the other takes the Lease once it expires and puts the address on its own."""
+interface holding its InternalIP), with the credentials a worker's `kfab proxy` has (user system:kube-proxy:
+its ClusterRole must allow the Leases, or no node ever holds the address). The holder puts the address on its
+interface; killed with SIGKILL (no release: the node died), the other takes the Lease once it expires and puts
+the address on its own."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ INSIDE = textwrap.dedent("""
     import asyncio, json, signal, subprocess, sys, tempfile, time
     from pathlib import Path
     sys.path.insert(0, sys.argv[1])
-    from tests.api.conftest import start_server, stop_server
+    from tests.api.conftest import start_server, stop_server, user_kubeconfig
     from kfab.client import Client, rt_of
     announcer_code = sys.argv[2]
     sh = lambda *a: subprocess.run(a, check=True, capture_output=True)
@@ -71,8 +73,9 @@ INSIDE = textwrap.dedent("""
                 await client.patch(rt_of("Service"), "default", "dns", {"status": {"loadBalancer": {"ingress": [
                     {"ip": VIP}]}}}, subresource="status")
         asyncio.run(setup())
+        proxy = user_kubeconfig(data, data, "system:kube-proxy")     # as roles/pki issues proxy.kubeconfig
         for name, (_, ip) in nodes.items():
-            procs[name] = subprocess.Popen([sys.executable, "-c", announcer_code, str(server.kubeconfig), name, ip])
+            procs[name] = subprocess.Popen([sys.executable, "-c", announcer_code, str(proxy), name, ip])
         first = wait(holder, 30)
         other = next(n for n in nodes if n != first)
         procs[first].send_signal(signal.SIGKILL); procs[first].wait()
