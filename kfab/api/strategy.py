@@ -13,7 +13,7 @@ import secrets
 import uuid
 
 from kfab.api.decoding import json_type, quoted
-from kfab.objects import jsonwire
+from kfab.objects import conversion, jsonwire
 from kfab.objects.errors import Cause, bad_request, invalid
 from kfab.objects.registry import ResourceType
 from kfab.objects.validation import field as field_errors
@@ -90,6 +90,7 @@ def generate_name(prefix: str) -> str:
 # --- encoding: the stored bytes never carry resourceVersion; it is the key's mod_revision -------------
 
 def encode(obj: dict) -> bytes:
+    obj = conversion.to_stored(obj)  # a kind served in versions of different shapes is stored in one
     meta = meta_of(obj)
     if "resourceVersion" in meta:
         obj = dict(obj, metadata={k: v for k, v in meta.items() if k != "resourceVersion"})
@@ -102,6 +103,8 @@ def decode(kv: KeyValue, rt: ResourceType | None = None) -> dict:
     if rt is not None and rt.custom is not None:
         # A CRD's versions with `conversion: None` differ only in apiVersion: shown as the version asked for.
         obj["apiVersion"] = rt.api_version
+    elif rt is not None and obj.get("apiVersion") != rt.api_version:
+        obj = conversion.to_version(obj, rt.api_version)
     return obj
 
 

@@ -93,6 +93,9 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
          short=["crd", "crds"], cats=["api-extensions"], sub=["status"]),
     _grp("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=["hpa"], cats=["all"],
          sub=["status"], version="v2"),
+    # The same objects as autoscaling/v1 shows them (kfab.objects.conversion); v2, listed first, is preferred.
+    _grp("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", short=["hpa"], cats=["all"],
+         sub=["status"]),
     # Virtual: answered from the node agents' resource metrics, never stored (kfab.api.metrics).
     _grp("metrics.k8s.io", "NodeMetrics", "nodes", namespaced=False, verbs=("get", "list"), version="v1beta1"),
     _grp("metrics.k8s.io", "PodMetrics", "pods", verbs=("get", "list"), version="v1beta1"),

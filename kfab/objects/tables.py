@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from kfab.objects.cells import OBJECT_META, column, describe, name_column, parse_time
+from kfab.objects import conversion
 from kfab.objects.columns import PRINTERS
 from kfab.objects.crd_columns import custom_printer
 from kfab.objects.errors import bad_request
@@ -52,7 +53,7 @@ def to_table(rt: ResourceType, objects: list[dict], include_object: str = "Metad
         columns, print_row = PRINTERS.get(rt.kind) or _default_printer()
     rows = []
     for obj in objects:
-        row: dict = {"cells": print_row(obj, now)}
+        row: dict = {"cells": print_row(conversion.to_stored(obj), now)}  # printers read the stored version
         conditions = row_conditions(rt, obj)
         if conditions:
             row["conditions"] = conditions

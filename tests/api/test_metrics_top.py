@@ -181,3 +181,93 @@ def test_a_viewer_reads_metrics_and_autoscalers_but_cannot_change_them(cluster, 
            "  maxReplicas: 2\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: burner}\n")
     denied = run_kubectl(vera, "create", "-n", "default", "-f", "-", input=hpa)
     assert denied.returncode != 0 and "forbidden" in denied.stderr
+
+
+# --- autoscaling/v1: the same objects as v2 shows them -------------------------------------------------------
+
+def test_kubectl_autoscale_cpu_percent_and_v1_reads_what_the_v2_controller_wrote(cluster):
+    from kubernetes import client
+
+    cluster.kubectl("apply", "-f", "-", input=SCALED.format(name="old", cpu="200m"))
+    cluster.kubectl("autoscale", "deployment", "old", "--cpu-percent=50", "--min=1", "--max=5")
+    wait_until("the HPA to scale old to 4", lambda: _replicas(cluster, "old") == 4, 60)
+    wait_until("4 current replicas in the status", lambda: _hpa(cluster, "old")["status"]["currentReplicas"] == 4, 30)
+
+    v1 = client.AutoscalingV1Api(cluster.api)
+    hpa = v1.read_namespaced_horizontal_pod_autoscaler("old", "default")
+    assert hpa.api_version == "autoscaling/v1"
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas, hpa.spec.target_cpu_utilization_percentage) == (1, 5, 50)
+    assert hpa.spec.scale_target_ref.kind == "Deployment" and hpa.spec.scale_target_ref.name == "old"
+    assert hpa.status.current_cpu_utilization_percentage == 200 and hpa.status.current_replicas == 4
+    assert hpa.status.last_scale_time is not None
+    # what v1 cannot say travels in upstream's annotations: the conditions and the full current metrics
+    conditions = json.loads(hpa.metadata.annotations["autoscaling.alpha.kubernetes.io/conditions"])
+    assert {c["type"] for c in conditions} >= {"AbleToScale", "ScalingActive"}
+    current = json.loads(hpa.metadata.annotations["autoscaling.alpha.kubernetes.io/current-metrics"])
+    assert current[0]["resource"]["name"] == "cpu" and current[0]["resource"]["currentAverageUtilization"] == 200
+    assert "annotations" not in _hpa(cluster, "old")["metadata"]   # v2 shows them as fields, not annotations
+
+    table = cluster.kubectl("get", "horizontalpodautoscalers.v1.autoscaling", "old").stdout.splitlines()
+    assert table[0].split()[:3] == ["NAME", "REFERENCE", "TARGETS"]
+    assert "Deployment/old" in table[1] and "cpu: 200%/50%" in table[1], table
+
+    # A v1 write changes the v2 object and keeps what v1 cannot say (here: a behavior set through v2).
+    cluster.kubectl("patch", "hpa", "old", "--type=merge", "-p",
+                    '{"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 7}}}}')
+    hpa = v1.read_namespaced_horizontal_pod_autoscaler("old", "default")
+    behavior = json.loads(hpa.metadata.annotations["autoscaling.alpha.kubernetes.io/behavior"])
+    assert behavior["ScaleDown"]["StabilizationWindowSeconds"] == 7      # Go field names, as upstream writes it
+    hpa.spec.target_cpu_utilization_percentage = 60
+    hpa.spec.max_replicas = 6
+    v1.replace_namespaced_horizontal_pod_autoscaler("old", "default", hpa)
+    spec = _hpa(cluster, "old")["spec"]
+    assert spec["maxReplicas"] == 6
+    assert spec["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": 60}}}]
+    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 7
+
+
+def test_a_v1_autoscaler_is_a_v2_one_with_a_cpu_metric_and_v2_metrics_survive_a_v1_round_trip(cluster):
+    from kubernetes import client
+
+    v1 = client.AutoscalingV1Api(cluster.api)
+    made = v1.create_namespaced_horizontal_pod_autoscaler("default", client.V1HorizontalPodAutoscaler(
+        metadata=client.V1ObjectMeta(name="plain"),
+        spec=client.V1HorizontalPodAutoscalerSpec(
+            max_replicas=3, scale_target_ref=client.V1CrossVersionObjectReference(
+                api_version="apps/v1", kind="Deployment", name="plain"))))
+    assert made.spec.min_replicas == 1 and made.spec.target_cpu_utilization_percentage == 80  # v1's implicit target
+    assert made.status.current_replicas == 0 and made.status.desired_replicas == 0
+    assert _hpa(cluster, "plain")["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 80
+
+    two_metrics = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: two}\nspec:\n"
+                   "  maxReplicas: 4\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: two}\n"
+                   "  metrics:\n  - {type: Resource, resource: {name: memory, target: {type: AverageValue, "
+                   "averageValue: 100Mi}}}\n  - {type: Resource, resource: {name: cpu, target: {type: Utilization, "
+                   "averageUtilization: 70}}}\n")
+    cluster.kubectl("create", "-f", "-", input=two_metrics)
+    as_v1 = json.loads(cluster.kubectl("get", "horizontalpodautoscalers.v1.autoscaling", "two", "-o", "json").stdout)
+    assert as_v1["apiVersion"] == "autoscaling/v1" and as_v1["spec"]["targetCPUUtilizationPercentage"] == 70
+    others = json.loads(as_v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"])
+    assert others == [{"type": "Resource", "resource": {"name": "memory", "targetAverageValue": "100Mi"}}]
+    # kubectl writes the v1 object back (a label): the memory metric comes back from the annotation
+    as_v1["metadata"]["labels"] = {"tier": "web"}
+    cluster.kubectl("replace", "-f", "-", input=json.dumps(as_v1))
+    v2 = _hpa(cluster, "two")
+    assert v2["metadata"]["labels"] == {"tier": "web"} and "annotations" not in v2["metadata"]
+    assert [m["resource"]["name"] for m in v2["spec"]["metrics"]] == ["memory", "cpu"]
+
+    bad = cluster.kubectl("create", "-f", "-", check=False, input=(
+        "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: bad}\nspec:\n"
+        "  maxReplicas: 0\n  targetCPUUtilizationPercentage: 50\n"
+        "  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: bad}\n"))
+    assert bad.returncode != 0 and "spec.maxReplicas" in bad.stderr, bad.stderr
+
+    group = json.loads(cluster.kubectl("get", "--raw", "/apis/autoscaling").stdout)
+    assert [v["version"] for v in group["versions"]] == ["v2", "v1"] and group["preferredVersion"]["version"] == "v2"
+    # a watch on v1 sends v1 objects
+    from kubernetes import watch
+    events = list(watch.Watch().stream(v1.list_namespaced_horizontal_pod_autoscaler, "default", timeout_seconds=2,
+                                       field_selector="metadata.name=two"))
+    assert [(e["type"], e["object"].api_version, e["object"].spec.target_cpu_utilization_percentage)
+            for e in events] == [("ADDED", "autoscaling/v1", 70)]
