@@ -184,6 +184,10 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                         3: ("stabilizationWindowSeconds", "int")},
     "HPAScalingPolicy": {1: ("type", "string"), 2: ("value", "int"), 3: ("periodSeconds", "int")},
     "HorizontalPodAutoscalerStatus": {},
+    # autoscaling/v1 HorizontalPodAutoscaler: the same objects with v1's one CPU target (kfab.objects.hpa_versions)
+    "HorizontalPodAutoscalerV1": _object("HorizontalPodAutoscalerSpecV1", "HorizontalPodAutoscalerStatus"),
+    "HorizontalPodAutoscalerSpecV1": {1: ("scaleTargetRef", "CrossVersionObjectReference"), 2: ("minReplicas", "int"),
+                                      3: ("maxReplicas", "int"), 4: ("targetCPUUtilizationPercentage", "int")},
     # authentication/v1 TokenRequest: `kubectl create token` POSTs it to serviceaccounts/<name>/token
     "TokenRequest": _object("TokenRequestSpec", "TokenRequestStatus"),
     "TokenRequestSpec": {1: ("audiences", "[]string"), 3: ("boundObjectRef", "BoundObjectReference"),
@@ -239,6 +243,8 @@ POINTERS = {
     ("PodSecurityContext", "runAsUser"), ("PodSecurityContext", "runAsNonRoot"), ("PodSecurityContext", "fsGroup"),
     ("PodSecurityContext", "runAsGroup"),
     ("HorizontalPodAutoscalerSpec", "minReplicas"), ("MetricTarget", "averageUtilization"),
+    ("HorizontalPodAutoscalerSpecV1", "minReplicas"),
+    ("HorizontalPodAutoscalerSpecV1", "targetCPUUtilizationPercentage"),
     ("HPAScalingRules", "stabilizationWindowSeconds"), ("HPAScalingRules", "selectPolicy"),
     ("IngressSpec", "ingressClassName"), ("HTTPIngressPath", "pathType"), ("TypedLocalObjectReference", "apiGroup"),
 }
@@ -253,6 +259,8 @@ KINDS = {k: k for k in ("Namespace", "ConfigMap", "Secret", "ServiceAccount", "S
                         "SelfSubjectRulesReview", "SelfSubjectReview", "DeleteOptions",
                         "Eviction", "PodDisruptionBudget", "TokenRequest", "Job", "CronJob", "ResourceQuota",
                         "PriorityClass", "HorizontalPodAutoscaler", "Ingress")}
+# a kind whose versions differ in shape: (apiVersion, kind) -> message
+VERSIONED_KINDS = {("autoscaling/v1", "HorizontalPodAutoscaler"): "HorizontalPodAutoscalerV1"}
 
 
 class _Reader:
@@ -411,7 +419,7 @@ def decode(body: bytes) -> dict:
                         kind = v.decode()
             elif number == 2:
                 raw = value
-        message = KINDS.get(kind)
+        message = VERSIONED_KINDS.get((api_version, kind)) or KINDS.get(kind)
         if message is None:
             raise APIError(415, "UnsupportedMediaType", f"kfab reads {kind or 'this kind'} only as JSON; send "
                            "application/json")

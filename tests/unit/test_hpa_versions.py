@@ -87,3 +87,16 @@ def test_malformed_or_lower_case_annotations_and_v2_writes_that_carry_them():
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"annotations": {CONDITIONS: "[]"}}}
     assert conversion.to_stored(pod) is pod and conversion.to_version(pod, "v1") is pod
     assert conversion.to_version(V2, "autoscaling/v1") == to_v1(V2)
+
+
+def test_a_v1_protobuf_body_decodes_with_v1s_fields():
+    from kfab.api import protobuf
+    from tests.unit.test_core_protobuf import envelope, field
+
+    ref = field(1, "Deployment") + field(2, "web") + field(3, "apps/v1")
+    spec = field(1, ref) + field(2, 1) + field(3, 5) + field(4, 50)
+    obj = protobuf.decode(envelope("autoscaling/v1", "HorizontalPodAutoscaler", field(1, field(1, "web")) +
+                                   field(2, spec)))
+    assert obj["spec"] == {"scaleTargetRef": REF, "minReplicas": 1, "maxReplicas": 5,
+                           "targetCPUUtilizationPercentage": 50}
+    assert to_v2(obj)["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 50
