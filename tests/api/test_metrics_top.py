@@ -271,3 +271,38 @@ def test_a_v1_autoscaler_is_a_v2_one_with_a_cpu_metric_and_v2_metrics_survive_a_
                                        field_selector="metadata.name=two"))
     assert [(e["type"], e["object"].api_version, e["object"].spec.target_cpu_utilization_percentage)
             for e in events] == [("ADDED", "autoscaling/v1", 70)]
+
+
+def test_an_hpa_scales_a_custom_resource_through_its_scale_subresource(cluster):
+    from tests.api.crd_manifests import crd_manifest
+
+    replicas = {"type": "integer", "minimum": 0}
+    schema = {"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"replicas": replicas}},
+        "status": {"type": "object", "properties": {"replicas": replicas, "selector": {"type": "string"}}}}}
+    cluster.kubectl("apply", "-f", "-", input=crd_manifest(
+        "scale.kfab.test", "workers", "Worker", schema, subresources={"status": {}, "scale": {
+            "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector"}}))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/workers.scale.kfab.test", "--timeout=20s")
+    cluster.kubectl("apply", "-f", "-", input="apiVersion: scale.kfab.test/v1\nkind: Worker\n"
+                                              "metadata: {name: crew}\nspec: {replicas: 2}\n")
+    cluster.kubectl("patch", "workers.scale.kfab.test", "crew", "--subresource=status", "--type=merge", "-p",
+                    '{"status": {"replicas": 2, "selector": "app=crew"}}')
+    # the operator's pods (made here: no operator runs): 200m each against a 100m request
+    for i in range(2):
+        cluster.kubectl("apply", "-f", "-", input=(
+            f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: crew-{i}\n  labels: {{app: crew}}\n"
+            "  annotations: {kfab.io/hollow-cpu: 200m}\nspec:\n  containers:\n  - name: main\n    image: busybox:1.36\n"
+            "    resources: {requests: {cpu: 100m}}\n"))
+    cluster.kubectl("autoscale", "workers.scale.kfab.test", "crew", "--min=1", "--max=6", "--cpu=50%")
+
+    def spec_replicas() -> int:
+        return json.loads(cluster.kubectl("get", "workers.scale.kfab.test", "crew", "-o", "json").stdout
+                          )["spec"]["replicas"]
+    # 200% against 50% on 2 pods: ceil(2 x 4.0) = 8, held to maxReplicas
+    wait_until("the HPA to scale the Worker through /scale", lambda: spec_replicas() == 6, 60)
+    hpa = _hpa(cluster, "crew")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "scale.kfab.test/v1", "kind": "Worker", "name": "crew"}
+    assert hpa["status"]["currentMetrics"][0]["resource"]["current"]["averageUtilization"] == 200
+    cluster.kubectl("delete", "crd", "workers.scale.kfab.test", "--timeout=30s", check=False)
