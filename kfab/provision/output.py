@@ -1,14 +1,15 @@
-"""What a run prints: live progress on a TTY (which host is on which task), plain lines otherwise,
-diffs with --diff, and the recap table per host."""
+"""What a run prints: live progress on a TTY (kfab.provision.progress: play of plays, per host tasks done,
+the task it is on, elapsed time), plain lines otherwise (with a line per host as it finishes a play), diffs
+with --diff, and the recap table per host."""
 
 from __future__ import annotations
 
 import difflib
-import shutil
 import sys
 import threading
 from dataclasses import dataclass, fields
 
+from kfab.provision.progress import NOT_TASKS, HostTally, LiveProgress
 from kfab.provision.secrets import Masker
 
 COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31", "skipped": "36", "rescued": "35",
@@ -27,14 +28,18 @@ class HostStats:
 
 
 class Output:
-    def __init__(self, stream=None, verbose: int = 0, tty: bool | None = None):
+    """`play_tasks`: about how many tasks each play has per host (progress.tasks_of), for the counts."""
+
+    def __init__(self, stream=None, verbose: int = 0, tty: bool | None = None, play_tasks: list[int] | None = None):
         self.stream = stream or sys.stdout
         self.verbose = verbose
         self.tty = self.stream.isatty() if tty is None else tty
         self.lock = threading.Lock()
-        self.current: dict[str, str] = {}
-        self._status_shown = False
         self.masker = Masker()  # secret values seen in this run: never printed
+        self.live = LiveProgress(self.stream) if self.tty else None
+        self.play_tasks = list(play_tasks or [])
+        self.plays_started = 0
+        self.tally: dict[str, HostTally] = {}
 
     # ---- low level ---------------------------------------------------------------------------------
     def _color(self, status: str, text: str) -> str:
@@ -42,43 +47,40 @@ class Output:
 
     def _write(self, text: str) -> None:
         with self.lock:
-            self._clear_status()
+            if self.live is not None:
+                self.live.print(text.rstrip("\n"))
+                return
             self.stream.write(text if text.endswith("\n") else text + "\n")
-            self._draw_status()
             self.stream.flush()
-
-    def _clear_status(self) -> None:
-        if self.tty and self._status_shown:
-            self.stream.write("\r\033[K")
-            self._status_shown = False
-
-    def _draw_status(self) -> None:
-        if not self.tty or not self.current:
-            return
-        width = shutil.get_terminal_size((100, 20)).columns - 1
-        line = " | ".join(f"{h}: {t}" for h, t in sorted(self.current.items()))
-        self.stream.write(line[:width])
-        self._status_shown = True
 
     # ---- events ------------------------------------------------------------------------------------
     def play(self, name: str, hosts: list[str]) -> None:
-        self._write(f"PLAY [{name}] on {', '.join(hosts) or 'no hosts'}")
+        self.plays_started += 1
+        count = f" (play {self.plays_started} of {len(self.play_tasks)})" if self.play_tasks else ""
+        self._write(f"PLAY [{name}] on {', '.join(hosts) or 'no hosts'}{count}")
+        tasks = self.play_tasks[self.plays_started - 1] if self.plays_started <= len(self.play_tasks) else 0
+        with self.lock:
+            self.tally = {h: HostTally() for h in hosts}
+            if self.live is not None:
+                title = f"PLAY {self.plays_started}/{len(self.play_tasks) or '?'} {name}"
+                self.live.play(title, hosts, tasks)
 
     def task_start(self, host: str, label: str) -> None:
-        if not self.tty:
-            return
         with self.lock:
-            self.current[host] = label
-            self._clear_status()
-            self._draw_status()
-            self.stream.flush()
+            tally = self.tally.setdefault(host, HostTally())
+            tally.step(counted=label not in NOT_TASKS)
+            if self.live is not None:
+                self.live.task(host, label, tally.tasks)
 
     def host_done(self, host: str) -> None:
         with self.lock:
-            self.current.pop(host, None)
-            self._clear_status()
-            self._draw_status()
-            self.stream.flush()
+            tally = self.tally.pop(host, None)
+            if tally is None or not tally.tasks:
+                return
+            if self.live is not None:
+                self.live.host_done(host, tally.summary())
+        # The live bar of a play goes with the next play: a line stays for each host.
+        self._write(f"    done {host}: {tally.summary()}")
 
     def result(self, host: str, label: str, status: str, message: str | None = None,
                item=None, diffs=(), commands=()) -> None:
@@ -89,6 +91,10 @@ class Output:
             text += f" (item={item_label(item)})"
         if message:
             text += f": {message}"
+        with self.lock:
+            tally = self.tally.get(host)
+            if tally is not None and status in ("changed", "failed"):
+                setattr(tally, status, getattr(tally, status) + 1)
         lines = [] if quiet else [self.masker.text(text)]
         for d in diffs:
             lines.append(diff_text(d, self.masker).rstrip("\n"))
@@ -119,7 +125,13 @@ class Output:
                 cell = f"{value:>11}"
                 cells.append(self._color(n, cell) if value and n != "ok" else cell)
             rows.append(f"{host:<{width}}  " + "  ".join(cells))
+        self.close()
         self._write("\nRECAP\n" + "\n".join(rows))
+
+    def close(self) -> None:
+        """End the live part (and give the terminal its cursor back); plain lines from here on."""
+        if self.live is not None:
+            self.live.stop()
 
 
 def item_label(item) -> str:

@@ -13,6 +13,7 @@ from kfab.provision.errors import ProvisionError
 from kfab.provision.inputs import load_inputs
 from kfab.provision.output import Output
 from kfab.provision.preflight import preflight
+from kfab.provision.progress import tasks_of
 from kfab.provision.runner import Options, Runner
 
 EXIT_INVALID = 1   # the inputs are invalid: nothing ran on any host
@@ -62,10 +63,13 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
             return EXIT_INVALID
     options = Options(check=check, diff=diff, verbose=verbose, forks=forks, fail_fast=fail_fast, limit=limit,
                       tags=tuple(t.strip() for t in tags.split(",") if t.strip()), become_password=become_password)
-    output = Output(stream=sys.stderr if as_json else None, verbose=verbose)
+    output = Output(stream=sys.stderr if as_json else None, verbose=verbose, play_tasks=[tasks_of(p) for p in plays])
     output.masker.learn(inputs.secrets | ({become_password} if become_password else set()))
     runner = Runner(inventory, plays, extra, options, output)
-    code = runner.run()
+    try:
+        code = runner.run()
+    finally:
+        output.close()
     if profile:
         output.note(runner.report.profile())
     if as_json:
