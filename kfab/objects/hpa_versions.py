@@ -77,28 +77,31 @@ def _selector(src: dict) -> dict | None:
     return (src.get("metric") or {}).get("selector")
 
 
-def _spec_to_v1(m: dict) -> dict:
+def _to_v1(m: dict, part: str) -> dict:
+    """A v2 MetricSpec (part "target") or MetricStatus (part "current") in v1's shape, whose fields are named
+    target*/current*; where Go's v1 field is a plain Quantity, an absent value shows as "0"."""
+    status = part == "current"
+    zero = "0" if status else None  # resource averageValue and external value: Quantity in status, *Quantity in spec
     out = {"type": m.get("type", "")}
     if m.get("object"):
-        o, t = m["object"], m["object"].get("target") or {}
+        o, v = m["object"], m["object"].get(part) or {}
         out["object"] = _some(target=_ref(o.get("describedObject")), metricName=_name(o),
-                              targetValue=t.get("value", "0"), selector=_selector(o),
-                              averageValue=t.get("averageValue"))
+                              **{f"{part}Value": v.get("value", "0")}, selector=_selector(o),
+                              averageValue=v.get("averageValue"))
     if m.get("pods"):
-        p, t = m["pods"], m["pods"].get("target") or {}
-        out["pods"] = _some(metricName=_name(p),
-                            targetAverageValue=t.get("averageValue", "0"), selector=_selector(p))
+        p, v = m["pods"], m["pods"].get(part) or {}
+        out["pods"] = _some(metricName=_name(p), **{f"{part}AverageValue": v.get("averageValue", "0")},
+                            selector=_selector(p))
     for key in ("resource", "containerResource"):
         if m.get(key):
-            r, t = m[key], m[key].get("target") or {}
-            out[key] = _some(name=r.get("name", ""), targetAverageUtilization=t.get("averageUtilization"),
-                             targetAverageValue=t.get("averageValue"),
+            r, v = m[key], m[key].get(part) or {}
+            out[key] = _some(name=r.get("name", ""), **{f"{part}AverageUtilization": v.get("averageUtilization"),
+                                                        f"{part}AverageValue": v.get("averageValue", zero)},
                              container=r.get("container", "") if key == "containerResource" else None)
     if m.get("external"):
-        e, t = m["external"], m["external"].get("target") or {}
-        out["external"] = _some(metricName=_name(e),
-                                metricSelector=_selector(e), targetValue=t.get("value"),
-                                targetAverageValue=t.get("averageValue"))
+        e, v = m["external"], m["external"].get(part) or {}
+        out["external"] = _some(metricName=_name(e), metricSelector=_selector(e),
+                                **{f"{part}Value": v.get("value", zero), f"{part}AverageValue": v.get("averageValue")})
     return out
 
 
@@ -129,31 +132,6 @@ def _spec_to_v2(m: dict) -> dict:
         out["external"] = {"metric": _metric_id(e, "metricSelector"), "target": _some(
             type="AverageValue" if e.get("targetValue") is None else "Value", value=e.get("targetValue"),
             averageValue=e.get("targetAverageValue"))}
-    return out
-
-
-def _status_to_v1(m: dict) -> dict:
-    out = {"type": m.get("type", "")}
-    if m.get("object"):
-        o, c = m["object"], m["object"].get("current") or {}
-        out["object"] = _some(target=_ref(o.get("describedObject")), metricName=_name(o),
-                              currentValue=c.get("value", "0"), selector=_selector(o),
-                              averageValue=c.get("averageValue"))
-    if m.get("pods"):
-        p, c = m["pods"], m["pods"].get("current") or {}
-        out["pods"] = _some(metricName=_name(p),
-                            currentAverageValue=c.get("averageValue", "0"), selector=_selector(p))
-    for key in ("resource", "containerResource"):
-        if m.get(key):
-            r, c = m[key], m[key].get("current") or {}
-            out[key] = _some(name=r.get("name", ""), currentAverageUtilization=c.get("averageUtilization"),
-                             currentAverageValue=c.get("averageValue", "0"),
-                             container=r.get("container", "") if key == "containerResource" else None)
-    if m.get("external"):
-        e, c = m["external"], m["external"].get("current") or {}
-        out["external"] = _some(metricName=_name(e),
-                                metricSelector=_selector(e), currentValue=c.get("value", "0"),
-                                currentAverageValue=c.get("averageValue"))
     return out
 
 
@@ -229,11 +207,11 @@ def to_v1(obj: dict) -> dict:
         if _is_cpu(m, "current"):
             v1_status["currentCPUUtilizationPercentage"] = m["resource"]["current"]["averageUtilization"]
     annotations = {}
-    others = [_spec_to_v1(m) for m in metrics if not _is_cpu(m, "target")]
+    others = [_to_v1(m, "target") for m in metrics if not _is_cpu(m, "target")]
     if others:
         annotations[METRICS] = _dumps(others)
     if status.get("currentMetrics"):
-        annotations[CURRENT_METRICS] = _dumps([_status_to_v1(m) for m in status["currentMetrics"]])
+        annotations[CURRENT_METRICS] = _dumps([_to_v1(m, "current") for m in status["currentMetrics"]])
     if spec.get("behavior"):
         annotations[BEHAVIOR] = _behavior_to_annotation(spec["behavior"])
     if status.get("conditions"):
