@@ -71,6 +71,7 @@ class NodeAgent:
         self.tasks: dict[str, asyncio.Task] = {}
         self.pods = Informer(self.client, rt_of("Pod"), resync=0,
                              field_selector=f"spec.nodeName={config.node_name}")
+        self.services = Informer(self.client, rt_of("Service"), resync=0)
         self.ctx: NodeContext | None = None
         self._stop_events = threading.Event()
 
@@ -102,12 +103,13 @@ class NodeAgent:
                                lookup=self.lookup,
                                network=cfg.network, events=EventRecorder(self.client, cfg.node_name),
                                sandbox_options=network.sandbox_options(), cluster_dns=cfg.cluster_dns,
-                               cluster_domain=cfg.cluster_domain)
+                               cluster_domain=cfg.cluster_domain, services=self.services)
         log.info("node %s registered (InternalIP %s, podCIDR %s)", cfg.node_name, host_ip, registration.pod_cidr)
         background = [asyncio.create_task(registration.run_heartbeats(), name="heartbeats"),
                       asyncio.create_task(run_pod_network(self.client, cfg.node_name, cfg.cluster_cidr),
                                           name="pod-network"),
-                      asyncio.create_task(self.pods.run(), name="pod-informer")]
+                      asyncio.create_task(self.pods.run(), name="pod-informer"),
+                      asyncio.create_task(self.services.run(), name="service-informer")]
         log_server = None
         if cfg.serving_cert and cfg.serving_key and cfg.client_ca:
             log_server = LogServer(self.runtime, self.pod_uid, cfg.serving_cert, cfg.serving_key, cfg.client_ca,

@@ -65,9 +65,11 @@ def field_value(pod: dict, path: str, pod_ip: str | None, host_ip: str | None) -
 
 
 async def resolve_env(pod: dict, container: dict, lookup: Lookup, pod_ip: str | None,
-                      host_ip: str | None) -> dict[str, str]:
+                      host_ip: str | None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The container's environment: `base` (the Services' variables), then envFrom, then env, each later one
+    winning; `$(VAR)` in env values expands from what came before."""
     namespace = pod["metadata"]["namespace"]
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(base or {})
     for source in container.get("envFrom") or []:
         ref = source.get("configMapRef") or source.get("secretRef")
         kind = "ConfigMap" if source.get("configMapRef") else "Secret"

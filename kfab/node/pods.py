@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 from kfab.client import APIStatusError, Client, rt_of
 from kfab.dns.resolvconf import pod_dns_settings
+from kfab.machinery.informer import Informer
 from kfab.node import podstatus as ps
 from kfab.node.containers import ContainerConfigError, Lookup, create_args, resolve_env
 from kfab.node.probes import ContainerProbes
 from kfab.node.runtime import ImagePullError, PodmanRuntime, RuntimeError_
+from kfab.node.service_env import service_env
 from kfab.node.volumes import PodVolumes, VolumeError
 from kfab.objects.meta import spec_of, status_of
 
@@ -44,6 +46,7 @@ class NodeContext:
     sandbox_options: dict = field(default_factory=dict)  # extra Podman pod options from the pod network
     cluster_dns: str | None = None  # the DNS Service IP pods with dnsPolicy ClusterFirst use
     cluster_domain: str = "cluster.local"
+    services: Informer | None = None  # every Service, for the containers' Service variables (service_env)
 
 
 def podman_pod_name(pod: dict) -> str:
@@ -251,7 +254,8 @@ class PodWorker:
         if not await self._ensure_image(c):
             return False
         try:
-            env = await resolve_env(self.pod, c, self.ctx.lookup, self.pod_ip, self.ctx.host_ip)
+            env = await resolve_env(self.pod, c, self.ctx.lookup, self.pod_ip, self.ctx.host_ip,
+                                    base=await self._service_env())
             mounts = self.ctx.volumes.mounts(c, paths)
         except (ContainerConfigError, VolumeError) as e:
             self.waiting[name] = {"reason": "CreateContainerConfigError", "message": str(e)}
@@ -270,6 +274,14 @@ class PodWorker:
         self._started = True
         self._event("Normal", "Started", f"Started container {name}")
         return True
+
+    async def _service_env(self) -> dict[str, str]:
+        services = self.ctx.services
+        if services is None:
+            return {}
+        if not services.synced.is_set():   # the kubelet's words: a container started now would miss them
+            raise ContainerConfigError("services have not yet been read at least once, cannot construct envvars")
+        return service_env(services.list(), self.pod)
 
     def _start_failed(self, name: str, e: Exception) -> None:
         if "slice" in str(e) or "cgroup" in str(e):
