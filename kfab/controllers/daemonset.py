@@ -10,16 +10,17 @@ As kube-controller-manager's (pkg/controller/daemon):
   with the hash and the template generation, history trimmed to revisionHistoryLimit;
 - RollingUpdate replaces old pods within maxUnavailable (delete, then create) or maxSurge (create, then delete
   the old pod once the new one is available); OnDelete waits for the user to delete pods;
-- failed daemon pods are deleted (and so replaced); pods left on Nodes that no longer exist are force-deleted
-  here (kfab has no pod garbage collector for vanished nodes).
+- finished daemon pods are deleted (and so replaced), failed ones with an exponential back-off per node
+  (1 s doubling to 15 min, as the upstream controller's failedPodsBackoff); pods left on Nodes that no longer
+  exist are force-deleted here (kfab has no pod garbage collector for vanished nodes).
 """
 
 from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
-from kfab.controllers.daemonset_util import (REVISION_LABEL, is_updated, new_pod, new_revision, node_should_run,
-                                             revision_data, surge_and_unavailable, target_node, template_generation,
-                                             update_strategy)
+from kfab.controllers.daemonset_util import (REVISION_LABEL, FailedPodsBackoff, is_updated, new_pod, new_revision,
+                                             node_should_run, revision_data, surge_and_unavailable, target_node,
+                                             template_generation, update_strategy)
 from kfab.controllers.podutil import (BURST_REPLICAS, available_in, gather_limited, is_ready, orphan_namespace,
                                       slow_start)
 from kfab.controllers.statefulset_util import revision_number, same_data
@@ -60,6 +61,7 @@ class DaemonSetController(Controller):
         self.pods = self.ctx.informer(POD)
         self.nodes = self.ctx.informer(NODE)
         self.revisions = self.ctx.informer(REVISION)
+        self.failed_backoff = FailedPodsBackoff()
         self.pods.add_index("controller-uid", by_controller_uid)
         self.pods.add_index("orphans-by-namespace", orphan_namespace)
         self.revisions.add_index("controller-uid", by_controller_uid)
@@ -156,10 +158,8 @@ class DaemonSetController(Controller):
                     if _terminating(pod):
                         continue
                     if _finished(pod):
-                        self.event(ds, "Warning", "FailedDaemonPod", f"Found failed daemon pod "
-                                   f"{pod['metadata']['namespace']}/{pod['metadata']['name']} on node {name}, "
-                                   "will try to kill it")
-                        to_delete.append(pod)
+                        if self._may_delete_finished(ds, pod, name):
+                            to_delete.append(pod)
                     else:
                         running.append(pod)
                 to_delete += self._duplicates(running, hash_, surge_allowed)
@@ -171,6 +171,22 @@ class DaemonSetController(Controller):
                     if not (_terminating(p) and (p["metadata"].get("deletionGracePeriodSeconds") or 0) == 0)]
         await self._sync_nodes(ds, to_delete, to_create, hash_, stranded)
         return bool(to_create or to_delete or stranded)
+
+    def _may_delete_finished(self, ds: dict, pod: dict, node: str) -> bool:
+        """A Succeeded daemon pod goes at once; a Failed one within the failed-pods back-off (upstream's
+        "fighting with a kubelet that rejects pods"), the DaemonSet looked at again when the delay is over."""
+        what = f"{pod['metadata']['namespace']}/{pod['metadata']['name']} on node {node}"
+        if (pod.get("status") or {}).get("phase") == "Succeeded":
+            self.event(ds, "Normal", "SucceededDaemonPod", f"Found succeeded daemon pod {what}, will try to delete it")
+            return True
+        key = self.failed_backoff.key(ds, node)
+        delay = self.failed_backoff.in_backoff(key)
+        if delay > 0:
+            self.queue.add_after(f"{ds['metadata']['namespace']}/{ds['metadata']['name']}", delay)
+            return False
+        self.failed_backoff.next(key)
+        self.event(ds, "Warning", "FailedDaemonPod", f"Found failed daemon pod {what}, will try to kill it")
+        return True
 
     @staticmethod
     def _duplicates(running: list[dict], hash_: str, surge_allowed: bool) -> list[dict]:

@@ -5,6 +5,7 @@ The controller in daemonset.py reads the caches and writes; everything it decide
 from __future__ import annotations
 
 import copy
+import time
 
 from kfab.controllers.deployment_util import resolve_int_or_percent, template_hash
 from kfab.controllers.podutil import pod_from_template
@@ -162,3 +163,45 @@ def surge_and_unavailable(ds: dict, desired: int) -> tuple[int, int]:
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable
+
+
+class FailedPodsBackoff:
+    """client-go's flowcontrol.Backoff as the DaemonSet controller uses it for failed daemon pods: per key
+    (DaemonSet uid, observed generation, node) a delay that starts at `initial` and doubles on each failed pod
+    deleted, up to `maximum`; forgotten after 2 x `maximum` without a failure. A failed pod found while its key
+    is in back-off stays until the delay since the last deletion has passed (no hot loop with a node agent
+    that rejects the pod)."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 900.0, clock=time.monotonic):
+        self.initial, self.maximum, self.clock = initial, maximum, clock
+        self._entries: dict[str, tuple[float, float]] = {}   # key -> (delay, last update)
+
+    @staticmethod
+    def key(ds: dict, node: str) -> str:
+        return f"{meta_of(ds).get('uid')}/{(ds.get('status') or {}).get('observedGeneration', 0)}/{node}"
+
+    def _live(self, key: str, now: float) -> tuple[float, float] | None:
+        entry = self._entries.get(key)
+        if entry is not None and now - entry[1] > 2 * self.maximum:
+            del self._entries[key]
+            return None
+        return entry
+
+    def in_backoff(self, key: str, now: float | None = None) -> float:
+        """The delay left before a failed pod of `key` may be deleted again (0: not in back-off)."""
+        now = self.clock() if now is None else now
+        entry = self._live(key, now)
+        return max(0.0, entry[0] - (now - entry[1])) if entry else 0.0
+
+    def next(self, key: str, now: float | None = None) -> float:
+        """Record a deletion now; the delay the next one must wait."""
+        now = self.clock() if now is None else now
+        entry = self._live(key, now)
+        delay = self.initial if entry is None else min(entry[0] * 2, self.maximum)
+        self._entries[key] = (delay, now)
+        return delay
+
+    def gc(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        for key in list(self._entries):
+            self._live(key, now)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 
 import pytest
 from kubernetes import watch
+from kubernetes.client.rest import ApiException
 
 from tests.api.hollow_cluster import hollow_cluster, pod_ready
 from tests.waiting import wait_until
@@ -211,6 +213,48 @@ def test_on_delete_replaces_only_pods_the_user_deletes(cluster, ns):
     wait_until("a replacement for the deleted pod", lambda: one_ready_pod_on(cluster, ns, "od", nodes), 30)
     images = {node: ps[0].spec.containers[0].image for node, ps in pods_by_node(cluster, ns, "od").items()}
     assert images == {"ds-0": "nginx:1.26", "ds-1": "nginx:1.25"}
+
+
+def test_failed_daemon_pods_are_replaced_after_a_growing_back_off(cluster, ns):
+    """As upstream's e2e "should retry creating failed daemon pods": a daemon pod its node fails (the status a
+    kubelet rejecting it writes) is deleted and replaced; when the replacement fails right away too, the
+    deletion waits out the per-node back-off, 1 s then 2 s then 4 s, so the controller and a node agent do not
+    fight in a hot loop. Succeeded pods go at once."""
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=daemonset("flaky"))
+    nodes = all_nodes(cluster)
+    wait_until("a ready pod on every node", lambda: one_ready_pod_on(cluster, ns, "flaky", nodes), 30)
+
+    def gone(name: str) -> bool:
+        try:
+            return cluster.core.read_namespaced_pod(name, ns).metadata.deletion_timestamp is not None
+        except ApiException as e:
+            return e.status == 404
+    failed_at, deleted_at = [], []
+    for _ in range(4):
+        [pod] = wait_until("a running pod on ds-0", lambda: [p for p in pods_by_node(cluster, ns, "flaky").get(
+            "ds-0", []) if p.status.phase == "Running"], 30, 0.05)
+        cluster.core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": {"phase": "Failed"}})
+        failed_at.append(time.monotonic())
+        wait_until(f"failed pod {pod.metadata.name} deleted", lambda: gone(pod.metadata.name), 30, 0.05)
+        deleted_at.append(time.monotonic())
+    gaps = [round(b - a, 2) for a, b in zip(deleted_at, deleted_at[1:])]
+    assert gaps[0] >= 0.9 and gaps[1] >= 1.9 and gaps[2] >= 3.9, gaps
+    # the last one waited in back-off: it stayed Failed for a while after the failure, not just until its
+    # replacement happened to be running
+    assert deleted_at[3] - failed_at[3] >= 4.0 - (failed_at[3] - deleted_at[2]) - 0.2, (failed_at, deleted_at)
+    events = [e for e in cluster.core.list_namespaced_event(ns).items if e.reason == "FailedDaemonPod"]
+    assert len(events) >= 1 and sum(e.count or 1 for e in events) == 4, [(e.message, e.count) for e in events]
+    assert events[0].type == "Warning" and events[0].message.startswith(f"Found failed daemon pod {ns}/flaky-")
+    assert events[0].message.endswith(" on node ds-0, will try to kill it")
+    wait_until("a ready pod on every node again", lambda: one_ready_pod_on(cluster, ns, "flaky", nodes), 30)
+
+    [pod] = pods_by_node(cluster, ns, "flaky")["ds-1"]
+    cluster.core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": {"phase": "Succeeded"}})
+    wait_until("the succeeded pod deleted", lambda: gone(pod.metadata.name), 10, 0.05)
+    [event] = wait_until("the SucceededDaemonPod event", lambda: [
+        e for e in cluster.core.list_namespaced_event(ns).items if e.reason == "SucceededDaemonPod"], 10)
+    assert event.type == "Normal" and event.message == \
+        f"Found succeeded daemon pod {ns}/{pod.metadata.name} on node ds-1, will try to delete it"
 
 
 def test_daemonset_validation_and_explain(cluster, ns):
