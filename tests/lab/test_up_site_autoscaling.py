@@ -206,7 +206,8 @@ def test_kubectl_top_pods_lists_the_running_pods_and_the_busy_one_burns(site, bu
         # pods scraped twice at least (running longer than two resolutions) are all listed
         old = [p for p in _running_pods(site, namespace="")
                if time.time() - _epoch(p["status"]["startTime"]) > 2 * RESOLUTION + 5]
-        return bool(old) and all((p["metadata"]["namespace"], p["metadata"]["name"]) in pods for p in old)
+        mine = (IDLE_NS, "idle") in pods and any(key[0] == NS for key in pods)
+        return mine and all(_key(p) in pods for p in old)
 
     top = wait_until("kubectl top pods -A listing every running pod", lambda: (lambda t: settled(t) and t)(listed()),
                      90, 2, retry_on=(Exception,))
