@@ -36,28 +36,14 @@ INSIDE = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from tests.api.conftest import start_server, stop_server, user_kubeconfig
     from kfab.client import Client, rt_of
+    from tests.api.netns_hosts import holders, make_hosts, wait
     announcer_code = sys.argv[2]
-    sh = lambda *a: subprocess.run(a, check=True, capture_output=True)
-    sh("ip", "link", "set", "lo", "up")
     nodes = {"node-a": ("n1", "10.99.0.11"), "node-b": ("n2", "10.99.0.12")}
-    for link, ip in nodes.values():
-        sh("ip", "link", "add", link, "type", "veth", "peer", "name", link + "-peer")  # no dummy module here
-        sh("ip", "addr", "add", ip + "/24", "dev", link)
-        sh("ip", "link", "set", link, "up"); sh("ip", "link", "set", link + "-peer", "up")
+    make_hosts(nodes)
     VIP = "10.99.0.240"
     def holder():
-        for name, (link, _) in nodes.items():
-            if f"inet {VIP}/32" in subprocess.run(["ip", "-4", "addr", "show", "dev", link], capture_output=True,
-                                                  text=True).stdout:
-                return name
-    def wait(cond, timeout):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            value = cond()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise SystemExit(f"timed out: {cond}")
+        held = holders(nodes, VIP)
+        return held[0] if held else None
     data = Path(tempfile.mkdtemp())
     server_proc, server = start_server(data, "--disable-controllers")
     procs = {}
