@@ -198,6 +198,45 @@ def test_missing_tls_secret_is_an_event_and_the_default_certificate(kubectl, nam
     assert status == 200 and cert["cn"] == "CN=Kubernetes Ingress Controller Fake Certificate"
 
 
+def tls_secret(name: str, cert_pem: bytes, key_pem: bytes) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": name},
+                       "data": {"tls.crt": base64.b64encode(cert_pem).decode(),
+                                "tls.key": base64.b64encode(key_pem).decode()}})
+
+
+def test_a_malformed_tls_secret_is_an_event_other_hosts_keep_their_certificates_and_a_fix_is_served(
+        kubectl, namespace, ingress, pods):
+    https_port = ingress[1]
+    bad, good = f"bad.{namespace}.test", f"good.{namespace}.test"
+    ca = new_ca("tests-ingress")
+    good_pair, bad_pair = issue(ca, good, server_names=(good,)), issue(ca, bad, server_names=(bad,))
+    setup_backend(kubectl, namespace, "web", pods)
+    kubectl("apply", "-n", namespace, "-f", "-", input=tls_secret("good-tls", good_pair.cert_pem, good_pair.key_pem))
+    # A certificate that is not PEM, and a key of another certificate: neither loads.
+    kubectl("apply", "-n", namespace, "-f", "-", input=tls_secret("bad-tls", b"not a certificate", bad_pair.key_pem))
+    apply_ingress(kubectl, namespace, "good", good, "web", tls=[{"hosts": [good], "secretName": "good-tls"}])
+    apply_ingress(kubectl, namespace, "bad", bad, "web", tls=[{"hosts": [bad], "secretName": "bad-tls"}])
+
+    def warned():
+        events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        return [e for e in events if e["involvedObject"].get("name") == "bad" and e["reason"] == "InvalidTLSSecret"]
+    event = wait_until("an InvalidTLSSecret event", warned)[0]
+    assert event["type"] == "Warning" and f'secret "{namespace}/bad-tls"' in event["message"]
+    assert "do not load as a certificate and its key" in event["message"], event["message"]
+    described = kubectl("describe", "ingress", "bad", "-n", namespace).stdout
+    assert "InvalidTLSSecret" in described and "serving the default certificate" in described
+    assert get_tls(https_port, bad)[2]["cn"] == "CN=Kubernetes Ingress Controller Fake Certificate"
+    # Nothing else disturbed: the other host keeps its own certificate and serves.
+    status, _, cert = get_tls(https_port, good)
+    assert status == 200 and cert["cn"] == f"CN={good}"
+    assert not [e for e in json.loads(kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+                if e["involvedObject"].get("name") == "good" and e["type"] == "Warning"]
+    # The Secret fixed: its certificate is served without touching the Ingress.
+    kubectl("apply", "-n", namespace, "-f", "-", input=tls_secret("bad-tls", bad_pair.cert_pem, bad_pair.key_pem))
+    wait_until(f"{bad}'s own certificate once its Secret is fixed",
+               lambda: get_tls(https_port, bad)[2]["cn"] == f"CN={bad}")
+
+
 def test_websocket_and_streaming_pass_through(kubectl, namespace, ingress, pods):
     http_port = ingress[0]
     host = f"live.{namespace}.test"
@@ -266,4 +305,5 @@ def test_an_overlapping_host_and_path_is_an_event_on_the_newer_ingress_and_the_o
         return [e for e in events if e["involvedObject"].get("name") == "second" and e["reason"] == "Conflict"]
     event = wait_until("a Conflict event on the newer Ingress", warned)[0]
     assert f"already defined in ingress {namespace}/first" in event["message"]
+    assert "Conflict" in kubectl("describe", "ingress", "second", "-n", namespace).stdout
     assert {json.loads(get(http_port, host)[2])["pod"] for _ in range(4)} == {PODS[0]}
