@@ -29,6 +29,10 @@ class RunVars:
         self.registered: dict[str, dict] = {h: {} for h in inventory.hosts}
         self.groups = {g: inventory.group_hosts(g) for g in inventory.groups}
         self.groups.setdefault("ungrouped", [h for h, host in inventory.hosts.items() if host.groups == ["all"]])
+        # The running play's hosts and batch (`serial`), and the hosts that failed: set by the runner.
+        self.play_hosts: list[str] = []
+        self.batch: list[str] = []
+        self.dead: set[str] = set()
 
     def magic(self, host: str) -> dict:
         inv_host = self.inventory.hosts[host]
@@ -44,6 +48,10 @@ class RunVars:
             "kfab_check_mode": self.check,
             "ansible_check_mode": self.check,
             "omit": OMIT,
+            "ansible_play_hosts_all": list(self.play_hosts),
+            "ansible_play_hosts": [h for h in self.play_hosts if h not in self.dead],
+            "ansible_play_batch": [h for h in self.batch if h not in self.dead],
+            "play_hosts": [h for h in self.batch if h not in self.dead],
         }
 
     def host_vars(self, host: str, play: Play | None = None, ref: RoleRef | None = None,

@@ -16,6 +16,7 @@ from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.inventory import Layer
 from kfab.provision.modules.base import as_bool
 from kfab.provision.playbook import Play, RoleRef
+from kfab.provision.remote import BECOME_METHODS
 from kfab.provision.roles import Block, Include, Keywords, Task
 from kfab.provision.secrets import secret_values
 from kfab.provision.templating import OMIT
@@ -117,6 +118,17 @@ class HostPlay:
         if node.target is not None:
             # The included role's defaults and vars replace the including role's; its conditions stay.
             inner = replace(inner, scopes=())
+        if node.kind.startswith("import_"):
+            # A static import is its tasks: its `when` goes to each of them (skipped ones count, as in Ansible).
+            return self.nodes(node.body, replace(inner, params=scope.params + (
+                (Layer(f"{node.file} ({node.kind} vars)", dict(node.vars)),) if node.vars else ()),
+                when=tuple(scope.when) + tuple(node.when)))
+        if node.loop is None and not condition(list(scope.when) + node.when, variables, where):
+            # A dynamic include whose condition is false is one skipped task in the recap.
+            self.runner.output.result(self.host, node.label, "skipped")
+            self.runner.count(self.host, "skipped")
+            self.runner.report.task(self.host, node.label, "skipped", Outcome("skipped"), 0.0)
+            return True
         items = [None] if node.loop is None else loop_items(node.loop, variables, where)
         loop_var = str(node.loop_control.get("loop_var", "item"))
         for index, item in enumerate(items):
@@ -301,6 +313,11 @@ class HostPlay:
         become = _first(keywords.become, variables.get("ansible_become"), self.play.become)
         become_user = _first(keywords.become_user, self.play.become_user, variables.get("ansible_become_user"),
                              "root")
+        become_method = str(resolve(_first(keywords.become_method, self.play.become_method,
+                                           variables.get("ansible_become_method"), "sudo"), variables, where))
+        if become_method not in BECOME_METHODS:
+            raise ProvisionError(f"become_method {become_method!r} is not supported by kfab "
+                                 f"(it knows: {', '.join(BECOME_METHODS)})", **where)
         check = runner.options.check if keywords.check_mode is None else as_bool(
             resolve(keywords.check_mode, variables, where))
         environment = resolve(keywords.environment, variables, where) if keywords.environment is not None else {}
@@ -310,6 +327,7 @@ class HostPlay:
         with remote.lock:
             remote.become = as_bool(resolve(become, variables, where))
             remote.become_user = str(resolve(become_user, variables, where))
+            remote.become_method = become_method
             remote.check = check
             remote.environment = {str(k): str(v) for k, v in environment.items()}
             out = apply_module(task.module, args, remote, RoleFiles(task.role, variables), check)

@@ -46,7 +46,7 @@ class Lookups:
             if self.variables is None:
                 raise ProvisionError("lookup('template') is not available here")
             return render_file(file_environment([path.parent]), path.name, self.variables)
-        raise ProvisionError(f"lookup plugin '{name}' is not supported by kfab (file, env, template, pipe)")
+        raise ProvisionError(f"lookup plugin ({name}) not found (kfab has file, env, template, pipe)")
 
     def _find(self, term: str, kind: str) -> Path:
         if os.path.isabs(term):

@@ -12,8 +12,9 @@ from kfab.provision.roles import Role, RoleLoader, Task, play_tasks, walk_tasks
 from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import line_of, load_yaml
 
-PLAY_KEYS = ("name", "hosts", "roles", "vars", "become", "become_user", "tags", "gather_facts", "serial",
-             "max_fail_percentage", "any_errors_fatal", "vars_files", "pre_tasks", "tasks", "post_tasks", "handlers")
+PLAY_KEYS = ("name", "hosts", "roles", "vars", "become", "become_user", "become_method", "tags", "gather_facts",
+             "serial", "max_fail_percentage", "any_errors_fatal", "vars_files", "pre_tasks", "tasks", "post_tasks",
+             "handlers")
 # Ansible runs a play's parts in this order, with notified handlers flushed after each section.
 SECTIONS = ("pre_tasks", "roles", "tasks", "post_tasks")
 ROLE_REF_KEYS = ("role", "name", "vars", "tags", "when")
@@ -42,6 +43,7 @@ class Play:
     max_fail_percentage: float | None = None
     any_errors_fatal: bool = False
     become_user: str | None = None
+    become_method: str | None = None
     vars_files: list = field(default_factory=list)   # Layers, in order (above play vars)
 
     def all_roles(self) -> list[Role]:
@@ -122,7 +124,7 @@ def _play(item, file: str, base: Path, loader: RoleLoader) -> Play:
         raise ProvisionError("a play must be a mapping", file=file, line=line)
     for key in item:
         if key not in PLAY_KEYS:
-            raise ProvisionError(f"unknown play key '{key}'", file=file, line=line)
+            raise ProvisionError(f"'{key}' is not a valid attribute for a Play", file=file, line=line)
     if not item.get("hosts"):
         raise ProvisionError("play has no 'hosts'", file=file, line=line)
     hosts = item["hosts"]
@@ -186,4 +188,4 @@ def _play(item, file: str, base: Path, loader: RoleLoader) -> Play:
                 tags=[str(t) for t in (tags if isinstance(tags, list) else [tags])], file=file, line=line,
                 serial=serial, max_fail_percentage=None if max_fail is None else float(max_fail),
                 any_errors_fatal=bool(item.get("any_errors_fatal", False)),
-                become_user=item.get("become_user"))
+                become_user=item.get("become_user"), become_method=item.get("become_method"))

@@ -119,8 +119,10 @@ def _tasks_in_play(play: Play):
                 yield from walk(node.rescue, ref, inner + (rescue,), when + tuple(node.when))
             elif isinstance(node, Include):
                 loop_var = str(node.loop_control.get("loop_var", "item"))
+                index_var = node.loop_control.get("index_var")
                 extra = dict(node.vars) | ({loop_var: UNKNOWN, "ansible_loop_var": loop_var}
-                                           if node.loop is not None else {})
+                                           if node.loop is not None else {}) \
+                    | ({str(index_var): UNKNOWN} if node.loop is not None and index_var else {})
                 inner = scopes + (Layer(f"{node.kind} vars", extra),)
                 if node.target is not None:
                     if (id(node.target), id(node.body)) not in seen_roles:
@@ -154,7 +156,9 @@ def _check_task(run: RunVars, host: str, play: Play, ref, task, scopes: tuple = 
         loop = loop_items(task.loop, variables, {})
         items = loop if isinstance(loop, list) and loop else [UNKNOWN]
     for item in items:
-        scoped = variables.scoped("loop item", {loop_var: item}) if task.loop is not None else variables
+        index_var = task.loop_control.get("index_var")
+        scoped = variables.scoped("loop item", {loop_var: item} | ({str(index_var): 0} if index_var else {})) \
+            if task.loop is not None else variables
         args = render_value(task.args, scoped)
         files = RoleFiles(task.role, scoped)
         if task.module.name == "template" and isinstance(args.get("src"), str):

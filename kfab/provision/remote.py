@@ -15,6 +15,10 @@ from kfab.provision.local import LocalConnection, LocalShell
 from kfab.provision.modules.base import CommandResult, FileInfo, PutFile, UnitInfo, q
 from kfab.provision.shell import RemoteShell
 
+# Ansible's become plugins kfab has: as root both switch user with runuser (no password, no sudo needed);
+# otherwise sudo, with the become password on stdin. su from another user needs a terminal for its password.
+BECOME_METHODS = ("sudo", "su")
+
 
 class RemoteHost:
     """`conn`: a Fabric Connection, or a LocalConnection for `ansible_connection: local`.
@@ -28,6 +32,7 @@ class RemoteHost:
         self.check = check
         self.become = False
         self.become_user = "root"
+        self.become_method = "sudo"
         self.become_password = become_password
         self.environment: dict[str, str] = {}    # the task's `environment`, for the commands it runs
         self.unit_files_changed = False
@@ -50,6 +55,9 @@ class RemoteHost:
             if self.conn.user == "root":
                 # root needs no sudo (the lab images have none): runuser switches user without a password.
                 cmd = f"runuser -u {q(self.become_user)} -- /bin/sh -c {q(cmd)}"
+            elif self.become_method == "su":
+                return CommandResult(1, "", f"become_method su as {self.conn.user}: kfab runs su only when "
+                                            "connecting as root (su reads a password from a terminal); use sudo")
             elif self.become_password is not None:
                 # -S: the password from stdin (a here-document, never a command line); -p '': no prompt text
                 # in the output. The command itself reads /dev/null: when sudo needs no password (cached),

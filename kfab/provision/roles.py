@@ -19,14 +19,14 @@ from kfab.provision.templating import check_syntax, expression_names, file_envir
 from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import line_of, load_yaml
 
-TASK_KEYS = ("name", "when", "loop", "register", "notify", "tags", "become", "become_user", "changed_when",
-             "failed_when", "ignore_errors", "vars", "loop_control", "until", "retries", "delay", "run_once",
-             "delegate_to", "check_mode", "listen", "no_log", "with_items", "with_list", "with_dict",
+TASK_KEYS = ("name", "when", "loop", "register", "notify", "tags", "become", "become_user", "become_method",
+             "changed_when", "failed_when", "ignore_errors", "vars", "loop_control", "until", "retries", "delay",
+             "run_once", "delegate_to", "check_mode", "listen", "no_log", "with_items", "with_list", "with_dict",
              "environment", "diff", "args", "any_errors_fatal")
 BLOCK_KEYS = ("name", "block", "rescue", "always", "when", "tags", "vars", "become", "become_user",
-              "ignore_errors", "check_mode", "no_log", "environment", "any_errors_fatal")
+              "become_method", "ignore_errors", "check_mode", "no_log", "environment", "any_errors_fatal")
 INCLUDE_KEYS = ("name", "when", "tags", "vars", "loop", "loop_control", "with_items", "with_list", "with_dict",
-                "become", "become_user", "no_log")
+                "become", "become_user", "become_method", "no_log")
 ROLE_INCLUDE_KEYS = ("name", "tasks_from")
 INCLUDES = ("include_tasks", "import_tasks", "include_role", "import_role")
 META_ACTIONS = ("flush_handlers", "noop", "end_host", "end_play", "clear_facts", "refresh_inventory")
@@ -38,6 +38,7 @@ class Keywords:
     given wins."""
     become: object = None
     become_user: object = None
+    become_method: object = None
     ignore_errors: object = None
     check_mode: object = None
     environment: object = None
@@ -311,8 +312,7 @@ def _block(item: dict, path: Path, role: Role, loader: RoleLoader, trail: tuple)
     line = line_of(item)
     extra = set(item) - set(BLOCK_KEYS)
     if extra:
-        raise ProvisionError(f"unknown block key{'s' if len(extra) > 1 else ''} "
-                             f"{', '.join(repr(k) for k in sorted(extra))}", file=str(path), line=line)
+        raise ProvisionError(f"'{sorted(extra)[0]}' is not a valid attribute for a Block", file=str(path), line=line)
     parts = {}
     for key in ("block", "rescue", "always"):
         value = item.get(key) or []
@@ -433,7 +433,8 @@ def parse_task(item, file: str, role: Role) -> Task:
     name = str(item.get("name") or "")
     candidates = [k for k in item if k not in TASK_KEYS]
     if not candidates:
-        raise fail("task has no module (one of: " + ", ".join(sorted(MODULES)) + ")", name or None)
+        raise fail("no module/action detected in task. (kfab knows: " + ", ".join(sorted(MODULES)) + ")",
+                   name or None)
     unknown = [k for k in candidates if canonical_name(k) not in MODULES and canonical_name(k) != "meta"]
     known = [k for k in candidates if k not in unknown]
     if unknown:
@@ -444,10 +445,10 @@ def parse_task(item, file: str, role: Role) -> Task:
                    f"missing collection, or incorrect module path. (kfab knows: {', '.join(sorted(MODULES))})",
                    name or None)
     if unknown:
-        raise fail(f"unknown task key{'s' if len(unknown) > 1 else ''} "
-                   f"{', '.join(repr(k) for k in unknown)}", name or None)
+        # Ansible's words: a key that is no module is taken as a task attribute it does not know.
+        raise fail(f"'{unknown[0]}' is not a valid attribute for a Task", name or None)
     if len(known) > 1:
-        raise fail(f"task has more than one module: {', '.join(known)}", name or None)
+        raise fail(f"conflicting action statements: {', '.join(known)}", name or None)
     key = known[0]
     if canonical_name(key) == "meta":
         return _meta_task(item, key, file, line, role, fail)
@@ -491,7 +492,8 @@ def parse_task(item, file: str, role: Role) -> Task:
 def _meta_task(item: dict, key: str, file: str, line, role: Role, fail) -> Task:
     action = str(item[key])
     if action not in META_ACTIONS:
-        raise fail(f"meta: unknown action {action!r} (one of: {', '.join(META_ACTIONS)})", item.get("name"))
+        raise fail(f"invalid meta action requested: {action} (one of: {', '.join(META_ACTIONS)})",
+                   item.get("name"))
     if action in ("clear_facts", "refresh_inventory", "end_play"):
         raise fail(f"meta: {action} is not supported by kfab", item.get("name"))
     return Task(name=str(item.get("name") or f"meta: {action}"), module=MODULES["debug"], args={}, file=file,

@@ -68,10 +68,12 @@ class Runner:
                     break
                 hosts = [h for h in self.inventory.select(play.hosts) if h in self.stats and h not in self.dead]
                 self.output.play(play.name, hosts)
+                self.vars.play_hosts, self.vars.dead = hosts, self.dead
                 for batch in batches(hosts, play.serial):
                     if self.stop.is_set():
                         break
                     self.batch += 1
+                    self.vars.batch = batch
                     self._run_batch(play, batch)
                     failed = [h for h in batch if h in self.dead]
                     limit = play.max_fail_percentage

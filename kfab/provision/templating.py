@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 import jinja2.meta
 import jinja2.nodes
+import passlib.hash
 import yaml
 from jinja2.nativetypes import NativeEnvironment
 
@@ -76,6 +77,23 @@ def _mandatory(value, msg=None):
     return value
 
 
+# password_hash: Ansible's hash names, and its fixed default rounds (crypt(3)'s, not passlib's own, which
+# change between versions): the same password and salt give the same hash under both tools.
+HASH_NAMES = {"md5": "md5_crypt", "sha256": "sha256_crypt", "sha512": "sha512_crypt"}
+HASH_DEFAULT_ROUNDS = {"md5_crypt": None, "sha256_crypt": 535000, "sha512_crypt": 656000}
+
+
+def _password_hash(password, hashtype="sha512", salt=None, salt_size=None, rounds=None):
+    algorithm = HASH_NAMES.get(hashtype, hashtype)
+    if algorithm not in HASH_DEFAULT_ROUNDS:
+        raise jinja2.exceptions.FilterArgumentError(
+            f"password_hash: {hashtype} is not in the list of supported passlib algorithms: "
+            f"{', '.join(HASH_NAMES)} (kfab has no bcrypt)")
+    settings = {"salt": str(salt) if salt else None, "salt_size": salt_size,
+                "rounds": rounds or HASH_DEFAULT_ROUNDS[algorithm]}
+    return getattr(passlib.hash, algorithm).using(**{k: v for k, v in settings.items() if v}).hash(str(password))
+
+
 FILTERS = {
     "bool": _to_bool,
     "to_json": lambda v, **kw: json.dumps(v, **kw),
@@ -103,6 +121,7 @@ FILTERS = {
     "difference": lambda a, b: [x for x in a if x not in b],
     "intersect": lambda a, b: [x for x in a if x in b],
     "union": lambda a, b: list(dict.fromkeys(list(a) + list(b))),
+    "password_hash": _password_hash,
 }
 
 

@@ -25,7 +25,8 @@ def ansible(root: Path, home: Path, inventory: Path) -> dict[str, int]:
                         "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
                         "ANSIBLE_FORCE_COLOR": "0"}
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory),
-                           "-e", f"app_root={root}", "-e", f"ansible_python_interpreter={sys.executable}",
+                           "-e", f"app_root={root}", "-e", "prec_extra=extra",
+                           "-e", f"ansible_python_interpreter={sys.executable}",
                            "site.yml"], cwd=ROLE_DIR, env=env, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -33,9 +34,13 @@ def ansible(root: Path, home: Path, inventory: Path) -> dict[str, int]:
     return {k: int(re.search(rf"{k}=(\d+)", line).group(1)) for k in COUNTS}
 
 
+# Ansible's INI format; the group vars are one level of the precedence the role writes out.
+INVENTORY = "[app]\nlocalhost ansible_connection=local\n\n[app:vars]\nprec_inventory=inventory\nprec_play=inventory\n"
+
+
 def kfab(command: str, root: Path, inventory: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "kfab"), command, "-i", str(inventory), "site.yml", "-e", f"app_root={root}",
-                           *extra], cwd=ROLE_DIR, capture_output=True, text=True, timeout=600,
+                           "-e", "prec_extra=extra", *extra], cwd=ROLE_DIR, capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
 
 
@@ -68,7 +73,7 @@ def test_a_role_written_for_ansible_runs_the_same_under_kfab(tmp_path):
         d.mkdir()
     # One inventory, in Ansible's INI format, for both.
     inventory = tmp_path / "hosts"
-    inventory.write_text("[app]\nlocalhost ansible_connection=local\n")
+    inventory.write_text(INVENTORY)
 
     first_ansible = ansible(by_ansible, home, inventory)
     first_kfab = kfab_counts(kfab("up", by_kfab, inventory))

@@ -63,7 +63,7 @@ def test_unknown_module_names_file_line_and_task(tmp_path):
 
 def test_unknown_task_key_and_unknown_argument(tmp_path):
     project(tmp_path, "- name: t\n  command: 'true'\n  whne: x\n")
-    assert "unknown task key 'whne'" in str(load_error(tmp_path))
+    assert "'whne' is not a valid attribute for a Task" in str(load_error(tmp_path))
     (tmp_path / "roles/r/tasks/main.yml").write_text("- name: t\n  package: {name: curl, stat: present}\n")
     assert "module 'package': unknown argument 'stat'" in str(load_error(tmp_path))
     (tmp_path / "roles/r/tasks/main.yml").write_text("- name: t\n  package: {name: curl, state: latest}\n")

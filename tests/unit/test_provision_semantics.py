@@ -580,3 +580,55 @@ def test_unarchive_extracts_once_and_again_when_a_member_changed(tmp_path):
     runner, code, text = run(tmp_path)
     assert runner.stats["h1"].changed == 1 and (tmp_path / "opt/app/bin/tool").read_bytes() == b"v2 longer\n"
     assert not list((tmp_path / "opt").glob(".kfab-*"))
+
+
+def test_play_batch_magic_variables_follow_serial_and_failures(tmp_path):
+    project(tmp_path, """\
+        - command: "test {{ inventory_hostname }} != h2"
+        - shell: "echo '{{ ansible_play_batch | join(',') }} {{ ansible_play_hosts | join(',') }}
+            {{ ansible_play_hosts_all | join(',') }}' > {{ out }}/{{ inventory_hostname }}"
+        """, hosts=("h1", "h2", "h3"), site="- hosts: all\n  serial: [1, '100%']\n  roles: [r]\n")
+    _, code, text = run(tmp_path, forks=1)    # one host at a time: h2 has failed before h3 starts
+    assert code == 2, text
+    # h2 failed in the second batch: gone from ansible_play_batch/ansible_play_hosts, still in the _all list.
+    assert (tmp_path / "h1").read_text() == "h1 h1,h2,h3 h1,h2,h3\n"
+    assert (tmp_path / "h3").read_text() == "h3 h1,h3 h1,h2,h3\n"
+    assert not (tmp_path / "h2").exists()
+
+
+def test_become_method_su_as_root_and_refused_names(tmp_path):
+    project(tmp_path, """\
+        - shell: "id -un"
+          become: true
+          become_user: nobody
+          become_method: su
+          register: as_nobody
+        - shell: "true"
+          become: true
+          become_method: doas
+        """)
+    runner, code, text = run(tmp_path)
+    assert registered(runner)["as_nobody"]["stdout"] == "nobody"
+    assert code == 2 and "become_method 'doas' is not supported by kfab (it knows: sudo, su)" in text
+
+
+def test_an_include_skipped_by_when_counts_once_and_an_import_skips_each_task(tmp_path):
+    project(tmp_path, """\
+        - include_tasks: two.yml
+          when: false
+        - import_tasks: two.yml
+          when: false
+        """, files={"tasks/two.yml": "- command: 'true'\n- command: 'true'\n"})
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert runner.stats["h1"].skipped == 3      # as ansible-playbook: the include once, each imported task
+
+
+def test_password_hash_is_ansibles(tmp_path):
+    from ansible.plugins.filter.core import get_encrypted_password   # ansible-core: the test extras
+    from kfab.provision.templating import evaluate
+    for args in (("sha512", "saltsalt", 5000), ("sha256", "saltsalt", None), ("md5", "saltsalt", None)):
+        ours = evaluate(f"'pw' | password_hash('{args[0]}', '{args[1]}'"
+                        + (f", rounds={args[2]})" if args[2] else ")"), {})
+        assert ours == get_encrypted_password("pw", args[0], args[1], rounds=args[2])
+    assert evaluate("'pw' | password_hash('sha512', 'saltsalt')", {}).startswith("$6$rounds=656000$saltsalt$")

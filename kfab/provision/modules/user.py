@@ -1,4 +1,6 @@
-"""user: a local account (uid, primary group, extra groups, shell, home)."""
+"""user: a local account (uid, primary group, extra groups, shell, home, password). `password` is the
+crypted hash as it goes into /etc/shadow (`password_hash`), set again when it differs unless
+`update_password: on_create`."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ def plan(args, host, files):
         if as_bool(args["system"]):
             flags.append("--system")
         flags.append("-m" if as_bool(args["create_home"]) else "-M")
+        if args["password"] is not None:
+            flags.append(f"-p {q(str(args['password']))}")
         yield Command(f"useradd {' '.join(flags)} {q(name)}")
         return
     if args["uid"] is not None and int(args["uid"]) != current["uid"]:
@@ -45,6 +49,10 @@ def plan(args, host, files):
         flags.append(f"-s {q(args['shell'])}")
     if args["home"] and args["home"] != current["home"]:
         flags.append(f"-d {q(args['home'])}")
+    if args["password"] is not None and args["update_password"] == "always":
+        shadow = (host.query(f"getent shadow {q(name)}") or "").split(":")
+        if len(shadow) < 2 or shadow[1] != str(args["password"]):
+            flags.append(f"-p {q(str(args['password']))}")
     if flags:
         yield Command(f"usermod {' '.join(flags)} {q(name)}")
 
@@ -53,4 +61,5 @@ MODULE = Module("user", plan, {
     "name": Arg(required=True), "state": Arg(choices=("present", "absent"), default="present"),
     "uid": Arg(), "group": Arg(), "groups": Arg(), "append": Arg(default=False), "shell": Arg(),
     "home": Arg(), "system": Arg(default=False), "create_home": Arg(default=True), "remove": Arg(default=False),
+    "password": Arg(), "update_password": Arg(choices=("always", "on_create"), default="always"),
 })
