@@ -248,3 +248,43 @@ def test_cronjob_starts_missed_run_and_forbid_skips_while_active(cluster, ns):
     names = sorted(j.metadata.name for j in api.list_namespaced_job(ns).items)
     assert names == sorted(["by-hand", first.metadata.name])
     assert api.read_namespaced_cron_job("tick", ns).status.last_schedule_time == minute
+
+
+def test_cronjob_suspend_holds_its_runs_and_replace_swaps_the_running_job(cluster, ns):
+    job = job_manifest("unused", run=600)
+    cronjob = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "swap"},
+               "spec": {"schedule": "* * * * *", "concurrencyPolicy": "Replace", "suspend": True,
+                        "jobTemplate": {"spec": job["spec"]}}}
+    apply(cluster, ns, cronjob)
+    api = batch(cluster)
+    long_ago = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=30)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    cluster.kubectl("patch", "cronjob", "swap", "-n", ns, "--subresource=status", "--type=merge", "-p",
+                    json.dumps({"status": {"lastScheduleTime": long_ago}}), check=True)
+    # Suspended: the missed run is not started (unsuspended, the controller starts it within a second: the test
+    # above and the resume below).
+    time.sleep(3)
+    assert api.list_namespaced_job(ns).items == []
+    assert cluster.kubectl("get", "cronjob", "swap", "-n", ns).stdout.split("\n")[1].split()[6:8] == \
+        ["<none>", "True"]
+    cluster.kubectl("patch", "cronjob", "swap", "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    [first] = wait_until("the missed run once resumed", lambda: api.list_namespaced_job(ns).items, 20)
+    wait_until("its pod running", lambda: [p for p in job_pods(cluster, ns, first.metadata.name)
+                                           if p.status.phase == "Running"], 20)
+
+    # Replace: at the next start time the running Job is deleted (its pods go with it) and a new one starts.
+    def replacement():
+        jobs = {j.metadata.name: j for j in api.list_namespaced_job(ns).items}
+        return first.metadata.name not in jobs and len(jobs) == 1 and list(jobs.values())
+    [second] = wait_until("the next start time's Job in place of the first", replacement, 75)
+    assert int(second.metadata.name.rsplit("-", 1)[1]) > int(first.metadata.name.rsplit("-", 1)[1])
+    wanted = {("SuccessfulDelete", f"Deleted job {first.metadata.name}"),
+              ("SuccessfulCreate", f"Created job {second.metadata.name}")}
+    wait_until(f"the CronJob's events {wanted}", lambda: wanted <= {
+        (e.reason, e.message) for e in cluster.core.list_namespaced_event(ns).items
+        if e.involved_object.name == "swap"}, 10)
+    cj = wait_until("status.active naming only the new Job", lambda: (
+        c := api.read_namespaced_cron_job("swap", ns)).status.active and len(c.status.active) == 1 and c, 10)
+    assert cj.status.active[0].name == second.metadata.name
+    wait_until("the first Job's pods gone", lambda: not [p for p in job_pods(cluster, ns, first.metadata.name)
+                                                        if p.metadata.deletion_timestamp is None], 30)
