@@ -45,6 +45,34 @@ def strategic_merge(original: dict, patch: dict, field: Field) -> dict:
     return _merge_map(copy.deepcopy(original), copy.deepcopy(patch), field)
 
 
+# -- Go's fmt, for the messages upstream formats with %s and %v (no Python repr reaches a client) ---------
+
+def _go_v(value) -> str:
+    """A decoded JSON value as Go's %v prints it: map[k:v] with sorted keys, [a b], <nil>, true."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_v(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_v(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _go_s(value) -> str:
+    """%s: a string as it is; anything else as Go marks a wrong verb, e.g. %!s(<nil>), %!s(float64=1)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "%!s(<nil>)"
+    kind = "bool" if isinstance(value, bool) else "float64" if isinstance(value, (int, float)) else (
+        "map[string]interface {}" if isinstance(value, dict) else "[]interface {}")
+    return f"%!s({kind}={_go_v(value)})"
+
+
 # -- maps --------------------------------------------------------------------------------------
 
 def _merge_map(original: dict | None, patch: dict, field: Field) -> dict:
@@ -54,7 +82,7 @@ def _merge_map(original: dict | None, patch: dict, field: Field) -> dict:
             return _added_value(patch)[0]
         if directive == "delete":
             return {}
-        raise PatchError(f"unknown patch type: {directive} in map: {patch}")
+        raise PatchError(f"unknown patch type: {_go_s(directive)} in map: {_go_v(patch)}")
     if original is None:
         original = {}
 
@@ -189,7 +217,7 @@ def _apply_list_directives(original: list, patch: list, merge_key: str) -> tuple
         elif directive == "merge":
             raise PatchError("merging lists cannot yet be specified in the patch")
         else:
-            raise PatchError(f"unknown patch type: {directive} in map: {item}")
+            raise PatchError(f"unknown patch type: {_go_s(directive)} in map: {_go_v(item)}")
     if replace:
         return [_added_value(p)[0] for p in plain], []
     return original, plain

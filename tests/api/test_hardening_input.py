@@ -221,6 +221,11 @@ ERROR_PATHS = [
     ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'[]', "application/strategic-merge-patch+json"),
     ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"$patch": "frob"}',
      "application/strategic-merge-patch+json"),
+    # found by the fuzz suite at 400 examples: the map was shown as a Python dict
+    ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"apiVersion": null, "$patch": null}',
+     "application/strategic-merge-patch+json"),
+    ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"data": {"$patch": 5, "a": [1, {"b": true}]}}',
+     "application/strategic-merge-patch+json"),
     ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"metadata": {"$setElementOrder/labels": 1}}',
      "application/strategic-merge-patch+json"),
     ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"kind": "Secret"}', "application/merge-patch+json"),
