@@ -34,6 +34,7 @@ from kfab.objects import conversion, crd_schema, schema, validation
 from kfab.api.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
 from kfab.api import node_restriction
 from kfab.api.pod_security import PodSecurityAdmission, PodSecurityConfig
+from kfab.api.toleration_admission import DefaultTolerationSeconds
 from kfab.objects.defaults import apply_defaults
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.validation.field import invalid_error
@@ -73,8 +74,10 @@ class AdmissionRequest:
 
 class AdmissionChain:
     def __init__(self, store: Store, service_cidr: str = DEFAULT_SERVICE_CIDR,
-                 node_ports: tuple[int, int] = DEFAULT_NODE_PORTS, pod_security: PodSecurityConfig | None = None):
+                 node_ports: tuple[int, int] = DEFAULT_NODE_PORTS, pod_security: PodSecurityConfig | None = None,
+                 default_tolerations: DefaultTolerationSeconds | None = None):
         self.store = store
+        self.default_tolerations = default_tolerations or DefaultTolerationSeconds()
         self.allocator = ServiceAllocator(store, service_cidr, node_ports)
         self.pod_security = PodSecurityAdmission(store, pod_security)
 
@@ -228,10 +231,12 @@ class AdmissionChain:
         return warnings, crd_schema.validate(rt.custom.schema, obj, req.old)
 
     async def _admit_new_pod(self, req: AdmissionRequest, pod: dict) -> None:
-        """The mutating plugins a new Pod passes, in kube-apiserver's order: LimitRanger, ServiceAccount, Priority."""
+        """The mutating plugins a new Pod passes, in kube-apiserver's order: LimitRanger, ServiceAccount, Priority,
+        DefaultTolerationSeconds."""
         limitrange_admission.default_pod(pod, await limitrange_admission.limit_ranges(self.store, req.namespace))
         await serviceaccount_admission.admit_pod(self.store, pod, req.namespace)
         await priority_admission.admit_pod(self.store, pod, (req.obj or {}).get("spec") or {})
+        self.default_tolerations.admit(pod)
 
     async def _default_storage_class(self, pvc: dict) -> None:
         """The DefaultStorageClass admission plugin: a claim that names no class gets the default one."""

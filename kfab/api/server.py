@@ -27,6 +27,7 @@ from kfab.api.memory import return_freed_memory, tune_garbage_collector
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces, bootstrap_priority_classes
 from kfab.api.node_authorizer import NodeAuthorizer, NodeGraph
 from kfab.api.pod_security import PodSecurityConfig
+from kfab.api.toleration_admission import DefaultTolerationSeconds
 from kfab.api.rbac import RBACAuthorizer, bootstrap_rbac
 from kfab.api.serviceaccount_tokens import ServiceAccountTokenAuthenticator, TokenSigner
 from kfab.api.watchhub import WatchHub
@@ -68,6 +69,8 @@ class ServerConfig:
     encryption_config: Path | None = None  # default: DATA_DIR/pki/encryption-config.yaml
     pod_security: PodSecurityConfig | None = None  # defaults and exemptions of Pod Security admission
     audit: AuditConfig | None = None  # None: no audit log
+    # How long new pods stay on a NotReady / unreachable node before eviction (DefaultTolerationSeconds).
+    default_tolerations: DefaultTolerationSeconds = field(default_factory=DefaultTolerationSeconds)
 
 
 def _certificate_names(config: ServerConfig) -> tuple[list[str], list[str]]:
@@ -168,7 +171,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[st
         await authorizer.start()
         hub = WatchHub(store)  # one store watch shared by every client's watch
         await hub.start()
-        admission = AdmissionChain(store, pod_security=config.pod_security)
+        admission = AdmissionChain(store, pod_security=config.pod_security,
+                                   default_tolerations=config.default_tolerations)
         registry = ResourceRegistry()  # this server's own: the CRDs it serves are added to it
         custom_resources = CustomResourceServing(store, hub.subscribe, registry)
         await custom_resources.refresh()

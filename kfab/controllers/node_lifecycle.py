@@ -1,19 +1,18 @@
 """Node lifecycle controller: notice nodes that stopped heartbeating and move their pods elsewhere.
 
 A node heartbeats by renewing its Lease in kube-node-lease (and by posting status). When neither changed for
-`node-monitor-grace-period` seconds (default 20, as kube-controller-manager) - measured on this process's
-clock since it last saw one change, never by comparing clocks across hosts - its conditions become Unknown
-(reason NodeStatusUnknown), it gets the taints node.kubernetes.io/unreachable NoSchedule and NoExecute, and
-its pods are marked not Ready (so Services stop routing to them). A node that reports Ready=False gets the
-node.kubernetes.io/not-ready taints instead.
+`node-monitor-grace-period` seconds - measured on this process's clock since it last saw one change, never by
+comparing clocks across hosts - its conditions become Unknown (reason NodeStatusUnknown), it gets the taints
+node.kubernetes.io/unreachable NoSchedule and NoExecute, and its pods are marked not Ready (so Services stop
+routing to them). A node that reports Ready=False gets the node.kubernetes.io/not-ready taints instead.
 
-Pods on a node with a NoExecute taint are deleted (evicted) once `pod-eviction-timeout` seconds (default 10)
-have passed since the taint was added, so their controllers replace them on other nodes. A pod's own
-toleration of the taint is respected: tolerationSeconds replaces the delay, no tolerationSeconds means it
-stays. The API adds `tolerationSeconds: 300` for both taints to every pod that does not mention them
-(DefaultTolerationSeconds); that default stands for "the cluster's eviction delay", so it is read as this
-controller's pod-eviction-timeout - otherwise no pod would ever move before five minutes.
-The taints go once the node reports Ready again.
+Pods on a node with a NoExecute taint are evicted (deleted) as upstream's taint manager does: at once when they do
+not tolerate it, after their toleration's tolerationSeconds when they do (counted from the taint's timeAdded),
+never when the toleration has no tolerationSeconds. Every pod gets such tolerations when it is created
+(DefaultTolerationSeconds: --default-unreachable-toleration-seconds / --default-not-ready-toleration-seconds of
+the API server), so the grace period plus that toleration is how long a dead node's pods stay down. The taints go
+once the node reports Ready again; pods whose toleration has not run out by then stay where they are. When every
+node is down at once nothing is evicted (upstream's full-disruption mode).
 """
 
 from __future__ import annotations
@@ -29,9 +28,7 @@ NODE = rt_of("Node")
 POD = rt_of("Pod")
 LEASE = rt_of("Lease", "coordination.k8s.io/v1")
 LEASE_NAMESPACE = "kube-node-lease"
-GRACE_PERIOD = 20.0      # --node-monitor-grace-period
-EVICTION_TIMEOUT = 10.0  # --pod-eviction-timeout
-API_DEFAULT_TOLERATION_SECONDS = 300
+GRACE_PERIOD = 20.0      # --node-monitor-grace-period (upstream: 50 s; kfab up sets its own, role control-plane)
 NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
@@ -55,19 +52,14 @@ def wanted_taint_key(node: dict, lost: bool) -> str | None:
     return UNREACHABLE_TAINT if status in (None, "Unknown") else NOT_READY_TAINT
 
 
-def eviction_delay(pod: dict, taint: dict, default_delay: float) -> float | None:
-    """Seconds after the taint was added that the pod is evicted; None when it tolerates the taint forever."""
-    delays = []
-    for tol in spec_of(pod).get("tolerations") or []:
-        if not tolerates(tol, taint):
-            continue
-        seconds = tol.get("tolerationSeconds")
-        if seconds is None:
-            return None
-        is_api_default = (tol.get("key") in (NOT_READY_TAINT, UNREACHABLE_TAINT) and tol.get("operator") == "Exists"
-                          and int(seconds) == API_DEFAULT_TOLERATION_SECONDS)
-        delays.append(default_delay if is_api_default else max(0.0, float(seconds)))
-    return min(delays) if delays else default_delay
+def eviction_delay(pod: dict, taint: dict) -> float | None:
+    """Seconds after the taint was added that the pod is evicted (upstream's getMinTolerationTime): 0 when no
+    toleration matches, the least tolerationSeconds of those that do, None when they all tolerate it forever."""
+    matching = [tol for tol in spec_of(pod).get("tolerations") or [] if tolerates(tol, taint)]
+    if not matching:
+        return 0.0
+    seconds = [float(tol["tolerationSeconds"]) for tol in matching if tol.get("tolerationSeconds") is not None]
+    return max(0.0, min(seconds)) if seconds else None
 
 
 class NodeLifecycleController(Controller):
@@ -76,7 +68,6 @@ class NodeLifecycleController(Controller):
 
     def setup(self) -> None:
         self.grace = float(self.ctx.options.get("node-monitor-grace-period", GRACE_PERIOD))
-        self.eviction_timeout = float(self.ctx.options.get("pod-eviction-timeout", EVICTION_TIMEOUT))
         self.nodes = self.ctx.informer(NODE)
         self.leases = self.ctx.informer(LEASE)
         self.pods = self.ctx.informer(POD)
@@ -120,9 +111,16 @@ class NodeLifecycleController(Controller):
         recheck = None if lost else self.grace - age + 0.05
         if taint_key is None:
             return recheck
+        if self._all_nodes_down():
+            # As upstream's full-disruption mode: every node down at once is far likelier the control plane's own
+            # outage (or this process's) than every worker dying; evicting would only empty the cluster.
+            return recheck if recheck is not None else self.grace
         evict_in = await self._evict(node, taint_key)
         waits = [w for w in (recheck, evict_in) if w is not None]
         return min(waits) if waits else None
+
+    def _all_nodes_down(self) -> bool:
+        return all(ready_status(node) != "True" for node in self.nodes.list())
 
     async def _mark_unknown(self, node: dict) -> dict:
         now = now_rfc3339()
@@ -192,7 +190,7 @@ class NodeLifecycleController(Controller):
             meta = pod["metadata"]
             if meta.get("deletionTimestamp"):
                 continue
-            delay = eviction_delay(pod, taint, self.eviction_timeout)
+            delay = eviction_delay(pod, taint)
             if delay is None:
                 continue
             if since < delay:

@@ -13,7 +13,9 @@ from kfab.api.audit import AuditConfig, Policy
 from kfab.api.inflight import InFlightLimits
 from kfab.api.pod_security import PodSecurityConfig
 from kfab.api.server import ServerConfig
+from kfab.api.toleration_admission import UPSTREAM_SECONDS, DefaultTolerationSeconds
 from kfab.controllers.manager import select
+from kfab.controllers.node_lifecycle import GRACE_PERIOD
 from kfab.client import KubeconfigError
 from kfab.controlplane import server, vip
 from kfab.controlplane.encryption_keys import rotate_key
@@ -63,6 +65,13 @@ def _common(p) -> None:
                         "gets at most half)")
     p.add_argument("--max-mutating-requests-inflight", type=int, default=200, metavar="N",
                    help="mutating requests served at once before 429 (0: no limit; default 200)")
+    p.add_argument("--default-not-ready-toleration-seconds", type=int, default=UPSTREAM_SECONDS, metavar="SECONDS",
+                   help="new pods tolerate a NotReady node this long before they are evicted (default 300, as "
+                        "kube-apiserver; kfab up sets control_plane_default_not_ready_toleration_seconds)")
+    p.add_argument("--default-unreachable-toleration-seconds", type=int, default=UPSTREAM_SECONDS,
+                   metavar="SECONDS",
+                   help="new pods tolerate an unreachable node this long before they are evicted (default 300, as "
+                        "kube-apiserver; kfab up sets control_plane_default_unreachable_toleration_seconds)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each component's progress")
 
 
@@ -105,10 +114,10 @@ def add_commands(subparsers) -> None:
                     "kube-system/kfab-controller-manager acts.")
     p.add_argument("--kubeconfig", required=True, type=Path)
     add_leader_election_args(p)
-    p.add_argument("--node-monitor-grace-period", type=float, default=20.0, metavar="SECONDS",
-                   help="a node whose Lease is not renewed for this long becomes Unknown (default 20)")
-    p.add_argument("--pod-eviction-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="pods on an unreachable/not-ready node are evicted this long after it was tainted (default 10)")
+    p.add_argument("--node-monitor-grace-period", type=float, default=GRACE_PERIOD, metavar="SECONDS",
+                   help="a node whose Lease is not renewed for this long becomes Unknown and tainted unreachable; "
+                        "its pods are evicted when their toleration of that taint runs out (default 20; "
+                        "kfab up sets control_plane_node_monitor_grace_period)")
     p.add_argument("--horizontal-pod-autoscaler-sync-period", type=float, default=15.0, metavar="SECONDS",
                    help="look at every HorizontalPodAutoscaler this often (default 15)")
     p.add_argument("--controllers", default="*",
@@ -156,7 +165,8 @@ def _server_config(args, store_url: str) -> ServerConfig:
                         metric_resolution=args.metric_resolution,
                         inflight=InFlightLimits(args.max_requests_inflight, args.max_mutating_requests_inflight),
                         encryption_config=args.encryption_provider_config, pod_security=pod_security,
-                        audit=audit)
+                        audit=audit, default_tolerations=DefaultTolerationSeconds(
+                            args.default_not_ready_toleration_seconds, args.default_unreachable_toleration_seconds))
 
 
 def _election(args, **lease) -> LeaderElectionConfig | None:
@@ -195,7 +205,6 @@ def controller_manager_command(args) -> int:
         print(f"kfab controller-manager: {e}", file=sys.stderr)
         return 2
     options = {"node-monitor-grace-period": args.node_monitor_grace_period,
-               "pod-eviction-timeout": args.pod_eviction_timeout,
                "horizontal-pod-autoscaler-sync-period": args.horizontal_pod_autoscaler_sync_period}
     return server.run_controller_manager(args.kubeconfig, election, names, options, args.verbose)
 

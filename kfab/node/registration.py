@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
-LEASE_RENEW = 5.0
+# Renewed four times per node-monitor grace period that kfab up installs (10 s): one or two late renewals are no
+# node failure, three are (upstream's kubelet renews every 10 s against a 50 s grace period).
+LEASE_RENEW = 2.5
 STATUS_EVERY = 10.0
 CLAIM_LABEL = "kfab.io/podcidr-claim"
 AGENT_VERSION = "v1.37.0-kfab"

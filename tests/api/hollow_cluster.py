@@ -45,9 +45,9 @@ class HollowCluster(Cluster):
         stop(self.groups.pop(prefix))
 
 
-def hollow_cluster(data_dir: Path, groups: dict[str, int]):
-    """Generator for fixtures: server + one hollow-node process per group {prefix: count}."""
-    server_proc, server = start_server(data_dir)
+def hollow_cluster(data_dir: Path, groups: dict[str, int], *server_args: str):
+    """Generator for fixtures: server (with `server_args`) + one hollow-node process per group {prefix: count}."""
+    server_proc, server = start_server(data_dir, *server_args)
     api = None
     cluster = None
     try:

@@ -1,6 +1,7 @@
 """Node loss through the API: when a node stops renewing its Lease it becomes Unknown and tainted
-unreachable, its pods are marked not ready, then evicted after the delay, and their controllers replace them
-on the remaining nodes - with kfab server's default settings (grace period 20 s, eviction delay 10 s)."""
+unreachable, its pods are marked not ready, then evicted when the toleration DefaultTolerationSeconds gave them
+runs out, and their controllers replace them on the remaining nodes - with kfab server's grace period (20 s, the
+hollow nodes renew every 10 s) and --default-unreachable-toleration-seconds 10 instead of upstream's 300."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ NS = "default"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    yield from hollow_cluster(tmp_path_factory.mktemp("kfab-nodeloss"), {"keep-": 2, "lose-": 1})
+    yield from hollow_cluster(tmp_path_factory.mktemp("kfab-nodeloss"), {"keep-": 2, "lose-": 1},
+                              "--default-unreachable-toleration-seconds", "10")
 
 
 def running_ready_on(cluster, app: str) -> dict[str, str]:
@@ -36,6 +38,9 @@ def test_pods_of_a_lost_node_are_replaced_on_other_nodes(cluster):
                         lambda: (lambda m: m if len(m) == 6 else None)(running_ready_on(cluster, "web")), 60)
     lost = sorted(name for name, node in placed.items() if node == "lose-0")
     assert lost, f"the spread put no pod on lose-0: {placed}"
+    tolerations = cluster.core.read_namespaced_pod(lost[0], NS).spec.tolerations
+    assert {(t.key, t.toleration_seconds) for t in tolerations} == {
+        ("node.kubernetes.io/not-ready", 300), ("node.kubernetes.io/unreachable", 10)}   # DefaultTolerationSeconds
     wait_until("patient Running", lambda: running_ready_on(cluster, "patient"), 30)
 
     cluster.stop_nodes("lose-")

@@ -127,15 +127,7 @@ def test_pod_gets_admission_defaults():
     assert spec["volumes"][1]["configMap"]["defaultMode"] == 420
     assert spec["serviceAccountName"] == "default" and spec["priority"] == 0
     assert spec["enableServiceLinks"] is True
-    assert spec["tolerations"] == [
-        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-         "tolerationSeconds": 300}]
-
-
-def test_pod_update_does_not_re_add_admission_tolerations():
-    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "busybox:1.36"}]}}
-    assert "tolerations" not in defaulted(POD, pod, "UPDATE")["spec"]
+    assert "tolerations" not in spec   # the DefaultTolerationSeconds admission plugin's (test_toleration_admission)
 
 
 @pytest.mark.parametrize("image,policy", [

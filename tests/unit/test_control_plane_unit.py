@@ -16,7 +16,9 @@ VARIABLES = dict(state_store_backend="sqlite", group_names=["control_plane"], kf
                  state_store_url="sqlite:///var/lib/kfab/state/state.db", kfab_data_dir="/var/lib/kfab",
                  control_plane_bind="0.0.0.0", kfab_apiserver_port=6443, inventory_hostname="u1",
                  control_plane_advertise_address="10.91.0.11", control_plane_audit_log_path="/var/log/kfab/audit.log",
-                 control_plane_audit_log_maxsize=100, control_plane_audit_log_maxbackup=10)
+                 control_plane_audit_log_maxsize=100, control_plane_audit_log_maxbackup=10,
+                 control_plane_default_unreachable_toleration_seconds=3,
+                 control_plane_default_not_ready_toleration_seconds=10)
 
 
 def exec_start(level: str) -> list[str]:
@@ -32,6 +34,7 @@ def test_the_unit_is_a_valid_kfab_apiserver_command(level):
     assert argv[0] == "/opt/kfab/venv/bin/kfab"
     args = build_parser().parse_args(argv[1:])
     assert args.command == "apiserver" and args.advertise_address == "10.91.0.11"
+    assert (args.default_unreachable_toleration_seconds, args.default_not_ready_toleration_seconds) == (3, 10)
     if level == "None":
         assert args.audit_log_path is None
     else:

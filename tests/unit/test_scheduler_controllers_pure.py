@@ -70,19 +70,21 @@ def test_statefulset_names_pods_and_claims():
     assert revision_name(sts, revision_data(sts)) == revision_name(sts, revision_data(sts))
 
 
-def test_eviction_delay_respects_tolerations():
+def test_eviction_delay_is_the_least_toleration_seconds_as_upstreams_taint_manager():
     def with_tol(*tols):
         return {"spec": {"tolerations": list(tols)}}
-    assert eviction_delay(with_tol(), UNREACHABLE, 10) == 10
-    api_default = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
-                   "tolerationSeconds": 300}
-    assert eviction_delay(with_tol(api_default), UNREACHABLE, 10) == 10
-    assert eviction_delay(with_tol(dict(api_default, tolerationSeconds=60)), UNREACHABLE, 10) == 60
-    assert eviction_delay(with_tol(dict(api_default, tolerationSeconds=0)), UNREACHABLE, 10) == 0
+    assert eviction_delay(with_tol(), UNREACHABLE) == 0                     # not tolerated: evicted at once
+    admitted = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": 3}                                      # DefaultTolerationSeconds' toleration
+    assert eviction_delay(with_tol(admitted), UNREACHABLE) == 3
+    assert eviction_delay(with_tol(dict(admitted, tolerationSeconds=300)), UNREACHABLE) == 300
+    assert eviction_delay(with_tol(dict(admitted, tolerationSeconds=60), admitted), UNREACHABLE) == 3
+    assert eviction_delay(with_tol(dict(admitted, tolerationSeconds=-5)), UNREACHABLE) == 0
     forever = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}
-    assert eviction_delay(with_tol(forever), UNREACHABLE, 10) is None
-    assert eviction_delay(with_tol({"operator": "Exists"}), UNREACHABLE, 10) is None
-    assert eviction_delay(with_tol({"key": "other", "operator": "Exists"}), UNREACHABLE, 10) == 10
+    assert eviction_delay(with_tol(forever), UNREACHABLE) is None
+    assert eviction_delay(with_tol(forever, admitted), UNREACHABLE) == 3
+    assert eviction_delay(with_tol({"operator": "Exists"}), UNREACHABLE) is None
+    assert eviction_delay(with_tol({"key": "other", "operator": "Exists"}), UNREACHABLE) == 0
 
 
 def test_lifecycle_taint_follows_the_ready_condition():

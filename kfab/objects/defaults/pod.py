@@ -94,9 +94,6 @@ def default_pod_template(template: object) -> None:
         default_pod_spec(spec)
 
 
-# The DefaultTolerationSeconds admission plugin's tolerations: evict 5 minutes after the node goes away.
-_NODE_PROBLEM_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
-
 
 def qos_class(spec: dict) -> str:
     """Guaranteed, Burstable or BestEffort from the containers' cpu/memory requests and limits (v1 qos)."""
@@ -126,15 +123,3 @@ def default_pod(pod: dict) -> None:
     if not spec.get("priorityClassName"):
         spec.setdefault("priority", 0)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    tolerations = spec.get("tolerations")
-    if tolerations is None:
-        tolerations = spec["tolerations"] = []
-    if isinstance(tolerations, list):
-        for key in _NODE_PROBLEM_TAINTS:
-            if not any(isinstance(t, dict) and t.get("key") == key and t.get("effect") in ("NoExecute", None, "")
-                       for t in tolerations) and not any(isinstance(t, dict) and not t.get("key") and
-                                                         t.get("operator") == "Exists" for t in tolerations):
-                tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                                    "tolerationSeconds": 300})
-        if not tolerations:
-            spec.pop("tolerations")
