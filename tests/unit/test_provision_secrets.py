@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from kfab.cli import main
@@ -17,6 +15,7 @@ from kfab.provision.output import Output
 from kfab.provision.playbook import load_playbook
 from kfab.provision.runner import Options, Runner
 from kfab.provision.secrets import MASK, NO_LOG_MESSAGE, Masker, is_secret_name
+from tests.unit.test_provision_vault import ansible_vault
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "roles" / "iscsi-target" / "templates" / "kfab-static.conf.j2"
@@ -97,18 +96,14 @@ def test_secret_names_and_the_values_they_mask():
 def test_values_from_the_vault_are_masked_whatever_their_variables_are_called(tmp_path, monkeypatch, capsys):
     """A vault-encrypted group_vars file and a !vault string with names no pattern matches: what they hold is
     secret by where it came from (ansible-vault encrypts them here, as a user would)."""
-    ansible_vault = str(Path(sys.executable).parent / "ansible-vault")
-    env = {"ANSIBLE_HOME": str(tmp_path / "ah"), "PATH": "/usr/bin:/bin"}
     password = tmp_path / "vault-pass"
     password.write_text("correct horse\n")
     (tmp_path / "group_vars").mkdir()
     whole = tmp_path / "group_vars" / "all.yml"
     whole.write_text("motd_line: open-sesame-4711\n")
-    subprocess.run([ansible_vault, "encrypt", "--vault-password-file", str(password), str(whole)], check=True,
-                   capture_output=True, env=env)
-    greeting = subprocess.run([ansible_vault, "encrypt_string", "--vault-password-file", str(password),
-                               "mellon-2718", "--name", "greeting"], check=True, capture_output=True, text=True,
-                              env=env).stdout
+    ansible_vault(tmp_path, "encrypt", "--vault-password-file", str(password), str(whole))
+    greeting = ansible_vault(tmp_path, "encrypt_string", "--vault-password-file", str(password), "mellon-2718",
+                             "--name", "greeting")
     (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h1:\n      ansible_connection: local\n      "
                                       + greeting.strip().replace("\n", "\n      ") + "\n")
     (tmp_path / "out").write_text("old\n")

@@ -18,17 +18,21 @@ from kfab.provision.vault import Vault
 ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")
 
 
+def ansible_vault(tmp_path: Path, *args: str) -> str:
+    """ansible-core's own `ansible-vault ARGS` (its state under tmp_path); what it printed."""
+    return subprocess.run([ANSIBLE_VAULT, *args], check=True, capture_output=True, text=True,
+                          env={"ANSIBLE_HOME": str(tmp_path / "ah"), "PATH": "/usr/bin:/bin"}).stdout
+
+
 def vaulted_inventory(tmp_path: Path) -> Path:
     password = tmp_path / "vault-pass"
     password.write_text("correct horse\n")
     (tmp_path / "group_vars").mkdir()
     secret = tmp_path / "group_vars" / "all.yml"
     secret.write_text("db_password: hunter2\nport: 5432\n")
-    subprocess.run([ANSIBLE_VAULT, "encrypt", "--vault-password-file", str(password), str(secret)], check=True,
-                   capture_output=True, env={"ANSIBLE_HOME": str(tmp_path / "ah"), "PATH": "/usr/bin:/bin"})
-    token = subprocess.run([ANSIBLE_VAULT, "encrypt_string", "--vault-password-file", str(password), "t0k en",
-                            "--name", "api_token"], check=True, capture_output=True, text=True,
-                           env={"ANSIBLE_HOME": str(tmp_path / "ah"), "PATH": "/usr/bin:/bin"}).stdout
+    ansible_vault(tmp_path, "encrypt", "--vault-password-file", str(password), str(secret))
+    token = ansible_vault(tmp_path, "encrypt_string", "--vault-password-file", str(password), "t0k en",
+                          "--name", "api_token")
     inventory = tmp_path / "inv.yml"
     inventory.write_text("all:\n  hosts:\n    h1:\n      ansible_connection: local\n      "
                          + token.strip().replace("\n", "\n      ") + "\n")
