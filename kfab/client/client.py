@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import AsyncIterator
 from urllib.parse import quote
 
@@ -18,6 +19,25 @@ import aiohttp
 from kfab.client.kubeconfig import ClientConfig, load_kubeconfig
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.meta import meta_of
+
+# A server that vanished (its host died, or the API's virtual IP moved to another host) must not hold a request or
+# a watch for minutes (a watch reads for up to timeoutSeconds + 30 s): data unacknowledged for DEAD_PEER_TIMEOUT_MS
+# aborts the connection (TCP_USER_TIMEOUT), and an idle connection is probed after KEEPALIVE_IDLE_S — as
+# client-go's HTTP/2 health check — so the caller retries on a new connection, to whoever holds the address now.
+DEAD_PEER_TIMEOUT_MS = 10_000
+KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_PROBES = 10, 5, 3
+
+
+def _api_socket(addr_info) -> socket.socket:
+    """aiohttp's socket_factory: its default socket, with dead-peer detection."""
+    sock = socket.socket(family=addr_info[0], type=addr_info[1], proto=addr_info[2])
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE_S), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+                          ("TCP_KEEPCNT", KEEPALIVE_PROBES), ("TCP_USER_TIMEOUT", DEAD_PEER_TIMEOUT_MS)):
+        if hasattr(socket, option):  # Linux; elsewhere the system's keepalive defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+    return sock
+
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -74,7 +94,7 @@ class Client:
 
     def _new_session(self, limit: int) -> aiohttp.ClientSession:
         headers = dict(self.config.headers, **{"User-Agent": self.user_agent, "Accept": "application/json"})
-        connector = aiohttp.TCPConnector(limit=limit, ssl=self.config.ssl_context)
+        connector = aiohttp.TCPConnector(limit=limit, ssl=self.config.ssl_context, socket_factory=_api_socket)
         return aiohttp.ClientSession(connector=connector, headers=headers,
                                      timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
 
