@@ -93,9 +93,11 @@ def apply_module(module: Module, args: dict, remote, files: RoleFiles, check: bo
             elif isinstance(change, Command):
                 if change.once and change.once in remote.done_once:
                     continue
-                out.status = "changed"
+                if change.changes:
+                    out.status = "changed"
                 if check:
-                    out.commands.append((change.cmd, None))
+                    if change.changes:
+                        out.commands.append((change.cmd, None))
                     continue
                 reply = remote.run(change.cmd)
                 out.commands.append((change.cmd, reply))

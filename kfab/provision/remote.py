@@ -87,11 +87,24 @@ class RemoteHost:
                 self.conn.sftp().putfo(io.BytesIO(change.content), tmp)
         except OSError as exc:
             return CommandResult(1, "", f"upload to {tmp} failed: {exc}")
-        owner = change.owner or (self.become_user if self.become else self.conn.user)
-        group = change.group or owner
-        t, dest, mode, who = q(tmp), q(change.path), change.mode or "0644", q(owner + ":" + group)
+        # As a file the writing user creates (their login group: "user:"), then given to `owner` (the group
+        # stays unless `group` is given), as Ansible leaves it.
+        writer = self.become_user if self.become else self.conn.user
+        t, dest, mode = q(tmp), q(change.path), change.mode or "0644"
+        owners = [writer + ":"] + ([(change.owner or writer) + (":" + change.group if change.group else "")]
+                                   if change.owner or change.group else [])
+
+        def chown(path: str) -> str:
+            return " && ".join(f"chown {q(o)} {path}" for o in owners)
+        if as_root and writer != "root":
+            # root uploaded it: handed to the become user first, who then puts it in place with their own
+            # rights (as Ansible, a directory they cannot write is an error).
+            handed = self.run(f"chown {q(writer + ':')} {t}", become=False)
+            if handed.rc != 0:
+                self.run(f"rm -f {t}", become=False)
+                return handed
         if change.validate:
-            checked = self.run(f"chmod {mode} {t} && chown {who} {t} && " + change.validate.replace("%s", t))
+            checked = self.run(f"chmod {mode} {t} && {chown(t)} && " + change.validate.replace("%s", t))
             if checked.rc != 0:
                 self.run(f"rm -f {t}")
                 detail = (checked.stderr.strip() or checked.stdout.strip()).splitlines()
@@ -102,9 +115,9 @@ class RemoteHost:
             self.run(f"cp -p {dest} {dest}.$(date +%Y-%m-%d@%H:%M:%S)~")
         # A container's /etc/hosts and /etc/hostname are bind mounts: renaming over them fails (EBUSY),
         # so those are rewritten in place.
-        script = (f"chmod {mode} {t} && chown {who} {t} && "
+        script = (f"chmod {mode} {t} && {chown(t)} && "
                   f"{{ mv -f {t} {dest} 2>/dev/null || {{ cat {t} > {dest} && chmod {mode} {dest} && "
-                  f"chown {who} {dest} && rm -f {t}; }}; }} || {{ rc=$?; rm -f {t}; exit $rc; }}")
+                  f"{chown(dest)} && rm -f {t}; }}; }} || {{ rc=$?; rm -f {t}; exit $rc; }}")
         result = self.run(script)
         if result.rc == 0 and _is_unit_file(change.path):
             self.unit_files_changed = True

@@ -395,4 +395,6 @@ def test_service_masked_and_daemon_reload_alone():
     assert [c.cmd for c in plan("service", host, name="ntp", masked=False, state="started")] == [
         "systemctl unmask ntp", "systemctl start ntp"]
     assert [c.cmd for c in plan("service", host, daemon_reload=True)] == ["systemctl daemon-reload"]
+    # As Ansible's systemd module: the reload runs but is no change by itself (a rerun reports ok).
+    assert [c.changes for c in plan("service", host, daemon_reload=True)] == [False]
     assert isinstance(plan("service", host)[0], Fail)

@@ -6,6 +6,8 @@ the test's temporary directory."""
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -632,3 +634,22 @@ def test_password_hash_is_ansibles(tmp_path):
                         + (f", rounds={args[2]})" if args[2] else ")"), {})
         assert ours == get_encrypted_password("pw", args[0], args[1], rounds=args[2])
     assert evaluate("'pw' | password_hash('sha512', 'saltsalt')", {}).startswith("$6$rounds=656000$saltsalt$")
+
+
+def test_a_file_written_as_the_become_user_is_theirs(tmp_path):
+    # A directory the become user can reach and write (pytest's own tmp_path is root's alone).
+    shared = Path(tempfile.mkdtemp(prefix="kfab-become-"))
+    shared.chmod(0o777)
+    try:
+        project(tmp_path, f"""\
+            - copy: {{content: "mine\\n", dest: "{shared}/notes", mode: "0640"}}
+              become: true
+              become_user: nobody
+            """)
+        _, code, text = run(tmp_path)
+        assert code == 0, text
+        notes = shared / "notes"
+        assert (notes.owner(), oct(notes.stat().st_mode & 0o777), notes.read_text()) == (
+            "nobody", "0o640", "mine\n")
+    finally:
+        shutil.rmtree(shared)

@@ -20,6 +20,7 @@ class Command:
     cmd: str
     once: str | None = None
     daemon_reload: bool = False   # runner clears the host's "unit files changed" mark after this
+    changes: bool = True          # False: run, but no change by itself (Ansible's systemd daemon_reload)
 
 
 @dataclass

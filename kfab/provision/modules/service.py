@@ -11,7 +11,8 @@ RUNNING = ("active", "activating", "reloading")
 
 def plan(args, host, files):
     if host.unit_files_changed or as_bool(args["daemon_reload"]):
-        yield Command("systemctl daemon-reload", daemon_reload=True)
+        # As Ansible's systemd: the reload itself is no change (the unit file task that made it needed was).
+        yield Command("systemctl daemon-reload", daemon_reload=True, changes=False)
     if args["name"] is None:
         if not as_bool(args["daemon_reload"]):
             yield Fail("service needs 'name' (or daemon_reload: true alone)")
