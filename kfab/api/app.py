@@ -92,6 +92,7 @@ async def status_errors(request: web.Request, handler):
         raise
     except Exception:  # noqa: BLE001 - a bug must not leave a client without an answer
         log.exception("%s %s failed", request.method, request.path)
+        request["panicked"] = True  # the audit event's stage is Panic, as upstream's for a handler's panic
         return dump(APIError(500, "InternalError", "an internal error occurred; the API server log has the "
                              "details").status(), "object", 500)
 

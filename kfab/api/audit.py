@@ -12,10 +12,11 @@ Without a policy file, --audit-log-path logs every request at --audit-level (def
 
 Stages, as upstream: RequestReceived once the user is known (before authorization), ResponseStarted when a
 long-running request (watch, proxy, exec/attach/portforward/log) sends its headers, ResponseComplete when the
-response is done. A policy's omitStages (top level and per rule) leaves stages out; --audit-level without a
-policy file omits RequestReceived (one line per ordinary request). The events of one request share an
-auditID, which every response carries as the Audit-Id header. Admission's audit annotations (Pod Security's
-enforce-policy, audit-violations, exempt) are in the event's `annotations`.
+response is done, Panic instead when the handler failed with an unexpected error (the client got a 500). A
+policy's omitStages (top level and per rule) leaves stages out; --audit-level without a policy file omits
+RequestReceived (one line per ordinary request). The events of one request share an auditID, which every
+response carries as the Audit-Id header. Admission's audit annotations (Pod Security's enforce-policy,
+audit-violations, exempt) are in the event's `annotations`.
 
 The file is the owner's only (0600: request bodies may hold Secrets) and rotates at --audit-log-maxsize MB,
 keeping --audit-log-maxbackup old files (logging.handlers.RotatingFileHandler).
@@ -260,9 +261,10 @@ class AuditLog:
         ctx: _Request | None = request.get("audit")
         if ctx is None:
             return  # unauthenticated (401) and public paths: kube's policy sees no user either
-        if ctx.level == "None" or "ResponseComplete" in ctx.omit:
+        stage = "Panic" if request.get("panicked") else "ResponseComplete"
+        if ctx.level == "None" or stage in ctx.omit:
             return
-        event = self._event(request, ctx, "ResponseComplete")
+        event = self._event(request, ctx, stage)
         level, attrs = ctx.level, ctx.attrs
         # The response is decoded only when the event shows it, or names what a create made (as kube fills
         # objectRef.name from the object): a list's body can be megabytes.
@@ -275,6 +277,9 @@ class AuditLog:
             if name:
                 event["objectRef"]["name"] = name
         event["responseStatus"] = {"metadata": {}, "code": code}
+        if stage == "Panic":  # upstream's words, without the error itself (it is in the server log)
+            event["responseStatus"] |= {"status": "Failure", "reason": "InternalError",
+                                        "message": "APIServer panic'd: an internal error occurred"}
         if level in ("Request", "RequestResponse") and request.method in ("POST", "PUT", "PATCH", "DELETE"):
             try:
                 body = _body(await request.read(), request.headers.get("Content-Type", ""))  # aiohttp kept it
