@@ -3,6 +3,7 @@ already matches, which is what makes a second run report `ok`)."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
 import pytest
@@ -398,3 +399,30 @@ def test_service_masked_and_daemon_reload_alone():
     # As Ansible's systemd module: the reload runs but is no change by itself (a rerun reports ok).
     assert [c.changes for c in plan("service", host, daemon_reload=True)] == [False]
     assert isinstance(plan("service", host)[0], Fail)
+
+
+class SourcesHost(FakeHost):
+    """apt_repository asks which source files hold a line (grep -lxF LINE FILES)."""
+
+    def query(self, cmd):
+        line = shlex.split(cmd)[3]
+        return "".join(f"{path}\n" for path, info in self.files.items()
+                       if path.startswith("/etc/apt/") and line in info.content.decode().splitlines())
+
+
+def test_apt_repository_names_the_file_as_ansible_and_keeps_the_line_once():
+    repo = "deb [signed-by=/etc/apt/keyrings/d.asc] https://download.docker.com/linux/debian bookworm stable"
+    host = SourcesHost()
+    changes = plan("apt_repository", host, repo=repo)
+    put = next(c for c in changes if isinstance(c, PutFile))
+    # ansible.builtin.apt_repository's name for it (its _suggest_filename) and its line as given.
+    assert (put.path, put.content, put.mode) == (
+        "/etc/apt/sources.list.d/download_docker_com_linux_debian.list", (repo + "\n").encode(), "0644")
+    assert cmds(changes)[-1].endswith(" update")
+    host.files[put.path] = regular(put.content)
+    assert plan("apt_repository", host, repo=repo.replace(" ", "  ")) == []          # already there
+    host.files["/etc/apt/sources.list"] = regular(b"deb http://deb.debian.org/debian bookworm main\n")
+    assert plan("apt_repository", host, repo="deb http://deb.debian.org/debian bookworm main") == []
+    assert cmds(plan("apt_repository", host, repo=repo, state="absent", update_cache=False)) == [
+        "rm -f /etc/apt/sources.list.d/download_docker_com_linux_debian.list"]      # emptied: removed
+    assert isinstance(plan("apt_repository", host, repo="https://example.com/debian")[0], Fail)
