@@ -9,6 +9,9 @@ Restore stops the API servers, controller-manager and scheduler, puts the state 
 restarts every worker's agents so that nothing keeps watching from a revision the restored store never had
 (the Kubernetes guide's advice after an etcd restore). The old state file or directory is kept as
 `<path>.before-restore-<time>`.
+
+`kfab backup --schedule CALENDAR [--keep N]` installs a systemd timer (kfab-backup.timer) on the host the
+backup is taken from that keeps the newest N snapshots in /var/backups/kfab; `--schedule off` removes it.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def backup(cluster: Cluster, output: Path) -> Path:
                             f"backing up {path}")
             else:
                 url, tls = etcd_local(cluster, host)
-                _ensure_etcdctl(cluster, remote)
+                ensure_etcdctl(cluster, remote)
                 cluster.run(remote, f"umask 077 && ETCDCTL_API=3 etcdctl --endpoints={url} {tls} snapshot save "
                                     f"{q(tmp)} >/dev/null", "etcdctl snapshot save")
             remote.conn.sftp().get(tmp, str(output))
@@ -94,16 +97,113 @@ def etcd_local(cluster: Cluster, host: str) -> tuple[str, str]:
     return f"https://127.0.0.1:{port}", f"--cacert {pki}/ca.crt --cert {pki}/member.crt --key {pki}/member.key"
 
 
-def _ensure_etcdctl(cluster: Cluster, remote) -> None:
+def ensure_etcdctl(cluster: Cluster, remote) -> None:
     if remote.run("command -v etcdctl").rc != 0:
         cluster.run(remote, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-client >/dev/null",
                     "installing etcd-client (etcdctl)")
+
+
+# ---- scheduled backups ------------------------------------------------------------------------------------
+
+SCHEDULE_DIR = "/var/backups/kfab"
+SCHEDULE_UNIT = "kfab-backup"
+SCHEDULE_SCRIPT = "/usr/local/sbin/kfab-backup"
+
+
+def schedule_host(cluster: Cluster) -> str:
+    """Where scheduled snapshots are taken and kept: the first etcd member, or the SQLite control-plane host."""
+    backend, _ = store(cluster)
+    return cluster.control_plane[0] if backend == "sqlite" else cluster.group("etcd")[0]
+
+
+def snapshot_command(cluster: Cluster, host: str) -> tuple[str, str]:
+    """(shell command writing a snapshot to "$part", file suffix) for the store on `host`."""
+    backend, path = store(cluster)
+    if backend == "sqlite":
+        return f"python3 -c {q(SQLITE_BACKUP)} {q(path)} \"$part\"", "db"
+    url, tls = etcd_local(cluster, host)
+    return f"ETCDCTL_API=3 etcdctl --endpoints={url} {tls} snapshot save \"$part\" >/dev/null", "etcd-snapshot"
+
+
+def schedule_script(take: str, suffix: str, keep: int, directory: str = SCHEDULE_DIR) -> str:
+    """One snapshot into `directory` (written under a temporary name, then renamed), the newest `keep` kept."""
+    return f"""#!/bin/sh
+# Managed by kfab (kfab backup --schedule): a snapshot of the state store; the newest {keep} are kept.
+set -eu
+umask 077
+mkdir -p {directory}
+final={directory}/state-$(date -u +%Y%m%dT%H%M%S.%NZ).{suffix}
+part="$final.part"
+trap 'rm -f "$part"' EXIT
+{take}
+mv "$part" "$final"
+ls -1t {directory}/state-*.{suffix} | tail -n +{keep + 1} | xargs -r rm -f --
+echo "$final"
+"""
+
+
+def schedule_units(calendar: str) -> dict[str, str]:
+    return {
+        f"/etc/systemd/system/{SCHEDULE_UNIT}.service": f"""# Managed by kfab (kfab backup --schedule).
+[Unit]
+Description=kfab: a snapshot of the cluster's state store into {SCHEDULE_DIR}
+
+[Service]
+Type=oneshot
+ExecStart={SCHEDULE_SCRIPT}
+""",
+        f"/etc/systemd/system/{SCHEDULE_UNIT}.timer": f"""# Managed by kfab (kfab backup --schedule).
+[Unit]
+Description=kfab: scheduled snapshots of the state store ({calendar})
+
+[Timer]
+OnCalendar={calendar}
+# A time missed while the host was off is caught up at boot.
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+""",
+    }
+
+
+def schedule(cluster: Cluster, calendar: str, keep: int) -> str:
+    """Install (or replace) the backup timer; `calendar` 'off' removes it. Returns the host it runs on."""
+    host = schedule_host(cluster)
+    with cluster.ssh(host) as remote:
+        if calendar == "off":
+            units = " ".join(f"/etc/systemd/system/{SCHEDULE_UNIT}.{kind}" for kind in ("service", "timer"))
+            cluster.run(remote, f"systemctl disable --now {SCHEDULE_UNIT}.timer 2>/dev/null; "
+                                f"rm -f {units} {SCHEDULE_SCRIPT}; systemctl daemon-reload",
+                        "removing the backup timer")
+            return host
+        if keep < 1:
+            raise OpsError(f"--keep {keep}: keep at least one snapshot")
+        check = remote.run(f"systemd-analyze calendar {q(calendar)}")
+        if check.rc != 0:
+            raise OpsError(f"host {host}: --schedule {calendar!r} is not a systemd calendar expression "
+                           "(e.g. hourly, daily, '*-*-* 00/6:00:00')")
+        if store(cluster)[0] == "etcd":
+            ensure_etcdctl(cluster, remote)
+        files = {SCHEDULE_SCRIPT: schedule_script(*snapshot_command(cluster, host), keep), **schedule_units(calendar)}
+        for path, text in files.items():
+            cluster.run(remote, f"printf '%s' {q(text)} > {q(path)}", f"writing {path}")
+        cluster.run(remote, f"chmod 755 {SCHEDULE_SCRIPT} && systemctl daemon-reload && "
+                            f"systemctl enable {SCHEDULE_UNIT}.timer >/dev/null 2>&1 && "
+                            f"systemctl restart {SCHEDULE_UNIT}.timer", "enabling the backup timer")
+    return host
 
 
 def run_backup(args) -> int:
     try:
         cluster = Cluster(args.inventory, args.playbook)
         backend, _ = store(cluster)
+        if args.schedule:
+            host = schedule(cluster, args.schedule, args.keep)
+            print(f"{host}: scheduled backups removed" if args.schedule == "off" else
+                  f"{host}: a snapshot {args.schedule} into {SCHEDULE_DIR}, the newest {args.keep} kept "
+                  f"(systemctl list-timers {SCHEDULE_UNIT}; one now: systemctl start {SCHEDULE_UNIT})")
+            return 0
         out = backup(cluster, args.output or default_output(cluster, backend))
     except OpsError as exc:
         print(f"kfab backup: {exc}", file=sys.stderr)
@@ -148,7 +248,7 @@ def _restore_etcd(cluster: Cluster, remotes: dict, backup_file: Path, stamp: str
         _systemctl(cluster, remotes[host], "stop", ["etcd"])
     for host in members:
         remote, data_dir = remotes[host], str(cluster.var(host, "etcd_data_dir"))
-        _ensure_etcdctl(cluster, remote)
+        ensure_etcdctl(cluster, remote)
         snapshot, fresh = f"/root/.kfab-restore-{stamp}.db", f"{data_dir}.restore-{stamp}"
         remote.conn.sftp().put(str(backup_file), snapshot)
         cluster.run(remote, f"ETCDCTL_API=3 etcdctl snapshot restore {q(snapshot)} --name {q(host)} "

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kfab.ops import backup, certs, encryption, kubeconfig, local_kubeconfig, nodes, reset, upgrade
+from kfab.ops import backup, certs, encryption, etcd, kubeconfig, local_kubeconfig, nodes, reset, upgrade
 from kfab.ops.cluster import DEFAULT_PLAYBOOK
 
 
@@ -84,7 +84,27 @@ def add_commands(subparsers) -> None:
     _common(p)
     p.add_argument("-o", "--output", type=Path, help="backup file (default: in the cluster's directory on this "
                                                      "machine, named by date)")
+    p.add_argument("--schedule", metavar="CALENDAR",
+                   help="instead of one backup now: a systemd timer on the store's host taking one at CALENDAR "
+                        "(hourly, daily, '*-*-* 00/6:00:00', ...) into /var/backups/kfab; 'off' removes it")
+    p.add_argument("--keep", type=int, default=7, metavar="N", help="with --schedule: snapshots kept (default 7)")
     p.set_defaults(func=backup.run_backup)
+
+    p = subparsers.add_parser("etcd", help="the etcd members of a cluster with the etcd store")
+    etcd_sub = p.add_subparsers(dest="etcd_command", metavar="ACTION", required=True)
+    status = etcd_sub.add_parser("status", help="each member: endpoint, ID, leader, DB size, raft term, revision, "
+                                                "health (exit 3 unless all are healthy under one leader)")
+    _common(status)
+    status.set_defaults(func=etcd.run_status)
+
+    p = subparsers.add_parser("replace-etcd-member", help="replace a failed etcd member (same name and address)",
+                              description="Remove HOST's member from etcd on a healthy member, add it back under "
+                                          "the same name and peer URL, move its old data aside and provision it "
+                                          "(kfab up --limit HOST) to join the running cluster. Needs a quorum of "
+                                          "healthy members besides HOST.")
+    _common(p, extra_vars=True)
+    p.add_argument("host", metavar="HOST")
+    p.set_defaults(func=etcd.run_replace)
 
     p = subparsers.add_parser("restore", help="restore the state store from a backup (the API is down meanwhile)")
     _common(p)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 
-from kfab.ops.backup import _ensure_etcdctl, etcd_local, store, wait_api
+from kfab.ops.backup import ensure_etcdctl, etcd_local, store, wait_api
 from kfab.ops.cluster import Cluster, OpsError
 from kfab.ops.nodes import log
 from kfab.pki.encryption import CONFIG_FILE, EncryptionConfig, EncryptionConfigError
@@ -64,7 +64,7 @@ def _stale(cluster: Cluster, key_name: str) -> int:
     host = cluster.group("etcd")[0]
     with cluster.ssh(host) as remote:
         url, tls = etcd_local(cluster, host)
-        _ensure_etcdctl(cluster, remote)
+        ensure_etcdctl(cluster, remote)
         return int(cluster.run(remote, f"ETCDCTL_API=3 etcdctl --endpoints={url} {tls} get --prefix /registry/secrets/ "
                                        f"-w json | python3 -c {q(STALE_COUNT)} etcd {q(key_name)}",
                                "counting Secrets under an old key").stdout.strip())

@@ -36,6 +36,9 @@ def reset_script(v: dict) -> str:
     unit_files = " ".join(f"/etc/systemd/system/{u}.service" for u in KFAB_UNITS)
     return f"""
 for u in {units}; do systemctl disable --now "$u" >/dev/null 2>&1; done
+# kfab backup --schedule's timer goes; the snapshots it took in /var/backups/kfab stay.
+systemctl disable --now kfab-backup.timer >/dev/null 2>&1
+rm -f /etc/systemd/system/kfab-backup.service /etc/systemd/system/kfab-backup.timer /usr/local/sbin/kfab-backup
 if grep -qs '{MANAGED}' /etc/default/etcd; then
   systemctl disable --now etcd.service >/dev/null 2>&1; rm -f /etc/default/etcd
   rm -f /etc/systemd/system/etcd.service.d/kfab-restart.conf; systemctl daemon-reload
