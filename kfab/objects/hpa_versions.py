@@ -218,8 +218,7 @@ def to_v1(obj: dict) -> dict:
         annotations[CONDITIONS] = _dumps(status["conditions"])
     if annotations:
         meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
-    out = {"kind": KIND, "apiVersion": V1, "metadata": meta, "spec": v1_spec, "status": v1_status}
-    return out
+    return {"kind": KIND, "apiVersion": V1, "metadata": meta, "spec": v1_spec, "status": v1_status}
 
 
 def to_v2(obj: dict) -> dict:
