@@ -329,6 +329,155 @@ def test_upgrade_to_a_new_wheel_keeps_a_service_answering_throughout(ops):
     ops.kubectl("delete", "deployment", "probed")
 
 
+def main_pid(ops: Ops, host: str, unit: str) -> int:
+    return int(ops.ssh(host, f"systemctl show -p MainPID --value {unit}").stdout.strip() or 0)
+
+
+def pod_containers(ops: Ops, host: str) -> set[str]:
+    """IDs of the containers (pods' and their infra's) Podman runs on `host`."""
+    return set(ops.ssh(host, "podman ps -q --no-trunc").stdout.split())
+
+
+def test_every_kfab_unit_restarts_after_kill_9_and_the_cluster_converges(ops):
+    ops.kubectl("apply", "-f", "-", input=web("survivor", 2).replace("{image}", ops.image))
+    ops.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "survivor"},
+        "spec": {"type": "NodePort", "selector": {"app": "survivor"},
+                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": NODE_PORT + 1}]}}))
+    wait_for("2 survivor pods Ready", lambda: len(ops.ready_pods_of("survivor")) == 2, timeout=120)
+    pods_before = {p["metadata"]["uid"] for p in ops.ready_pods_of("survivor")}
+    containers = {host: pod_containers(ops, host) for host in ("o2", "o3")}
+
+    restarted: dict[str, float] = {}
+    for host in ("o1", "o2", "o3"):
+        units = ops.ssh(host, "systemctl list-units 'kfab-*' 'etcd.service' --state=active --no-legend --plain "
+                              "| awk '{print $1}' | grep -v '^kfab-lab-'", check=False).stdout.split()
+        assert units, host
+        for unit in units:
+            old = main_pid(ops, host, unit)
+            assert old > 0, f"{host} {unit}"
+            ops.ssh(host, f"kill -9 {old}")
+            t0 = time.monotonic()
+            wait_for(f"{host} {unit} active again after kill -9", lambda: main_pid(ops, host, unit) not in (0, old)
+                     and ops.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() == "active",
+                     timeout=60)
+            restarted[f"{host}/{unit}"] = round(time.monotonic() - t0, 1)
+    print(f"unit kill -9 -> active again (s): {restarted}")
+    assert {"o1/kfab-apiserver.service", "o1/kfab-controller-manager.service", "o1/kfab-scheduler.service",
+            "o2/kfab-node.service", "o2/kfab-proxy.service", "o3/kfab-node.service"} <= set(restarted), restarted
+
+    # Converged: nodes Ready, the same pods still running (the agents' restarts left them alone), the Service
+    # answering through every worker, and new pods start.
+    wait_for("nodes Ready after the kills", lambda: ops.nodes() == {"o2": True, "o3": True}, timeout=120)
+    wait_for("the survivor pods Ready again", lambda: len(ops.ready_pods_of("survivor")) == 2, timeout=120)
+    assert {p["metadata"]["uid"] for p in ops.ready_pods_of("survivor")} == pods_before
+    for host in ("o2", "o3"):
+        assert containers[host] <= pod_containers(ops, host), f"{host}: a pod's container was replaced"
+    wait_for("the Service answering on every worker", lambda: all(
+        urllib.request.urlopen(f"http://{a}:{NODE_PORT + 1}/", timeout=3).read()
+        for a in ("10.92.0.12", "10.92.0.13")), timeout=60)
+    ops.kubectl("scale", "deployment", "survivor", "--replicas=4")
+    wait_for("4 survivor pods Ready", lambda: len(ops.ready_pods_of("survivor")) == 4, timeout=120)
+    ops.kubectl("delete", "service", "survivor")
+    ops.kubectl("delete", "deployment", "survivor")
+
+
+def test_a_dead_workers_pods_run_elsewhere_within_20_s_and_a_blip_keeps_them(ops):
+    ops.kubectl("apply", "-f", "-", input=web("moved", 4).replace("{image}", ops.image))
+    wait_for("4 moved pods Ready on both workers", lambda: len(ops.ready_pods_of("moved")) == 4
+             and {p["spec"]["nodeName"] for p in ops.ready_pods_of("moved")} == {"o2", "o3"}, timeout=120)
+    uids = {p["metadata"]["uid"] for p in ops.pods_of("moved")}
+
+    # A blip shorter than the grace period (10 s): o3 frozen for ~4 s keeps its pods.
+    assert ops.kfab("lab", "pause", "o3", "-i", str(LAB_INVENTORY)).returncode == 0
+    time.sleep(3)
+    assert ops.kfab("lab", "unpause", "o3", "-i", str(LAB_INVENTORY)).returncode == 0
+    time.sleep(15)   # past grace period + toleration: an eviction would have happened by now
+    pods = ops.pods_of("moved")
+    assert {p["metadata"]["uid"] for p in pods} == uids and not any(p["metadata"].get("deletionTimestamp")
+                                                                     for p in pods), pods
+    assert ops.nodes() == {"o2": True, "o3": True}
+
+    # A dead worker (power cut): its pods run on the other one within 20 s.
+    lost = {p["metadata"]["name"] for p in ops.pods_of("moved") if p["spec"]["nodeName"] == "o3"}
+    assert ops.kfab("lab", "stop", "--kill", "o3", "-i", str(LAB_INVENTORY)).returncode == 0
+    t0 = time.monotonic()
+    wait_for("4 moved pods Ready without o3", lambda: len(ops.ready_pods_of("moved")) == 4 and all(
+        p["spec"]["nodeName"] == "o2" for p in ops.ready_pods_of("moved")), timeout=120, interval=0.1)
+    took = time.monotonic() - t0
+    print(f"node loss -> pods Ready elsewhere: {took:.1f} s (kfab up's defaults: grace 10 s, toleration 3 s)")
+    assert took < 20, took
+
+    # The worker comes back with its disk: the replaced pods are stopped and their objects go; no duplicates.
+    assert ops.kfab("lab", "start", "o3", "-i", str(LAB_INVENTORY)).returncode == 0
+    wait_for("o3 Ready again", lambda: ops.nodes() == {"o2": True, "o3": True}, timeout=120)
+    wait_for("the replaced pods gone", lambda: not lost & {p["metadata"]["name"] for p in ops.pods_of("moved")},
+             timeout=120)
+    lost_uids = uids - {p["metadata"]["uid"] for p in ops.pods_of("moved")}
+    left = ops.ssh("o3", "podman pod ps --format '{{.Labels}}'").stdout
+    assert not any(uid in left for uid in lost_uids), left
+    assert len(ops.pods_of("moved")) == 4 and len(ops.ready_pods_of("moved")) == 4
+    ops.kubectl("delete", "deployment", "moved")
+
+
+def test_chaos_during_a_rolling_update_keeps_every_invariant(ops):
+    """Faults while a Deployment rolls: the controller-manager and a node agent killed, a worker frozen, a worker cut
+    off. After each: no object lost, the Deployment converges, no duplicate pods, the Service answers."""
+    def lab(action: str, host: str) -> None:
+        assert ops.kfab("lab", action, host, "-i", str(LAB_INVENTORY)).returncode == 0, (action, host)
+
+    def kill_unit(host: str, unit: str) -> None:
+        ops.ssh(host, f"kill -9 $(systemctl show -p MainPID --value {unit})")
+
+    ops.kubectl("apply", "-f", "-", input=web("chaos", 4).replace("{image}", ops.image))
+    ops.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "chaos"},
+        "spec": {"type": "NodePort", "selector": {"app": "chaos"},
+                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": NODE_PORT + 2}]}}))
+    wait_for("4 chaos pods Ready", lambda: len(ops.ready_pods_of("chaos")) == 4, timeout=120)
+    for i in range(10):
+        ops.kubectl("create", "configmap", f"chaos-{i}", f"--from-literal=i={i}")
+
+    faults = [("o1", lambda: kill_unit("o1", "kfab-controller-manager"), None),
+              ("o2", lambda: lab("pause", "o2"), lambda: lab("unpause", "o2")),
+              ("o3", lambda: kill_unit("o3", "kfab-node"), None),
+              ("o3", lambda: lab("partition", "o3"), lambda: lab("heal", "o3"))]
+    for round_, (host, fault, undo) in enumerate(faults):
+        ops.kubectl("set", "env", "deployment/chaos", f"ROUND={round_}")     # a rolling update starts
+        fault()
+        if undo:
+            time.sleep(4)   # shorter than the grace period: a blip, not a node loss
+            undo()
+        status = ops.kubectl("rollout", "status", "deployment/chaos", "--timeout=180s", check=False)
+        assert status.returncode == 0, f"round {round_} ({host}): {status.stdout}{status.stderr}"
+        wait_for(f"round {round_}: 4 chaos pods, all of the new template, Ready", lambda: (
+            len(ops.ready_pods_of("chaos")) == 4 and len({p["metadata"]["name"] for p in ops.pods_of("chaos")
+                                                         if not p["metadata"].get("deletionTimestamp")}) == 4
+            and all(any(e.get("value") == str(round_) for e in p["spec"]["containers"][0].get("env") or [])
+                    for p in ops.ready_pods_of("chaos"))), timeout=120)
+        names = [ops.get("configmap", f"chaos-{i}")["metadata"]["name"] for i in range(10)]
+        assert len(names) == 10
+        wait_for(f"round {round_}: the Service answering on every worker", lambda: all(
+            urllib.request.urlopen(f"http://{a}:{NODE_PORT + 2}/", timeout=3).read()
+            for a in ("10.92.0.12", "10.92.0.13")), timeout=60)
+    # No duplicates on the hosts either: once the old pods are gone, Podman runs exactly the pods the API binds.
+    def hosts_match() -> bool:
+        pods = ops.pods_of("chaos")
+        if any(p["metadata"].get("deletionTimestamp") for p in pods):
+            return False
+        for host in ("o2", "o3"):
+            bound = {p["metadata"]["uid"] for p in pods if p["spec"]["nodeName"] == host}
+            running = ops.ssh(host, "podman pod ps --filter status=running --format '{{.Labels}}'").stdout
+            if running.count("kfab.io/pod-name:chaos-") != len(bound) or not all(u in running for u in bound):
+                return False
+        return True
+    wait_for("Podman on each worker running exactly the chaos pods bound there", hosts_match, timeout=60)
+    ops.kubectl("delete", "service", "chaos")
+    ops.kubectl("delete", "deployment", "chaos")
+    for i in range(10):
+        ops.kubectl("delete", "configmap", f"chaos-{i}")
+
+
 def test_reset_leaves_no_kfab_behind_and_up_works_again(ops):
     proc = ops.kfab("reset", "-i", str(ops.grown), "--yes")
     assert proc.returncode == 0, proc.stdout + proc.stderr
