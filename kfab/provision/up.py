@@ -8,9 +8,11 @@ import json
 import logging
 import sys
 
+from kfab.provision.context import RunVars
 from kfab.provision.doctor import CONNECTION_CHECKS, examine, render
 from kfab.provision.errors import ProvisionError
 from kfab.provision.inputs import load_inputs
+from kfab.provision.labcheck import lab_not_up
 from kfab.provision.output import Output
 from kfab.provision.preflight import preflight
 from kfab.provision.progress import tasks_of
@@ -43,6 +45,8 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
         print(f"ERROR: --limit {limit!r} matches no host of {inventory_path}", file=sys.stderr)
         return EXIT_INVALID
     errors = preflight(inventory, plays, extra, hosts)
+    run_vars = RunVars(inventory, extra)
+    errors += lab_not_up(inventory, {h: run_vars.host_vars(h) for h in hosts})
     if errors:
         for exc in errors:
             print(f"ERROR: {exc}", file=sys.stderr)

@@ -653,3 +653,14 @@ def test_a_file_written_as_the_become_user_is_theirs(tmp_path):
             "nobody", "0o640", "mine\n")
     finally:
         shutil.rmtree(shared)
+
+
+def test_an_inventory_of_a_kfab_lab_that_is_not_up_stops_before_connecting(tmp_path, capsys):
+    from kfab.provision.up import provision
+    (tmp_path / "inv.yml").write_text("all:\n  vars: {kfab_lab_network: kfabnolab, ansible_user: root}\n"
+                                      "  hosts:\n    nl1: {ansible_host: 192.0.2.11}\n")
+    (tmp_path / "site.yml").write_text("- hosts: all\n  tasks:\n    - command: 'true'\n")
+    assert provision(str(tmp_path / "inv.yml"), str(tmp_path / "site.yml"), []) == 1
+    err = capsys.readouterr().err
+    assert "the kfab lab of this inventory (network kfabnolab) is not up" in err
+    assert f"run `kfab lab up -i {tmp_path / 'inv.yml'}` first" in err and "nothing was run" in err
