@@ -185,10 +185,13 @@ class Lab:
         os.replace(tmp, path)
 
     # -- faults -----------------------------------------------------------------------------------
+    def _locked(self, action, *args):
+        with self._lock():
+            return action(self.spec, *args)
+
     def stop(self, name: str, kill: bool = False) -> bool:
         """Power a host off (orderly, or cut with `kill`), keeping its disk; False if it was off already."""
-        with self._lock():
-            return faults.stop(self.spec, name, kill)
+        return self._locked(faults.stop, name, kill)
 
     def start(self, name: str) -> bool:
         """Boot a stopped host from its disk and wait until it answers SSH; False if it was running."""
@@ -204,20 +207,16 @@ class Lab:
             self._wait_host(name)
 
     def pause(self, name: str) -> bool:
-        with self._lock():
-            return faults.pause(self.spec, name)
+        return self._locked(faults.pause, name)
 
     def unpause(self, name: str) -> bool:
-        with self._lock():
-            return faults.unpause(self.spec, name)
+        return self._locked(faults.unpause, name)
 
     def partition(self, name: str) -> bool:
-        with self._lock():
-            return faults.partition(self.spec, name)
+        return self._locked(faults.partition, name)
 
     def heal(self, name: str) -> bool:
-        with self._lock():
-            return faults.heal(self.spec, name)
+        return self._locked(faults.heal, name)
 
     def _wait_host(self, name: str) -> None:
         """One host's SSH answers and takes the lab key again (its host keys are on its disk, unchanged)."""

@@ -338,13 +338,23 @@ def pod_containers(ops: Ops, host: str) -> set[str]:
     return set(ops.ssh(host, "podman ps -q --no-trunc").stdout.split())
 
 
-def test_every_kfab_unit_restarts_after_kill_9_and_the_cluster_converges(ops):
-    ops.kubectl("apply", "-f", "-", input=web("survivor", 2).replace("{image}", ops.image))
+def serve(ops: Ops, app: str, replicas: int, node_port: int) -> None:
+    """A Deployment of `web` pods behind a NodePort Service, all Ready."""
+    ops.kubectl("apply", "-f", "-", input=web(app, replicas).replace("{image}", ops.image))
     ops.kubectl("apply", "-f", "-", input=yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "survivor"},
-        "spec": {"type": "NodePort", "selector": {"app": "survivor"},
-                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": NODE_PORT + 1}]}}))
-    wait_for("2 survivor pods Ready", lambda: len(ops.ready_pods_of("survivor")) == 2, timeout=120)
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": app},
+        "spec": {"type": "NodePort", "selector": {"app": app},
+                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": node_port}]}}))
+    wait_for(f"{replicas} {app} pods Ready", lambda: len(ops.ready_pods_of(app)) == replicas, timeout=120)
+
+
+def answers_on_every_worker(node_port: int) -> bool:
+    return all(urllib.request.urlopen(f"http://{a}:{node_port}/", timeout=3).read()
+               for a in ("10.92.0.12", "10.92.0.13"))
+
+
+def test_every_kfab_unit_restarts_after_kill_9_and_the_cluster_converges(ops):
+    serve(ops, "survivor", 2, NODE_PORT + 1)
     pods_before = {p["metadata"]["uid"] for p in ops.ready_pods_of("survivor")}
     containers = {host: pod_containers(ops, host) for host in ("o2", "o3")}
 
@@ -373,9 +383,7 @@ def test_every_kfab_unit_restarts_after_kill_9_and_the_cluster_converges(ops):
     assert {p["metadata"]["uid"] for p in ops.ready_pods_of("survivor")} == pods_before
     for host in ("o2", "o3"):
         assert containers[host] <= pod_containers(ops, host), f"{host}: a pod's container was replaced"
-    wait_for("the Service answering on every worker", lambda: all(
-        urllib.request.urlopen(f"http://{a}:{NODE_PORT + 1}/", timeout=3).read()
-        for a in ("10.92.0.12", "10.92.0.13")), timeout=60)
+    wait_for("the Service answering on every worker", lambda: answers_on_every_worker(NODE_PORT + 1), timeout=60)
     ops.kubectl("scale", "deployment", "survivor", "--replicas=4")
     wait_for("4 survivor pods Ready", lambda: len(ops.ready_pods_of("survivor")) == 4, timeout=120)
     ops.kubectl("delete", "service", "survivor")
@@ -427,14 +435,9 @@ def test_chaos_during_a_rolling_update_keeps_every_invariant(ops):
         assert ops.kfab("lab", action, host, "-i", str(LAB_INVENTORY)).returncode == 0, (action, host)
 
     def kill_unit(host: str, unit: str) -> None:
-        ops.ssh(host, f"kill -9 $(systemctl show -p MainPID --value {unit})")
+        ops.ssh(host, f"kill -9 {main_pid(ops, host, unit)}")
 
-    ops.kubectl("apply", "-f", "-", input=web("chaos", 4).replace("{image}", ops.image))
-    ops.kubectl("apply", "-f", "-", input=yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "chaos"},
-        "spec": {"type": "NodePort", "selector": {"app": "chaos"},
-                 "ports": [{"port": 80, "targetPort": 8080, "nodePort": NODE_PORT + 2}]}}))
-    wait_for("4 chaos pods Ready", lambda: len(ops.ready_pods_of("chaos")) == 4, timeout=120)
+    serve(ops, "chaos", 4, NODE_PORT + 2)
     for i in range(10):
         ops.kubectl("create", "configmap", f"chaos-{i}", f"--from-literal=i={i}")
 
@@ -457,9 +460,8 @@ def test_chaos_during_a_rolling_update_keeps_every_invariant(ops):
                     for p in ops.ready_pods_of("chaos"))), timeout=120)
         names = [ops.get("configmap", f"chaos-{i}")["metadata"]["name"] for i in range(10)]
         assert len(names) == 10
-        wait_for(f"round {round_}: the Service answering on every worker", lambda: all(
-            urllib.request.urlopen(f"http://{a}:{NODE_PORT + 2}/", timeout=3).read()
-            for a in ("10.92.0.12", "10.92.0.13")), timeout=60)
+        wait_for(f"round {round_}: the Service answering on every worker",
+                 lambda: answers_on_every_worker(NODE_PORT + 2), timeout=60)
     # No duplicates on the hosts either: once the old pods are gone, Podman runs exactly the pods the API binds.
     def hosts_match() -> bool:
         pods = ops.pods_of("chaos")
