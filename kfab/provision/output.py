@@ -5,6 +5,7 @@ with --diff, and the recap table per host."""
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 import threading
 from dataclasses import dataclass, fields
@@ -12,6 +13,7 @@ from dataclasses import dataclass, fields
 from kfab.provision.progress import NOT_TASKS, HostTally, LiveProgress
 from kfab.provision.secrets import Masker
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31", "skipped": "36", "rescued": "35",
           "ignored": "35"}
 
@@ -30,8 +32,10 @@ class HostStats:
 class Output:
     """`play_tasks`: about how many tasks each play has per host (progress.tasks_of), for the counts."""
 
-    def __init__(self, stream=None, verbose: int = 0, tty: bool | None = None, play_tasks: list[int] | None = None):
+    def __init__(self, stream=None, verbose: int = 0, tty: bool | None = None, play_tasks: list[int] | None = None,
+                 log=None):
         self.stream = stream or sys.stdout
+        self.log = log          # the run log file: every line, `ok` ones too, without colours
         self.verbose = verbose
         self.tty = self.stream.isatty() if tty is None else tty
         self.lock = threading.Lock()
@@ -47,11 +51,17 @@ class Output:
 
     def _write(self, text: str) -> None:
         with self.lock:
+            self._log(text)
             if self.live is not None:
                 self.live.print(text.rstrip("\n"))
                 return
             self.stream.write(text if text.endswith("\n") else text + "\n")
             self.stream.flush()
+
+    def _log(self, text: str) -> None:
+        if self.log is not None:
+            self.log.write(ANSI.sub("", text).rstrip("\n") + "\n")
+            self.log.flush()
 
     # ---- events ------------------------------------------------------------------------------------
     def play(self, name: str, hosts: list[str]) -> None:
@@ -95,6 +105,9 @@ class Output:
             tally = self.tally.get(host)
             if tally is not None and status in ("changed", "failed"):
                 setattr(tally, status, getattr(tally, status) + 1)
+        if quiet:
+            with self.lock:
+                self._log(self.masker.text(text))
         lines = [] if quiet else [self.masker.text(text)]
         for d in diffs:
             lines.append(diff_text(d, self.masker).rstrip("\n"))

@@ -16,6 +16,7 @@ from kfab.provision.labcheck import lab_not_up
 from kfab.provision.output import Output
 from kfab.provision.preflight import preflight
 from kfab.provision.progress import tasks_of
+from kfab.provision.runlog import open_run_log
 from kfab.provision.runner import Options, Runner
 
 EXIT_INVALID = 1   # the inputs are invalid: nothing ran on any host
@@ -67,7 +68,9 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
             return EXIT_INVALID
     options = Options(check=check, diff=diff, verbose=verbose, forks=forks, fail_fast=fail_fast, limit=limit,
                       tags=tuple(t.strip() for t in tags.split(",") if t.strip()), become_password=become_password)
-    output = Output(stream=sys.stderr if as_json else None, verbose=verbose, play_tasks=[tasks_of(p) for p in plays])
+    log = open_run_log("plan" if check else "up", inventory_path, playbook)
+    output = Output(stream=sys.stderr if as_json else None, verbose=verbose, play_tasks=[tasks_of(p) for p in plays],
+                    log=log)
     output.masker.learn(inputs.secrets | ({become_password} if become_password else set()))
     runner = Runner(inventory, plays, extra, options, output)
     try:
@@ -76,6 +79,8 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
         output.close()
     if profile:
         output.note(runner.report.profile())
+    if log is not None:
+        log.close()
     if as_json:
         print(json.dumps(runner.report.as_dict(runner.stats), indent=2, default=str))
     if not plan or code == 4:

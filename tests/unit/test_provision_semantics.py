@@ -664,3 +664,21 @@ def test_an_inventory_of_a_kfab_lab_that_is_not_up_stops_before_connecting(tmp_p
     err = capsys.readouterr().err
     assert "the kfab lab of this inventory (network kfabnolab) is not up" in err
     assert f"run `kfab lab up -i {tmp_path / 'inv.yml'}` first" in err and "nothing was run" in err
+
+
+def test_each_run_leaves_a_log_file_with_every_line(tmp_path, monkeypatch):
+    from kfab.provision.up import provision
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    project(tmp_path, """\
+        - command: "true"
+          changed_when: false
+        - copy: {content: "x\\n", dest: "{{ out }}/x"}
+        """)
+    assert provision(str(tmp_path / "inv.yml"), str(tmp_path / "site.yml"), []) == 0
+    assert provision(str(tmp_path / "inv.yml"), str(tmp_path / "site.yml"), [], check=True, plan=True) == 0
+    runs = tmp_path / "state/kfab/runs"
+    (up,), (plan,) = runs.glob("*-up.log"), runs.glob("*-plan.log")
+    text = up.read_text()
+    assert text.startswith(f"kfab up -i {tmp_path / 'inv.yml'} {tmp_path / 'site.yml'}: ")
+    assert "     ok h1: r : command" in text and " changed h1: r : copy" in text and "\nRECAP\n" in text
+    assert "\x1b[" not in text and "ok h1: r : copy" in plan.read_text()
