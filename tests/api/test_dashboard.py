@@ -114,12 +114,7 @@ class Browser:
         if self.session is not None:
             self.loop.run_until_complete(close())
         self.loop.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop(self.proc)
 
 
 @pytest.fixture(scope="module")
@@ -167,10 +162,15 @@ def test_the_page_follows_a_deployment_created_scaled_and_rolled_out(cluster, pa
     wait_until("the Service with its 5 endpoints", lambda: page.js(
         f"document.querySelector('[data-service=\"{NS}/web\"]')?.dataset.endpoints") == "5", 60)
 
-    # A rollout (new image): the page shows it in progress, then complete with every pod updated.
+    # The hollow nodes' usage, as the API server's metrics.k8s.io serves it (scraped every 15 s).
+    wait_until("CPU and memory use of both nodes", lambda: page.js(
+        "document.querySelectorAll('[data-node] .usage').length") == 2, 60)
+
+    # A rollout (new image): the page shows it in progress — part of the replicas on the new template — then
+    # complete with every pod updated.
     cluster.kubectl("-n", NS, "set", "image", "deployment/web", "web=busybox:1.37")
-    wait_until("the rollout shown in progress", lambda: (workload(page) or {}).get("rollout") == "progressing", 30,
-               interval=0.05)
+    wait_until("the rollout shown in progress", lambda: (workload(page) or {}).get("rollout") == "progressing"
+               and 0 < int(workload(page)["updated"]) < 5, 30, interval=0.05)
     shot = page.screenshot()
     assert shot.startswith(b"\x89PNG") and len(shot) > 10_000
     if os.environ.get("KFAB_DASHBOARD_SCREENSHOT"):

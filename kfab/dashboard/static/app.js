@@ -97,8 +97,9 @@ function drawNodes(pods) {
 function drawWorkloads() {
   const rows = ["Deployment", "StatefulSet", "DaemonSet"].flatMap((kind) => list(kind).sort(byName)).map((w) => {
     const slots = Math.max(w.desired, w.current, 1);
+    // A cell per replica: green when ready; the underline marks those already on the new template.
     const cells = Array.from({ length: Math.min(slots, 40) }, (_, i) =>
-      `<span class="${i < w.ready ? "ready" : i < w.updated ? "updated" : ""}"></span>`).join("");
+      `<span class="${i < w.ready ? "ready" : ""}${i < w.updated ? " updated" : ""}"></span>`).join("");
     const label = w.rollout === "complete" ? `<span class="complete">✔ rolled out</span>` : `<span class="rolling">rolling out…</span>`;
     return `<div class="row" data-workload="${esc(w.kind)}/${esc(keyOf(w))}" data-ready="${w.ready}" data-desired="${w.desired}" ` +
            `data-updated="${w.updated}" data-rollout="${esc(w.rollout)}">` +
