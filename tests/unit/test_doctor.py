@@ -42,7 +42,8 @@ def needs(**kw) -> HostNeeds:
 
 
 def facts(**kw) -> dict:
-    base = {"os": {"id": "debian", "version_id": "12"}, "apt": True, "memory": {"available_kb": 8 << 20},
+    base = {"os": {"id": "debian", "version_id": "12"}, "apt": True,
+            "memory": {"total_kb": 16 << 20, "available_kb": 8 << 20},
             "cgroup": {"version": "2", "controllers": ["cpu", "memory", "pids"]}, "ip_forward": "1",
             "features": {"filesystems": ["overlay"], "bridge_nf": True, "nf_tables": True, "modules": {}}}
     return base | kw
