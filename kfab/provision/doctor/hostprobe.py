@@ -2,6 +2,7 @@
 (standard library only, Python 3.7+) sent to the host with its questions as JSON in QUESTIONS; it prints
 one JSON object of facts and never changes anything. kfab.provision.doctor.checks judges the facts."""
 
+import errno
 import json
 import os
 import platform
@@ -76,21 +77,24 @@ def module_state(name, release):
 
 
 def nf_tables():
-    """Does the kernel answer nf_tables' netlink (NFT_MSG_GETGEN)? True, False, or None (cannot ask)."""
+    """Does the kernel answer nf_tables' netlink (NFT_MSG_GETGEN)? True, False, or None (cannot tell: e.g. not
+    root, which nfnetlink refuses with EPERM)."""
     try:
         s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
-    except OSError:
-        return None
+    except OSError as exc:
+        return False if exc.errno == errno.EPROTONOSUPPORT else None
     try:
         s.settimeout(2)
         msg_type = (10 << 8) | 16  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN
         payload = struct.pack("BBH", socket.AF_UNSPEC, 0, 0)
         s.send(struct.pack("=LHHLL", 16 + len(payload), msg_type, 1 | 4, 1, 0) + payload)  # REQUEST|ACK
         reply = s.recv(65536)
-        length, kind = struct.unpack("=LH", reply[:6])
-        if kind == 2:  # NLMSG_ERROR: 0 is the ACK of an answered request
-            return struct.unpack("=i", reply[16:20])[0] == 0
-        return True
+        if struct.unpack("=H", reply[4:6])[0] != 2:   # not NLMSG_ERROR: the generation itself
+            return True
+        error = -struct.unpack("=i", reply[16:20])[0]
+        if error == 0:
+            return True
+        return False if error in (errno.EOPNOTSUPP, errno.ENOENT, errno.EPROTONOSUPPORT) else None
     except OSError:
         return None
     finally:
