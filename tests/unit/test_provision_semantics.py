@@ -682,3 +682,19 @@ def test_each_run_leaves_a_log_file_with_every_line(tmp_path, monkeypatch):
     assert text.startswith(f"kfab up -i {tmp_path / 'inv.yml'} {tmp_path / 'site.yml'}: ")
     assert "     ok h1: r : command" in text and " changed h1: r : copy" in text and "\nRECAP\n" in text
     assert "\x1b[" not in text and "ok h1: r : copy" in plan.read_text()
+
+
+def test_max_fail_percentage_ends_the_play_after_a_batch_over_it(tmp_path):
+    project(tmp_path, """\
+        - command: "test {{ inventory_hostname }} != h1"
+        - shell: "touch {{ out }}/ran-{{ inventory_hostname }}"
+        """, hosts=("h1", "h2", "h3", "h4"),
+        site="- hosts: all\n  serial: 2\n  max_fail_percentage: 49\n  roles: [r]\n")
+    _, code, text = run(tmp_path)
+    # 1 of the first batch's 2 hosts failed: 50 % > 49 %, so the second batch never starts (as Ansible).
+    assert code == 2 and "stopping: 1 of 2 hosts failed in this batch" in text, text
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == ["ran-h2"]
+    project(tmp_path, "- command: \"test {{ inventory_hostname }} != h1\"\n", hosts=("h1", "h2", "h3", "h4"),
+            site="- hosts: all\n  serial: 2\n  max_fail_percentage: 50\n  roles: [r]\n")
+    runner, code, text = run(tmp_path)
+    assert code == 2 and runner.stats["h4"].changed == 1, text     # 50 % is not over 50 %: the play goes on
