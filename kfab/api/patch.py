@@ -9,6 +9,7 @@ Server-side apply (`application/apply-patch+yaml`) is `kfab.api.apply.server_sid
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import jsonpatch
@@ -145,6 +146,7 @@ def _same_kind(rt: ResourceType, original: dict, patched) -> dict:
         if value is None:
             patched[field] = expected
         elif value != expected:
+            shown = value if isinstance(value, str) else json.dumps(value)  # JSON, never a Python repr
             raise bad_request(f"a patch may not change {field} of a {rt.kind} "
-                              f"(from {quoted(expected)} to {quoted(value)})")
+                              f"(from {quoted(expected)} to {quoted(shown)})")
     return patched

@@ -226,6 +226,8 @@ ERROR_PATHS = [
      "application/strategic-merge-patch+json"),
     ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"data": {"$patch": 5, "a": [1, {"b": true}]}}',
      "application/strategic-merge-patch+json"),
+    ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"apiVersion": [""]}', "application/merge-patch+json"),
+    ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"kind": {"a": null}}', "application/merge-patch+json"),
     ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"metadata": {"$setElementOrder/labels": 1}}',
      "application/strategic-merge-patch+json"),
     ("PATCH", "/api/v1/namespaces/{ns}/configmaps/base", b'{"kind": "Secret"}', "application/merge-patch+json"),
