@@ -9,7 +9,7 @@ import logging
 import sys
 
 from kfab.provision.context import RunVars
-from kfab.provision.doctor import CONNECTION_CHECKS, examine, render
+from kfab.provision.doctor import NOT_GATING, examine, render
 from kfab.provision.errors import ProvisionError
 from kfab.provision.inputs import load_inputs
 from kfab.provision.labcheck import lab_not_up
@@ -59,7 +59,7 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
         # kfab doctor's fatal findings stop the run before any host changes (unreachable hosts and sudo are
         # left to the run itself, which reports them per host).
         exam = examine(inventory, plays, extra, hosts, become_password, forks, include_local=False)
-        fatal = [f for f in exam.fatal if f.check not in CONNECTION_CHECKS]
+        fatal = [f for f in exam.fatal if f.check not in NOT_GATING]
         if fatal:
             exam.findings = fatal
             print(render(exam), file=sys.stderr)

@@ -28,8 +28,9 @@ from kfab.provision.remote import RemoteHost
 from kfab.provision.ssh import connect, target_from_vars
 
 PROBE = (Path(__file__).parent / "hostprobe.py").read_text()
-# Findings about reaching a host: `kfab up` reports those itself (unreachable: exit 4), so its gate skips them.
-CONNECTION_CHECKS = ("ssh", "sudo")
+# Findings about reaching or reading a host rather than about the host: `kfab up` reports a host it cannot reach
+# or become root on itself (unreachable: exit 4), and a probe that failed says nothing against the host.
+NOT_GATING = ("ssh", "sudo", "probe")
 
 
 @dataclass
