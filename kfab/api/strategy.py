@@ -117,6 +117,11 @@ def check_type(rt: ResourceType, obj: object) -> dict:
         raise bad_request(f"the body of the request must be a JSON or YAML object ({rt.kind}), "
                           f"not {json_type(obj)}")
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    for field, value in (("apiVersion", api_version), ("kind", kind)):
+        if value is not None and not isinstance(value, str):  # as Go's decoder into TypeMeta says it
+            go_type = "bool" if isinstance(value, bool) else json_type(value)
+            raise bad_request(f"couldn't get version/kind; json parse error: json: cannot unmarshal {go_type} "
+                              f"into Go struct field .{field} of type string")
     if api_version is not None and api_version != rt.api_version:
         raise bad_request(f"the API version in the data ({api_version}) does not match the expected API version "
                           f"({rt.api_version})")
