@@ -130,6 +130,8 @@ class ObjectHandlers(HandlerBase):
 
 def _check_patched_version(rp: ResourcePath, patched: dict, old: dict) -> None:
     """A patch that sets metadata.resourceVersion is a precondition (kubectl label --resource-version)."""
+    if not isinstance(patched.get("metadata"), dict):  # {"metadata": 1} and the like
+        raise bad_request(f"metadata must be an object in {rp.rt.kind}")
     rv = meta_of(patched).get("resourceVersion")
     if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
         raise conflict(rp.rt.plural, rp.name, rp.rt.group)
