@@ -89,6 +89,11 @@ def workload(site):
     clients = [(f"client-{h}", h, "default") for h in WORKERS] + [("client-other", "u3", "other")]
     for name, host, ns in clients:
         pod = with_image({"kind": "Pod", **client_pod(name, host, ns)})
+        # kfab up evicts a lost node's pods after seconds (issue 15's defaults); these pinned pods ask, as a user's
+        # would, to ride out a host restart (a restart on a loaded machine takes longer than those seconds)
+        pod["spec"]["tolerations"] = [{"key": f"node.kubernetes.io/{taint}", "operator": "Exists",
+                                       "effect": "NoExecute", "tolerationSeconds": 600}
+                                      for taint in ("not-ready", "unreachable")]
         site.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod))
     for name, _, ns in clients:
         wait_for(f"pod {ns}/{name} running", lambda name=name, ns=ns: _running(site, name, ns), timeout=180)
