@@ -95,6 +95,30 @@ def carry_over(svc: dict, old: dict) -> None:
         for port in _ports(spec):
             if port.get("nodePort") and old_by_name.get(port.get("name", "")) == port["nodePort"]:
                 del port["nodePort"]
+    # The rest of dropTypeDependentFields: a field the new type cannot have goes when the client left it as it was.
+    was_lb, is_lb = old_spec.get("type") == "LoadBalancer", spec.get("type") == "LoadBalancer"
+    same = {key: spec.get(key) == old_spec.get(key) for key in
+            ("healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerClass", "externalTrafficPolicy")}
+    if _needs_health_check_port(old_spec) and not _needs_health_check_port(spec) and same["healthCheckNodePort"]:
+        spec.pop("healthCheckNodePort", None)
+    if was_lb and not is_lb:
+        for key in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if same[key]:
+                spec.pop(key, None)
+        # LB de-provisioning is asynchronous, but the user is not shown that (as kube-apiserver).
+        if isinstance(svc.get("status"), dict) and svc["status"].get("loadBalancer"):
+            svc["status"]["loadBalancer"] = {}
+    if _externally_accessible(old_spec) and not _externally_accessible(spec) and same["externalTrafficPolicy"]:
+        spec.pop("externalTrafficPolicy", None)
+
+
+def _externally_accessible(spec: dict) -> bool:
+    return spec.get("type") in ("LoadBalancer", "NodePort") or (
+        spec.get("type") in (None, "ClusterIP") and bool(spec.get("externalIPs")))
+
+
+def _needs_health_check_port(spec: dict) -> bool:
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
 
 
 class ServiceAllocator:

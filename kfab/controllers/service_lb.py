@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kfab.client import rt_of
+from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import Controller, key_of
 from kfab.machinery.informer import Informer
 from kfab.objects.address_pool import AddressPool, PoolError, parse_pool
@@ -26,6 +26,10 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 RETRY_EXHAUSTED = 10.0
 CONFIG_NAMESPACE, CONFIG_NAME = "kube-system", "kfab-loadbalancer"
 CONFIGMAP = rt_of("ConfigMap")
+# Upstream's service controller marks each Service it gives addresses with this finalizer, and takes addresses
+# back (on deletion, or when the Service stops being a LoadBalancer) only from Services that carry it: a
+# status someone else wrote on another Service is not the controller's to clear.
+CLEANUP_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 
 
 def is_ours(svc: dict) -> bool:
@@ -122,10 +126,17 @@ class ServiceLoadBalancerController(Controller):
         svc = self.services.get(key)
         if svc is None:
             return None
-        if not is_ours(svc):
-            if lb_addresses(svc) and spec_of(svc).get("type") != "LoadBalancer":
-                await self.write_status(self.services, svc, dict(status_of(svc), loadBalancer={}))
+        marked = CLEANUP_FINALIZER in (meta_of(svc).get("finalizers") or [])
+        if not is_ours(svc) or meta_of(svc).get("deletionTimestamp"):
+            if marked:
+                if lb_addresses(svc):
+                    await self.write_status(self.services, svc, dict(status_of(svc), loadBalancer={}))
+                await self._mark(svc, False)
             return None
+        if not marked:
+            svc = await self._mark(svc, True)
+            if svc is None:
+                return None
         wanted, retry = (self._from_pool(svc) if self.pool is not None else (self._node_ips(svc), None))
         current = lb_addresses(svc)
         if wanted == current:
@@ -135,6 +146,20 @@ class ServiceLoadBalancerController(Controller):
         if await self.write_status(self.services, svc, status) and wanted:
             self.event(svc, "Normal", "EnsuredLoadBalancer", f"Ensured load balancer at {', '.join(wanted)}")
         return retry
+
+    async def _mark(self, svc: dict, on: bool) -> dict | None:
+        """Add (on) or remove the cleanup finalizer; the Service as written, None when it is gone."""
+        meta = meta_of(svc)
+        patch = ({"metadata": {"finalizers": [CLEANUP_FINALIZER]}} if on else
+                 {"metadata": {"$deleteFromPrimitiveList/finalizers": [CLEANUP_FINALIZER]}})
+        try:
+            updated = await self.client.patch(SERVICE, meta["namespace"], meta["name"], patch, "strategic")
+        except APIStatusError as e:
+            if e.not_found:
+                return None
+            raise
+        self.services.remember_write(dict(updated, apiVersion=SERVICE.api_version, kind=SERVICE.kind))
+        return updated
 
     def _node_ips(self, svc: dict) -> list[str]:
         if spec_of(svc).get("externalTrafficPolicy") == "Local":

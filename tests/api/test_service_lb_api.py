@@ -88,3 +88,29 @@ def test_pool_addresses_are_given_once_and_an_exhausted_pool_leaves_the_service_
     # Without the pool the Service that held a pool address gets node addresses instead.
     wait_until("the pool address to be given back",
                lambda: not any(ip.startswith("192.0.2.24") for ip in external_ips(core, namespace, "three")))
+
+
+def test_the_controller_takes_back_only_addresses_it_gave(k8s, namespace, ready_node):
+    core = client.CoreV1Api(k8s)
+    # A LoadBalancer Service gets upstream's cleanup finalizer with its address ...
+    core.create_namespaced_service(namespace, lb_service("mine"))
+    wait_until("the node's address", lambda: "192.0.2.31" in external_ips(core, namespace, "mine"))
+    assert "service.kubernetes.io/load-balancer-cleanup" in core.read_namespaced_service(
+        "mine", namespace).metadata.finalizers
+    # ... a status another writer put on a ClusterIP Service is left alone (it has no such finalizer) ...
+    core.create_namespaced_service(namespace, {"metadata": {"name": "theirs"},
+                                               "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
+    core.patch_namespaced_service_status("theirs", namespace,
+                                         {"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}})
+    # ... and a Service that stops being a LoadBalancer loses the address and the finalizer.
+    core.patch_namespaced_service("mine", namespace, {"spec": {"type": "ClusterIP"}})
+    wait_until("the address taken back", lambda: not external_ips(core, namespace, "mine"))
+    wait_until("the finalizer removed",
+               lambda: not core.read_namespaced_service("mine", namespace).metadata.finalizers)
+    assert external_ips(core, namespace, "theirs") == ["192.0.2.10"]
+    # Deleting a LoadBalancer Service completes: the controller lets it go.
+    core.patch_namespaced_service("mine", namespace, {"spec": {"type": "LoadBalancer"}})
+    wait_until("the finalizer back", lambda: core.read_namespaced_service("mine", namespace).metadata.finalizers)
+    core.delete_namespaced_service("mine", namespace)
+    wait_until("the Service gone", lambda: "mine" not in [
+        s.metadata.name for s in core.list_namespaced_service(namespace).items])
