@@ -16,7 +16,9 @@ from pathlib import Path
 from kfab.lab import Lab
 
 HOST_COMMANDS = (
-    "journalctl -u 'kfab*' -n 80 --no-pager -o short-precise 2>&1 | tail -n 80",
+    # podman logs every probe's exec under the agent's unit: those lines would hide what matters
+    "journalctl -u 'kfab*' -n 2000 --no-pager -o short-precise 2>&1 | grep -Ev ' container (exec|exec_died) '"
+    " | tail -n 80",
     "podman pod ps 2>&1",
     "podman ps -a --format '{{.ID}} {{.Names}} {{.Status}} {{.Labels}}' 2>&1 | cut -c1-220",
 )
