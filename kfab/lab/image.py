@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,13 +129,16 @@ def _build(recipe: Recipe, log) -> None:
     log(f"lab: building host image {recipe.image} (debootstrap {SUITE}, takes a few minutes once)")
     workdir = Path(tempfile.mkdtemp(prefix="kfab-lab-image-", dir="/var/tmp"))
     rootfs = workdir / "rootfs"
+    started = time.monotonic()
+    steps = (("debootstrap", lambda: debootstrap(rootfs, recipe)), ("customise", lambda: customise(rootfs, recipe)),
+             ("podman import", lambda: _import(rootfs, recipe.image)))
     try:
-        debootstrap(rootfs, recipe)
-        customise(rootfs, recipe)
-        _import(rootfs, recipe.image)
+        for number, (name, step) in enumerate(steps, 1):
+            step()
+            log(f"lab: image step {number} of {len(steps)} ({name}) done, {time.monotonic() - started:.0f} s so far")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    log(f"lab: built {recipe.image}")
+    log(f"lab: built {recipe.image} in {time.monotonic() - started:.0f} s")
 
 
 def debootstrap(rootfs: Path, recipe: Recipe) -> None:

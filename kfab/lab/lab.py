@@ -5,6 +5,7 @@ Shared by the `kfab lab` commands, the test fixtures and the benchmark.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
@@ -151,8 +152,16 @@ class Lab:
     def _wait_ready(self) -> None:
         """Wait until every host answers SSH, record its real host keys, and log in with the lab key."""
         spec = self.spec
-        deadline = time.monotonic() + (VM_SSH_DEADLINE_S if self.vms else SSH_DEADLINE_S)
-        _parallel(lambda h: wait_for_banner(h.name, h.ip, deadline, BANNER_TIMEOUT_S[h.vm]), spec.hosts)
+        started = time.monotonic()
+        deadline = started + (VM_SSH_DEADLINE_S if self.vms else SSH_DEADLINE_S)
+        answered = itertools.count(1)
+
+        def banner(host) -> None:
+            # A VM boots for a minute or more: say each host as it comes, with the count and the time so far.
+            wait_for_banner(host.name, host.ip, deadline, BANNER_TIMEOUT_S[host.vm])
+            self.log(f"lab {spec.network}: {host.name} answers SSH after {time.monotonic() - started:.1f} s "
+                     f"({next(answered)} of {len(spec.hosts)})")
+        _parallel(banner, spec.hosts)
         keys = dict(zip([h.name for h in spec.hosts],
                         _parallel(lambda h: vm.host_keys(spec, h.name) if h.vm else hosts.host_keys(h.name),
                                   spec.hosts)))
