@@ -15,7 +15,7 @@ from kfab.provision.output import Output
 from kfab.provision.playbook import load_playbook
 from kfab.provision.runner import Options, Runner
 from kfab.provision.secrets import MASK, NO_LOG_MESSAGE, Masker, is_secret_name
-from tests.unit.test_provision_vault import ansible_vault
+from tests.unit.test_provision_vault import vaulted_inventory
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "roles" / "iscsi-target" / "templates" / "kfab-static.conf.j2"
@@ -96,16 +96,7 @@ def test_secret_names_and_the_values_they_mask():
 def test_values_from_the_vault_are_masked_whatever_their_variables_are_called(tmp_path, monkeypatch, capsys):
     """A vault-encrypted group_vars file and a !vault string with names no pattern matches: what they hold is
     secret by where it came from (ansible-vault encrypts them here, as a user would)."""
-    password = tmp_path / "vault-pass"
-    password.write_text("correct horse\n")
-    (tmp_path / "group_vars").mkdir()
-    whole = tmp_path / "group_vars" / "all.yml"
-    whole.write_text("motd_line: open-sesame-4711\n")
-    ansible_vault(tmp_path, "encrypt", "--vault-password-file", str(password), str(whole))
-    greeting = ansible_vault(tmp_path, "encrypt_string", "--vault-password-file", str(password), "mellon-2718",
-                             "--name", "greeting")
-    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    h1:\n      ansible_connection: local\n      "
-                                      + greeting.strip().replace("\n", "\n      ") + "\n")
+    inventory = vaulted_inventory(tmp_path, "motd_line: open-sesame-4711\n", "greeting", "mellon-2718")
     (tmp_path / "out").write_text("old\n")
     role = tmp_path / "roles" / "r" / "tasks"
     role.mkdir(parents=True)
@@ -115,7 +106,7 @@ def test_values_from_the_vault_are_masked_whatever_their_variables_are_called(tm
         "- fail: {msg: \"refusing {{ greeting }}\"}\n")
     (tmp_path / "site.yml").write_text("- hosts: all\n  roles: [r]\n")
     monkeypatch.chdir(tmp_path)
-    code = main(["plan", "-i", str(tmp_path / "inv.yml"), "-vv", "--vault-password-file", str(password)])
+    code = main(["plan", "-i", str(inventory), "-vv", "--vault-password-file", str(tmp_path / "vault-pass")])
     printed = capsys.readouterr()
     text = printed.out + printed.err
     assert code != 0 and "refusing " + MASK in text, text    # the error line, masked

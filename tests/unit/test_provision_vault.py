@@ -24,15 +24,18 @@ def ansible_vault(tmp_path: Path, *args: str) -> str:
                           env={"ANSIBLE_HOME": str(tmp_path / "ah"), "PATH": "/usr/bin:/bin"}).stdout
 
 
-def vaulted_inventory(tmp_path: Path) -> Path:
+def vaulted_inventory(tmp_path: Path, group_vars: str = "db_password: hunter2\nport: 5432\n",
+                      name: str = "api_token", value: str = "t0k en") -> Path:
+    """inv.yml with host h1 (local) and a `!vault` string `name`, beside an encrypted group_vars/all.yml;
+    the password is in tmp_path/vault-pass."""
     password = tmp_path / "vault-pass"
     password.write_text("correct horse\n")
     (tmp_path / "group_vars").mkdir()
     secret = tmp_path / "group_vars" / "all.yml"
-    secret.write_text("db_password: hunter2\nport: 5432\n")
+    secret.write_text(group_vars)
     ansible_vault(tmp_path, "encrypt", "--vault-password-file", str(password), str(secret))
-    token = ansible_vault(tmp_path, "encrypt_string", "--vault-password-file", str(password), "t0k en",
-                          "--name", "api_token")
+    token = ansible_vault(tmp_path, "encrypt_string", "--vault-password-file", str(password), value,
+                          "--name", name)
     inventory = tmp_path / "inv.yml"
     inventory.write_text("all:\n  hosts:\n    h1:\n      ansible_connection: local\n      "
                          + token.strip().replace("\n", "\n      ") + "\n")
