@@ -124,8 +124,6 @@ def test_configmap_change_shows_after_rollout_restart(site, demo):
     assert {pod_of(r) for r in replies} == after
 
 
-@pytest.mark.xfail(reason="pool LoadBalancer addresses did not answer from this machine in the "
-                          "first full run (timed out on 10.91.0.240); issue 14 stays open", strict=False)
 def test_demo_answers_this_machine_by_ingress_host_and_on_its_load_balancer_address(site, demo):
     """examples/demo/ingress.yaml and loadbalancer.yaml, reached from outside the cluster as the quick start
     shows: demo.home.arpa on a worker's port 80 (kfab ingress), and the demo-lb Service's pool address."""

@@ -147,8 +147,6 @@ def _dns_a(ip: str, port: int, tcp: bool) -> list[str]:
     return [rr.address for rrset in answer.answer for rr in rrset]
 
 
-@pytest.mark.xfail(reason="pool LoadBalancer addresses did not answer from this machine in the "
-                          "first full run (DNS over UDP on 10.91.0.240 timed out); issue 14 stays open", strict=False)
 def test_a_load_balancer_on_a_pool_address_answers_tcp_and_udp_on_one_port(site, apps):
     """Cluster DNS for the house on a pool address, port 53, TCP and UDP (as a Pi-hole would be served):
     a LoadBalancer Service in front of the workers' DNS servers (an EndpointSlice of their addresses)."""
@@ -181,8 +179,6 @@ def _holder(site, address: str) -> str | None:
     return None
 
 
-@pytest.mark.xfail(reason="pool LoadBalancer addresses did not answer from this machine in the "
-                          "first full run (10.91.0.241); issue 14 stays open", strict=False)
 def test_the_pool_address_moves_to_the_other_worker_when_its_holder_stops(site, apps):
     site.kubectl("apply", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-lb", "namespace": NS},
