@@ -29,6 +29,7 @@ POD = rt_of("Pod")
 LEASE = rt_of("Lease", "coordination.k8s.io/v1")
 LEASE_NAMESPACE = "kube-node-lease"
 GRACE_PERIOD = 20.0      # --node-monitor-grace-period (upstream: 50 s; kfab up sets its own, role control-plane)
+LEASE_RECHECK = 1.0      # how soon to look again at a node alive by its Lease whose status still says Unknown
 NODE_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
@@ -111,6 +112,10 @@ class NodeLifecycleController(Controller):
         recheck = None if lost else self.grace - age + 0.05
         if taint_key is None:
             return recheck
+        if not lost and taint_key == UNREACHABLE_TAINT:
+            # Its Lease is being renewed again but its agent has not posted Ready yet (it is restarting, or just
+            # came back): the node is alive, so its pods stay; the taint goes with the agent's next status.
+            return min(recheck, LEASE_RECHECK)
         if self._all_nodes_down():
             # As upstream's full-disruption mode: every node down at once is far likelier the control plane's own
             # outage (or this process's) than every worker dying; evicting would only empty the cluster.

@@ -24,7 +24,7 @@ from kfab.machinery.informer import Informer
 from kfab.node.logs import LogServer
 from kfab.node.podnet import PodNetwork, run_pod_network
 from kfab.node.pods import NodeContext, PodWorker
-from kfab.node.registration import NodeRegistration
+from kfab.node.registration import NodeRegistration, keep_lease
 from kfab.objects.kubelet import KUBELET_PORT
 from kfab.node.runtime import DEFAULT_SOCKET, LABEL_UID, PodmanRuntime, RuntimeError_
 from kfab.node.volumes import DEFAULT_ROOT, PodVolumes
@@ -91,13 +91,17 @@ class NodeAgent:
     async def run(self) -> None:
         cfg = self.config
         host_ip = cfg.node_ip or address_towards(self.client.config.server)
-        info = await self.runtime.info()
-        version = (info.get("version") or {}).get("Version", "unknown")
-        registration = NodeRegistration(self.client, cfg.node_name, host_ip, cfg.cluster_cidr, cfg.port,
-                                        f"podman://{version}")
-        await registration.register()
-        network = PodNetwork(self.runtime, cfg.network)
-        await network.ensure(registration.pod_cidr)
+        starting = asyncio.create_task(keep_lease(self.client, cfg.node_name), name="lease-while-starting")
+        try:
+            info = await self.runtime.info()
+            version = (info.get("version") or {}).get("Version", "unknown")
+            registration = NodeRegistration(self.client, cfg.node_name, host_ip, cfg.cluster_cidr, cfg.port,
+                                            f"podman://{version}")
+            await registration.register()
+            network = PodNetwork(self.runtime, cfg.network)
+            await network.ensure(registration.pod_cidr)
+        finally:
+            starting.cancel()
         self.ctx = NodeContext(node_name=cfg.node_name, host_ip=host_ip, client=self.client, runtime=self.runtime,
                                volumes=PodVolumes(cfg.pods_root, self.lookup, self.client, cfg.node_name),
                                lookup=self.lookup,

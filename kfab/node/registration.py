@@ -177,20 +177,11 @@ class NodeRegistration:
 
     async def run_heartbeats(self) -> None:
         """Renew the Lease every few seconds and post the Node status (conditions, capacity) regularly."""
-        leases = rt_of("Lease", "coordination.k8s.io/v1")
         last_status = 0.0
         loop = asyncio.get_running_loop()
         while True:
             try:
-                body = {"metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
-                        "spec": {"holderIdentity": self.name, "leaseDurationSeconds": LEASE_DURATION,
-                                 "renewTime": micro_now()}}
-                try:
-                    await self.client.patch(leases, LEASE_NAMESPACE, self.name, {"spec": body["spec"]}, "merge")
-                except APIStatusError as e:
-                    if not e.not_found:
-                        raise
-                    await self.client.create(leases, body)
+                await renew_lease(self.client, self.name)
                 if loop.time() - last_status >= STATUS_EVERY:
                     node = await self.client.get(rt_of("Node"), None, self.name)
                     self.node = await self.client.patch(rt_of("Node"), None, self.name,
@@ -202,3 +193,29 @@ class NodeRegistration:
             except Exception as e:  # noqa: BLE001 - the API server may be restarting: keep trying
                 log.warning("node heartbeat failed: %s", e)
             await asyncio.sleep(LEASE_RENEW)
+
+
+async def renew_lease(client: Client, name: str) -> None:
+    """One renewal of the node's Lease in kube-node-lease (created when missing)."""
+    leases = rt_of("Lease", "coordination.k8s.io/v1")
+    spec = {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION, "renewTime": micro_now()}
+    try:
+        await client.patch(leases, LEASE_NAMESPACE, name, {"spec": spec}, "merge")
+    except APIStatusError as e:
+        if not e.not_found:
+            raise
+        await client.create(leases, {"metadata": {"name": name, "namespace": LEASE_NAMESPACE}, "spec": spec})
+
+
+async def keep_lease(client: Client, name: str) -> None:
+    """Renew the Lease until cancelled, while the agent starts (Podman, registration and the pod network take
+    long on a loaded host): a restarting agent is no lost node. The kubelet's lease controller also runs beside its
+    registration rather than after it."""
+    while True:
+        try:
+            await renew_lease(client, name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the API server may be restarting: keep trying
+            log.warning("node lease renewal failed: %s", e)
+        await asyncio.sleep(LEASE_RENEW)
