@@ -22,6 +22,22 @@ async def _node_facts(client, node_name: str) -> tuple[list[str], str | None]:
     return ips, spec_of(node).get("podCIDR")
 
 
+async def _until_all_stopped(parts: list) -> None:
+    """Run the parts; when one fails or a signal cancels us, cancel them all and wait for each one's cleanup.
+
+    A bare gather would return at the first part that ends, and the client would close under the others: the
+    announcer's release of its Leases (what lets another worker take a pool address at once on a clean stop,
+    instead of after the Lease expires) never got through."""
+    tasks = [asyncio.ensure_future(part) for part in parts]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            if not task.cancelling():   # a second cancel would cut short the cleanup the first one started
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def cleanup(nft: list[str], verbose: bool = False) -> int:
     """Remove the tables `ip kfab` and `inet kfab-policy` (and nothing else)."""
     setup_logging(verbose, verbose_level=logging.DEBUG, quiet_level=logging.INFO)
@@ -64,7 +80,7 @@ def run(kubeconfig: str, node_name: str | None, node_ips: list[str], cluster_cid
             # --nft-command into another namespace, as tests use, must not put addresses on this host's).
             if node_name and node_ips and len(nft) == 1:
                 parts.append(Announcer(client, node_name, node_ips[0]).run())
-            await asyncio.gather(*parts)
+            await _until_all_stopped(parts)
         finally:
             await client.close()
         return 0

@@ -37,7 +37,7 @@ INSIDE = textwrap.dedent("""
     from tests.api.conftest import start_server, stop_server, user_kubeconfig
     from kfab.client import Client, rt_of
     from tests.api.netns_hosts import holders, make_hosts, wait
-    announcer_code = sys.argv[2]
+    announcer_code, how = sys.argv[2], sys.argv[3]
     nodes = {"node-a": ("n1", "10.99.0.11"), "node-b": ("n2", "10.99.0.12")}
     make_hosts(nodes)
     VIP = "10.99.0.240"
@@ -61,13 +61,20 @@ INSIDE = textwrap.dedent("""
         asyncio.run(setup())
         proxy = user_kubeconfig(data, data, "system:kube-proxy")     # as roles/pki issues proxy.kubeconfig
         for name, (_, ip) in nodes.items():
-            procs[name] = subprocess.Popen([sys.executable, "-c", announcer_code, str(proxy), name, ip])
+            # "kill": bare announcers, one killed as a node dies; "stop": `kfab proxy` as the workers' unit runs
+            # it, stopped with SIGTERM as `systemctl stop` does
+            command = ([sys.executable, "-c", announcer_code, str(proxy), name, ip] if how == "kill" else
+                       [sys.executable, "-m", "kfab", "proxy", "--kubeconfig", str(proxy), "--node-name", name])
+            procs[name] = subprocess.Popen(command)
         first = wait(holder, 30)
         other = next(n for n in nodes if n != first)
-        procs[first].send_signal(signal.SIGKILL); procs[first].wait()
+        procs[first].send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
         killed = time.monotonic()
-        # the dead node's address goes with it
-        subprocess.run(["ip", "addr", "del", VIP + "/32", "dev", nodes[first][0]], capture_output=True)
+        if how == "kill":   # the dead node's address goes with it
+            procs[first].wait()
+            subprocess.run(["ip", "addr", "del", VIP + "/32", "dev", nodes[first][0]], capture_output=True)
+        elif procs[first].wait(timeout=30) != 0:
+            raise SystemExit(f"kfab proxy exited {procs[first].returncode} on SIGTERM")
         wait(lambda: holder() == other, 30)
         print(json.dumps({"first": first, "then": other, "failover_s": round(time.monotonic() - killed, 2)}))
     finally:
@@ -78,11 +85,24 @@ INSIDE = textwrap.dedent("""
 """)
 
 
-def test_the_pool_address_moves_to_the_other_node_when_its_holder_dies():
-    done = subprocess.run(["unshare", "-n", sys.executable, "-c", INSIDE, str(REPO), ANNOUNCER],
+def failover(how: str) -> dict:
+    done = subprocess.run(["unshare", "-n", sys.executable, "-c", INSIDE, str(REPO), ANNOUNCER, how],
                           capture_output=True, text=True, timeout=180, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["then"] != result["first"]
+    return result
+
+
+def test_the_pool_address_moves_to_the_other_node_when_its_holder_dies():
+    result = failover("kill")
     assert result["failover_s"] < 10, result     # Lease of 6 s + a retry period of 1 s, and the apply
     print(f"pool address failover after the holder was killed: {result['failover_s']} s")
+
+
+def test_a_stopped_proxy_releases_its_pool_address_for_the_other_node_at_once():
+    """`systemctl stop kfab-proxy`: the proxy removes the address and releases the Lease before it exits, so the
+    other node takes it on its next try (1 s), not after the Lease's 6 s expire."""
+    result = failover("stop")
+    assert result["failover_s"] < 3, result
+    print(f"pool address failover after the holder's proxy stopped: {result['failover_s']} s")
