@@ -134,8 +134,10 @@ def test_copy_from_files_or_content():
 
 def test_file_states():
     d = FileInfo("directory", "0755", "root", "root")
-    assert cmds(plan("file", FakeHost(), path="/srv/d", state="directory", mode="0750")) == [
-        "mkdir -p -m 0750 -- /srv/d"]
+    # As Ansible: the missing parents get the mode (and owner/group) too.
+    assert cmds(plan("file", FakeHost(), path="/srv/d", state="directory", mode="0750", owner="app")) == [
+        "{ [ -d /srv ] || { mkdir -m 0750 -- /srv && chown app /srv; }; } && "
+        "{ [ -d /srv/d ] || { mkdir -m 0750 -- /srv/d && chown app /srv/d; }; }"]
     assert plan("file", FakeHost(files={"/srv/d": d}), path="/srv/d", state="directory", mode="0755") == []
     assert cmds(plan("file", FakeHost(files={"/srv/d": d}), path="/srv/d", state="absent")) == ["rm -rf -- /srv/d"]
     assert plan("file", FakeHost(), path="/srv/d", state="absent") == []

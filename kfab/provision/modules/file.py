@@ -5,6 +5,21 @@ from __future__ import annotations
 from kfab.provision.modules.base import Arg, Command, Fail, Module, attribute_changes, octal_mode, q
 
 
+def make_directories(path: str, mode: str | None, owners: str) -> str:
+    """mkdir -p, but as Ansible's file module: mode, owner and group go to every directory it creates, the
+    missing parents too (`mkdir -p -m` gives the mode to the last one only)."""
+    parts = path.rstrip("/").split("/")
+    steps = []
+    for end in range(1, len(parts) + 1):
+        sub = "/".join(parts[:end])
+        if not sub:
+            continue
+        make = f"mkdir {'-m ' + mode + ' ' if mode else ''}-- {q(sub)}" + (
+            f" && chown {q(owners)} {q(sub)}" if owners else "")
+        steps.append(f"{{ [ -d {q(sub)} ] || {{ {make}; }}; }}")
+    return " && ".join(steps)
+
+
 def plan(args, host, files):
     path, state = args["path"], args["state"]
     current = host.file(path)
@@ -25,10 +40,7 @@ def plan(args, host, files):
         return
     if state == "directory":
         if current is None:
-            wanted = octal_mode(mode)
-            yield Command(f"mkdir -p {'-m ' + wanted + ' ' if wanted else ''}-- {q(path)}")
-            if owner or group:
-                yield Command(f"chown {q((owner or '') + (':' + group if group else ''))} {q(path)}")
+            yield Command(make_directories(path, octal_mode(mode), (owner or "") + (":" + group if group else "")))
             return
         if current.kind != "directory":
             yield Fail(f"{path} exists and is a {current.kind}, not a directory")
