@@ -21,6 +21,7 @@ from tests.waiting import wait_until
 REPO = Path(__file__).resolve().parents[2]
 KFAB = [sys.executable, "-m", "kfab"]
 BUSYBOX_IMAGE = "localhost/kfab-busybox:1"
+TLS_CLIENT_IMAGE = "localhost/kfab-busybox-openssl:1"
 BUSYBOX_APPLETS = ("sh", "ls", "cat", "echo", "sleep", "httpd", "wget", "nc", "env", "id", "ps", "kill",
                    "true", "false", "touch", "mkdir", "date", "hostname", "ip", "pwd", "grep", "test")
 
@@ -30,9 +31,8 @@ def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):
     return wait_until(what, check, timeout, interval, retry_on=(Exception,))
 
 
-def build_busybox_image(workdir: Path) -> Path:
-    """LAB.md's recipe: Debian's busybox-static in a FROM scratch image; saved to a tar for `podman load`."""
-    tar = workdir / "busybox.tar"
+def _busybox_context(workdir: Path) -> Path:
+    """A build context with Debian's busybox-static and its applet links in bin/."""
     ctx = workdir / "busybox"
     (ctx / "bin").mkdir(parents=True, exist_ok=True)
     subprocess.run(["apt-get", "download", "busybox-static"], cwd=workdir, check=True, capture_output=True)
@@ -44,10 +44,38 @@ def build_busybox_image(workdir: Path) -> Path:
         link = ctx / "bin" / applet
         if not link.exists():
             link.symlink_to("busybox")
+    return ctx
+
+
+def build_busybox_image(workdir: Path) -> Path:
+    """LAB.md's recipe: Debian's busybox-static in a FROM scratch image; saved to a tar for `podman load`."""
+    tar = workdir / "busybox.tar"
+    ctx = _busybox_context(workdir)
     (ctx / "Containerfile").write_text('FROM scratch\nCOPY bin /bin\nCMD ["/bin/sh"]\n')
     subprocess.run(["podman", "build", "-q", "-t", BUSYBOX_IMAGE, str(ctx)], check=True, capture_output=True)
     subprocess.run(["podman", "save", "-o", str(tar), BUSYBOX_IMAGE], check=True, capture_output=True)
     return tar
+
+
+def build_tls_client_image(workdir: Path) -> str:
+    """The busybox image plus Debian's openssl and the libraries it loads (11 MB); its name.
+
+    For in-cluster clients that speak TLS to the API server: busybox 1.35's own TLS sends no
+    signature_algorithms, so in TLS 1.2 it can only be answered with SHA-1 handshake signatures, which RFC 9155
+    forbids and OpenSSL 3's default security level refuses ("no shared cipher"; Go 1.25 servers refuse them
+    too). With `openssl` on PATH busybox wget does https through `openssl s_client`, and tests can verify the
+    served certificate with `openssl s_client -CAfile`."""
+    ctx = _busybox_context(workdir)
+    debs = ("openssl", "libssl3", "libc6")
+    subprocess.run(["apt-get", "download", *debs], cwd=workdir, check=True, capture_output=True)
+    for name in debs:
+        deb = next(workdir.glob(f"{name}_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(ctx)], check=True)
+    for unneeded in (ctx / "usr" / "share", ctx / "usr" / "lib" / "x86_64-linux-gnu" / "gconv"):
+        shutil.rmtree(unneeded, ignore_errors=True)
+    (ctx / "Containerfile").write_text('FROM scratch\nCOPY . /\nCMD ["/bin/sh"]\n')
+    subprocess.run(["podman", "build", "-q", "-t", TLS_CLIENT_IMAGE, str(ctx)], check=True, capture_output=True)
+    return TLS_CLIENT_IMAGE
 
 
 class NodeCluster:

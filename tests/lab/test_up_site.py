@@ -20,8 +20,10 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from tests.lab.node_cluster import BUSYBOX_IMAGE, build_busybox_image, wait_for
+from tests.lab.node_cluster import (BUSYBOX_IMAGE, TLS_CLIENT_IMAGE, build_busybox_image, build_tls_client_image,
+                                    wait_for)
 from tests.lab.test_network_services import client_pod, exec_in, ready_endpoints, web_deployment
+from tests.waiting import wait_until
 
 
 # The first test of the session sets up the `site` (bare hosts -> `kfab up`): minutes on a busy machine.
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.timeout(2400)
 
 WORKERS = ["u2", "u3"]
 DNS_IP = "10.96.0.10"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 WEB_SERVICE_AND_NAMESPACE = """
 apiVersion: v1
 kind: Service
@@ -169,30 +172,60 @@ def test_the_cluster_ip_answers_from_pods_on_both_workers(site, workload):
         wait_for(f"both web replicas answering the ClusterIP from {host} (seen {seen})", all_seen, timeout=60)
 
 
-@pytest.mark.xfail(reason="first run on real workers: the in-pod list with the projected token "
-                          "did not answer within 60 s; not yet diagnosed (issue 12 stays open)", strict=False)
+def in_cluster_get(path: str, host: str = "$KUBERNETES_SERVICE_HOST", port: str = "$KUBERNETES_SERVICE_PORT",
+                   verify: str = "-verify_ip $KUBERNETES_SERVICE_HOST") -> str:
+    """A shell command for a pod of the TLS client image: GET `path` from the API server as client-go's
+    InClusterConfig does (the address from the Service variables, the ServiceAccount's token, its ca.crt
+    verifying the served certificate for that address), the HTTP answer on stdout."""
+    request = (f'GET {path} HTTP/1.1\\r\\nHost: {host}\\r\\nAuthorization: Bearer %s\\r\\n'
+               'Connection: close\\r\\n\\r\\n')
+    return (f'printf "{request}" "$(cat {SA_DIR}/token)" | openssl s_client -quiet -connect {host}:{port} '
+            f'-CAfile {SA_DIR}/ca.crt {verify} -verify_return_error -verify_quiet 2>&1; true')
+
+
+def http_status(answer: str) -> str:
+    """The status line of an in_cluster_get answer (s_client may say something before it)."""
+    return next((line for line in answer.split("\n") if line.startswith("HTTP/1.1 ")), answer)
+
+
 def test_a_pod_reads_its_namespace_with_its_service_account_token_and_rbac_refuses_the_rest(site, workload):
     """An in-cluster client: the projected token, CA and namespace under /var/run/secrets/kubernetes.io/
-    serviceaccount reach kubernetes.default as the pod's ServiceAccount, with that account's RBAC."""
+    serviceaccount and the `kubernetes` Service's variables reach the API server as the pod's ServiceAccount,
+    with that account's RBAC, over TLS verified against the pod's ca.crt."""
+    with tempfile.TemporaryDirectory(prefix="kfab-up-site-tls-") as tmp:
+        build_tls_client_image(Path(tmp))
+    proc = site.kfab("image", "push", "-i", str(site.inventory), TLS_CLIENT_IMAGE, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    client = client_pod("sa-client", WORKERS[-1], "other")
+    client["spec"]["containers"][0]["image"] = proc.stdout.strip()
+    site.kubectl("apply", "-f", "-", input=yaml.safe_dump(client))
     site.kubectl("create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=other:default",
                  "-n", "other")
-    pod = _get(site, "pod", "client-other", "other")
-    secrets_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
-    assert exec_in(site, pod, f"cat {secrets_dir}/namespace") == "other"
+    pod = wait_for("pod other/sa-client running", lambda: _running(site, "sa-client", "other"), timeout=180)
+    assert exec_in(site, pod, f"cat {SA_DIR}/namespace") == "other"
     cluster = yaml.safe_load(Path(site.kubeconfig).read_text())["clusters"][0]["cluster"]
-    assert exec_in(site, pod, f"cat {secrets_dir}/ca.crt") == \
-        base64.b64decode(cluster["certificate-authority-data"]).decode()
+    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    assert exec_in(site, pod, f"cat {SA_DIR}/ca.crt") == ca
+    # what client-go's InClusterConfig reads: the `kubernetes` Service's address in the container's environment
+    env = exec_in(site, pod, "env | grep ^KUBERNETES_SERVICE_ | sort").split()
+    assert env == ["KUBERNETES_SERVICE_HOST=10.96.0.1", "KUBERNETES_SERVICE_PORT=443",
+                   "KUBERNETES_SERVICE_PORT_HTTPS=443"], env
+    # the certificate served at the Service's DNS name verifies for that name against the pod's CA too
+    by_name = exec_in(site, pod, in_cluster_get("/version", host="kubernetes.default.svc", port="443",
+                                                verify="-verify_hostname kubernetes.default.svc"))
+    assert http_status(by_name) == "HTTP/1.1 200 OK", by_name
 
-    def api(path: str) -> str:
-        # busybox wget checks no certificate at all; the CA file's content is checked above instead
-        return exec_in(site, pod, f'wget -qO- --no-check-certificate --header "Authorization: Bearer '
-                                  f'$(cat {secrets_dir}/token)" https://kubernetes.default{path} 2>&1; true')
-    listed = wait_for("its namespace's pods listed with its token",
-                      lambda: (lambda out: out if '"PodList"' in out else None)(api("/api/v1/namespaces/other/pods")),
-                      timeout=60)
-    assert '"client-other"' in listed
-    assert "403 Forbidden" in api("/api/v1/namespaces/other/secrets")
-    assert "403 Forbidden" in api("/api/v1/namespaces/default/pods")
+    def listed() -> str:
+        answer = exec_in(site, pod, in_cluster_get("/api/v1/namespaces/other/pods"))
+        assert http_status(answer) == "HTTP/1.1 200 OK" and '"PodList"' in answer, answer   # the last one on timeout
+        return answer
+    assert '"sa-client"' in wait_until("its namespace's pods listed with its token", listed, timeout=60,
+                                       interval=2, retry_on=(AssertionError,))
+    for refused in ("/api/v1/namespaces/other/secrets", "/api/v1/namespaces/default/pods"):
+        answer = exec_in(site, pod, in_cluster_get(refused))
+        assert http_status(answer) == "HTTP/1.1 403 Forbidden", answer
+        assert 'User \\"system:serviceaccount:other:default\\" cannot' in answer, answer
+    site.kubectl("delete", "pod", "sa-client", "-n", "other", "--wait=false")
 
 
 def test_an_indexed_job_runs_to_completion_on_the_workers_and_kubectl_logs_shows_it(site, workload):
