@@ -1,6 +1,6 @@
 """What the HA lab test and bench/vip_failover.py share: who holds the API's virtual IP, and a writer that keeps
 creating ConfigMaps through one API address, remembering which creates were acknowledged and when, so that a
-fault's outage (last acknowledged write before it -> first one after) and lost writes can be measured."""
+fault's outage (the fault -> the first write acknowledged after it) and lost writes can be measured."""
 
 from __future__ import annotations
 

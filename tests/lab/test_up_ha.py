@@ -182,7 +182,7 @@ def hollow_node():
     """One simulated node (from this machine, through the VIP) for the pods the scheduler binds."""
     proc = subprocess.Popen([sys.executable, "-m", "kfab", "hollow-node", "--kubeconfig", str(KUBECONFIG),
                              "--count", "1", "--name-prefix", "ha-hollow-", "--delete-on-exit"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     try:
         wait_until("hollow node Ready", lambda: "True" in kubectl(
             "get", "node", "ha-hollow-0", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}").stdout,
