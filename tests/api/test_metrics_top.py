@@ -214,12 +214,20 @@ def test_kubectl_autoscale_cpu_percent_and_v1_reads_what_the_v2_controller_wrote
     # A v1 write changes the v2 object and keeps what v1 cannot say (here: a behavior set through v2).
     cluster.kubectl("patch", "hpa", "old", "--type=merge", "-p",
                     '{"spec": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 7}}}}')
-    hpa = v1.read_namespaced_horizontal_pod_autoscaler("old", "default")
-    behavior = json.loads(hpa.metadata.annotations["autoscaling.alpha.kubernetes.io/behavior"])
-    assert behavior["ScaleDown"]["StabilizationWindowSeconds"] == 7      # Go field names, as upstream writes it
-    hpa.spec.target_cpu_utilization_percentage = 60
-    hpa.spec.max_replicas = 6
-    v1.replace_namespaced_horizontal_pod_autoscaler("old", "default", hpa)
+    def replace_v1() -> bool:   # read-modify-write; the controller's status writes may come in between (409)
+        hpa = v1.read_namespaced_horizontal_pod_autoscaler("old", "default")
+        behavior = json.loads(hpa.metadata.annotations["autoscaling.alpha.kubernetes.io/behavior"])
+        assert behavior["ScaleDown"]["StabilizationWindowSeconds"] == 7      # Go field names, as upstream writes it
+        hpa.spec.target_cpu_utilization_percentage = 60
+        hpa.spec.max_replicas = 6
+        try:
+            v1.replace_namespaced_horizontal_pod_autoscaler("old", "default", hpa)
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
+            return False
+        return True
+    wait_until("a v1 replace without a conflict", replace_v1, 30)
     spec = _hpa(cluster, "old")["spec"]
     assert spec["maxReplicas"] == 6
     assert spec["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
@@ -252,6 +260,7 @@ def test_a_v1_autoscaler_is_a_v2_one_with_a_cpu_metric_and_v2_metrics_survive_a_
     assert others == [{"type": "Resource", "resource": {"name": "memory", "targetAverageValue": "100Mi"}}]
     # kubectl writes the v1 object back (a label): the memory metric comes back from the annotation
     as_v1["metadata"]["labels"] = {"tier": "web"}
+    del as_v1["metadata"]["resourceVersion"]   # unconditional: the controller may write status meanwhile
     cluster.kubectl("replace", "-f", "-", input=json.dumps(as_v1))
     v2 = _hpa(cluster, "two")
     assert v2["metadata"]["labels"] == {"tier": "web"} and "annotations" not in v2["metadata"]
