@@ -16,6 +16,7 @@ from __future__ import annotations
 from kfab.client import APIStatusError
 from kfab.machinery.controller import Controller, by_owner_uid, key_of
 from kfab.machinery.informer import Informer
+from kfab.objects import conversion
 from kfab.objects.crd import is_established, served_types
 from kfab.objects.registry import REGISTRY, ResourceType
 
@@ -42,7 +43,8 @@ class GarbageCollector(Controller):
         self.watched: dict[str, tuple[ResourceType, Informer]] = {}
         self.custom_kinds: dict[tuple[str, str], ResourceType] = {}  # (apiVersion, kind) of established CRDs
         for rt in REGISTRY.types:
-            if (rt.group, rt.kind) in SKIPPED or "watch" not in rt.verbs:
+            if (rt.group, rt.kind) in SKIPPED or "watch" not in rt.verbs \
+                    or conversion.is_view(rt.group, rt.kind, rt.api_version):
                 continue
             self._watch(rt)
         # Custom resources own and are owned like any object: each established CRD's kind is watched too.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kfab.client import APIStatusError, rt_of
 from kfab.machinery.controller import Controller
+from kfab.objects import conversion
 from kfab.objects.crd import is_established, served_types
 from kfab.objects.registry import REGISTRY, ResourceType
 
@@ -22,7 +23,8 @@ CRD = rt_of("CustomResourceDefinition", "apiextensions.k8s.io/v1")
 
 def namespaced_kinds(crds: list[dict]) -> list[ResourceType]:
     """Built-in namespaced kinds, and one version of each established namespaced custom resource."""
-    kinds = [rt for rt in REGISTRY.types if rt.namespaced and "list" in rt.verbs and "delete" in rt.verbs]
+    kinds = [rt for rt in REGISTRY.types if rt.namespaced and "list" in rt.verbs and "delete" in rt.verbs
+             and not conversion.is_view(rt.group, rt.kind, rt.api_version)]
     for crd in crds:
         served = served_types(crd) if is_established(crd) else []
         if served and served[0].namespaced:

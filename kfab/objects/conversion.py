@@ -40,6 +40,13 @@ def stored_version(group: str, kind: str) -> str | None:
     return versions.stored if versions else None
 
 
+def is_view(group: str, kind: str, api_version: str) -> bool:
+    """A served version that is a conversion of another, stored one: controllers that walk every kind (garbage
+    collector, namespace deletion) watch the stored version only."""
+    stored = stored_version(group, kind)
+    return stored is not None and stored != api_version
+
+
 def to_stored(obj: dict) -> dict:
     """The object in its kind's stored version."""
     versions = _versions(obj)

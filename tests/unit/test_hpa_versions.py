@@ -100,3 +100,13 @@ def test_a_v1_protobuf_body_decodes_with_v1s_fields():
     assert obj["spec"] == {"scaleTargetRef": REF, "minReplicas": 1, "maxReplicas": 5,
                            "targetCPUUtilizationPercentage": 50}
     assert to_v2(obj)["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 50
+
+
+def test_controllers_that_walk_every_kind_see_the_hpa_once():
+    from kfab.controllers.namespace import namespaced_kinds
+
+    hpas = [rt for rt in namespaced_kinds([]) if rt.kind == "HorizontalPodAutoscaler"]
+    assert [rt.api_version for rt in hpas] == ["autoscaling/v2"]
+    assert conversion.is_view("autoscaling", "HorizontalPodAutoscaler", "autoscaling/v1")
+    assert not conversion.is_view("autoscaling", "HorizontalPodAutoscaler", "autoscaling/v2")
+    assert not conversion.is_view("apps", "Deployment", "apps/v1")
