@@ -1,8 +1,8 @@
 """The lifecycle commands on a cluster `kfab up` installed (tests/lab/inventory/ops.yml, 10.92.0.0/24): the admin
 kubeconfig merged into a KUBECONFIG file; a fourth host added (`kfab add-node`) and removed again
 (`kfab remove-node`, which drains first); backup -> delete -> restore; certificates rotated; an upgrade to a
-genuinely new kfab wheel while a Service is probed throughout; `kfab reset` leaves no kfab behind and a later
-`kfab up` works again.
+genuinely new kfab wheel while a Service is probed throughout; the encryption key of Secrets rotated, and no key
+in plan/up output; `kfab reset` leaves no kfab behind and a later `kfab up` works again.
 
 One lab and one `kfab up` for the whole module (tests run in file order and build on each other). The lab's
 inventory lists o4 in a group site.yml does not use, so `kfab lab up` starts it; the cluster's inventories are
@@ -11,8 +11,10 @@ written from it the way a user edits theirs: cluster.yml (o1-o3), grown.yml (o4 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,12 +27,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.lab import at_rest
 from tests.lab.node_cluster import BUSYBOX_IMAGE, build_busybox_image, wait_for
+from tests.lab.site_cluster import recap
 
 REPO = Path(__file__).resolve().parents[2]
 KFAB = [sys.executable, "-m", "kfab"]
 LAB_INVENTORY = REPO / "tests" / "lab" / "inventory" / "ops.yml"
 NODE_PORT = 30992
+PKI = Path("~/.local/share/kfab/clusters/kfabops/pki").expanduser()  # role pki's kfab_pki_dir for this lab
+ENCRYPTION_CONFIG = "/var/lib/kfab/pki/encryption-config.yaml"
 WEB_REPLICAS = 3
 # The module's fixture (a whole `kfab up` from bare hosts) counts against the first test's time.
 pytestmark = pytest.mark.timeout(3600)
@@ -247,6 +253,74 @@ def test_rotate_certs_issues_new_certificates_and_the_cluster_keeps_working(ops)
     proc = ops.kfab("kubeconfig", "-i", str(ops.cluster), "-o", str(ops.kubeconfig))
     assert proc.returncode == 0, proc.stderr
     wait_for("nodes Ready after the rotation", lambda: ops.nodes() == {"o2": True, "o3": True}, timeout=120)
+
+
+def test_rotate_encryption_key_keeps_every_secret_readable_and_nothing_in_clear(ops):
+    """`kfab rotate-encryption-key -i` with the cluster serving (issue 16): every Secret reads back, only the new
+    key is left here and on o1 (0600), every stored Secret is under it, and `strings` over the state files and
+    a backup, the journal and the audit log find no Secret value; the command prints no key."""
+    values = {f"rot-{i}": f"lab-rot-{secrets.token_hex(6)}" for i in range(3)}
+    for name, value in values.items():
+        ops.kubectl("create", "secret", "generic", name, f"--from-literal=v={value}")
+    try:
+        old = at_rest.encryption_keys(PKI)
+        proc = ops.kfab("rotate-encryption-key", "-i", str(ops.cluster), timeout=900)
+        printed = proc.stdout + proc.stderr
+        assert proc.returncode == 0, printed
+        new = at_rest.encryption_keys(PKI)
+        assert len(new) == 1 and not set(new) & set(old), (list(old), list(new))
+        (name, secret), = new.items()
+        assert f"now encrypted with {name} only" in printed
+        assert not at_rest.leaks(printed, [*old.values(), secret])
+        remote = ops.ssh("o1", f"stat -c %a {ENCRYPTION_CONFIG} && cat {ENCRYPTION_CONFIG}").stdout
+        assert remote.startswith("600\n") and secret in remote and not at_rest.leaks(remote, old.values())
+        for key, value in values.items():
+            got = ops.kubectl("get", "secret", key, "-o", "jsonpath={.data.v}").stdout
+            assert base64.b64decode(got).decode() == value
+        total, under_new = at_rest.secrets_under("o1", "/var/lib/kfab/state/state.db", name)
+        assert total >= len(values) and under_new == total, (total, under_new)
+        # `strings` (on this machine) over the state files copied here, and over a backup (0600)
+        state = ops.workdir / "rotated-state"
+        subprocess.run(["podman", "cp", "o1:/var/lib/kfab/state", str(state)], check=True, capture_output=True,
+                       timeout=120)
+        backup = ops.workdir / "rotated.db"
+        made = ops.kfab("backup", "-i", str(ops.cluster), "-o", str(backup), timeout=300)
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert backup.stat().st_mode & 0o777 == 0o600
+        files = [*state.iterdir(), backup]
+        assert any(p.name == "state.db" for p in files)
+        logs = at_rest.host_output("o1", "journalctl --no-pager -u 'kfab*'; cat /var/log/kfab/audit.log")
+        assert '"name":"rot-0"' in logs, "the audit log holds the creates (and so is the one read here)"
+        for value in values.values():
+            encoded = base64.b64encode(value.encode()).decode()
+            for path in files:
+                text = at_rest.strings(path)
+                assert value not in text and encoded not in text, f"{path.name} holds a Secret's value"
+            assert value not in logs and encoded not in logs
+    finally:
+        for key in values:
+            ops.kubectl("delete", "secret", key, check=False)
+
+
+def test_no_key_the_provisioner_handles_reaches_plan_or_up_output(ops):
+    """The file holding the encryption keys edited by hand on o1: `kfab plan -v` counts the change and
+    `kfab up -v` puts the file back; neither prints a private key or an encryption secret, nor do the hosts'
+    journals."""
+    ops.ssh("o1", f"echo '# edited by hand' >> {ENCRYPTION_CONFIG}")
+    try:
+        plan = ops.kfab("plan", "-i", str(ops.cluster), "-v", "-e", f"kfab_wheelhouse={ops.wheelhouse}")
+        assert plan.returncode == 2, plan.stdout + plan.stderr     # 2: changes pending
+        assert recap(plan.stdout)["o1"]["changed"] >= 1
+    finally:
+        up = ops.kfab("up", "-i", str(ops.cluster), "-v", "--limit", "o1")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "# edited by hand" not in ops.ssh("o1", f"cat {ENCRYPTION_CONFIG}").stdout
+    material = at_rest.key_material(PKI)
+    assert len(material) > 10, "the cluster's keys were found on this machine"
+    for what, text in (("kfab plan -v", plan.stdout + plan.stderr), ("kfab up -v", up.stdout + up.stderr)):
+        assert not at_rest.leaks(text, material), f"{what} printed key material"
+    for host in ("o1", "o2"):
+        assert not at_rest.leaks(at_rest.host_output(host, "journalctl --no-pager -u 'kfab*'"), material), host
 
 
 def new_kfab_wheelhouse(workdir: Path, version: str) -> Path:
