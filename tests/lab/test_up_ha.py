@@ -74,6 +74,8 @@ def test_etcd_members_form_one_cluster_with_tls_peers(ha_lab):
     assert peers == [f"https://10.87.0.1{i}:2380" for i in (1, 2, 3)]
     for host in HOSTS:
         assert ssh(ha_lab, host, "stat -c '%a %U' /etc/kfab-etcd/member.key").strip() == "600 etcd"
+        # every object is in etcd's data (Secrets encrypted, the rest not): the etcd user's only (issue 16)
+        assert ssh(ha_lab, host, "stat -c '%a %U' /var/lib/etcd/kfab").strip() == "700 etcd"
         # each API server's own member first: it stays there while that one answers
         members = ",".join(f"{ADDRESS[h]}:2379" for h in [host, *(h for h in HOSTS if h != host)])
         assert f"etcd+https://{members}?cacert=" in ssh(ha_lab, host, "systemctl show -p ExecStart kfab-apiserver")
