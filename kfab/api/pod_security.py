@@ -29,7 +29,7 @@ from kfab.objects.validation.field import invalid, invalid_error
 from kfab.store.base import Store
 from kfab.objects.meta import meta_of, spec_of
 
-LABEL_PREFIX = "pod-security.kubernetes.io/"
+LABEL_PREFIX = "pod-security.kubernetes.io/"  # also of the audit annotations (enforce-policy, ...), as upstream
 MODES = ("enforce", "audit", "warn")
 # Workload kinds whose pod template is checked (warn/audit), and where the template sits.
 TEMPLATE_PATHS = {("apps", "Deployment"): ("spec", "template"), ("apps", "ReplicaSet"): ("spec", "template"),
@@ -37,7 +37,6 @@ TEMPLATE_PATHS = {("apps", "Deployment"): ("spec", "template"), ("apps", "Replic
                   ("", "ReplicationController"): ("spec", "template"), ("batch", "Job"): ("spec", "template"),
                   ("batch", "CronJob"): ("spec", "jobTemplate", "spec", "template")}
 MAX_POD_WARNINGS = 10  # namespace label changes: at most this many pod lines (upstream caps them too)
-ANNOTATION_PREFIX = "pod-security.kubernetes.io/"  # audit annotations: enforce-policy, audit-violations, exempt
 
 
 @dataclass
@@ -130,14 +129,14 @@ class PodSecurityAdmission:
             return []
         exempt = self._exemption(req, spec)
         if exempt:
-            req.audit_annotations[ANNOTATION_PREFIX + "exempt"] = exempt
+            req.audit_annotations[LABEL_PREFIX + "exempt"] = exempt
             return []
         modes = policy(await self._namespace_labels(req.namespace), self.config.defaults)
         name = meta_of(obj).get("name") or req.name
         warnings = []
         level, version = modes["enforce"]
         if is_pod:
-            req.audit_annotations[ANNOTATION_PREFIX + "enforce-policy"] = f"{level}:{version}"
+            req.audit_annotations[LABEL_PREFIX + "enforce-policy"] = f"{level}:{version}"
             found = violations(level, meta, spec, version)
             if found:
                 raise _forbidden(rt, name, f'violates PodSecurity "{level}:{version}": {describe(found)}')
@@ -148,7 +147,7 @@ class PodSecurityAdmission:
         level, version = modes["audit"]
         found = violations(level, meta, spec, version)
         if found:
-            req.audit_annotations[ANNOTATION_PREFIX + "audit-violations"] = \
+            req.audit_annotations[LABEL_PREFIX + "audit-violations"] = \
                 f'would violate PodSecurity "{level}:{version}": {describe(found)}'
         return warnings
 
