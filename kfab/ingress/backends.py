@@ -14,7 +14,7 @@ from kfab.objects.meta import meta_of, spec_of
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def _ready(endpoint: dict) -> bool:
+def ready_endpoint(endpoint: dict) -> bool:
     # A nil `ready` condition means ready; terminating endpoints take no new connections.
     conditions = endpoint.get("conditions") or {}
     return conditions.get("ready") is not False and not conditions.get("terminating")
@@ -48,7 +48,7 @@ def addresses(backend: Backend, service: dict | None, slices: list[dict]) -> lis
         if port is None or not port.get("port"):
             continue
         for endpoint in s.get("endpoints") or []:
-            if _ready(endpoint):
+            if ready_endpoint(endpoint):
                 found.update((ip, int(port["port"])) for ip in endpoint.get("addresses") or [])
     return sorted(found)
 

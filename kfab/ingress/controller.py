@@ -16,7 +16,7 @@ import logging
 import ssl
 
 from kfab.client import APIStatusError, Client, rt_of
-from kfab.ingress.backends import SERVICE_NAME_LABEL, addresses
+from kfab.ingress.backends import SERVICE_NAME_LABEL, addresses, ready_endpoint
 from kfab.ingress.certs import SecretError, context_from_secret
 from kfab.ingress.proxy import Routing
 from kfab.ingress.routes import CLASS_NAME, CONTROLLER, Backend, build_routes, ours
@@ -76,6 +76,7 @@ class IngressRouter:
         self.by_secret: dict[str, ssl.SSLContext] = {}
         self.served: set[str] = set()                                # keys of the Ingresses of our classes
         self.problems: dict[str, list[tuple[str, str]]] = {}         # Ingress key -> [(reason, message)]
+        self._no_endpoints: dict[Backend, tuple] = {}               # backend -> the last view logged as 503
         self.synced = asyncio.Event()
         self.on_synced = lambda keys: None                           # set by the status controller
         self._changed = asyncio.Event()
@@ -85,7 +86,24 @@ class IngressRouter:
     # --- what the data path asks ------------------------------------------------------------------------
     def _addresses(self, backend: Backend) -> list[tuple[str, int]]:
         service = self.services.get_by(backend.namespace, backend.service)
-        return addresses(backend, service, self.slices.by_index("service", f"{backend.namespace}/{backend.service}"))
+        slices = self.slices.by_index("service", f"{backend.namespace}/{backend.service}")
+        found = addresses(backend, service, slices)
+        if not found:
+            self._log_no_endpoints(backend, service, slices)
+        return found
+
+    def _log_no_endpoints(self, backend: Backend, service: dict | None, slices: list[dict]) -> None:
+        """Why a backend answers 503, once per view of it: what this ingress's caches held, not the API's."""
+        def versions(s: dict) -> str:
+            endpoints = s.get("endpoints") or []
+            ready = sum(map(ready_endpoint, endpoints))
+            return f"{meta_of(s).get('name')} rv {meta_of(s).get('resourceVersion')} {ready}/{len(endpoints)} ready"
+        view = (meta_of(service).get("resourceVersion") if service else None, sorted(map(versions, slices)))
+        if self._no_endpoints.get(backend) == view:
+            return
+        self._no_endpoints[backend] = view
+        log.info("%s: no ready endpoint to send to (503): Service %s; EndpointSlices: %s", backend,
+                 f"rv {view[0]}" if service else "not in the cache", "; ".join(view[1]) or "none")
 
     def sni(self, sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
         """ssl's SNI callback: the certificate of the host asked for, else the default one."""

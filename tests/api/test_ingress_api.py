@@ -158,6 +158,11 @@ def test_backend_without_ready_endpoints_answers_503(kubectl, namespace, ingress
     setup_backend(kubectl, namespace, "empty", pods, ips=())
     apply_ingress(kubectl, namespace, "empty", host, "empty")
     wait_until(f"{host} to answer 503", lambda: get(http_port, host)[0] == 503)
+    # ... and says once what its caches held (a 503 in a lab run names the slices it saw)
+    get(http_port, host)
+    said = [line for line in ingress[2].read_text().splitlines() if f"{namespace}/empty:80: no ready endpoint" in line]
+    assert said and "EndpointSlices: empty-pods rv " in said[-1] and " 0/0 ready" in said[-1], said
+    assert len(said) == len({line.split(" INFO ", 1)[-1] for line in said}), said    # once per view, not per request
 
 
 def test_tls_by_sni_from_a_secret_and_http_redirects(kubectl, k8s, namespace, ingress, pods):

@@ -99,6 +99,18 @@ def ingress(name: str, host: str, **spec) -> str:
                                "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}], **spec}})
 
 
+def _backends_seen(site, host: str) -> dict:
+    """On a failure: the API's EndpointSlices and pods of Service web next to what `host`'s ingress logged
+    (its 503s name the slices its cache held), so the report says which side was wrong."""
+    slices = json.loads(site.kubectl("get", "endpointslices", "-n", NS, "-o", "json").stdout)["items"]
+    pods = json.loads(site.kubectl("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
+    return {"slices": [(s["metadata"]["name"], s["metadata"]["resourceVersion"],
+                        [(e["addresses"], e.get("conditions"), (e.get("targetRef") or {}).get("name"))
+                         for e in s.get("endpoints") or []]) for s in slices],
+            "pods": [(p["metadata"]["name"], p["spec"].get("nodeName"), p["status"].get("podIP")) for p in pods],
+            "ingress log": site.ssh(host, "journalctl -u kfab-ingress -n 20 --no-pager -o cat", check=False).stdout}
+
+
 def test_an_ingress_host_answers_on_every_worker_with_its_pods_in_turn(site, apps):
     site.kubectl("apply", "-f", "-", input=ingress("web", "web.traffic.test"))
     for host in WORKERS:
@@ -107,7 +119,7 @@ def test_an_ingress_host_answers_on_every_worker_with_its_pods_in_turn(site, app
                    lambda ip=ip: (quietly(http_get, ip, "web.traffic.test") or [0])[0]
 == 200, 60, 0.2, retry_on=(Exception,))
         seen = {http_get(ip, "web.traffic.test")[2] for _ in range(8)}
-        assert seen == apps["names"], (host, seen)
+        assert seen == apps["names"], (host, seen, _backends_seen(site, host))
         assert http_get(ip, "nobody.traffic.test")[0] == 404
     addresses = wait_until("the Ingress's ADDRESS",
                            lambda: site.kubectl(
