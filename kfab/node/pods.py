@@ -364,8 +364,11 @@ class PodWorker:
             for c in containers:
                 attempts = by_name.get(c["name"], [])
                 probes = self.probes.get(attempts[-1]["Id"]) if attempts else None
-                ready = probes.ready if probes else True
-                started = probes.started if probes else True
+                # Before this attempt's probes exist (it was started in this very sync) it is what they start
+                # as: not ready while a readiness probe has not passed (the kubelet's rule), else a Service
+                # would send to it for a moment and take it away again when the probes begin.
+                ready = probes.ready if probes else "readinessProbe" not in c
+                started = probes.started if probes else "startupProbe" not in c
                 waiting = self.waiting.get(c["name"])
                 if waiting and attempts and ps.is_running(attempts[-1]):
                     waiting = None
