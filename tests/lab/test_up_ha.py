@@ -243,3 +243,15 @@ def test_vip_controllers_and_scheduler_move_when_the_holder_host_dies(ha_lab, ho
     assert subprocess.run(["curl", "-sS", "--cacert", str(CA), f"https://{ADDRESS[victim]}:6443/readyz"],
                           capture_output=True, text=True, timeout=30).stdout == "ok"
     assert vip_holders(ha_lab, HOSTS, VIP) == survivors
+
+
+# The etcd runbook's commands (docs/runbooks/etcd.md) on this module's cluster, after the tests above.
+from tests.lab.etcd_ops import (  # noqa: E402, I001 - collected here, last, in this order, on this cluster
+    test_etcd_status_shows_every_member_one_leader_and_a_member_down,
+    test_scheduled_backups_keep_n_snapshots_and_one_restores_the_cluster,
+    test_replace_etcd_member_brings_a_blank_host_back_into_the_cluster,
+)
+
+__all__ = ["test_etcd_status_shows_every_member_one_leader_and_a_member_down",
+           "test_scheduled_backups_keep_n_snapshots_and_one_restores_the_cluster",
+           "test_replace_etcd_member_brings_a_blank_host_back_into_the_cluster"]
