@@ -407,9 +407,11 @@ def main_pid(ops: Ops, host: str, unit: str) -> int:
     return int(ops.ssh(host, f"systemctl show -p MainPID --value {unit}").stdout.strip() or 0)
 
 
-def pod_containers(ops: Ops, host: str) -> set[str]:
-    """IDs of the containers (pods' and their infra's) Podman runs on `host`."""
-    return set(ops.ssh(host, "podman ps -q --no-trunc").stdout.split())
+def pod_containers(ops: Ops, host: str, uids: set[str]) -> set[str]:
+    """IDs of the containers (pods' and their infra's) Podman runs on `host` for the pods with these uids (not
+    all of the host's: pods of earlier tests may still be going away)."""
+    out = ops.ssh(host, """podman ps --no-trunc --format '{{.ID}} {{index .Labels "kfab.io/pod-uid"}}'""").stdout
+    return {line.split()[0] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1] in uids}
 
 
 def serve(ops: Ops, app: str, replicas: int, node_port: int) -> None:
@@ -430,7 +432,8 @@ def answers_on_every_worker(node_port: int) -> bool:
 def test_every_kfab_unit_restarts_after_kill_9_and_the_cluster_converges(ops):
     serve(ops, "survivor", 2, NODE_PORT + 1)
     pods_before = {p["metadata"]["uid"] for p in ops.ready_pods_of("survivor")}
-    containers = {host: pod_containers(ops, host) for host in ("o2", "o3")}
+    containers = {host: pod_containers(ops, host, pods_before) for host in ("o2", "o3")}
+    assert sum(map(len, containers.values())) == 4, containers   # 2 pods: infra + web each
 
     restarted: dict[str, float] = {}
     for host in ("o1", "o2", "o3"):
@@ -456,7 +459,7 @@ def test_every_kfab_unit_restarts_after_kill_9_and_the_cluster_converges(ops):
     wait_for("the survivor pods Ready again", lambda: len(ops.ready_pods_of("survivor")) == 2, timeout=120)
     assert {p["metadata"]["uid"] for p in ops.ready_pods_of("survivor")} == pods_before
     for host in ("o2", "o3"):
-        assert containers[host] <= pod_containers(ops, host), f"{host}: a pod's container was replaced"
+        assert containers[host] <= pod_containers(ops, host, pods_before), f"{host}: a pod's container was replaced"
     wait_for("the Service answering on every worker", lambda: answers_on_every_worker(NODE_PORT + 1), timeout=60)
     ops.kubectl("scale", "deployment", "survivor", "--replicas=4")
     wait_for("4 survivor pods Ready", lambda: len(ops.ready_pods_of("survivor")) == 4, timeout=120)

@@ -75,6 +75,18 @@ def test_a_full_filesystem_is_one_finding_naming_every_data_path_on_it():
     assert [f.severity for f in judge(needs(paths=paths), facts(paths=roomy), 0, 0)] == [WARNING]
 
 
+def test_a_small_filesystem_for_volume_storage_is_a_warning_not_a_stop():
+    # The storage lab exports NFS from a 256 MiB tmpfs on purpose: how much volume storage needs is the claims'.
+    exports = DataPath("/srv/kfab-nfs", "NFS exports", "nfs_server_base_dir", fatal_when_short=False)
+    space = {"path": exports.path, "mount": "/srv/kfab-nfs", "fstype": "tmpfs", "free": 256 << 20}
+    [f] = judge(needs(paths=[exports]), facts(paths=[space]), 0, 0)
+    assert f.severity == WARNING and "nfs_server_base_dir" in f.fix
+    # ... unless kfab's own data shares that filesystem
+    data = DataPath("/var/lib/kfab", "kfab's data", "kfab_data_dir")
+    shared = [space, space | {"path": data.path}]
+    assert [f.severity for f in judge(needs(paths=[exports, data]), facts(paths=shared), 0, 0)] == [FATAL]
+
+
 def test_clock_skew_counts_the_round_trips_uncertainty():
     def clock(skew, uncertainty):
         return [f.severity for f in judge(needs(), facts(), skew, uncertainty) if f.check == "clock"]

@@ -171,9 +171,9 @@ def _disk(needs: HostNeeds, spaces: list[dict]) -> list[Finding]:
     found = []
     for mount, spaces_on in by_mount.items():
         free = spaces_on[0]["free"]
-        severity = FATAL if free < DISK_FATAL else WARNING
-        limit = DISK_FATAL if severity == FATAL else DISK_WARNING
         paths = [p for s in spaces_on for p in needs.paths if p.path == s["path"]]
+        severity = FATAL if free < DISK_FATAL and any(p.fatal_when_short for p in paths) else WARNING
+        limit = DISK_FATAL if severity == FATAL else DISK_WARNING
         variables = [p.variable for p in paths if p.variable]
         move = (f", or set {' / '.join(variables)} to a directory on a filesystem with {limit / GiB:.0f} GiB free"
                 if variables else "")

@@ -27,6 +27,9 @@ class DataPath:
     path: str
     what: str
     variable: str         # "" when no variable moves it
+    # Volume storage (NFS exports, iSCSI LUN files) needs what the users' claims need, and a small dedicated
+    # filesystem is a valid choice: short of space it is a warning, never a reason to stop `kfab up`.
+    fatal_when_short: bool = True
 
 
 @dataclass
@@ -111,14 +114,14 @@ def host_needs(host: str, inventory: Inventory, roles: set[str], v: HostVars) ->
     if "nfs-server" in roles:
         needs.ports.append(Port(2049, "tcp", "the NFS server", "", ("ganesha.nfsd", "nfsd")))
         needs.paths.append(DataPath(str(_get(v, "nfs_server_base_dir", "/srv/kfab-nfs")), "NFS exports",
-                                    "nfs_server_base_dir"))
+                                    "nfs_server_base_dir", fatal_when_short=False))
         if str(_get(v, "nfs_server_backend", "auto")) == "kernel":
             needs.features.append("nfsd")
     if "iscsi-target" in roles:
         needs.ports.append(Port(int(_get(v, "iscsi_target_port", 3260)), "tcp", "the iSCSI target",
                                 "iscsi_target_port", ("tgtd",)))
         needs.paths.append(DataPath(str(_get(v, "iscsi_target_lun_dir", "/srv/kfab-iscsi")), "iSCSI LUN files",
-                                    "iscsi_target_lun_dir"))
+                                    "iscsi_target_lun_dir", fatal_when_short=False))
     if "package-cache" in roles:
         needs.ports.append(Port(int(_get(v, "package_cache_port", 3142)), "tcp", "the package cache",
                                 "package_cache_port", ("apt-cacher-ng",)))
