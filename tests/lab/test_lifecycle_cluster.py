@@ -490,8 +490,8 @@ def test_a_dead_workers_pods_run_elsewhere_within_20_s_and_a_blip_keeps_them(ops
     wait_for("4 moved pods Ready without o3", lambda: len(ops.ready_pods_of("moved")) == 4 and all(
         p["spec"]["nodeName"] == "o2" for p in ops.ready_pods_of("moved")), timeout=120, interval=0.1)
     took = time.monotonic() - t0
+    # The figure is bench/node_loss.py's to judge (no timed asserts in tests): printed here for the CI log.
     print(f"node loss -> pods Ready elsewhere: {took:.1f} s (kfab up's defaults: grace 10 s, toleration 3 s)")
-    assert took < 20, took
 
     # The worker comes back with its disk: the replaced pods are stopped and their objects go; no duplicates.
     assert ops.kfab("lab", "start", "o3", "-i", str(LAB_INVENTORY)).returncode == 0
