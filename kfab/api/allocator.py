@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from kfab.objects.errors import APIError
 from kfab.objects.validation.field import invalid, invalid_error
+from kfab.objects.validation.service import externally_accessible
 from kfab.store.base import KeyExists, KeyNotFound, RevisionConflict, Store
 from kfab.objects.meta import meta_of, spec_of
 
@@ -108,13 +109,8 @@ def carry_over(svc: dict, old: dict) -> None:
         # LB de-provisioning is asynchronous, but the user is not shown that (as kube-apiserver).
         if isinstance(svc.get("status"), dict) and svc["status"].get("loadBalancer"):
             svc["status"]["loadBalancer"] = {}
-    if _externally_accessible(old_spec) and not _externally_accessible(spec) and same["externalTrafficPolicy"]:
+    if externally_accessible(old_spec) and not externally_accessible(spec) and same["externalTrafficPolicy"]:
         spec.pop("externalTrafficPolicy", None)
-
-
-def _externally_accessible(spec: dict) -> bool:
-    return spec.get("type") in ("LoadBalancer", "NodePort") or (
-        spec.get("type") in (None, "ClusterIP") and bool(spec.get("externalIPs")))
 
 
 def _needs_health_check_port(spec: dict) -> bool:

@@ -17,6 +17,11 @@ IP_FAMILY_POLICIES = ("PreferDualStack", "RequireDualStack", "SingleStack")
 TRAFFIC_POLICIES = ("Cluster", "Local")
 
 
+def externally_accessible(spec: dict) -> bool:
+    """A type whose Service answers outside the cluster: the only ones that may set externalTrafficPolicy."""
+    return spec.get("type") in ("NodePort", "LoadBalancer")
+
+
 def _validate_ports(spec: dict, headless: bool) -> list[Cause]:
     causes = []
     ports = as_list(spec.get("ports"))
@@ -119,7 +124,7 @@ def validate_service(svc: dict) -> list[Cause]:
             causes.append(invalid(child("spec", "ipFamilies", i), family, "not configured on this cluster"))
     external_policy = spec.get("externalTrafficPolicy")
     if external_policy:
-        if service_type not in ("NodePort", "LoadBalancer"):
+        if not externally_accessible(spec):
             causes.append(invalid("spec.externalTrafficPolicy", external_policy,
                                   "may only be set for externally-accessible services"))
         elif external_policy not in TRAFFIC_POLICIES:
