@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -68,6 +69,7 @@ class Runner:
                     break
                 hosts = [h for h in self.inventory.select(play.hosts) if h in self.stats and h not in self.dead]
                 self.output.play(play.name, hosts)
+                started = time.monotonic()
                 self.vars.play_hosts, self.vars.dead = hosts, self.dead
                 for batch in batches(hosts, play.serial):
                     if self.stop.is_set():
@@ -81,6 +83,7 @@ class Runner:
                                                             and 100.0 * len(failed) / len(batch) > limit)):
                         self.output.note(f"stopping: {len(failed)} of {len(batch)} hosts failed in this batch")
                         self.stop.set()
+                self.report.play(play.name, time.monotonic() - started)
         finally:
             for remote in self.remotes.values():
                 remote.close()
@@ -177,6 +180,7 @@ class Runner:
 
     def _connect(self, play: Play | None, host: str) -> RemoteHost:
         self.output.task_start(host, "connecting")
+        started = time.monotonic()
         implicit_local = host not in self.inventory.hosts
         variables = None if implicit_local else self.vars.host_vars(host, play)
         if implicit_local or str(variables.get("ansible_connection", "ssh")) == "local":
@@ -200,6 +204,7 @@ class Runner:
         except (paramiko.SSHException, OSError, EOFError, RuntimeError) as exc:
             remote.close()
             raise HostUnreachable(f"gathering facts failed: {exc}") from None
+        self.report.connected(host, time.monotonic() - started)
         return remote
 
 
