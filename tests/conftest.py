@@ -12,7 +12,8 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 # scripts/test runs the suite in parallel processes (pytest-xdist, --dist loadgroup). A lab is one set of
 # containers/VMs on one network: every test that touches the same lab must run in the same process, and a
 # module's own lab fixture must be made once. So each lab module is one group, and the modules sharing a
-# session lab (`lab`: kt1-3, `site`: the whole-site 10.91 lab) share one group; unit/api/store tests are free.
+# session lab (`lab`: kt1-3, `site`: the whole-site 10.91 lab) share one group; an API module is one group
+# too; unit/store tests are free.
 SHARED_LAB_FIXTURES = ("lab", "site")
 
 
@@ -29,7 +30,13 @@ def pytest_collection_modifyitems(config, items):
     groups: dict[str, str] = {}
     for item in items:
         path = Path(str(item.fspath))
-        if "lab" not in path.relative_to(REPO).parts[:2]:
+        parts = path.relative_to(REPO).parts[:2]
+        if "api" in parts:
+            # An API module starts its server once (module fixture) and its tests may build on each other
+            # (the audit log's namespace): split across processes, each would start its own, without the others'.
+            groups.setdefault(str(path.relative_to(REPO)), str(path.relative_to(REPO)))
+            continue
+        if "lab" not in parts:
             continue
         module = str(path.relative_to(REPO))
         shared = next((f for f in SHARED_LAB_FIXTURES if _uses_session_fixture(item, f)), None)

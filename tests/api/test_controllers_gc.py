@@ -30,14 +30,17 @@ def ns(cluster):
             raise
 
 
-def exists(read, *args) -> bool:
+def read_or_none(read, *args):
     try:
-        read(*args)
-        return True
+        return read(*args)
     except ApiException as e:
         if e.status == 404:
-            return False
+            return None
         raise
+
+
+def exists(read, *args) -> bool:
+    return read_or_none(read, *args) is not None
 
 
 def test_deleting_a_namespace_deletes_everything_in_it(cluster):
@@ -73,16 +76,16 @@ def test_foreground_deletion_removes_dependents_before_the_owner(cluster, ns):
     seen_waiting = False
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        # Owner first, then dependents: once the owner is gone, its dependents must already be gone.
-        owner_there = exists(cluster.apps.read_namespaced_deployment, "fg", ns)
+        # Owner first, then dependents: once the owner is gone, its dependents must already be gone. The owner
+        # is read once, before the dependents (read again after them, it may be gone by then).
+        owner = read_or_none(cluster.apps.read_namespaced_deployment, "fg", ns)
         dependents = (len(cluster.apps.list_namespaced_replica_set(ns).items)
                       + len(cluster.core.list_namespaced_pod(ns).items))
-        if not owner_there:
+        if owner is None:
             assert dependents == 0, "the Deployment went before its ReplicaSet and pods"
             break
         if dependents:
-            dep = cluster.apps.read_namespaced_deployment("fg", ns)
-            assert "foregroundDeletion" in (dep.metadata.finalizers or [])
+            assert "foregroundDeletion" in (owner.metadata.finalizers or [])
             seen_waiting = True
     else:
         raise AssertionError("the Deployment was not deleted within 30s")
