@@ -35,10 +35,11 @@ class Report:
         with self.lock:
             self.connects[host] = seconds
 
-    def profile(self, most: int = 15) -> str:
+    def profile(self, most: int = 15, before_plays: float = 0.0) -> str:
         """Where a run's time went: each play's wall clock (plays run one after another, hosts in parallel
         within one), each role's time on its slowest host (what the play waited for) and summed over hosts,
-        and the slowest tasks summed over hosts and loop runs, as Ansible's profile_tasks callback lists them."""
+        and the slowest tasks summed over hosts and loop runs, as Ansible's profile_tasks callback lists them.
+        `before_plays`: seconds the run spent before its first play (kfab doctor's fatal checks)."""
         roles: dict[str, dict[str, float]] = {}   # role -> host -> seconds
         totals: dict[str, list] = {}
         for host, tasks in self.hosts.items():
@@ -52,11 +53,12 @@ class Report:
         if self.connects:
             roles["(connect, facts)"] = dict(self.connects)
         lines = ["PROFILE (seconds)"]
-        if self.plays:
-            width = max(len(name) for name, _ in self.plays)
+        plays = ([("(preflight: kfab doctor's fatal checks)", before_plays)] if before_plays else []) + self.plays
+        if plays:
+            width = max(len(name) for name, _ in plays)
             lines.append("plays, wall clock:")
-            lines += [f"  {name:<{width}}  {seconds:8.2f}" for name, seconds in self.plays]
-            lines.append(f"  {'total':<{width}}  {sum(s for _, s in self.plays):8.2f}")
+            lines += [f"  {name:<{width}}  {seconds:8.2f}" for name, seconds in plays]
+            lines.append(f"  {'total':<{width}}  {sum(s for _, s in plays):8.2f}")
         if roles:
             rows = sorted(roles.items(), key=lambda kv: -max(kv[1].values()))
             width = max(len(name) for name, _ in rows)

@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import sys
+import time
 
 from kfab.provision.context import RunVars
 from kfab.provision.doctor import NOT_GATING, examine, render
@@ -55,6 +56,7 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
               f"above first", file=sys.stderr)
         return EXIT_INVALID
     become_password = getpass.getpass("BECOME password: ") if ask_become_pass else None
+    doctor_started = time.monotonic()
     if not check and not skip_doctor:
         # kfab doctor's fatal findings stop the run before any host changes (unreachable hosts and sudo are
         # left to the run itself, which reports them per host).
@@ -66,6 +68,7 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
             print(f"ERROR: nothing was changed: fix the fatal finding{'s' if len(fatal) > 1 else ''} above first "
                   f"(kfab doctor -i {inventory_path} shows every finding)", file=sys.stderr)
             return EXIT_INVALID
+    doctor_seconds = time.monotonic() - doctor_started
     options = Options(check=check, diff=diff, verbose=verbose, forks=forks, fail_fast=fail_fast, limit=limit,
                       tags=tuple(t.strip() for t in tags.split(",") if t.strip()), become_password=become_password)
     log = open_run_log("plan" if check else "up", inventory_path, playbook)
@@ -78,7 +81,7 @@ def provision(inventory_path: str, playbook: str, extra_vars: list[str], *, limi
     finally:
         output.close()
     if profile:
-        output.note(runner.report.profile())
+        output.note(runner.report.profile(before_plays=doctor_seconds))
     if log is not None:
         log.close()
     if as_json:

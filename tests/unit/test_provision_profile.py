@@ -41,3 +41,7 @@ def test_profile_names_each_play_role_and_task_with_its_time(tmp_path):
     assert re.search(r"^  \(connect, facts\) +[\d.]+ \(h[12]\)", profile, re.M), profile
     tasks = profile.split("tasks, summed over hosts:\n", 1)[1].splitlines()
     assert tasks[0].split()[:4] == ["r", ":", "wait", "a"] and tasks[0].endswith("(2 runs)"), profile
+    with_doctor = runner.report.profile(before_plays=1.5)
+    assert re.search(r"^  \(preflight: kfab doctor's fatal checks\) +1\.50$", with_doctor, re.M), with_doctor
+    total = float(re.search(r"^  total +([\d.]+)$", with_doctor, re.M).group(1))
+    assert abs(total - 1.5 - float(plays["total"])) < 0.011
