@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from kfab.provision.bundle import DEFAULT_PORT, create, up_with_bundle, verify
 from kfab.provision.doctor import doctor
 from kfab.provision.up import provision
 
@@ -22,8 +25,31 @@ def add_commands(subparsers) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop every host when one host fails")
     p.add_argument("--skip-doctor", action="store_true",
                    help="do not stop on kfab doctor's fatal findings before changing anything")
+    p.add_argument("--bundle", type=Path, metavar="FILE",
+                   help="install with no network beyond the hosts': packages, wheels and images from this offline "
+                        "bundle (kfab bundle create), served to the hosts from this machine")
+    p.add_argument("--bundle-port", type=int, default=DEFAULT_PORT,
+                   help=f"port the bundle's packages are served on (default {DEFAULT_PORT})")
     _connection_options(p)
     p.set_defaults(func=run_up, json=False, plan=False)
+
+    bundle = subparsers.add_parser("bundle", help="an offline bundle for install nights: create once, verify copies")
+    sub = bundle.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
+    p = sub.add_parser("create", help="packages, wheels and images an inventory's hosts need, in one file",
+                       description="On a machine that is online: the .deb closure of every role's packages "
+                                   "(resolved by apt on a host of the hosts' Debian release), kfab's wheelhouse and "
+                                   "the images the inventory lists in kfab_bundle_images, with a manifest of "
+                                   "sha256 checksums. The same inputs give the same file.")
+    p.add_argument("-i", "--inventory", required=True, help="inventory file (Ansible YAML format)")
+    p.add_argument("playbook", nargs="?", default="site.yml", help="play file whose roles are bundled")
+    p.add_argument("-o", "--output", type=Path, default=Path("kfab-bundle.tar"), help="default kfab-bundle.tar")
+    p.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS")
+    p.add_argument("--resolve-on", metavar="HOST",
+                   help="the inventory host whose apt resolves the packages (default: the first host)")
+    p.set_defaults(func=run_bundle_create)
+    p = sub.add_parser("verify", help="check a copied bundle: every member against the manifest's sha256")
+    p.add_argument("bundle", type=Path)
+    p.set_defaults(func=lambda args: verify(args.bundle))
 
     p = subparsers.add_parser("doctor", help="check every host before `kfab up`: SSH, sudo, OS, clock, disk, memory, "
                                              "cgroups, kernel features, ports, swap, network, conflicting software",
@@ -71,11 +97,18 @@ def _connection_options(p) -> None:
 
 
 def run_up(args) -> int:
-    return provision(args.inventory, args.playbook, args.extra_vars, limit=args.limit, tags=args.tags,
-                     check=args.check, diff=args.diff, verbose=args.verbose, forks=args.forks,
-                     fail_fast=args.fail_fast, plan=args.plan, as_json=args.json,
-                     ask_become_pass=args.ask_become_pass, vault_password_files=args.vault_password_file,
-                     profile=args.profile, skip_doctor=getattr(args, "skip_doctor", False))
+    options = dict(limit=args.limit, tags=args.tags, check=args.check, diff=args.diff, verbose=args.verbose,
+                   forks=args.forks, fail_fast=args.fail_fast, plan=args.plan, as_json=args.json,
+                   ask_become_pass=args.ask_become_pass, vault_password_files=args.vault_password_file,
+                   profile=args.profile, skip_doctor=getattr(args, "skip_doctor", False))
+    if getattr(args, "bundle", None) is not None:
+        return up_with_bundle(args.bundle, args.inventory, args.playbook, args.extra_vars, args.bundle_port,
+                              **options)
+    return provision(args.inventory, args.playbook, args.extra_vars, **options)
+
+
+def run_bundle_create(args) -> int:
+    return create(args.inventory, args.playbook, args.output, args.resolve_on, args.extra_vars)
 
 
 def run_doctor(args) -> int:
