@@ -13,6 +13,7 @@ import concurrent.futures
 import functools
 import json
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -48,6 +49,29 @@ def cleanups_running(container_ids: set[str], proc: Path = Path("/proc")) -> boo
     return False
 
 
+# Podman 4.3 can leave a layer marked incomplete with its rootfs still mounted (a removal that raced the
+# container's own cleanup: podman#16882, #17216); from then on every call fails while Podman tries to delete it.
+STUCK_LAYER = re.compile(r"unlinkat (/\S+/overlay/[0-9a-f]{64}/merged): device or resource busy")
+
+
+async def unmount_stuck_layer(message: str) -> bool:
+    """When Podman's error is that stuck layer: unmount its rootfs so that Podman's next call deletes the layer.
+    True when it was unmounted (the caller tries once more)."""
+    found = STUCK_LAYER.search(message)
+    if not found:
+        return False
+    proc = await asyncio.create_subprocess_exec("umount", found.group(1), stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        log.error("Podman's storage holds a half-deleted layer and %s cannot be unmounted: %s", found.group(1),
+                  err.decode(errors="replace").strip())
+        return False
+    log.warning("Podman's storage held a half-deleted layer with its rootfs mounted (podman#16882): unmounted %s "
+                "so that Podman deletes it", found.group(1))
+    return True
+
+
 class RuntimeError_(Exception):
     """Podman refused something; the message is Podman's."""
 
@@ -70,7 +94,13 @@ class PodmanRuntime:
         self._present: dict[str, float] = {}  # image -> when Podman last said it is present
 
     async def _call(self, fn: Callable, *args, **kwargs):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except (APIError, RuntimeError_) as e:   # RuntimeError_: a call that put Podman's words in its own
+            if not await unmount_stuck_layer(_explain(e)):
+                raise
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     # --- host --------------------------------------------------------------------------------------
 
@@ -284,7 +314,11 @@ class PodmanRuntime:
         await self._call(stop)
 
     async def remove_container(self, container_id: str) -> None:
+        """An exited container removed once its own cleanup has finished (the race remove_pod explains)."""
         def remove():
+            deadline = time.monotonic() + CLEANUP_WAIT
+            while cleanups_running({container_id}) and time.monotonic() < deadline:
+                time.sleep(0.1)
             try:
                 self.client.containers.get(container_id).remove(force=True)
             except NotFound:

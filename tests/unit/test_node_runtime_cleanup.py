@@ -1,9 +1,16 @@
 """The node agent removes a Podman pod only once its containers' own cleanup (conmon, then the
-`podman container cleanup` conmon starts) has finished: Podman 4.3 racing the two can wreck the host's store."""
+`podman container cleanup` conmon starts) has finished: Podman 4.3 racing the two can wreck the host's store.
+And when Podman wrecked it anyway (a layer half deleted with its rootfs mounted), the agent unmounts that rootfs."""
 
+import asyncio
+import os
+import subprocess
 from pathlib import Path
 
-from kfab.node.runtime import cleanups_running
+import pytest
+from podman.errors import APIError
+
+from kfab.node.runtime import PodmanRuntime, RuntimeError_, cleanups_running, unmount_stuck_layer
 
 CID = "f511e8315d0074e9e80c5166d56a2165cb735235d0915e4670667423a416982f"
 
@@ -30,3 +37,62 @@ def test_other_containers_and_other_processes_do_not_count(tmp_path):
                      ["/usr/bin/podman", "system", "service"])
     assert not cleanups_running({CID}, proc)
     assert not cleanups_running(set(), proc)
+
+
+# --- a layer Podman left half deleted with its rootfs mounted (podman#16882) ------------------------------------
+
+def busy(merged: Path) -> str:
+    return f"getting store info: unlinkat {merged}: device or resource busy"
+
+
+@pytest.fixture
+def mounted_layer(tmp_path):
+    """A real mount where Podman's overlay driver keeps a layer's rootfs (this machine's tests run as root)."""
+    merged = tmp_path / "storage" / "overlay" / LAYER / "merged"
+    merged.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "stuck", str(merged)], check=True)
+    yield merged
+    subprocess.run(["umount", str(merged)], capture_output=True)
+
+
+LAYER = "1ff0e1133b74258ceadfe1182da07ff1466fb87d120986bbd633dfd0103b84e5"
+
+
+def test_the_stuck_layers_rootfs_is_unmounted_and_the_call_made_again(mounted_layer):
+    calls = []
+
+    def info():
+        calls.append(os.path.ismount(mounted_layer))
+        if calls[-1]:
+            raise APIError("500 Server Error", explanation=busy(mounted_layer))
+        return {"version": {"Version": "4.3.1"}}
+
+    runtime = PodmanRuntime("unix:///nonexistent.sock", concurrency=1)
+    assert asyncio.run(runtime._call(info)) == {"version": {"Version": "4.3.1"}}
+    assert calls == [True, False]
+
+
+def test_other_errors_and_a_rootfs_that_will_not_unmount_are_raised_as_podman_said(tmp_path):
+    runtime = PodmanRuntime("unix:///nonexistent.sock", concurrency=1)
+    not_mounted = tmp_path / "overlay" / LAYER / "merged"
+
+    def fails(message):
+        raise APIError("500 Server Error", explanation=message)
+
+    for message in ("no such container", busy(not_mounted), busy(tmp_path / "elsewhere" / "merged")):
+        with pytest.raises(APIError) as raised:
+            asyncio.run(runtime._call(fails, message))
+        assert raised.value.explanation == message
+    assert not asyncio.run(unmount_stuck_layer("image not known"))
+
+
+def test_a_call_that_put_podmans_words_in_its_own_error_is_repaired_too(mounted_layer):
+    attempts = []
+
+    def remove():
+        attempts.append(1)
+        if os.path.ismount(mounted_layer):
+            raise RuntimeError_(f"podman pod rm p: {busy(mounted_layer)}")
+
+    asyncio.run(PodmanRuntime("unix:///nonexistent.sock", concurrency=1)._call(remove))
+    assert len(attempts) == 2
