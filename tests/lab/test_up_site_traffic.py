@@ -12,6 +12,7 @@ import http.client
 import json
 import socket
 import ssl
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -191,21 +192,39 @@ def _holder(site, address: str) -> str | None:
     return None
 
 
+def _announcing(site, address: str) -> str:
+    """Who announces `address`, as seen from the Lease, each worker and this machine's ARP table (for a failure)."""
+    lease = site.kubectl("get", "lease", "-n", "kube-system", "kfab-lb-" + address.replace(".", "-"), "-o",
+                         "jsonpath={.spec.holderIdentity} {.spec.renewTime}", check=False)
+    on = {h: f"inet {address}/32" in site.ssh(h, "ip -4 addr show", check=False).stdout for h in WORKERS}
+    neigh = subprocess.run(["ip", "neigh", "show", address], capture_output=True, text=True).stdout.strip()
+    return f"Lease holder/renewed: {lease.stdout or lease.stderr!r}; address on: {on}; this machine: {neigh!r}"
+
+
 def test_the_pool_address_moves_to_the_other_worker_when_its_holder_stops(site, apps):
     site.kubectl("apply", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-lb", "namespace": NS},
         "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}))
     [address] = wait_until("a pool address", lambda: _lb_ips(site, "web-lb"), 60, 0.2, retry_on=(Exception,))
-    wait_until(f"http://{address}/",
-               lambda: (quietly(http_get, address, address) or [0])[0] == 200, 60, 0.2, retry_on=(Exception,))
+
+    def answers(what: str):
+        try:
+            wait_until(what, lambda: (quietly(http_get, address, address) or [0])[0] == 200, 60, 0.2,
+                       retry_on=(Exception,))
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {_announcing(site, address)}") from None
+    answers(f"http://{address}/")
     holder = wait_until(f"a worker holding {address}", lambda: _holder(site, address), 30, 0.2, retry_on=(Exception,))
     other = next(h for h in WORKERS if h != holder)
     site.ssh(holder, "systemctl stop kfab-proxy")
     try:
         stopped = time.monotonic()
-        wait_until(f"{address} on {other}", lambda: _holder(site, address) == other, 60, 0.2, retry_on=(Exception,))
-        wait_until(f"http://{address}/ through {other}",
-                   lambda: (quietly(http_get, address, address) or [0])[0] == 200, 60, 0.2, retry_on=(Exception,))
+        try:
+            wait_until(f"{address} on {other}", lambda: _holder(site, address) == other, 60, 0.2,
+                       retry_on=(Exception,))
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {_announcing(site, address)}") from None
+        answers(f"http://{address}/ through {other}")
         print(f"pool address failover after a clean stop: {time.monotonic() - stopped:.1f}s")
     finally:
         site.ssh(holder, "systemctl start kfab-proxy")
