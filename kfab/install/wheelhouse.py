@@ -8,6 +8,7 @@ would leave build/ and *.egg-info behind. Hosts install it with the provisioner'
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -47,8 +48,10 @@ def build(cache: Path = DEFAULT_CACHE, repo: Path = REPO) -> Path:
                 shutil.copy2(repo / name, src / name)
         shutil.copytree(repo / "kfab", src / "kfab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         out = Path(tmp, "wheels")
+        # SOURCE_DATE_EPOCH: wheels built here get fixed timestamps, so the same sources give the same bytes
+        # (an offline bundle made twice from one tree is the same file).
         proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(out), str(src)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"})
         if proc.returncode != 0:
             raise WheelhouseError(f"pip wheel of {repo} failed:\n{proc.stdout}{proc.stderr}")
         partial = cache / f".{target.name}.partial"

@@ -141,10 +141,14 @@ def read(path: Path, extract_to: Path | None = None) -> Opened:
             target = extract_to / _safe(name)
             target.parent.mkdir(parents=True, exist_ok=True)
         with (open(target, "wb") if target is not None else _Discard()) as out:
-            while chunk := data.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
+            try:
+                while chunk := data.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            except tarfile.TarError:
+                raise BundleError(f"{path}: member {name!r} is cut short (the file ends inside it); "
+                                  "copy the bundle again") from None
         if size != expected["size"] or digest.hexdigest() != expected["sha256"]:
             raise BundleError(f"{path}: member {name!r} is damaged: sha256 {digest.hexdigest()} ({size} bytes), "
                               f"the manifest says {expected['sha256']} ({expected['size']} bytes)")

@@ -57,8 +57,10 @@ def download_closure(remote: RemoteHost, names: list[str], into: Path) -> list[P
     """apt on `remote` downloads `names` with every dependency (and recommends, as role tasks install them);
     the .debs are copied into `into` under their canonical names (name_version-without-epoch_arch.deb)."""
     d = q(REMOTE_DIR)
-    cmd = (f"rm -rf {d} && mkdir -p {d}/partial && {APT} update >/dev/null && "
-           f"{APT} -o Dir::State::status=/dev/null -o Dir::Cache::archives={d} -o APT::Sandbox::User=root "
+    # The host's own sources, even where an earlier `kfab up --bundle` pointed apt at a bundle (role common).
+    apt = f"{APT} -o Dir::Etc::SourceList=/etc/apt/sources.list -o Dir::Etc::SourceParts=/etc/apt/sources.list.d"
+    cmd = (f"rm -rf {d} && mkdir -p {d}/partial && {apt} update >/dev/null && "
+           f"{apt} -o Dir::State::status=/dev/null -o Dir::Cache::archives={d} -o APT::Sandbox::User=root "
            f"--download-only install {' '.join(q(n) for n in names)} >/dev/null && cd {d} && ls -1 -- *.deb")
     out = remote.run(cmd)
     if out.rc != 0:
