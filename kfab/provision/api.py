@@ -9,6 +9,7 @@ from pathlib import Path
 from kfab.provision.context import RunVars
 from kfab.provision.errors import HostUnreachable, ProvisionError
 from kfab.provision.inventory import Inventory, load_inventory
+from kfab.provision.image_names import repository_of
 from kfab.provision.inputs import every_role_play
 from kfab.provision.playbook import Play, load_playbook
 from kfab.provision.remote import RemoteHost
@@ -16,7 +17,7 @@ from kfab.provision.ssh import connect, target_from_vars
 from kfab.provision.up import provision
 from kfab.provision.variables import HostVars, parse_extra_vars
 
-__all__ = ["DEFAULT_PLAYBOOK", "HostUnreachable", "ProvisionError", "RemoteHost", "Site"]
+__all__ = ["DEFAULT_PLAYBOOK", "HostUnreachable", "ProvisionError", "RemoteHost", "Site", "repository_of"]
 
 DEFAULT_PLAYBOOK = "site.yml"
 

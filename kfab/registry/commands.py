@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from kfab.provision.api import DEFAULT_PLAYBOOK, ProvisionError, Site
+from kfab.provision.api import DEFAULT_PLAYBOOK, ProvisionError, Site, repository_of
 
 
 def add_commands(subparsers) -> None:
@@ -26,17 +26,6 @@ def add_commands(subparsers) -> None:
                         f"(default {DEFAULT_PLAYBOOK})")
     p.add_argument("image", help="a local image, e.g. localhost/web:1")
     p.set_defaults(func=run_push)
-
-
-def repository_of(image: str) -> str:
-    """`localhost/web:1` -> `web:1`; `quay.io/org/app:2` -> `org/app:2`; `web` -> `web:latest`."""
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        image = rest
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last and "@" not in last:
-        image += ":latest"
-    return image
 
 
 def registry_address(inventory_path: str, playbook: str = DEFAULT_PLAYBOOK) -> tuple[str, str]:

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kfab.provision.image_names import repository_of
+
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
@@ -39,17 +41,6 @@ def save_layout(images: list[str], layout: Path) -> list[Path]:
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": index}, sort_keys=True))
     return sorted(p for p in layout.rglob("*") if p.is_file())
-
-
-def repository_of(image: str) -> str:
-    """`localhost/web:1` -> `web:1`; `quay.io/org/app:2` -> `org/app:2`; `web` -> `web:latest`."""
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        image = rest
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last and "@" not in last:
-        image += ":latest"
-    return image
 
 
 class Registry:
