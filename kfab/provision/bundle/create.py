@@ -7,7 +7,11 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from kfab.install.wheelhouse import WheelhouseError, build
 from kfab.provision.api import HostUnreachable, ProvisionError, Site
@@ -20,11 +24,24 @@ REPO_DIR, WHEELS_DIR, IMAGES_DIR = "debs", "wheels", "images"
 
 
 class Steps:
-    """One line per finished step with its count and time, and the total at the end (terminal or not)."""
+    """One line per finished step with its count and time, and the total at the end (terminal or not); on a
+    terminal also a live line (rich) for the step under way: what, files done of how many, elapsed time."""
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
+        self.live = stream.isatty()
         self.started = self.last = time.monotonic()
+
+    @contextmanager
+    def running(self, what: str):
+        """Yields `count(done, total)` for the step's files."""
+        if not self.live:
+            yield lambda done, total: None
+            return
+        columns = (SpinnerColumn(), TextColumn(f"bundle: {what}"), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(file=self.stream), transient=True) as progress:
+            task = progress.add_task(what, total=None)
+            yield lambda done, total: progress.update(task, completed=done, total=total)
 
     def done(self, text: str) -> None:
         now = time.monotonic()
@@ -53,25 +70,29 @@ def create(inventory: str, playbook: str, out: Path, resolve_on: str | None = No
         resolver = resolve_on or hosts[0]
         with tempfile.TemporaryDirectory(prefix="kfab-bundle-", dir=out.parent) as tmp:
             tmp = Path(tmp)
-            remote = site.connect(resolver)
-            try:
-                release, arch = release_of(remote)
-                debs = download_closure(remote, names, tmp / REPO_DIR)
-            finally:
-                remote.close()
+            with steps.running(f"apt on {resolver} resolves and downloads {len(names)} packages' closure") as count:
+                remote = site.connect(resolver)
+                try:
+                    release, arch = release_of(remote)
+                    debs = download_closure(remote, names, tmp / REPO_DIR, count)
+                finally:
+                    remote.close()
             index = write_index(tmp / REPO_DIR, release, arch)
             steps.done(f"{len(debs)} packages ({_size(debs)}, Debian {release} {arch}) for the {len(names)} the roles "
                        f"install, resolved by apt on {resolver}")
-            wheelhouse = build()
+            with steps.running("kfab's wheelhouse (built once per source tree)"):
+                wheelhouse = build()
             wheels = sorted(p for p in wheelhouse.iterdir() if p.suffix == ".whl")
             steps.done(f"{len(wheels)} wheels ({_size(wheels)})")
-            layout = save_layout(images, tmp / IMAGES_DIR) if images else []
+            with steps.running(f"saving {len(images)} images"):
+                layout = save_layout(images, tmp / IMAGES_DIR) if images else []
             steps.done(f"{len(images)} images ({_size(layout)})")
             members = [Member(f"{REPO_DIR}/{p.name}", p) for p in debs + index]
             members += [Member(f"{WHEELS_DIR}/{p.name}", p) for p in wheels]
             members += [Member(p.relative_to(tmp).as_posix(), p) for p in layout]
-            identity = write(out, {"release": release, "architecture": arch, "packages": names, "images": images,
-                                   "wheelhouse": wheelhouse.name}, members)
+            with steps.running(f"writing {out}"):
+                identity = write(out, {"release": release, "architecture": arch, "packages": names, "images": images,
+                                       "wheelhouse": wheelhouse.name}, members)
     except HostUnreachable as exc:
         print(f"kfab bundle create: {resolver}: {exc}", file=sys.stderr)
         return 1

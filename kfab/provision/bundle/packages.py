@@ -53,7 +53,8 @@ def release_of(remote: RemoteHost) -> tuple[str, str]:
     return words[0], words[1]
 
 
-def download_closure(remote: RemoteHost, names: list[str], into: Path) -> list[Path]:
+def download_closure(remote: RemoteHost, names: list[str], into: Path, count=lambda done, total: None
+                     ) -> list[Path]:
     """apt on `remote` downloads `names` with every dependency (and recommends, as role tasks install them);
     the .debs are copied into `into` under their canonical names (name_version-without-epoch_arch.deb)."""
     d = q(REMOTE_DIR)
@@ -69,10 +70,12 @@ def download_closure(remote: RemoteHost, names: list[str], into: Path) -> list[P
     into.mkdir(parents=True, exist_ok=True)
     debs = []
     try:
-        for name in sorted(out.stdout.split()):
+        files = sorted(out.stdout.split())
+        for name in files:
             local = into / name
             remote.conn.get(f"{REMOTE_DIR}/{name}", str(local))
             debs.append(local.rename(into / canonical_name(local)))
+            count(len(debs), len(files))
     finally:
         remote.run(f"rm -rf {d}")
     return debs
