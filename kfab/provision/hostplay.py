@@ -55,6 +55,8 @@ class HostPlay:
     # ---- the tree ----------------------------------------------------------------------------------
     def run(self) -> bool:
         """False when the host failed (and stays out of the rest of the run)."""
+        if self.play.gather_facts:
+            self.runner.count(self.host, "ok")    # Ansible's "Gathering Facts" task, ok on every host it reached
         try:
             section = None
             for ref in self.play.roles:
@@ -141,6 +143,7 @@ class HostPlay:
             item_vars = self.variables(replace(scope, params=params))
             if not condition(list(scope.when) + node.when, item_vars, where):
                 continue
+            self.runner.count(self.host, "ok")    # each file included (per loop item) is ok in Ansible's recap
             # The include's own `when` was just evaluated; the tasks inside do not inherit it (a dynamic
             # include's conditions apply to the include, as in Ansible).
             if not self.nodes(node.body, replace(inner, params=params, when=())):

@@ -20,7 +20,7 @@ COLORS = {"ok": "32", "changed": "33", "failed": "31", "unreachable": "31", "ski
 
 @dataclass
 class HostStats:
-    ok: int = 0
+    ok: int = 0         # as Ansible's recap: every task that did not fail or skip, changed ones included
     changed: int = 0
     failed: int = 0
     unreachable: int = 0

@@ -18,6 +18,7 @@ PLAY_KEYS = ("name", "hosts", "roles", "vars", "become", "become_user", "become_
 # Ansible runs a play's parts in this order, with notified handlers flushed after each section.
 SECTIONS = ("pre_tasks", "roles", "tasks", "post_tasks")
 ROLE_REF_KEYS = ("role", "name", "vars", "tags", "when")
+FALSE_WORDS = ("false", "no", "off", "0", "n")
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Play:
     become_user: str | None = None
     become_method: str | None = None
     vars_files: list = field(default_factory=list)   # Layers, in order (above play vars)
+    gather_facts: bool = True     # kfab gathers once per connection; the recap counts it per play as Ansible
 
     def all_roles(self) -> list[Role]:
         """Roles of this play, their meta dependencies and the roles they include, each once."""
@@ -188,4 +190,5 @@ def _play(item, file: str, base: Path, loader: RoleLoader) -> Play:
                 tags=[str(t) for t in (tags if isinstance(tags, list) else [tags])], file=file, line=line,
                 serial=serial, max_fail_percentage=None if max_fail is None else float(max_fail),
                 any_errors_fatal=bool(item.get("any_errors_fatal", False)),
-                become_user=item.get("become_user"), become_method=item.get("become_method"))
+                become_user=item.get("become_user"), become_method=item.get("become_method"),
+                gather_facts=str(item.get("gather_facts", True)).strip().lower() not in FALSE_WORDS)

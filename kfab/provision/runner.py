@@ -125,8 +125,12 @@ class Runner:
             self.output.host_done(host)
 
     def count(self, host: str, status: str) -> None:
+        """One task's result in the recap, counted as ansible-core's PLAY RECAP counts it: `ok` is every
+        task that neither failed nor was skipped, so a changed task and an ignored failure count in it too."""
         stats = self.stats.setdefault(host, HostStats())
         setattr(stats, status, getattr(stats, status) + 1)
+        if status in ("changed", "ignored"):
+            stats.ok += 1
 
     def tagged(self, tags: frozenset) -> bool:
         """--tags: a task runs if it (or what encloses it) has one of the tags; `always` always runs,

@@ -3,7 +3,7 @@ lineinfile with insertafter/insertbefore/backrefs/absent/create, blockinfile, im
 with a loop, `when` per item, block/rescue/always, until, ignore_errors + `is failed`, handlers with listen
 and flush_handlers) run unchanged by ansible-playbook (ansible-core, a test-only dependency) and by kfab,
 both over the local connection into their own directory: the same files, modes and contents, the same
-changed/skipped/rescued/ignored counts, and nothing changed on a rerun. Then `kfab plan` of that role:
+ok/changed/skipped/rescued/ignored counts, and nothing changed on a rerun. Then `kfab plan` of that role:
 exit 0 on the converged directory, 2 (changes pending, with --json) after a hand edit."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROLE_DIR = Path(__file__).resolve().parents[1] / "ansible_compat"
 BIN = Path(sys.executable).parent
-COUNTS = ("changed", "failed", "skipped", "rescued", "ignored")
+COUNTS = ("ok", "changed", "failed", "skipped", "rescued", "ignored")
 
 
 def ansible(root: Path, home: Path, inventory: Path) -> dict[str, int]:
