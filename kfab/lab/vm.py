@@ -233,7 +233,9 @@ def start_vm(spec: LabSpec, host: LabHost, image: VmImage, public_key: Path, dns
         "-netdev", f"tap,id=net0,ifname={tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=net0,mac={mac_address(spec, host.name)}",
         "-device", "virtio-rng-pci",
-        "-display", "none", "-serial", f"file:{d / 'console.log'}", "-no-reboot",
+        # No -no-reboot: a reboot in the guest (the reboot module) restarts it in place, same disk and seed,
+        # as a real machine would; `kfab lab down` still ends it by its pidfile.
+        "-display", "none", "-serial", f"file:{d / 'console.log'}",
         "-daemonize", "-pidfile", str(d / "qemu.pid"),
     ]
     run(cmd, timeout=60)

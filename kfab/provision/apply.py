@@ -11,7 +11,8 @@ from pathlib import Path
 import jinja2
 
 from kfab.provision.errors import ProvisionError
-from kfab.provision.modules.base import Command, Diff, Fail, Message, Module, PutFile, Result
+from kfab.provision.modules.base import Command, Diff, Fail, Message, Module, PutFile, Reboot, Result
+from kfab.provision.rebooting import reboot
 from kfab.provision.roles import Role
 from kfab.provision.templating import evaluate, render_file, render_value
 from kfab.provision.variables import HostVars
@@ -108,6 +109,17 @@ def apply_module(module: Module, args: dict, remote, files: RoleFiles, check: bo
                 if reply.rc != 0 and module.name not in COMMAND_MODULES:
                     return Outcome("failed", _command_failed(change.cmd, reply), out.result, out.diffs,
                                    out.commands)
+            elif isinstance(change, Reboot):
+                if check and not remote.is_local:
+                    # Ansible's check mode: reported as a reboot, nothing run.
+                    out.status, out.result = "changed", out.result | {"rebooted": True, "elapsed": 0}
+                    continue
+                failed, data, message = reboot(remote, change)
+                out.result.update(data)
+                if failed:
+                    return Outcome("failed", message, out.result, out.diffs, out.commands)
+                out.status = "changed"
+                out.commands.append((f"{change.binary} {change.arguments}".rstrip(), None))
             elif isinstance(change, PutFile):
                 out.status = "changed"
                 what = f"put {change.path} (mode {change.mode or '0644'})"

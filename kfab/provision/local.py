@@ -25,9 +25,9 @@ class LocalConnection:
 
 
 class LocalShell:
-    def run(self, cmd: str, stdin: str | None = None) -> CommandResult:
+    def run(self, cmd: str, stdin: str | None = None, timeout: float | None = None) -> CommandResult:
         proc = subprocess.run(["/bin/sh", "-c", cmd], input=(stdin or "").encode(), capture_output=True,
-                              cwd=Path.home())
+                              cwd=Path.home(), timeout=timeout)
         return CommandResult(proc.returncode, proc.stdout.decode(errors="replace"),
                              proc.stderr.decode(errors="replace"))
 

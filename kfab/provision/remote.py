@@ -8,8 +8,10 @@ import io
 import posixpath
 import threading
 import uuid
+from collections.abc import Callable
 
 import fabric
+import paramiko
 
 from kfab.provision.local import LocalConnection, LocalShell
 from kfab.provision.modules.base import CommandResult, FileInfo, PutFile, UnitInfo, q
@@ -26,9 +28,12 @@ class RemoteHost:
     to this host from another host's thread takes the same lock)."""
 
     def __init__(self, name: str, conn: fabric.Connection | LocalConnection, check: bool = False,
-                 become_password: str | None = None):
+                 become_password: str | None = None,
+                 connector: Callable[[float | None], fabric.Connection] | None = None):
         self.name = name
         self.conn = conn
+        self.connector = connector   # a new connection to this host (timeout or None): after it rebooted
+        self.lost = False            # the connection died (the host went down): reconnect before the next command
         self.check = check
         self.become = False
         self.become_user = "root"
@@ -45,8 +50,29 @@ class RemoteHost:
         self.shell.close()
         self.conn.close()
 
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.conn, LocalConnection)
+
+    def mark_lost(self) -> None:
+        self.lost = True
+
+    def reconnect(self, timeout: float | None = None) -> None:
+        """Drop the (dead) connection and open a new one; the commands after this run over it. Raises
+        HostUnreachable while the host does not answer."""
+        if self.connector is None:
+            raise RuntimeError(f"{self.name}: this connection cannot be opened again")
+        try:
+            self.close()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass     # the host closed it already
+        self.conn = self.connector(timeout)
+        self.shell = RemoteShell(self.conn.client.get_transport())
+        self.lost = False
+
     # ---- running -----------------------------------------------------------------------------------
-    def run(self, cmd: str, become: bool | None = None) -> CommandResult:
+    def run(self, cmd: str, become: bool | None = None, timeout: float | None = None) -> CommandResult:
+        """`timeout`: seconds to wait for the answer before the connection counts as lost (ShellClosed)."""
         become = self.become if become is None else become
         if self.environment:
             cmd = "export " + " ".join(f"{k}={q(v)}" for k, v in self.environment.items()) + "; " + cmd
@@ -68,7 +94,7 @@ class RemoteHost:
                 # -n: never prompt; a sudo that needs a password fails with a clear message instead of hanging.
                 cmd = f"sudo -n -H -u {q(self.become_user)} -- /bin/sh -c {q(cmd)}"
         self.commands_run += 1
-        return self.shell.run(cmd, stdin=stdin) if stdin is not None else self.shell.run(cmd)
+        return self.shell.run(cmd, stdin=stdin, timeout=timeout)
 
     def put(self, change: PutFile) -> CommandResult:
         """Upload to a temporary name, set mode and owner, then rename over the destination, so a reader

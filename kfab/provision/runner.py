@@ -8,7 +8,8 @@ import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import paramiko
 
@@ -187,6 +188,7 @@ class Runner:
         started = time.monotonic()
         implicit_local = host not in self.inventory.hosts
         variables = None if implicit_local else self.vars.host_vars(host, play)
+        connector = None
         if implicit_local or str(variables.get("ansible_connection", "ssh")) == "local":
             conn = LocalConnection()
         else:
@@ -197,11 +199,12 @@ class Runner:
             except (TypeError, ValueError) as exc:
                 raise HostUnreachable(f"bad connection variable (ansible_port, kfab_ssh_timeout): {exc}") from None
             conn = connect(target)
+            connector = partial(reconnect, target)
         password = self.options.become_password
         if password is None and variables is not None:
             password = variables.get("ansible_become_password", variables.get("ansible_become_pass"))
         remote = RemoteHost(host, conn, check=self.options.check,
-                            become_password=None if password is None else str(password))
+                            become_password=None if password is None else str(password), connector=connector)
         self.output.task_start(host, "gathering facts")
         try:
             self.vars.facts[host] = gather(remote)
@@ -211,6 +214,11 @@ class Runner:
         self.report.connected(host, time.monotonic() - started)
         return remote
 
+
+
+def reconnect(target, timeout: float | None):
+    """The host reached again as at first (after a reboot), with the reboot module's connect_timeout if given."""
+    return connect(replace(target, timeout=float(timeout)) if timeout else target)
 
 
 def batches(hosts: list[str], serial: list) -> list[list[str]]:

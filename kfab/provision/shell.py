@@ -29,9 +29,11 @@ class RemoteShell:
         channel.exec_command("/bin/sh")
         return channel
 
-    def run(self, cmd: str, stdin: str | None = None) -> CommandResult:
+    def run(self, cmd: str, stdin: str | None = None, timeout: float | None = None) -> CommandResult:
         """`stdin` (a become password) goes in a here-document read by the long-lived shell, so it is never
-        part of any process's command line on the host."""
+        part of any process's command line on the host. No answer within `timeout` seconds: ShellClosed (the
+        reboot module's checks, against a host going down without closing the connection)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         if self.channel is None or self.channel.closed or self.channel.exit_status_ready():
             self.channel = self._open()
         marker = f"__kfab_{uuid.uuid4().hex}__"
@@ -58,6 +60,9 @@ class RemoteShell:
                 if self.channel.exit_status_ready() and not self.channel.recv_ready():
                     self.channel = None
                     raise ShellClosed("the remote shell ended unexpectedly")
+                if deadline is not None and time.monotonic() > deadline:
+                    self.close()
+                    raise ShellClosed(f"no answer within {timeout:g}s")
                 time.sleep(delay)
                 delay = min(delay * 2, 0.02)  # short commands answer in ~1 ms; long ones need no busy loop
             else:

@@ -99,6 +99,61 @@ def test_second_up_is_a_no_op_and_status_shows_the_vm(vmlab):
     assert rows[CONTAINER].kind == "container" and rows[CONTAINER].ready
 
 
+REBOOT_PLAY = """\
+- hosts: {host}
+  gather_facts: false
+  tasks:
+    - name: restart
+      ansible.builtin.reboot: {args}
+      register: restarted
+    - name: what the reboot returned, written over the connection made after it
+      copy:
+        content: "{{{{ restarted.rebooted }}}} {{{{ restarted.elapsed }}}}\\n"
+        dest: /root/rebooted
+"""
+
+
+def kfab_play(tmp_path: Path, command: str, host: str, args: str) -> subprocess.CompletedProcess:
+    play = tmp_path / "reboot.yml"
+    play.write_text(REBOOT_PLAY.format(host=host, args=args))
+    return subprocess.run(["kfab", command, "-i", str(INVENTORY), str(play), "--limit", host], cwd=REPO,
+                          capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+
+
+def boot_id(lab: LabHosts, host: str) -> str:
+    return lab.ssh(host, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+
+
+def test_reboot_in_check_mode_reports_a_reboot_and_does_none(vmlab, tmp_path):
+    before = boot_id(vmlab, VM)
+    proc = kfab_play(tmp_path, "plan", VM, "{}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr     # changes pending
+    assert boot_id(vmlab, VM) == before
+    assert vmlab.ssh(VM, "test -e /root/rebooted", check=False).returncode == 1
+
+
+def test_reboot_restarts_the_vm_waits_for_it_and_the_next_task_runs_over_a_new_connection(vmlab, tmp_path):
+    before = boot_id(vmlab, VM)
+    proc = kfab_play(tmp_path, "up", VM, "{reboot_timeout: 600, msg: kfab lab test}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert boot_id(vmlab, VM) != before
+    rebooted, elapsed = vmlab.ssh(VM, "cat /root/rebooted").stdout.split()
+    uptime = float(vmlab.ssh(VM, "cut -d' ' -f1 /proc/uptime").stdout)
+    print(f"reboot of {VM} under TCG: elapsed {elapsed} s (Ansible's result), uptime after {uptime:.0f} s")
+    assert rebooted == "True" and 1 <= int(elapsed) <= 600
+    assert uptime < int(elapsed) + 120      # the kernel started during this run, not before
+    vmlab.ssh(VM, "rm -f /root/rebooted")
+
+
+def test_reboot_timeout_too_short_fails_in_ansibles_words(vmlab, tmp_path):
+    """A host whose boot id never changes (the reboot command does nothing): the container host, so the
+    module's VM reboots once only."""
+    proc = kfab_play(tmp_path, "up", CONTAINER, "{reboot_command: /bin/true, reboot_timeout: 3}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Timed out waiting for last boot time check (timeout=3)" in proc.stdout, proc.stdout
+    assert vmlab.ssh(CONTAINER, "test -e /root/rebooted", check=False).returncode == 1
+
+
 def test_up_restarts_a_vm_whose_qemu_was_killed(vmlab):
     spec = vmlab.lab.spec
     pid = int((labvm.vm_dir(spec, VM) / "qemu.pid").read_text())

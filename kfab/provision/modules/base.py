@@ -59,7 +59,22 @@ class Message:
     text: str
 
 
-Change = Command | PutFile | Diff | Fail | Result | Message
+@dataclass
+class Reboot:
+    """Restart the host and wait for it (the reboot module): the runner runs `binary arguments` (the binary
+    looked up in `search_paths` unless absolute), then waits for `boot_time_command` to print something new
+    and `test_command` to succeed, reconnecting as needed, each within `reboot_timeout` seconds."""
+    binary: str
+    arguments: str
+    search_paths: list
+    boot_time_command: str
+    test_command: str
+    reboot_timeout: int
+    connect_timeout: int | None
+    post_reboot_delay: int
+
+
+Change = Command | PutFile | Diff | Fail | Result | Message | Reboot
 
 
 @dataclass
