@@ -14,6 +14,16 @@ def lab_bridge(network: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
+def remove_stale() -> None:
+    """Rules a killed run left behind (on a bridge that may be gone by now): every rule tagged TAG."""
+    for chain in ("FORWARD", "INPUT"):
+        out = subprocess.run(["iptables", "-w", "-S", chain], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith(f"-A {chain} ") and f"{TAG}:" in line:
+                args = [a.strip('"') for a in line.split()[2:]]
+                subprocess.run(["iptables", "-w", "-D", chain, *args], check=False)
+
+
 class Cutoff:
     """iptables rules on this machine that leave the lab's hosts only their own network and this machine's
     bundle port; each rule carries a comment naming it, and its packet count says whether anyone tried."""
@@ -30,6 +40,7 @@ class Cutoff:
         return [*spec[:-2], "-m", "comment", "--comment", f"{TAG}:{name}", *spec[-2:]]
 
     def __enter__(self) -> "Cutoff":
+        remove_stale()
         for chain, name, spec in reversed(self.rules):   # inserted at the top: the mirror rule ends first
             subprocess.run(["iptables", "-w", "-I", chain, "1", *self._args(name, spec)], check=True)
         return self
