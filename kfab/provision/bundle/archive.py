@@ -23,6 +23,7 @@ MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 CHUNK = 1 << 20
 DEFAULT_CACHE = Path.home() / ".cache" / "kfab" / "bundles"
+KEEP = 3
 
 
 class BundleError(Exception):
@@ -212,4 +213,12 @@ def unpacked(path: Path, cache: Path = DEFAULT_CACHE) -> tuple[Path, dict]:
         partial.rename(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    _prune(cache, keep=KEEP)
     return target, json.loads((target / MANIFEST).read_text())
+
+
+def _prune(cache: Path, keep: int) -> None:
+    """An unpacked bundle is ~200 MB: keep only the newest few."""
+    done = sorted((d for d in cache.iterdir() if (d / ".complete").exists()), key=lambda d: d.stat().st_mtime)
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
