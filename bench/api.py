@@ -26,7 +26,6 @@ import json
 import os
 import random
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from hollow_cluster import worktree  # noqa: E402  (bench/ is on sys.path)
 from tests.api.conftest import stop_server  # noqa: E402
 from tests.etcd_cluster import EtcdCluster  # noqa: E402
 from tests.store.apiservers import start_apiserver  # noqa: E402
@@ -287,7 +287,11 @@ async def run_bench(client, args) -> dict:
                                                f"max {pct(lat, 1):6.1f} ms  errors {errors}"
                                                + (f"  server CPU {cost:.1f} ms/req" if cost is not None else ""))
     for name, op in ops.items():
-        results[f"{name} max throughput"] = f"{await throughput(op, args.concurrency, args.seconds / 2):7.0f} req/s"
+        cpu = cpu_seconds(args.server_pids)
+        rate = await throughput(op, args.concurrency, args.seconds / 2)
+        cost = (cpu_seconds(args.server_pids) - cpu) / max(1.0, rate * args.seconds / 2) * 1000
+        results[f"{name} max throughput"] = f"{rate:7.0f} req/s" + (f"  server CPU {cost:.2f} ms/req"
+                                                                    if args.server_pids else "")
     full = []
     cpu = cpu_seconds(args.server_pids)
     for _ in range(5):
@@ -372,17 +376,6 @@ def main() -> None:
                 for name, figure in bench_backend(backend, args, repo).items():
                     print(f"  {name:28s} {figure}", flush=True)
                 print(f"  (load average after: {os.getloadavg()[0]:.1f})", flush=True)
-
-
-@contextlib.contextmanager
-def worktree(rev: str):
-    """A detached checkout of rev in /tmp, removed afterwards: the baseline's code, run from its own tree."""
-    path = Path(tempfile.mkdtemp(prefix="kfab-bench-ref-"))
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(path), rev], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
 
 
 if __name__ == "__main__":

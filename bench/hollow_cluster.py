@@ -4,9 +4,11 @@ stop them by PID, a `kfab server` on a fresh data dir, waiting on a condition, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,9 +18,21 @@ REPO = Path(__file__).resolve().parents[1]
 NODE, NAMESPACE = rt_of("Node"), rt_of("Namespace")
 
 
-def start(args: list[str], log: Path) -> subprocess.Popen:
+def start(args: list[str], log: Path, repo: Path = REPO) -> subprocess.Popen:
+    """`kfab ARGS` of the checkout `repo` (a baseline's worktree, or this one)."""
     return subprocess.Popen([sys.executable, "-m", "kfab", *args], stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=REPO)
+                            stdin=subprocess.DEVNULL, cwd=repo)
+
+
+@contextlib.contextmanager
+def worktree(rev: str):
+    """A detached checkout of rev in /tmp, removed afterwards: the baseline's code, run from its own tree."""
+    path = Path(tempfile.mkdtemp(prefix="kfab-bench-ref-"))
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(path), rev], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], check=False)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -31,9 +45,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def start_server(data: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+def start_server(data: Path, *extra: str, repo: Path = REPO) -> tuple[subprocess.Popen, Path]:
     """`kfab server` on `data`; returns once its admin kubeconfig exists (RuntimeError with its log if not)."""
-    proc = start(["server", "--data-dir", str(data), "--port", "0", *extra], data / "server.log")
+    proc = start(["server", "--data-dir", str(data), "--port", "0", *extra], data / "server.log", repo)
     kubeconfig = data / "admin.kubeconfig"
     deadline = time.monotonic() + 60
     while not kubeconfig.exists():

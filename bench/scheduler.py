@@ -8,6 +8,11 @@
                   and hollow nodes renewing their Lease every 10 s as a kubelet does. Target <= 30 s.
 
     .venv/bin/python bench/scheduler.py [--nodes 100] [--pods 3000] [--only throughput|node-loss] [--repeat N]
+                                        [--compare-ref GIT-REV]
+
+--compare-ref runs the throughput first with the `kfab` of git revision REV (a worktree in /tmp: its API
+server, scheduler and hollow nodes), then with this tree's, and prints both with the machine's load: figures
+of one run side by side, since the machine is shared.
 
 Times come from watches through kfab.client, not from logs. Every process started here is stopped by PID.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -24,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hollow_cluster import ready_nodes, start, start_server, stop, wait_until  # bench/ is on sys.path
+from hollow_cluster import REPO, ready_nodes, start, start_server, stop, wait_until, worktree  # bench/ on sys.path
 
 from kfab.client import Client, rt_of
 
@@ -81,8 +87,8 @@ async def create_static_nodes(c: Client, count: int) -> None:
         await c.update_status(NODE, node)
 
 
-async def throughput(nodes: int, pods: int, workdir: Path, static: bool = False) -> dict:
-    server, kubeconfig = start_server(workdir, "--disable-controllers")
+async def throughput(nodes: int, pods: int, workdir: Path, static: bool = False, repo: Path = REPO) -> dict:
+    server, kubeconfig = start_server(workdir, "--disable-controllers", repo=repo)
     procs = [server]
     try:
         async with Client.from_kubeconfig(kubeconfig, pool_size=64) as c:
@@ -94,7 +100,7 @@ async def throughput(nodes: int, pods: int, workdir: Path, static: bool = False)
                 await create_static_nodes(c, nodes)
             else:
                 named["hollow_nodes"] = start(["hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(nodes)],
-                                              workdir / "hollow.log")
+                                              workdir / "hollow.log", repo)
                 procs.append(named["hollow_nodes"])
             await ready_nodes(c, nodes)
             t = time.monotonic()
@@ -108,7 +114,7 @@ async def throughput(nodes: int, pods: int, workdir: Path, static: bool = False)
             await started.wait()
             cpu_before = {name: cpu_seconds(p) for name, p in named.items()}
             t_start = time.monotonic()
-            named["scheduler"] = start(["scheduler", "--kubeconfig", str(kubeconfig)], workdir / "scheduler.log")
+            named["scheduler"] = start(["scheduler", "--kubeconfig", str(kubeconfig)], workdir / "scheduler.log", repo)
             procs.append(named["scheduler"])
             await asyncio.wait_for(watcher, 600)
             cpu = {name: round(cpu_seconds(p) - cpu_before.get(name, 0.0), 1) for name, p in named.items()}
@@ -178,15 +184,24 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=1, help="node-loss runs")
     parser.add_argument("--only", choices=["throughput", "node-loss"])
+    parser.add_argument("--compare-ref", metavar="REV",
+                        help="also run the throughput with git revision REV's kfab (a worktree in /tmp) first")
     parser.add_argument("--static-nodes", action="store_true",
                         help="throughput against Node objects without agents (scheduler + API alone, no pod status "
                              "writes), as kube's scheduler_perf")
     args = parser.parse_args()
     if args.only in (None, "throughput"):
-        with tempfile.TemporaryDirectory(prefix="kfab-bench-sched-") as d:
+        with contextlib.ExitStack() as stack:
+            trees = [("this tree", REPO)]
+            if args.compare_ref:
+                trees.insert(0, (f"baseline {args.compare_ref}", stack.enter_context(worktree(args.compare_ref))))
             kind = "static" if args.static_nodes else "hollow"
-            print(f"scheduler throughput ({args.pods} pods, {args.nodes} {kind} nodes):", flush=True)
-            print(f"  {asyncio.run(throughput(args.nodes, args.pods, Path(d), args.static_nodes))}", flush=True)
+            for label, repo in trees:
+                print(f"scheduler throughput ({args.pods} pods, {args.nodes} {kind} nodes, {label}; load average "
+                      f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):", flush=True)
+                with tempfile.TemporaryDirectory(prefix="kfab-bench-sched-") as d:
+                    result = asyncio.run(throughput(args.nodes, args.pods, Path(d), args.static_nodes, repo))
+                print(f"  {result}", flush=True)
     if args.only in (None, "node-loss"):
         results = []
         for i in range(args.repeat):

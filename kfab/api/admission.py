@@ -22,7 +22,6 @@ nothing). The API core fills generic metadata (namespace, name from generateName
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from kfab.api import limitrange_admission, priority_admission, quota_admission, serviceaccount_admission
 from kfab.objects.errors import APIError, Cause, bad_request
-from kfab.objects import conversion, crd_schema, schema, validation
+from kfab.objects import conversion, crd_schema, jsonwire, schema, validation
 from kfab.api.allocator import DEFAULT_NODE_PORTS, DEFAULT_SERVICE_CIDR, Allocation, ServiceAllocator, carry_over
 from kfab.api import node_restriction
 from kfab.api.pod_security import PodSecurityAdmission, PodSecurityConfig
@@ -92,7 +91,7 @@ class AdmissionChain:
             raise bad_request(f"unknown admission operation {req.operation!r}")
         if req.obj is None:
             raise bad_request(f"{rt.kind} {req.operation.lower()} without an object")
-        obj = copy.deepcopy(req.obj)
+        obj = jsonwire.clone(req.obj)
         # As kube-apiserver: decoding (types, unknown fields) before admission plugins, validation after.
         warnings, schema_causes = self._check_schema(req, obj)
         if req.operation == "CREATE":

@@ -12,11 +12,11 @@ Follows sigs.k8s.io/structured-merge-diff as kube-apiserver uses it:
 
 from __future__ import annotations
 
-import copy
 import json
 
 import yaml
 
+from kfab.objects import jsonwire
 from kfab.objects.errors import APIError, Cause, bad_request
 from kfab.api.fieldset import Path, compare, display, fields_of, item_element, under
 from kfab.api.managedfields import (  # noqa: F401  (record_update and friends are re-exported)
@@ -60,7 +60,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     _check_configuration(rt, applied, field_manager)
     field = Field.for_kind(rt)
     config = tracked(rt, applied)
-    live = copy.deepcopy(live) if live else {}
+    live = jsonwire.clone(live) if live else {}
     if live and not meta_of(live).get("managedFields"):
         # As kube-apiserver: fields of an object nobody owns yet go to "before-first-apply", so the first
         # apply cannot silently change values somebody else set.
@@ -71,7 +71,7 @@ def server_side_apply(rt: ResourceType, live: dict | None, applied: dict | bytes
     previously = set(mine.fields) if mine else set()
     applying = fields_of(config, field)
 
-    merged = _merge(copy.deepcopy(live), copy.deepcopy(config), field)
+    merged = _merge(jsonwire.clone(live), jsonwire.clone(config), field)
     for name in ("apiVersion", "kind"):
         merged[name] = applied[name]
     for name in ("name", "namespace", "resourceVersion"):

@@ -10,11 +10,13 @@ from aiohttp import web
 from kfab.api.decoding import quoted
 from kfab.objects.errors import APIError, bad_request
 from kfab.api.routing import ResourcePath
-from kfab.api.serialize import render_list
+from kfab.api import list_body, strategy
+from kfab.api.serialize import negotiate, render_list
 from kfab.api.storage import ResourceStorage
 from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import FieldSelector, LabelSelector, parse_field_selector, parse_label_selector
 from kfab.objects.meta import meta_of
+from kfab.store.base import KeyValue
 
 
 def encode_continue(revision: int, last_key: str) -> str:
@@ -68,11 +70,17 @@ class ListHandler:
     def __init__(self, storage: ResourceStorage):
         self.storage = storage
 
-    async def list(self, request: web.Request, rp: ResourcePath) -> web.Response:
-        items, meta = await self.list_objects(rp, request.query)
+    async def list(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
+        selected, meta = await self.list_stored(rp, request.query)
+        if negotiate(request) == "object":
+            return list_body.respond(rp.rt, selected, meta)
+        items = [obj if obj is not None else strategy.decode(kv, rp.rt) for kv, obj in selected]
         return render_list(request, rp.rt, items, meta)
 
-    async def list_objects(self, rp: ResourcePath, query) -> tuple[list[dict], dict]:
+    async def list_stored(self, rp: ResourcePath, query) -> tuple[list[tuple[KeyValue, dict | None]], dict]:
+        """The page of the list: (stored value, its decoded object if it had to be decoded to be selected)
+        pairs in key order, and the list's metadata. Only what a selector looks at is decoded, and no more
+        than the page needs."""
         rt = rp.rt
         labels, fields = selectors(rt, query)
         limit_text = query.get("limit", "")
@@ -85,7 +93,7 @@ class ListHandler:
         if token:
             revision, start = decode_continue(token)
             try:
-                items, revision = await self.storage.list(rt, rp.namespace, revision)
+                kvs, revision = await self.storage.list_stored(rt, rp.namespace, revision)
             except APIError as e:
                 if e.code == 410:
                     raise APIError(410, "Expired", "The provided continue parameter is too old to display a "
@@ -96,15 +104,26 @@ class ListHandler:
             at, not_older_than = _list_revision(query)
             if not_older_than:
                 await self.storage.wait_for_revision(not_older_than)
-            items, revision = await self.storage.list(rt, rp.namespace, at)
+            kvs, revision = await self.storage.list_stored(rt, rp.namespace, at)
         name = rp.name
-        selected = [o for o in items if (not start or object_key(rt, o) >= start)
-                    and (name is None or o["metadata"]["name"] == name) and matches(o, labels, fields)]
+        filtered = name is not None or not labels.empty() or not fields.empty()
+        selected: list[tuple[KeyValue, dict | None]] = []
+        for kv in kvs:
+            if start and kv.key < start:  # the store key of each object, as the continue token holds it
+                continue
+            if not filtered:
+                selected.append((kv, None))
+                continue
+            obj = strategy.decode(kv, rt)
+            if (name is None or obj["metadata"]["name"] == name) and matches(obj, labels, fields):
+                selected.append((kv, obj))
+                if 0 < limit < len(selected):
+                    break  # one past the page says there is more
         meta: dict = {"resourceVersion": str(revision)}
         if limit > 0 and len(selected) > limit:
             page = selected[:limit]
-            meta["continue"] = encode_continue(revision, object_key(rt, page[-1]))
-            if labels.empty() and fields.empty():
+            meta["continue"] = encode_continue(revision, page[-1][0].key)
+            if not filtered:
                 meta["remainingItemCount"] = len(selected) - limit
             selected = page
         return selected, meta

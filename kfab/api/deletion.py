@@ -10,13 +10,13 @@ deletes the pod again with grace 0 when its containers stopped), a namespace's `
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from kfab.objects import jsonwire
 from kfab.api import protobuf, strategy
 from kfab.api.context import HandlerBase, RequestOptions, RetryWrite, warning_headers
 from kfab.objects.errors import APIError, bad_request, conflict
@@ -114,7 +114,7 @@ def _pod_grace(obj: dict, opts: DeleteOptions) -> int:
 
 def plan_deletion(rt: ResourceType, obj: dict, opts: DeleteOptions) -> dict | None:
     """None: delete now. Otherwise the object to store, marked for deletion."""
-    new = copy.deepcopy(obj)
+    new = jsonwire.clone(obj)
     meta = new["metadata"]
     finalizers = list(meta.get("finalizers") or [])
     if opts.propagation in GC_FINALIZERS:

@@ -8,11 +8,11 @@ Each entry names a manager (the request's fieldManager), its operation (`Apply` 
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 from dataclasses import dataclass
 
+from kfab.objects import jsonwire
 from kfab.api.fieldset import Path, compare, from_fields_v1, items_by_element, to_fields_v1
 from kfab.api.patch_schema import Field
 from kfab.objects.registry import REGISTRY, ResourceType
@@ -124,7 +124,7 @@ def record_update(old: dict | None, new: dict, manager: str, operation_time=None
     migrate client-side-apply ownership), `[{}]` resets them, and an empty list means "unchanged".
     `rt` defaults to the kind named by `new`; without a known kind only metadata is tracked loosely.
     """
-    new = copy.deepcopy(new)
+    new = jsonwire.clone(new)
     rt = rt or _kind_of(new)
     field = Field.for_kind(rt) if rt else Field.of({})
     old_entries = ((old or {}).get("metadata") or {}).get("managedFields")
@@ -143,7 +143,8 @@ def record_update(old: dict | None, new: dict, manager: str, operation_time=None
     for other in managers:
         if other is not mine:
             other.fields -= diff.changed | diff.removed
-    gained = {p for p in diff.changed if _ownable(p, after, field)}
+    lists: dict[int, dict] = {}  # each list's items by path element, worked out once for all paths
+    gained = {p for p in diff.changed if _ownable(p, after, field, lists)}
     if mine is None and gained:
         mine = Manager(manager, "Update", api_version, None, set(), subresource)
         managers.append(mine)
@@ -156,15 +157,19 @@ def record_update(old: dict | None, new: dict, manager: str, operation_time=None
     return new
 
 
-def _ownable(path: Path, obj: dict, field: Field) -> bool:
+def _ownable(path: Path, obj: dict, field: Field, lists: dict[int, dict]) -> bool:
     """Leaves, list items, maps and lists can be owned; a plain struct (spec, template) only through its
-    fields (kube-apiserver gets the same effect by comparing against the kind's zero value)."""
+    fields (kube-apiserver gets the same effect by comparing against the kind's zero value).
+    `lists`: id of a list in obj -> its items by element (filled as lists are met)."""
     node, f = obj, field
     for element in path:
         if isinstance(node, dict) and element.startswith("f:"):
             node, f = node.get(element[2:]), f.field(element[2:])
         elif isinstance(node, list):
-            node, f = items_by_element(node, f).get(element), f.items()
+            items = lists.get(id(node))
+            if items is None:
+                items = lists[id(node)] = items_by_element(node, f)
+            node, f = items.get(element), f.items()
         else:
             return True
     return not (isinstance(node, dict) and node and f.is_struct and not f.atomic_map

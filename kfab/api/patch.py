@@ -8,13 +8,13 @@ Server-side apply (`application/apply-patch+yaml`) is `kfab.api.apply.server_sid
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 
 import jsonpatch
 import jsonpointer
 
+from kfab.objects import jsonwire
 from kfab.api.decoding import Decoded, json_type, load_json, quoted
 from kfab.objects.errors import APIError, bad_request, unsupported_media_type
 from kfab.api.patch_schema import Field
@@ -84,8 +84,8 @@ def apply_decoded_patch(rt: ResourceType, original: dict, content_type: str, pat
 def merge_patch(target, patch):
     """RFC 7386: objects merge recursively, `null` deletes, anything else (lists too) replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return jsonwire.clone(patch)
+    result = jsonwire.clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -111,7 +111,7 @@ def _json_patch(original: dict, operations) -> dict:
     for op in operations:
         if op["op"] not in ("add", "remove", "replace", "move", "copy", "test"):
             raise bad_request(f"Unexpected kind: {op['op']}")  # evanphx/json-patch's words
-    doc = copy.deepcopy(original)
+    doc = jsonwire.clone(original)
     # One operation at a time, so that a failure names its operation in evanphx/json-patch's words (kube's
     # library) rather than in the Python library's (which quotes Python types).
     for op in operations:

@@ -31,12 +31,16 @@ async def admit(store: Store, rt: ResourceType, obj: dict, namespace: str, dry_r
     if not rt.namespaced or not namespace:
         return
     name = meta_of(obj).get("name") or meta_of(obj).get("generateName") or ""
-    consumed = q.usage(rt, obj)
+    consumed = None
     if old is not None:
-        consumed = q.increase(consumed, q.usage(rt, old))
+        consumed = q.increase(q.usage(rt, obj), q.usage(rt, old))
         if not consumed:
             return
     kvs, _ = await store.list(RESOURCE_QUOTA.store_prefix(namespace))
+    if not kvs:
+        return  # most namespaces have no quota: a new object's usage need not be counted
+    if consumed is None:
+        consumed = q.usage(rt, obj)
     for kv in kvs:
         quota = json.loads(kv.value)
         if not q.selects(quota, rt, obj):

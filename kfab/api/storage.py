@@ -7,7 +7,7 @@ import asyncio
 from kfab.api import strategy
 from kfab.objects.errors import APIError, Cause, already_exists, conflict, gone, not_found
 from kfab.objects.registry import ResourceType
-from kfab.store.base import (KeyExists, KeyNotFound, RevisionCompacted, RevisionConflict, Store,
+from kfab.store.base import (KeyExists, KeyNotFound, KeyValue, RevisionCompacted, RevisionConflict, Store,
                              StoreUnavailable)
 
 # How often an unconditional update re-reads and retries when another writer got in first.
@@ -66,13 +66,18 @@ class ResourceStorage:
         return strategy.decode(kv, rt) if kv else None
 
     async def list(self, rt: ResourceType, namespace: str | None, revision: int = 0) -> tuple[list[dict], int]:
+        kvs, rev = await self.list_stored(rt, namespace, revision)
+        return [strategy.decode(kv, rt) for kv in kvs], rev
+
+    async def list_stored(self, rt: ResourceType, namespace: str | None,
+                          revision: int = 0) -> tuple[list[KeyValue], int]:
+        """list() before decoding: the stored values in key order (decode each with strategy.decode)."""
         try:
-            kvs, rev = await self.store.list(rt.store_prefix(namespace), revision)
+            return await self.store.list(rt.store_prefix(namespace), revision)
         except RevisionCompacted as e:
             raise expired(e) from None
         except StoreUnavailable as e:
             raise unavailable(e) from None
-        return [strategy.decode(kv, rt) for kv in kvs], rev
 
     async def create(self, rt: ResourceType, obj: dict) -> dict:
         meta = obj["metadata"]

@@ -19,8 +19,8 @@ apimachinery's removeDirectives/discardNullValuesFromPatch do.
 
 from __future__ import annotations
 
-import copy
 
+from kfab.objects import jsonwire
 from kfab.api.decoding import quoted
 from kfab.api.patch_schema import Field
 
@@ -42,7 +42,7 @@ def strategic_merge(original: dict, patch: dict, field: Field) -> dict:
     """Return `original` with `patch` merged in; neither argument is modified."""
     if not isinstance(patch, dict):
         raise PatchError("a strategic merge patch must be a JSON object")
-    return _merge_map(copy.deepcopy(original), copy.deepcopy(patch), field)
+    return _merge_map(jsonwire.clone(original), jsonwire.clone(patch), field)
 
 
 # -- Go's fmt, for the messages upstream formats with %s and %v (no Python repr reaches a client) ---------

@@ -7,7 +7,6 @@ validation and allocation are admission's job (kfab.api.admission), not this mod
 
 from __future__ import annotations
 
-import copy
 import datetime
 import secrets
 import uuid
@@ -168,7 +167,7 @@ def check_namespace(rt: ResourceType, obj: dict, namespace: str | None) -> None:
 
 def prepare_create(rt: ResourceType, obj: dict, namespace: str | None) -> dict:
     """Fill server-owned metadata on a new object (name from generateName is picked by the caller)."""
-    obj = check_type(rt, copy.deepcopy(obj))
+    obj = check_type(rt, jsonwire.clone(obj))
     check_namespace(rt, obj, namespace)
     meta = obj["metadata"]
     for key in _SERVER_META:
@@ -182,7 +181,7 @@ def prepare_create(rt: ResourceType, obj: dict, namespace: str | None) -> dict:
         meta["generation"] = 1
     start_status = _CREATE_STATUS.get((rt.group, rt.kind)) if rt.custom is None else None
     if start_status is not None:
-        obj["status"] = copy.deepcopy(start_status)
+        obj["status"] = jsonwire.clone(start_status)
     if rt.custom is not None and has_status_subresource(rt):
         obj.pop("status", None)  # a custom resource's status is written through its status subresource only
     if (rt.group, rt.kind) == ("apps", "DaemonSet"):
@@ -215,7 +214,7 @@ def _spec_part(obj: dict) -> dict:
 def prepare_update(rt: ResourceType, new: dict, old: dict) -> dict:
     """The object a PUT (or PATCH) on the main resource stores: server metadata from `old`, status from
     `old` when the kind has a status subresource, generation bumped when anything but metadata/status changed."""
-    new = check_type(rt, copy.deepcopy(new))
+    new = check_type(rt, jsonwire.clone(new))
     meta, old_meta = new["metadata"], old["metadata"]
     if meta.get("name") and meta["name"] != old_meta["name"]:
         raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL "
@@ -241,7 +240,7 @@ def prepare_update(rt: ResourceType, new: dict, old: dict) -> dict:
         meta["generateName"] = old_meta["generateName"]
     if has_status_subresource(rt):
         if "status" in old:
-            new["status"] = copy.deepcopy(old["status"])
+            new["status"] = jsonwire.clone(old["status"])
         else:
             new.pop("status", None)
     if (rt.group, rt.kind) == ("", "Namespace"):
@@ -272,9 +271,9 @@ def prepare_status_update(rt: ResourceType, new: dict, old: dict) -> dict:
     if new["metadata"].get("name") and new["metadata"]["name"] != old["metadata"]["name"]:
         raise bad_request(f"the name of the object ({new['metadata']['name']}) does not match the name on the "
                           f"URL ({old['metadata']['name']})")
-    result = copy.deepcopy(old)
+    result = jsonwire.clone(old)
     if "status" in new:
-        result["status"] = copy.deepcopy(new["status"])
+        result["status"] = jsonwire.clone(new["status"])
     else:
         result.pop("status", None)
     return result

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from kfab.objects import jsonwire
 from kfab.api import strategy
 from kfab.api.context import RequestOptions, warning_headers
 from kfab.api.patch import apply_patch, media_type
@@ -114,7 +114,7 @@ class SubresourceHandlers(ObjectHandlers):
             finalizers = list((body.get("spec") or {}).get("finalizers") or [])
 
             def finalize(old: dict) -> dict:
-                new = copy.deepcopy(old)
+                new = jsonwire.clone(old)
                 new.setdefault("spec", {})["finalizers"] = finalizers
                 return new
 
@@ -142,7 +142,7 @@ class SubresourceHandlers(ObjectHandlers):
 
     async def _scale(self, request, rp: ResourcePath, opts: RequestOptions, replicas_of, precondition):
         def prepare(old: dict) -> dict:
-            new = copy.deepcopy(old)
+            new = jsonwire.clone(old)
             scale = rp.rt.custom.scale if rp.rt.custom is not None else None
             _set_at(new, scale.spec_replicas if scale else ".spec.replicas", replicas_of(scale_of(old, rp.rt)))
             return strategy.prepare_update(rp.rt, new, old)
@@ -171,7 +171,7 @@ class SubresourceHandlers(ObjectHandlers):
             if old["metadata"].get("deletionTimestamp"):
                 raise APIError(409, "Conflict", f"pod {rp.name} is being deleted, cannot be assigned to a host",
                                name=rp.name, kind="pods")
-            new = copy.deepcopy(old)
+            new = jsonwire.clone(old)
             new.setdefault("spec", {})["nodeName"] = node
             status = new.setdefault("status", {})
             conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]

@@ -27,7 +27,7 @@ from kfab.api.storage import ResourceStorage, expired
 from kfab.api.watchhub import WatchTooSlow
 from kfab.objects.registry import ResourceType
 from kfab.objects.selectors import FieldSelector, LabelSelector
-from kfab.store.base import RevisionCompacted, StoreUnavailable, WatchEvent
+from kfab.store.base import KeyValue, RevisionCompacted, StoreUnavailable, WatchEvent
 from kfab.objects.meta import meta_of
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ BOOKMARK_INTERVAL = 30.0
 # whose client left; Go's request context does): abandoned watches end within this many seconds.
 CLIENT_CHECK_INTERVAL = 2.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+WRITE_BATCH = 256  # most events written to a watch stream at once
 
 
 class _Filter:
@@ -56,13 +57,50 @@ class _Filter:
         return self.labels.matches(meta.get("labels")) and self.fields.matches(obj)
 
 
-def translate(event: WatchEvent, want: _Filter) -> tuple[str, dict] | None:
+class SharedDecoding:
+    """Decoded objects and encoded event lines shared by every watch of one API server.
+
+    The watch hub hands the same event to every watcher of its prefix, and decoding a pod costs far more than
+    filtering it: each event is decoded (and, for plain JSON watchers, encoded) once, not once per watcher.
+    What a stored value decodes to is fixed by its key, its revision and the version it is shown in, so those
+    are the cache key. Watchers read the objects and never change them. Only the last `size` are kept: every
+    watcher handles an event at about the same time, and one that lags just decodes for itself.
+    """
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._objects: dict[tuple, dict] = {}
+        self._lines: dict[tuple, bytes] = {}
+
+    def _remember(self, cache: dict, key: tuple, value):
+        if len(cache) >= self.size:
+            del cache[next(iter(cache))]  # the oldest: dicts keep insertion order
+        cache[key] = value
+        return value
+
+    def decode(self, kv: KeyValue, rt: ResourceType) -> dict:
+        key = (kv.mod_revision, kv.key, rt.api_version)
+        obj = self._objects.get(key)
+        return obj if obj is not None else self._remember(self._objects, key, strategy.decode(kv, rt))
+
+    def line(self, type_: str, kv: KeyValue, rt: ResourceType, obj: dict) -> bytes:
+        """The watch event `{"type": type_, "object": obj}` as one JSON line; obj is decode(kv, rt)."""
+        key = (type_, kv.mod_revision, kv.key, rt.api_version)
+        line = self._lines.get(key)
+        return line if line is not None else self._remember(self._lines, key, event_line(type_, obj))
+
+
+def event_line(type_: str, obj: dict) -> bytes:
+    return jsonwire.dumps({"type": type_, "object": obj}) + b"\n"
+
+
+def translate(event: WatchEvent, want: _Filter, shared: SharedDecoding | None = None) -> tuple[str, dict] | None:
     """A store event -> the watch event this watcher sees (or None), with selector transitions."""
+    decode = shared.decode if shared is not None else strategy.decode
+    obj = decode(event.kv, want.rt)  # on DELETE: the last value, resourceVersion = the delete's revision
     if event.type == "DELETE":
-        obj = strategy.decode(event.kv, want.rt)  # last value, resourceVersion = the delete's revision
         return ("DELETED", obj) if want(obj) else None
-    obj = strategy.decode(event.kv, want.rt)
-    old = strategy.decode(event.prev, want.rt) if event.prev is not None else None
+    old = decode(event.prev, want.rt) if event.prev is not None else None
     now_matches, was_matching = want(obj), want(old)
     if now_matches and was_matching:
         return "MODIFIED", obj
@@ -82,6 +120,7 @@ class WatchHandler:
         self.storage = storage
         self.source = source
         self.bookmark_interval = bookmark_interval
+        self.shared = SharedDecoding()
 
     async def watch(self, request: web.Request, rp: ResourcePath) -> web.StreamResponse:
         rt, query = rp.rt, request.query
@@ -109,7 +148,7 @@ class WatchHandler:
         resp = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        stream = _Stream(resp, rt, form, request.query.get("includeObject", "Metadata"))
+        stream = _Stream(resp, rt, form, request.query.get("includeObject", "Metadata"), self.shared)
         try:
             if not initial:
                 try:  # as kube-apiserver's watch cache: a revision not reached yet is waited for, then an ERROR
@@ -154,24 +193,35 @@ class WatchHandler:
                 if remaining <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, min(remaining, next_bookmark - now,
-                                                                            CLIENT_CHECK_INTERVAL)))
-                except asyncio.TimeoutError:
-                    if client_gone():
-                        return
-                    if loop.time() >= next_bookmark:
-                        next_bookmark = loop.time() + self.bookmark_interval
-                        if bookmarks and deadline - loop.time() > 0:
-                            await stream.bookmark(last_rev)
-                    continue
+                    item = queue.get_nowait()  # under load events are waiting: no timer per event
+                except asyncio.QueueEmpty:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), max(0.0, min(remaining, next_bookmark - now,
+                                                                                CLIENT_CHECK_INTERVAL)))
+                    except asyncio.TimeoutError:
+                        if client_gone():
+                            return
+                        if loop.time() >= next_bookmark:
+                            next_bookmark = loop.time() + self.bookmark_interval
+                            if bookmarks and deadline - loop.time() > 0:
+                                await stream.bookmark(last_rev)
+                        continue
                 next_bookmark = loop.time() + self.bookmark_interval
-                if isinstance(item, Exception):
-                    await stream.error(item)
-                    return
-                last_rev = item.kv.mod_revision
-                change = translate(item, want)
-                if change is not None:
-                    await stream.send(*change)
+                # Every event already waiting goes out in one write (one TLS record, one send) rather than one each.
+                items = [item]
+                while len(items) < WRITE_BATCH and not queue.empty():
+                    items.append(queue.get_nowait())
+                lines = []
+                for item in items:
+                    if isinstance(item, Exception):
+                        await stream.write(lines)
+                        await stream.error(item)
+                        return
+                    last_rev = item.kv.mod_revision
+                    change = translate(item, want, self.shared)
+                    if change is not None:
+                        lines.append(stream.line(item.kv, *change))
+                await stream.write(lines)
             if bookmarks:
                 await stream.bookmark(last_rev)
         finally:
@@ -199,11 +249,25 @@ class WatchHandler:
 class _Stream:
     """Writes watch events in the form the client asked for (objects, Table rows, or metadata only)."""
 
-    def __init__(self, resp: web.StreamResponse, rt: ResourceType, form: str, include_object: str):
-        self.resp, self.rt, self.form, self.include_object = resp, rt, form, include_object
+    def __init__(self, resp: web.StreamResponse, rt: ResourceType, form: str, include_object: str,
+                 shared: SharedDecoding):
+        self.resp, self.rt, self.form, self.include_object, self.shared = resp, rt, form, include_object, shared
 
     async def _write(self, event: dict) -> None:
         await self.resp.write(jsonwire.dumps(event) + b"\n")
+
+    def line(self, kv: KeyValue, type_: str, obj: dict) -> bytes:
+        """The event's line; obj is kv decoded (a plain object's line is encoded once for every watcher)."""
+        if self.form == "table":
+            return event_line(type_, to_table(self.rt, [obj], include_object=self.include_object,
+                                              list_meta={"resourceVersion": obj["metadata"]["resourceVersion"]}))
+        if self.form == "partial":
+            return event_line(type_, partial_metadata(obj))
+        return self.shared.line(type_, kv, self.rt, obj)
+
+    async def write(self, lines: list[bytes]) -> None:
+        if lines:
+            await self.resp.write(b"".join(lines))
 
     async def send(self, type_: str, obj: dict) -> None:
         if self.form == "table":
