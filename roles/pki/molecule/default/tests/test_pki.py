@@ -17,20 +17,22 @@ def _address(group: str, name: str) -> str:
     return INVENTORY[group]["hosts"][name]["ansible_host"]
 
 
+def _in_group(host, group: str) -> str:
+    """The host's inventory name; the test is skipped on hosts outside `group`."""
+    name = host.ansible.get_variables()["inventory_hostname"]
+    if name not in INVENTORY[group]["hosts"]:
+        pytest.skip(f"a {group} host's files")
+    return name
+
+
 @pytest.fixture
 def control_plane(host) -> str:
-    name = host.ansible.get_variables()["inventory_hostname"]
-    if name not in INVENTORY["control_plane"]["hosts"]:
-        pytest.skip("a control-plane host's files")
-    return name
+    return _in_group(host, "control_plane")
 
 
 @pytest.fixture
 def worker(host) -> str:
-    name = host.ansible.get_variables()["inventory_hostname"]
-    if name not in INVENTORY["workers"]["hosts"]:
-        pytest.skip("a worker's files")
-    return name
+    return _in_group(host, "workers")
 
 
 def _certificate_text(host, cert: str) -> str:
