@@ -36,9 +36,9 @@ BIN = Path(sys.executable).parent
 APP_ROOT = "/srv/homelab"
 SIDES = {"ansible": ("cmp1", "cmp2"), "kfab": ("cmp3", "cmp4")}
 NAMES = ("app1", "app2")
-# Not "ok": ansible-playbook's counts changed tasks, includes and ignored failures in it too, kfab's recap only
-# the tasks that found nothing to change.
-COUNTS = ("changed", "failed", "skipped", "rescued", "ignored")
+# Every count of the recap: kfab's `ok` counts as ansible-playbook's (changed tasks, ignored failures and
+# included files in it too).
+COUNTS = ("ok", "changed", "failed", "skipped", "rescued", "ignored")
 
 # What one host holds after the role: every path under the app root and the role's systemd units (kind, mode,
 # owner, group, content or link target), the account, and whether the units are enabled and running.
