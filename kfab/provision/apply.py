@@ -119,6 +119,7 @@ def apply_module(module: Module, args: dict, remote, files: RoleFiles, check: bo
                 if failed:
                     return Outcome("failed", message, out.result, out.diffs, out.commands)
                 out.status = "changed"
+                messages.append(f"rebooted: back after {data['elapsed']} s")   # Ansible's `elapsed`, shown
                 out.commands.append((f"{change.binary} {change.arguments}".rstrip(), None))
             elif isinstance(change, PutFile):
                 out.status = "changed"

@@ -73,6 +73,8 @@ class RemoteHost:
     # ---- running -----------------------------------------------------------------------------------
     def run(self, cmd: str, become: bool | None = None, timeout: float | None = None) -> CommandResult:
         """`timeout`: seconds to wait for the answer before the connection counts as lost (ShellClosed)."""
+        if self.lost:
+            self.reconnect()     # a reboot that timed out left a dead connection: a later task tries anew
         become = self.become if become is None else become
         if self.environment:
             cmd = "export " + " ".join(f"{k}={q(v)}" for k, v in self.environment.items()) + "; " + cmd

@@ -24,8 +24,8 @@ class RemoteShell:
         self.transport = transport
         self.channel: paramiko.Channel | None = None
 
-    def _open(self) -> paramiko.Channel:
-        channel = self.transport.open_session()
+    def _open(self, timeout: float | None = None) -> paramiko.Channel:
+        channel = self.transport.open_session(timeout=timeout)
         channel.exec_command("/bin/sh")
         return channel
 
@@ -35,7 +35,7 @@ class RemoteShell:
         reboot module's checks, against a host going down without closing the connection)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.channel is None or self.channel.closed or self.channel.exit_status_ready():
-            self.channel = self._open()
+            self.channel = self._open(timeout)
         marker = f"__kfab_{uuid.uuid4().hex}__"
         feed = "</dev/null" if stdin is None else f"<<'{marker}_IN'"
         body = "" if stdin is None else f"{stdin}\n{marker}_IN\n"

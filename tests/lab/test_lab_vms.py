@@ -99,56 +99,55 @@ def test_second_up_is_a_no_op_and_status_shows_the_vm(vmlab):
     assert rows[CONTAINER].kind == "container" and rows[CONTAINER].ready
 
 
+# One run (the module's VM reboots once): the boot id, a reboot in check mode, the boot id again, a reboot,
+# and what the two returned written by a task that runs over the connection made after the reboot.
 REBOOT_PLAY = """\
 - hosts: {host}
   gather_facts: false
   tasks:
+    - {{name: boot id, command: cat /proc/sys/kernel/random/boot_id, register: before, changed_when: false}}
+    - name: restart, in check mode
+      ansible.builtin.reboot: {args}
+      check_mode: true
+      register: dry
+    - {{name: boot id, command: cat /proc/sys/kernel/random/boot_id, register: after_dry, changed_when: false}}
     - name: restart
       ansible.builtin.reboot: {args}
       register: restarted
-    - name: what the reboot returned, written over the connection made after it
+    - name: what the reboots returned
       copy:
-        content: "{{{{ restarted.rebooted }}}} {{{{ restarted.elapsed }}}}\\n"
+        content: "{{{{ before.stdout }}}} {{{{ after_dry.stdout }}}} {{{{ dry.rebooted }}}} {{{{ dry.elapsed }}}}
+          {{{{ restarted.rebooted }}}} {{{{ restarted.elapsed }}}}\\n"
         dest: /root/rebooted
 """
 
 
-def kfab_play(tmp_path: Path, command: str, host: str, args: str) -> subprocess.CompletedProcess:
+def kfab_reboot(tmp_path: Path, host: str, args: str) -> subprocess.CompletedProcess:
     play = tmp_path / "reboot.yml"
     play.write_text(REBOOT_PLAY.format(host=host, args=args))
-    return subprocess.run(["kfab", command, "-i", str(INVENTORY), str(play), "--limit", host], cwd=REPO,
-                          capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
-
-
-def boot_id(lab: LabHosts, host: str) -> str:
-    return lab.ssh(host, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
-
-
-def test_reboot_in_check_mode_reports_a_reboot_and_does_none(vmlab, tmp_path):
-    before = boot_id(vmlab, VM)
-    proc = kfab_play(tmp_path, "plan", VM, "{}")
-    assert proc.returncode == 2, proc.stdout + proc.stderr     # changes pending
-    assert boot_id(vmlab, VM) == before
-    assert vmlab.ssh(VM, "test -e /root/rebooted", check=False).returncode == 1
+    return subprocess.run(["kfab", "up", "--skip-doctor", "-i", str(INVENTORY), str(play), "--limit", host],
+                          cwd=REPO, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
 
 
 def test_reboot_restarts_the_vm_waits_for_it_and_the_next_task_runs_over_a_new_connection(vmlab, tmp_path):
-    before = boot_id(vmlab, VM)
-    proc = kfab_play(tmp_path, "up", VM, "{reboot_timeout: 600, msg: kfab lab test}")
+    proc = kfab_reboot(tmp_path, VM, "{reboot_timeout: 600, msg: kfab lab test}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert boot_id(vmlab, VM) != before
-    rebooted, elapsed = vmlab.ssh(VM, "cat /root/rebooted").stdout.split()
-    uptime = float(vmlab.ssh(VM, "cut -d' ' -f1 /proc/uptime").stdout)
-    print(f"reboot of {VM} under TCG: elapsed {elapsed} s (Ansible's result), uptime after {uptime:.0f} s")
-    assert rebooted == "True" and 1 <= int(elapsed) <= 600
-    assert uptime < int(elapsed) + 120      # the kernel started during this run, not before
+    before, after_dry, dry_rebooted, dry_elapsed, rebooted, elapsed = \
+        vmlab.ssh(VM, "cat /root/rebooted").stdout.split()
+    now = vmlab.ssh(VM, "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f1 /proc/uptime").stdout.split()
+    print(f"reboot of {VM} under TCG: elapsed {elapsed} s (Ansible's result), uptime after {float(now[1]):.0f} s")
+    # Check mode: Ansible's result, and the same boot.
+    assert (after_dry, dry_rebooted, dry_elapsed) == (before, "True", "0")
+    assert now[0] != before and rebooted == "True" and 1 <= int(elapsed) <= 600
+    assert float(now[1]) < int(elapsed) + 120     # the kernel started during this run, not before
+    assert f"rebooted: back after {elapsed} s" in proc.stdout, proc.stdout
     vmlab.ssh(VM, "rm -f /root/rebooted")
 
 
 def test_reboot_timeout_too_short_fails_in_ansibles_words(vmlab, tmp_path):
     """A host whose boot id never changes (the reboot command does nothing): the container host, so the
     module's VM reboots once only."""
-    proc = kfab_play(tmp_path, "up", CONTAINER, "{reboot_command: /bin/true, reboot_timeout: 3}")
+    proc = kfab_reboot(tmp_path, CONTAINER, "{reboot_command: /bin/true, reboot_timeout: 3}")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Timed out waiting for last boot time check (timeout=3)" in proc.stdout, proc.stdout
     assert vmlab.ssh(CONTAINER, "test -e /root/rebooted", check=False).returncode == 1
