@@ -5,11 +5,15 @@ Also what the same burst costs without the agent: the worker's CPU per pod start
 lab host: agent, Podman, conmon, runc, netavark) and the latency of the agent's Podman calls made straight
 against each worker's Podman, N/2 at once — the floor the agent cannot go under on these hosts.
 --cgroup-manager cgroupfs measures Podman with that cgroup manager (a containers.conf.d drop-in on the workers,
-set before any pod exists; Podman cannot remove pods made under the other manager).
+set before any pod exists; Podman cannot remove pods made under the other manager). Its pods, conmon and runc
+then run outside the worker's cgroup, at the root of this machine's tree: their CPU is counted and printed apart
+("outside them"), else the manager would look cheaper than it is.
 
 Runs on a lab of its own (network kfabnbench, 10.84.0.0/24: two workers) with `kfab server` on this machine
 bound to the lab gateway, and takes it down at the end (--keep leaves it).
-    .venv/bin/python bench/node.py [--pods 30] [--restarts 10] [--cgroup-manager systemd|cgroupfs] [--keep]
+--at-once 2,4 also runs Podman alone with that many creates at a time on each worker (the agent's concurrency).
+    .venv/bin/python bench/node.py [--pods 30] [--restarts 10] [--cgroup-manager systemd|cgroupfs] [--at-once N,M]
+                                   [--keep]
 """
 
 from __future__ import annotations
@@ -138,20 +142,33 @@ async def restarts(client: Client, lab: LabHosts, count: int) -> tuple[list[floa
 # The agent's Podman calls for one new pod with one container, as a script run with the worker's kfab venv.
 PODMAN_ONLY = """
 import concurrent.futures, json, sys, time, podman
-count, image = int(sys.argv[1]), sys.argv[2]
+count, image, at_once, inspecting = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "inspecting"
 c = podman.PodmanClient(base_url="unix:///run/podman/podman.sock", timeout=300)
+burst = time.monotonic()
 def one(i):
-    t = time.monotonic()
+    t = burst  # a pod waiting for a free slot counts its wait, as a pod created in a burst does
     name = f"floor-{i}"
-    pod = c.pods.create(name, labels={"kfab-bench": "floor"}, hostname=name, netns={"nsmode": "bridge"},
-                        Networks={"podnet": {}})
-    c.api.post(f"/containers/{pod.attrs['InfraContainerID']}/start").raise_for_status()
-    c.containers.get(pod.attrs["InfraContainerID"])
+    if inspecting:  # the bindings' create() calls, each inspecting what it made (the agent before issue 19)
+        pod = c.pods.create(name, labels={"kfab-bench": "floor"}, hostname=name, netns={"nsmode": "bridge"},
+                            Networks={"podnet": {}})
+        infra = pod.attrs["InfraContainerID"]
+    else:
+        infra = name + "-infra"
+        c.api.post("/pods/create", data=json.dumps({"name": name, "infra_name": infra, "labels": {
+            "kfab-bench": "floor"}, "hostname": name, "netns": {"nsmode": "bridge"}, "Networks": {"podnet": {}}}
+            )).raise_for_status()
+    c.api.post(f"/containers/{infra}/start").raise_for_status()
+    c.containers.get(infra)
     c.images.exists(image)
-    ctr = c.containers.create(image, name=name + "-main", pod=name, entrypoint=["sleep"], command=["3600"])
-    c.api.post(f"/containers/{ctr.id}/start").raise_for_status()
+    kwargs = dict(name=name + "-main", pod=name, entrypoint=["sleep"], command=["3600"])
+    if inspecting:
+        ctr = c.containers.create(image, **kwargs).id
+    else:
+        body = podman.api.prepare_body(c.containers._render_payload({"image": image, **kwargs}))
+        ctr = c.api.post("/containers/create", headers={"content-type": "application/json"}, data=body).json()["Id"]
+    c.api.post(f"/containers/{ctr}/start").raise_for_status()
     return time.monotonic() - t
-with concurrent.futures.ThreadPoolExecutor(count) as pool:
+with concurrent.futures.ThreadPoolExecutor(at_once) as pool:
     print(json.dumps(list(pool.map(one, range(count)))))
 """
 FLOOR_CLEANUP = "podman pod rm -f -t 0 $(podman pod ps -q --filter label=kfab-bench=floor) >/dev/null 2>&1; true"
@@ -173,18 +190,55 @@ def host_cpu_seconds(host: str) -> float | None:
     return None
 
 
+def outside_cpu_seconds() -> dict[str, float]:
+    """CPU time (by cgroup) of what a lab host's Podman runs outside the host's own cgroup (cgroup v1).
+
+    A lab host shares this machine's cgroup tree (--cgroupns=host), so a Podman inside it with the cgroupfs
+    manager puts its pods in /libpod_parent/<pod id> and their conmon (and the runc that conmon runs) in
+    /libpod_parent/conmon, at the tree's root beside the lab hosts (libpod-<id>) rather than inside the
+    worker's cgroup: counting only the worker's cgroup would miss that CPU. This machine's own conmons share
+    /libpod_parent/conmon (idle but for other labs starting hosts). Pods removed meanwhile take their CPU with
+    them: a burst that also removes its pods is undercounted."""
+    proc = subprocess.run(["podman", "inspect", "-f", "{{.State.CgroupPath}}", WORKERS[0]], capture_output=True,
+                          text=True)
+    if not proc.stdout.startswith("/"):
+        return {}
+    parent = Path("/sys/fs/cgroup/cpuacct") / Path(proc.stdout.strip()).parent.relative_to("/")
+    usage = {}
+    for child in parent.glob("*/cpuacct.usage"):
+        if not child.parent.name.startswith("libpod-"):
+            try:
+                usage[child.parent.name] = int(child.read_text()) * 1e-9
+            except (OSError, ValueError):
+                continue
+    return usage
+
+
 def cpu_per_pod(before: dict, after: dict, pods: int) -> str:
     used = [after[h] - before[h] for h in WORKERS if before.get(h) is not None and after.get(h) is not None]
-    return f"{sum(used) / pods:.3f}s" if used else "n/a (no cgroup accounting found)"
+    if not used:
+        return "n/a (no cgroup accounting found)"
+    text = f"{sum(used) / pods:.3f}s in the workers' cgroups"
+    outside = sum(after["outside"][c] - before["outside"].get(c, 0.0) for c in after["outside"])
+    if outside > 0.001 * pods:
+        text += f" + {outside / pods:.3f}s outside them (cgroupfs: pods and conmon/runc at the cgroup root)"
+    return text
 
 
-async def podman_only(lab: LabHosts, pods: int) -> list[float]:
-    """The agent's Podman calls for `pods` new pods, half on each worker at once, straight to Podman."""
+def cpu_now() -> dict:
+    return {**{h: host_cpu_seconds(h) for h in WORKERS}, "outside": outside_cpu_seconds()}
+
+
+async def podman_only(lab: LabHosts, pods: int, at_once: int | None = None, inspecting: bool = False
+                      ) -> list[float]:
+    """The agent's Podman calls for `pods` new pods, half on each worker, `at_once` of them at a time on each
+    (default: all), straight to Podman; each pod's time from its burst's start (as create -> running)."""
     async def on(host: str) -> list[float]:
         per_host = pods // len(WORKERS)
         proc = await asyncio.to_thread(
             subprocess.run, lab.lab.ssh_command(host) + [
-                f"/opt/kfab/venv/bin/python - {per_host} {BUSYBOX_IMAGE}; {FLOOR_CLEANUP}"],
+                f"/opt/kfab/venv/bin/python - {per_host} {BUSYBOX_IMAGE} {at_once or per_host} "
+                f"{'inspecting' if inspecting else 'lean'}; {FLOOR_CLEANUP}"],
             input=PODMAN_ONLY, capture_output=True, text=True, timeout=600)
         return json.loads(proc.stdout.splitlines()[0]) if proc.returncode == 0 and proc.stdout else []
     results = await asyncio.gather(*(on(h) for h in WORKERS))
@@ -210,19 +264,29 @@ def report(what: str, values: list[float]) -> None:
           f"max={max(values):.3f}s", flush=True)
 
 
-async def measure(cluster: NodeCluster, pods: int, restart_count: int) -> None:
+async def measure(cluster: NodeCluster, pods: int, restart_count: int, at_once: list[int]) -> None:
     async with Client.from_kubeconfig(cluster.kubeconfig) as client:
-        before = {h: host_cpu_seconds(h) for h in WORKERS}
+        before = cpu_now()
         report(f"pod startup, all created at once ({pods} pods over {len(WORKERS)} workers)",
                await startup(client, pods))
-        after = {h: host_cpu_seconds(h) for h in WORKERS}
+        after = cpu_now()
         print(f"worker CPU per pod start (agent + Podman + conmon/runc/netavark): "
               f"{cpu_per_pod(before, after, pods)}", flush=True)
-        before = {h: host_cpu_seconds(h) for h in WORKERS}
+        before = cpu_now()
         report(f"Podman alone, the agent's calls ({pods} pods, {pods // len(WORKERS)} at once on each worker)",
                await podman_only(cluster.lab, pods))
-        after = {h: host_cpu_seconds(h) for h in WORKERS}
+        after = cpu_now()
         print(f"worker CPU per pod start and removal, Podman alone: {cpu_per_pod(before, after, pods)}", flush=True)
+        before = cpu_now()
+        report("Podman alone, each create inspected after (the agent's calls before issue 19)",
+               await podman_only(cluster.lab, pods, inspecting=True))
+        print(f"worker CPU per pod start and removal, creates inspected: {cpu_per_pod(before, cpu_now(), pods)}",
+              flush=True)
+        for n in at_once:
+            before = cpu_now()
+            report(f"Podman alone, {n} at a time on each worker", await podman_only(cluster.lab, pods, n))
+            print(f"worker CPU per pod start and removal, {n} at a time: {cpu_per_pod(before, cpu_now(), pods)}",
+                  flush=True)
         report(f"pod startup, one at a time (create -> all containers running, {pods} pods over "
                f"{len(WORKERS)} workers)", await startup(client, pods, "single", one_at_a_time=True))
         podman_side, observed = await restarts(client, cluster.lab, min(restart_count, pods))
@@ -236,6 +300,8 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=30)
     parser.add_argument("--restarts", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="leave the lab and server running")
+    parser.add_argument("--at-once", default="", help="also Podman alone with this many creates at a time per "
+                                                       "worker, comma-separated (e.g. 2,4)")
     parser.add_argument("--cgroup-manager", choices=["systemd", "cgroupfs"], default=None,
                         help="Podman's cgroup manager on the workers (default: as installed, systemd)")
     args = parser.parse_args()
@@ -252,7 +318,7 @@ def main() -> int:
         if args.cgroup_manager:
             set_cgroup_manager(cluster.lab, args.cgroup_manager)
         print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
-        asyncio.run(measure(cluster, args.pods, args.restarts))
+        asyncio.run(measure(cluster, args.pods, args.restarts, [int(n) for n in args.at_once.split(",") if n]))
     finally:
         if not args.keep:
             if cluster is not None:

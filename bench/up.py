@@ -6,7 +6,12 @@ joins for add-node), made fresh for each first run and taken down at the end (--
 cache is one `kfab cache up` of its own (10.86.0.1:3143, cache kept in CACHE_DIR between bench runs, so
 "cold" is measured only while that directory is empty; --cold empties it first); the bench stops its process.
 The wheelhouse of kfab is built before the clock starts (cached by content) and passed to every run.
-    .venv/bin/python bench/up.py [--phases none,cache,noop,add-node] [--cold] [--keep]
+--profile prints `kfab up --profile`'s table (plays, roles, slowest tasks) after each first run.
+--versus-sequential also makes a first run (warm cache) with the plays as they were before issue 19: kfab
+installed only in the plays of the roles that run it (control plane, then workers: one after the other), and
+python3-venv in an apt run of its own — the baseline, in the same bench run.
+    .venv/bin/python bench/up.py [--phases none,cache,noop,add-node] [--cold] [--keep] [--profile]
+                                 [--versus-sequential]
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -65,6 +72,16 @@ def write_inventory(path: Path, proxy: bool, with_new_worker: bool) -> None:
         new_worker=NEW_WORKER if with_new_worker else ""))
 
 
+def sequential_site(tmp: Path) -> Path:
+    """site.yml as before issue 19 (the baseline): no kfab-install in the basics play, python3-venv in its own
+    apt run (kfab-install's task). Written beside a link to roles/, where a playbook finds its roles."""
+    plays = yaml.safe_load((REPO / "site.yml").read_text())
+    plays[0]["roles"] = [r for r in plays[0]["roles"] if r != "kfab-install"]
+    (tmp / "roles").symlink_to(REPO / "roles")
+    (tmp / "site-sequential.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
+    return tmp / "site-sequential.yml"
+
+
 def kfab(*args: str, wheelhouse: Path) -> tuple[float, str]:
     """Time one kfab command; one wheelhouse for every run (tree edits meanwhile must not count as changes)."""
     start = time.monotonic()
@@ -103,15 +120,19 @@ def lab_up(lab: Lab) -> None:
         lab.up()
 
 
-def first_run(inventory: Path, wheelhouse: Path) -> float:
+def first_run(inventory: Path, wheelhouse: Path, profile: bool = False, site: Path | None = None) -> float:
     """Fresh lab hosts, then the clock: kfab up until both workers' Nodes are Ready."""
     lab = Lab(inventory)
     lab.down()
     lab_up(lab)
     start = time.monotonic()
-    kfab("up", "-i", str(inventory), wheelhouse=wheelhouse)
+    plays = [str(site), "-e", '{"common_kfab_host_packages": []}'] if site else []
+    _, out = kfab("up", "-i", str(inventory), *plays, *(["--profile"] if profile else []), wheelhouse=wheelhouse)
     wait_ready({"ub2", "ub3"})
-    return time.monotonic() - start
+    elapsed = time.monotonic() - start
+    if profile:
+        print(f"first run {elapsed:.1f} s; " + out[out.rindex("PROFILE"):], flush=True)
+    return elapsed
 
 
 class BenchCache:
@@ -147,6 +168,9 @@ def main() -> int:
                              "noop, add-node (default: all)")
     parser.add_argument("--cold", action="store_true", help="empty the bench's package cache first")
     parser.add_argument("--keep", action="store_true", help="leave the lab running")
+    parser.add_argument("--profile", action="store_true", help="print kfab up --profile after each first run")
+    parser.add_argument("--versus-sequential", action="store_true",
+                        help="also a first run (warm cache) with the plays as before issue 19, as the baseline")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     unknown = phases - {"none", "cache", "noop", "add-node"}
@@ -156,25 +180,30 @@ def main() -> int:
         parser.error("--phases: noop and add-node need a first run before them (none or cache)")
     if args.cold:
         shutil.rmtree(CACHE_DIR, ignore_errors=True)
-    wheelhouse = build()  # the wheelhouse: cached, not part of the timed install
     results: list[str] = []
     cache = BenchCache()
     with tempfile.TemporaryDirectory(prefix="kfab-bench-up-") as tmp:
+        # The wheelhouse, not part of the timed install; a copy of the bench's own: the shared cache keeps only
+        # the latest few, and builds from other work during a long bench run removed it once.
+        wheelhouse = Path(shutil.copytree(build(), Path(tmp, "wheelhouse")))
         inventory = Path(tmp, "bench.yml")
         try:
             if "none" in phases:
                 write_inventory(inventory, proxy=False, with_new_worker=False)
-                seconds = first_run(inventory, wheelhouse)
+                seconds = first_run(inventory, wheelhouse, args.profile)
                 results.append(f"first run, no package cache:      {seconds:6.1f} s")
             if "cache" in phases:
                 write_inventory(inventory, proxy=True, with_new_worker=False)
                 lab_up(Lab(inventory))       # the gateway address the cache listens on
                 cache.up()
                 if BenchCache.is_cold():
-                    seconds = first_run(inventory, wheelhouse)
+                    seconds = first_run(inventory, wheelhouse, args.profile)
                     results.append(f"first run, cold package cache:    {seconds:6.1f} s (fills it)")
-                seconds = first_run(inventory, wheelhouse)
+                seconds = first_run(inventory, wheelhouse, args.profile)
                 results.append(f"first run, warm package cache:    {seconds:6.1f} s")
+                if args.versus_sequential:
+                    seconds = first_run(inventory, wheelhouse, args.profile, sequential_site(Path(tmp)))
+                    results.append(f"  same, plays before issue 19:    {seconds:6.1f} s (kfab installed play by play)")
             if "noop" in phases:
                 seconds, out = kfab("up", "-i", str(inventory), wheelhouse=wheelhouse)
                 if "CHANGED" not in out:
