@@ -1,12 +1,14 @@
-"""Control-plane memory (issue 19): `kfab server` RSS (VmRSS of /proc/PID/status) idle, with --nodes Nodes and
---pods Pods stored, right after a load (lists of everything, --large ConfigMaps of 512 KiB written and listed),
-and --settle seconds after the load ended (is the memory given back?).
+"""Control-plane memory (issue 19): `kfab server` RSS (VmRSS of /proc/PID/status) idle, with --nodes hollow nodes
+(`kfab hollow-node`: Node status, Lease renewals every 10 s, pods made Running) and --pods Pods created, bound
+by the in-process scheduler and Running, right after a load (lists of everything, --large ConfigMaps of
+512 KiB written and listed), and --settle seconds after the load ended (is the memory given back?).
 
     .venv/bin/python bench/memory.py [--nodes 100] [--pods 1000] [--large 20] [--compare-ref GIT-REV]
 
---compare-ref runs the same steps on the `kfab server` of an older commit first (a git worktree in /tmp), so
-both columns come from one run on the same machine. Goal: <= 120 MB with 1,000 pods and 100 nodes stored,
-and memory returned after load. The server is stopped by PID at the end.
+--compare-ref runs the same steps on the `kfab server` of an older commit first (a git worktree in /tmp; the
+hollow nodes and this client are this tree's for both), so both columns come from one run on the same machine.
+Goal: <= 120 MB with 1,000 pods and 100 nodes, and memory returned after load. Every process started here is
+stopped by PID at the end.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
-from api import REPO, ssl_from_kubeconfig, worktree  # bench/ is on sys.path
+from api import REPO, worktree  # bench/ is on sys.path
+from hollow_cluster import ready_nodes, start, stop, wait_until
 from tests.api.conftest import stop_server
 from tests.store.apiservers import start_apiserver
 
+from kfab.client import APIStatusError, Client, rt_of
+
 NS = "bench-memory"
+POD, CONFIGMAP, NODE = rt_of("Pod"), rt_of("ConfigMap"), rt_of("Node")
+NAMESPACE, SERVICEACCOUNT = rt_of("Namespace"), rt_of("ServiceAccount")
 
 
 def rss_mb(pid: int) -> float:
@@ -35,58 +40,59 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def node(i: int) -> dict:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": f"hollow-{i:03d}", "labels": {"kubernetes.io/hostname": f"hollow-{i:03d}"}},
-            "status": {"capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                       "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"}}}
-
-
-def pod(i: int, nodes: int) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"pod-{i:05d}", "namespace": NS, "labels": {"app": f"app-{i % 20}"}},
-            "spec": {"nodeName": f"hollow-{i % nodes:03d}",
-                     "containers": [{"name": "app", "image": "registry.example/app:1.0",
+def pod(i: int) -> dict:
+    return {"metadata": {"name": f"pod-{i:05d}", "namespace": NS, "labels": {"app": f"app-{i % 20}"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1.0",
                                      "env": [{"name": f"VAR_{k}", "value": "x" * 40} for k in range(5)],
                                      "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}
 
 
-async def measure(url: str, ctx, pid: int, args) -> dict:
+async def bounded(calls, limit: int = 16) -> None:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c):
+        async with sem:
+            await c
+
+    await asyncio.gather(*(one(c) for c in calls))
+
+
+async def measure(kubeconfig: Path, workdir: Path, pid: int, args) -> dict:
     figures = {}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=16)) as session:
-        async def call(method: str, path: str, body: dict | None = None, ok=(200, 201)):
-            async with session.request(method, url + path, json=body) as resp:
-                data = await resp.read()
-                if resp.status not in ok:
-                    raise RuntimeError(f"{method} {path}: {resp.status} {data[:200]!r}")
-                return len(data)
-
-        async def bounded(calls):
-            sem = asyncio.Semaphore(16)
-
-            async def one(c):
-                async with sem:
-                    await c
-
-            await asyncio.gather(*(one(c) for c in calls))
-
+    async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-bench-memory", pool_size=16) as c:
         await asyncio.sleep(args.settle)
         figures["idle"] = rss_mb(pid)
-        await call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}}, ok=(201, 409))
-        await bounded(call("POST", "/api/v1/nodes", node(i)) for i in range(args.nodes))
-        await bounded(call("POST", f"/api/v1/namespaces/{NS}/pods", pod(i, args.nodes)) for i in range(args.pods))
-        await asyncio.sleep(args.settle)
-        figures[f"{args.nodes} nodes + {args.pods} pods stored"] = rss_mb(pid)
-        big = {"blob": "x" * (512 * 1024)}
-        await bounded(call("POST", f"/api/v1/namespaces/{NS}/configmaps",
-                           {"metadata": {"name": f"large-{i}"}, "data": big}) for i in range(args.large))
-        for _ in range(5):
-            await asyncio.gather(call("GET", "/api/v1/pods"), call("GET", "/api/v1/nodes"),
-                                 call("GET", f"/api/v1/namespaces/{NS}/configmaps"))
-        figures["right after load (lists, large ConfigMaps)"] = rss_mb(pid)
-        await bounded(call("DELETE", f"/api/v1/namespaces/{NS}/configmaps/large-{i}") for i in range(args.large))
-        await asyncio.sleep(args.settle)
-        figures[f"{args.settle:g} s after load (large ConfigMaps deleted)"] = rss_mb(pid)
+        hollow = start(["hollow-node", "--kubeconfig", str(kubeconfig), "--count", str(args.nodes)],
+                       workdir / "hollow.log")
+        try:
+            await ready_nodes(c, args.nodes)
+            await c.create(NAMESPACE, {"metadata": {"name": NS}})
+
+            async def service_account():  # made by the in-process controllers; pods need it (admission)
+                with contextlib.suppress(APIStatusError):
+                    return await c.get(SERVICEACCOUNT, NS, "default")
+
+            await wait_until(service_account, 60, "the namespace's default ServiceAccount")
+            await bounded(c.create(POD, pod(i)) for i in range(args.pods))
+
+            async def all_running():
+                pods = (await c.list(POD, NS))["items"]
+                return sum((p.get("status") or {}).get("phase") == "Running" for p in pods) >= args.pods
+
+            await wait_until(all_running, 600, f"{args.pods} pods Running", 2)
+            await asyncio.sleep(args.settle)
+            figures[f"{args.nodes} hollow nodes + {args.pods} pods Running"] = rss_mb(pid)
+            big = {"blob": "x" * (512 * 1024)}
+            await bounded(c.create(CONFIGMAP, {"metadata": {"name": f"large-{i}", "namespace": NS}, "data": big})
+                          for i in range(args.large))
+            for _ in range(5):
+                await asyncio.gather(c.list(POD), c.list(NODE), c.list(CONFIGMAP, NS))
+            figures["right after load (lists, large ConfigMaps)"] = rss_mb(pid)
+            await bounded(c.delete(CONFIGMAP, NS, f"large-{i}") for i in range(args.large))
+            await asyncio.sleep(args.settle)
+            figures[f"{args.settle:g} s after load (large ConfigMaps deleted)"] = rss_mb(pid)
+        finally:
+            stop(hollow)
     return figures
 
 
@@ -95,8 +101,7 @@ def run(repo: Path, args) -> dict:
         tmp = Path(tmp)
         proc, server = start_apiserver(tmp / "server", "", command="server", repo=repo)
         try:
-            url, ctx = ssl_from_kubeconfig(server.kubeconfig, tmp)
-            return asyncio.run(measure(url, ctx, proc.pid, args))
+            return asyncio.run(measure(server.kubeconfig, tmp, proc.pid, args))
         finally:
             stop_server(proc)
 

@@ -61,12 +61,26 @@ class _Subscriber:
         self.wakeup.set()
 
 
+# The history's budget in stored bytes (each event's value and previous value). Events hold whole objects, so
+# 20,000 events alone could hold ~160 MB of pod writes (2 x 4 KB each), and a burst of large objects stayed
+# until 20,000 more events had passed. A resume from before the window reads the store, which keeps every
+# revision until compaction; this only decides what is served from memory.
+HISTORY_BYTES = 8 * 1024 * 1024
+
+
+def _event_bytes(event: WatchEvent) -> int:
+    return len(event.kv.value) + (len(event.prev.value) if event.prev is not None else 0)
+
+
 class WatchHub:
-    def __init__(self, store: Store, history: int = 20000, max_backlog: int = 10000):
+    def __init__(self, store: Store, history: int = 20000, max_backlog: int = 10000,
+                 history_bytes: int = HISTORY_BYTES):
         self.store = store
         self.max_backlog = max_backlog
         self.revision = 0  # last revision the hub has dispatched (or started at)
-        self._history: collections.deque[WatchEvent] = collections.deque(maxlen=history)
+        self.history_limit, self.history_bytes = history, history_bytes
+        self._history: collections.deque[WatchEvent] = collections.deque()
+        self._history_size = 0  # _event_bytes of every event in _history
         self._floor = 0  # the history holds every event with revision > _floor
         self._subscribers: set[_Subscriber] = set()
         self._task: asyncio.Task | None = None
@@ -130,11 +144,13 @@ class WatchHub:
         revision = event.kv.mod_revision
         if revision <= self.revision:
             return  # already seen (a restarted store watch never repeats, but be safe)
-        if self._history.maxlen == 0:
-            self._floor = revision
-        elif len(self._history) == self._history.maxlen:
-            self._floor = self._history[0].kv.mod_revision
         self._history.append(event)
+        self._history_size += _event_bytes(event)
+        while self._history and (len(self._history) > self.history_limit
+                                 or self._history_size > self.history_bytes):
+            dropped = self._history.popleft()
+            self._history_size -= _event_bytes(dropped)
+            self._floor = dropped.kv.mod_revision
         self.revision = revision
         key = event.kv.key
         overflowed = []
@@ -167,6 +183,7 @@ class WatchHub:
                     sub.fail(RevisionCompacted(self.revision, e.compacted))
                 self._subscribers.clear()
                 self._history.clear()
+                self._history_size = 0
                 self._floor = 2**63  # until we know where the store is, resumes go to the store
                 lost = True
                 continue

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from kfab.api.memory import bound_tls_buffers
 from kfab.api.server import ADMIN_KUBECONFIG, Component, ServerConfig, serve
 from kfab.client import KubeconfigError
 from kfab.controllers import manager
@@ -74,6 +75,7 @@ def run_controller_manager(kubeconfig: Path, election: LeaderElectionConfig | No
                            options: dict, verbose: bool = False) -> int:
     """`kfab controller-manager`: the controllers as a client of an API server."""
     setup_logging(verbose)
+    bound_tls_buffers()  # a watch connection per resource type
     return run_until_signal(manager.run_manager(kubeconfig, election, names, options), errors=CLIENT_ERRORS)
 
 
@@ -81,4 +83,5 @@ def run_scheduler(kubeconfig: Path, election: LeaderElectionConfig | None, sched
                   verbose: bool = False) -> int:
     """`kfab scheduler`: the scheduler as a client of an API server."""
     setup_logging(verbose)
+    bound_tls_buffers()
     return run_until_signal(scheduler.run(kubeconfig, election, scheduler_name), errors=CLIENT_ERRORS)

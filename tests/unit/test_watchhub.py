@@ -105,6 +105,25 @@ def test_resume_older_than_history_reads_the_store_then_joins_the_hub(tmp_path):
     run(main())
 
 
+def test_history_is_bounded_by_bytes_and_older_resumes_read_the_store(tmp_path):
+    async def main():
+        store, hub = await opened(tmp_path, history_bytes=100_000)
+        big = json.dumps({"kind": "ConfigMap", "data": {"blob": "x" * 30_000}}).encode()
+        written = []
+        for i in range(6):  # create + update: 30 KB and 60 KB (value and previous value) of history each
+            key = f"/registry/configmaps/default/c{i}"
+            written.append(("PUT", key, (await store.create(key, big)).mod_revision))
+            written.append(("PUT", key, (await store.update(key, big)).mod_revision))
+        while hub.revision < written[-1][2]:
+            await asyncio.sleep(0.01)
+        assert hub._history_size <= 100_000 and len(hub._history) < len(written)
+        sub = hub.subscribe("/registry/configmaps/", written[0][2])
+        assert hub.subscriber_count == 0  # before the window: watching the store directly
+        assert await collect(sub, len(written) - 1) == written[1:]
+        await closed(store, hub)
+    run(main())
+
+
 def test_resume_from_a_compacted_revision_raises_revision_compacted(tmp_path):
     async def main():
         store, hub = await opened(tmp_path, history=3)
