@@ -44,7 +44,7 @@ def load_error(tmp_path: Path) -> ProvisionError:
 
 def test_the_committed_site_and_role_common_load_and_pass_preflight():
     plays = load_playbook(REPO / "site.yml")
-    assert [r.role.name for r in plays[0].roles] == ["common"]
+    assert [r.role.name for r in plays[0].roles] == ["common", "kfab-install"]   # kfab installed at once everywhere
     inventory = load_inventory(REPO / "inventory" / "example-homelab.yml")
     assert preflight(inventory, plays, {}, list(inventory.hosts)) == []
 
