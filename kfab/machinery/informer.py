@@ -40,6 +40,16 @@ def split_key(key: str) -> tuple[str | None, str]:
     return (namespace or None), name
 
 
+def without_managed_fields(obj: dict) -> dict:
+    """The object as the cache keeps it: no metadata.managedFields, as kube-controller-manager's and
+    kube-scheduler's informers strip it (TransformStripManagedFields). No controller reads field ownership, it
+    is often the larger part of a pod, and an update that omits it leaves the stored ownership as it was."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or "managedFields" not in meta:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
 def _rv(obj: dict) -> int:
     try:
         return int(meta_of(obj).get("resourceVersion") or 0)
@@ -152,7 +162,7 @@ class Informer:
         cached = self._cache.get(key)
         if cached is None or _rv(obj) > _rv(cached):
             self._tombstones.pop(key, None)
-            self._put(obj)
+            self._put(without_managed_fields(obj))
 
     def remember_delete(self, obj: dict) -> None:
         """Drop an object this process just deleted; events older than it do not bring it back."""
@@ -175,6 +185,7 @@ class Informer:
                 log.exception("%s handler failed", self.rt.plural)
 
     def _apply_event(self, kind: str, obj: dict) -> None:
+        obj = without_managed_fields(obj)
         key = key_of(obj)
         rv = _rv(obj)
         if kind == "DELETED":
@@ -196,7 +207,7 @@ class Informer:
 
     def _replace(self, items: list[dict]) -> None:
         """After a (re)list: the cache becomes exactly `items`; handlers see the differences."""
-        fresh = {key_of(o): o for o in items}
+        fresh = {key_of(o): without_managed_fields(o) for o in items}
         for key in [k for k in self._cache if k not in fresh]:
             old = self._pop(key)
             self._dispatch("delete", old, None)
