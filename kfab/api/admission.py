@@ -199,19 +199,16 @@ class AdmissionChain:
         rt = req.resource
         if rt.custom is not None:
             return AdmissionChain._check_custom_schema(req, obj)
-        causes = schema.validate(rt, obj)
+        causes, unknown = schema.check(rt, obj)
         error = schema.schema_error(rt, AdmissionChain._name(req, obj),
                                     [c for c in causes if c.reason == schema.TYPE_INVALID])
         if error is not None:
             raise error
         warnings: list[str] = []
         if req.field_validation in ("Strict", "Warn"):
-            unknown = schema.unknown_fields(rt, obj)
             if unknown and req.field_validation == "Strict":
                 raise schema.unknown_fields_error(rt, unknown)
             warnings = schema.unknown_field_warnings(unknown)
-        else:
-            unknown = schema.unknown_fields(rt, obj)
         for path in unknown:
             _drop(obj, path)  # kube-apiserver's decoder never keeps a field its types do not have
         return warnings, causes

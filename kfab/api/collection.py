@@ -33,11 +33,6 @@ def decode_continue(token: str) -> tuple[int, str]:
         raise bad_request("continue key is not valid: it was not issued by this server's list") from None
 
 
-def object_key(rt: ResourceType, obj: dict) -> str:
-    meta = obj["metadata"]
-    return rt.store_key(meta.get("namespace"), meta["name"])
-
-
 def selectors(rt: ResourceType, query) -> tuple[LabelSelector, FieldSelector]:
     return parse_label_selector(query.get("labelSelector")), parse_field_selector(query.get("fieldSelector"), rt.kind)
 

@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import orjson
 import yaml
 
 from kfab.objects.errors import APIError, bad_request
@@ -30,8 +31,43 @@ class Decoded:
     duplicates: list[str] = field(default_factory=list)  # paths of keys given more than once
 
 
+# A number too long for orjson to give exactly what the json module gives (beyond 64 bits it gives a float).
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
 def load_json(body: bytes | str) -> Decoded:
     """JSON text -> Decoded; ValueError (with Go's words for too deep) when it cannot be decoded."""
+    value = _plain_json(body) if isinstance(body, bytes) else _NOT_PLAIN
+    return Decoded(value) if value is not _NOT_PLAIN else _load_json_carefully(body)
+
+
+_NOT_PLAIN = object()
+
+
+def _outside_strings(text: bytes) -> bytes:
+    """Valid JSON text without its strings. An escaped backslash or quote is dropped first (backslashes pair
+    from the left, as the decoder reads them), so every quote left opens or closes a string."""
+    plain = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(plain.split(b'"')[::2])
+
+
+def _plain_json(body: bytes) -> object:
+    """What the careful decoding below gives, decoded by orjson (~5x faster), for the body of almost every
+    request: no deeper than MAX_DEPTH, no key given twice, no integer beyond 64 bits, nothing orjson refuses
+    (NaN, a lone surrogate, a syntax error: the careful path has the words). Else _NOT_PLAIN."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _NOT_PLAIN
+    bare = _outside_strings(body)  # where `:` ends a key and brackets open containers
+    if bare.count(b"{") + bare.count(b"[") > MAX_DEPTH or _LONG_NUMBER.search(bare):
+        return _NOT_PLAIN  # perhaps too deep (measured exactly there), or a number orjson would round
+    if bare.count(b":") != _outside_strings(orjson.dumps(value)).count(b":"):
+        return _NOT_PLAIN  # fewer keys decoded than written: one was given twice
+    return value
+
+
+def _load_json_carefully(body: bytes | str) -> Decoded:
     repeated: dict[int, list[str]] = {}
 
     def pairs_hook(pairs: list[tuple[str, object]]) -> dict:

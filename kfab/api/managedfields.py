@@ -12,7 +12,6 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from kfab.objects import jsonwire
 from kfab.api.fieldset import Path, compare, from_fields_v1, items_by_element, to_fields_v1
 from kfab.api.patch_schema import Field
 from kfab.objects.registry import REGISTRY, ResourceType
@@ -124,7 +123,8 @@ def record_update(old: dict | None, new: dict, manager: str, operation_time=None
     migrate client-side-apply ownership), `[{}]` resets them, and an empty list means "unchanged".
     `rt` defaults to the kind named by `new`; without a known kind only metadata is tracked loosely.
     """
-    new = jsonwire.clone(new)
+    # Only metadata.managedFields is written: a copy of the top level and of metadata keeps `new` as it was.
+    new = dict(new, metadata=dict(new["metadata"])) if isinstance(new.get("metadata"), dict) else dict(new)
     rt = rt or _kind_of(new)
     field = Field.for_kind(rt) if rt else Field.of({})
     old_entries = ((old or {}).get("metadata") or {}).get("managedFields")

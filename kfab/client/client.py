@@ -9,7 +9,6 @@ is already a pinned dependency of the API server, so this adds none.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from typing import AsyncIterator
 from urllib.parse import quote
@@ -17,6 +16,7 @@ from urllib.parse import quote
 import aiohttp
 
 from kfab.client.kubeconfig import ClientConfig, load_kubeconfig
+from kfab.objects import jsonwire
 from kfab.objects.registry import REGISTRY, ResourceType
 from kfab.objects.meta import meta_of
 
@@ -143,14 +143,14 @@ class Client:
         data = None
         headers = {}
         if body is not None:
-            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            data = body if isinstance(body, (bytes, str)) else jsonwire.dumps(body)
             headers["Content-Type"] = content_type
         async with self.session.request(method, self.config.server + path, params=params, data=data,
                                         headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             raw = await resp.read()
             if resp.status >= 400:
                 raise _status_error(resp.status, raw)
-            return json.loads(raw) if raw else {}
+            return jsonwire.loads(raw) if raw else {}
 
     # --- verbs -----------------------------------------------------------------------------------------
 
@@ -248,12 +248,12 @@ class Client:
                 raise _status_error(resp.status, await resp.read())
             buffer = b""
             async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
+                # One split per chunk: a chunk may hold hundreds of events (the server writes what is waiting at once).
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    event = jsonwire.loads(line)
                     kind, obj = event.get("type"), event.get("object") or {}
                     if kind == "ERROR":
                         if obj.get("code") == 410:
@@ -271,7 +271,7 @@ def _typed(rt: ResourceType, obj: dict) -> dict:
 
 def _status_error(code: int, raw: bytes) -> APIStatusError:
     try:
-        status = json.loads(raw)
+        status = jsonwire.loads(raw)
     except ValueError:
         status = {}
     if not isinstance(status, dict):

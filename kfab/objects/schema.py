@@ -294,6 +294,13 @@ def unknown_fields(rt: ResourceType, obj: dict) -> list[str]:
     return walk.unknown
 
 
+def check(rt: ResourceType, obj: dict) -> tuple[list[Cause], list[str]]:
+    """validate() and unknown_fields() in one walk over the object."""
+    walk = _Walk(want_unknown=True)
+    walk.object(kind_node(rt), obj, "", "", False)
+    return walk.causes, walk.unknown
+
+
 def _cannot_handle(rt: ResourceType) -> str:
     return f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}'
 
