@@ -46,6 +46,25 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
+# glibc serves a block of 128 KiB or more from an mmap of its own, unmapped when freed - until the first such
+# block is freed: then it raises that threshold (up to 32 MiB), and later large blocks (request and response
+# bodies, large stored values) come from the heap, where a long-lived small object next to them keeps their
+# pages. Setting the threshold keeps it at 128 KiB.
+M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
+MMAP_THRESHOLD = 128 * 1024
+
+
+def map_large_blocks() -> None:
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt if name else None
+    except (OSError, AttributeError):  # not glibc
+        return
+    if mallopt is not None:
+        mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 def _malloc_trim():
     name = ctypes.util.find_library("c")
     try:

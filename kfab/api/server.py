@@ -23,7 +23,7 @@ from kfab.api.auth import Authenticator
 from kfab.api.crd_serving import CustomResourceServing
 from kfab.api.metrics import RESOLUTION as METRIC_RESOLUTION, MetricsProvider
 from kfab.api.inflight import InFlightLimits
-from kfab.api.memory import bound_tls_buffers, return_freed_memory, tune_garbage_collector
+from kfab.api.memory import bound_tls_buffers, map_large_blocks, return_freed_memory, tune_garbage_collector
 from kfab.api.bootstrap import bootstrap_kubernetes_service, bootstrap_namespaces, bootstrap_priority_classes
 from kfab.api.node_authorizer import NodeAuthorizer, NodeGraph
 from kfab.api.pod_security import PodSecurityConfig
@@ -141,6 +141,7 @@ async def _reencrypt(store: EncryptedStore) -> None:
 async def serve(config: ServerConfig, stop: asyncio.Event, started: Callable[[str], None] | None = None) -> None:
     """Serve until `stop` is set. `started(url)` is called once the server accepts requests."""
     bound_tls_buffers()
+    map_large_blocks()
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         config.data_dir.chmod(0o700)  # state, keys and kubeconfigs: for this host's root only
