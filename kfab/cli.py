@@ -3,99 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from types import ModuleType
-from typing import Callable
 
 
-# Each component's `commands` module exposes add_commands(subparsers); a sub-command sets `func` (args -> exit
-# code). They are imported when asked for: a long-running `kfab server` or `kfab node` then carries only its own
-# component, not the provisioner, SSH, Podman and HTTP libraries of all the others (28 MB of kfab server's RSS).
-def _lab() -> ModuleType:
-    from kfab.lab import commands
-    return commands
-
-
-def _provision() -> ModuleType:
-    from kfab.provision import commands
-    return commands
-
-
-def _controlplane() -> ModuleType:
-    from kfab.controlplane import commands
-    return commands
-
-
-def _pki() -> ModuleType:
-    from kfab.pki import commands
-    return commands
-
-
-def _node() -> ModuleType:
-    from kfab.node import commands
-    return commands
-
-
-def _proxy() -> ModuleType:
-    from kfab.proxy import commands
-    return commands
-
-
-def _ingress() -> ModuleType:
-    from kfab.ingress import commands
-    return commands
-
-
-def _dns() -> ModuleType:
-    from kfab.dns import commands
-    return commands
-
-
-def _registry() -> ModuleType:
-    from kfab.registry import commands
-    return commands
-
-
-def _cache() -> ModuleType:
-    from kfab.cache import commands
-    return commands
-
-
-def _storage_host() -> ModuleType:
-    from kfab.storage_host import commands
-    return commands
-
-
-def _ops() -> ModuleType:
-    from kfab.ops import commands
-    return commands
-
-
-def _dashboard() -> ModuleType:
-    from kfab.dashboard import commands
-    return commands
-
-
-# In the order they add their sub-commands, each with the sub-commands it adds or extends; a command no one
-# claims here loads every component. tests/unit/test_cli_components.py holds this table to what add_commands does.
-COMPONENTS: tuple[tuple[Callable[[], ModuleType], tuple[str, ...]], ...] = (
-    (_lab, ("lab",)),
-    (_provision, ("up", "doctor", "plan", "bundle")),
-    (_controlplane, ("server", "rotate-encryption-key", "apiserver", "controller-manager", "scheduler", "vip")),
-    (_pki, ("pki",)),
-    (_node, ("node", "node-cert", "hollow-node")),
-    (_proxy, ("proxy",)),
-    (_ingress, ("ingress",)),
-    (_dns, ("dns", "dns-corefile")),
-    (_registry, ("image",)),
-    (_cache, ("cache",)),
-    (_storage_host, ("provisioner",)),
-    (_ops, ("add-node", "backup", "drain", "etcd", "kubeconfig", "remove-node", "replace-etcd-member", "reset",
-            "restore", "rotate-certs", "uncordon", "upgrade", "rotate-encryption-key")),
-    (_dashboard, ("dashboard",)),
+# Each component's `commands` module (kfab.<package>.commands) exposes add_commands(subparsers); a sub-command
+# sets `func` (args -> exit code). They are imported when asked for: a long-running `kfab server` or `kfab node`
+# then carries only its own component, not the provisioner, SSH, Podman and HTTP libraries of all the others
+# (28 MB of kfab server's RSS). In the order they add their sub-commands, each package with the sub-commands it
+# adds or extends; a command no one claims here loads every component. tests/unit/test_cli_components.py holds
+# this table to what add_commands does.
+COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("lab", ("lab",)),
+    ("provision", ("up", "doctor", "plan", "bundle")),
+    ("controlplane", ("server", "rotate-encryption-key", "apiserver", "controller-manager", "scheduler", "vip")),
+    ("pki", ("pki",)),
+    ("node", ("node", "node-cert", "hollow-node")),
+    ("proxy", ("proxy",)),
+    ("ingress", ("ingress",)),
+    ("dns", ("dns", "dns-corefile")),
+    ("registry", ("image",)),
+    ("cache", ("cache",)),
+    ("storage_host", ("provisioner",)),
+    ("ops", ("add-node", "backup", "drain", "etcd", "kubeconfig", "remove-node", "replace-etcd-member", "reset",
+             "restore", "rotate-certs", "uncordon", "upgrade", "rotate-encryption-key")),
+    ("dashboard", ("dashboard",)),
 )
 # ops adds -i to controlplane's rotate-encryption-key, so its add_commands needs controlplane's before it.
-EXTENDS = {_ops: _controlplane}
+EXTENDS = {"ops": "controlplane"}
+
+
+def commands_of(package: str) -> ModuleType:
+    return importlib.import_module(f"kfab.{package}.commands")
 
 
 def _command_of(argv: list[str]) -> str | None:
@@ -108,10 +48,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     components only (the others are not imported)."""
     parser = argparse.ArgumentParser(prog="kfab", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    claiming = {load for load, names in COMPONENTS if command in names}
-    claiming |= {EXTENDS[load] for load in claiming if load in EXTENDS}
-    for load in [load for load, _ in COMPONENTS if load in claiming or not claiming]:
-        load().add_commands(subparsers)
+    claiming = {package for package, names in COMPONENTS if command in names}
+    claiming |= {EXTENDS[package] for package in claiming if package in EXTENDS}
+    for package, _ in COMPONENTS:
+        if package in claiming or not claiming:
+            commands_of(package).add_commands(subparsers)
     return parser
 
 
