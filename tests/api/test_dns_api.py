@@ -75,24 +75,37 @@ def stop(proc):
             proc.wait()
 
 
+def start_answering_dns(credentials, zone: str, *extra, log) -> tuple[subprocess.Popen, int]:
+    """`kfab dns` on a free port, answering for `zone`. A port found free can be taken before kfab dns binds it
+    (other test processes' connections get ports from the same range): then again on another port."""
+    for _ in range(5):
+        port = free_port()
+        proc = start_dns(credentials, port, *extra, log=log)
+
+        def answering():
+            if proc.poll() is not None:
+                return "exited"
+            return query(port, zone, "SOA").rcode() == dns.rcode.NOERROR
+        if wait_for("kfab dns to answer", answering) is True:
+            return proc, port
+        if "address already in use" not in log.read_text().lower():
+            raise AssertionError(f"kfab dns exited:\n{log.read_text()}")
+    raise AssertionError(f"kfab dns found no free port in 5 tries:\n{log.read_text()}")
+
+
 @pytest.fixture(scope="module")
 def dns_servers(dns_credentials, tmp_path_factory):
     logs = tmp_path_factory.mktemp("dns-logs")
-    up_port, port = free_port(), free_port()
-    upstream = start_dns(dns_credentials, up_port, "--domain", "example.test", "--upstream", "127.0.0.1:9",
-                         log=logs / "upstream.log")
-    server = start_dns(dns_credentials, port, "--upstream", f"127.0.0.1:{up_port}", log=logs / "dns.log")
+    upstream, up_port = start_answering_dns(dns_credentials, "example.test", "--domain", "example.test",
+                                            "--upstream", "127.0.0.1:9", log=logs / "upstream.log")
     try:
-        for p, proc, log, zone in ((up_port, upstream, "upstream.log", "example.test"),
-                                   (port, server, "dns.log", "cluster.local")):
-            def answering(p=p, proc=proc, log=log, zone=zone):
-                if proc.poll() is not None:
-                    raise AssertionError(f"kfab dns exited:\n{(logs / log).read_text()}")
-                return query(p, zone, "SOA").rcode() == dns.rcode.NOERROR
-            wait_for("kfab dns to answer", answering)
-        yield port
+        server, port = start_answering_dns(dns_credentials, "cluster.local", "--upstream", f"127.0.0.1:{up_port}",
+                                           log=logs / "dns.log")
+        try:
+            yield port
+        finally:
+            stop(server)
     finally:
-        stop(server)
         stop(upstream)
 
 
