@@ -132,7 +132,8 @@ def user_kubeconfig(data_dir: Path | str, out_dir: Path, user: str, *groups: str
         args += ["--group", group]
     if server:
         args += ["--server", server]
-    subprocess.run(args, check=True, capture_output=True, cwd=REPO, timeout=60)
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, f"kfab kubeconfig --user {user} exited {proc.returncode}: {proc.stderr}{proc.stdout}"
     return out
 
 
