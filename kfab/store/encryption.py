@@ -152,6 +152,11 @@ async def reencrypt(store: EncryptedStore) -> int:
                 rewritten += 1
             except (RevisionConflict, KeyNotFound):
                 pass
+    if rewritten:
+        # The history still holds the rewritten values as they were: forget it, so that nothing stored needs the
+        # old keys once they are dropped (a watch resumed from before now is told "too old" and lists again, as
+        # after any compaction, instead of failing on a value no configured key opens).
+        await store.compact(await store.current_revision())
     return rewritten
 
 

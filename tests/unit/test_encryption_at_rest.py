@@ -66,3 +66,38 @@ def test_a_broken_configuration_names_its_file_and_entry(tmp_path):
     with pytest.raises(EncryptionConfigError, match=r"bad.yaml: resources\[0\].providers\[0\].aesgcm.keys\[0\]: "
                                                     "secret must be 16, 24 or 32 bytes, got 5"):
         EncryptionConfig.load(path)
+
+
+def test_reencrypting_forgets_history_so_the_old_key_can_go(tmp_path):
+    """After the new write key rewrote every Secret, no stored row (current or history) needs the old key: a watch
+    from before the rewrite is told its revision is compacted, and with the old key dropped everything reads."""
+    import asyncio
+    import sqlite3
+
+    from kfab.store.base import RevisionCompacted
+    from kfab.store.encryption import EncryptedStore, reencrypt
+    from kfab.store.sqlite import SQLiteStore
+
+    async def scenario():
+        inner = await SQLiteStore.open(tmp_path / "state.db")
+        old = EncryptionConfig.new()
+        store = EncryptedStore(inner, Transformer(old))
+        await store.create("/registry/secrets/default/db", b'{"data":{"v":"c2VjcmV0"}}')
+        await store.update("/registry/secrets/default/db", b'{"data":{"v":"bmV3"}}')
+        before = await store.current_revision()
+        rotated = old.with_new_write_key()
+        assert await reencrypt(EncryptedStore(inner, Transformer(rotated))) == 1
+        final = EncryptedStore(inner, Transformer(rotated.without_old_keys()))
+        (kv,), _ = await final.list("/registry/secrets/")
+        assert kv.value == b'{"data":{"v":"bmV3"}}'
+        with pytest.raises(RevisionCompacted):
+            async for _ in final.watch("/registry/secrets/", before - 1):
+                break
+        await inner.close()
+
+    asyncio.run(scenario())
+    db = sqlite3.connect(tmp_path / "state.db")
+    rows = [bytes(v) for table in ("kv", "log") for (v,) in db.execute(f"SELECT value FROM {table}") if v]
+    db.close()
+    assert rows and all(b":key2:" in r for r in rows if r.startswith(b"k8s:enc:"))
+    assert not any(b":key1:" in r for r in rows), "a row sealed with the dropped key is still stored"
