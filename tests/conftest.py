@@ -9,6 +9,12 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
+# The roles' molecule scenarios keep their testinfra tests in roles/<role>/molecule/default/tests: `molecule verify` runs
+# them against the scenario's hosts (tests/lab/test_molecule_roles.py runs one). tests/lab/playbooks/roles links the
+# roles for the lab playbooks, so the suite would collect them too, with no scenario up.
+collect_ignore = ["lab/playbooks/roles"]
+
+
 # scripts/test runs the suite in parallel processes (pytest-xdist, --dist loadgroup). A lab is one set of
 # containers/VMs on one network: every test that touches the same lab must run in the same process, and a
 # module's own lab fixture must be made once. So each lab module is one group, and the modules sharing a
