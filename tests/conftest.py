@@ -9,9 +9,9 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
-# The roles' molecule scenarios keep their testinfra tests in roles/<role>/molecule/default/tests: `molecule verify` runs
-# them against the scenario's hosts (tests/lab/test_molecule_roles.py runs one). tests/lab/playbooks/roles links the
-# roles for the lab playbooks, so the suite would collect them too, with no scenario up.
+# The roles' molecule scenarios keep their testinfra tests in roles/<role>/molecule/default/tests: `molecule
+# verify` runs them against the scenario's hosts (tests/lab/test_molecule_roles.py runs one). The link
+# tests/lab/playbooks/roles (for the lab playbooks) would let the suite collect them too, with no scenario up.
 collect_ignore = ["lab/playbooks/roles"]
 
 
