@@ -256,13 +256,19 @@ class _Stream:
     async def _write(self, event: dict) -> None:
         await self.resp.write(jsonwire.dumps(event) + b"\n")
 
+    def _shown(self, obj: dict) -> dict:
+        """The object in the form the client asked for."""
+        if self.form == "table":
+            return to_table(self.rt, [obj], include_object=self.include_object,
+                            list_meta={"resourceVersion": obj["metadata"]["resourceVersion"]})
+        if self.form == "partial":
+            return partial_metadata(obj)
+        return obj
+
     def line(self, kv: KeyValue, type_: str, obj: dict) -> bytes:
         """The event's line; obj is kv decoded (a plain object's line is encoded once for every watcher)."""
-        if self.form == "table":
-            return event_line(type_, to_table(self.rt, [obj], include_object=self.include_object,
-                                              list_meta={"resourceVersion": obj["metadata"]["resourceVersion"]}))
-        if self.form == "partial":
-            return event_line(type_, partial_metadata(obj))
+        if self.form in ("table", "partial"):
+            return event_line(type_, self._shown(obj))
         return self.shared.line(type_, kv, self.rt, obj)
 
     async def write(self, lines: list[bytes]) -> None:
@@ -270,12 +276,7 @@ class _Stream:
             await self.resp.write(b"".join(lines))
 
     async def send(self, type_: str, obj: dict) -> None:
-        if self.form == "table":
-            obj = to_table(self.rt, [obj], include_object=self.include_object,
-                           list_meta={"resourceVersion": obj["metadata"]["resourceVersion"]})
-        elif self.form == "partial":
-            obj = partial_metadata(obj)
-        await self._write({"type": type_, "object": obj})
+        await self._write({"type": type_, "object": self._shown(obj)})
 
     async def bookmark(self, revision: int, annotations: dict | None = None) -> None:
         meta: dict = {"resourceVersion": str(revision)}

@@ -72,6 +72,13 @@ async def unmount_stuck_layer(message: str) -> bool:
     return True
 
 
+def wait_for_cleanups(container_ids: set[str]) -> None:
+    """Blocks (in a worker thread) until no cleanup of these containers runs, CLEANUP_WAIT seconds at most."""
+    deadline = time.monotonic() + CLEANUP_WAIT
+    while cleanups_running(container_ids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 class RuntimeError_(Exception):
     """Podman refused something; the message is Podman's."""
 
@@ -239,9 +246,7 @@ class PodmanRuntime:
                 pod.stop(timeout=0)
             except (NotFound, APIError):
                 pass   # stopped already, or going: the removal below says what is wrong
-            deadline = time.monotonic() + CLEANUP_WAIT
-            while cleanups_running(ids) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_for_cleanups(ids)
             try:
                 self.client.pods.remove(name_or_id, force=True)
             except NotFound:
@@ -316,9 +321,7 @@ class PodmanRuntime:
     async def remove_container(self, container_id: str) -> None:
         """An exited container removed once its own cleanup has finished (the race remove_pod explains)."""
         def remove():
-            deadline = time.monotonic() + CLEANUP_WAIT
-            while cleanups_running({container_id}) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_for_cleanups({container_id})
             try:
                 self.client.containers.get(container_id).remove(force=True)
             except NotFound:
