@@ -54,27 +54,24 @@ M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
 MMAP_THRESHOLD = 128 * 1024
 
 
-def map_large_blocks() -> None:
+def _glibc(function: str):
+    """glibc's `function`, or None elsewhere (musl, macOS) or where no C library is found."""
     name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
+        return getattr(ctypes.CDLL(name), function) if name else None
     except (OSError, AttributeError):  # not glibc
-        return
+        return None
+
+
+def map_large_blocks() -> None:
+    mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
-def _malloc_trim():
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
 async def return_freed_memory(interval: float = TRIM_INTERVAL) -> None:
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim")
     if trim is None:
         log.debug("no malloc_trim in this C library: freed memory stays with the allocator")
         return
