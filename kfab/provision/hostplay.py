@@ -171,7 +171,8 @@ class HostPlay:
         where = {"file": task.file, "line": task.line, "task": task.label}
         try:
             if as_bool(resolve(task.run_once, variables, where)):
-                outcome, ran_here = runner.once(self.play, task, lambda: self.execute(task, scope, variables, label))
+                outcome, ran_here = runner.once(self.play, task, self.host,
+                                                lambda: self.execute(task, scope, variables, label))
             else:
                 outcome, ran_here = self.execute(task, scope, variables, label), True
         except ProvisionError as exc:

@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import paramiko
@@ -29,6 +29,13 @@ from kfab.provision.ssh import connect, target_from_vars
 from kfab.provision.variables import HostVars
 
 LOCALHOST = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class OnceClaim:
+    """One run_once task in one batch: which host runs it, and its outcome for the others."""
+    runner: str | None = None
+    result: Future = field(default_factory=Future)
 
 
 @dataclass
@@ -60,7 +67,8 @@ class Runner:
         self.dead: set[str] = set()
         self.stop = threading.Event()
         self.batch = 0
-        self.once_results: dict[tuple, Future] = {}
+        self.once_results: dict[tuple, OnceClaim] = {}
+        self.finished: set[str] = set()   # hosts through the current play (run_once looks past them)
         self.next_steps: list[str] = []   # what modules tell the user to do after a good run (admin kubeconfig)
 
     def run(self) -> int:
@@ -77,6 +85,7 @@ class Runner:
                         break
                     self.batch += 1
                     self.vars.batch = batch
+                    self.finished = set()
                     self._run_batch(play, batch)
                     failed = [h for h in batch if h in self.dead]
                     limit = play.max_fail_percentage
@@ -123,6 +132,8 @@ class Runner:
             self.output.result(host, "internal error", "failed", f"{type(exc).__name__}: {exc}")
             self._maybe_stop()
         finally:
+            with self.guard:
+                self.finished.add(host)
             self.output.host_done(host)
 
     def count(self, host: str, status: str) -> None:
@@ -140,24 +151,36 @@ class Runner:
             return "never" not in tags
         return "always" in tags or bool(tags & set(self.options.tags))
 
-    def once(self, play: Play, task: Task, run) -> tuple[Outcome, bool]:
-        """run_once: the first host of the batch to reach the task runs it; the others wait for and share
-        its result (registered on every host, counted once)."""
+    def once(self, play: Play, task: Task, host: str, run) -> tuple[Outcome, bool]:
+        """run_once as ansible-core runs it: the first host of the batch runs the task, the others wait for and
+        share its result (registered on every host, counted once). Hosts walk the play on their own here, so
+        "first" is the first host still in the play: one that failed, or finished without reaching the task
+        (a `when` on an include), hands it to the next. Only later hosts ever wait, so no two wait on each
+        other."""
         key = (id(play), id(task), self.batch)
         with self.guard:
-            future = self.once_results.get(key)
-            mine = future is None
+            claim = self.once_results.setdefault(key, OnceClaim())
+        while True:
+            with self.guard:
+                if claim.runner is None and host == self._first_in_play():
+                    claim.runner = host
+                mine = claim.runner == host
             if mine:
-                future = self.once_results[key] = Future()
-        if not mine:
-            return future.result(), False
+                break
+            try:
+                return claim.result.result(timeout=0.2), False
+            except TimeoutError:   # the first host may still be on its way, or may drop out
+                continue
         try:
             outcome = run()
         except BaseException as exc:
-            future.set_exception(exc)
+            claim.result.set_exception(exc)
             raise
-        future.set_result(outcome)
+        claim.result.set_result(outcome)
         return outcome, True
+
+    def _first_in_play(self) -> str | None:
+        return next((h for h in self.vars.batch if h not in self.dead and h not in self.finished), None)
 
     def _maybe_stop(self) -> None:
         if self.options.fail_fast:

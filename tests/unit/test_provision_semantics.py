@@ -314,6 +314,48 @@ def test_run_once_registers_on_every_host_and_delegate_to_localhost(tmp_path):
     assert (tmp_path / "seen-by-h1").read_text() == ran == (tmp_path / "seen-by-h2").read_text()
 
 
+def test_run_once_runs_on_the_first_host_even_when_it_arrives_last(tmp_path):
+    # ansible-core runs a run_once task on the batch's first host and counts it there; h1 is slowed down so
+    # that h2 reaches the task first (the compat lab's recap differed by one `ok` when this was "first come").
+    project(tmp_path, """\
+        - command: "sleep {{ 0.6 if inventory_hostname == 'h1' else 0 }}"
+        - shell: "echo {{ inventory_hostname }}"
+          register: who
+          run_once: true
+        """, hosts=("h1", "h2"))
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert registered(runner, "h1")["who"]["stdout"] == registered(runner, "h2")["who"]["stdout"] == "h1"
+    assert runner.stats["h1"].ok == runner.stats["h2"].ok + 1
+
+
+def test_run_once_passes_to_the_next_host_when_the_first_fails_before_it(tmp_path):
+    project(tmp_path, """\
+        - command: "{{ 'false' if inventory_hostname == 'h1' else 'true' }}"
+        - shell: "echo {{ inventory_hostname }}"
+          register: who
+          run_once: true
+        """, hosts=("h1", "h2", "h3"))
+    runner, code, text = run(tmp_path)
+    assert code == 2, text
+    assert registered(runner, "h2")["who"]["stdout"] == registered(runner, "h3")["who"]["stdout"] == "h2"
+    assert runner.stats["h2"].ok == runner.stats["h3"].ok + 1
+
+
+def test_run_once_passes_on_when_the_first_host_never_reaches_it(tmp_path):
+    project(tmp_path, """\
+        - include_tasks: once.yml
+          when: inventory_hostname != 'h1'
+        """, hosts=("h1", "h2", "h3"), files={"tasks/once.yml": """\
+        - shell: "echo {{ inventory_hostname }}"
+          register: who
+          run_once: true
+        """})
+    runner, code, text = run(tmp_path)
+    assert code == 0, text
+    assert registered(runner, "h2")["who"]["stdout"] == registered(runner, "h3")["who"]["stdout"] == "h2"
+
+
 def test_set_fact_stat_assert_debug_fail(tmp_path):
     project(tmp_path, """\
         - copy: {content: "abc", dest: "{{ out }}/f", mode: "0640"}
