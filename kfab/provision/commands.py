@@ -25,11 +25,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop every host when one host fails")
     p.add_argument("--skip-doctor", action="store_true",
                    help="do not stop on kfab doctor's fatal findings before changing anything")
-    p.add_argument("--bundle", type=Path, metavar="FILE",
-                   help="install with no network beyond the hosts': packages, wheels and images from this offline "
-                        "bundle (kfab bundle create), served to the hosts from this machine")
-    p.add_argument("--bundle-port", type=int, default=DEFAULT_PORT,
-                   help=f"port the bundle's packages are served on (default {DEFAULT_PORT})")
+    _bundle_options(p, "install with no network beyond the hosts': packages, wheels and images from this offline "
+                       "bundle (kfab bundle create), served to the hosts from this machine")
     _connection_options(p)
     p.set_defaults(func=run_up, json=False, plan=False)
 
@@ -83,8 +80,15 @@ def add_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the plan as JSON on stdout (hosts -> tasks -> status, changed, diff, duration); "
                         "the progress lines go to stderr")
+    _bundle_options(p, "plan as `kfab up --bundle FILE` would run: packages and wheels from this offline bundle")
     _connection_options(p)
     p.set_defaults(func=run_up, check=True, diff=True, fail_fast=False, plan=True)
+
+
+def _bundle_options(p, what: str) -> None:
+    p.add_argument("--bundle", type=Path, metavar="FILE", help=what)
+    p.add_argument("--bundle-port", type=int, default=DEFAULT_PORT,
+                   help=f"port the bundle's packages are served on (default {DEFAULT_PORT})")
 
 
 def _connection_options(p) -> None:

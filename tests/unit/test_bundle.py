@@ -4,6 +4,7 @@ and the repository server."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from kfab.provision import commands
 from kfab.provision.api import Site
-from kfab.provision.bundle.archive import BundleError, Member, read, unpacked, write
+from kfab.provision.bundle import offline
+from kfab.provision.bundle.archive import BundleError, Member, kfab_release, read, unpacked, write
 from kfab.provision.bundle.packages import canonical_name, role_packages, write_index
 from kfab.provision.bundle.serve import RepositoryServer
 
@@ -158,3 +161,74 @@ def test_repository_server_serves_the_directory_and_names_a_taken_port(tmp_path)
             RepositoryServer(tmp_path, "127.0.0.1", port)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/Packages", timeout=10) as response:
             assert response.read() == b"Package: x\n"
+
+
+# `kfab up --bundle` / `kfab plan --bundle` with a bundle that does not fit: stopped before any host is contacted.
+
+def fitting_fields(**changes) -> dict:
+    fields = {"release": "bookworm", "architecture": "amd64", "images": [], "kfab_release": kfab_release(),
+              "packages": role_packages(Site(REPO / "inventory" / "lab.yml", REPO / "site.yml"))}
+    return {**fields, **changes}
+
+
+@pytest.fixture
+def no_host_touched(tmp_path, monkeypatch):
+    """up_with_bundle with its cache in tmp_path; any step that would reach a host fails the test."""
+    def reached(*args, **kwargs):
+        raise AssertionError("a host would have been contacted")
+    monkeypatch.setattr(offline, "unpacked", lambda path: unpacked(path, tmp_path / "cache"))
+    monkeypatch.setattr(offline, "provision", reached)
+    monkeypatch.setattr(offline, "RepositoryServer", reached)
+    return lambda path, **options: offline.up_with_bundle(path, str(REPO / "inventory" / "lab.yml"),
+                                                          str(REPO / "site.yml"), [], **options)
+
+
+def test_a_bundle_of_another_kfab_release_stops_naming_bundle_and_both_releases(tmp_path, no_host_touched, capsys):
+    path = tmp_path / "old.tar"
+    write(path, fitting_fields(kfab_release="0.0.9"), members(tmp_path))
+    assert no_host_touched(path) == 1
+    err = capsys.readouterr().err
+    assert f"kfab up --bundle: {path}: the bundle is for kfab release 0.0.9; this kfab expects release " \
+           f"{kfab_release()} (expected {kfab_release()}, found 0.0.9)" in err
+    assert "nothing was changed on any host" in err
+    write(path, {k: v for k, v in fitting_fields().items() if k != "kfab_release"}, members(tmp_path))
+    assert no_host_touched(path, plan=True, check=True) == 1
+    err = capsys.readouterr().err
+    assert f"kfab plan --bundle: {path}: the bundle records no kfab release" in err and "found none" in err
+
+
+def test_a_bundle_whose_member_does_not_match_its_manifest_stops(tmp_path, no_host_touched, capsys):
+    path = tmp_path / "b.tar"
+    write(path, fitting_fields(), members(tmp_path))
+    data = bytearray(path.read_bytes())
+    data[data.index(b"b" * 3000) + 7] ^= 1
+    path.write_bytes(bytes(data))
+    assert no_host_touched(path) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: member 'debs/b_1_all.deb' is damaged" in err and "nothing was changed on any host" in err
+
+
+def test_a_bundle_made_for_other_plays_or_images_stops(tmp_path, no_host_touched, capsys):
+    path = tmp_path / "b.tar"
+    fields = fitting_fields()
+    write(path, {**fields, "packages": [p for p in fields["packages"] if p != "etcd-server"]}, members(tmp_path))
+    assert no_host_touched(path) == 1
+    assert "the plays install packages the bundle lacks (etcd-server)" in capsys.readouterr().err
+
+
+def test_plan_takes_a_bundle_and_runs_up_in_check_mode(tmp_path):
+    path = tmp_path / "old.tar"
+    write(path, fitting_fields(kfab_release="0.0.9"), members(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "kfab", "plan", "-i", str(REPO / "inventory" / "lab.yml"),
+                           "--bundle", str(path)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1 and "kfab plan --bundle:" in proc.stderr and "found 0.0.9" in proc.stderr
+
+
+def test_plan_with_a_bundle_is_up_with_the_bundle_in_check_mode(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(commands, "up_with_bundle", lambda bundle, *args, **options: seen.update(options) or 0)
+    parser = argparse.ArgumentParser()
+    commands.add_commands(parser.add_subparsers())
+    args = parser.parse_args(["plan", "-i", "inv.yml", "--bundle", "b.tar", "--bundle-port", "3200"])
+    assert args.func(args) == 0
+    assert seen["check"] and seen["diff"] and seen["plan"]

@@ -9,6 +9,7 @@ without kfab. Reading checks every member against the manifest as it streams by.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import shutil
@@ -28,6 +29,14 @@ KEEP = 3
 
 class BundleError(Exception):
     pass
+
+
+def kfab_release() -> str:
+    """The release of the kfab running here: what `kfab bundle create` records, what `kfab up --bundle` expects."""
+    try:
+        return importlib.metadata.version("kfab")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 @dataclass
@@ -190,13 +199,29 @@ class _Discard:
         pass
 
 
-def identity_of(path: Path) -> str:
-    """The bundle's identity from its first member (the manifest), without checking the rest."""
+def _first_manifest(path: Path) -> bytes:
     for info, tar in _members(path):
         if info.name != MANIFEST or not info.isfile():
             break
-        return hashlib.sha256(tar.extractfile(info).read()).hexdigest()
+        return tar.extractfile(info).read()
     raise BundleError(f"{path}: no {MANIFEST} first (not a kfab bundle)")
+
+
+def identity_of(path: Path) -> str:
+    """The bundle's identity from its first member (the manifest), without checking the rest."""
+    return hashlib.sha256(_first_manifest(path)).hexdigest()
+
+
+def manifest_of(path: Path) -> dict:
+    """The bundle's manifest from its first member, without checking the rest (`read` checks everything)."""
+    try:
+        manifest = json.loads(_first_manifest(path))
+    except ValueError as exc:
+        raise BundleError(f"{path}: member {MANIFEST} is not JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BundleError(f"{path}: {MANIFEST} says format {found!r}, this kfab reads {FORMAT!r}")
+    return manifest
 
 
 def unpacked(path: Path, cache: Path = DEFAULT_CACHE) -> tuple[Path, dict]:

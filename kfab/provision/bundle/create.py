@@ -15,7 +15,7 @@ from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TextColum
 
 from kfab.install.wheelhouse import WheelhouseError, build
 from kfab.provision.api import HostUnreachable, ProvisionError, Site
-from kfab.provision.bundle.archive import BundleError, Member, write
+from kfab.provision.bundle.archive import BundleError, Member, kfab_release, write
 from kfab.provision.bundle.images import ImageError, save_layout
 from kfab.provision.bundle.packages import PackageError, download_closure, release_of, role_packages, write_index
 
@@ -92,7 +92,7 @@ def create(inventory: str, playbook: str, out: Path, resolve_on: str | None = No
             members += [Member(p.relative_to(tmp).as_posix(), p) for p in layout]
             with steps.running(f"writing {out}"):
                 identity = write(out, {"release": release, "architecture": arch, "packages": names, "images": images,
-                                       "wheelhouse": wheelhouse.name}, members)
+                                       "kfab_release": kfab_release(), "wheelhouse": wheelhouse.name}, members)
     except HostUnreachable as exc:
         print(f"kfab bundle create: {resolver}: {exc}", file=sys.stderr)
         return 1
