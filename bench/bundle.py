@@ -1,18 +1,22 @@
 """Benchmark the offline bundle (issue 18): its size and `kfab bundle create` time, and `kfab up --bundle` with no
 route out of the lab beside an online `kfab up` through a warm package cache — the baseline an install night
-has today.
+has today — on the same 3 hosts of inventory/lab.yml's shape.
 
-Phase `create`: `kfab bundle create -i inventory/lab.yml` (the quick-start lab, 10.78: its hosts are started fresh
-for it and taken down after; the packages are resolved on labh1). Hold /tmp/kfab-lab-quickstart.lock.
-Phase `up`: on the bundle lab (10.85, tests/lab/inventory/bundle.yml: bn1 control plane + etcd + registry, bn2
-worker; hold /tmp/kfab-lab-test_bundle.lock), from fresh hosts each time:
+Both phases first build the demo image here (examples/demo/build.sh: the inventories' kfab_bundle_images).
+Phase `create`: `kfab bundle create -i CREATE_INVENTORY` from fresh hosts of that inventory, taken down after (the
+packages are resolved on its first host), then `kfab bundle verify`. Default inventory/lab.yml (the quick-start
+lab, 10.78: hold /tmp/kfab-lab-quickstart.lock); tests/lab/inventory/bundle.yml has the same groups, sizes,
+packages and images (tests/unit/test_bundle.py holds them equal), so `--create-inventory
+tests/lab/inventory/bundle.yml` measures the same bundle on the bundle lab.
+Phase `up`: on the bundle lab (10.85, tests/lab/inventory/bundle.yml: bn1 control plane + etcd + registry, bn2 and
+bn3 workers; hold /tmp/kfab-lab-bundle.lock), from fresh hosts each time:
   1. a package cache of its own (`kfab cache up` on 10.85.0.1:3142, kept in CACHE_DIR between bench runs),
      warmed by `kfab bundle create` resolving on bn1 through it (the bundle for run 3 at the same time);
   2. online: `kfab up -e package_proxy=http://10.85.0.1:3142` (the bundle's wheelhouse, so both install the
-     same kfab);
+     same kfab) and `kfab image push` of the demo image — what --bundle does after its run;
   3. offline: the lab cut off from everything outside it (tests/lab/offline.py), `kfab up --bundle`.
-    flock -s /tmp/kfab-lab.lock flock /tmp/kfab-lab-quickstart.lock flock /tmp/kfab-lab-test_bundle.lock \\
-        .venv/bin/python bench/bundle.py [--phases create,up]
+    flock -s /tmp/kfab-lab.lock flock /tmp/kfab-lab-bundle.lock \\
+        .venv/bin/python bench/bundle.py [--phases create,up] [--create-inventory tests/lab/inventory/bundle.yml]
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ LAB_INVENTORY = REPO / "inventory" / "lab.yml"
 BUNDLE_INVENTORY = REPO / "tests" / "lab" / "inventory" / "bundle.yml"
 CACHE = "http://10.85.0.1:3142"
 CACHE_DIR = Path("~/.cache/kfab/bench-bundle-package-cache").expanduser()
+DEMO_IMAGE = "localhost/kfab-demo:1"
 
 
 def kfab(*args: str, timeout: float = 3600) -> tuple[subprocess.CompletedProcess, float]:
@@ -53,11 +58,18 @@ def fresh(lab: Lab) -> None:
     lab.up()
 
 
-def phase_create(out: Path) -> dict:
-    lab = Lab(LAB_INVENTORY)
+def build_demo_image() -> None:
+    built = subprocess.run(["bash", str(REPO / "examples" / "demo" / "build.sh"), DEMO_IMAGE], capture_output=True,
+                           text=True)
+    if built.returncode != 0:
+        raise SystemExit(f"examples/demo/build.sh failed:\n{built.stdout}{built.stderr}")
+
+
+def phase_create(inventory: Path, out: Path) -> dict:
+    lab = Lab(inventory)
     fresh(lab)
     try:
-        proc, seconds = kfab("bundle", "create", "-i", str(LAB_INVENTORY), "-o", str(out))
+        proc, seconds = kfab("bundle", "create", "-i", str(inventory), "-o", str(out))
     finally:
         lab.down()
     print(proc.stderr, end="")
@@ -75,8 +87,11 @@ def phase_up(tmp: Path) -> dict:
         kfab("bundle", "create", "-i", str(BUNDLE_INVENTORY), "-o", str(bundle))
         wheels = unpacked(bundle)[0] / "wheels"
         fresh(lab)
-        _, online = kfab("up", "-i", str(BUNDLE_INVENTORY), "-e",
-                         json.dumps({"package_proxy": CACHE, "kfab_wheelhouse": str(wheels)}))
+        started = time.monotonic()
+        online_vars = {"package_proxy": CACHE, "kfab_wheelhouse": str(wheels)}
+        kfab("up", "-i", str(BUNDLE_INVENTORY), "-e", json.dumps(online_vars))
+        kfab("image", "push", "-i", str(BUNDLE_INVENTORY), DEMO_IMAGE)
+        online = time.monotonic() - started
         fresh(lab)
         with Cutoff(lab_bridge("kfabbundle")) as cutoff:
             cutoff.zero()
@@ -91,18 +106,23 @@ def phase_up(tmp: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", default="create,up")
+    parser.add_argument("--create-inventory", type=Path, default=LAB_INVENTORY)
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     load = Path("/proc/loadavg").read_text().split()[0]
+    build_demo_image()
     with tempfile.TemporaryDirectory(prefix="kfab-bench-bundle-") as tmp:
         tmp = Path(tmp)
         if "create" in phases:
-            c = phase_create(tmp / "lab.tar")
-            print(f"\nbundle of inventory/lab.yml (load {load}): {c['size_mb']:.1f} MB, "
+            c = phase_create(args.create_inventory, tmp / "lab.tar")
+            name = args.create_inventory.resolve().relative_to(REPO)
+            print(f"\nbundle of {name} (load {load}): {c['size_mb']:.1f} MB, "
                   f"create {c['create_s']:.1f} s, verify {c['verify_s']:.1f} s")
         if "up" in phases:
             u = phase_up(tmp)
-            print(f"\nkfab up of 2 fresh hosts (bn1 control plane + etcd + registry, bn2 worker; load {load}):")
+            load = Path("/proc/loadavg").read_text().split()[0]
+            print(f"\nkfab up of 3 fresh hosts, the whole site.yml (bn1 control plane + etcd + registry, bn2 and bn3 "
+                  f"workers; load {load} after):")
             print(f"{'online, warm package cache':<40}{'offline, --bundle, no route out':<40}")
             print(f"{u['online_s']:<40.1f}{u['offline_s']:<40.1f}")
             print(f"packets the offline hosts sent towards a mirror (80/443) or the cache port: {u['tried']}")

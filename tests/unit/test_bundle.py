@@ -232,3 +232,16 @@ def test_plan_with_a_bundle_is_up_with_the_bundle_in_check_mode(monkeypatch):
     args = parser.parse_args(["plan", "-i", "inv.yml", "--bundle", "b.tar", "--bundle-port", "3200"])
     assert args.func(args) == 0
     assert seen["check"] and seen["diff"] and seen["plan"]
+
+
+def test_the_bundle_lab_installs_what_inventory_lab_installs():
+    """tests/lab/test_bundle.py's lab (bundle.yml) has inventory/lab.yml's groups and sizes, so its bundle holds the
+    same packages and images as the quick-start lab's and its install runs the same roles."""
+    lab = Site(REPO / "inventory" / "lab.yml", REPO / "site.yml")
+    bundle = Site(REPO / "tests" / "lab" / "inventory" / "bundle.yml", REPO / "site.yml")
+    assert role_packages(bundle) == role_packages(lab)
+    for group in ("control_plane", "etcd", "registry", "workers", "package_cache", "nfs_server", "iscsi_target"):
+        assert len(bundle.group(group)) == len(lab.group(group)), group
+    assert bundle.var("bn1", "kfab_bundle_images") == lab.var("labh1", "kfab_bundle_images") == \
+        ["localhost/kfab-demo:1"]
+    assert bool(bundle.var("bn2", "loadbalancer_pool")) and bool(lab.var("labh2", "loadbalancer_pool"))
