@@ -12,9 +12,10 @@ import jinja2
 
 from kfab.provision.errors import ProvisionError
 from kfab.provision.modules.base import Command, Diff, Fail, Message, Module, PutFile, Reboot, Result
+from kfab.provision import searchpath
 from kfab.provision.rebooting import reboot
 from kfab.provision.roles import Role
-from kfab.provision.templating import evaluate, render_file, render_value
+from kfab.provision.templating import evaluate, render_file, render_value, search_environment
 from kfab.provision.variables import HostVars
 
 COMMAND_MODULES = ("command", "shell")
@@ -30,18 +31,25 @@ class Outcome:
 
 
 class RoleFiles:
-    """Templates and files of the task's role, rendered with the task's variables."""
+    """Templates and files of the task's role, found on Ansible's search path (provision.searchpath: the role,
+    the roles that included it, the task file's directory, the play file's templates/ or files/) and rendered
+    with the task's variables."""
 
-    def __init__(self, role: Role, variables: HostVars):
+    def __init__(self, role: Role, variables: HostVars, stack: list[Path] | None = None):
         self.role = role
         self.variables = variables
+        self.stack = stack if stack is not None else role.search_stack()
+        self.play_dir = role.play_dir or role.path
+
+    def find(self, kind: str, src: str) -> Path:
+        """The file `src` of kind templates|files; ProvisionError naming every path searched."""
+        return searchpath.find(self.stack, self.play_dir, kind, src)
 
     def render_template(self, src: str) -> str:
-        path = self.role.find_template(src)
-        if path is None:
-            raise ProvisionError(f"template '{src}' not found")
+        path = self.find("templates", src)
+        env = search_environment(tuple(searchpath.jinja_search_path(self.stack, self.play_dir, path)))
         try:
-            return render_file(self.role.template_env, src, self.variables)
+            return render_file(env, str(path), self.variables)
         except jinja2.TemplateError as exc:
             line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
                          if f.filename == str(path)), None)
@@ -49,15 +57,14 @@ class RoleFiles:
             raise ProvisionError(f"{kind}{exc.message}", file=str(path), line=line) from None
 
     def read_file(self, src: str) -> bytes:
-        path = self.role.find_file(src)
-        if path is None:
-            raise ProvisionError(f"file '{src}' not found" + (
-                "" if Path(src).is_absolute() else f" in {self.role.path / 'files'}"))
+        path = self.find("files", src)
+        if not path.is_file():
+            raise ProvisionError(f"'{src}' is a directory ({path}): copy takes a file")
         return path.read_bytes()
 
     def local_files(self, directory: str, suffix: str = "") -> dict[str, bytes]:
-        """Files of a directory on this machine (absolute, or relative to the role's files/)."""
-        path = Path(directory) if Path(directory).is_absolute() else self.role.path / "files" / directory
+        """Files of a directory on this machine (absolute, or on the search path like copy's src)."""
+        path = self.find("files", directory)
         if not path.is_dir():
             raise ProvisionError(f"directory {path} not found")
         return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file() and f.name.endswith(suffix)}

@@ -55,7 +55,8 @@ class RunVars:
         }
 
     def host_vars(self, host: str, play: Play | None = None, ref: RoleRef | None = None,
-                  scopes: tuple[Layer, ...] = (), params: tuple[Layer, ...] = ()) -> HostVars:
+                  scopes: tuple[Layer, ...] = (), params: tuple[Layer, ...] = (),
+                  stack: list[Path] | None = None) -> HostVars:
         """Layers lowest first, in Ansible's order (docs: "Understanding variable precedence"): role defaults,
         inventory, host facts, play vars, vars_files, role vars, `scopes` (block vars, then task vars),
         registered results and set_fact, role params, `params` (include vars), extra vars (-e) — which beat
@@ -84,14 +85,15 @@ class RunVars:
         layers += params
         layers.append(Layer(EXTRA_SOURCE, self.extra_vars))
         magic = self.magic(host)
-        search = [Path(play.file).parent] if play is not None else []
+        play_dir = Path(play.file).parent if play is not None else Path.cwd()
         if ref is not None:
             magic["role_path"] = str(ref.role.path)
             magic["role_name"] = ref.role.name
-            search.insert(0, ref.role.path)
+            if stack is None:
+                stack = ref.role.search_stack(includers=ref.dependents)
         layers.append(Layer("magic variables", magic))
         variables = HostVars(layers)
-        lookups = Lookups(search, variables)
+        lookups = Lookups(stack or [], play_dir, variables)
         magic.update(lookup=lookups.lookup, query=lookups.query, q=lookups.query)
         return variables
 

@@ -36,6 +36,7 @@ class Scope:
     scopes: tuple = ()                     # block and task vars layers
     params: tuple = ()                     # include vars (and loop items of includes)
     keywords: Keywords = Keywords()
+    includers: tuple = ()                  # roles that included or depend on the role (its search path)
 
 
 @dataclass
@@ -65,7 +66,8 @@ class HostPlay:
                     if not self.flush_handlers():
                         return False
                 section = ref.section
-                scope = Scope(ref, when=tuple(ref.when), tags=frozenset(ref.tags) | frozenset(self.play.tags))
+                scope = Scope(ref, when=tuple(ref.when), tags=frozenset(ref.tags) | frozenset(self.play.tags),
+                              includers=ref.dependents)
                 if not self.nodes(ref.role.tasks, scope):
                     return False
             return self.flush_handlers()
@@ -118,8 +120,10 @@ class HostPlay:
         variables = self.variables(scope)
         inner = replace(scope, ref=ref, tags=tags, keywords=node.keywords.over(scope.keywords))
         if node.target is not None:
-            # The included role's defaults and vars replace the including role's; its conditions stay.
-            inner = replace(inner, scopes=())
+            # The included role's defaults and vars replace the including role's; its conditions stay. It
+            # finds files in the including role too (after its own), as in Ansible.
+            inner = replace(inner, scopes=(), includers=(() if scope.ref.role.of_play else (scope.ref.role.path,))
+                            + scope.includers)
         if node.kind.startswith("import_"):
             # A static import is its tasks: its `when` goes to each of them (skipped ones count, as in Ansible).
             return self.nodes(node.body, replace(inner, params=scope.params + (
@@ -155,7 +159,9 @@ class HostPlay:
         scopes = scope.scopes
         if task is not None and task.vars:
             scopes += (Layer(f"{task.file} (task vars)", task.vars),)
-        return self.runner.vars.host_vars(self.host, self.play, scope.ref, scopes=scopes, params=scope.params)
+        stack = task.role.search_stack(task.file, scope.includers) if task is not None else None
+        return self.runner.vars.host_vars(self.host, self.play, scope.ref, scopes=scopes, params=scope.params,
+                                          stack=stack)
 
     def task(self, task: Task, scope: Scope, handler: bool = False) -> bool:
         tags = scope.tags | frozenset(task.tags)
@@ -334,7 +340,8 @@ class HostPlay:
             remote.become_method = become_method
             remote.check = check
             remote.environment = {str(k): str(v) for k, v in environment.items()}
-            out = apply_module(task.module, args, remote, RoleFiles(task.role, variables), check)
+            files = RoleFiles(task.role, variables, task.role.search_stack(task.file, scope.includers))
+            out = apply_module(task.module, args, remote, files, check)
         if task.module.name in COMMAND_MODULES and out.status != "skipped" and task.failed_when is None \
                 and command_failed(out):
             out.status, out.message = "failed", command_message(out)

@@ -1,5 +1,5 @@
 """lookup()/query() in templates and conditions, for the lookups roles use most: `file` (a file on the
-control machine: the role's files/, the role, then beside the play file), `env` (the control machine's
+control machine, found on the task's search path as copy's src: provision.searchpath), `env` (the control machine's
 environment), `template` (a template rendered with the task's variables) and `pipe` (a local command's
 output). Like Ansible: lookup joins several results with commas, query (q) returns the list."""
 
@@ -13,12 +13,14 @@ from pathlib import Path
 import jinja2
 
 from kfab.provision.errors import ProvisionError
-from kfab.provision.templating import file_environment, render_file
+from kfab.provision import searchpath
+from kfab.provision.templating import render_file, search_environment
 
 
 class Lookups:
-    def __init__(self, search: list[Path], variables: Mapping | None = None):
-        self.search = search
+    def __init__(self, stack: list[Path], play_dir: Path, variables: Mapping | None = None):
+        self.stack = stack
+        self.play_dir = play_dir
         self.variables = variables
 
     def lookup(self, name: str, *terms, wantlist: bool = False, default=None, **options):
@@ -39,22 +41,17 @@ class Lookups:
                 raise ProvisionError(f"lookup('pipe', {term!r}) exited {proc.returncode}: {proc.stderr.strip()}")
             return proc.stdout.rstrip("\n")
         if name in ("file", "template"):
-            path = self._find(term, "templates" if name == "template" else "files")
+            try:
+                path = searchpath.find(self.stack, self.play_dir, "templates" if name == "template" else "files",
+                                       term, is_role="role_path" in (self.variables or {}))
+            except ProvisionError as exc:
+                # UndefinedError: `lookup(...) | default(x)` and `is defined` work as for a missing variable.
+                raise jinja2.UndefinedError(f"lookup('{name}'): {exc.message}") from None
             if name == "file":
                 text = path.read_text()
                 return text.rstrip("\n") if options.get("rstrip", True) else text
             if self.variables is None:
                 raise ProvisionError("lookup('template') is not available here")
-            return render_file(file_environment([path.parent]), path.name, self.variables)
+            env = search_environment(tuple(searchpath.jinja_search_path(self.stack, self.play_dir, path)))
+            return render_file(env, str(path), self.variables)
         raise ProvisionError(f"lookup plugin ({name}) not found (kfab has file, env, template, pipe)")
-
-    def _find(self, term: str, kind: str) -> Path:
-        if os.path.isabs(term):
-            candidates = [Path(term)]
-        else:
-            candidates = [d / kind / term for d in self.search] + [d / term for d in self.search]
-        for path in candidates:
-            if path.is_file():
-                return path
-        raise jinja2.UndefinedError(f"lookup: could not find file '{term}' (looked in "
-                                    f"{', '.join(str(c.parent) for c in candidates)})")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kfab.provision.errors import ProvisionError
 from kfab.provision.inventory import Layer
-from kfab.provision.roles import Role, RoleLoader, Task, play_tasks, walk_tasks
+from kfab.provision.roles import Role, RoleLoader, Task, check_local_files, play_tasks, walk_tasks
 from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import line_of, load_yaml
 
@@ -28,6 +28,7 @@ class RoleRef:
     tags: list[str] = field(default_factory=list)
     when: list = field(default_factory=list)
     section: str = "roles"                      # pre_tasks | roles | tasks | post_tasks
+    dependents: tuple = ()                      # paths of the roles that depend on it, nearest first (search path)
 
 
 @dataclass
@@ -83,6 +84,7 @@ def load_playbook(path: str | Path, vault: Vault | None = None) -> list[Play]:
     base = path.parent
     loader = RoleLoader(base / "roles", base / "templates", vault)
     plays = [_play(item, file, base, loader) for item in data]
+    check_local_files(list({id(r): r for play in plays for r in play.all_roles()}.values()))
     for play in plays:
         handlers = play.handlers()
         names = {h.name for h in handlers} | {topic for h in handlers for topic in h.listen}
@@ -107,8 +109,8 @@ def _with_dependencies(refs: list[RoleRef]) -> list[RoleRef]:
             raise ProvisionError(f"role dependency loop: {' -> '.join(trail + (ref.role.name,))}",
                                  file=str(ref.role.path / "meta" / "main.yml"))
         for dep in ref.role.dependencies:
-            add(RoleRef(dep.role, dict(dep.params), list(ref.tags) + dep.tags, list(ref.when) + dep.when),
-                trail + (ref.role.name,))
+            add(RoleRef(dep.role, dict(dep.params), list(ref.tags) + dep.tags, list(ref.when) + dep.when,
+                        dependents=(ref.role.path, *ref.dependents)), trail + (ref.role.name,))
         key = (id(ref.role), ref.vars)
         if key in seen and not ref.role.allow_duplicates:
             return

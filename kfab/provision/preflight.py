@@ -127,7 +127,8 @@ def _tasks_in_play(play: Play):
                 if node.target is not None:
                     if (id(node.target), id(node.body)) not in seen_roles:
                         seen_roles.add((id(node.target), id(node.body)))
-                        yield from walk(node.body, RoleRef(node.target), (inner[-1],), ())
+                        includers = (() if ref.role.of_play else (ref.role.path,)) + ref.dependents
+                        yield from walk(node.body, RoleRef(node.target, dependents=includers), (inner[-1],), ())
                 else:
                     yield from walk(node.tasks, ref, inner, ())
 
@@ -139,7 +140,8 @@ def _tasks_in_play(play: Play):
 
 
 def _check_task(run: RunVars, host: str, play: Play, ref, task, scopes: tuple = (), when: tuple = ()) -> None:
-    variables = run.host_vars(host, play, ref, scopes=scopes)
+    stack = task.role.search_stack(task.file, ref.dependents)
+    variables = run.host_vars(host, play, ref, scopes=scopes, stack=stack)
     if task.vars:
         variables = variables.scoped("task vars", task.vars)
     loop_var = str(task.loop_control.get("loop_var", "item"))
@@ -160,16 +162,14 @@ def _check_task(run: RunVars, host: str, play: Play, ref, task, scopes: tuple = 
         scoped = variables.scoped("loop item", {loop_var: item} | ({str(index_var): 0} if index_var else {})) \
             if task.loop is not None else variables
         args = render_value(task.args, scoped)
-        files = RoleFiles(task.role, scoped)
+        files = RoleFiles(task.role, scoped, stack)
         if task.module.name == "template" and isinstance(args.get("src"), str):
             files.render_template(args["src"])
         # Local files a task uploads must exist now; unless their name depends on run-time values.
         runtime = set(run.registered[host]) | {"kfab_facts", "hostvars"}
         if task.module.name == "copy" and isinstance(args.get("src"), str) \
                 and not template_names(task.args.get("src")) & runtime:
-            if files.role.find_file(args["src"]) is None:
-                raise ProvisionError(f"copy: file '{args['src']}' not found" + (
-                    "" if args["src"].startswith("/") else f" in {files.role.path / 'files'}"))
+            files.find("files", args["src"])
         if task.module.name == "venv" and isinstance(args.get("wheelhouse"), str) \
                 and not template_names(task.args.get("wheelhouse")) & runtime:
             files.local_files(args["wheelhouse"], ".whl")
@@ -189,7 +189,8 @@ def _collect(errors: list, check, **where) -> None:
     except jinja2.UndefinedError as exc:
         errors.append(ProvisionError(exc.message or "undefined variable", **where))
     except ProvisionError as exc:
-        if any(w in exc.message for w in ("undefined", "refers to itself", "syntax", "not found")):
+        if any(w in exc.message for w in ("undefined", "refers to itself", "syntax", "not found",
+                                          "Could not find")):
             errors.append(exc.located(**where))
     except Exception:  # noqa: BLE001 - anything else may depend on run-time values; the run will tell
         pass

@@ -15,6 +15,7 @@ from kfab.provision.errors import ProvisionError
 from kfab.provision.inventory import Layer
 from kfab.provision.modules import MODULES, canonical_name
 from kfab.provision.modules.base import Module, octal_mode
+from kfab.provision.searchpath import find, task_stack
 from kfab.provision.templating import check_syntax, expression_names, file_environment, is_template
 from kfab.provision.vault import Vault
 from kfab.provision.yamlfile import line_of, load_yaml
@@ -146,17 +147,15 @@ class Role:
     dependencies: list["Dependency"] = field(default_factory=list)   # meta/main.yml, in order
     allow_duplicates: bool = False
     of_play: bool = False     # a play's own pre_tasks/tasks/post_tasks/handlers (files beside the play file)
+    play_dir: Path | None = None    # the play file's directory: last on the search path (templates/, files/)
 
-    def find_file(self, src: str) -> Path | None:
-        # An absolute src is a file on the machine running kfab (e.g. a freshly built wheel).
-        path = Path(src) if Path(src).is_absolute() else self.path / "files" / src
-        return path if path.is_file() else None
-
-    def find_template(self, src: str) -> Path | None:
-        for d in self.template_dirs:
-            if (d / src).is_file():
-                return d / src
-        return None
+    def search_stack(self, task_file: str | Path | None = None, includers: tuple = ()) -> list[Path]:
+        """Ansible's search path of a task of this role (provision.searchpath): the role, the roles that
+        included it or depend on it, the task file's directory. A play's own tasks: the play file's directory."""
+        roles = [] if self.of_play else [self.path, *includers]
+        if task_file is not None:
+            return task_stack(roles, Path(task_file).parent)
+        return task_stack(roles, self.path if self.of_play else self.path / "tasks")
 
     def included_roles(self) -> list["Role"]:
         """Roles this role's tasks include or import, and their dependencies (for handlers)."""
@@ -195,7 +194,7 @@ def play_tasks(name: str, section: str, items: list, handlers: list, file: Path,
     base = file.parent
     dirs = [d for d in (base / "templates", base) if d.is_dir()]
     role = Role(name, base, Layer(f"{file} ({section})", {}), template_env=file_environment(dirs), template_dirs=dirs,
-                of_play=True)
+                of_play=True, play_dir=base)
     role.tasks = _nodes(items, file, role, loader, (file,))
     role.handlers = _nodes(handlers, file, role, loader, (file,))
     return role
@@ -211,7 +210,7 @@ def load_role(name: str, roles_dir: Path, shared_templates: Path, loader: RoleLo
     role = Role(name, path, Layer(str(path / "defaults" / "main.yml"), defaults),
                 vars=Layer(str(path / "vars" / "main.yml"),
                            _mapping_file(path / "vars" / "main.yml", vault=loader.vault)),
-                template_env=file_environment(dirs), template_dirs=dirs)
+                template_env=file_environment(dirs), template_dirs=dirs, play_dir=roles_dir.parent)
     loader.cache[name] = role   # before its tasks: a role that includes itself finds itself, not a loop
     for d in dirs:
         for tpl in sorted(d.rglob("*.j2")):
@@ -485,7 +484,6 @@ def parse_task(item, file: str, role: Role) -> Task:
         except jinja2.TemplateSyntaxError as exc:
             raise fail(f"invalid expression {expr!r}: {exc.message}", name) from None
     _check_templates_in(args, lambda m: fail(m, name))
-    _check_files(task, lambda m: fail(m, name))
     return task
 
 
@@ -601,14 +599,33 @@ def _check_templates_in(value, fail) -> None:
         raise fail(f"template syntax error: {exc.message}") from None
 
 
-def _check_files(task: Task, fail) -> None:
-    src = task.args.get("src")
-    if src is None or is_template(src):
-        return
-    if task.module.name == "template" and task.role.find_template(str(src)) is None:
-        raise fail(f"template '{src}' not found in {', '.join(str(d) for d in task.role.template_dirs)}")
-    if task.module.name == "copy" and task.role.find_file(str(src)) is None:
-        raise fail(f"file '{src}' not found in {task.role.path / 'files'}")
+def check_local_files(roles: list[Role]) -> None:
+    """Every template's and copy's literal `src` exists on its task's search path, checked once the play
+    file's roles are all loaded: the path includes every role that may include the task's role or depend on
+    it (which one does is known only at run time, as in Ansible)."""
+    includers: dict[int, set[Path]] = {id(role): set() for role in roles}
+    changed = True
+    while changed:      # transitively: a role included by a role included by r searches r too
+        changed = False
+        for role in roles:
+            for target in role.included_roles():
+                new = ({role.path} if not role.of_play else set()) | includers.get(id(role), set())
+                if not new <= includers.setdefault(id(target), set()):
+                    includers[id(target)] |= new
+                    changed = True
+    for role in roles:
+        for task in walk_nodes(role.tasks + role.handlers):
+            if not isinstance(task, Task) or task.module.name not in ("template", "copy"):
+                continue
+            src = task.args.get("src")
+            if src is None or is_template(src):
+                continue
+            stack = role.search_stack(task.file, tuple(sorted(includers[id(role)])))
+            try:
+                find(stack, role.play_dir or Path(task.file).parent,
+                     "templates" if task.module.name == "template" else "files", str(src))
+            except ProvisionError as exc:
+                raise exc.located(file=task.file, line=task.line, task=task.name) from None
 
 
 def walk_nodes(nodes: list) -> Iterator[Node]:

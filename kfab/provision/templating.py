@@ -5,8 +5,10 @@ never an empty string in a config file."""
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
+import os
 import re
 import shlex
 from collections import ChainMap
@@ -197,6 +199,31 @@ def file_environment(search_path: list[Path]) -> jinja2.Environment:
     # trim_blocks as Ansible's template module sets it, so {% if %} lines leave no blank lines.
     return _setup(jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
+        autoescape=False))
+
+
+class _SearchLoader(jinja2.FileSystemLoader):
+    """Templates by name along a search path, and the one a task renders by its full path (found by
+    provision.searchpath, which may be outside every directory of the search path)."""
+
+    def get_source(self, environment, template):
+        if not os.path.isabs(template):
+            return super().get_source(environment, template)
+        path = Path(template)
+        try:
+            mtime = path.stat().st_mtime
+            source = path.read_text()
+        except OSError:
+            raise jinja2.TemplateNotFound(template) from None
+        return source, str(path), lambda: path.exists() and path.stat().st_mtime == mtime
+
+
+@functools.lru_cache(maxsize=256)
+def search_environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
+    """An environment for the templates of one search path (cached: a template is compiled once per run)."""
+    return _setup(jinja2.Environment(
+        loader=_SearchLoader([str(p) for p in search_path]),
         undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
         autoescape=False))
 

@@ -81,7 +81,7 @@ def test_template_syntax_error_names_template_file_and_line(tmp_path):
 
 def test_missing_template_and_unknown_handler(tmp_path):
     project(tmp_path, "- template: {src: nope.j2, dest: /etc/a}\n")
-    assert "template 'nope.j2' not found" in str(load_error(tmp_path))
+    assert "Could not find or access 'nope.j2'\nSearched in:\n\t" in str(load_error(tmp_path))
     (tmp_path / "roles/r/tasks/main.yml").write_text("- command: 'true'\n  notify: restart it\n")
     assert "notifies 'restart it', but no role of this play has a handler" in str(load_error(tmp_path))
 
@@ -185,7 +185,7 @@ def test_preflight_finds_a_missing_local_file_to_upload(tmp_path):
     plays = load_playbook(tmp_path / "site.yml")
     inventory = load_inventory(tmp_path / "inv.yml")
     errors = preflight(inventory, plays, {}, ["h1"])
-    assert len(errors) == 1 and f"copy: file '{tmp_path}/creds/h1/kubeconfig' not found" in str(errors[0])
+    assert len(errors) == 1 and f"Could not find or access '{tmp_path}/creds/h1/kubeconfig'" in str(errors[0])
     (tmp_path / "creds" / "h1").mkdir(parents=True)
     (tmp_path / "creds" / "h1" / "kubeconfig").write_text("x")
     assert preflight(inventory, plays, {}, ["h1"]) == []
