@@ -74,10 +74,12 @@ def write_inventory(path: Path, proxy: bool, with_new_worker: bool) -> None:
 
 def sequential_site(tmp: Path) -> Path:
     """site.yml as before issue 19 (the baseline): no kfab-install in the basics play, python3-venv in its own
-    apt run (kfab-install's task). Written beside a link to roles/, where a playbook finds its roles."""
+    apt run (kfab-install's task). Written beside links to roles/ and templates/, where a playbook finds its
+    roles and their shared templates."""
     plays = yaml.safe_load((REPO / "site.yml").read_text())
     plays[0]["roles"] = [r for r in plays[0]["roles"] if r != "kfab-install"]
     (tmp / "roles").symlink_to(REPO / "roles")
+    (tmp / "templates").symlink_to(REPO / "templates")
     (tmp / "site-sequential.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
     return tmp / "site-sequential.yml"
 
