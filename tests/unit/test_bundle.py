@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -245,3 +246,42 @@ def test_the_bundle_lab_installs_what_inventory_lab_installs():
     assert bundle.var("bn1", "kfab_bundle_images") == lab.var("labh1", "kfab_bundle_images") == \
         ["localhost/kfab-demo:1"]
     assert bool(bundle.var("bn2", "loadbalancer_pool")) and bool(lab.var("labh2", "loadbalancer_pool"))
+
+
+def test_plan_with_a_fitting_bundle_runs_the_plays_in_check_mode_offline(tmp_path, monkeypatch, capsys):
+    """The run gets the bundle's repository, release and wheelhouse as extra vars; nothing is pushed in check
+    mode; with --json stdout holds the plan alone."""
+    path = tmp_path / "b.tar"
+    write(path, fitting_fields(images=["localhost/kfab-demo:1"]), members(tmp_path))
+    runs = []
+
+    class Server:
+        def __init__(self, directory, address, port):
+            self.url = f"http://{address}:{port}/"
+
+        def __enter__(self):
+            return self.url
+
+        def __exit__(self, *exc):
+            pass
+
+    def pushed(*args):
+        raise AssertionError("check mode pushed images")
+
+    monkeypatch.setattr(offline, "unpacked", lambda p: unpacked(p, tmp_path / "cache"))
+    monkeypatch.setattr(offline, "RepositoryServer", Server)
+    monkeypatch.setattr(offline, "address_towards", lambda host: "10.78.0.1")
+    monkeypatch.setattr(offline, "seed", pushed)
+    monkeypatch.setattr(offline, "provision", lambda inv, play, extra, **options: runs.append((extra, options)) or 0)
+    code = offline.up_with_bundle(path, str(REPO / "inventory" / "lab.yml"), str(REPO / "site.yml"), [],
+                                  3143, check=True, plan=True, as_json=True)
+    assert code == 0 and len(runs) == 1
+    extra, options = runs[0]
+    assert options["check"] and options["plan"]
+    offline_vars = json.loads(extra[-1])
+    assert offline_vars["package_repository"] == "http://10.78.0.1:3143/" and offline_vars["package_proxy"] == ""
+    assert offline_vars["package_repository_release"] == "bookworm"
+    assert offline_vars["kfab_wheelhouse"].endswith("/wheels")
+    out = capsys.readouterr()
+    assert out.out == "" and "served at http://10.78.0.1:3143/" in out.err
+    assert "would push the bundle's images into the cluster registry: localhost/kfab-demo:1" in out.err

@@ -74,7 +74,8 @@ def up_with_bundle(bundle: Path, inventory: str, playbook: str, extra_vars: list
         print(f"{command}: nothing was changed on any host", file=sys.stderr)
         return 1
     print(f"bundle {bundle}: Debian {manifest['release']} {manifest['architecture']}, "
-          f"{sum(1 for f in manifest['files'] if f.endswith('.deb'))} packages, served at {server.url}", flush=True)
+          f"{sum(1 for f in manifest['files'] if f.endswith('.deb'))} packages, served at {server.url}", flush=True,
+          file=sys.stderr if options.get("as_json") else sys.stdout)   # --json: stdout is the plan alone
     offline = {"package_repository": server.url, "package_repository_release": manifest["release"],
                "package_proxy": "", "kfab_wheelhouse": str(directory / WHEELS_DIR)}
     with server:
