@@ -81,16 +81,19 @@ def rt_of(kind: str, api_version: str = "v1") -> ResourceType:
 class Client:
     """One connection pool to one API server. `async with Client.from_kubeconfig(path) as c: ...`"""
 
-    def __init__(self, config: ClientConfig, user_agent: str = "kfab", pool_size: int = 64):
+    def __init__(self, config: ClientConfig, user_agent: str = "kfab", pool_size: int = 64,
+                 request_timeout: float = 60.0):
         self.config = config
         self.user_agent = user_agent
         self.pool_size = pool_size
+        self.request_timeout = request_timeout
         self._session: aiohttp.ClientSession | None = None
         self._watch_session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path, user_agent: str = "kfab", pool_size: int = 64) -> "Client":
-        return cls(load_kubeconfig(path), user_agent, pool_size)
+    def from_kubeconfig(cls, path, user_agent: str = "kfab", pool_size: int = 64,
+                        request_timeout: float = 60.0) -> "Client":
+        return cls(load_kubeconfig(path), user_agent, pool_size, request_timeout)
 
     def _new_session(self, limit: int) -> aiohttp.ClientSession:
         headers = dict(self.config.headers, **{"User-Agent": self.user_agent, "Accept": "application/json"})
@@ -139,7 +142,8 @@ class Client:
         return base
 
     async def request(self, method: str, path: str, *, params: dict | None = None, body: object = None,
-                      content_type: str = "application/json", timeout: float = 60) -> dict:
+                      content_type: str = "application/json", timeout: float | None = None) -> dict:
+        timeout = self.request_timeout if timeout is None else timeout
         data = None
         headers = {}
         if body is not None:

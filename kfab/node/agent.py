@@ -24,7 +24,7 @@ from kfab.machinery.informer import Informer
 from kfab.node.logs import LogServer
 from kfab.node.podnet import PodNetwork, run_pod_network
 from kfab.node.pods import NodeContext, PodWorker
-from kfab.node.registration import NodeRegistration, keep_lease
+from kfab.node.registration import NodeRegistration, heartbeat_client, keep_lease
 from kfab.objects.kubelet import KUBELET_PORT
 from kfab.node.runtime import DEFAULT_SOCKET, LABEL_UID, PodmanRuntime, RuntimeError_
 from kfab.node.volumes import DEFAULT_ROOT, PodVolumes
@@ -66,6 +66,7 @@ class NodeAgent:
     def __init__(self, config: AgentConfig):
         self.config = config
         self.client = Client.from_kubeconfig(config.kubeconfig, user_agent=f"kfab-node/{config.node_name}")
+        self.heartbeat = heartbeat_client(config.kubeconfig, config.node_name)
         self.runtime = PodmanRuntime(config.podman_socket)
         self.workers: dict[str, PodWorker] = {}
         self.tasks: dict[str, asyncio.Task] = {}
@@ -91,12 +92,12 @@ class NodeAgent:
     async def run(self) -> None:
         cfg = self.config
         host_ip = cfg.node_ip or address_towards(self.client.config.server)
-        starting = asyncio.create_task(keep_lease(self.client, cfg.node_name), name="lease-while-starting")
+        starting = asyncio.create_task(keep_lease(self.heartbeat, cfg.node_name), name="lease-while-starting")
         try:
             info = await self.runtime.info()
             version = (info.get("version") or {}).get("Version", "unknown")
             registration = NodeRegistration(self.client, cfg.node_name, host_ip, cfg.cluster_cidr, cfg.port,
-                                            f"podman://{version}")
+                                            f"podman://{version}", heartbeat=self.heartbeat)
             await registration.register()
             network = PodNetwork(self.runtime, cfg.network)
             await network.ensure(registration.pod_cidr)
@@ -139,6 +140,7 @@ class NodeAgent:
             if log_server is not None:
                 await log_server.stop()
             await self.client.close()
+            await self.heartbeat.close()
 
     # --- pods --------------------------------------------------------------------------------------
 

@@ -147,6 +147,8 @@ class PodWorker:
                 await self._sync_container(c, by_name.get(c["name"], []), paths, init=False)
         if fresh or self._started or self.waiting or any(not ps.is_running(a[-1]) for a in by_name.values() if a):
             by_name = ps.attempts_by_name(await rt.pod_containers(self.uid))
+        if self._started:
+            self._ensure_probes(spec, by_name)
         await self._report(by_name, init_done, init_failed)
         return self._next
 
@@ -205,13 +207,7 @@ class PodWorker:
             return
         cid = latest["Id"]
         if ps.is_running(latest):
-            probes = self.probes.get(cid)
-            if probes is None:
-                self._forget_probes(c["name"])
-                probes = self.probes[cid] = ContainerProbes(c, self.pod_ip,
-                                                            lambda cmd, cid=cid: self.ctx.runtime.exec(cid, cmd),
-                                                            self.wake)
-                probes.start()
+            probes = self._probes_of(c, latest)
             if not probes.live:
                 self._event("Normal", "Killing", f"Container {c['name']} failed liveness probe, will be restarted")
                 probes.stop()
@@ -316,6 +312,27 @@ class PodWorker:
                 return False
             self.pull_failures.pop(image, None)
         return True
+
+    def _probes_of(self, c: dict, latest: dict) -> ContainerProbes:
+        """The probes of container `c`'s running attempt `latest`, started when it has none yet."""
+        cid = latest["Id"]
+        probes = self.probes.get(cid)
+        if probes is None:
+            self._forget_probes(c["name"])
+            probes = self.probes[cid] = ContainerProbes(c, self.pod_ip,
+                                                        lambda cmd, cid=cid: self.ctx.runtime.exec(cid, cmd),
+                                                        self.wake)
+            probes.start()
+        return probes
+
+    def _ensure_probes(self, spec: dict, by_name: dict) -> None:
+        """Probes for the containers this sync started, as the kubelet's prober starts them with the container:
+        left to the next sync they began up to RESYNC (10 s) later, and a pod with a readiness probe became Ready
+        that much after its start (the HA lab's node-loss test: Running -> Ready 10.7 s)."""
+        for c in spec.get("containers") or []:
+            attempts = by_name.get(c["name"])
+            if attempts and ps.is_running(attempts[-1]):
+                self._probes_of(c, attempts[-1])
 
     def _forget_probes(self, name: str) -> None:
         for cid, p in list(self.probes.items()):

@@ -28,6 +28,13 @@ LEASE_DURATION = 40
 # Renewed four times per node-monitor grace period that kfab up installs (10 s): one or two late renewals are no
 # node failure, three are (upstream's kubelet renews every 10 s against a 50 s grace period).
 LEASE_RENEW = 2.5
+# The heartbeat has a client of its own, as the kubelet's: a renewal sent on a connection to an API server that died
+# (or to the virtual IP's old holder) would wait ~10 s for TCP to give up (client.DEAD_PEER_TIMEOUT_MS), most of the
+# grace period. Its requests give up after HEARTBEAT_TIMEOUT instead, and a failure drops its connections (the
+# kubelet's closeAllConns) so that the next try, HEARTBEAT_RETRY later and backing off to LEASE_RENEW, connects
+# afresh: to whoever holds the address by then.
+HEARTBEAT_TIMEOUT = 4.0
+HEARTBEAT_RETRY = 0.2
 STATUS_EVERY = 10.0
 CLAIM_LABEL = "kfab.io/podcidr-claim"
 AGENT_VERSION = "v1.37.0-kfab"
@@ -102,10 +109,34 @@ def conditions(previous: list[dict], ready: bool = True) -> list[dict]:
     return out
 
 
+def heartbeat_client(kubeconfig, name: str) -> Client:
+    """The client a node agent's heartbeats use (see HEARTBEAT_TIMEOUT)."""
+    return Client.from_kubeconfig(kubeconfig, user_agent=f"kfab-node/{name} (heartbeat)", pool_size=2,
+                                  request_timeout=HEARTBEAT_TIMEOUT)
+
+
+async def beat_every(client: Client, beat, what: str) -> None:
+    """`await beat()` every LEASE_RENEW seconds until cancelled; after a failure, drop `client`'s connections and
+    try again soon (HEARTBEAT_RETRY, doubling up to LEASE_RENEW)."""
+    retry = HEARTBEAT_RETRY
+    while True:
+        try:
+            await beat()
+            delay, retry = LEASE_RENEW, HEARTBEAT_RETRY
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the API server may be restarting or gone: keep trying
+            log.warning("%s failed: %s", what, e or type(e).__name__)
+            await client.close()
+            delay, retry = retry, min(retry * 2, LEASE_RENEW)
+        await asyncio.sleep(delay)
+
+
 class NodeRegistration:
     def __init__(self, client: Client, name: str, host_ip: str, cluster_cidr: str, port: int,
-                 runtime_version: str):
+                 runtime_version: str, heartbeat: Client | None = None):
         self.client, self.name, self.host_ip = client, name, host_ip
+        self.heartbeat = heartbeat or client
         self.cluster_cidr = ipaddress.ip_network(cluster_cidr)
         self.port = port
         self.runtime_version = runtime_version
@@ -179,20 +210,19 @@ class NodeRegistration:
         """Renew the Lease every few seconds and post the Node status (conditions, capacity) regularly."""
         last_status = 0.0
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                await renew_lease(self.client, self.name)
-                if loop.time() - last_status >= STATUS_EVERY:
-                    node = await self.client.get(rt_of("Node"), None, self.name)
-                    self.node = await self.client.patch(rt_of("Node"), None, self.name,
-                                                        {"status": self._status(node.get("status"))},
-                                                        "merge", subresource="status")
-                    last_status = loop.time()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - the API server may be restarting: keep trying
-                log.warning("node heartbeat failed: %s", e)
-            await asyncio.sleep(LEASE_RENEW)
+        client = self.heartbeat
+
+        async def beat() -> None:
+            nonlocal last_status
+            await renew_lease(client, self.name)
+            if loop.time() - last_status >= STATUS_EVERY:
+                node = await client.get(rt_of("Node"), None, self.name)
+                self.node = await client.patch(rt_of("Node"), None, self.name,
+                                               {"status": self._status(node.get("status"))}, "merge",
+                                               subresource="status")
+                last_status = loop.time()
+
+        await beat_every(client, beat, "node heartbeat")
 
 
 async def renew_lease(client: Client, name: str) -> None:
@@ -211,11 +241,4 @@ async def keep_lease(client: Client, name: str) -> None:
     """Renew the Lease until cancelled, while the agent starts (Podman, registration and the pod network take
     long on a loaded host): a restarting agent is no lost node. The kubelet's lease controller also runs beside its
     registration rather than after it."""
-    while True:
-        try:
-            await renew_lease(client, name)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - the API server may be restarting: keep trying
-            log.warning("node lease renewal failed: %s", e)
-        await asyncio.sleep(LEASE_RENEW)
+    await beat_every(client, lambda: renew_lease(client, name), "node lease renewal")

@@ -2,7 +2,8 @@
 server on each uses all members (its own first), and the API keeps answering with one member stopped. The API's
 virtual IP (control_plane_vip) is held by one host; when that host's API server stops or the host dies, another
 host takes the address over, writes through it resume within 15 s, none acknowledged is lost, and the
-controller-manager and the scheduler go on from another host."""
+controller-manager and the scheduler go on from another host. Two workers (ha4, ha5) reach the API through the
+VIP only and stay Ready through a holder's power cut (tests/lab/ha_workers.py)."""
 
 from __future__ import annotations
 
@@ -43,13 +44,16 @@ def wheelhouse() -> str:
 @pytest.fixture(scope="module")
 def ha_lab(wheelhouse):
     lab = Lab(INVENTORY)
-    lab.down()
+    reuse = os.environ.get("KFAB_LAB_REUSE") == "1"   # 1: the cluster of a run with KFAB_LAB_KEEP=1, as it is
+    if not reuse:
+        lab.down()
     lab.up()
     try:
-        proc = subprocess.run([sys.executable, "-m", "kfab", "up", "-i", str(INVENTORY), "-e",
-                               f"kfab_wheelhouse={wheelhouse}"], capture_output=True,
-                              text=True, timeout=1800, stdin=subprocess.DEVNULL, cwd=REPO)
-        assert proc.returncode == 0, f"kfab up failed:\n{proc.stdout}{proc.stderr}"
+        if not reuse:
+            proc = subprocess.run([sys.executable, "-m", "kfab", "up", "-i", str(INVENTORY), "-e",
+                                   f"kfab_wheelhouse={wheelhouse}"], capture_output=True,
+                                  text=True, timeout=1800, stdin=subprocess.DEVNULL, cwd=REPO)
+            assert proc.returncode == 0, f"kfab up failed:\n{proc.stdout}{proc.stderr}"
         yield lab
     finally:
         if os.environ.get("KFAB_LAB_KEEP") != "1":
@@ -62,10 +66,10 @@ def ssh(lab: Lab, host: str, cmd: str) -> str:
     return proc.stdout
 
 
-def kubectl(*args: str) -> subprocess.CompletedProcess:
+def kubectl(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
     binary = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or "kubectl"
     return subprocess.run([binary, "--kubeconfig", str(KUBECONFIG), *args], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, input=input)
 
 
 def test_etcd_members_form_one_cluster_with_tls_peers(ha_lab):
@@ -118,7 +122,7 @@ def test_second_up_changes_nothing(ha_lab, wheelhouse):
                           timeout=600, stdin=subprocess.DEVNULL, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [r.split() for r in proc.stdout.split("\nRECAP\n", 1)[1].splitlines()[1:] if r.strip()]
-    assert {r[0]: int(r[2]) for r in rows} == {"ha1": 0, "ha2": 0, "ha3": 0}, proc.stdout
+    assert {r[0]: int(r[2]) for r in rows} == {"ha1": 0, "ha2": 0, "ha3": 0, "ha4": 0, "ha5": 0}, proc.stdout
 
 
 def lease_holder(name: str) -> str:
@@ -218,7 +222,13 @@ def test_vip_controllers_and_scheduler_move_when_the_holder_host_dies(ha_lab, ho
     assert kubectl("create", "namespace", namespace).returncode == 0
     victim = the_holder(ha_lab)
     make_leader_of_controllers(ha_lab, victim)
-    assert kubectl("create", "deployment", "-n", namespace, "app", "--image=registry.invalid/app:1").returncode == 0
+    # on the hollow node (it runs any image): the workers ha4/ha5 would pull this one
+    app = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app", "namespace": namespace},
+           "spec": {"selector": {"matchLabels": {"app": "app"}}, "template": {
+               "metadata": {"labels": {"app": "app"}},
+               "spec": {"nodeSelector": {"kubernetes.io/hostname": hollow_node},
+                        "containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}}}
+    assert kubectl("apply", "-f", "-", input=json.dumps(app)).returncode == 0
     wait_until("the Deployment's pod running", lambda: len(running_pods(namespace, "app=app")) == 1, timeout=60)
     try:
         with Writer(api_client(KUBECONFIG), namespace) as writer:
@@ -245,6 +255,14 @@ def test_vip_controllers_and_scheduler_move_when_the_holder_host_dies(ha_lab, ho
     assert vip_holders(ha_lab, HOSTS, VIP) == survivors
 
 
+# Real workers through the VIP (a holder's power cut, a worker's), on this module's cluster, after the tests above.
+from tests.lab.ha_workers import (  # noqa: E402, I001 - collected here, in this order, on this cluster
+    workers,
+    test_workers_reach_the_api_only_through_the_vip,
+    test_workers_stay_ready_through_a_vip_holder_power_cut,
+    test_a_frozen_worker_keeps_its_pods_and_a_dead_ones_run_elsewhere,
+)
+
 # The etcd runbook's commands (docs/runbooks/etcd.md) on this module's cluster, after the tests above.
 from tests.lab.etcd_ops import (  # noqa: E402, I001 - collected here, last, in this order, on this cluster
     test_etcd_status_shows_every_member_one_leader_and_a_member_down,
@@ -252,6 +270,9 @@ from tests.lab.etcd_ops import (  # noqa: E402, I001 - collected here, last, in 
     test_replace_etcd_member_brings_a_blank_host_back_into_the_cluster,
 )
 
-__all__ = ["test_etcd_status_shows_every_member_one_leader_and_a_member_down",
+__all__ = ["workers", "test_workers_reach_the_api_only_through_the_vip",
+           "test_workers_stay_ready_through_a_vip_holder_power_cut",
+           "test_a_frozen_worker_keeps_its_pods_and_a_dead_ones_run_elsewhere",
+           "test_etcd_status_shows_every_member_one_leader_and_a_member_down",
            "test_scheduled_backups_keep_n_snapshots_and_one_restores_the_cluster",
            "test_replace_etcd_member_brings_a_blank_host_back_into_the_cluster"]

@@ -146,3 +146,36 @@ def test_downward_api_whole_label_and_annotation_maps_format_as_the_kubelet():
     assert field_value(pod, "status.podIPs", "10.244.1.5", None) == "10.244.1.5"
     with pytest.raises(ContainerConfigError, match="spec.nope"):
         field_value(pod, "spec.nope", None, None)
+
+
+def test_a_failed_heartbeat_drops_its_connections_and_is_retried_soon(monkeypatch):
+    """After a failure the next renewal goes out on a fresh connection (to whoever holds the API's address now)
+    within HEARTBEAT_RETRY, backing off to LEASE_RENEW; after a success, every LEASE_RENEW again."""
+    from kfab.node import registration
+
+    slept: list[float] = []
+    outcomes = [OSError("no route"), TimeoutError(), TimeoutError(), None, None, OSError("gone"), None]
+
+    async def sleep(seconds):
+        slept.append(seconds)
+        if len(slept) == len(outcomes):
+            raise asyncio.CancelledError
+
+    class Heartbeats:
+        closed = 0
+
+        async def close(self):
+            self.closed += 1
+
+    async def beat():
+        outcome = outcomes[len(slept)]
+        if outcome is not None:
+            raise outcome
+
+    client = Heartbeats()
+    monkeypatch.setattr(registration.asyncio, "sleep", sleep)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(registration.beat_every(client, beat, "node heartbeat"))
+    renew, retry = registration.LEASE_RENEW, registration.HEARTBEAT_RETRY
+    assert slept == [retry, retry * 2, retry * 4, renew, renew, retry, renew]
+    assert client.closed == 4

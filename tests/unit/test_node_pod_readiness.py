@@ -67,3 +67,20 @@ def test_a_just_started_container_without_probes_is_ready():
 def test_a_startup_probe_that_has_not_passed_means_not_started():
     status = reported({"name": "httpd", "image": "busybox", "startupProbe": {"exec": {"command": ["true"]}}})
     assert status["containerStatuses"][0]["started"] is False and ready_of(status) == ("False", False)
+
+
+def test_a_started_containers_probes_begin_with_it_not_at_the_next_sync():
+    """The probes of a container the sync just started run from then on (the kubelet's prober), so a readiness
+    probe can pass within its period instead of after the next resync (10 s)."""
+    container = {"name": "httpd", "image": "busybox", "readinessProbe": {"exec": {"command": ["true"]}}}
+
+    async def started() -> list[str]:
+        worker = PodWorker(Context(), pod(container))
+        worker.pod_ip = "10.244.1.6"
+        worker._ensure_probes(worker.pod["spec"], {"httpd": [running("httpd")]})
+        ids = list(worker.probes)
+        for probes in worker.probes.values():
+            probes.stop()
+        return ids
+
+    assert asyncio.run(started()) == ["c1"]
