@@ -319,7 +319,9 @@ def test_workers_stay_ready_through_a_vip_holder_power_cut(ha_lab, workers):
     # The sampler reads through a surviving host's own API server: the VIP is the thing being broken.
     with Sampler(Cluster(f"https://{CONTROL_PLANE[survivor]}:6443", timeout=2), "through") as sampler:
         time.sleep(3)
-        with Writer(api_client(KUBECONFIG), NAMESPACE) as writer:
+        writes_ns = f"ha-workers-writes-{int(time.time())}"   # the writer's names start at w-0 each run
+        cluster.send("POST", "/api/v1/namespaces", {"metadata": {"name": writes_ns}})
+        with Writer(api_client(KUBECONFIG), writes_ns) as writer:
             marks: dict[str, float] = {}
 
             def power_cut() -> None:
