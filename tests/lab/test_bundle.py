@@ -245,9 +245,13 @@ def test_no_host_reached_a_mirror_while_the_demo_ran(demo, offline_install):
 
 def test_plan_with_the_bundle_finds_nothing_to_change(demo, offline_install):
     started = time.monotonic()
-    proc = kfab("plan", "-i", str(INVENTORY), "--bundle", str(offline_install["bundle"]))
+    proc = kfab("plan", "-i", str(INVENTORY), "--bundle", str(offline_install["bundle"]), "--json")
     figure("kfab plan --bundle after the install", f"{time.monotonic() - started:.1f} s")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    plan = json.loads(proc.stdout)
+    assert plan["changed"] is False and set(plan["hosts"]) == {"bn1", "bn2", "bn3"}
+    for name, host in plan["hosts"].items():
+        assert host["stats"]["ok"] > 20 and host["stats"]["failed"] == 0, (name, host["stats"])
     packets = offline_install["cutoff"].packets()
     assert packets["mirror"] == 0 and packets["cache"] == 0, packets
 
