@@ -78,9 +78,14 @@ def select(names: Iterable[str] | None) -> dict[str, type[Controller]]:
 
 
 async def run_controllers(client: Client, names: Iterable[str] | None = None, options: dict | None = None,
-                          identity: str | None = None) -> None:
-    """Run the chosen controllers until cancelled; Events they record name `identity` as reportingInstance."""
-    informers = InformerFactory(client)
+                          identity: str | None = None, informers: InformerFactory | None = None) -> None:
+    """Run the chosen controllers until cancelled; Events they record name `identity` as reportingInstance.
+
+    `informers`: the process's shared informers (in `kfab server` the scheduler reads the same ones), which
+    their owner stops; without them the controllers get informers of their own, stopped here."""
+    own = informers is None
+    if informers is None:
+        informers = InformerFactory(client)
     recorder = EventRecorder(client, identity or socket.gethostname())
     ctx = ControllerContext(client, informers, recorder, dict(options or {}))
     controllers = [cls(ctx) for cls in select(names).values()]
@@ -89,17 +94,22 @@ async def run_controllers(client: Client, names: Iterable[str] | None = None, op
     try:
         await asyncio.gather(*(c.run() for c in controllers))
     finally:
-        await informers.stop()
+        if own:
+            await informers.stop()
         await recorder.close()
 
 
 async def run_manager(kubeconfig: Path, election: LeaderElectionConfig | None = None,
-                      names: Iterable[str] | None = None, options: dict | None = None) -> None:
-    """Until cancelled; with an `election`, only while holding its Lease."""
+                      names: Iterable[str] | None = None, options: dict | None = None,
+                      informers: InformerFactory | None = None) -> None:
+    """Until cancelled; with an `election`, only while holding its Lease (and then on informers of its own:
+    each term starts from fresh caches). `informers`: see run_controllers."""
     select(names)  # fail on unknown names before connecting
+    if election is not None and informers is not None:
+        raise ValueError("a leader-elected controller-manager keeps informers of its own")
     async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-controller-manager", pool_size=100) as client:
         if election is None:
-            await run_controllers(client, names, options)
+            await run_controllers(client, names, options, informers=informers)
             return
         elector = LeaderElector(client, election)
         while True:  # after losing the lease, contend again with fresh caches

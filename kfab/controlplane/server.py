@@ -4,6 +4,7 @@ them. Every function here is what one `kfab` command calls after parsing its arg
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Awaitable, Callable
 
 from kfab.api.memory import bound_tls_buffers
 from kfab.api.server import ADMIN_KUBECONFIG, Component, ServerConfig, serve
-from kfab.client import KubeconfigError
+from kfab.client import Client, KubeconfigError
 from kfab.controllers import manager
 from kfab.daemon import run_until_signal, setup_logging
+from kfab.machinery.informer import InformerFactory
 from kfab.machinery.leader import LeaderElectionConfig
 from kfab.pki import PKIError
 from kfab.scheduler import process as scheduler
@@ -41,12 +43,31 @@ def _in_process(name: str, run: Callable[[Path], Awaitable[None]]) -> Component:
     return component
 
 
+def _sharing_informers(components: dict[str, Callable[..., Awaitable[None]]]) -> Component:
+    """Components of `kfab server` on one set of informers, as client-go's SharedInformerFactory shares them
+    within a process: the controllers and the scheduler both read pods, nodes, claims and volumes, and
+    with a factory each the process kept two copies of every pod and node and two watches of each kind.
+    Each component runs (and fails) on its own; the informers stop when the last one has stopped."""
+
+    async def in_process(kubeconfig: Path) -> None:
+        async with Client.from_kubeconfig(kubeconfig, user_agent="kfab-server-informers", pool_size=100) as client:
+            informers = InformerFactory(client)
+            try:
+                await asyncio.gather(*(_in_process(name, functools.partial(run, informers=informers))(kubeconfig)
+                                       for name, run in components.items()), return_exceptions=True)
+            finally:
+                await informers.stop()
+
+    in_process.__name__ = "+".join(components)
+    return in_process
+
+
 def run_server(config: ServerConfig, verbose: bool = False, controllers: bool = True) -> int:
     """`kfab server`: the API server, and (unless `controllers` is off) the controller-manager and the scheduler
-    in the same process once it serves."""
+    in the same process once it serves, on shared informers."""
     if controllers:
-        config.components = (_in_process("controller-manager", manager.run_manager),
-                             _in_process("scheduler", scheduler.run))
+        config.components = (_sharing_informers({"controller-manager": manager.run_manager,
+                                                 "scheduler": scheduler.run}),)
     return run_apiserver(config, verbose)
 
 
