@@ -42,6 +42,9 @@ BOOKMARK_INTERVAL = 30.0
 CLIENT_CHECK_INTERVAL = 2.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 WRITE_BATCH = 256  # most events written to a watch stream at once
+# What SharedDecoding keeps of recent events, in stored bytes (objects) and in encoded bytes (lines), each.
+# Watchers of one event handle it within milliseconds of each other, so a few MB is hundreds of pod events.
+SHARED_DECODING_BYTES = 4 * 1024 * 1024
 
 
 class _Filter:
@@ -63,31 +66,58 @@ class SharedDecoding:
     The watch hub hands the same event to every watcher of its prefix, and decoding a pod costs far more than
     filtering it: each event is decoded (and, for plain JSON watchers, encoded) once, not once per watcher.
     What a stored value decodes to is fixed by its key, its revision and the version it is shown in, so those
-    are the cache key. Watchers read the objects and never change them. Only the last `size` are kept: every
-    watcher handles an event at about the same time, and one that lags just decodes for itself.
+    are the cache key. Watchers read the objects and never change them. Only the last `size` events are kept,
+    and no more than `max_bytes` of them (measured as stored bytes and line bytes): every watcher handles an
+    event at about the same time, and one that lags just decodes for itself. Without the byte bound 256
+    events of 512 KiB ConfigMaps kept ~250 MB (objects and lines) until 256 small events had pushed them out.
     """
 
-    def __init__(self, size: int = 256):
-        self.size = size
-        self._objects: dict[tuple, dict] = {}
-        self._lines: dict[tuple, bytes] = {}
-
-    def _remember(self, cache: dict, key: tuple, value):
-        if len(cache) >= self.size:
-            del cache[next(iter(cache))]  # the oldest: dicts keep insertion order
-        cache[key] = value
-        return value
+    def __init__(self, size: int = 256, max_bytes: int = SHARED_DECODING_BYTES):
+        self.size, self.max_bytes = size, max_bytes
+        self._objects = _BoundedCache(size, max_bytes)
+        self._lines = _BoundedCache(size, max_bytes)
 
     def decode(self, kv: KeyValue, rt: ResourceType) -> dict:
         key = (kv.mod_revision, kv.key, rt.api_version)
         obj = self._objects.get(key)
-        return obj if obj is not None else self._remember(self._objects, key, strategy.decode(kv, rt))
+        if obj is None:
+            obj = self._objects.put(key, strategy.decode(kv, rt), len(kv.value))
+        return obj
 
     def line(self, type_: str, kv: KeyValue, rt: ResourceType, obj: dict) -> bytes:
         """The watch event `{"type": type_, "object": obj}` as one JSON line; obj is decode(kv, rt)."""
         key = (type_, kv.mod_revision, kv.key, rt.api_version)
         line = self._lines.get(key)
-        return line if line is not None else self._remember(self._lines, key, event_line(type_, obj))
+        if line is None:
+            line = event_line(type_, obj)
+            self._lines.put(key, line, len(line))
+        return line
+
+
+class _BoundedCache:
+    """The newest entries, at most `size` of them and `max_bytes` by their stated sizes (oldest out first).
+    An entry larger than the whole budget is kept alone, until the next one comes."""
+
+    __slots__ = ("size", "max_bytes", "bytes", "_entries")
+
+    def __init__(self, size: int, max_bytes: int):
+        self.size, self.max_bytes, self.bytes = size, max_bytes, 0
+        self._entries: dict[tuple, tuple[object, int]] = {}  # insertion order = age
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple):
+        entry = self._entries.get(key)
+        return entry[0] if entry is not None else None
+
+    def put(self, key: tuple, value, nbytes: int):
+        entries = self._entries
+        while entries and (len(entries) >= self.size or self.bytes + nbytes > self.max_bytes):
+            self.bytes -= entries.pop(next(iter(entries)))[1]
+        entries[key] = (value, nbytes)
+        self.bytes += nbytes
+        return value
 
 
 def event_line(type_: str, obj: dict) -> bytes:

@@ -90,3 +90,20 @@ def test_shared_decoding_gives_each_watcher_the_same_event():
     for revision in range(10, 20):  # bounded: old entries go
         shared.decode(stored({"metadata": {"name": "a"}}, revision=revision), CM)
     assert len(shared._objects) <= 4
+
+
+def test_shared_decoding_keeps_recent_events_within_a_byte_budget():
+    shared = SharedDecoding(size=256, max_bytes=64 * 1024)
+    large = [stored({"metadata": {"name": f"big-{r}"}, "data": {"blob": "x" * 30_000}}, revision=r) for r in (1, 2, 3)]
+    for kv in large:
+        obj = shared.decode(kv, CM)
+        shared.line("ADDED", kv, CM, obj)
+    assert len(shared._objects) == 2 and shared._objects.bytes <= 64 * 1024  # the oldest large one went
+    assert len(shared._lines) == 2 and shared._lines.bytes <= 64 * 1024
+    assert shared.decode(large[2], CM) is shared.decode(large[2], CM)  # still shared while it is kept
+    huge = stored({"metadata": {"name": "huge"}, "data": {"blob": "x" * 100_000}}, revision=4)
+    assert shared.decode(huge, CM) is shared.decode(huge, CM)  # larger than the budget: kept alone
+    assert len(shared._objects) == 1
+    small = stored({"metadata": {"name": "small"}}, revision=5)
+    shared.decode(small, CM)
+    assert len(shared._objects) == 1 and shared._objects.bytes == len(small.value)  # ...until the next one
