@@ -6,8 +6,9 @@ Both phases first build the demo image here (examples/demo/build.sh: the invento
 Phase `create`: `kfab bundle create -i CREATE_INVENTORY` from fresh hosts of that inventory, taken down after (the
 packages are resolved on its first host), then `kfab bundle verify`. Default inventory/lab.yml (the quick-start
 lab, 10.78: hold /tmp/kfab-lab-quickstart.lock); tests/lab/inventory/bundle.yml has the same groups, sizes,
-packages and images (tests/unit/test_bundle.py holds them equal), so `--create-inventory
-tests/lab/inventory/bundle.yml` measures the same bundle on the bundle lab.
+packages and images (tests/unit/test_bundle.py holds them equal). `--resolve-with tests/lab/inventory/bundle.yml`
+makes inventory/lab.yml's bundle with apt resolving on a fresh bn1 (labh1's connection variables pointed at it),
+so no quick-start lab is needed: everything then runs on the bundle lab alone.
 Phase `up`: on the bundle lab (10.85, tests/lab/inventory/bundle.yml: bn1 control plane + etcd + registry, bn2 and
 bn3 workers; hold /tmp/kfab-lab-bundle.lock), from fresh hosts each time:
   1. a package cache of its own (`kfab cache up` on 10.85.0.1:3142, kept in CACHE_DIR between bench runs),
@@ -16,7 +17,7 @@ bn3 workers; hold /tmp/kfab-lab-bundle.lock), from fresh hosts each time:
      same kfab) and `kfab image push` of the demo image — what --bundle does after its run;
   3. offline: the lab cut off from everything outside it (tests/lab/offline.py), `kfab up --bundle`.
     flock -s /tmp/kfab-lab.lock flock /tmp/kfab-lab-bundle.lock \\
-        .venv/bin/python bench/bundle.py [--phases create,up] [--create-inventory tests/lab/inventory/bundle.yml]
+        .venv/bin/python bench/bundle.py [--phases create,up] [--resolve-with tests/lab/inventory/bundle.yml]
 """
 
 from __future__ import annotations
@@ -65,11 +66,18 @@ def build_demo_image() -> None:
         raise SystemExit(f"examples/demo/build.sh failed:\n{built.stdout}{built.stderr}")
 
 
-def phase_create(inventory: Path, out: Path) -> dict:
-    lab = Lab(inventory)
+def phase_create(inventory: Path, out: Path, resolve_with: Path | None = None) -> dict:
+    lab = Lab(resolve_with or inventory)
     fresh(lab)
+    resolve = []
+    if resolve_with is not None:
+        # the inventory's first host reached at the other lab's first host (same Debian release, a fresh host)
+        address = next(iter(lab.hosts.values()))
+        reach = {"ansible_host": address, "ansible_ssh_private_key_file": str(lab.spec.key_file),
+                 "kfab_known_hosts_file": str(lab.spec.known_hosts_file)}
+        resolve = ["--resolve-on", next(iter(Lab(inventory).hosts)), "-e", json.dumps(reach)]
     try:
-        proc, seconds = kfab("bundle", "create", "-i", str(inventory), "-o", str(out))
+        proc, seconds = kfab("bundle", "create", "-i", str(inventory), "-o", str(out), *resolve)
     finally:
         lab.down()
     print(proc.stderr, end="")
@@ -107,6 +115,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", default="create,up")
     parser.add_argument("--create-inventory", type=Path, default=LAB_INVENTORY)
+    parser.add_argument("--resolve-with", type=Path, metavar="INVENTORY",
+                        help="phase create: resolve the packages on this lab's first host instead of starting the "
+                             "create inventory's lab (e.g. tests/lab/inventory/bundle.yml: no 10.78 lab needed)")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     load = Path("/proc/loadavg").read_text().split()[0]
@@ -114,7 +125,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kfab-bench-bundle-") as tmp:
         tmp = Path(tmp)
         if "create" in phases:
-            c = phase_create(args.create_inventory, tmp / "lab.tar")
+            c = phase_create(args.create_inventory, tmp / "lab.tar", args.resolve_with)
             name = args.create_inventory.resolve().relative_to(REPO)
             print(f"\nbundle of {name} (load {load}): {c['size_mb']:.1f} MB, "
                   f"create {c['create_s']:.1f} s, verify {c['verify_s']:.1f} s")
