@@ -289,7 +289,11 @@ class InformerFactory:
                 self._tasks[rt] = asyncio.create_task(informer.run(), name=f"informer-{rt.plural}")
 
     async def wait_synced(self) -> None:
-        await asyncio.gather(*(i.synced.wait() for i in self._informers.values()))
+        """Until every started informer has listed once. As client-go's WaitForCacheSync, informers asked for but
+        not started are not waited for: in `kfab server` the scheduler shares this factory with the controllers,
+        and a controller-manager that failed between asking for informers and starting them must not hold the
+        scheduler up for good."""
+        await asyncio.gather(*(self._informers[rt].synced.wait() for rt in list(self._tasks)))
 
     async def stop(self) -> None:
         for task in self._tasks.values():

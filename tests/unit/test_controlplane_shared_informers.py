@@ -66,3 +66,25 @@ def test_a_leader_elected_component_keeps_informers_of_its_own(run):
     election = LeaderElectionConfig.__new__(LeaderElectionConfig)
     with pytest.raises(ValueError, match="informers of its own"):
         asyncio.run(function(Path("admin.kubeconfig"), election, informers=object()))
+
+
+def test_waiting_for_caches_is_not_held_up_by_informers_nobody_started():
+    from kfab.client import rt_of
+
+    async def main() -> None:
+        informers = InformerFactory(client=None)
+        pods = informers.informer(rt_of("Pod"))
+
+        async def listed_then_watching() -> None:
+            pods.synced.set()
+            await asyncio.Event().wait()
+
+        pods.run = listed_then_watching
+        informers.start()
+        informers.informer(rt_of("Node"))  # asked for by a component that failed before starting it
+        try:
+            await asyncio.wait_for(informers.wait_synced(), 5)
+        finally:
+            await informers.stop()
+
+    asyncio.run(main())
