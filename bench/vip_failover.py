@@ -8,8 +8,8 @@ writes that are missing afterwards (must be 0).
   vip, holder API stopped     `systemctl stop kfab-apiserver` on the VIP holder, writes through the VIP
   one API server restarted    `systemctl restart kfab-apiserver` on one host, writes straight to that host: what a
                               single-host cluster (no VIP) is without its API server during a restart
-Run it under the HA lab's locks (TEAM.md); it brings the lab and the cluster up unless --reuse:
-    flock -s /tmp/kfab-lab.lock flock /tmp/kfab-lab-test_up_ha.lock .venv/bin/python bench/vip_failover.py
+Run it under the HA lab's locks (whoever uses the lab takes them); it brings the lab and cluster up unless --reuse:
+    flock -s /tmp/kfab-lab.lock flock /tmp/kfab-lab-ha.lock .venv/bin/python bench/vip_failover.py
         [--rounds 3] [--reuse] [--keep]
 """
 
