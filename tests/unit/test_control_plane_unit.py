@@ -11,7 +11,8 @@ import pytest
 from kfab.cli import build_parser
 from kfab.provision.templating import file_environment
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "control-plane"
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles" / "control-plane"
 VARIABLES = dict(state_store_backend="sqlite", group_names=["control_plane"], kfab_venv="/opt/kfab/venv",
                  state_store_url="sqlite:///var/lib/kfab/state/state.db", kfab_data_dir="/var/lib/kfab",
                  control_plane_bind="0.0.0.0", kfab_apiserver_port=6443, inventory_hostname="u1",
@@ -22,8 +23,8 @@ VARIABLES = dict(state_store_backend="sqlite", group_names=["control_plane"], kf
 
 
 def exec_start(level: str) -> list[str]:
-    unit = file_environment([ROLE / "templates"]).get_template("kfab-apiserver.service.j2").render(
-        **VARIABLES, control_plane_audit_level=level)
+    environment = file_environment([ROLE / "templates", REPO / "templates"])   # the role's, then the shared unit
+    unit = environment.get_template("kfab-apiserver.service.j2").render(**VARIABLES, control_plane_audit_level=level)
     command = unit.split("ExecStart=", 1)[1].split("\nRestart=", 1)[0]
     return shlex.split(command.replace("\\\n", " "))
 

@@ -1,6 +1,7 @@
-"""The virtual IP holder's systemd unit, rendered as role control-plane renders it, parses as a `kfab vip` command
-line for the host's own address; `kfab vip` refuses an address that is not IPv4 with one line; with
-control_plane_vip every client of the API is pointed at it, without it at the first control-plane host."""
+"""The virtual IP holder's systemd unit, rendered as role control-plane renders it (on the shared unit template),
+parses as a `kfab vip` command line for the host's own address; `kfab vip` refuses an address that is not IPv4 with
+one line; with control_plane_vip every client of the API is pointed at it, without it at the first control-plane
+host."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ ROLE = REPO / "roles" / "control-plane"
 
 
 def test_the_unit_is_a_valid_kfab_vip_command():
-    unit = file_environment([ROLE / "templates"]).get_template("kfab-vip.service.j2").render(
+    unit = file_environment([ROLE / "templates", REPO / "templates"]).get_template("kfab-vip.service.j2").render(
         kfab_venv="/opt/kfab/venv", control_plane_vip="10.87.0.100", kfab_config_dir="/etc/kfab",
         control_plane_advertise_address="10.87.0.11", inventory_hostname="ha1")
     command = unit.split("ExecStart=", 1)[1].split("\nRestart=", 1)[0]
