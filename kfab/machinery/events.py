@@ -22,6 +22,9 @@ EVENT = rt_of("Event")
 QUEUE_LIMIT = 5000  # beyond this, events are dropped rather than slowing controllers down
 SPAM_BURST = 25      # client-go EventSourceObjectSpamFilter: burst 25, refill one token per 300 s
 SPAM_REFILL = 1 / 300
+# What close() waits for the queued events to be written: a controller-manager that loses its Lease stops its
+# controllers at once, and the Events of what they just did (a ScalingReplicaSet) must not go with them.
+FLUSH_ON_CLOSE = 2.0
 
 
 def _now() -> str:
@@ -67,6 +70,8 @@ class EventRecorder:
                 await self._write(*item)
             except Exception as e:  # noqa: BLE001 - events are best effort
                 log.debug("event not written: %s", e)
+            finally:
+                self._queue.task_done()
 
     async def _write(self, obj: dict, type_: str, reason: str, message: str, component: str, when: str) -> None:
         meta = meta_of(obj)
@@ -101,7 +106,12 @@ class EventRecorder:
         self._seen[agg] = (namespace, name, 1)
 
     async def close(self) -> None:
+        """Write what is queued (for at most FLUSH_ON_CLOSE seconds), then stop the writer."""
         if self._task is not None:
+            try:
+                await asyncio.wait_for(self._queue.join(), FLUSH_ON_CLOSE)
+            except asyncio.TimeoutError:
+                log.debug("closing with %d events unwritten", self._queue.qsize())
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
