@@ -142,8 +142,6 @@ class Role:
     vars: Layer | None = None     # vars/main.yml: above play vars, as in Ansible
     tasks: list = field(default_factory=list)
     handlers: list = field(default_factory=list)
-    template_env: jinja2.Environment | None = None
-    template_dirs: list[Path] = field(default_factory=list)
     dependencies: list["Dependency"] = field(default_factory=list)   # meta/main.yml, in order
     allow_duplicates: bool = False
     of_play: bool = False     # a play's own pre_tasks/tasks/post_tasks/handlers (files beside the play file)
@@ -192,9 +190,7 @@ def play_tasks(name: str, section: str, items: list, handlers: list, file: Path,
     """A play's `tasks:` (or pre_tasks/post_tasks) as a role without defaults: its files and templates are
     looked up beside the play file (files/, templates/), as Ansible does for play tasks."""
     base = file.parent
-    dirs = [d for d in (base / "templates", base) if d.is_dir()]
-    role = Role(name, base, Layer(f"{file} ({section})", {}), template_env=file_environment(dirs), template_dirs=dirs,
-                of_play=True, play_dir=base)
+    role = Role(name, base, Layer(f"{file} ({section})", {}), of_play=True, play_dir=base)
     role.tasks = _nodes(items, file, role, loader, (file,))
     role.handlers = _nodes(handlers, file, role, loader, (file,))
     return role
@@ -210,11 +206,12 @@ def load_role(name: str, roles_dir: Path, shared_templates: Path, loader: RoleLo
     role = Role(name, path, Layer(str(path / "defaults" / "main.yml"), defaults),
                 vars=Layer(str(path / "vars" / "main.yml"),
                            _mapping_file(path / "vars" / "main.yml", vault=loader.vault)),
-                template_env=file_environment(dirs), template_dirs=dirs, play_dir=roles_dir.parent)
+                play_dir=roles_dir.parent)
     loader.cache[name] = role   # before its tasks: a role that includes itself finds itself, not a loop
+    syntax = file_environment(dirs)   # templates are found on the task's search path when they render
     for d in dirs:
         for tpl in sorted(d.rglob("*.j2")):
-            check_syntax(role.template_env, tpl.read_text(), str(tpl))
+            check_syntax(syntax, tpl.read_text(), str(tpl))
     _meta(role, path / "meta" / "main.yml", loader)
     tasks_file = path / "tasks" / "main.yml"
     if not tasks_file.is_file():
