@@ -196,11 +196,13 @@ VALUE_ENV = _setup(_ValueEnvironment(undefined=jinja2.StrictUndefined, keep_trai
 
 
 def file_environment(search_path: list[Path]) -> jinja2.Environment:
+    return _template_files(jinja2.FileSystemLoader([str(p) for p in search_path]))
+
+
+def _template_files(loader: jinja2.BaseLoader) -> jinja2.Environment:
     # trim_blocks as Ansible's template module sets it, so {% if %} lines leave no blank lines.
-    return _setup(jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
-        autoescape=False))
+    return _setup(jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                     keep_trailing_newline=True, autoescape=False))
 
 
 class _SearchLoader(jinja2.FileSystemLoader):
@@ -222,10 +224,7 @@ class _SearchLoader(jinja2.FileSystemLoader):
 @functools.lru_cache(maxsize=256)
 def search_environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
     """An environment for the templates of one search path (cached: a template is compiled once per run)."""
-    return _setup(jinja2.Environment(
-        loader=_SearchLoader([str(p) for p in search_path]),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
-        autoescape=False))
+    return _template_files(_SearchLoader([str(p) for p in search_path]))
 
 
 def is_template(value) -> bool:
