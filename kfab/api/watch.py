@@ -73,7 +73,6 @@ class SharedDecoding:
     """
 
     def __init__(self, size: int = 256, max_bytes: int = SHARED_DECODING_BYTES):
-        self.size, self.max_bytes = size, max_bytes
         self._objects = _BoundedCache(size, max_bytes)
         self._lines = _BoundedCache(size, max_bytes)
 
