@@ -25,6 +25,9 @@ SSH_DEADLINE_S = 120.0  # a first boot takes ~3 s; the rest is headroom for a lo
 VM_SSH_DEADLINE_S = 600.0  # an emulated VM boots in ~25-50 s; several at once on a loaded machine take longer
 # Per SSH banner / login attempt. An emulated VM on a loaded machine takes seconds for either.
 BANNER_TIMEOUT_S = {False: 1.0, True: 20.0}
+# `status` asks once, not in a polling loop: a container host's sshd on a machine at load 20+ has taken over
+# 1 s to greet, and a running host must not be reported as "no answer" for that.
+STATUS_BANNER_TIMEOUT_S = {False: 5.0, True: 20.0}
 LOGIN_TIMEOUT_S = {False: 10.0, True: 60.0}
 
 
@@ -280,7 +283,7 @@ class Lab:
                 state = ("missing" if not ours else "paused" if container.paused else
                          "stopped" if not running else
                          "partitioned" if faults.is_partitioned(spec, host.name, container) else "running")
-            if not running or not ssh_banner(host.ip, timeout=BANNER_TIMEOUT_S[host.vm]):
+            if not running or not ssh_banner(host.ip, timeout=STATUS_BANNER_TIMEOUT_S[host.vm]):
                 return HostStatus(host.name, host.ip, running, "no answer", kind, state)
             ok, err = (login_works(host.ip, spec.key_file, spec.known_hosts_file, LOGIN_TIMEOUT_S[host.vm])
                        if spec.known_hosts_file.exists() else (False, "no known_hosts (run kfab lab up)"))

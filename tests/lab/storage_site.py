@@ -45,9 +45,7 @@ class StorageSite(Site):
             with tempfile.TemporaryDirectory() as tmp:
                 tar = build_busybox_image(Path(tmp))
                 for host in VMS:
-                    with open(tar, "rb") as f:
-                        subprocess.run(self.lab.lab.ssh_command(host) + ["podman load -q"], stdin=f, check=True,
-                                       capture_output=True, timeout=300)
+                    self.load_image(host, tar)
             for host in VMS:
                 self.kubectl("label", "node", host, f"{MOUNTS_LABEL}=true", "--overwrite")
         except BaseException:
@@ -55,6 +53,29 @@ class StorageSite(Site):
                 self.stop()
             raise
         return self
+
+    def load_image(self, host: str, tar: Path, timeout: float = 240) -> None:
+        """`podman load` the tar on a VM. Under CI load a TCG guest has missed ARP for seconds (ssh: No route to
+        host) right after `kfab up`: connection failures (ssh's exit 255) are retried; a VM that stays away
+        fails with its QEMU state and console tail, so the next failure says what the guest did."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(tar, "rb") as f:
+                proc = subprocess.run(self.lab.lab.ssh_command(host) + ["podman load -q"], stdin=f,
+                                      capture_output=True, timeout=300)
+            if proc.returncode == 0:
+                return
+            if proc.returncode != 255 or time.monotonic() > deadline:
+                raise AssertionError(f"podman load on {host} failed (exit {proc.returncode}): "
+                                     f"{proc.stderr.decode(errors='replace').strip()}\n{self.vm_state(host)}")
+            time.sleep(2)
+
+    def vm_state(self, host: str, lines: int = 40) -> str:
+        from kfab.lab import vm
+        spec = self.lab.lab.spec
+        console = vm.vm_dir(spec, host) / "console.log"
+        tail = console.read_text(errors="replace").splitlines()[-lines:] if console.exists() else ["(no console log)"]
+        return f"VM {host}: QEMU running={vm.running(spec, host)}; console tail:\n" + "\n".join(tail)
 
     def get(self, kind: str, name: str, namespace: str | None = NS) -> dict:
         args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
