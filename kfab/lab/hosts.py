@@ -31,6 +31,12 @@ class Container:
     def stopped(self) -> bool:
         return not self.running and not self.paused
 
+    @property
+    def never_booted(self) -> bool:
+        """Created but never started: what a killed `kfab lab up` leaves while its `podman run` may still be
+        starting it (a second `podman start` then fails with runc's "container with given ID already exists")."""
+        return self.status in ("created", "configured", "initialized")
+
 
 def inspect(name: str) -> Container | None:
     proc = run(["podman", "container", "inspect", name], check=False)
@@ -74,9 +80,10 @@ def lab_containers(spec: LabSpec) -> list[str]:
 
 
 def is_current(container: Container | None, spec: LabSpec, host: LabHost, image: str) -> bool:
-    """A host of this lab, from this image, with the inventory's IP: keep it (and its disk), running or not."""
+    """A host of this lab, from this image, with the inventory's IP: keep it (and its disk), running or
+    stopped. One that never booted has no disk worth keeping and is made afresh (start_host replaces it)."""
     return (container is not None and container.network == spec.network
-            and container.image == image and container.ip == host.ip)
+            and container.image == image and container.ip == host.ip and not container.never_booted)
 
 
 def check_ownership(container: Container | None, spec: LabSpec, host: LabHost) -> None:

@@ -47,6 +47,10 @@ def test_a_stopped_host_is_known_by_the_address_it_was_created_with(spec):
     assert not hosts.is_current(stopped, spec, host, "newer-img")
     other_ip = hosts.Container("u1", False, "img", None, "kfabunit", status="created")
     assert not hosts.is_current(other_ip, spec, host, "img")
+    # Left by a killed `kfab lab up` whose own `podman run` may still be starting it: made afresh.
+    for status in ("created", "configured", "initialized"):
+        half_made = hosts.Container("u1", False, "img", "10.99.0.11", "kfabunit", status=status)
+        assert not hosts.is_current(half_made, spec, host, "img")
 
 
 @pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed")
