@@ -4,6 +4,7 @@ already matches, which is what makes a second run report `ok`)."""
 from __future__ import annotations
 
 import shlex
+import subprocess
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from kfab.provision.modules import MODULES
 from kfab.provision.modules.base import Command, CommandResult, Diff, Fail, FileInfo, PutFile, Result, UnitInfo
 from kfab.provision.modules.lineinfile import edit_lines
+from kfab.provision.modules.package import apt_update_command
 
 
 @dataclass
@@ -91,6 +93,19 @@ def test_package_installs_only_missing_with_one_cache_update():
     changes = plan("package", FakeHost(installed={"curl"}), name=["curl", "podman", "runc"])
     assert changes[0] == Command(changes[0].cmd, once="apt-update") and changes[0].cmd.endswith(" update")
     assert changes[1].cmd.endswith("install podman runc")
+
+
+def test_a_hung_apt_update_is_ended_and_run_once_more(tmp_path):
+    # A fake apt-get that hangs the first time (as apt's http method did on a closed cache connection).
+    fake = tmp_path / "apt-get"
+    fake.write_text(f"#!/bin/sh\necho run >> {tmp_path}/runs\n"
+                    f"[ -e {tmp_path}/hung ] || {{ touch {tmp_path}/hung; exec sleep 60; }}\nexit 0\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    proc = subprocess.run(["sh", "-c", apt_update_command(timeout_s=0.5)], env=env, capture_output=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "runs").read_text().count("run") == 2
 
 
 def test_package_present_is_ok_and_absent_removes():

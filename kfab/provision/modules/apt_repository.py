@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from kfab.provision.modules.base import Arg, Command, Fail, Module, as_bool, octal_mode, put_file, q
-from kfab.provision.modules.package import APT
+from kfab.provision.modules.package import APT_UPDATE
 
 SOURCES = "/etc/apt/sources.list.d"
 SOURCE_FILES = f"/etc/apt/sources.list {SOURCES}/*.list"
@@ -49,7 +49,7 @@ def plan(args, host, files):
         yield from put_file(host, path, (before + repo + "\n").encode(), octal_mode(args["mode"]) or "0644")
         changed = True
     if changed and as_bool(args["update_cache"]):
-        yield Command(f"{APT} update")
+        yield Command(APT_UPDATE)
 
 
 MODULE = Module("apt_repository", plan, {

@@ -5,7 +5,7 @@ the key itself (no apt-key); apt's lists are refreshed after a change, so the ne
 from __future__ import annotations
 
 from kfab.provision.modules.base import Arg, Command, Fail, Module, as_list, put_file, q
-from kfab.provision.modules.package import APT
+from kfab.provision.modules.package import APT_UPDATE
 
 SOURCES = "/etc/apt/sources.list.d"
 KEYRINGS = "/etc/apt/keyrings"
@@ -49,7 +49,7 @@ def plan(args, host, files):
         changed = True
         yield change
     if changed:
-        yield Command(f"{APT} update")
+        yield Command(APT_UPDATE)
 
 
 MODULE = Module("deb822_repository", plan, {

@@ -7,8 +7,19 @@ from kfab.provision.modules.base import Arg, Command, Module, as_bool, as_list, 
 
 # Lock::Timeout: wait for another apt (a fresh VM's unattended-upgrades, a second session) instead of
 # failing at once on "Could not get lock".
-APT = ("DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Options::=--force-confold "
-       "-o DPkg::Lock::Timeout=300")
+APT_OPTIONS = "-q -y -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=300"
+APT = f"DEBIAN_FRONTEND=noninteractive apt-get {APT_OPTIONS}"
+# An `apt-get update` that hangs is ended and run once more: seen in the quick start, apt's http method sat
+# 7 minutes on a connection the package cache had already closed (Acquire::http::Timeout did not fire).
+UPDATE_TIMEOUT_S = 300
+
+
+def apt_update_command(timeout_s: float = UPDATE_TIMEOUT_S) -> str:
+    once = f"DEBIAN_FRONTEND=noninteractive timeout -k 10 {timeout_s} apt-get {APT_OPTIONS} update"
+    return f"{once} || {once}"
+
+
+APT_UPDATE = apt_update_command()
 
 
 def plan(args, host, files):
@@ -17,7 +28,7 @@ def plan(args, host, files):
     if args["state"] == "present":
         missing = [n for n in names if not installed.get(n)]
         if missing:
-            yield Command(f"{APT} update", once="apt-update")
+            yield Command(APT_UPDATE, once="apt-update")
             extra = "" if as_bool(args["install_recommends"]) else " --no-install-recommends"
             yield Command(f"{APT}{extra} install " + " ".join(q(n) for n in missing))
     else:
