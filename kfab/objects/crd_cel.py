@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import functools
 
-import celpy
-
 from kfab.objects.errors import Cause
 
-_ENV = celpy.Environment()
+
+@functools.cache
+def _cel():
+    """celpy and its environment, imported at the first CEL rule: cel-python with lark and pendulum is ~7 MB of
+    every API server's memory, and most clusters have no CRD with rules."""
+    import celpy
+    return celpy, celpy.Environment()
 
 
 @functools.lru_cache(maxsize=1024)
 def _program(rule: str):
-    return _ENV.program(_ENV.compile(rule))
+    _, env = _cel()
+    return env.program(env.compile(rule))
 
 
 def compile_error(rule: str) -> str | None:
     """None when the rule compiles, else the compiler's message (a CRD with such a rule is refused)."""
+    celpy, _ = _cel()
     try:
         _program(rule)
     except celpy.CELParseError as e:
@@ -40,6 +46,7 @@ _TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean", in
 def check(schema: dict, value, path: str, old=NO_OLD) -> list[Cause]:
     causes: list[Cause] = []
     for rule in schema.get("x-kubernetes-validations") or ():
+        celpy, _ = _cel()
         text = rule.get("rule", "")
         bindings = {"self": celpy.json_to_cel(value)}
         if "oldSelf" in text:
