@@ -104,5 +104,7 @@ def test_a_stopped_proxy_releases_its_pool_address_for_the_other_node_at_once():
     """`systemctl stop kfab-proxy`: the proxy removes the address and releases the Lease before it exits, so the
     other node takes it on its next try (1 s), not after the Lease's 6 s expire."""
     result = failover("stop")
-    assert result["failover_s"] < 3, result
+    # Without the release the other node must first see the Lease unrenewed for its 6 s, renewed every 1 s: at
+    # least 5 s after the stop. Released, it takes it on its next try (~1 s; 3.45 s seen in a full suite at load 20).
+    assert result["failover_s"] < 5, result
     print(f"pool address failover after the holder's proxy stopped: {result['failover_s']} s")
