@@ -78,5 +78,7 @@ def test_the_vip_moves_to_the_other_host_when_its_holder_dies_or_stops():
     assert result["lease_first"] == result["first"] and result["lease_then"] == result["then"] != result["first"]
     assert result["back"] == result["lease_back"] == result["first"]
     assert result["killed_s"] < 8, result    # Lease of 4 s + a retry period of 0.5 s, and the address added
-    assert result["stopped_s"] < 3, result   # address removed, Lease released
+    # Address removed, Lease released: the other takes it on its next try. Unreleased, the other must see the
+    # Lease unrenewed for 4 s, renewed every 0.5 s: at least 3.5 s, the bound below.
+    assert result["stopped_s"] < 3.5, result
     print(f"VIP failover: holder killed {result['killed_s']} s; a stopped holder let go in {result['stopped_s']} s")
